@@ -1,0 +1,9 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Property tests run a bounded number of cases; keep the suite fast on 2 cores.
+    testTimeout: 60_000,
+  },
+});
