@@ -1,0 +1,112 @@
+// Guest physical memory: RAM of a fixed size at GPA 0, backed by a SharedArrayBuffer so that a
+// second thread (the guest in a worker) sees the same bytes. All values are little-endian.
+import { GpaOutOfRangeError } from './errors.js';
+import { HV_HYP_PAGE_SIZE, type GuestPageSize } from './pages.js';
+import { OverlayTable } from './overlay.js';
+
+export interface GuestMemoryOptions {
+  /** RAM size in bytes; a multiple of the guest page size. */
+  size: number;
+  /** The guest's own page size (4, 16 or 64 KiB). Hyper-V pages stay 4 KiB regardless. */
+  pageSize?: GuestPageSize;
+  /** Attach to RAM another thread created (its `buffer`) instead of allocating. */
+  buffer?: SharedArrayBuffer;
+}
+
+export class GuestMemory {
+  readonly size: number;
+  readonly pageSize: GuestPageSize;
+  readonly buffer: SharedArrayBuffer;
+  /** The whole of RAM as bytes; `Atomics` works on it because it is shared. */
+  readonly bytes: Uint8Array;
+  readonly overlays: OverlayTable;
+  private readonly dv: DataView;
+
+  constructor(opts: GuestMemoryOptions) {
+    const pageSize = opts.pageSize ?? HV_HYP_PAGE_SIZE;
+    if (!Number.isSafeInteger(opts.size) || opts.size <= 0 || opts.size % pageSize !== 0) {
+      throw new RangeError(`guest memory size ${opts.size} is not a positive multiple of the ${pageSize}-byte page`);
+    }
+    if (opts.buffer && opts.buffer.byteLength !== opts.size) {
+      throw new RangeError(`shared buffer is ${opts.buffer.byteLength} bytes, expected ${opts.size}`);
+    }
+    this.size = opts.size;
+    this.pageSize = pageSize;
+    this.buffer = opts.buffer ?? new SharedArrayBuffer(opts.size);
+    this.bytes = new Uint8Array(this.buffer);
+    this.dv = new DataView(this.buffer);
+    this.overlays = new OverlayTable(this.bytes);
+  }
+
+  /** True if [gpa, gpa + length) lies inside RAM. */
+  contains(gpa: number, length = 1): boolean {
+    return Number.isSafeInteger(gpa) && Number.isSafeInteger(length) && gpa >= 0 && length >= 0 && gpa + length <= this.size;
+  }
+
+  /** Throws GpaOutOfRangeError unless [gpa, gpa + length) lies inside RAM. */
+  check(gpa: number, length: number): void {
+    if (!this.contains(gpa, length)) throw new GpaOutOfRangeError(gpa, length, this.size);
+  }
+
+  read8(gpa: number): number {
+    this.check(gpa, 1);
+    return this.dv.getUint8(gpa);
+  }
+  read16(gpa: number): number {
+    this.check(gpa, 2);
+    return this.dv.getUint16(gpa, true);
+  }
+  read32(gpa: number): number {
+    this.check(gpa, 4);
+    return this.dv.getUint32(gpa, true);
+  }
+  read64(gpa: number): bigint {
+    this.check(gpa, 8);
+    return this.dv.getBigUint64(gpa, true);
+  }
+  write8(gpa: number, v: number): void {
+    this.check(gpa, 1);
+    this.dv.setUint8(gpa, v);
+  }
+  write16(gpa: number, v: number): void {
+    this.check(gpa, 2);
+    this.dv.setUint16(gpa, v, true);
+  }
+  write32(gpa: number, v: number): void {
+    this.check(gpa, 4);
+    this.dv.setUint32(gpa, v, true);
+  }
+  write64(gpa: number, v: bigint): void {
+    this.check(gpa, 8);
+    this.dv.setBigUint64(gpa, BigInt.asUintN(64, v), true);
+  }
+
+  /** A copy of [gpa, gpa + length). */
+  read(gpa: number, length: number): Uint8Array {
+    this.check(gpa, length);
+    return this.bytes.slice(gpa, gpa + length);
+  }
+
+  /** Copies `src` into RAM at `gpa`. */
+  write(gpa: number, src: Uint8Array): void {
+    this.check(gpa, src.length);
+    this.bytes.set(src, gpa);
+  }
+
+  fill(gpa: number, length: number, value = 0): void {
+    this.check(gpa, length);
+    this.bytes.fill(value, gpa, gpa + length);
+  }
+
+  /** A live window on [gpa, gpa + length): no copy, writes go straight to RAM. */
+  view(gpa: number, length: number): Uint8Array {
+    this.check(gpa, length);
+    return this.bytes.subarray(gpa, gpa + length);
+  }
+
+  /** A DataView on [gpa, gpa + length), for structured access to a checked range. */
+  dataView(gpa: number, length: number): DataView {
+    this.check(gpa, length);
+    return new DataView(this.buffer, gpa, length);
+  }
+}
