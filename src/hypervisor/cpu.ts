@@ -1,0 +1,275 @@
+// The CPU ports through which a guest drives its VPs: each trap is decoded for its architecture
+// (tlfs.md §4.1 x86-64, §4.2 x86-32, §3.2 arm64 SMCCC) into the ABI-neutral dispatcher, and
+// every trap emits a trace event.
+import { ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID, HV_FUNC_ID, HV_SMCCC_UID } from '../tlfs/registers.js';
+import { decodeControl } from '../tlfs/control.js';
+import { MiscX64 } from '../tlfs/cpuid.js';
+import type {
+  Arm64Cpu,
+  Arm64Registers,
+  CpuidResult,
+  Fault,
+  MsrRead,
+  X64Cpu,
+  X64Registers,
+  X86_32Cpu,
+  X86Registers,
+} from './cpu-interface.js';
+import { cpuidLeaf } from './features.js';
+import { hypercalls } from './hypercall/index.js';
+import type { HypercallRequest, HypercallResponse } from './hypercall/dispatch.js';
+import { registerByMsr, sendIcr } from './registers.js';
+import type { Vp } from './vp.js';
+
+/** Architectural x2APIC and APIC MSRs the model answers besides the synthetic ones. */
+const IA32_TSC = 0x10;
+const IA32_APIC_BASE = 0x1b;
+const X2APIC_APICID = 0x802;
+const X2APIC_TPR = 0x808;
+const X2APIC_EOI = 0x80b;
+const X2APIC_ICR = 0x830;
+
+const VMCALL = [0x0f, 0x01, 0xc1];
+const VMMCALL = [0x0f, 0x01, 0xd9];
+const MASK32 = 0xffffffffn;
+
+abstract class CpuPort {
+  interruptsEnabled = false;
+
+  constructor(readonly vp: Vp) {}
+
+  interruptPending(): boolean {
+    return this.vp.apic.deliverable() !== undefined;
+  }
+
+  acceptInterrupt(): number | undefined {
+    return this.interruptsEnabled ? this.vp.apic.acknowledge() : undefined;
+  }
+
+  /** Runs a hypercall to completion, re-executing it while the hypervisor continues it (§4.6). */
+  protected hypercall(build: () => HypercallRequest, update: (r: HypercallResponse, req: HypercallRequest) => void): void {
+    for (;;) {
+      const req = build();
+      const r = hypercalls.dispatch(this.vp, req);
+      update(r, req);
+      if (r.restartControl === undefined) return;
+    }
+  }
+}
+
+abstract class X86Port extends CpuPort {
+  cpuid(leaf: number, subleaf = 0): CpuidResult {
+    const p = this.vp.partition;
+    const r = cpuidLeaf(p.features, leaf, { apicId: this.vp.apicId, vendor: p.config.cpuVendor, invariantTsc: (p.tscInvariantControl & 1n) !== 0n });
+    p.events.emit({ kind: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, ...r });
+    return r;
+  }
+
+  rdtsc(): bigint {
+    return this.vp.partition.referenceTime.tsc();
+  }
+
+  rdmsr(msr: number): MsrRead {
+    const r = this.readMsr(msr >>> 0);
+    this.vp.partition.events.emit({ kind: 'msr-read', vp: this.vp.index, msr: msr >>> 0, ...r });
+    return r;
+  }
+
+  wrmsr(msr: number, value: bigint): Fault | undefined {
+    const v = BigInt.asUintN(64, value);
+    const fault = this.writeMsr(msr >>> 0, v);
+    this.vp.partition.events.emit({ kind: 'msr-write', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
+    return fault;
+  }
+
+  private readMsr(msr: number): MsrRead {
+    const vp = this.vp;
+    const def = registerByMsr.get(msr);
+    if (def) {
+      if (!def.gate(vp.partition.features) || !def.read) return { fault: '#GP' };
+      return { value: def.read(vp) };
+    }
+    switch (msr) {
+      case IA32_TSC:
+        return { value: this.rdtsc() };
+      case IA32_APIC_BASE:
+        return { value: 0xfee00000n | (1n << 11n) | (this.x2apic ? 1n << 10n : 0n) | (vp.index === 0 ? 1n << 8n : 0n) };
+    }
+    if (!this.x2apic) return { fault: '#GP' };
+    switch (msr) {
+      case X2APIC_APICID:
+        return { value: BigInt(vp.apicId) };
+      case X2APIC_TPR:
+        return { value: BigInt(vp.apic.tpr) };
+      case X2APIC_ICR:
+        return { value: vp.icr };
+      default:
+        return { fault: '#GP' };
+    }
+  }
+
+  private writeMsr(msr: number, v: bigint): Fault | undefined {
+    const vp = this.vp;
+    const def = registerByMsr.get(msr);
+    if (def) {
+      if (!def.gate(vp.partition.features) || !def.write) return '#GP';
+      return def.write(vp, v) === undefined ? undefined : '#GP';
+    }
+    if (!this.x2apic) return '#GP';
+    switch (msr) {
+      case X2APIC_TPR:
+        if (v > 0xffn) return '#GP';
+        vp.apic.tpr = Number(v);
+        return undefined;
+      case X2APIC_EOI:
+        vp.apic.eoi();
+        return undefined;
+      case X2APIC_ICR:
+        // x2APIC image: destination in [63:32].
+        sendIcr(vp, v, Number(v >> 32n));
+        return undefined;
+      default:
+        return '#GP';
+    }
+  }
+
+  /** x2APIC mode exists on the 64-bit model only (CPUID.1:ECX[21]). */
+  protected abstract readonly x2apic: boolean;
+
+  /** What a CALL to `gpa` finds: a hypercall instruction, or anything else (#UD). */
+  protected callTarget(gpa: number): Fault | 'hypercall' {
+    const mem = this.vp.partition.memory;
+    if (!mem.contains(gpa, 3)) return '#GP';
+    const b = mem.read(gpa, 3);
+    const is = (op: number[]) => op.every((x, i) => b[i] === x);
+    return is(VMCALL) || is(VMMCALL) ? 'hypercall' : '#UD';
+  }
+
+  /** VMCALL traps to the Hyper-V handler only while the hypercall page is enabled (tlfs.md §4.2). */
+  protected get hypercallsEnabled(): boolean {
+    return this.vp.partition.hypercallsEnabled;
+  }
+}
+
+export class X64Port extends X86Port implements X64Cpu {
+  readonly arch = 'x64';
+  protected readonly x2apic = true;
+
+  call(gpa: number, regs: X64Registers): Fault | undefined {
+    const t = this.callTarget(gpa);
+    return t === 'hypercall' ? this.vmcall(regs) : t;
+  }
+
+  vmcall(regs: X64Registers): Fault | undefined {
+    if (!this.hypercallsEnabled) return '#UD';
+    const misc = this.vp.partition.features.misc;
+    const xmmIn = (misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
+    const xmmOut = (misc & MiscX64.HYPERCALL_XMM_OUTPUT) !== 0;
+    this.hypercall(
+      () => ({
+        control: regs.rcx,
+        inputGpa: regs.rdx,
+        outputGpa: regs.r8,
+        fastRegisters: xmmIn ? [regs.rdx, regs.r8, ...Array.from({ length: 12 }, (_, i) => regs.xmm[i] ?? 0n)] : [regs.rdx, regs.r8],
+        fastOutput: xmmIn && xmmOut,
+      }),
+      (r, req) => {
+        regs.rax = r.result;
+        if (r.restartControl !== undefined) regs.rcx = r.restartControl;
+        if (decodeControl(req.control).fast) {
+          regs.rdx = req.fastRegisters[0] ?? regs.rdx;
+          regs.r8 = req.fastRegisters[1] ?? regs.r8;
+          for (let i = 2; i < req.fastRegisters.length; i++) regs.xmm[i - 2] = req.fastRegisters[i]!;
+        }
+      },
+    );
+    return undefined;
+  }
+}
+
+export class X86_32Port extends X86Port implements X86_32Cpu {
+  readonly arch = 'x86';
+  protected readonly x2apic = false;
+
+  call(gpa: number, regs: X86Registers): Fault | undefined {
+    const t = this.callTarget(gpa);
+    return t === 'hypercall' ? this.vmcall(regs) : t;
+  }
+
+  vmcall(regs: X86Registers): Fault | undefined {
+    if (!this.hypercallsEnabled) return '#UD';
+    const pair = (hi: number, lo: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    this.hypercall(
+      () => {
+        const input = pair(regs.ebx, regs.ecx);
+        const output = pair(regs.edi, regs.esi);
+        // Only 16 bytes of fast input exist in 32-bit mode, and no fast output.
+        return { control: pair(regs.edx, regs.eax), inputGpa: input, outputGpa: output, fastRegisters: [input, output], fastOutput: false };
+      },
+      (r) => {
+        // On continuation EDX:EAX holds the updated control for the re-executed call.
+        const v = r.restartControl ?? r.result;
+        regs.edx = Number((v >> 32n) & MASK32);
+        regs.eax = Number(v & MASK32);
+      },
+    );
+    return undefined;
+  }
+}
+
+const ARM_SMCCC_VERSION_FUNC_ID = 0x80000000;
+/** SMCCC 1.2: the extended register set Linux's hv_get_vpreg_128 needs. */
+const ARM_SMCCC_VERSION_1_2 = 0x10002n;
+const SMCCC_RET_NOT_SUPPORTED = 0xffff_ffff_ffff_ffffn;
+
+export class Arm64Port extends CpuPort implements Arm64Cpu {
+  readonly arch = 'arm64';
+
+  get counterHz(): number {
+    return this.vp.partition.referenceTime.tscHz;
+  }
+
+  readCounter(): bigint {
+    return this.vp.partition.referenceTime.tsc();
+  }
+
+  endOfInterrupt(): void {
+    this.vp.apic.eoi();
+  }
+
+  hvc(imm: number, regs: Arm64Registers): Fault | undefined {
+    if (imm !== 0) return '#UD';
+    const x = regs.x;
+    while (x.length < 18) x.push(0n);
+    const func = Number(x[0]! & MASK32);
+    if (func === ARM_SMCCC_VERSION_FUNC_ID) {
+      x[0] = ARM_SMCCC_VERSION_1_2;
+    } else if (func === ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID) {
+      HV_SMCCC_UID.forEach((w, i) => (x[i] = BigInt(w)));
+    } else if (func === HV_FUNC_ID) {
+      this.hypercall(
+        () => ({ control: x[1]!, inputGpa: x[2]!, outputGpa: x[3]!, fastRegisters: x.slice(2, 18), fastOutput: true }),
+        (r, req) => {
+          x[0] = r.result;
+          if (r.restartControl !== undefined) x[1] = r.restartControl;
+          if (decodeControl(req.control).fast) req.fastRegisters.forEach((q, i) => (x[2 + i] = q));
+        },
+      );
+    } else {
+      x[0] = SMCCC_RET_NOT_SUPPORTED;
+    }
+    return undefined;
+  }
+}
+
+/** The CPU port of `vp` for its partition's architecture. */
+export function cpuPort(vp: Vp): X64Port | X86_32Port | Arm64Port {
+  switch (vp.partition.arch) {
+    case 'x64':
+      return new X64Port(vp);
+    case 'x86':
+      return new X86_32Port(vp);
+    case 'arm64':
+      return new Arm64Port(vp);
+  }
+}

@@ -1,0 +1,216 @@
+// Hypercall dispatch, independent of the calling convention (tlfs.md §4). The ABI adapters
+// (abi.ts) turn registers into a HypercallRequest; this module validates it in the order of
+// §4.9, reads the input block (guest memory or registers alike), runs the call, writes the
+// output, and decides on rep continuation (§4.6). Nothing a guest passes can make it throw.
+import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
+import { decodeControl, encodeResult, type Control } from '../../tlfs/control.js';
+import { HvStatus } from '../../tlfs/status.js';
+import type { Features } from '../features.js';
+import type { Partition } from '../partition.js';
+import type { Vp } from '../vp.js';
+
+/** An ABI-neutral hypercall: what the registers said. */
+export interface HypercallRequest {
+  readonly control: bigint;
+  /** Memory-based calls: input and output block GPAs (register values, unchecked). */
+  readonly inputGpa: bigint;
+  readonly outputGpa: bigint;
+  /**
+   * Fast calls: the input registers as qwords in order (x64: RDX, R8, then XMM0..5 low/high
+   * when XMM input is offered). Output is written back into the pairs after the input.
+   */
+  readonly fastRegisters: bigint[];
+  /** Whether output may come back in registers (x64 XMM output, arm64 SMCCC 1.2). */
+  readonly fastOutput: boolean;
+}
+
+export interface HypercallResponse {
+  /** The result value for RAX / EDX:EAX / X0. */
+  readonly result: bigint;
+  /** Re-execute the call with this control value (transparent continuation, §4.6). */
+  readonly restartControl?: bigint;
+}
+
+export interface CallContext {
+  readonly partition: Partition;
+  readonly vp: Vp;
+  readonly control: Control;
+  readonly input: Uint8Array;
+  readonly in: DataView;
+  readonly output: Uint8Array;
+  readonly out: DataView;
+  /** Byte offset of the variable header in `input`. */
+  readonly varHeaderOffset: number;
+  /** Byte offset of rep input element `i`, and of its output element. */
+  repIn(i: number): number;
+  repOut(i: number): number;
+}
+
+export interface HypercallDef {
+  readonly code: number;
+  readonly rep: boolean;
+  /** Size of the fixed input header, bytes. */
+  readonly input: number;
+  /** Size of the output of a simple call, bytes. */
+  readonly output?: number;
+  /** Sizes of one rep input and output element. */
+  readonly repInput?: number;
+  readonly repOutput?: number;
+  /** Accepts a variable header (its size in qwords comes from the control value). */
+  readonly varHeader?: boolean;
+  /** Defaults to true: the call may be made in fast (register) form. */
+  readonly fast?: boolean;
+  /** The privilege or recommendation the call needs (tlfs.md §4.11); ACCESS_DENIED without it. */
+  readonly gate?: (f: Features) => boolean;
+  /** A simple call's body; for a rep call, a check of the fixed and variable headers. */
+  readonly run?: (ctx: CallContext) => number;
+  /** A rep call's work on element `i`. */
+  readonly element?: (ctx: CallContext, i: number) => number;
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The block checks of tlfs.md §4.7: 8-byte aligned, inside RAM, within one page, not an overlay. */
+function blockStatus(p: Partition, gpa: bigint, size: number): number {
+  if (size === 0) return HvStatus.SUCCESS;
+  if (gpa % 8n !== 0n || gpa > MAX_SAFE) return HvStatus.INVALID_ALIGNMENT;
+  const g = Number(gpa);
+  if (Math.floor(g / HV_HYP_PAGE_SIZE) !== Math.floor((g + size - 1) / HV_HYP_PAGE_SIZE)) return HvStatus.INVALID_ALIGNMENT;
+  if (!p.memory.contains(g, size) || p.memory.overlays.overlaps(g, size)) return HvStatus.INVALID_ALIGNMENT;
+  return HvStatus.SUCCESS;
+}
+
+const fail = (status: number, reps = 0): HypercallResponse => ({ result: encodeResult(status, reps) });
+
+function qwordsToBytes(regs: readonly bigint[], size: number): Uint8Array {
+  const b = new Uint8Array(Math.max(size, 0));
+  const dv = new DataView(b.buffer);
+  for (let i = 0; i * 8 < size; i++) {
+    const q = regs[i] ?? 0n;
+    if (i * 8 + 8 <= size) dv.setBigUint64(i * 8, BigInt.asUintN(64, q), true);
+    else for (let k = 0; k < size - i * 8; k++) b[i * 8 + k] = Number((q >> BigInt(8 * k)) & 0xffn);
+  }
+  return b;
+}
+
+const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
+
+export class HypercallDispatcher {
+  private readonly defs = new Map<number, HypercallDef>();
+
+  constructor(defs: readonly HypercallDef[]) {
+    for (const d of defs) this.defs.set(d.code, d);
+  }
+
+  has(code: number): boolean {
+    return this.defs.has(code);
+  }
+
+  dispatch(vp: Vp, req: HypercallRequest): HypercallResponse {
+    const r = this.execute(vp, req);
+    const c = decodeControl(req.control);
+    const result = r.result;
+    vp.partition.events.emit({
+      kind: 'hypercall',
+      vp: vp.index,
+      code: c.code,
+      fast: c.fast,
+      repCount: c.repCount,
+      repStart: c.repStart,
+      status: Number(result & 0xffffn),
+      repsCompleted: Number((result >> 32n) & 0xfffn),
+    });
+    return r;
+  }
+
+  private execute(vp: Vp, req: HypercallRequest): HypercallResponse {
+    const p = vp.partition;
+    const c = decodeControl(req.control);
+    // §4.9: code, privilege, reserved bits, shape, then the blocks.
+    const def = this.defs.get(c.code);
+    if (!def) return fail(HvStatus.INVALID_HYPERCALL_CODE);
+    if (def.gate && !def.gate(p.features)) return fail(HvStatus.ACCESS_DENIED);
+    // Bit 31 (nested) is reserved for a partition that is not a nested root (KVM does the same).
+    if (c.reservedSet || c.nested) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+    if (def.rep) {
+      if (c.repCount === 0 || c.repStart >= c.repCount) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+    } else if (c.repCount !== 0 || c.repStart !== 0) {
+      return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+    }
+    if (c.varHeadSize !== 0 && !def.varHeader) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+    if (c.fast && def.fast === false) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+
+    const varHeaderOffset = def.input;
+    const repInOffset = def.input + 8 * c.varHeadSize;
+    const repCount = def.rep ? c.repCount : 0;
+    const inSize = repInOffset + repCount * (def.repInput ?? 0);
+    const outSize = (def.output ?? 0) + repCount * (def.repOutput ?? 0);
+
+    let input: Uint8Array;
+    if (c.fast) {
+      const capacity = req.fastRegisters.length * 8;
+      if (inSize > capacity) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+      if (outSize > 0 && (!req.fastOutput || roundUp(inSize, 16) + outSize > capacity)) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+      input = qwordsToBytes(req.fastRegisters, inSize);
+    } else {
+      // The output GPA is looked at only for calls with output (kvm-unit-tests leaves R8 unset).
+      const inStatus = blockStatus(p, req.inputGpa, inSize);
+      if (inStatus !== HvStatus.SUCCESS) return fail(inStatus);
+      const outStatus = blockStatus(p, req.outputGpa, outSize);
+      if (outStatus !== HvStatus.SUCCESS) return fail(outStatus);
+      // Read the whole input before any output is written: the guest cannot change it under us.
+      input = inSize > 0 ? p.memory.read(Number(req.inputGpa), inSize) : new Uint8Array(0);
+    }
+
+    // Whole qwords, so fast output can be handed back register by register.
+    const output = new Uint8Array(roundUp(outSize, 8));
+    const ctx: CallContext = {
+      partition: p,
+      vp,
+      control: c,
+      input,
+      in: new DataView(input.buffer, input.byteOffset, input.byteLength),
+      output,
+      out: new DataView(output.buffer),
+      varHeaderOffset,
+      repIn: (i) => repInOffset + i * (def.repInput ?? 0),
+      repOut: (i) => (def.output ?? 0) + i * (def.repOutput ?? 0),
+    };
+
+    if (!def.rep) {
+      const status = def.run ? def.run(ctx) : HvStatus.SUCCESS;
+      if (status === HvStatus.SUCCESS && outSize > 0) this.writeOutput(p, req, c, inSize, output, 0, outSize);
+      return fail(status);
+    }
+
+    const header = def.run ? def.run(ctx) : HvStatus.SUCCESS;
+    if (header !== HvStatus.SUCCESS) return fail(header, c.repStart);
+    const quantum = p.config.repQuantum;
+    let i = c.repStart;
+    let status: number = HvStatus.SUCCESS;
+    let done = 0;
+    while (i < c.repCount && done < quantum) {
+      status = def.element ? def.element(ctx, i) : HvStatus.SUCCESS;
+      if (status !== HvStatus.SUCCESS) break;
+      i++;
+      done++;
+    }
+    // Output of the elements processed in this invocation, and nothing else.
+    if (i > c.repStart && def.repOutput) this.writeOutput(p, req, c, inSize, output, ctx.repOut(c.repStart), ctx.repOut(i));
+    if (status !== HvStatus.SUCCESS || i === c.repCount) return fail(status, i);
+    if (p.config.repContinuation === 'partial') return fail(HvStatus.SUCCESS, i);
+    const restart = (req.control & ~(0xfffn << 48n)) | (BigInt(i) << 48n);
+    return { result: encodeResult(HvStatus.SUCCESS, i), restartControl: restart };
+  }
+
+  private writeOutput(p: Partition, req: HypercallRequest, c: Control, inSize: number, output: Uint8Array, from: number, to: number): void {
+    if (!c.fast) {
+      p.memory.write(Number(req.outputGpa) + from, output.subarray(from, to));
+      return;
+    }
+    // Fast output fills the register pairs after the last input pair (OpenVMM x86.rs/aarch64.rs).
+    const base = roundUp(inSize, 16) / 8;
+    const dv = new DataView(output.buffer);
+    for (let q = Math.floor(from / 8); q * 8 < to; q++) req.fastRegisters[base + q] = dv.getBigUint64(q * 8, true);
+  }
+}
