@@ -10,3 +10,4 @@ export * from './synic.js';
 export * from './time.js';
 export * from './pages.js';
 export * from './hypercall-inputs.js';
+export * from './layouts.js';

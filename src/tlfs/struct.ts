@@ -373,7 +373,8 @@ export function flatten(s: Struct<FieldSpec> | Bitfield<BitSpec>): FlatField[] {
     switch (type.kind) {
       case 'array':
         out.push({ name, offset, size: type.size });
-        for (let i = 0; i < type.count; i++) walk(type.elem, `${name}[${i}]`, offset + i * type.elem.size);
+        // Linux's flat view names an element's members, not the element itself.
+        for (let i = 0; i < type.count; i++) walk(type.elem, `${name}[${i}]`, offset + i * type.elem.size, true);
         return;
       case 'bits':
         if (name && !anon) out.push({ name, offset, size: type.size });
