@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TLFS_LAYOUTS } from '../../src/tlfs/layouts.js';
-import { Bitfield, Struct, WireError, bits, bytes, struct, u16, u32, u64, u8, type BitSpec, type FieldSpec } from '../../src/tlfs/struct.js';
+import type { Bitfield} from '../../src/tlfs/struct.js';
+import { Struct, WireError, bits, bytes, struct, u16, u32, u64, u8, type BitSpec, type FieldSpec } from '../../src/tlfs/struct.js';
 import { HvMessage, HvMessageHeader, SintRegister } from '../../src/tlfs/synic.js';
 
 describe('struct declarations', () => {
