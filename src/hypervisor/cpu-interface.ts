@@ -53,6 +53,8 @@ export interface X86Cpu extends CpuCommon {
   wrmsr(msr: number, value: bigint): Fault | undefined;
   /** RDTSC: the virtual TSC, synchronised across VPs; does not trap. */
   rdtsc(): bigint;
+  /** A write to the xAPIC register page (0xFEE00000 + offset), which the hypervisor emulates. */
+  apicWrite(offset: number, value: number): void;
 }
 
 export interface X64Cpu extends X86Cpu {

@@ -133,6 +133,17 @@ abstract class X86Port extends CpuPort {
     }
   }
 
+  /** xAPIC MMIO: EOI (0xB0), TPR (0x80), ICR high (0x310) then low (0x300, which sends). */
+  apicWrite(offset: number, value: number): void {
+    const vp = this.vp;
+    const v = value >>> 0;
+    if (offset === 0xb0) vp.apic.eoi();
+    else if (offset === 0x80) vp.apic.tpr = v & 0xff;
+    else if (offset === 0x310) this.icrHigh = v;
+    else if (offset === 0x300) sendIcr(vp, (BigInt(this.icrHigh) << 32n) | BigInt(v), this.icrHigh >>> 24);
+  }
+  private icrHigh = 0;
+
   /** x2APIC mode exists on the 64-bit model only (CPUID.1:ECX[21]). */
   protected abstract readonly x2apic: boolean;
 

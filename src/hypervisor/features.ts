@@ -184,5 +184,8 @@ export function featureRegister(f: Features, name: number): bigint | undefined {
   if (leaf === undefined) return undefined;
   // Registers report the leaf even past the x86 max leaf: arm64 has no max leaf.
   const r = hypervisorLeaf({ ...f, maxLeaf: Math.max(f.maxLeaf, HyperVCpuid.IPT_FEATURES) }, leaf);
-  return BigInt(r.eax >>> 0) | (BigInt(r.ebx >>> 0) << 32n) | (BigInt(r.ecx >>> 0) << 64n) | (BigInt(r.edx >>> 0) << 96n);
+  // 0x200 packs low privileges, high privileges, then misc features in dword c (Linux arm64
+  // hyperv_init reads as32.a, .b, .c); the other registers are the leaf's EAX..EDX in order.
+  const [a, b, c, d] = name === HvRegister.PRIVILEGES_AND_FEATURES_INFO ? [r.eax, r.ebx, r.edx, 0] : [r.eax, r.ebx, r.ecx, r.edx];
+  return BigInt(a >>> 0) | (BigInt(b >>> 0) << 32n) | (BigInt(c >>> 0) << 64n) | (BigInt(d >>> 0) << 96n);
 }

@@ -1,0 +1,46 @@
+// Parsers for command-line values; each failure names the option and what it expected.
+import { InvalidArgumentError } from 'commander';
+import { RELEASE_IDS, type ReleaseId } from '../hypervisor/release.js';
+import type { Arch } from '../hypervisor/features.js';
+import type { GuestPageSize } from '../memory/pages.js';
+
+export function parseRelease(v: string): ReleaseId {
+  if (!(RELEASE_IDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${RELEASE_IDS.join(', ')}`);
+  return v as ReleaseId;
+}
+
+export function parseArch(v: string): Arch {
+  if (v !== 'x64' && v !== 'x86' && v !== 'arm64') throw new InvalidArgumentError('expected x64, x86 or arm64');
+  return v;
+}
+
+export function parsePositiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
+
+/** "256M", "1G", "65536": a size in bytes. */
+export function parseSize(v: string): number {
+  const m = /^(\d+)([kmg]?)i?b?$/i.exec(v.trim());
+  if (!m) throw new InvalidArgumentError('expected a size such as 256M or 1G');
+  const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('size out of range');
+  return n;
+}
+
+export function parsePageSize(v: string): GuestPageSize {
+  const n = parseSize(v);
+  if (n !== 4096 && n !== 16384 && n !== 65536) throw new InvalidArgumentError('expected 4k, 16k or 64k');
+  return n;
+}
+
+/** "booted", or a number of seconds of virtual time to run after boot. */
+export function parseUntil(v: string): 'booted' | number {
+  if (v === 'booted') return v;
+  const s = Number(v);
+  if (!Number.isFinite(s) || s < 0) throw new InvalidArgumentError('expected "booted" or a number of seconds');
+  return s;
+}

@@ -1,0 +1,100 @@
+// Hyper-V time in the guest (drivers/clocksource/hyperv_timer.c, include/clocksource/
+// hyperv_timer.h): the reference TSC page clocksource with its MSR fallback, and stimer0 as the
+// per-CPU clockevent device, in direct or message mode (tlfs.md §6.2, §6.5).
+import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
+import { SintIndex } from '../../tlfs/synic.js';
+import { StimerConfig, TscPage, ReferenceTscMsr } from '../../tlfs/time.js';
+import type { CpuOps } from '../arch.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+
+/** Linux x86 vector for direct-mode stimer0 (arch/x86/include/asm/irq_vectors.h). */
+export const HYPERV_STIMER0_VECTOR = 0xed;
+/** HZ of the modelled kernel (Debian's CONFIG_HZ=250); one tick is 4 ms. */
+export const HZ = 250;
+export const TICK_NS = 1_000_000_000 / HZ;
+
+const SEQ = TscPage.offsets.tsc_sequence;
+
+/**
+ * hv_read_tsc_page_tsc(): a consistent read of the TSC page, retrying while the sequence moves;
+ * undefined when the page says it is invalid (sequence 0).
+ */
+export function readTscPage(mem: GuestMemory, pageGpa: number, ops: CpuOps): bigint | undefined {
+  const words = new Uint32Array(mem.buffer, pageGpa + SEQ, 1);
+  for (let tries = 0; tries < 1000; tries++) {
+    const seq = Atomics.load(words, 0);
+    if (seq === 0) return undefined;
+    const scale = mem.read64(pageGpa + TscPage.offsets.tsc_scale);
+    const offset = BigInt.asIntN(64, mem.read64(pageGpa + TscPage.offsets.tsc_offset));
+    const tsc = ops.counter();
+    if (Atomics.load(words, 0) === seq) return BigInt.asUintN(64, ((tsc * scale) >> 64n) + offset);
+  }
+  return undefined;
+}
+
+/** The Hyper-V reference clock of a kernel: the TSC page when valid, the MSR otherwise. */
+export class ReferenceClock {
+  /** GPA of the TSC page, once hv_init_tsc_clocksource() enabled it. */
+  tscPage: number | undefined;
+
+  constructor(private readonly mem: GuestMemory) {}
+
+  /** hv_read_reference_counter(): 100 ns ticks. */
+  read(ops: CpuOps): bigint {
+    if (this.tscPage !== undefined) {
+      const t = readTscPage(this.mem, this.tscPage, ops);
+      if (t !== undefined) return t;
+    }
+    return ops.getReg('TIME_REF_COUNT');
+  }
+
+  /** hv_init_tsc_clocksource(): point REFERENCE_TSC at a fresh page, keeping the reserved bits. */
+  enableTscPage(ops: CpuOps, pageGpa: number): void {
+    const msr = ops.getReg('REFERENCE_TSC');
+    const v = ReferenceTscMsr.with(ReferenceTscMsr.with(msr, 'enable', 1), 'pfn', pageGpa / HV_HYP_PAGE_SIZE);
+    ops.setReg('REFERENCE_TSC', v);
+    this.tscPage = pageGpa;
+  }
+}
+
+export type StimerMode = 'direct' | 'message';
+
+/**
+ * The stimer0 clockevent of one CPU ("Hyper-V clockevent", rating 1000, 10 MHz). The model
+ * drives it as the tick does in one-shot mode: each expiry programs the next tick.
+ */
+export class Stimer0Clockevent {
+  ticks = 0;
+
+  constructor(
+    private readonly ops: CpuOps,
+    private readonly clock: ReferenceClock,
+    readonly mode: StimerMode,
+  ) {}
+
+  /** hv_ce_set_oneshot(): enable | auto_enable, and direct mode + vector or SINT2. */
+  setOneshot(): void {
+    const config =
+      this.mode === 'direct'
+        ? StimerConfig.encode({ enable: 1, auto_enable: 1, direct_mode: 1, apic_vector: HYPERV_STIMER0_VECTOR })
+        : StimerConfig.encode({ enable: 1, auto_enable: 1, sintx: SintIndex.VMBUS });
+    this.ops.setReg('STIMER0_CONFIG', config);
+  }
+
+  /** hv_ce_set_next_event(): COUNT = reference time now + delta (auto_enable arms the timer). */
+  setNextEvent(deltaTicks: bigint): void {
+    this.ops.setReg('STIMER0_COUNT', this.clock.read(this.ops) + deltaTicks);
+  }
+
+  /** hv_ce_shutdown(): COUNT = 0, then CONFIG = 0. */
+  shutdown(): void {
+    this.ops.setReg('STIMER0_COUNT', 0n);
+    this.ops.setReg('STIMER0_CONFIG', 0n);
+  }
+
+  /** The tick: account it and program the next one. */
+  onExpiry(): void {
+    this.ticks++;
+    this.setNextEvent(BigInt(TICK_NS / 100));
+  }
+}

@@ -1,0 +1,269 @@
+// The enlightened guest kernel: a model of Linux 6.1 booting on Hyper-V. It performs Linux's
+// detection and init sequence for its architecture (tlfs.md §1.12 x86, §3.3 arm64), prints
+// Linux's lines with kernel-log timestamps, and takes interrupts as Linux's handlers do. It
+// reaches the hypervisor only through its CPUs (traps) and its own RAM.
+import type { GuestCpu } from '../hypervisor/cpu-interface.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { Hints, MiscX64, PrivLow } from '../tlfs/cpuid.js';
+import { linuxGuestOsId } from '../tlfs/pages.js';
+import { HvMessageType, SintIndex } from '../tlfs/synic.js';
+import { cpuOps, GuestPanic, type AnyCpuOps } from './arch.js';
+import { bootArm64 } from './hyperv/arm64.js';
+import type { MsHyperV } from './hyperv/common.js';
+import { readSlot, signalEom, synicDisable, synicEnable, type SynicPages } from './hyperv/synic.js';
+import { HYPERV_STIMER0_VECTOR, ReferenceClock, Stimer0Clockevent } from './hyperv/timer.js';
+import { apicEoi, bootX86 } from './hyperv/x86.js';
+import { KernelLog } from './klog.js';
+import { PageAllocator } from './mm.js';
+
+/** What the machine gives the kernel: its RAM, its CPUs in firmware order, and time. */
+export interface GuestPlatform {
+  readonly memory: GuestMemory;
+  /** CPUs in ACPI MADT order: Linux CPU n is cpus[n]. */
+  readonly cpus: readonly GuestCpu[];
+  /**
+   * Lets `ns` of virtual time pass for kernel work the model does not run; the machine takes
+   * interrupts (through `Kernel.takeInterrupts`) as they become due.
+   */
+  elapse(ns: number): void;
+  /** ACPI FADT hypervisor_id ("MsHyperV" on Hyper-V), which arm64 Linux checks. */
+  readonly fadtHypervisorId?: string;
+}
+
+export interface KernelOptions {
+  /** Run the VMBus driver's SynIC set-up (vmbus_bus_init up to vmbus_connect). */
+  vmbusSynic: boolean;
+  /** LINUX_VERSION_CODE of the modelled kernel. */
+  version: readonly [number, number, number];
+}
+
+export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, version: [6, 1, 192] };
+
+/** x86 HYPERVISOR_CALLBACK_VECTOR: VMBus and message-mode stimer0 interrupts (irq_vectors.h). */
+export const HYPERVISOR_CALLBACK_VECTOR = 0xf3;
+/** arm64: the VMBus per-CPU interrupt comes from ACPI; the model's firmware names this PPI (UNVERIFIED value). */
+export const ARM64_VMBUS_PPI = 18;
+
+export interface CpuState {
+  /** Linux CPU number. */
+  readonly index: number;
+  readonly ops: AnyCpuOps;
+  online: boolean;
+  /** hv_vp_index[cpu]: VP_INVAL until read from the VP_INDEX register. */
+  vpIndex: number;
+  /** The per-CPU hypercall input page (hyperv_pcpu_input_arg). */
+  inputPage?: number;
+  vpAssistPage?: number;
+  synic?: SynicPages;
+  clockevent?: Stimer0Clockevent;
+  /** Interrupts taken, by vector. */
+  readonly irqs: Map<number, number>;
+}
+
+export type KernelStage = 'off' | 'booting' | 'booted' | 'panicked';
+
+export class Kernel {
+  readonly log: KernelLog;
+  readonly mm: PageAllocator;
+  readonly cpus: CpuState[];
+  readonly refClock: ReferenceClock;
+  readonly options: KernelOptions;
+  stage: KernelStage = 'off';
+  /** Found Hyper-V and took the enlightened paths. */
+  onHyperV = false;
+  ms: MsHyperV | undefined;
+  /** hv_max_vp_index: the highest VP index any online CPU reported. */
+  hvMaxVpIndex = 0;
+  /** GPA of the hypercall page (x86), once enabled. */
+  hypercallPage: number | undefined;
+  /** The clocksource in use after boot. */
+  clocksource = 'jiffies';
+  /** sched_clock: a counter reading and its rate, or nothing before the clocksource is up. */
+  private schedClockBase: { read: () => bigint; base: bigint; nsPerUnit: number } | undefined;
+
+  constructor(
+    readonly platform: GuestPlatform,
+    options: Partial<KernelOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_KERNEL, ...options };
+    this.log = new KernelLog(() => this.schedClock());
+    // The kernel image and early allocations occupy the first 16 MiB (or a quarter of small RAM).
+    this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4));
+    this.refClock = new ReferenceClock(platform.memory);
+    this.cpus = platform.cpus.map((cpu, index) => ({ index, ops: cpuOps(cpu, this.log), online: index === 0, vpIndex: 0xffffffff, irqs: new Map() }));
+  }
+
+  get arch(): GuestCpu['arch'] {
+    return this.cpus[0]!.ops.cpu.arch;
+  }
+
+  get bsp(): CpuState {
+    return this.cpus[0]!;
+  }
+
+  /** hv_generate_guest_id(LINUX_VERSION_CODE). */
+  get guestOsId(): bigint {
+    const [a, b, c] = this.options.version;
+    return linuxGuestOsId(a, b, c);
+  }
+
+  /** local_clock() in ns: 0 until a sched_clock source is registered, as in early boot. */
+  schedClock(): number {
+    const s = this.schedClockBase;
+    if (!s) return 0;
+    return Math.max(0, Number(s.read() - s.base) * s.nsPerUnit);
+  }
+
+  /** Starts sched_clock from a counter read now (hv_sched_clock_offset and the like). */
+  startSchedClock(read: () => bigint, nsPerUnit: number): void {
+    this.schedClockBase = { read, base: read(), nsPerUnit };
+  }
+
+  boot(): void {
+    if (this.stage !== 'off') throw new Error(`kernel already ${this.stage}`);
+    this.stage = 'booting';
+    const [a, b, c] = this.options.version;
+    this.log.info(`Linux version ${a}.${b}.${c} (hvkit guest model) #1 SMP`);
+    try {
+      if (this.arch === 'arm64') bootArm64(this);
+      else bootX86(this);
+      this.stage = 'booted';
+    } catch (e) {
+      if (!(e instanceof GuestPanic)) throw e;
+      this.stage = 'panicked';
+      this.log.printk('emerg', `Kernel panic - not syncing: ${e.message}`);
+    }
+  }
+
+  /** smp_init(): brings up the secondary CPUs with `online` for each. */
+  bringUpSecondaries(online: (cpu: CpuState) => void): void {
+    this.log.info('smp: Bringing up secondary CPUs ...');
+    for (const cpu of this.cpus.slice(1)) {
+      this.platform.elapse(2_000_000);
+      cpu.online = true;
+      online(cpu);
+      cpu.ops.cpu.interruptsEnabled = true;
+    }
+    const n = this.cpus.length;
+    this.log.info(`smp: Brought up 1 node, ${n} CPU${n === 1 ? '' : 's'}`);
+  }
+
+  // --- VMBus's SynIC set-up (drivers/hv/vmbus_drv.c vmbus_bus_init, hv.c) --------------------
+
+  /** hv_synic_alloc(): a zeroed message page and event page per CPU. */
+  synicAlloc(): void {
+    for (const cpu of this.cpus) cpu.synic ??= { messagePage: this.mm.allocHvPage(), eventPage: this.mm.allocHvPage() };
+  }
+
+  /** hv_synic_init(): enable the registers, then stimer0 in message mode if not direct. */
+  synicInit(cpu: CpuState): void {
+    const x86 = this.arch !== 'arm64';
+    const vector = x86 ? HYPERVISOR_CALLBACK_VECTOR : ARM64_VMBUS_PPI;
+    // x86: auto-EOI unless Hyper-V recommends against it; arm64 has no auto-EOI.
+    const autoEoi = x86 && !((this.ms?.hints ?? 0) & Hints.DEPRECATING_AEOI);
+    synicEnable(cpu.ops, cpu.synic!, vector, autoEoi);
+    this.log.note(`CPU${cpu.index}: SynIC on, message page 0x${cpu.synic!.messagePage.toString(16)}, event page 0x${cpu.synic!.eventPage.toString(16)}, SINT2 vector 0x${vector.toString(16)}${autoEoi ? ' auto-EOI' : ''}`);
+    if (x86 && this.ms && this.ms.features & PrivLow.SYNTIMER && !(this.ms.miscFeatures & MiscX64.STIMER_DIRECT_MODE)) this.startClockevent(cpu, 'message');
+  }
+
+  synicCleanup(cpu: CpuState): void {
+    cpu.clockevent?.shutdown();
+    synicDisable(cpu.ops);
+  }
+
+  /** Registers stimer0 as the CPU's clockevent; the tick programs it at once. */
+  startClockevent(cpu: CpuState, mode: 'direct' | 'message'): void {
+    const ce = new Stimer0Clockevent(cpu.ops, this.refClock, mode);
+    cpu.clockevent = ce;
+    ce.setOneshot();
+    ce.onExpiry();
+    this.log.note(`CPU${cpu.index}: stimer0 clockevent, ${mode === 'direct' ? `direct mode, vector 0x${HYPERV_STIMER0_VECTOR.toString(16)}` : 'message mode on SINT2'}`);
+  }
+
+  // --- Interrupts ------------------------------------------------------------------------------
+
+  /** Takes every interrupt `cpu` can take now, running Linux's handler for each. */
+  takeInterrupts(index: number): number {
+    const cpu = this.cpus[index];
+    if (!cpu?.online) return 0;
+    let n = 0;
+    for (let v = cpu.ops.cpu.acceptInterrupt(); v !== undefined; v = cpu.ops.cpu.acceptInterrupt()) {
+      cpu.irqs.set(v, (cpu.irqs.get(v) ?? 0) + 1);
+      this.handleInterrupt(cpu, v);
+      if (++n > 10_000) throw new GuestPanic(`CPU${index}: interrupt storm on vector 0x${v.toString(16)}`);
+    }
+    return n;
+  }
+
+  private handleInterrupt(cpu: CpuState, vector: number): void {
+    const x86 = this.arch !== 'arm64';
+    if (x86 && vector === HYPERV_STIMER0_VECTOR) {
+      // sysvec_hyperv_stimer0: the clockevent handler, then the APIC EOI.
+      cpu.clockevent?.onExpiry();
+      apicEoi(this, cpu);
+      return;
+    }
+    if (vector === (x86 ? HYPERVISOR_CALLBACK_VECTOR : ARM64_VMBUS_PPI)) {
+      this.vmbusIsr(cpu);
+      // sysvec_hyperv_callback EOIs only when auto-EOI is off; arm64 always EOIs at the GIC.
+      if (!x86) (cpu.ops.cpu as { endOfInterrupt(): void }).endOfInterrupt();
+      else if ((this.ms?.hints ?? 0) & Hints.DEPRECATING_AEOI) apicEoi(this, cpu);
+      return;
+    }
+    this.log.warn(`do_IRQ: ${cpu.index}.${vector} No irq handler for vector`);
+    if (x86) apicEoi(this, cpu);
+  }
+
+  /** vmbus_isr(): (event flags belong to the VMBus driver), then the SINT2 message slot. */
+  private vmbusIsr(cpu: CpuState): void {
+    if (!cpu.synic) return;
+    const slot = readSlot(this.platform.memory, cpu.synic, SintIndex.VMBUS);
+    if (slot.type === HvMessageType.TIMER_EXPIRED) {
+      cpu.clockevent?.onExpiry();
+      signalEom(this.platform.memory, cpu.ops, cpu.synic, SintIndex.VMBUS, HvMessageType.TIMER_EXPIRED);
+    }
+  }
+
+  /** The kernel's state as data: what a debugger or `hvkit` would want to see. */
+  state(): KernelState {
+    return {
+      stage: this.stage,
+      arch: this.arch,
+      onHyperV: this.onHyperV,
+      clocksource: this.clocksource,
+      hypercallPage: this.hypercallPage,
+      tscPage: this.refClock.tscPage,
+      ms: this.ms,
+      cpus: this.cpus.map((c) => ({
+        cpu: c.index,
+        online: c.online,
+        vpIndex: c.vpIndex,
+        inputPage: c.inputPage,
+        vpAssistPage: c.vpAssistPage,
+        synic: c.synic,
+        clockevent: c.clockevent && { mode: c.clockevent.mode, ticks: c.clockevent.ticks },
+        irqs: Object.fromEntries([...c.irqs].map(([v, n]) => [`0x${v.toString(16)}`, n])),
+      })),
+    };
+  }
+}
+
+export interface KernelState {
+  stage: KernelStage;
+  arch: GuestCpu['arch'];
+  onHyperV: boolean;
+  clocksource: string;
+  hypercallPage: number | undefined;
+  tscPage: number | undefined;
+  ms: MsHyperV | undefined;
+  cpus: {
+    cpu: number;
+    online: boolean;
+    vpIndex: number;
+    inputPage: number | undefined;
+    vpAssistPage: number | undefined;
+    synic: SynicPages | undefined;
+    clockevent: { mode: string; ticks: number } | undefined;
+    irqs: Record<string, number>;
+  }[];
+}

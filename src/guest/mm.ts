@@ -1,0 +1,62 @@
+// The guest's physical page allocator: whole guest pages (4, 16 or 64 KiB) from the RAM above
+// the kernel image, and 4 KiB Hyper-V pages, which a 16 or 64 KiB kernel carves out of its
+// own pages as Linux's hv_alloc_hyperv_page() does with kmalloc(4096) (tlfs.md §7.5).
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { HV_HYP_PAGE_SIZE } from '../memory/pages.js';
+
+export class OutOfMemoryError extends Error {
+  override readonly name = 'OutOfMemoryError';
+}
+
+export class PageAllocator {
+  private next: number;
+  private readonly freePages: number[] = [];
+  private readonly freeHvPages: number[] = [];
+
+  constructor(
+    private readonly mem: GuestMemory,
+    /** Bytes at the bottom of RAM the kernel image and firmware occupy. */
+    reserved: number,
+  ) {
+    this.next = Math.ceil(reserved / mem.pageSize) * mem.pageSize;
+  }
+
+  get pageSize(): number {
+    return this.mem.pageSize;
+  }
+
+  /** One zeroed guest page; returns its GPA. */
+  allocPage(): number {
+    const gpa = this.freePages.pop() ?? this.bump();
+    this.mem.fill(gpa, this.mem.pageSize);
+    return gpa;
+  }
+
+  freePage(gpa: number): void {
+    this.freePages.push(gpa);
+  }
+
+  /** One zeroed, 4 KiB-aligned Hyper-V page (hv_alloc_hyperv_zeroed_page). */
+  allocHvPage(): number {
+    if (this.mem.pageSize === HV_HYP_PAGE_SIZE) return this.allocPage();
+    if (this.freeHvPages.length === 0) {
+      const page = this.allocPage();
+      for (let off = this.mem.pageSize - HV_HYP_PAGE_SIZE; off >= 0; off -= HV_HYP_PAGE_SIZE) this.freeHvPages.push(page + off);
+    }
+    const gpa = this.freeHvPages.pop()!;
+    this.mem.fill(gpa, HV_HYP_PAGE_SIZE);
+    return gpa;
+  }
+
+  freeHvPage(gpa: number): void {
+    if (this.mem.pageSize === HV_HYP_PAGE_SIZE) this.freePage(gpa);
+    else this.freeHvPages.push(gpa);
+  }
+
+  private bump(): number {
+    if (this.next + this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`guest RAM exhausted at 0x${this.next.toString(16)}`);
+    const gpa = this.next;
+    this.next += this.mem.pageSize;
+    return gpa;
+  }
+}
