@@ -1,9 +1,18 @@
 #!/usr/bin/env node
 // The built CLI lives in dist/ (npm ci runs `prepare`, which builds it).
-import('../dist/cli/main.js').catch((err) => {
+let cli;
+try {
+  cli = await import('../dist/cli/main.js');
+} catch (err) {
   if (err && err.code === 'ERR_MODULE_NOT_FOUND') {
     console.error('hvkit: dist/ is missing; run `npm ci` or `npm run build` first.');
     process.exit(1);
   }
   throw err;
+}
+// A reader that stops early (`hvkit run | head`) is not an error.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
 });
+process.exitCode = await cli.main(process.argv);

@@ -20,7 +20,8 @@ interface RunOptions {
   pace: boolean;
 }
 
-export function registerRun(program: Command, out: (line: string) => void): void {
+/** Adds `run`; `status.code` receives its exit status. */
+export function registerRun(program: Command, out: (line: string) => void, status: { code: number }): void {
   program
     .command('run')
     .description('boot a VM and print the guest kernel log')
@@ -51,7 +52,7 @@ export function registerRun(program: Command, out: (line: string) => void): void
         if (o.pace) await m.runPaced(ns);
         else m.runFor(ns);
       }
-      if (m.kernel.stage !== 'booted') process.exitCode = 1;
+      if (m.kernel.stage !== 'booted') status.code = 1;
     });
 }
 
