@@ -3,24 +3,33 @@ import { Command, CommanderError } from 'commander';
 import { PartitionConfigError } from '../hypervisor/partition.js';
 import { registerRun, UsageError } from './run.js';
 
-export function program(out: (line: string) => void = (l) => process.stdout.write(l + '\n'), status = { code: 0 }): Command {
+export interface Io {
+  out: (line: string) => void;
+  err: (text: string) => void;
+}
+
+const stdio: Io = { out: (l) => process.stdout.write(l + '\n'), err: (t) => process.stderr.write(t) };
+
+export function program(io: Io = stdio, status = { code: 0 }): Command {
   const p = new Command('hvkit')
     .description('a software Hyper-V: TLFS hypervisor interface, VMBus, synthetic devices and an enlightened guest')
     .version('0.1.0')
+    .configureOutput({ writeOut: (t) => io.out(t.replace(/\n$/, '')), writeErr: io.err })
     .exitOverride();
+  const out = io.out;
   registerRun(p, out, status);
   return p;
 }
 
-export async function main(argv: readonly string[] = process.argv, out?: (line: string) => void): Promise<number> {
+export async function main(argv: readonly string[] = process.argv, io: Io = stdio): Promise<number> {
   const status = { code: 0 };
   try {
-    await program(out, status).parseAsync(argv as string[]);
+    await program(io, status).parseAsync(argv as string[]);
     return status.code;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (e instanceof UsageError || e instanceof PartitionConfigError) {
-      process.stderr.write(`hvkit: ${e.message}\n`);
+      io.err(`hvkit: ${e.message}\n`);
       return 2;
     }
     throw e;

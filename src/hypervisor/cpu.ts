@@ -2,7 +2,7 @@
 // (tlfs.md §4.1 x86-64, §4.2 x86-32, §3.2 arm64 SMCCC) into the ABI-neutral dispatcher, and
 // every trap emits a trace event.
 import { ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID, HV_FUNC_ID, HV_SMCCC_UID } from '../tlfs/registers.js';
-import { decodeControl } from '../tlfs/control.js';
+import { decodeControl, type Control } from '../tlfs/control.js';
 import { MiscX64 } from '../tlfs/cpuid.js';
 import type {
   Arm64Cpu,
@@ -29,6 +29,8 @@ const X2APIC_TPR = 0x808;
 const X2APIC_EOI = 0x80b;
 const X2APIC_ICR = 0x830;
 
+/** Memory-based calls have no fast registers. */
+const NO_REGS: bigint[] = [];
 const VMCALL = [0x0f, 0x01, 0xc1];
 const VMMCALL = [0x0f, 0x01, 0xd9];
 const MASK32 = 0xffffffffn;
@@ -46,14 +48,12 @@ abstract class CpuPort {
     return this.interruptsEnabled ? this.vp.apic.acknowledge() : undefined;
   }
 
-  /** Runs a hypercall to completion, re-executing it while the hypervisor continues it (§4.6). */
-  protected hypercall(build: () => HypercallRequest, update: (r: HypercallResponse, req: HypercallRequest) => void): void {
-    for (;;) {
-      const req = build();
-      const r = hypercalls.dispatch(this.vp, req);
-      update(r, req);
-      if (r.restartControl === undefined) return;
-    }
+  /**
+   * One hypercall invocation. The caller loops while `restartControl` is set: the hypervisor
+   * continues a long rep call by having the instruction re-executed (§4.6).
+   */
+  protected invoke(req: HypercallRequest, c: Control): HypercallResponse {
+    return hypercalls.dispatch(this.vp, req, c);
   }
 }
 
@@ -61,7 +61,7 @@ abstract class X86Port extends CpuPort {
   cpuid(leaf: number, subleaf = 0): CpuidResult {
     const p = this.vp.partition;
     const r = cpuidLeaf(p.features, leaf, { apicId: this.vp.apicId, vendor: p.config.cpuVendor, invariantTsc: (p.tscInvariantControl & 1n) !== 0n });
-    p.events.emit({ kind: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, ...r });
+    if (p.events.active) p.events.emit({ kind: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, ...r });
     return r;
   }
 
@@ -71,14 +71,16 @@ abstract class X86Port extends CpuPort {
 
   rdmsr(msr: number): MsrRead {
     const r = this.readMsr(msr >>> 0);
-    this.vp.partition.events.emit({ kind: 'msr-read', vp: this.vp.index, msr: msr >>> 0, ...r });
+    const events = this.vp.partition.events;
+    if (events.active) events.emit({ kind: 'msr-read', vp: this.vp.index, msr: msr >>> 0, ...r });
     return r;
   }
 
   wrmsr(msr: number, value: bigint): Fault | undefined {
     const v = BigInt.asUintN(64, value);
     const fault = this.writeMsr(msr >>> 0, v);
-    this.vp.partition.events.emit({ kind: 'msr-write', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
+    const events = this.vp.partition.events;
+    if (events.active) events.emit({ kind: 'msr-write', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
     return fault;
   }
 
@@ -151,8 +153,8 @@ abstract class X86Port extends CpuPort {
   protected callTarget(gpa: number): Fault | 'hypercall' {
     const mem = this.vp.partition.memory;
     if (!mem.contains(gpa, 3)) return '#GP';
-    const b = mem.read(gpa, 3);
-    const is = (op: number[]) => op.every((x, i) => b[i] === x);
+    const b = mem.bytes;
+    const is = (op: number[]) => b[gpa] === op[0] && b[gpa + 1] === op[1] && b[gpa + 2] === op[2];
     return is(VMCALL) || is(VMMCALL) ? 'hypercall' : '#UD';
   }
 
@@ -175,26 +177,22 @@ export class X64Port extends X86Port implements X64Cpu {
     if (!this.hypercallsEnabled) return '#UD';
     const misc = this.vp.partition.features.misc;
     const xmmIn = (misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
-    const xmmOut = (misc & MiscX64.HYPERCALL_XMM_OUTPUT) !== 0;
-    this.hypercall(
-      () => ({
-        control: regs.rcx,
-        inputGpa: regs.rdx,
-        outputGpa: regs.r8,
-        fastRegisters: xmmIn ? [regs.rdx, regs.r8, ...Array.from({ length: 12 }, (_, i) => regs.xmm[i] ?? 0n)] : [regs.rdx, regs.r8],
-        fastOutput: xmmIn && xmmOut,
-      }),
-      (r, req) => {
-        regs.rax = r.result;
-        if (r.restartControl !== undefined) regs.rcx = r.restartControl;
-        if (decodeControl(req.control).fast) {
-          regs.rdx = req.fastRegisters[0] ?? regs.rdx;
-          regs.r8 = req.fastRegisters[1] ?? regs.r8;
-          for (let i = 2; i < req.fastRegisters.length; i++) regs.xmm[i - 2] = req.fastRegisters[i]!;
-        }
-      },
-    );
-    return undefined;
+    const xmmOut = xmmIn && (misc & MiscX64.HYPERCALL_XMM_OUTPUT) !== 0;
+    for (;;) {
+      const c = decodeControl(regs.rcx);
+      // Fast input: RDX, R8, then XMM0..5 (low, high) when XMM input is offered.
+      const fast = c.fast ? [regs.rdx, regs.r8] : NO_REGS;
+      if (c.fast && xmmIn) for (let i = 0; i < 12; i++) fast.push(regs.xmm[i] ?? 0n);
+      const r = this.invoke({ control: regs.rcx, inputGpa: regs.rdx, outputGpa: regs.r8, fastRegisters: fast, fastOutput: xmmOut }, c);
+      regs.rax = r.result;
+      if (c.fast) {
+        regs.rdx = fast[0]!;
+        regs.r8 = fast[1]!;
+        for (let i = 2; i < fast.length; i++) regs.xmm[i - 2] = fast[i]!;
+      }
+      if (r.restartControl === undefined) return undefined;
+      regs.rcx = r.restartControl;
+    }
   }
 }
 
@@ -210,21 +208,19 @@ export class X86_32Port extends X86Port implements X86_32Cpu {
   vmcall(regs: X86Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return '#UD';
     const pair = (hi: number, lo: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
-    this.hypercall(
-      () => {
-        const input = pair(regs.ebx, regs.ecx);
-        const output = pair(regs.edi, regs.esi);
-        // Only 16 bytes of fast input exist in 32-bit mode, and no fast output.
-        return { control: pair(regs.edx, regs.eax), inputGpa: input, outputGpa: output, fastRegisters: [input, output], fastOutput: false };
-      },
-      (r) => {
-        // On continuation EDX:EAX holds the updated control for the re-executed call.
-        const v = r.restartControl ?? r.result;
-        regs.edx = Number((v >> 32n) & MASK32);
-        regs.eax = Number(v & MASK32);
-      },
-    );
-    return undefined;
+    for (;;) {
+      const control = pair(regs.edx, regs.eax);
+      const c = decodeControl(control);
+      const input = pair(regs.ebx, regs.ecx);
+      const output = pair(regs.edi, regs.esi);
+      // Only 16 bytes of fast input exist in 32-bit mode, and no fast output.
+      const r = this.invoke({ control, inputGpa: input, outputGpa: output, fastRegisters: c.fast ? [input, output] : NO_REGS, fastOutput: false }, c);
+      // On continuation EDX:EAX holds the updated control for the re-executed call.
+      const v = r.restartControl ?? r.result;
+      regs.edx = Number((v >> 32n) & MASK32);
+      regs.eax = Number(v & MASK32);
+      if (r.restartControl === undefined) return undefined;
+    }
   }
 }
 
@@ -258,14 +254,16 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
     } else if (func === ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID) {
       HV_SMCCC_UID.forEach((w, i) => (x[i] = BigInt(w)));
     } else if (func === HV_FUNC_ID) {
-      this.hypercall(
-        () => ({ control: x[1]!, inputGpa: x[2]!, outputGpa: x[3]!, fastRegisters: x.slice(2, 18), fastOutput: true }),
-        (r, req) => {
-          x[0] = r.result;
-          if (r.restartControl !== undefined) x[1] = r.restartControl;
-          if (decodeControl(req.control).fast) req.fastRegisters.forEach((q, i) => (x[2 + i] = q));
-        },
-      );
+      for (;;) {
+        const c = decodeControl(x[1]!);
+        // Fast input in X2..X17; fast output in the register pairs after it (SMCCC 1.2).
+        const fast = c.fast ? x.slice(2, 18) : NO_REGS;
+        const r = this.invoke({ control: x[1]!, inputGpa: x[2]!, outputGpa: x[3]!, fastRegisters: fast, fastOutput: true }, c);
+        x[0] = r.result;
+        if (c.fast) for (let i = 0; i < fast.length; i++) x[2 + i] = fast[i]!;
+        if (r.restartControl === undefined) break;
+        x[1] = r.restartControl;
+      }
     } else {
       x[0] = SMCCC_RET_NOT_SUPPORTED;
     }

@@ -97,8 +97,8 @@ function arm64Misc(x86misc: number): number {
 const ZERO: CpuidResult = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
 
 /** The Hyper-V leaves 0x40000000..0x4000FFFF (tlfs.md §1.2). */
-export function hypervisorLeaf(f: Features, leaf: number): CpuidResult {
-  if (leaf > f.maxLeaf && leaf !== HyperVCpuid.VENDOR_AND_MAX_FUNCTIONS) return ZERO;
+export function hypervisorLeaf(f: Features, leaf: number, maxLeaf = f.maxLeaf): CpuidResult {
+  if (leaf > maxLeaf && leaf !== HyperVCpuid.VENDOR_AND_MAX_FUNCTIONS) return ZERO;
   const v = f.version;
   switch (leaf) {
     case HyperVCpuid.VENDOR_AND_MAX_FUNCTIONS:
@@ -166,24 +166,26 @@ export function cpuidLeaf(
   }
 }
 
+/** The CPUID leaf each feature-information VP register mirrors (tlfs.md §3.1). */
+const FEATURE_REGISTER_LEAF: ReadonlyMap<number, number> = new Map([
+  [HvRegister.HYPERVISOR_VERSION, HyperVCpuid.VERSION],
+  [HvRegister.PRIVILEGES_AND_FEATURES_INFO, HyperVCpuid.FEATURES],
+  [HvRegister.FEATURES_INFO, HyperVCpuid.ENLIGHTMENT_INFO],
+  [HvRegister.IMPLEMENTATION_LIMITS_INFO, HyperVCpuid.IMPLEMENT_LIMITS],
+  [HvRegister.HARDWARE_FEATURES_INFO, HyperVCpuid.HARDWARE_FEATURES],
+  [HvRegister.CPU_MANAGEMENT_FEATURES_INFO, HyperVCpuid.CPU_MANAGEMENT_FEATURES],
+  [HvRegister.SVM_FEATURES_INFO, HyperVCpuid.SVM_FEATURES],
+  [HvRegister.SKIP_LEVEL_FEATURES_INFO, HyperVCpuid.SKIP_LEVEL_FEATURES],
+  [HvRegister.NESTED_VIRT_FEATURES_INFO, HyperVCpuid.NESTED_FEATURES],
+  [HvRegister.IPT_FEATURES_INFO, HyperVCpuid.IPT_FEATURES],
+]);
+
 /** Feature-information VP registers (tlfs.md §3.1): 128-bit images of the CPUID leaves. */
 export function featureRegister(f: Features, name: number): bigint | undefined {
-  const leafOf: Record<number, number> = {
-    [HvRegister.HYPERVISOR_VERSION]: HyperVCpuid.VERSION,
-    [HvRegister.PRIVILEGES_AND_FEATURES_INFO]: HyperVCpuid.FEATURES,
-    [HvRegister.FEATURES_INFO]: HyperVCpuid.ENLIGHTMENT_INFO,
-    [HvRegister.IMPLEMENTATION_LIMITS_INFO]: HyperVCpuid.IMPLEMENT_LIMITS,
-    [HvRegister.HARDWARE_FEATURES_INFO]: HyperVCpuid.HARDWARE_FEATURES,
-    [HvRegister.CPU_MANAGEMENT_FEATURES_INFO]: HyperVCpuid.CPU_MANAGEMENT_FEATURES,
-    [HvRegister.SVM_FEATURES_INFO]: HyperVCpuid.SVM_FEATURES,
-    [HvRegister.SKIP_LEVEL_FEATURES_INFO]: HyperVCpuid.SKIP_LEVEL_FEATURES,
-    [HvRegister.NESTED_VIRT_FEATURES_INFO]: HyperVCpuid.NESTED_FEATURES,
-    [HvRegister.IPT_FEATURES_INFO]: HyperVCpuid.IPT_FEATURES,
-  };
-  const leaf = leafOf[name];
+  const leaf = FEATURE_REGISTER_LEAF.get(name);
   if (leaf === undefined) return undefined;
   // Registers report the leaf even past the x86 max leaf: arm64 has no max leaf.
-  const r = hypervisorLeaf({ ...f, maxLeaf: Math.max(f.maxLeaf, HyperVCpuid.IPT_FEATURES) }, leaf);
+  const r = hypervisorLeaf(f, leaf, Math.max(f.maxLeaf, HyperVCpuid.IPT_FEATURES));
   // 0x200 packs low privileges, high privileges, then misc features in dword c (Linux arm64
   // hyperv_init reads as32.a, .b, .c); the other registers are the leaf's EAX..EDX in order.
   const [a, b, c, d] = name === HvRegister.PRIVILEGES_AND_FEATURES_INFO ? [r.eax, r.ebx, r.edx, 0] : [r.eax, r.ebx, r.ecx, r.edx];

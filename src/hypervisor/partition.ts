@@ -258,7 +258,7 @@ export class Partition {
     }
     const report: CrashReport = { params, control: v, ns: this.clock.nowNs, ...(message !== undefined ? { message } : {}) };
     this.crashes.push(report);
-    this.events.emit({ kind: 'crash', params, ...(message !== undefined ? { message } : {}) });
+    if (this.events.active) this.events.emit({ kind: 'crash', params, ...(message !== undefined ? { message } : {}) });
     return undefined;
   }
 
@@ -278,7 +278,7 @@ export class Partition {
     this.tscEmulationStatus = 0n;
     this.tscInvariantControl = 0n;
     this.resets++;
-    this.events.emit({ kind: 'reset' });
+    if (this.events.active) this.events.emit({ kind: 'reset' });
   }
 
   // --- Ports, connections, messages and events (tlfs.md §5.8) --------------------------------
@@ -305,7 +305,7 @@ export class Partition {
     if (typeof port === 'number') return port;
     const spec = port.spec;
     if (spec.type === 'host-message') {
-      this.events.emit({ kind: 'host-message', port: port.id, messageType: type, size: payload.length, vp: fromVp });
+      if (this.events.active) this.events.emit({ kind: 'host-message', port: port.id, messageType: type, size: payload.length, vp: fromVp });
       const m: HostMessage = { type, payload: payload.slice(), vp: fromVp };
       return spec.handler(m);
     }
@@ -323,7 +323,7 @@ export class Partition {
     const spec = port.spec;
     if (spec.type === 'host-event') {
       if (flag >= spec.flagCount) return HvStatus.INVALID_PARAMETER;
-      this.events.emit({ kind: 'host-event', port: port.id, flag, vp: fromVp });
+      if (this.events.active) this.events.emit({ kind: 'host-event', port: port.id, flag, vp: fromVp });
       spec.handler(flag, fromVp);
       return HvStatus.SUCCESS;
     }

@@ -25,7 +25,7 @@ export interface SynicMessage {
   readonly payload: Uint8Array;
   /** Header `sender` (the port id for port messages; 0 for hypervisor messages). */
   readonly sender?: bigint;
-  /** Fills in delivery-time fields (the timer message's delivery_time) just before the write. */
+  /** Fills in delivery-time fields (the timer message's delivery_time) in the slot's payload, before the type is written. */
   readonly beforeWrite?: (payload: Uint8Array) => void;
   /** Called once the message is in the slot. */
   readonly onDelivered?: () => void;
@@ -161,7 +161,7 @@ export class Synic {
   enqueue(sint: number, msg: SynicMessage): void {
     const q = this.queues[sint]!;
     q.push(msg);
-    this.vp.partition.events.emit({ kind: 'message-queued', vp: this.vp.index, sint, messageType: msg.type, depth: q.length });
+    if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'message-queued', vp: this.vp.index, sint, messageType: msg.type, depth: q.length });
     this.tryDeliver(sint);
   }
 
@@ -169,25 +169,26 @@ export class Synic {
   tryDeliver(sint: number): void {
     const q = this.queues[sint]!;
     while (q.length > 0 && this.deliverable(sint)) {
-      const slot = this.simpPage.bytes.subarray(sint * HV_MESSAGE_SIZE, (sint + 1) * HV_MESSAGE_SIZE);
+      const page = this.simpPage;
+      const bytes = page.bytes;
+      const base = sint * HV_MESSAGE_SIZE;
+      const typeWord = (base + OFF_TYPE) / 4;
       // TLFS order: set msg_pending before looking at message_type, so a guest that frees the
       // slot concurrently either sees the flag (and writes EOM) or gets the message.
-      Atomics.or(slot, OFF_FLAGS, MSG_PENDING);
-      const words = new Uint32Array(slot.buffer, slot.byteOffset + OFF_TYPE, 1);
-      if (Atomics.load(words, 0) !== HvMessageType.NONE) return; // busy: the guest will EOM
+      Atomics.or(bytes, base + OFF_FLAGS, MSG_PENDING);
+      if (Atomics.load(page.u32, typeWord) !== HvMessageType.NONE) return; // busy: the guest will EOM
       const msg = q.shift()!;
-      const payload = new Uint8Array(HV_MESSAGE_PAYLOAD_BYTE_COUNT);
-      payload.set(msg.payload.subarray(0, HV_MESSAGE_PAYLOAD_BYTE_COUNT));
-      msg.beforeWrite?.(payload);
-      slot.set(payload, OFF_PAYLOAD);
-      const dv = new DataView(slot.buffer, slot.byteOffset, HV_MESSAGE_SIZE);
-      dv.setBigUint64(OFF_SENDER, msg.sender ?? 0n, true);
-      dv.setUint16(OFF_RESERVED, 0, true);
-      slot[OFF_SIZE] = Math.min(msg.payload.length, HV_MESSAGE_PAYLOAD_BYTE_COUNT);
-      Atomics.store(slot, OFF_FLAGS, 0);
+      const size = Math.min(msg.payload.length, HV_MESSAGE_PAYLOAD_BYTE_COUNT);
+      bytes.set(msg.payload.subarray(0, size), base + OFF_PAYLOAD);
+      bytes.fill(0, base + OFF_PAYLOAD + size, base + HV_MESSAGE_SIZE);
+      msg.beforeWrite?.(bytes.subarray(base + OFF_PAYLOAD, base + HV_MESSAGE_SIZE));
+      page.dv.setBigUint64(base + OFF_SENDER, msg.sender ?? 0n, true);
+      page.dv.setUint16(base + OFF_RESERVED, 0, true);
+      bytes[base + OFF_SIZE] = size;
+      Atomics.store(bytes, base + OFF_FLAGS, 0);
       // message_type last, with release order: the guest sees a complete message or none.
-      Atomics.store(words, 0, msg.type >>> 0);
-      this.vp.partition.events.emit({ kind: 'message-delivered', vp: this.vp.index, sint, messageType: msg.type, size: slot[OFF_SIZE]! });
+      Atomics.store(page.u32, typeWord, msg.type >>> 0);
+      if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'message-delivered', vp: this.vp.index, sint, messageType: msg.type, size });
       msg.onDelivered?.();
       this.assertSint(sint);
       // Loop: with more queued, the next pass finds the slot busy and sets msg_pending.
@@ -209,7 +210,7 @@ export class Synic {
     const bit = 1 << (flag & 7);
     const old = Atomics.or(page, byte, bit);
     const coalesced = (old & bit) !== 0;
-    this.vp.partition.events.emit({ kind: 'event-signaled', vp: this.vp.index, sint, flag, coalesced });
+    if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'event-signaled', vp: this.vp.index, sint, flag, coalesced });
     if (!coalesced) this.assertSint(sint);
     return HvStatus.SUCCESS;
   }
@@ -220,7 +221,7 @@ export class Synic {
     this.assertions[sint]!++;
     if (v & (SINT_MASKED | SINT_POLLING)) return;
     const vector = Number(v & SINT_VECTOR);
-    this.vp.partition.events.emit({ kind: 'sint-asserted', vp: this.vp.index, sint, vector });
+    if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'sint-asserted', vp: this.vp.index, sint, vector });
     this.vp.apic.raise(vector, { autoEoi: (v & SINT_AUTO_EOI) !== 0n });
   }
 

@@ -14,6 +14,7 @@ export class OverlayPage {
   /** Contents while the page is not the visible one at its GPN. */
   private readonly storage = new Uint8Array(HV_HYP_PAGE_SIZE);
   private window: Uint8Array | undefined = undefined;
+  private views: { u32: Uint32Array; dv: DataView } | undefined;
 
   constructor(
     /** What the page is, for diagnostics: "SIMP vp1", "hypercall page". */
@@ -26,6 +27,19 @@ export class OverlayPage {
    */
   get bytes(): Uint8Array {
     return this.window ?? this.storage;
+  }
+
+  /** The page as 32-bit words (for Atomics) and as a DataView, wherever it lives now. */
+  get u32(): Uint32Array {
+    return (this.views ??= this.makeViews()).u32;
+  }
+  get dv(): DataView {
+    return (this.views ??= this.makeViews()).dv;
+  }
+
+  private makeViews(): { u32: Uint32Array; dv: DataView } {
+    const b = this.bytes;
+    return { u32: new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4), dv: new DataView(b.buffer, b.byteOffset, b.byteLength) };
   }
 
   get mapped(): boolean {
@@ -44,6 +58,7 @@ export class OverlayPage {
       this.storage.set(this.window);
     }
     this.window = window;
+    this.views = undefined;
   }
 }
 

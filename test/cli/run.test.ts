@@ -7,10 +7,11 @@ import { main } from '../../src/cli/main.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-async function run(...args: string[]): Promise<{ code: number; lines: string[] }> {
+async function run(...args: string[]): Promise<{ code: number; lines: string[]; err: string }> {
   const lines: string[] = [];
-  const code = await main(['node', 'hvkit', ...args], (l) => lines.push(l));
-  return { code, lines };
+  let err = '';
+  const code = await main(['node', 'hvkit', ...args], { out: (l) => lines.push(l), err: (t) => (err += t) });
+  return { code, lines, err };
 }
 
 describe('hvkit run', () => {
@@ -40,11 +41,15 @@ describe('hvkit run', () => {
   });
 
   it('a bad option is an error naming it, exit 2; VMBus is refused until it exists', async () => {
-    expect((await run('run', '--no-vmbus', '--release', 'ws2030')).code).toBe(2);
+    const bad = await run('run', '--no-vmbus', '--release', 'ws2030');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("option '--release <release>' argument 'ws2030' is invalid. expected one of ws2012");
     expect((await run('run', '--no-vmbus', '--vps', '0')).code).toBe(2);
     expect((await run('run', '--no-vmbus', '--page-size', '64k')).code).toBe(2); // x64 has 4 KiB pages only
     expect((await run('run', '--no-vmbus', '--release', 'ws2012', '--vps', '65')).code).toBe(2); // WS2012 allows 64
-    expect((await run('run')).code).toBe(2);
+    const vmbus = await run('run');
+    expect(vmbus.code).toBe(2);
+    expect(vmbus.err).toBe('hvkit: VMBus is not implemented yet; run with --no-vmbus\n');
   });
 
   it('the built command runs as the README says (node bin/hvkit.js)', () => {

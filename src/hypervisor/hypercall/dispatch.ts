@@ -31,19 +31,40 @@ export interface HypercallResponse {
   readonly restartControl?: bigint;
 }
 
-export interface CallContext {
-  readonly partition: Partition;
-  readonly vp: Vp;
-  readonly control: Control;
-  readonly input: Uint8Array;
+/** What a call's body sees: its caller, its decoded control, and its input and output blocks. */
+export class CallContext {
+  /** A view on the input block. */
   readonly in: DataView;
-  readonly output: Uint8Array;
-  readonly out: DataView;
+
+  constructor(
+    readonly partition: Partition,
+    readonly vp: Vp,
+    readonly control: Control,
+    private readonly def: HypercallDef,
+    /** The input block (a copy: the guest cannot change it under the call). */
+    readonly input: Uint8Array,
+    inView: DataView,
+    /** The output block, zeroed; written back to the guest on success. */
+    readonly output: Uint8Array,
+    readonly out: DataView,
+  ) {
+    this.in = inView;
+  }
+
   /** Byte offset of the variable header in `input`. */
-  readonly varHeaderOffset: number;
-  /** Byte offset of rep input element `i`, and of its output element. */
-  repIn(i: number): number;
-  repOut(i: number): number;
+  get varHeaderOffset(): number {
+    return this.def.input;
+  }
+
+  /** Byte offset of rep input element `i`. */
+  repIn(i: number): number {
+    return this.def.input + 8 * this.control.varHeadSize + i * (this.def.repInput ?? 0);
+  }
+
+  /** Byte offset of rep output element `i`. */
+  repOut(i: number): number {
+    return (this.def.output ?? 0) + i * (this.def.repOutput ?? 0);
+  }
 }
 
 export interface HypercallDef {
@@ -80,23 +101,33 @@ function blockStatus(p: Partition, gpa: bigint, size: number): number {
   return HvStatus.SUCCESS;
 }
 
-const fail = (status: number, reps = 0): HypercallResponse => ({ result: encodeResult(status, reps) });
-
-function qwordsToBytes(regs: readonly bigint[], size: number): Uint8Array {
-  const b = new Uint8Array(Math.max(size, 0));
-  const dv = new DataView(b.buffer);
-  for (let i = 0; i * 8 < size; i++) {
-    const q = regs[i] ?? 0n;
-    if (i * 8 + 8 <= size) dv.setBigUint64(i * 8, BigInt.asUintN(64, q), true);
-    else for (let k = 0; k < size - i * 8; k++) b[i * 8 + k] = Number((q >> BigInt(8 * k)) & 0xffn);
-  }
-  return b;
-}
+/** Responses without reps completed are the same every time: build each once. */
+const plain = new Map<number, HypercallResponse>();
+const fail = (status: number, reps = 0): HypercallResponse => {
+  if (reps !== 0) return { result: encodeResult(status, reps) };
+  let r = plain.get(status);
+  if (!r) plain.set(status, (r = { result: encodeResult(status, 0) }));
+  return r;
+};
 
 const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
+/**
+ * Input and output blocks of one invocation. Blocks never exceed a page (memory calls) or the
+ * fast registers (at most 128 bytes), so one page each suffices; the dispatcher reuses a pair
+ * and takes fresh ones only if a call re-enters it.
+ */
+class Blocks {
+  readonly input = new Uint8Array(HV_HYP_PAGE_SIZE);
+  readonly in = new DataView(this.input.buffer);
+  readonly output = new Uint8Array(HV_HYP_PAGE_SIZE);
+  readonly out = new DataView(this.output.buffer);
+}
+
 export class HypercallDispatcher {
   private readonly defs = new Map<number, HypercallDef>();
+  private readonly blocks = new Blocks();
+  private depth = 0;
 
   constructor(defs: readonly HypercallDef[]) {
     for (const d of defs) this.defs.set(d.code, d);
@@ -106,26 +137,37 @@ export class HypercallDispatcher {
     return this.defs.has(code);
   }
 
-  dispatch(vp: Vp, req: HypercallRequest): HypercallResponse {
-    const r = this.execute(vp, req);
-    const c = decodeControl(req.control);
-    const result = r.result;
-    vp.partition.events.emit({
-      kind: 'hypercall',
-      vp: vp.index,
-      code: c.code,
-      fast: c.fast,
-      repCount: c.repCount,
-      repStart: c.repStart,
-      status: Number(result & 0xffffn),
-      repsCompleted: Number((result >> 32n) & 0xfffn),
-    });
+  /** Runs one hypercall invocation. `c` is `req.control` decoded (the ABI adapter has it already). */
+  dispatch(vp: Vp, req: HypercallRequest, c: Control = decodeControl(req.control)): HypercallResponse {
+    const r = this.execute(vp, req, c);
+    const events = vp.partition.events;
+    if (events.active) {
+      events.emit({
+        kind: 'hypercall',
+        vp: vp.index,
+        code: c.code,
+        fast: c.fast,
+        repCount: c.repCount,
+        repStart: c.repStart,
+        status: Number(r.result & 0xffffn),
+        repsCompleted: Number((r.result >> 32n) & 0xfffn),
+      });
+    }
     return r;
   }
 
-  private execute(vp: Vp, req: HypercallRequest): HypercallResponse {
+  private execute(vp: Vp, req: HypercallRequest, c: Control): HypercallResponse {
+    const blocks = this.depth === 0 ? this.blocks : new Blocks();
+    this.depth++;
+    try {
+      return this.run(vp, req, c, blocks);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private run(vp: Vp, req: HypercallRequest, c: Control, blocks: Blocks): HypercallResponse {
     const p = vp.partition;
-    const c = decodeControl(req.control);
     // §4.9: code, privilege, reserved bits, shape, then the blocks.
     const def = this.defs.get(c.code);
     if (!def) return fail(HvStatus.INVALID_HYPERCALL_CODE);
@@ -140,42 +182,31 @@ export class HypercallDispatcher {
     if (c.varHeadSize !== 0 && !def.varHeader) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
     if (c.fast && def.fast === false) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
 
-    const varHeaderOffset = def.input;
     const repInOffset = def.input + 8 * c.varHeadSize;
     const repCount = def.rep ? c.repCount : 0;
     const inSize = repInOffset + repCount * (def.repInput ?? 0);
     const outSize = (def.output ?? 0) + repCount * (def.repOutput ?? 0);
 
-    let input: Uint8Array;
+    const input = blocks.input.subarray(0, inSize);
     if (c.fast) {
       const capacity = req.fastRegisters.length * 8;
       if (inSize > capacity) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
       if (outSize > 0 && (!req.fastOutput || roundUp(inSize, 16) + outSize > capacity)) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
-      input = qwordsToBytes(req.fastRegisters, inSize);
+      for (let i = 0; i * 8 < inSize; i++) blocks.in.setBigUint64(i * 8, req.fastRegisters[i] ?? 0n, true);
     } else {
       // The output GPA is looked at only for calls with output (kvm-unit-tests leaves R8 unset).
       const inStatus = blockStatus(p, req.inputGpa, inSize);
       if (inStatus !== HvStatus.SUCCESS) return fail(inStatus);
       const outStatus = blockStatus(p, req.outputGpa, outSize);
       if (outStatus !== HvStatus.SUCCESS) return fail(outStatus);
-      // Read the whole input before any output is written: the guest cannot change it under us.
-      input = inSize > 0 ? p.memory.read(Number(req.inputGpa), inSize) : new Uint8Array(0);
+      // Copy the whole input before any output is written: the guest cannot change it under us.
+      if (inSize > 0) input.set(p.memory.view(Number(req.inputGpa), inSize));
     }
 
     // Whole qwords, so fast output can be handed back register by register.
-    const output = new Uint8Array(roundUp(outSize, 8));
-    const ctx: CallContext = {
-      partition: p,
-      vp,
-      control: c,
-      input,
-      in: new DataView(input.buffer, input.byteOffset, input.byteLength),
-      output,
-      out: new DataView(output.buffer),
-      varHeaderOffset,
-      repIn: (i) => repInOffset + i * (def.repInput ?? 0),
-      repOut: (i) => (def.output ?? 0) + i * (def.repOutput ?? 0),
-    };
+    const output = blocks.output.subarray(0, roundUp(outSize, 8));
+    output.fill(0);
+    const ctx = new CallContext(p, vp, c, def, input, blocks.in, output, blocks.out);
 
     if (!def.rep) {
       const status = def.run ? def.run(ctx) : HvStatus.SUCCESS;

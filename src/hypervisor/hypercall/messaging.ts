@@ -3,11 +3,15 @@ import { HvCall } from '../../tlfs/hypercall-codes.js';
 import { HvInputPostMessage, HvInputSignalEvent } from '../../tlfs/hypercall-inputs.js';
 import { PrivHigh } from '../../tlfs/cpuid.js';
 import { HvStatus } from '../../tlfs/status.js';
-import { ConnectionId, HV_MESSAGE_PAYLOAD_BYTE_COUNT } from '../../tlfs/synic.js';
+import { ConnectionId, HV_MESSAGE_PAYLOAD_BYTE_COUNT, HV_PORT_ID_MASK } from '../../tlfs/synic.js';
 import type { HypercallDef } from './dispatch.js';
 
 const P = HvInputPostMessage.offsets;
-const SIGNAL_RESERVED = HvInputSignalEvent.byName.reserved_conn.mask | HvInputSignalEvent.byName.reserved.mask;
+// Byte offsets of the signal-event qword's fields, from its declaration (low byte first).
+const S = HvInputSignalEvent.byName;
+const CONN_RESERVED_BYTE = S.reserved_conn.shift / 8;
+const FLAG_AT = S.flag_number.shift / 8;
+const RESERVED_AT = S.reserved.shift / 8;
 
 export const postMessage: HypercallDef = {
   code: HvCall.POST_MESSAGE,
@@ -34,10 +38,9 @@ export const signalEvent: HypercallDef = {
   input: 8,
   gate: (f) => (f.privilegesHigh & PrivHigh.SIGNAL_EVENTS) !== 0,
   run: (ctx) => {
-    const q = ctx.in.getBigUint64(0, true);
-    if (q & SIGNAL_RESERVED) return HvStatus.INVALID_HYPERCALL_INPUT;
-    const conn = HvInputSignalEvent.get(q, 'connection_id');
-    const flag = HvInputSignalEvent.get(q, 'flag_number');
-    return ctx.partition.signalEvent(conn, flag, ctx.vp.index);
+    const dv = ctx.in;
+    if (dv.getUint8(CONN_RESERVED_BYTE) !== 0 || dv.getUint16(RESERVED_AT, true) !== 0) return HvStatus.INVALID_HYPERCALL_INPUT;
+    const conn = dv.getUint32(0, true) & HV_PORT_ID_MASK;
+    return ctx.partition.signalEvent(conn, dv.getUint16(FLAG_AT, true), ctx.vp.index);
   },
 };
