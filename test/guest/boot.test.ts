@@ -200,6 +200,19 @@ describe('what the boot leaves in the hypervisor', () => {
     expect(m.kernel.hvMaxVpIndex).toBe(2);
   });
 
+  it('an isolated partition prints its isolation configuration (CPUID 0x4000000C)', () => {
+    const m = new Machine({ release: 'ws2022', vps: 1, memory: 64 << 20, isolation: { type: 'snp', paravisor: true, sharedGpaBoundaryBits: 45 } });
+    m.boot();
+    const cpu = new X64Port(m.partition.vps[0]!);
+    const iso = cpu.cpuid(0x4000000c);
+    const lines = m.kernel.log.lines().map((l) => l.slice(15));
+    const at = lines.indexOf(`Hyper-V: Isolation Config: Group A ${hex(iso.eax)}, Group B ${hex(iso.ebx)}`);
+    // tlfs.md 1.12: after the host build, before the nested features.
+    expect(at).toBeGreaterThan(lines.findIndex((l) => l.startsWith('Hyper-V: Host Build')));
+    expect(at).toBeLessThan(lines.indexOf('Hyper-V: Nested features: 0x0'));
+    expect(iso.ebx & 0xf).toBe(2);
+  });
+
   it('without the HYPERCALL privilege Linux warns and boots unenlightened', () => {
     const m = new Machine({ release: 'ws2022', vps: 1, memory: 64 << 20, features: { privilegesLow: 0x4f } });
     m.boot();
