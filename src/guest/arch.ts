@@ -142,53 +142,43 @@ abstract class X86Ops implements CpuOps {
     return Number(this.rdmsr(HvMsr.TSC_FREQUENCY));
   }
 
-  abstract hypercall(control: bigint, input: number, output: number): bigint;
-  abstract fastHypercall8(code: number, a: bigint): bigint;
-  abstract fastHypercall16(code: number, a: bigint, b: bigint): bigint;
+  /** One CALL to the hypercall page with the control and the two input/output values. */
+  protected abstract call(control: bigint, a: bigint, b: bigint): bigint;
+
+  hypercall(control: bigint, input: number, output: number): bigint {
+    return this.call(control, BigInt(input), BigInt(output));
+  }
+  fastHypercall8(code: number, a: bigint): bigint {
+    return this.call(BigInt(code) | HV_HYPERCALL_FAST_BIT, a, 0n);
+  }
+  fastHypercall16(code: number, a: bigint, b: bigint): bigint {
+    return this.call(BigInt(code) | HV_HYPERCALL_FAST_BIT, a, b);
+  }
 }
 
 export class X64Ops extends X86Ops {
   declare readonly cpu: X64Cpu;
 
-  private call(rcx: bigint, rdx: bigint, r8: bigint): bigint {
+  protected call(rcx: bigint, rdx: bigint, r8: bigint): bigint {
     if (this.hypercallPage === undefined) return U64_MAX;
     const regs = { rcx, rdx, r8, rax: 0n, xmm: [] as bigint[] };
     if (this.cpu.call(this.hypercallPage, regs)) throw new GuestPanic(`hypercall page at 0x${this.hypercallPage.toString(16)} faulted`);
     return regs.rax;
   }
 
-  hypercall(control: bigint, input: number, output: number): bigint {
-    return this.call(control, BigInt(input), BigInt(output));
-  }
-  fastHypercall8(code: number, a: bigint): bigint {
-    return this.call(BigInt(code) | HV_HYPERCALL_FAST_BIT, a, 0n);
-  }
-  fastHypercall16(code: number, a: bigint, b: bigint): bigint {
-    return this.call(BigInt(code) | HV_HYPERCALL_FAST_BIT, a, b);
-  }
 }
 
 export class X86_32Ops extends X86Ops {
   declare readonly cpu: X86_32Cpu;
 
   /** EDX:EAX control, EBX:ECX input, EDI:ESI output; result in EDX:EAX (tlfs.md 4.2). */
-  private call(control: bigint, input: bigint, output: bigint): bigint {
+  protected call(control: bigint, input: bigint, output: bigint): bigint {
     if (this.hypercallPage === undefined) return U64_MAX;
     const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
     const lo = (v: bigint) => Number(v & 0xffffffffn);
     const regs = { edx: hi(control), eax: lo(control), ebx: hi(input), ecx: lo(input), edi: hi(output), esi: lo(output) };
     if (this.cpu.call(this.hypercallPage, regs)) throw new GuestPanic(`hypercall page at 0x${this.hypercallPage.toString(16)} faulted`);
     return (BigInt(regs.edx >>> 0) << 32n) | BigInt(regs.eax >>> 0);
-  }
-
-  hypercall(control: bigint, input: number, output: number): bigint {
-    return this.call(control, BigInt(input), BigInt(output));
-  }
-  fastHypercall8(code: number, a: bigint): bigint {
-    return this.call(BigInt(code) | HV_HYPERCALL_FAST_BIT, a, 0n);
-  }
-  fastHypercall16(code: number, a: bigint, b: bigint): bigint {
-    return this.call(BigInt(code) | HV_HYPERCALL_FAST_BIT, a, b);
   }
 }
 

@@ -148,6 +148,19 @@ export class Kernel {
     this.log.info(`smp: Brought up 1 node, ${n} CPU${n === 1 ? '' : 's'}`);
   }
 
+  /**
+   * The end of boot on both architectures: fs_initcall(clocksource_done_booting) switches to the
+   * best clocksource, then the VMBus driver (a device initcall) sets up the SynIC on every CPU.
+   */
+  lateInitcalls(): void {
+    this.platform.elapse(200_000_000);
+    this.log.info(`clocksource: Switched to clocksource ${this.clocksource}`);
+    if (!this.options.vmbusSynic) return;
+    this.platform.elapse(100_000_000);
+    this.synicAlloc();
+    for (const cpu of this.cpus) this.synicInit(cpu);
+  }
+
   // --- VMBus's SynIC set-up (drivers/hv/vmbus_drv.c vmbus_bus_init, hv.c) --------------------
 
   /** hv_synic_alloc(): a zeroed message page and event page per CPU. */

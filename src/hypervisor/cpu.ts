@@ -57,7 +57,7 @@ abstract class CpuPort {
   }
 }
 
-abstract class X86Port extends CpuPort {
+abstract class X86Port<R> extends CpuPort {
   cpuid(leaf: number, subleaf = 0): CpuidResult {
     const p = this.vp.partition;
     const r = cpuidLeaf(p.features, leaf, { apicId: this.vp.apicId, vendor: p.config.cpuVendor, invariantTsc: (p.tscInvariantControl & 1n) !== 0n });
@@ -149,14 +149,16 @@ abstract class X86Port extends CpuPort {
   /** x2APIC mode exists on the 64-bit model only (CPUID.1:ECX[21]). */
   protected abstract readonly x2apic: boolean;
 
-  /** What a CALL to `gpa` finds: a hypercall instruction, or anything else (#UD). */
-  protected callTarget(gpa: number): Fault | 'hypercall' {
+  /** CALL to guest address `gpa` (the hypercall page): a hypercall if VMCALL or VMMCALL is there, else #UD. */
+  call(gpa: number, regs: R): Fault | undefined {
     const mem = this.vp.partition.memory;
     if (!mem.contains(gpa, 3)) return '#GP';
     const b = mem.bytes;
     const is = (op: number[]) => b[gpa] === op[0] && b[gpa + 1] === op[1] && b[gpa + 2] === op[2];
-    return is(VMCALL) || is(VMMCALL) ? 'hypercall' : '#UD';
+    return is(VMCALL) || is(VMMCALL) ? this.vmcall(regs) : '#UD';
   }
+
+  abstract vmcall(regs: R): Fault | undefined;
 
   /** VMCALL traps to the Hyper-V handler only while the hypercall page is enabled (tlfs.md §4.2). */
   protected get hypercallsEnabled(): boolean {
@@ -164,14 +166,9 @@ abstract class X86Port extends CpuPort {
   }
 }
 
-export class X64Port extends X86Port implements X64Cpu {
+export class X64Port extends X86Port<X64Registers> implements X64Cpu {
   readonly arch = 'x64';
   protected readonly x2apic = true;
-
-  call(gpa: number, regs: X64Registers): Fault | undefined {
-    const t = this.callTarget(gpa);
-    return t === 'hypercall' ? this.vmcall(regs) : t;
-  }
 
   vmcall(regs: X64Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return '#UD';
@@ -196,14 +193,9 @@ export class X64Port extends X86Port implements X64Cpu {
   }
 }
 
-export class X86_32Port extends X86Port implements X86_32Cpu {
+export class X86_32Port extends X86Port<X86Registers> implements X86_32Cpu {
   readonly arch = 'x86';
   protected readonly x2apic = false;
-
-  call(gpa: number, regs: X86Registers): Fault | undefined {
-    const t = this.callTarget(gpa);
-    return t === 'hypercall' ? this.vmcall(regs) : t;
-  }
 
   vmcall(regs: X86Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return '#UD';

@@ -78,11 +78,5 @@ export function bootArm64(k: Kernel): void {
   hvCommonCpuInit(k, k.bsp);
   k.platform.elapse(40_000_000);
   k.bringUpSecondaries((cpu) => hvCommonCpuInit(k, cpu));
-  k.platform.elapse(200_000_000);
-  k.log.info(`clocksource: Switched to clocksource ${k.clocksource}`);
-  if (k.options.vmbusSynic) {
-    k.platform.elapse(100_000_000);
-    k.synicAlloc();
-    for (const cpu of k.cpus) k.synicInit(cpu);
-  }
+  k.lateInitcalls();
 }

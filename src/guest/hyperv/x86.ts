@@ -234,12 +234,5 @@ export function bootX86(k: Kernel): void {
     hvCpuInit(k, cpu);
     if (direct) k.startClockevent(cpu, 'direct');
   });
-  k.platform.elapse(200_000_000);
-  // fs_initcall(clocksource_done_booting)
-  k.log.info(`clocksource: Switched to clocksource ${k.clocksource}`);
-  if (k.options.vmbusSynic) {
-    k.platform.elapse(100_000_000);
-    k.synicAlloc();
-    for (const cpu of k.cpus) k.synicInit(cpu);
-  }
+  k.lateInitcalls();
 }

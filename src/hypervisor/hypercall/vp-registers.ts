@@ -30,6 +30,12 @@ function targetVp(ctx: CallContext): Vp | number {
 
 const gate = (f: { privilegesHigh: number }): boolean => (f.privilegesHigh & PrivHigh.ACCESS_VP_REGISTERS) !== 0;
 
+/** The header check both calls run once per invocation, before any element. */
+const checkHeader = (ctx: CallContext): number => {
+  const t = targetVp(ctx);
+  return typeof t === 'number' ? t : HvStatus.SUCCESS;
+};
+
 export const getVpRegisters: HypercallDef = {
   code: HvCall.GET_VP_REGISTERS,
   rep: true,
@@ -37,10 +43,7 @@ export const getVpRegisters: HypercallDef = {
   repInput: 4,
   repOutput: 16,
   gate,
-  run: (ctx) => {
-    const t = targetVp(ctx);
-    return typeof t === 'number' ? t : HvStatus.SUCCESS;
-  },
+  run: checkHeader,
   element: (ctx, i) => {
     const vp = targetVp(ctx) as Vp;
     const name = ctx.in.getUint32(ctx.repIn(i), true);
@@ -63,10 +66,7 @@ export const setVpRegisters: HypercallDef = {
   input: HvGetVpRegistersInput.size,
   repInput: HvRegisterAssoc.size,
   gate,
-  run: (ctx) => {
-    const t = targetVp(ctx);
-    return typeof t === 'number' ? t : HvStatus.SUCCESS;
-  },
+  run: checkHeader,
   element: (ctx, i) => {
     const vp = targetVp(ctx) as Vp;
     const at = ctx.repIn(i);
