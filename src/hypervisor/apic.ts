@@ -21,8 +21,6 @@ function highest(a: Uint32Array): number {
 export class InterruptController {
   private readonly irr = words();
   private readonly isr = words();
-  /** Vectors whose pending interrupt is retired at acceptance (SynIC auto-EOI). */
-  private readonly autoEoi = words();
   /** Task priority register (the low 8 bits are architectural). */
   tpr = 0;
   /** Interrupts accepted per vector since reset, for inspection and tests. */
@@ -31,13 +29,13 @@ export class InterruptController {
   onRaise: ((vector: number) => void) | undefined;
   /** Called when a vector is retired, by EOI or auto-EOI (SynIC uses it to retry messages). */
   onEoi: ((vector: number) => void) | undefined;
+  /** Whether a vector is retired at acceptance instead of going in service (SynIC auto-EOI). */
+  isAutoEoi: ((vector: number) => boolean) | undefined;
 
   /** Sets a fixed, edge-triggered interrupt pending. Vectors outside 0..255 are ignored. */
-  raise(vector: number, opts: { autoEoi?: boolean } = {}): void {
+  raise(vector: number): void {
     if (!Number.isInteger(vector) || vector < 0 || vector > 255) return;
     set(this.irr, vector);
-    if (opts.autoEoi) set(this.autoEoi, vector);
-    else clear(this.autoEoi, vector);
     this.onRaise?.(vector);
   }
 
@@ -68,8 +66,7 @@ export class InterruptController {
     if (v === undefined) return undefined;
     clear(this.irr, v);
     this.accepted[v]!++;
-    if (test(this.autoEoi, v)) {
-      clear(this.autoEoi, v);
+    if (this.isAutoEoi?.(v)) {
       this.onEoi?.(v);
     } else {
       set(this.isr, v);
@@ -89,7 +86,6 @@ export class InterruptController {
   reset(): void {
     this.irr.fill(0);
     this.isr.fill(0);
-    this.autoEoi.fill(0);
     this.accepted.fill(0);
     this.tpr = 0;
   }

@@ -26,7 +26,7 @@ export class VirtualClock {
 
   /** Runs `fn` when the clock reaches `atNs` (at once on the next advance if already past). */
   schedule(atNs: number, fn: () => void): ClockEvent {
-    const e: Entry = { atNs: Math.max(atNs, this.ns), seq: this.seq++, fn, live: true };
+    const e: Entry = { atNs: Math.max(Math.ceil(atNs), this.ns), seq: this.seq++, fn, live: true };
     this.push(e);
     return {
       atNs: e.atNs,
@@ -47,7 +47,9 @@ export class VirtualClock {
    * own deadline. Events an event schedules within the window fire too. Returns how many fired.
    */
   advanceTo(targetNs: number): number {
-    if (!(targetNs >= this.ns)) return 0;
+    // Whole nanoseconds only: time feeds 64-bit arithmetic (the TSC, the reference counter).
+    targetNs = Math.floor(targetNs);
+    if (!(targetNs >= this.ns) || !Number.isSafeInteger(targetNs)) return 0;
     let fired = 0;
     for (;;) {
       this.dropDead();

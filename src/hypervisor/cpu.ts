@@ -189,6 +189,8 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
       }
       if (r.restartControl === undefined) return undefined;
       regs.rcx = r.restartControl;
+      // The re-executed VMCALL traps afresh: if an element disabled hypercalls, it is #UD.
+      if (!this.hypercallsEnabled) return '#UD';
     }
   }
 }
@@ -212,6 +214,7 @@ export class X86_32Port extends X86Port<X86Registers> implements X86_32Cpu {
       regs.edx = Number((v >> 32n) & MASK32);
       regs.eax = Number(v & MASK32);
       if (r.restartControl === undefined) return undefined;
+      if (!this.hypercallsEnabled) return '#UD';
     }
   }
 }

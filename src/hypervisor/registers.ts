@@ -26,6 +26,8 @@ export interface SyntheticRegister {
 
 const low = (bit: number) => (f: Features) => (f.privilegesLow & bit) !== 0;
 const misc = (bit: number) => (f: Features) => (f.misc & bit) !== 0;
+/** The frequency MSRs need the privilege and the misc "available" bit (tlfs.md 2.1). */
+const frequency = (f: Features): boolean => (f.privilegesLow & PrivLow.FREQUENCY_MSRS) !== 0 && (f.misc & MiscX64.FREQUENCY_MSRS) !== 0;
 
 /** HV_X64_MSR_REENLIGHTENMENT_CONTROL (tlfs.md §2.8; Linux hv_reenlightenment_control). */
 export const ReenlightenmentControl = bits('hv_reenlightenment_control', 'u64', {
@@ -90,8 +92,8 @@ const table: SyntheticRegister[] = [
     read: (vp) => vp.partition.referenceTscMsr,
     write: (vp, v) => vp.partition.writeReferenceTsc(v),
   },
-  { name: 'TSC_FREQUENCY', msr: HvMsr.TSC_FREQUENCY, gate: low(PrivLow.FREQUENCY_MSRS), read: (vp) => BigInt(vp.partition.referenceTime.tscHz) },
-  { name: 'APIC_FREQUENCY', msr: HvMsr.APIC_FREQUENCY, gate: low(PrivLow.FREQUENCY_MSRS), read: (vp) => BigInt(vp.partition.release.apicFrequency) },
+  { name: 'TSC_FREQUENCY', msr: HvMsr.TSC_FREQUENCY, gate: frequency, read: (vp) => BigInt(vp.partition.referenceTime.tscHz) },
+  { name: 'APIC_FREQUENCY', msr: HvMsr.APIC_FREQUENCY, gate: frequency, read: (vp) => BigInt(vp.partition.release.apicFrequency) },
   {
     name: 'EOI',
     msr: HvMsr.EOI,

@@ -6,7 +6,7 @@ import { MiscX64 } from '../tlfs/cpuid.js';
 import { HvMessageType } from '../tlfs/synic.js';
 import { StimerConfig, TimerMessagePayload } from '../tlfs/time.js';
 import type { ClockEvent } from './clock.js';
-import type { WriteFault } from './synic.js';
+import type { SynicMessage, WriteFault } from './synic.js';
 import type { Vp } from './vp.js';
 
 const C = StimerConfig.byName;
@@ -32,6 +32,8 @@ export class SyntheticTimer {
   private stalled = false;
   /** A one-shot expired while the previous message waited: send it once that one lands. */
   private lateExpiration: bigint | undefined;
+  /** This timer's message while it waits in the SynIC queue, and the SINT it waits on. */
+  private queued: { msg: SynicMessage; sint: number } | undefined;
 
   constructor(
     private readonly vp: Vp,
@@ -72,20 +74,29 @@ export class SyntheticTimer {
     if (this.enabled) this.arm(undefined);
   }
 
+  /** Stops the timer; a message of it still waiting for its slot is dropped (KVM stimer_cleanup). */
   private cancel(): void {
     this.event?.cancel();
     this.event = undefined;
     this.deadline = undefined;
     this.stalled = false;
+    this.lateExpiration = undefined;
+    if (this.queued) {
+      this.vp.synic.dequeue(this.queued.sint, this.queued.msg);
+      this.queued = undefined;
+      this.messageOutstanding = false;
+    }
   }
 
   /** Arms the timer: a one-shot at COUNT (absolute), a periodic at the next period boundary. */
   private arm(previous: bigint | undefined): void {
     const ref = this.vp.partition.referenceTime;
     const now = ref.now();
+    // COUNT = 0: enabled but inert; neither a one-shot at time 0 nor a period of 0 ever fires
+    // (KVM kvm_hv_process_stimers cleans such a timer up).
+    if (this.count === 0n) return;
     let deadline: bigint;
     if (this.periodic) {
-      if (this.count === 0n) return; // a periodic timer with no period never fires
       if (previous === undefined) deadline = now + this.count;
       else {
         deadline = previous + this.count;
@@ -114,11 +125,10 @@ export class SyntheticTimer {
     this.expirations++;
     this.vp.partition.events.emit({ kind: 'timer-expired', vp: this.vp.index, timer: this.index, direct: this.direct, expiration });
     const periodic = this.periodic;
-    if (!periodic) {
-      this.config &= ~ENABLE;
-      this.deadline = undefined;
-    }
+    if (!periodic) this.deadline = undefined;
     if (this.direct) {
+      // A one-shot disables itself once its expiry is delivered: here at once.
+      if (!periodic) this.config &= ~ENABLE;
       this.vp.apic.raise(StimerConfig.get(this.config, 'apic_vector'));
     } else if (this.messageOutstanding) {
       // The previous expiry's message still waits for its slot. A periodic tick is lost (KVM
@@ -139,13 +149,16 @@ export class SyntheticTimer {
     const payload = TimerMessagePayload.encode({ timer_index: this.index, reserved: 0, expiration_time: expiration, delivery_time: 0n });
     this.messageOutstanding = true;
     const ref = this.vp.partition.referenceTime;
-    this.vp.synic.enqueue(this.sintx, {
+    const msg: SynicMessage = {
       type: HvMessageType.TIMER_EXPIRED,
       payload,
       internal: true,
       beforeWrite: (p) => new DataView(p.buffer, p.byteOffset).setBigUint64(TimerMessagePayload.offsets.delivery_time, ref.now(), true),
       onDelivered: () => {
+        this.queued = undefined;
         this.messageOutstanding = false;
+        // A one-shot disables itself once its expiry message is delivered (KVM).
+        if (!this.periodic && this.deadline === undefined && this.lateExpiration === undefined) this.config &= ~ENABLE;
         const late = this.lateExpiration;
         if (late !== undefined) {
           this.lateExpiration = undefined;
@@ -155,7 +168,9 @@ export class SyntheticTimer {
           this.arm(this.deadline);
         }
       },
-    });
+    };
+    this.queued = { msg, sint: this.sintx };
+    this.vp.synic.enqueue(this.sintx, msg);
   }
 
   reset(): void {
@@ -163,7 +178,5 @@ export class SyntheticTimer {
     this.config = 0n;
     this.count = 0n;
     this.expirations = 0;
-    this.messageOutstanding = false;
-    this.lateExpiration = undefined;
   }
 }

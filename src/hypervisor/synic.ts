@@ -165,6 +165,22 @@ export class Synic {
     this.tryDeliver(sint);
   }
 
+  /** Takes a message that has not reached its slot yet out of `sint`'s queue. */
+  dequeue(sint: number, msg: SynicMessage): void {
+    const q = this.queues[sint];
+    const i = q ? q.indexOf(msg) : -1;
+    if (i >= 0) q!.splice(i, 1);
+  }
+
+  /**
+   * Whether `vector` is retired at acceptance: some unmasked SINT of this VP with auto-EOI uses
+   * it (KVM synic_update_vector / kvm_hv_synic_auto_eoi_set decide it the same way).
+   */
+  autoEoi(vector: number): boolean {
+    for (const v of this.sints) if ((v & (SINT_MASKED | SINT_AUTO_EOI)) === SINT_AUTO_EOI && Number(v & SINT_VECTOR) === vector) return true;
+    return false;
+  }
+
   /** One delivery attempt for `sint` (§5.4): write the head of its queue if the slot is free. */
   tryDeliver(sint: number): void {
     const q = this.queues[sint]!;
@@ -222,7 +238,7 @@ export class Synic {
     if (v & (SINT_MASKED | SINT_POLLING)) return;
     const vector = Number(v & SINT_VECTOR);
     if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'sint-asserted', vp: this.vp.index, sint, vector });
-    this.vp.apic.raise(vector, { autoEoi: (v & SINT_AUTO_EOI) !== 0n });
+    this.vp.apic.raise(vector);
   }
 
   /** An EOI (explicit or auto) of a SINT's vector retries that SINT's queue (KVM kvm_hv_notify_acked_sint). */

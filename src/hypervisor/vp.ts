@@ -33,6 +33,7 @@ export class Vp {
     this.stimers = Array.from({ length: HV_SYNIC_STIMER_COUNT }, (_, i) => new SyntheticTimer(this, i));
     this.vpAssistPage = new OverlayPage(`VP assist vp${index}`);
     this.apic.onEoi = (v) => this.synic.onEoi(v);
+    this.apic.isAutoEoi = (v) => this.synic.autoEoi(v);
   }
 
   writeVpAssist(v: bigint): WriteFault {

@@ -117,6 +117,9 @@ describe('boot log for every release × architecture × page size (tlfs.md 1.12,
 describe('what the boot leaves in the hypervisor', () => {
   it('x64 WS2022: guest OS id, hypercall page, VP assist pages, TSC page, SynIC, direct-mode stimer0', () => {
     const m = new Machine({ release: 'ws2022', arch: 'x64', vps: 2, memory: 64 << 20 });
+    // Only real ticks: no expiry of a timer whose CONFIG is written before its COUNT.
+    const expiries: bigint[] = [];
+    m.partition.events.on((e) => e.kind === 'timer-expired' && expiries.push(e.expiration));
     m.boot();
     const p = m.partition;
     const k = m.kernel;
@@ -141,6 +144,8 @@ describe('what the boot leaves in the hypervisor', () => {
     const before = k.cpus.map((c) => c.clockevent!.ticks);
     m.runFor(100_000_000);
     k.cpus.forEach((c, i) => expect(c.clockevent!.ticks - before[i]!).toBe(25));
+    expect(expiries.length).toBe(k.cpus.reduce((n, c) => n + c.clockevent!.ticks, 0) - k.cpus.length);
+    expect(expiries.every((t) => t > 0n)).toBe(true);
   });
 
   it('WS2019 deprecates auto-EOI: SINT2 without it, and the callback EOIs each message-mode tick', () => {

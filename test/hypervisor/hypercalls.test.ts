@@ -101,6 +101,7 @@ describe('validation order (tlfs.md 4.9)', () => {
     expect(call(BigInt(p.memory.size), out)).toBe(S.INVALID_ALIGNMENT);
     expect(call(input, (1n << 64n) - 8n)).toBe(S.INVALID_ALIGNMENT);
     expect(call(BigInt(PAGE.hypercall), out)).toBe(S.INVALID_ALIGNMENT); // the hypercall overlay
+    expect(call(input, input + 8n)).toBe(S.INVALID_ALIGNMENT); // output overlapping the input
     // A call without output ignores the output GPA (kvm-unit-tests leaves R8 uninitialised).
     expect(status(g.hypercall({ code: HvCall.POST_MESSAGE }, postInput(g), 0x1234_5678_9abc_def1n))).toBe(S.INVALID_CONNECTION_ID);
   });
@@ -160,6 +161,31 @@ describe('rep calls and continuation (tlfs.md 4.6)', () => {
     expect(repsCompleted(r)).toBe(2);
     expect(p.memory.read64(PAGE.output(0) + 16)).toBe(1n);
     expect(p.memory.read8(PAGE.output(0) + 32)).toBe(0xaa);
+  });
+
+  it('a block error on a continued call reports the rep start as reps completed', () => {
+    const { guests } = ready();
+    const g = guests[0]!;
+    const r = g.hypercall({ code: HvCall.GET_VP_REGISTERS, repCount: 5, repStart: 3 }, getRegsInput(g, [1, 2, 3, 4, 5]) + 4n, BigInt(PAGE.output(0)));
+    expect([status(r), repsCompleted(r)]).toEqual([S.INVALID_ALIGNMENT, 3]);
+  });
+
+  it('an element that disables hypercalls ends the continuation with #UD, as the re-executed VMCALL would', () => {
+    const { p, guests } = ready({ repQuantum: 1 });
+    const g = guests[0]!;
+    const at = PAGE.input(0);
+    p.memory.fill(at, 4096);
+    p.memory.write64(at, HV_PARTITION_ID_SELF);
+    p.memory.write32(at + 8, HV_VP_INDEX_SELF);
+    // Two elements: GUEST_OS_ID = 0 (which disables the hypercall page), then SCONTROL = 1.
+    p.memory.write32(at + 16, HvRegister.GUEST_OS_ID);
+    p.memory.write32(at + 48, HvRegister.SCONTROL);
+    p.memory.write64(at + 64, 1n);
+    const cpu = g.cpu as X64Port;
+    const regs = { rcx: encodeControl({ code: HvCall.SET_VP_REGISTERS, repCount: 2 }), rdx: BigInt(at), r8: 0n, rax: 0n, xmm: [] };
+    expect(cpu.call(PAGE.hypercall, regs)).toBe('#UD');
+    expect(p.guestOsId).toBe(0n);
+    expect(p.vps[0]!.synic.scontrol).toBe(0n);
   });
 
   it('a rep start above 0 skips the first elements and writes output from that element on', () => {
@@ -349,6 +375,7 @@ describe('processor sets: TLB flushes and cluster IPIs (tlfs.md 4.12.3-4.12.5)',
     expect(ex(1, 0n, 1n, [0b100n])).toBe(0);
     expect(ex(2, 0n, 1n, [0b100n, 0n])).toBe(S.INVALID_HYPERCALL_INPUT);
     expect(ex(0, 1n, 0n, [])).toBe(0);
+    expect(ex(0, 1n, 1n, [])).toBe(S.INVALID_HYPERCALL_INPUT); // format ALL with a bank mask
     expect(ex(0, 2n, 0n, [])).toBe(S.INVALID_PARAMETER);
     const none = ready({ features: { hints: 0 } });
     const gn = none.guests[0]!;
@@ -361,8 +388,8 @@ describe('processor sets: TLB flushes and cluster IPIs (tlfs.md 4.12.3-4.12.5)',
     const ipi = (vector: number, mask: bigint) => status(g.hypercall({ code: HvCall.SEND_IPI, fast: true }, BigInt(vector), mask));
     expect(ipi(0x40, 0b110n)).toBe(0);
     expect([1, 2, 3].map((i) => p.vps[i]!.apic.isPending(0x40))).toEqual([true, true, false]);
-    expect(ipi(0x0f, 1n)).toBe(S.INVALID_PARAMETER);
-    expect(ipi(0x100, 1n)).toBe(S.INVALID_PARAMETER);
+    expect(ipi(0x0f, 1n)).toBe(S.INVALID_HYPERCALL_INPUT);
+    expect(ipi(0x100, 1n)).toBe(S.INVALID_HYPERCALL_INPUT);
     expect(status(g.hypercall({ code: HvCall.SEND_IPI, fast: true }, 0x40n | (1n << 32n), 1n))).toBe(S.INVALID_HYPERCALL_INPUT);
     const at = PAGE.input(0);
     p.memory.write32(at, 0x41);

@@ -47,6 +47,35 @@ describe('synthetic timers (tlfs.md 6.3)', () => {
     expect(g.vp.stimers[1]!.expirations).toBe(1);
   });
 
+  it('CONFIG.enable with COUNT = 0 leaves the timer enabled but inert (what Linux does before set_next_event)', () => {
+    const { p, g, guests } = messageMode();
+    g.wrmsr(stimerConfigMsr(0), StimerConfig.encode({ enable: 1, auto_enable: 1, sintx: 2 }));
+    expect(g.rdmsr(stimerConfigMsr(0)) & 1n).toBe(1n);
+    run(p, guests, 10_000_000);
+    expect(g.vp.stimers[0]!.expirations).toBe(0);
+    expect(p.memory.read32(slot2)).toBe(HvMessageType.NONE);
+  });
+
+  it('a one-shot stays enabled until its message is delivered; stopping it drops a message still queued', () => {
+    const { p, g } = messageMode();
+    p.memory.write32(slot2, 0x77); // the slot is busy
+    g.wrmsr(stimerCountMsr(0), now(g) + 100n);
+    g.wrmsr(stimerConfigMsr(0), oneshot);
+    p.clock.advance(100_000);
+    expect(g.vp.stimers[0]!.expirations).toBe(1);
+    expect(g.rdmsr(stimerConfigMsr(0)) & 1n).toBe(1n);
+    g.wrmsr(stimerCountMsr(0), 0n); // stop
+    p.memory.write32(slot2, 0);
+    g.wrmsr(HvMsr.EOM, 0n);
+    expect(p.memory.read32(slot2)).toBe(HvMessageType.NONE);
+    // Delivered normally, the one-shot disables itself.
+    g.wrmsr(stimerCountMsr(0), now(g) + 100n);
+    g.wrmsr(stimerConfigMsr(0), oneshot);
+    p.clock.advance(100_000);
+    expect(p.memory.read32(slot2)).toBe(HvMessageType.TIMER_EXPIRED);
+    expect(g.rdmsr(stimerConfigMsr(0)) & 1n).toBe(0n);
+  });
+
   it('a one-shot armed in the past fires at once, during the write', () => {
     const { p, g } = messageMode();
     p.clock.advance(10_000_000);
@@ -134,6 +163,20 @@ describe('SynIC details (tlfs.md 5.4, 5.7)', () => {
     g.wrmsr(HvMsr.EOM, 0n);
     expect(p.memory.read32(slot2)).toBe(0x1234);
     expect(p.memory.read8(slot2 + 5)).toBe(0);
+  });
+
+  it('auto-EOI follows the SINT configuration at acceptance, whoever raised the vector (KVM)', () => {
+    const { p, g } = messageMode(); // SINT2: vector 0x40, auto-EOI
+    // An IPI on the same vector is retired at acceptance too: nothing stays in service.
+    p.vps[0]!.apic.raise(0x40);
+    g.drain();
+    expect(g.vp.apic.inService(0x40)).toBe(false);
+    // Without auto-EOI the vector goes in service until the guest EOIs.
+    g.wrmsr(sintMsr(2), 0x40n);
+    p.vps[0]!.apic.raise(0x40);
+    g.handler = () => false;
+    g.drain();
+    expect(g.vp.apic.inService(0x40)).toBe(true);
   });
 
   it("the host's assertion of a masked SINT raises nothing; unmasking it does not replay it", () => {

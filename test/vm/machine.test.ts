@@ -14,6 +14,13 @@ describe('Machine', () => {
     expect(runOnce()).toEqual(runOnce());
   });
 
+  it('virtual time moves in whole nanoseconds, whatever the caller passes', () => {
+    const m = new Machine({ vps: 1, memory: 64 << 20 });
+    m.partition.clock.advance(1000.7);
+    expect(m.nowNs).toBe(1000);
+    expect(m.partition.referenceTime.now()).toBe(9n);
+  });
+
   it('does not move virtual time on its own', () => {
     const m = new Machine({ vps: 1, memory: 64 << 20 });
     m.boot();

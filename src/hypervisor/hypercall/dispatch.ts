@@ -195,10 +195,15 @@ export class HypercallDispatcher {
       for (let i = 0; i * 8 < inSize; i++) blocks.in.setBigUint64(i * 8, req.fastRegisters[i] ?? 0n, true);
     } else {
       // The output GPA is looked at only for calls with output (kvm-unit-tests leaves R8 unset).
+      // A block error stops the call before any element: "reps completed" is the rep start.
       const inStatus = blockStatus(p, req.inputGpa, inSize);
-      if (inStatus !== HvStatus.SUCCESS) return fail(inStatus);
+      if (inStatus !== HvStatus.SUCCESS) return fail(inStatus, c.repStart);
       const outStatus = blockStatus(p, req.outputGpa, outSize);
-      if (outStatus !== HvStatus.SUCCESS) return fail(outStatus);
+      if (outStatus !== HvStatus.SUCCESS) return fail(outStatus, c.repStart);
+      // Input and output must not overlap (tlfs.md 4.7): a continued call would re-read output.
+      if (inSize > 0 && outSize > 0 && req.inputGpa < req.outputGpa + BigInt(outSize) && req.outputGpa < req.inputGpa + BigInt(inSize)) {
+        return fail(HvStatus.INVALID_ALIGNMENT, c.repStart);
+      }
       // Copy the whole input before any output is written: the guest cannot change it under us.
       if (inSize > 0) input.set(p.memory.view(Number(req.inputGpa), inSize));
     }

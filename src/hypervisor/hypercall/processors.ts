@@ -90,7 +90,8 @@ export const flushListEx: HypercallDef = {
 /** Delivers a fixed, edge-triggered interrupt to each target that exists (KVM ignores the rest). */
 function sendIpi(ctx: CallContext, vector: number, reserved: number, targets: VpTargets): number {
   if (reserved !== 0) return HvStatus.INVALID_HYPERCALL_INPUT;
-  if (vector < HV_IPI_LOW_VECTOR || vector > HV_IPI_HIGH_VECTOR) return HvStatus.INVALID_PARAMETER;
+  // tlfs.md 4.12.5 (KVM kvm_hv_send_ipi): a vector outside 0x10..0xFF is invalid input.
+  if (vector < HV_IPI_LOW_VECTOR || vector > HV_IPI_HIGH_VECTOR) return HvStatus.INVALID_HYPERCALL_INPUT;
   const p = ctx.partition;
   const vps = targets === 'all' ? p.vps : targets.map((n) => p.vps[n]).filter((v) => v !== undefined);
   for (const t of vps) {

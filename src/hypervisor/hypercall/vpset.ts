@@ -24,7 +24,8 @@ const popcount = (m: bigint): number => {
  * header must hold exactly one qword per valid bank (KVM kvm_hv_flush_tlb / kvm_hv_send_ipi).
  */
 export function sparseTargets(format: bigint, validBankMask: bigint, banks: readonly bigint[]): VpTargets | number {
-  if (format === BigInt(HvGenericSetFormat.ALL)) return banks.length === 0 ? 'all' : HvStatus.INVALID_HYPERCALL_INPUT;
+  // Format ALL names every VP: its bank mask and variable header must both be empty.
+  if (format === BigInt(HvGenericSetFormat.ALL)) return banks.length === 0 && validBankMask === 0n ? 'all' : HvStatus.INVALID_HYPERCALL_INPUT;
   if (format !== BigInt(HvGenericSetFormat.SPARSE_4K)) return HvStatus.INVALID_PARAMETER;
   if (popcount(validBankMask) !== banks.length) return HvStatus.INVALID_HYPERCALL_INPUT;
   const out: number[] = [];
