@@ -237,7 +237,7 @@ export class Kernel {
     }
   }
 
-  /** The kernel's state as data: what a debugger or `hvkit` would want to see. */
+  /** The kernel's state as plain JSON data: what a debugger or `hvkit` would want to see. */
   state(): KernelState {
     return {
       stage: this.stage,
@@ -246,7 +246,7 @@ export class Kernel {
       clocksource: this.clocksource,
       hypercallPage: this.hypercallPage,
       tscPage: this.refClock.tscPage,
-      ms: this.ms,
+      ms: this.ms && (Object.fromEntries(Object.entries(this.ms).map(([k, v]) => [k, typeof v === 'bigint' ? `0x${v.toString(16)}` : v])) as KernelState['ms']),
       cpus: this.cpus.map((c) => ({
         cpu: c.index,
         online: c.online,
@@ -268,7 +268,8 @@ export interface KernelState {
   clocksource: string;
   hypercallPage: number | undefined;
   tscPage: number | undefined;
-  ms: MsHyperV | undefined;
+  /** ms_hyperv, with 64-bit values as hex strings so the state is plain JSON. */
+  ms: Record<keyof MsHyperV, number | string | boolean> | undefined;
   cpus: {
     cpu: number;
     online: boolean;

@@ -92,6 +92,31 @@ export interface CrashReport {
 
 const HYPERCALL_RESERVED_LOCK = HV_X64_MSR_HYPERCALL_LOCKED;
 
+/** A JSON-friendly snapshot of a partition (64-bit values as hex strings). */
+export interface PartitionState {
+  release: ReleaseId;
+  arch: Arch;
+  nowNs: number;
+  referenceTime: string;
+  guestOsId: string;
+  hypercall: string;
+  referenceTsc: string;
+  crashes: number;
+  vps: {
+    index: number;
+    apicId: number;
+    vpAssist: string;
+    scontrol: string;
+    simp: string;
+    siefp: string;
+    sints: string[];
+    queued: number[];
+    assertions: number[];
+    stimers: { config: string; count: string; deadline: string | undefined; expirations: number }[];
+    pendingVector: number | undefined;
+  }[];
+}
+
 export class Partition {
   readonly config: PartitionConfig;
   readonly release: Release;
@@ -332,6 +357,34 @@ export class Partition {
     const target = this.vps[spec.vp];
     if (!target) return HvStatus.INVALID_VP_INDEX;
     return target.synic.signalFlag(spec.sint, spec.baseFlag + flag);
+  }
+
+  /** The hypervisor's state as data, for inspection at any moment (DESIGN.md principle 6). */
+  state(): PartitionState {
+    const hex = (v: bigint) => `0x${v.toString(16)}`;
+    return {
+      release: this.release.id,
+      arch: this.arch,
+      nowNs: this.clock.nowNs,
+      referenceTime: this.referenceTime.now().toString(),
+      guestOsId: hex(this.guestOsId),
+      hypercall: hex(this.hypercallMsr),
+      referenceTsc: hex(this.referenceTscMsr),
+      crashes: this.crashes.length,
+      vps: this.vps.map((vp) => ({
+        index: vp.index,
+        apicId: vp.apicId,
+        vpAssist: hex(vp.vpAssist),
+        scontrol: hex(vp.synic.scontrol),
+        simp: hex(vp.synic.simp),
+        siefp: hex(vp.synic.siefp),
+        sints: vp.synic.sints.map(hex),
+        queued: vp.synic.sints.map((_, s) => vp.synic.queueDepth(s)),
+        assertions: [...vp.synic.assertions],
+        stimers: vp.stimers.map((t) => ({ config: hex(t.config), count: hex(t.count), deadline: t.deadline?.toString(), expirations: t.expirations })),
+        pendingVector: vp.apic.deliverable(),
+      })),
+    };
   }
 
   /** HvCallGetPartitionId's answer; HV_PARTITION_ID_SELF names this partition in inputs. */

@@ -21,6 +21,19 @@ describe('Machine', () => {
     expect(m.partition.referenceTime.now()).toBe(9n);
   });
 
+  it('the hypervisor and the guest can be inspected as data at any moment', () => {
+    const m = new Machine({ release: 'ws2012', arch: 'x86', vps: 2, memory: 64 << 20 });
+    m.boot();
+    m.runFor(10_000_000);
+    const hv = JSON.parse(JSON.stringify(m.partition.state()));
+    const guest = JSON.parse(JSON.stringify(m.kernel.state()));
+    expect(hv.guestOsId).toBe('0x8100000601c00000');
+    expect(hv.vps[1].sints[2]).toBe('0x200f3');
+    expect(hv.vps[1].stimers[0].expirations).toBeGreaterThan(0);
+    expect(guest.cpus[1]).toMatchObject({ cpu: 1, online: true, vpIndex: 1, clockevent: { mode: 'message' } });
+    expect(BigInt(hv.vps[0].simp)).toBe(BigInt(guest.cpus[0].synic.messagePage) | 1n);
+  });
+
   it('does not move virtual time on its own', () => {
     const m = new Machine({ vps: 1, memory: 64 << 20 });
     m.boot();
