@@ -36,6 +36,31 @@ export interface BytesType {
 /** An opaque run of bytes (payloads, reserved areas); decodes to a copy. */
 export const bytes = (size: number): BytesType => ({ kind: 'bytes', size });
 
+/** A GUID in Microsoft's mixed-endian byte order; decodes to its lower-case text form. */
+export interface GuidType {
+  readonly kind: 'guid';
+  readonly size: 16;
+}
+export const guid: GuidType = { kind: 'guid', size: 16 };
+
+const GUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** "f8615163-df3e-46c5-913f-f2d2f965ed0e" → bytes 63 51 61 f8 3e df c5 46 91 3f f2 d2 f9 65 ed 0e. */
+export function guidToBytes(text: string, out: Uint8Array = new Uint8Array(16), at = 0): Uint8Array {
+  if (!GUID_TEXT.test(text)) throw new WireError('guid', '', `'${text}' is not a GUID`);
+  const h = text.replace(/-/g, '');
+  const byte = (i: number) => parseInt(h.slice(2 * i, 2 * i + 2), 16);
+  // Data1 (u32), Data2 and Data3 (u16) little-endian; Data4 (8 bytes) in text order.
+  const order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+  order.forEach((src, i) => (out[at + i] = byte(src)));
+  return out;
+}
+
+export function guidFromBytes(b: Uint8Array, at = 0): string {
+  const x = (i: number) => b[at + i]!.toString(16).padStart(2, '0');
+  return `${x(3)}${x(2)}${x(1)}${x(0)}-${x(5)}${x(4)}-${x(7)}${x(6)}-${x(8)}${x(9)}-${x(10)}${x(11)}${x(12)}${x(13)}${x(14)}${x(15)}`;
+}
+
 export interface ArrayType<E extends FieldType> {
   readonly kind: 'array';
   readonly elem: E;
@@ -60,6 +85,7 @@ export const flex = <E extends FieldType>(elem: E): FlexType<E> => ({ kind: 'fle
 export type FieldType =
   | ScalarType<'u8' | 'u16' | 'u32' | 'u64'>
   | BytesType
+  | GuidType
   | ArrayType<FieldType>
   | FlexType<FieldType>
   | Bitfield<BitSpec>
@@ -162,6 +188,7 @@ export type FieldSpec = Readonly<Record<string, FieldType>>;
 export type ValueOf<T> =
   T extends ScalarType<infer K> ? (K extends 'u64' ? bigint : number)
   : T extends BytesType ? Uint8Array
+  : T extends GuidType ? string
   : T extends ArrayType<infer E> ? ValueOf<E>[]
   : T extends FlexType<FieldType> ? never
   : T extends Bitfield<infer S> ? BitsOf<S>
@@ -248,6 +275,8 @@ function decodeField(type: FieldType, dv: DataView, off: number): unknown {
       return dv.getBigUint64(off, true);
     case 'bytes':
       return new Uint8Array(dv.buffer.slice(dv.byteOffset + off, dv.byteOffset + off + type.size));
+    case 'guid':
+      return guidFromBytes(new Uint8Array(dv.buffer, dv.byteOffset + off, 16));
     case 'array': {
       const out: unknown[] = [];
       for (let i = 0; i < type.count; i++) out.push(decodeField(type.elem, dv, off + i * type.elem.size));
@@ -292,6 +321,11 @@ function encodeField(type: FieldType, v: unknown, dv: DataView, off: number, pat
       const dst = new Uint8Array(dv.buffer, dv.byteOffset + off, type.size);
       dst.fill(0);
       dst.set(v);
+      return;
+    }
+    case 'guid': {
+      if (typeof v !== 'string' || !GUID_TEXT.test(v)) throw new WireError(sname, path, `${String(v)} is not a GUID`);
+      guidToBytes(v, new Uint8Array(dv.buffer, dv.byteOffset + off, 16));
       return;
     }
     case 'array': {

@@ -6,6 +6,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TLFS_LAYOUTS } from '../../src/tlfs/layouts.js';
+import { VMBUS_LAYOUTS } from '../../src/vmbus/wire/layouts.js';
+
+/** Every declared layout the oracle checks. */
+export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS];
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FULL_ORACLE_PATH = resolve(here, '../../../shared/oracle/linux-hv-layouts.json');
@@ -33,25 +37,40 @@ export interface OracleSubset {
   structs: Record<string, OracleStruct>;
   enums: Record<string, OracleEnum>;
   macros: Record<string, { value: number | string; hex: string }>;
+  guids: Record<string, { guid: string; bytes: string | number[] }>;
 }
 
 /** Enums whose values hvkit declares. */
-export const WANTED_ENUMS = ['hv_message_type', 'HV_GENERIC_SET_FORMAT', 'hv_interrupt_source', 'hv_mem_host_visibility', 'hv_isolation_type'];
-/** Macro families hvkit declares constants for. */
-export const WANTED_MACRO = /^(HV_|HVCALL_|HYPERV_|HVMSG_)/;
+export const WANTED_ENUMS = [
+  'hv_message_type',
+  'HV_GENERIC_SET_FORMAT',
+  'hv_interrupt_source',
+  'hv_mem_host_visibility',
+  'hv_isolation_type',
+  'vmbus_channel_message_type',
+  'vmbus_packet_type',
+  'vmbus_channel_state',
+];
+/** Macro families hvkit declares constants for (anonymous-enum constants count as macros). */
+export const WANTED_MACRO = /^(HV_|HVCALL_|HYPERV_|HVMSG_|VERSION_|VMBUS_|MAX_(SIZE_CHANNEL|USER_DEFINED|PIPE_USER|PAGE_BUFFER|MULTIPAGE|CHANNEL_RELIDS))/;
 
 interface FullOracle {
   kernel: unknown;
   structs: Record<string, OracleStruct>;
   enums: Record<string, OracleEnum>;
-  anonymous_enums: OracleEnum[];
-  compiled: { structs: Record<string, OracleStruct>; enums: Record<string, OracleEnum>; macros: Record<string, { value: number | string; hex: string }> };
+  anonymous_enums: (OracleEnum & { values: { name: string; value: number | string; hex: string }[] })[];
+  compiled: {
+    structs: Record<string, OracleStruct>;
+    enums: Record<string, OracleEnum>;
+    macros: Record<string, { value: number | string; hex: string }>;
+    guids: Record<string, { guid: string; bytes: string | number[] }>;
+  };
 }
 
 /** The subset of the full oracle that hvkit's declarations need. Deterministic. */
 export function extractSubset(full: FullOracle): OracleSubset {
   const structs: Record<string, OracleStruct> = {};
-  for (const l of TLFS_LAYOUTS) {
+  for (const l of LAYOUTS) {
     const s = full.structs[l.name] ?? full.compiled.structs[l.name];
     if (s) structs[l.name] = { name: s.name, kind: s.kind, size: s.size, fields: s.fields, ...(s.flat ? { flat: s.flat } : {}) };
   }
@@ -60,11 +79,13 @@ export function extractSubset(full: FullOracle): OracleSubset {
     const e = full.enums[n] ?? full.compiled.enums[n];
     if (e) enums[n] = { values: e.values.map((v) => ({ name: v.name, value: v.value })) };
   }
+  const all = new Map<string, { value: number | string; hex: string }>(Object.entries(full.compiled.macros));
+  for (const e of full.anonymous_enums) for (const v of e.values) if (!all.has(v.name)) all.set(v.name, { value: v.value, hex: v.hex });
   const macros: Record<string, { value: number | string; hex: string }> = {};
-  for (const [k, v] of Object.entries(full.compiled.macros).sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [k, v] of [...all].sort(([a], [b]) => a.localeCompare(b))) {
     if (WANTED_MACRO.test(k)) macros[k] = { value: v.value, hex: v.hex };
   }
-  return { kernel: full.kernel, structs, enums, macros };
+  return { kernel: full.kernel, structs, enums, macros, guids: full.compiled.guids };
 }
 
 /** HVKIT_ORACLE=subset runs the checks as a machine without the steering repository would. */

@@ -1,0 +1,41 @@
+// Every wire layout the vmbus layer declares, for the oracle check and the decoder.
+import type { BitSpec, Bitfield, FieldSpec, Struct } from '../../tlfs/struct.js';
+import * as m from './messages.js';
+import * as p from './packets.js';
+
+export const VMBUS_LAYOUTS: readonly (Struct<FieldSpec> | Bitfield<BitSpec>)[] = [
+  m.MessageHeader,
+  m.ChannelOffer,
+  m.OfferChannel,
+  m.RescindOffer,
+  m.OpenChannel,
+  m.OpenResult,
+  m.CloseChannel,
+  m.GpadlHeader,
+  m.GpadlBody,
+  m.GpadlCreated,
+  m.GpadlTeardown,
+  m.GpadlTorndown,
+  m.RelidReleased,
+  m.InitiateContact,
+  m.InitiateContactLegacy,
+  m.VersionResponse,
+  m.VersionResponse2,
+  m.TlConnectRequest,
+  m.TlConnectResult,
+  m.ModifyChannel,
+  m.ModifyChannelResponse,
+  m.QueryVmbusVersion,
+  m.VersionSupported,
+  m.PipeUserDefined,
+  p.PacketDescriptor,
+  p.GpaRange,
+  p.GpaDirectHeader,
+  p.TransferPageRange,
+  p.TransferPageHeader,
+  p.RingControl,
+  p.MonitorTriggerGroup,
+  p.MonitorParameter,
+  p.MonitorPage,
+  p.PageBuffer,
+];

@@ -1,0 +1,170 @@
+// What lives in VMBus shared memory: the ring control page, packets and their descriptors,
+// GPA ranges, and the MNF monitor page (vmbus.md §4.2, §5.2, §7.1, §8). Linux:
+// include/linux/hyperv.h; a packet parser that names the field at fault.
+import { array, bits, bytes, flex, struct, u16, u32, u64, u8, WireError } from '../../tlfs/struct.js';
+import { PacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from './constants.js';
+
+export const PacketDescriptor = struct('vmpacket_descriptor', {
+  type: u16,
+  offset8: u16,
+  len8: u16,
+  flags: u16,
+  trans_id: u64,
+});
+
+/** One GPA range: byte count, offset into the first page, then ⌈(offset + count) / 4096⌉ PFNs. */
+export const GpaRange = struct('gpa_range', { byte_count: u32, byte_offset: u32, pfn_array: flex(u64) });
+
+export const GpaDirectHeader = struct('vmdata_gpa_direct', {
+  d: PacketDescriptor,
+  reserved: u32,
+  range_cnt: u32,
+  range: array(GpaRange, 1),
+});
+
+export const TransferPageRange = struct('vmtransfer_page_range', { byte_count: u32, byte_offset: u32 });
+
+export const TransferPageHeader = struct('vmtransfer_page_packet_header', {
+  d: PacketDescriptor,
+  xfer_pageset_id: u16,
+  sender_owns_set: u8,
+  reserved: u8,
+  range_cnt: u32,
+  ranges: array(TransferPageRange, 1),
+});
+
+/** The ring buffer control page (`struct hv_ring_buffer`): the first 4 KiB of each ring. */
+export const RingControl = struct('hv_ring_buffer', {
+  write_index: u32,
+  read_index: u32,
+  interrupt_mask: u32,
+  pending_send_sz: u32,
+  reserved1: bytes(48),
+  feature_bits: bits('feature_bits', 'u32', { feat_pending_send_sz: 1, reserved: 31 }),
+  reserved2: bytes(4028),
+  buffer: flex(u8),
+});
+export const RING_CONTROL_SIZE = 4096;
+
+/** MNF trigger group: pending and armed bits for 32 monitor ids. */
+export const MonitorTriggerGroup = struct('hv_monitor_trigger_group', { pending: u32, armed: u32 });
+export const MonitorParameter = struct('hv_monitor_parameter', { connectionid: u32, flagnumber: u16, rsvdz: u16 });
+
+/** `struct hv_monitor_page` (exactly 4096 bytes). */
+export const MonitorPage = struct('hv_monitor_page', {
+  trigger_state: u32,
+  rsvdz1: u32,
+  trigger_group: array(MonitorTriggerGroup, 4),
+  rsvdz2: bytes(24),
+  next_checktime: bytes(512),
+  latency: bytes(256),
+  rsvdz3: bytes(256),
+  parameter: bytes(1024),
+  rsvdz4: bytes(1984),
+});
+export const MONITOR_GROUPS = 4;
+export const MONITORS_PER_GROUP = 32;
+
+/** Linux's page-buffer packet builders (vmbus.md §8.4). */
+export const PageBuffer = struct('hv_page_buffer', { len: u32, offset: u32, pfn: u64 });
+
+// ---------------------------------------------------------------------------------------------
+
+/** A packet that does not parse; `field` names what is wrong. */
+export class PacketError extends WireError {
+  constructor(field: string, reason: string) {
+    super('packet', field, reason);
+  }
+}
+
+export interface ParsedRange {
+  byteCount: number;
+  byteOffset: number;
+  pfns: number[];
+}
+
+export interface ParsedPacket {
+  type: number;
+  flags: number;
+  transId: bigint;
+  /** Whether the sender asked for a completion (VM_PKT_COMP with this trans_id). */
+  completionRequested: boolean;
+  /** The in-band part: from offset8·8 to len8·8 (padding included). */
+  payload: Uint8Array;
+  /** GPA-direct packets: the guest pages the request's data lives in. */
+  ranges?: ParsedRange[];
+  /** Transfer-page packets: the page set and the byte ranges inside it. */
+  transferPageSet?: number;
+  transferRanges?: { byteCount: number; byteOffset: number }[];
+}
+
+const D = PacketDescriptor.offsets;
+const DATA_TYPES = new Set<number>([PacketType.DATA_INBAND, PacketType.DATA_USING_XFER_PAGES, PacketType.DATA_USING_GPA_DIRECT, PacketType.COMP]);
+
+/**
+ * Parses one packet (descriptor included, trailer excluded) the way a strict receiver does
+ * (OpenVMM vmbus_ring): only the data types 6, 7, 9 and 0xB, only flag bit 0, and offsets and
+ * ranges that fit. Throws PacketError naming the field otherwise.
+ */
+export function parsePacket(bytes: Uint8Array): ParsedPacket {
+  if (bytes.length < PacketDescriptor.size) throw new PacketError('descriptor', `needs ${PacketDescriptor.size} bytes, have ${bytes.length}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = dv.getUint16(D.type, true);
+  const offset = dv.getUint16(D.offset8, true) * 8;
+  const len = dv.getUint16(D.len8, true) * 8;
+  const flags = dv.getUint16(D.flags, true);
+  if (!DATA_TYPES.has(type)) throw new PacketError('type', `0x${type.toString(16)} is not a data packet type`);
+  if (flags & ~VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) throw new PacketError('flags', `0x${flags.toString(16)} has unknown bits`);
+  if (len < PacketDescriptor.size || len > bytes.length) throw new PacketError('len8', `${len} bytes is not within [16, ${bytes.length}]`);
+  if (offset < PacketDescriptor.size || offset > len) throw new PacketError('offset8', `${offset} is not within [16, ${len}]`);
+  const p: ParsedPacket = {
+    type,
+    flags,
+    transId: dv.getBigUint64(D.trans_id, true),
+    completionRequested: (flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0,
+    payload: bytes.slice(offset, len),
+  };
+  if (type === PacketType.DATA_USING_GPA_DIRECT) p.ranges = parseGpaDirect(dv, offset);
+  if (type === PacketType.DATA_USING_XFER_PAGES) {
+    const T = TransferPageHeader.offsets;
+    if (offset < T.ranges) throw new PacketError('offset8', `${offset} leaves no room for the transfer-page header`);
+    const count = dv.getUint32(T.range_cnt, true);
+    if (T.ranges + 8 * count > offset) throw new PacketError('range_cnt', `${count} ranges do not fit before offset ${offset}`);
+    p.transferPageSet = dv.getUint16(T.xfer_pageset_id, true);
+    p.transferRanges = Array.from({ length: count }, (_, i) => ({
+      byteCount: dv.getUint32(T.ranges + 8 * i, true),
+      byteOffset: dv.getUint32(T.ranges + 8 * i + 4, true),
+    }));
+  }
+  return p;
+}
+
+/** GPA-direct ranges between the 24-byte header and the in-band part (vmbus.md §8.4). */
+function parseGpaDirect(dv: DataView, end: number): ParsedRange[] {
+  const G = GpaDirectHeader.offsets;
+  if (end < G.range) throw new PacketError('offset8', `${end} leaves no room for the GPA-direct header`);
+  const count = dv.getUint32(G.range_cnt, true);
+  if (count === 0) throw new PacketError('range_cnt', 'a GPA-direct packet needs at least one range');
+  const ranges: ParsedRange[] = [];
+  let at = G.range;
+  for (let i = 0; i < count; i++) {
+    if (at + GpaRange.size > end) throw new PacketError(`range[${i}]`, 'does not fit before the in-band part');
+    const byteCount = dv.getUint32(at, true);
+    const byteOffset = dv.getUint32(at + 4, true);
+    if (byteOffset >= 4096) throw new PacketError(`range[${i}].byte_offset`, `${byteOffset} is not within a page`);
+    const n = Math.ceil((byteOffset + byteCount) / 4096);
+    at += GpaRange.size;
+    if (at + 8 * n > end) throw new PacketError(`range[${i}].pfn_array`, `${n} PFNs do not fit before the in-band part`);
+    const pfns: number[] = [];
+    for (let k = 0; k < n; k++, at += 8) {
+      const pfn = dv.getBigUint64(at, true);
+      if (pfn > BigInt(Number.MAX_SAFE_INTEGER)) throw new PacketError(`range[${i}].pfn_array[${k}]`, `0x${pfn.toString(16)} is not a frame number`);
+      pfns.push(Number(pfn));
+    }
+    ranges.push({ byteCount, byteOffset, pfns });
+  }
+  return ranges;
+}
+
+/** Size of an in-band packet of `payload` bytes, descriptor and padding included (no trailer). */
+export const inbandPacketSize = (payload: number): number => PacketDescriptor.size + Math.ceil(payload / 8) * 8;
