@@ -30,17 +30,13 @@ export function registerRun(program: Command, out: (line: string) => void, statu
     .option('--vps <n>', 'virtual processors', parsePositiveInt, 2)
     .option('--memory <size>', 'guest RAM, e.g. 256M or 1G', parseSize, 256 << 20)
     .option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)', parsePageSize, 4096)
-    .option('--no-vmbus', 'stop before VMBus connects (the SynIC is still set up)')
+    .option('--no-vmbus', 'do not connect to VMBus (the SynIC is still set up)')
     .option('--until <point>', '"booted", or seconds of virtual time to run after boot', parseUntil, 'booted')
     .option('--pace', 'run the virtual time after boot no faster than wall-clock time', false)
     .option('--json', 'print the log as JSON lines', false)
     .option('--verbose', 'include debug-level lines (pr_debug and hvkit step notes)', false)
     .action(async (o: RunOptions) => {
-      if (o.vmbus) {
-        // VMBus (issue [2/4 vmbus]) is not built yet: say so rather than pretend.
-        throw new UsageError('VMBus is not implemented yet; run with --no-vmbus');
-      }
-      const m = new Machine({ release: o.release, arch: o.arch, vps: o.vps, memory: o.memory, pageSize: o.pageSize, kernel: { vmbusSynic: true } });
+      const m = new Machine({ release: o.release, arch: o.arch, vps: o.vps, memory: o.memory, pageSize: o.pageSize, kernel: { vmbusSynic: true, vmbus: o.vmbus } });
       const print = (r: LogRecord) => {
         if (r.level === 'debug' && !o.verbose) return;
         out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text, ...(r.annotation ? { annotation: true } : {}) }) : formatRecord(r));

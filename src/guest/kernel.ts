@@ -4,9 +4,11 @@
 // reaches the hypervisor only through its CPUs (traps) and its own RAM.
 import type { GuestCpu } from '../hypervisor/cpu-interface.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { Hints, MiscX64, PrivLow } from '../tlfs/cpuid.js';
+import { Hints, MiscX64, PrivHigh, PrivLow } from '../tlfs/cpuid.js';
 import { linuxGuestOsId } from '../tlfs/pages.js';
-import { HvMessageType, SintIndex } from '../tlfs/synic.js';
+import { HV_MESSAGE_SIZE, HvMessageType, SintIndex } from '../tlfs/synic.js';
+import { VmbusClient, type ClientOptions } from '../vmbus/client/client.js';
+import { VmbusError } from '../vmbus/client/errors.js';
 import { cpuOps, GuestPanic, type AnyCpuOps } from './arch.js';
 import { bootArm64 } from './hyperv/arm64.js';
 import type { MsHyperV } from './hyperv/common.js';
@@ -15,6 +17,10 @@ import { HYPERV_STIMER0_VECTOR, ReferenceClock, Stimer0Clockevent } from './hype
 import { apicEoi, bootX86 } from './hyperv/x86.js';
 import { KernelLog } from './klog.js';
 import { PageAllocator } from './mm.js';
+import { KernelVmbusTransport } from './vmbus.js';
+
+/** One SINT's slot of event flags: 2048 bits (tlfs.md §5.6). */
+const HV_EVENT_FLAGS_BYTES = 256;
 
 /** What the machine gives the kernel: its RAM, its CPUs in firmware order, and time. */
 export interface GuestPlatform {
@@ -26,6 +32,11 @@ export interface GuestPlatform {
    * interrupts (through `Kernel.takeInterrupts`) as they become due.
    */
   elapse(ns: number): void;
+  /**
+   * Lets up to `ns` pass the same way, returning as soon as `done()` holds (after an interrupt
+   * the kernel took): wait_for_completion with a bound. Returns `done()`.
+   */
+  waitUntil(done: () => boolean, ns: number): boolean;
   /** ACPI FADT hypervisor_id ("MsHyperV" on Hyper-V), which arm64 Linux checks. */
   readonly fadtHypervisorId?: string;
 }
@@ -33,11 +44,15 @@ export interface GuestPlatform {
 export interface KernelOptions {
   /** Run the VMBus driver's SynIC set-up (vmbus_bus_init up to vmbus_connect). */
   vmbusSynic: boolean;
+  /** Then connect to the host's VMBus and ask for its offers (vmbus_connect, vmbus_request_offers). */
+  vmbus: boolean;
+  /** VMBus client settings: versions to try, the bound on waits, isolation. */
+  vmbusClient: Partial<ClientOptions>;
   /** LINUX_VERSION_CODE of the modelled kernel. */
   version: readonly [number, number, number];
 }
 
-export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, version: [6, 1, 192] };
+export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192] };
 
 /** x86 HYPERVISOR_CALLBACK_VECTOR: VMBus and message-mode stimer0 interrupts (irq_vectors.h). */
 export const HYPERVISOR_CALLBACK_VECTOR = 0xf3;
@@ -78,6 +93,10 @@ export class Kernel {
   hypercallPage: number | undefined;
   /** The clocksource in use after boot. */
   clocksource = 'jiffies';
+  /** The VMBus driver, once vmbus_bus_init ran. */
+  vmbus: VmbusClient | undefined;
+  /** The CPU the kernel is running on: the one taking an interrupt, else the boot CPU. */
+  currentCpu = 0;
   /** sched_clock: a counter reading and its rate, or nothing before the clocksource is up. */
   private schedClockBase: { read: () => bigint; base: bigint; nsPerUnit: number } | undefined;
 
@@ -99,6 +118,11 @@ export class Kernel {
 
   get bsp(): CpuState {
     return this.cpus[0]!;
+  }
+
+  /** hv_is_isolation_supported(): the host said the partition is isolated (SNP, TDX, VBS). */
+  get isolated(): boolean {
+    return ((this.ms?.privHigh ?? 0) & PrivHigh.ISOLATION) !== 0;
   }
 
   /** hv_generate_guest_id(LINUX_VERSION_CODE). */
@@ -159,6 +183,29 @@ export class Kernel {
     this.platform.elapse(100_000_000);
     this.synicAlloc();
     for (const cpu of this.cpus) this.synicInit(cpu);
+    if (this.options.vmbus) this.vmbusInit();
+  }
+
+  /**
+   * The rest of vmbus_bus_init: connect, then REQUESTOFFERS. Linux 6.1 does not wait for the
+   * offers; they are handled by its work queues while boot goes on, here while time passes.
+   */
+  vmbusInit(): void {
+    const client = new VmbusClient(new KernelVmbusTransport(this), { isolated: this.isolated, ...this.options.vmbusClient });
+    this.vmbus = client;
+    try {
+      client.connect();
+      client.requestOffers();
+    } catch (e) {
+      if (!(e instanceof VmbusError)) throw e;
+      return;
+    }
+    this.platform.elapse(5_000_000);
+  }
+
+  /** Runs the VMBus work queue (offers, rescinds) in process context. */
+  runWork(): number {
+    return this.vmbus?.runWork() ?? 0;
   }
 
   // --- VMBus's SynIC set-up (drivers/hv/vmbus_drv.c vmbus_bus_init, hv.c) --------------------
@@ -200,10 +247,16 @@ export class Kernel {
     const cpu = this.cpus[index];
     if (!cpu?.online) return 0;
     let n = 0;
-    for (let v = cpu.ops.cpu.acceptInterrupt(); v !== undefined; v = cpu.ops.cpu.acceptInterrupt()) {
-      cpu.irqs.set(v, (cpu.irqs.get(v) ?? 0) + 1);
-      this.handleInterrupt(cpu, v);
-      if (++n > 10_000) throw new GuestPanic(`CPU${index}: interrupt storm on vector 0x${v.toString(16)}`);
+    const outer = this.currentCpu;
+    this.currentCpu = index;
+    try {
+      for (let v = cpu.ops.cpu.acceptInterrupt(); v !== undefined; v = cpu.ops.cpu.acceptInterrupt()) {
+        cpu.irqs.set(v, (cpu.irqs.get(v) ?? 0) + 1);
+        this.handleInterrupt(cpu, v);
+        if (++n > 10_000) throw new GuestPanic(`CPU${index}: interrupt storm on vector 0x${v.toString(16)}`);
+      }
+    } finally {
+      this.currentCpu = outer;
     }
     return n;
   }
@@ -227,14 +280,20 @@ export class Kernel {
     if (x86) apicEoi(this, cpu);
   }
 
-  /** vmbus_isr(): (event flags belong to the VMBus driver), then the SINT2 message slot. */
+  /** vmbus_isr(): the channels' event flags first, then the SINT2 message slot. */
   private vmbusIsr(cpu: CpuState): void {
     if (!cpu.synic) return;
-    const slot = readSlot(this.platform.memory, cpu.synic, SintIndex.VMBUS);
+    const mem = this.platform.memory;
+    if (this.vmbus) this.vmbus.onEvents(new Uint32Array(mem.buffer, cpu.synic.eventPage + SintIndex.VMBUS * HV_EVENT_FLAGS_BYTES, HV_EVENT_FLAGS_BYTES / 4));
+    const slot = readSlot(mem, cpu.synic, SintIndex.VMBUS);
+    if (slot.type === HvMessageType.NONE) return;
     if (slot.type === HvMessageType.TIMER_EXPIRED) {
       cpu.clockevent?.onExpiry();
-      signalEom(this.platform.memory, cpu.ops, cpu.synic, SintIndex.VMBUS, HvMessageType.TIMER_EXPIRED);
+    } else {
+      // vmbus_on_msg_dpc works on a private copy: the host may rewrite the slot meanwhile.
+      this.vmbus?.onMessage(mem.read(cpu.synic.messagePage + SintIndex.VMBUS * HV_MESSAGE_SIZE, HV_MESSAGE_SIZE));
     }
+    signalEom(mem, cpu.ops, cpu.synic, SintIndex.VMBUS, slot.type);
   }
 
   /** The kernel's state as plain JSON data: what a debugger or `hvkit` would want to see. */
@@ -246,6 +305,7 @@ export class Kernel {
       clocksource: this.clocksource,
       hypercallPage: this.hypercallPage,
       tscPage: this.refClock.tscPage,
+      vmbus: this.vmbus?.state(),
       ms: this.ms && (Object.fromEntries(Object.entries(this.ms).map(([k, v]) => [k, typeof v === 'bigint' ? `0x${v.toString(16)}` : v])) as KernelState['ms']),
       cpus: this.cpus.map((c) => ({
         cpu: c.index,
@@ -268,6 +328,7 @@ export interface KernelState {
   clocksource: string;
   hypercallPage: number | undefined;
   tscPage: number | undefined;
+  vmbus: ReturnType<VmbusClient['state']> | undefined;
   /** ms_hyperv, with 64-bit values as hex strings so the state is plain JSON. */
   ms: Record<keyof MsHyperV, number | string | boolean> | undefined;
   cpus: {

@@ -53,6 +53,22 @@ export class PageAllocator {
     else this.freeHvPages.push(gpa);
   }
 
+  /** Zeroed, physically contiguous guest pages covering `bytes` (alloc_pages of an order). */
+  allocContiguous(bytes: number): number {
+    const pages = Math.ceil(bytes / this.mem.pageSize);
+    if (pages === 1) return this.allocPage();
+    if (this.next + pages * this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`no ${pages} contiguous pages left at 0x${this.next.toString(16)}`);
+    const gpa = this.next;
+    this.next += pages * this.mem.pageSize;
+    this.mem.fill(gpa, pages * this.mem.pageSize);
+    return gpa;
+  }
+
+  /** Returns pages from allocContiguous one by one to the free list. */
+  freeContiguous(gpa: number, bytes: number): void {
+    for (let off = 0; off < bytes; off += this.mem.pageSize) this.freePage(gpa + off);
+  }
+
   private bump(): number {
     if (this.next + this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`guest RAM exhausted at 0x${this.next.toString(16)}`);
     const gpa = this.next;

@@ -5,9 +5,14 @@ import { cpuPort } from '../hypervisor/cpu.js';
 import { Partition, type PartitionConfig } from '../hypervisor/partition.js';
 import { Kernel, type KernelOptions } from '../guest/kernel.js';
 import type { GuestCpu } from '../hypervisor/cpu-interface.js';
+import { attachVmbusServer, type PartitionVmbus } from '../vmbus/server/partition-io.js';
+import type { ServerOptions } from '../vmbus/server/server.js';
+import { makeVersion } from '../vmbus/wire/constants.js';
 
 export interface MachineConfig extends Partial<PartitionConfig> {
   kernel?: Partial<KernelOptions>;
+  /** The host's VMBus server: on (the release's highest version), off, or these options. */
+  vmbus?: boolean | Partial<ServerOptions>;
 }
 
 /** arm64 guests see the generic timer's counter; hvkit gives it the 25 MHz common on Arm servers. */
@@ -16,10 +21,16 @@ const ARM64_COUNTER_HZ = 25_000_000;
 export class Machine {
   readonly partition: Partition;
   readonly kernel: Kernel;
+  /** The host's VMBus, when the machine has one. */
+  readonly vmbus: PartitionVmbus | undefined;
 
   constructor(config: MachineConfig = {}) {
-    const { kernel, ...partition } = config;
+    const { kernel, vmbus, ...partition } = config;
     this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
+    if (vmbus !== false) {
+      const v = this.partition.release.vmbusVersion;
+      this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), ...(typeof vmbus === 'object' ? vmbus : {}) });
+    }
     // Firmware lists CPUs by APIC id (the ACPI MADT): Linux numbers them in that order.
     const vps = [...this.partition.vps].sort((a, b) => a.apicId - b.apicId);
     const cpus = vps.map((vp) => cpuPort(vp) as GuestCpu);
@@ -28,6 +39,7 @@ export class Machine {
         memory: this.partition.memory,
         cpus,
         elapse: (ns) => this.runFor(ns),
+        waitUntil: (done, ns) => this.waitUntil(done, ns),
         fadtHypervisorId: 'MsHyperV',
       },
       kernel,
@@ -44,16 +56,26 @@ export class Machine {
 
   /** Advances virtual time by `ns`, event by event, letting every CPU take its interrupts. */
   runFor(ns: number): void {
+    this.waitUntil(() => false, ns);
+  }
+
+  /**
+   * Advances virtual time event by event for up to `ns`, stopping as soon as `done()` holds
+   * after the CPUs took their interrupts and the kernel ran its work. Returns `done()`.
+   */
+  waitUntil(done: () => boolean, ns: number): boolean {
     const clock = this.partition.clock;
     const end = clock.nowNs + Math.max(0, ns);
     for (;;) {
       this.deliverInterrupts();
+      if (done()) return true;
       const next = clock.nextEventNs();
       if (next === undefined || next > end) break;
       clock.advanceTo(next);
     }
     clock.advanceTo(end);
     this.deliverInterrupts();
+    return done();
   }
 
   /**
@@ -74,7 +96,13 @@ export class Machine {
     }
   }
 
+  /** Every CPU takes its interrupts, then the kernel runs its queued work, until all is quiet. */
   private deliverInterrupts(): void {
-    for (let i = 0; i < this.kernel.cpus.length; i++) this.kernel.takeInterrupts(i);
+    for (let round = 0; round < 1000; round++) {
+      let n = 0;
+      for (let i = 0; i < this.kernel.cpus.length; i++) n += this.kernel.takeInterrupts(i);
+      n += this.kernel.runWork();
+      if (n === 0) return;
+    }
   }
 }

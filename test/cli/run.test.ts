@@ -40,23 +40,28 @@ describe('hvkit run', () => {
     expect(lines).toContainEqual(expect.stringContaining('Hyper-V: privilege flags low 0xae7f'));
   });
 
-  it('a bad option is an error naming it, exit 2; VMBus is refused until it exists', async () => {
+  it('a bad option is an error naming it, exit 2', async () => {
     const bad = await run('run', '--no-vmbus', '--release', 'ws2030');
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("option '--release <release>' argument 'ws2030' is invalid. expected one of ws2012");
     expect((await run('run', '--no-vmbus', '--vps', '0')).code).toBe(2);
     expect((await run('run', '--no-vmbus', '--page-size', '64k')).code).toBe(2); // x64 has 4 KiB pages only
     expect((await run('run', '--no-vmbus', '--release', 'ws2012', '--vps', '65')).code).toBe(2); // WS2012 allows 64
-    const vmbus = await run('run');
-    expect(vmbus.code).toBe(2);
-    expect(vmbus.err).toBe('hvkit: VMBus is not implemented yet; run with --no-vmbus\n');
+  });
+
+  it('VMBus connects at the release\'s version unless --no-vmbus', async () => {
+    const ws2012 = await run('run', '--release', 'ws2012', '--arch', 'x86');
+    expect(ws2012.code).toBe(0);
+    expect(ws2012.lines.filter((l) => l.includes('hv_vmbus')).map((l) => l.slice(15))).toEqual(['hv_vmbus: Vmbus version:2.4']);
+    const off = await run('run', '--no-vmbus');
+    expect(off.lines.some((l) => l.includes('hv_vmbus'))).toBe(false);
   });
 
   it('the built command runs as the README says (node bin/hvkit.js)', () => {
-    const out = execFileSync(process.execPath, [resolve(root, 'bin/hvkit.js'), 'run', '--release', 'ws2022', '--arch', 'x64', '--vps', '2', '--no-vmbus'], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [resolve(root, 'bin/hvkit.js'), 'run', '--release', 'ws2022', '--arch', 'x64', '--vps', '2'], { encoding: 'utf8' });
     expect(out.split('\n')[1]).toBe('[    0.000000] Hypervisor detected: Microsoft Hyper-V');
-    const bad = spawnSync(process.execPath, [resolve(root, 'bin/hvkit.js'), 'run'], { encoding: 'utf8' });
+    expect(out).toMatch(/\] hv_vmbus: Vmbus version:5\.3\n/);
+    const bad = spawnSync(process.execPath, [resolve(root, 'bin/hvkit.js'), 'run', '--vps', 'many'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('hvkit: VMBus is not implemented yet; run with --no-vmbus');
   });
 });

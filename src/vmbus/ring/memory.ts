@@ -45,13 +45,16 @@ function windowRing(control: Uint32Array, data: Uint8Array): RingMemory {
   };
 }
 
-/** A ring in contiguous guest memory: control page at `gpa`, data right after it. */
-export function contiguousRing(mem: GuestMemory, gpa: number, size: number): RingMemory {
-  if (gpa % HV_HYP_PAGE_SIZE !== 0 || size % HV_HYP_PAGE_SIZE !== 0 || size < 2 * HV_HYP_PAGE_SIZE) {
-    throw new RangeError(`a ring needs whole 4 KiB pages, at least two: 0x${gpa.toString(16)}+0x${size.toString(16)}`);
+/**
+ * A ring in contiguous guest memory: control page at `gpa`, data after the header. The header is
+ * one guest page (`headerSize`, 4, 16 or 64 KiB) of which only the first 4 KiB is shared.
+ */
+export function contiguousRing(mem: GuestMemory, gpa: number, size: number, headerSize = RING_CONTROL_SIZE): RingMemory {
+  if (gpa % HV_HYP_PAGE_SIZE !== 0 || size % HV_HYP_PAGE_SIZE !== 0 || headerSize % HV_HYP_PAGE_SIZE !== 0 || size < headerSize + HV_HYP_PAGE_SIZE) {
+    throw new RangeError(`a ring needs whole 4 KiB pages, a header and data: 0x${gpa.toString(16)}+0x${size.toString(16)}`);
   }
   mem.check(gpa, size);
-  return windowRing(new Uint32Array(mem.buffer, gpa, RING_CONTROL_SIZE / 4), mem.bytes.subarray(gpa + RING_CONTROL_SIZE, gpa + size));
+  return windowRing(new Uint32Array(mem.buffer, gpa, RING_CONTROL_SIZE / 4), mem.bytes.subarray(gpa + headerSize, gpa + size));
 }
 
 /**

@@ -147,6 +147,8 @@ export const MESSAGES = {
 type Table = typeof MESSAGES;
 export type KnownMessageType = keyof Table & number;
 type ValueFor<T extends KnownMessageType> = Table[T]['struct'] extends Struct<infer F> ? StructValue<F> : never;
+/** What a caller supplies to encode a message: its fields after the header (nothing for header-only messages). */
+type BodyFor<T extends KnownMessageType> = Table[T]['struct'] extends typeof MessageHeader ? Record<string, never> : Omit<ValueFor<T>, 'header'> & { header?: unknown };
 
 /** A decoded channel message: its type, name, fixed fields, and any bytes after the fixed part. */
 export type ChannelMessage = {
@@ -188,7 +190,7 @@ export function decodeChannelMessage(payload: Uint8Array): ChannelMessage {
 }
 
 /** Encodes a message of `type` from its fixed fields (the header's msgtype is filled in) plus trailing bytes. */
-export function encodeChannelMessage<T extends KnownMessageType>(type: T, value: Omit<ValueFor<T>, 'header'> & { header?: unknown }, extra?: Uint8Array): Uint8Array {
+export function encodeChannelMessage<T extends KnownMessageType>(type: T, value: BodyFor<T>, extra?: Uint8Array): Uint8Array {
   let s = MESSAGES[type].struct as Struct<FieldSpec>;
   if (type === ChannelMessageType.INITIATE_CONTACT && 'interrupt_page' in value) s = InitiateContactLegacy;
   const fields = s === MessageHeader ? { msgtype: type, padding: 0 } : { ...value, header: { msgtype: type, padding: 0 } };

@@ -1,0 +1,503 @@
+// The guest's VMBus driver, as Linux 6.1 behaves (drivers/hv/connection.c, channel_mgmt.c,
+// vmbus_drv.c): version negotiation (vmbus.md §3.3), offers and sub-channels (§3.4), rescinds
+// (§6.4), drivers bound by class GUID, unload (§3.6), and the message and event handling of
+// the SINT2 interrupt with the checks of §12.
+//
+// Linux runs message handlers in two places: "non-blocking" ones (responses) at once in the
+// message tasklet, "blocking" ones (offers, rescinds) later in a work queue, so that a driver
+// probing a channel may wait for a response. The model keeps that split: onMessage() completes
+// waiters and queues work; runWork() runs the queue in process context, never nested.
+import { HV_MESSAGE_PAYLOAD_BYTE_COUNT, HvMessage, HvMessageHeader, HvMessageType, HV_EVENT_FLAGS_COUNT } from '../../tlfs/synic.js';
+import { HvStatus } from '../../tlfs/status.js';
+import { IGNORED_CLASSES, ISOLATION_ALLOWED_CLASSES } from '../wire/guids.js';
+import {
+  ChannelFlags,
+  ChannelMessageType as T,
+  FIRST_GPADL_HANDLE,
+  MAX_CHANNEL_RELIDS,
+  VMBUS_CONNECT_CPU,
+  VMBUS_MESSAGE_CONNECTION_ID,
+  VMBUS_MESSAGE_CONNECTION_ID_4,
+  VMBUS_MESSAGE_SINT,
+  VmbusVersion,
+  versionString,
+} from '../wire/constants.js';
+import { ChannelMessageError, decodeChannelMessage, encodeChannelMessage, InitiateContactLegacy, type ChannelMessage } from '../wire/messages.js';
+import { GuestChannel, type ChannelOwner, type OfferInfo } from './channel.js';
+import { VmbusError } from './errors.js';
+import type { ClientTransport } from './transport.js';
+
+export interface ClientOptions {
+  /** Versions to try, newest first (vmbus_versions[]; Linux 6.1 has 5.3 down to 2.4). */
+  versions: readonly number[];
+  /** Feature flags to request at 6.0 (vmbus.md §3.5). */
+  featureFlags: number;
+  /** Linux waits for the host without limit; the model gives up after this and reports ETIMEDOUT. */
+  timeoutNs: number;
+  /** An isolated (SNP/TDX) guest: at least 5.2, and only allow-listed device classes. */
+  isolated: boolean;
+}
+
+/** Linux 6.1's vmbus_versions[]: 6.0 arrived later, with confidential VMBus. */
+export const LINUX_6_1_VERSIONS: readonly number[] = [
+  VmbusVersion.WIN10_V5_3,
+  VmbusVersion.WIN10_V5_2,
+  VmbusVersion.WIN10_V5_1,
+  VmbusVersion.WIN10_V5,
+  VmbusVersion.WIN10_V4_1,
+  VmbusVersion.WIN10,
+  VmbusVersion.WIN8_1,
+  VmbusVersion.WIN8,
+];
+
+export const DEFAULT_CLIENT_OPTIONS: ClientOptions = { versions: LINUX_6_1_VERSIONS, featureFlags: 0, timeoutNs: 60e9, isolated: false };
+
+/** A guest driver: bound to every device whose class it names. */
+export interface VmbusDriver {
+  readonly name: string;
+  /** Class (interface type) GUIDs, lower case. */
+  readonly classIds: readonly string[];
+  /** Sets the device up (usually opens its channel); throws VmbusError to refuse it. */
+  probe(channel: GuestChannel): void;
+  remove?(channel: GuestChannel): void;
+}
+
+/** The host messages Linux handles: minimum payload and whether the handler may sleep (§2.2). */
+const GUEST_HANDLERS: Record<number, { minLength: number; blocking: boolean }> = {
+  [T.OFFERCHANNEL]: { minLength: 196, blocking: true },
+  [T.RESCIND_CHANNELOFFER]: { minLength: 12, blocking: true },
+  [T.ALLOFFERS_DELIVERED]: { minLength: 0, blocking: false },
+  [T.OPENCHANNEL_RESULT]: { minLength: 20, blocking: false },
+  [T.GPADL_CREATED]: { minLength: 20, blocking: false },
+  [T.GPADL_TORNDOWN]: { minLength: 12, blocking: false },
+  [T.VERSION_RESPONSE]: { minLength: 16, blocking: false },
+  [T.UNLOAD_RESPONSE]: { minLength: 0, blocking: false },
+  [T.MODIFYCHANNEL_RESPONSE]: { minLength: 16, blocking: false },
+};
+/** CHANNELMSG_COUNT in Linux: higher types are invalid. */
+const CHANNELMSG_COUNT = 25;
+
+interface Waiter {
+  readonly channel: GuestChannel | undefined;
+  readonly match: (m: ChannelMessage) => boolean;
+  response?: ChannelMessage;
+  rescinded?: boolean;
+}
+
+export type ConnectionState = 'disconnected' | 'connecting' | 'connected';
+
+export class VmbusClient implements ChannelOwner {
+  readonly options: ClientOptions;
+  status: ConnectionState = 'disconnected';
+  version = 0;
+  /** The connection id every message goes to (msg_conn_id from 5.0). */
+  msgConnId = VMBUS_MESSAGE_CONNECTION_ID;
+  /** 6.0 features the host granted. */
+  features = 0;
+  /** Primary channels in offer order (chn_list); sub-channels hang off their primary. */
+  readonly channels: GuestChannel[] = [];
+  /** The relid table (vmbus_connection.channels): only relids below 2048 are mapped. */
+  private readonly relids = new Map<number, GuestChannel>();
+  private readonly drivers: VmbusDriver[] = [];
+  private readonly waiters: Waiter[] = [];
+  private readonly work: (() => void)[] = [];
+  private working = false;
+  private nextHandle = FIRST_GPADL_HANDLE;
+  allOffersDelivered = false;
+  unloaded = false;
+  interruptPage = 0;
+  monitorPages: [number, number] = [0, 0];
+  /** Messages taken from the SynIC, and those dropped by the checks of vmbus.md §12. */
+  messages = 0;
+  dropped = 0;
+
+  constructor(
+    readonly transport: ClientTransport,
+    options: Partial<ClientOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_CLIENT_OPTIONS, ...options };
+  }
+
+  get monitorPage(): number {
+    return this.monitorPages[1];
+  }
+
+  get sendInterruptPage(): number {
+    return this.interruptPage + 2048;
+  }
+
+  // --- Connecting (vmbus.md §3.3) ----------------------------------------------------------
+
+  /** vmbus_connect: the pages, then each version newest first until the host accepts one. */
+  connect(): void {
+    if (this.status !== 'disconnected') throw new VmbusError('EINVAL', `VMBus is already ${this.status}`);
+    const t = this.transport;
+    this.status = 'connecting';
+    this.interruptPage ||= t.allocHvPage();
+    if (!this.monitorPages[0]) this.monitorPages = [t.allocHvPage(), t.allocHvPage()];
+    let version = 0;
+    try {
+      for (const v of this.options.versions) {
+        if (this.negotiate(v)) {
+          version = v;
+          break;
+        }
+      }
+      if (!version) throw new VmbusError('EDOM', 'the host accepted no version');
+      if (this.options.isolated && version < VmbusVersion.WIN10_V5_2) {
+        t.log('err', `Invalid VMBus version ${versionString(version)} (expected >= 5.2) from the host supporting isolation`);
+        throw new VmbusError('EINVAL', `version ${versionString(version)} is too old for an isolated guest`);
+      }
+    } catch (e) {
+      if (!(e instanceof VmbusError)) throw e;
+      t.log('err', 'Unable to connect to host');
+      this.status = 'disconnected';
+      throw e;
+    }
+    this.version = version;
+    t.log('info', `Vmbus version:${versionString(version)}`);
+  }
+
+  /** vmbus_negotiate_version: true if the host accepted `v`. */
+  private negotiate(v: number): boolean {
+    const t = this.transport;
+    const modern = v >= VmbusVersion.WIN10_V5;
+    // From 5.0 INITIATE_CONTACT goes to connection 4 and names the SINT instead of the interrupt page.
+    this.msgConnId = modern ? VMBUS_MESSAGE_CONNECTION_ID_4 : VMBUS_MESSAGE_CONNECTION_ID;
+    const common = { vmbus_version_requested: v, target_vcpu: t.vpIndex(VMBUS_CONNECT_CPU), monitor_page1: BigInt(this.monitorPages[0]), monitor_page2: BigInt(this.monitorPages[1]) };
+    const message = modern
+      ? encodeChannelMessage(T.INITIATE_CONTACT, { ...common, msg_sint: VMBUS_MESSAGE_SINT, msg_vtl: 0, reserved: 0, feature_flags: v >= VmbusVersion.WIN10_V6_0 ? this.options.featureFlags : 0 })
+      : InitiateContactLegacy.encode({ header: { msgtype: T.INITIATE_CONTACT, padding: 0 }, ...common, interrupt_page: BigInt(this.interruptPage) });
+    let r: ChannelMessage | undefined;
+    try {
+      r = this.request(undefined, (m) => m.type === T.VERSION_RESPONSE, () => this.post(message), 'VERSION_RESPONSE');
+    } catch (e) {
+      // A refused post (INVALID_CONNECTION_ID on connection 4: an older host) means "next version".
+      if (e instanceof VmbusError && e.code !== 'ETIMEDOUT') return false;
+      throw e;
+    }
+    if (r?.type !== T.VERSION_RESPONSE || !r.value.version_supported) return false;
+    this.status = 'connected';
+    if (modern) this.msgConnId = r.value.msg_conn_id;
+    // OpenVMM's 20-byte answer to 6.0 carries the granted features after the 16-byte response.
+    if (v >= VmbusVersion.WIN10_V6_0 && r.extra.length >= 4) this.features = new DataView(r.extra.buffer, r.extra.byteOffset).getUint32(0, true);
+    return true;
+  }
+
+  /** vmbus_request_offers: REQUESTOFFERS; the offers then arrive as messages. */
+  requestOffers(): void {
+    if (this.status !== 'connected') throw new VmbusError('EINVAL', 'VMBus is not connected');
+    this.post(encodeChannelMessage(T.REQUESTOFFERS, {}));
+  }
+
+  /**
+   * vmbus_initiate_unload: UNLOAD, then wait for UNLOAD_RESPONSE, which the host sends to the VP
+   * that connected whichever CPU unloads. Hosts before 3.0 have no reconnect, so nothing is sent.
+   */
+  unload(cpu = VMBUS_CONNECT_CPU): void {
+    if (this.status === 'disconnected') return;
+    this.status = 'disconnected';
+    if (this.version < VmbusVersion.WIN8_1) return;
+    this.unloaded = false;
+    const message = encodeChannelMessage(T.UNLOAD, {});
+    this.postFrom(message, cpu);
+    if (!this.transport.waitUntil(() => this.unloaded, this.options.timeoutNs)) throw new VmbusError('ETIMEDOUT', 'no UNLOAD_RESPONSE from the host');
+  }
+
+  // --- Drivers -------------------------------------------------------------------------------
+
+  /** vmbus_driver_register: binds to every device of its classes now present, and to later ones. */
+  registerDriver(driver: VmbusDriver): void {
+    this.transport.log('info', `registering driver ${driver.name}`);
+    this.drivers.push(driver);
+    for (const ch of this.channels) if (!ch.driver && !ch.rescinded && this.matches(driver, ch)) this.probe(driver, ch);
+  }
+
+  private matches(driver: VmbusDriver, ch: GuestChannel): boolean {
+    return driver.classIds.some((c) => c.toLowerCase() === ch.offer.classId);
+  }
+
+  private probe(driver: VmbusDriver, ch: GuestChannel): void {
+    ch.driver = driver;
+    try {
+      driver.probe(ch);
+    } catch (e) {
+      if (!(e instanceof VmbusError)) throw e;
+      ch.driver = undefined;
+      this.transport.log('err', `probe failed for device ${ch.deviceName} (${e.errno})`);
+    }
+  }
+
+  /** The channel with this relid, if mapped. */
+  channel(relid: number): GuestChannel | undefined {
+    return this.relids.get(relid);
+  }
+
+  // --- ChannelOwner --------------------------------------------------------------------------
+
+  /** vmbus_post_msg: up to 100 tries, backing off on the statuses that mean "busy" (vmbus.md §1.3). */
+  post(message: Uint8Array): void {
+    this.postFrom(message, VMBUS_CONNECT_CPU);
+  }
+
+  private postFrom(message: Uint8Array, cpu: number): void {
+    const t = this.transport;
+    const isContact = message[0] === T.INITIATE_CONTACT;
+    let delayUs = 1;
+    let status: number = HvStatus.SUCCESS;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      status = t.postMessage(this.msgConnId, message, cpu);
+      if (status === HvStatus.SUCCESS) return;
+      if (status === HvStatus.INVALID_CONNECTION_ID) {
+        if (isContact) throw new VmbusError('EINVAL', `connection ${this.msgConnId} does not exist`);
+      } else if (status !== HvStatus.INSUFFICIENT_MEMORY && status !== HvStatus.INSUFFICIENT_BUFFERS) {
+        t.log('err', `hv_post_msg() failed; error code:${status}`);
+        throw new VmbusError('EINVAL', `HvPostMessage failed with status ${status}`);
+      }
+      t.waitUntil(() => false, delayUs * 1000);
+      if (attempt < 21) delayUs *= 2;
+    }
+    throw new VmbusError(status === HvStatus.INVALID_CONNECTION_ID ? 'EAGAIN' : 'ENOBUFS', `HvPostMessage still refused after 100 tries (status ${status})`);
+  }
+
+  request(channel: GuestChannel | undefined, match: (m: ChannelMessage) => boolean, send: () => void, what: string): ChannelMessage | undefined {
+    // The waiter exists before the request goes out: the answer may come before post returns.
+    const w: Waiter = { channel, match };
+    this.waiters.push(w);
+    try {
+      if (channel?.rescinded) return undefined;
+      send();
+      const done = this.transport.waitUntil(() => w.response !== undefined || w.rescinded === true, this.options.timeoutNs);
+      if (!done) {
+        this.transport.log('err', `no ${what} from the host after ${this.options.timeoutNs / 1e9} s (Linux would wait forever)`);
+        throw new VmbusError('ETIMEDOUT', `no ${what} from the host`);
+      }
+      return w.rescinded ? undefined : w.response;
+    } finally {
+      this.waiters.splice(this.waiters.indexOf(w), 1);
+    }
+  }
+
+  nextGpadlHandle(): number {
+    return this.nextHandle++;
+  }
+
+  /** hv_process_channel_removal: forget the channel, then RELID_RELEASED (rescinded channels only). */
+  remove(ch: GuestChannel): void {
+    if (this.relids.get(ch.relid) === ch) this.relids.delete(ch.relid);
+    const list = ch.primary ? ch.primary.subchannels : this.channels;
+    const i = list.indexOf(ch);
+    if (i >= 0) list.splice(i, 1);
+    this.releaseRelid(ch.relid);
+  }
+
+  private releaseRelid(relid: number): void {
+    try {
+      this.post(encodeChannelMessage(T.RELID_RELEASED, { child_relid: relid }));
+    } catch (e) {
+      if (!(e instanceof VmbusError)) throw e;
+      this.transport.log('err', `RELID_RELEASED for relid ${relid} not sent: ${e.message}`);
+    }
+  }
+
+  // --- The SINT2 interrupt -------------------------------------------------------------------
+
+  /**
+   * vmbus_on_msg_dpc, given the private copy of the 256-byte slot: drops what §12 says to drop,
+   * completes waiters, queues blocking work. The caller frees the slot (EOM) afterwards.
+   */
+  onMessage(slot: Uint8Array): void {
+    const t = this.transport;
+    if (slot.length < HvMessage.size) return;
+    const dv = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    const messageType = dv.getUint32(HvMessageHeader.offsets.message_type, true);
+    if (messageType === HvMessageType.NONE) return;
+    this.messages++;
+    const size = slot[HvMessageHeader.offsets.payload_size]!;
+    const payload = slot.subarray(HvMessage.offsets.payload, HvMessage.offsets.payload + HV_MESSAGE_PAYLOAD_BYTE_COUNT);
+    const msgtype = new DataView(payload.buffer, payload.byteOffset, 8).getUint32(0, true);
+    const drop = (why: string) => {
+      this.dropped++;
+      t.log('warn', why);
+    };
+    if (msgtype >= CHANNELMSG_COUNT) return drop(`Received invalid channel message type ${msgtype} size ${size}`);
+    if (size > HV_MESSAGE_PAYLOAD_BYTE_COUNT) return drop(`payload size is too large (${size})`);
+    const handler = GUEST_HANDLERS[msgtype];
+    if (!handler) {
+      this.dropped++;
+      return;
+    }
+    if (size < handler.minLength) return drop(`message too short: msgtype=${msgtype} len=${size}`);
+    // Blocking handlers get exactly payload_size bytes; the others read the whole copied slot.
+    const bytes = handler.blocking ? payload.slice(0, size) : payload.slice();
+    let m: ChannelMessage;
+    try {
+      m = decodeChannelMessage(bytes);
+    } catch (e) {
+      if (!(e instanceof ChannelMessageError)) throw e;
+      return drop(e.message);
+    }
+    if (handler.blocking) return this.queueBlocking(m);
+    this.onResponse(m);
+  }
+
+  /** The non-blocking handlers: responses complete the waiter whose request they match (§12). */
+  private onResponse(m: ChannelMessage): void {
+    switch (m.type) {
+      case T.ALLOFFERS_DELIVERED:
+        this.allOffersDelivered = true;
+        return;
+      case T.UNLOAD_RESPONSE:
+        this.unloaded = true;
+        return;
+    }
+    const w = this.waiters.find((x) => x.response === undefined && !x.rescinded && x.match(m));
+    if (w) w.response = m;
+  }
+
+  private queueBlocking(m: ChannelMessage): void {
+    if (m.type === T.RESCIND_CHANNELOFFER) {
+      // The part of vmbus_onoffer_rescind that wakes waiters runs now, as Linux's own rescind
+      // work queue would while the offer work is blocked; the removal is queued after any offer.
+      const ch = this.relids.get(m.value.child_relid);
+      if (ch) this.markRescinded(ch);
+      const relid = m.value.child_relid;
+      this.work.push(() => this.onRescind(relid));
+      return;
+    }
+    if (m.type === T.OFFERCHANNEL) {
+      const value = m.value;
+      this.work.push(() => this.onOffer(value));
+    }
+  }
+
+  private markRescinded(ch: GuestChannel): void {
+    if (ch.rescinded) return;
+    ch.rescinded = true;
+    for (const w of this.waiters) if (w.channel === ch) w.rescinded = true;
+  }
+
+  /**
+   * vmbus_chan_sched on the live SIEFP slot: test-and-clear each set flag, skipping relid 0 and
+   * channels that are unknown, rescinded or have no callback, then run each channel's callback.
+   */
+  onEvents(flags: Uint32Array): void {
+    const ready: GuestChannel[] = [];
+    const words = Math.min(flags.length, HV_EVENT_FLAGS_COUNT / 32);
+    for (let i = 0; i < words; i++) {
+      let seen = Atomics.load(flags, i);
+      while (seen !== 0) {
+        const bit = 31 - Math.clz32(seen);
+        const mask = 1 << bit;
+        seen &= ~mask;
+        if (!(Atomics.and(flags, i, ~mask) & mask)) continue;
+        const relid = i * 32 + bit;
+        if (relid === 0) continue;
+        const ch = this.relids.get(relid);
+        if (ch && !ch.rescinded) ready.push(ch);
+      }
+    }
+    for (const ch of ready) ch.interrupt();
+  }
+
+  // --- Work (offers and rescinds) ------------------------------------------------------------
+
+  /** Runs queued offers and rescinds in order; a wait inside one never starts another. */
+  runWork(): number {
+    if (this.working) return 0;
+    this.working = true;
+    let n = 0;
+    try {
+      for (let job = this.work.shift(); job; job = this.work.shift()) {
+        job();
+        n++;
+      }
+    } finally {
+      this.working = false;
+    }
+    return n;
+  }
+
+  get pendingWork(): number {
+    return this.work.length;
+  }
+
+  /** vmbus_onoffer and vmbus_process_offer (vmbus.md §3.4). */
+  private onOffer(v: Extract<ChannelMessage, { type: typeof T.OFFERCHANNEL }>['value']): void {
+    const t = this.transport;
+    const classId = v.offer.if_type.toLowerCase();
+    // AVMA, RDV and IMC offers are ignored without a word, and without RELID_RELEASED.
+    if (IGNORED_CLASSES.has(classId)) return;
+    if (this.options.isolated && !ISOLATION_ALLOWED_CLASSES.has(classId) && !(v.offer.chn_flags & ChannelFlags.TLNPI_PROVIDER_OFFER)) {
+      t.log('err', `Invalid offer ${v.child_relid} from the host supporting isolation`);
+      return;
+    }
+    const offer: OfferInfo = {
+      relid: v.child_relid,
+      classId,
+      instanceId: v.offer.if_instance.toLowerCase(),
+      subChannelIndex: v.offer.sub_channel_index,
+      flags: v.offer.chn_flags,
+      mmioMegabytes: v.offer.mmio_megabytes,
+      userDefined: v.offer.u.slice(),
+      connectionId: v.connection_id,
+      monitorId: v._monitor.monitor_allocated ? v.monitorid : undefined,
+      dedicatedInterrupt: v._dedicated.is_dedicated_interrupt !== 0,
+    };
+    const primary = this.channels.find((c) => c.offer.classId === offer.classId && c.offer.instanceId === offer.instanceId);
+    if (primary && offer.subChannelIndex === 0) {
+      t.log('warn', `relid ${offer.relid}: an offer with sub-channel index 0 duplicates channel ${primary.relid}; discarded`);
+      return;
+    }
+    const ch = new GuestChannel(offer, this, primary);
+    if (primary) primary.subchannels.push(ch);
+    else this.channels.push(ch);
+    if (offer.relid >= MAX_CHANNEL_RELIDS) t.log('warn', `channel->offermsg.child_relid (${offer.relid}) >= MAX_CHANNEL_RELIDS (${MAX_CHANNEL_RELIDS})`);
+    else this.relids.set(offer.relid, ch);
+    // vmbus_add_channel_work: the channel is ready to open, then a sub-channel goes to its
+    // primary's driver and a primary becomes a device its driver probes.
+    ch.state = 'open';
+    if (primary) {
+      primary.onSubchannel?.(ch);
+      return;
+    }
+    const driver = this.drivers.find((d) => this.matches(d, ch));
+    if (driver) this.probe(driver, ch);
+  }
+
+  /** The queued part of vmbus_onoffer_rescind: remove the device or sub-channel, then release. */
+  private onRescind(relid: number): void {
+    const ch = this.relids.get(relid);
+    if (!ch || ch.rescindHandled) return; // unknown, or a second rescind: ignored
+    ch.rescindHandled = true;
+    this.markRescinded(ch);
+    if (!ch.primary) {
+      // vmbus_device_unregister: the driver's remove closes the channel, then the device goes.
+      const driver = ch.driver;
+      ch.driver = undefined;
+      if (driver?.remove) driver.remove(ch);
+      if (ch.isOpen) ch.close();
+      this.remove(ch);
+      return;
+    }
+    // A closed sub-channel goes at once; an open one when its primary's close reaches it.
+    if (!ch.isOpen) this.remove(ch);
+  }
+
+  /** The client's state as data. */
+  state(): { state: ConnectionState; version: string; msgConnId: number; channels: { relid: number; class: string; state: string; rescinded: boolean; driver?: string; subchannels: number[] }[] } {
+    return {
+      state: this.status,
+      version: this.version ? versionString(this.version) : '',
+      msgConnId: this.msgConnId,
+      channels: this.channels.map((c) => ({
+        relid: c.relid,
+        class: c.offer.classId,
+        state: c.state,
+        rescinded: c.rescinded,
+        ...(c.driver ? { driver: c.driver.name } : {}),
+        subchannels: c.subchannels.map((s) => s.relid),
+      })),
+    };
+  }
+}

@@ -1,0 +1,42 @@
+// Linux's requestor (vmbus.md §8.6): request ids 1..size stand for the caller's context, so no
+// guest pointer reaches the wire; a completion is honoured only for an id that is outstanding.
+
+export class Requestor<T> {
+  private readonly slots: (T | undefined)[];
+  private readonly used: boolean[];
+  private readonly free: number[] = [];
+
+  constructor(readonly size: number) {
+    this.slots = new Array<T | undefined>(size);
+    this.used = new Array<boolean>(size).fill(false);
+    for (let i = size - 1; i >= 0; i--) this.free.push(i);
+  }
+
+  get outstanding(): number {
+    return this.size - this.free.length;
+  }
+
+  /** A fresh id for `context`, or undefined when all are in use. */
+  allocate(context: T): bigint | undefined {
+    const i = this.free.pop();
+    if (i === undefined) return undefined;
+    this.slots[i] = context;
+    this.used[i] = true;
+    return BigInt(i + 1);
+  }
+
+  /**
+   * The context of a completed id, which is freed; undefined for 0 (Hyper-V's "unsolicited"),
+   * an id out of range, or one not outstanding (vmbus_request_addr).
+   */
+  take(id: bigint): T | undefined {
+    if (id < 1n || id > BigInt(this.size)) return undefined;
+    const i = Number(id) - 1;
+    if (!this.used[i]) return undefined;
+    const context = this.slots[i];
+    this.slots[i] = undefined;
+    this.used[i] = false;
+    this.free.push(i);
+    return context;
+  }
+}

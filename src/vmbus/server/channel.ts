@@ -1,0 +1,184 @@
+// A channel as the host's device sees it (vmbus.md §6–§8): its offer, its state, and once the
+// guest has opened it, the two rings: the host reads the guest→host ring and writes the
+// host→guest one, signalling the guest by Linux's rules.
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { pagedRing } from '../ring/memory.js';
+import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
+import { completion, inband } from '../packet.js';
+import { parsePacket, PacketError, type ParsedPacket } from '../wire/packets.js';
+import type { Gpadl } from '../gpadl.js';
+
+/** What a device offers (vmbus.md §2.3). */
+export interface OfferSpec {
+  /** Interface (class) GUID; for hv_sock, the service id. */
+  classId: string;
+  /** Instance GUID, shared by a device's sub-channels. */
+  instanceId: string;
+  subChannelIndex?: number;
+  /** chn_flags (ChannelFlags). */
+  flags?: number;
+  mmioMegabytes?: number;
+  /** The offer's 120-byte user-defined area. */
+  userDefined?: Uint8Array;
+  /** Signal through the MNF monitor page instead of HvSignalEvent. */
+  monitor?: boolean;
+}
+
+export interface OpenRequest {
+  readonly openId: number;
+  readonly targetVp: number;
+  readonly userData: Uint8Array;
+}
+
+/** What a device does when the guest opens, closes or signals its channel. */
+export interface ChannelHandler {
+  /** Returns 0 to accept the open, or a failure status. */
+  open?(channel: HostChannel, request: OpenRequest): number;
+  close?(channel: HostChannel): void;
+  /** The guest signalled: packets (or space) may be waiting. */
+  signal?(channel: HostChannel): void;
+  /** The host revoked the channel (RESCIND sent). */
+  revoked?(channel: HostChannel): void;
+}
+
+export type HostChannelState = 'unoffered' | 'offered' | 'open' | 'revoked' | 'released';
+
+export interface HostChannelContext {
+  readonly memory: GuestMemory;
+  signalGuest(channel: HostChannel): void;
+  violation(channel: HostChannel, what: string): void;
+  gpadl(channel: HostChannel, handle: number): Gpadl | undefined;
+}
+
+/** The host's end of one channel. */
+export class HostChannel {
+  state: HostChannelState = 'unoffered';
+  /** VP that receives this channel's interrupts (0xFFFFFFFF: none). */
+  targetVp = 0;
+  openId = 0;
+  ringGpadl: number | undefined;
+  monitorId: number | undefined;
+  /** Set when the guest broke a ring of this channel; the channel is then left alone. */
+  corrupt: string | undefined;
+  private reader: RingReader | undefined;
+  private writer: RingWriter | undefined;
+  /** Signals sent to the guest, and received from it, for inspection and benchmarks. */
+  signalsSent = 0;
+  signalsReceived = 0;
+
+  constructor(
+    readonly relid: number,
+    readonly offer: Required<Omit<OfferSpec, 'userDefined'>> & { userDefined: Uint8Array },
+    /** The connection id the guest signals this channel on. */
+    readonly connectionId: number,
+    readonly handler: ChannelHandler,
+    private readonly ctx: HostChannelContext,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** @internal Maps the rings of an accepted open. */
+  attachRings(incoming: readonly number[], outgoing: readonly number[]): void {
+    this.reader = new RingReader(pagedRing(this.ctx.memory, incoming), { kind: 'strict' });
+    const out = pagedRing(this.ctx.memory, outgoing);
+    this.writer = new RingWriter(out);
+    // The host honours pending_send_sz on the ring it writes (OpenVMM sets the bit there).
+    this.writer.setFeaturePendingSendSize(true);
+  }
+
+  /** @internal */
+  detachRings(): void {
+    this.reader = undefined;
+    this.writer = undefined;
+  }
+
+  /** Bytes waiting in the guest→host ring. */
+  readable(): number {
+    return this.guard(() => this.reader?.readable() ?? 0) ?? 0;
+  }
+
+  /**
+   * Reads every waiting packet in one batch, handing each to `onPacket`, then signals the guest
+   * if it was blocked waiting for space. Returns the number read. A packet that does not parse
+   * is reported and skipped; a corrupt ring stops the channel.
+   */
+  receive(onPacket: (p: ParsedPacket) => void): number {
+    const reader = this.reader;
+    if (!reader || this.corrupt) return 0;
+    return (
+      this.guard(() => {
+        const batch = reader.batch();
+        let n = 0;
+        for (let raw = batch.next(); raw; raw = batch.next()) {
+          n++;
+          let p: ParsedPacket;
+          try {
+            p = parsePacket(raw.bytes);
+          } catch (e) {
+            if (!(e instanceof PacketError)) throw e;
+            this.ctx.violation(this, `packet: ${e.message}`);
+            continue;
+          }
+          onPacket(p);
+        }
+        if (batch.commit().signal) this.signal();
+        return n;
+      }) ?? 0
+    );
+  }
+
+  /** Writes one packet; signals the guest if its ring went from empty to non-empty. False if full. */
+  send(parts: readonly Uint8Array[]): boolean {
+    const writer = this.writer;
+    if (!writer || this.corrupt) return false;
+    return (
+      this.guard(() => {
+        const r = writer.write(parts);
+        if (r.signal) this.signal();
+        return r.written;
+      }) ?? false
+    );
+  }
+
+  sendInband(payload: Uint8Array, transId = 0n, completionRequested = false): boolean {
+    return this.send(inband(payload, transId, completionRequested));
+  }
+
+  sendCompletion(transId: bigint, payload?: Uint8Array): boolean {
+    return this.send(completion(transId, payload));
+  }
+
+  /** Room for one packet in the host→guest ring, trailer excluded. */
+  writable(): number {
+    return this.guard(() => this.writer?.available() ?? 0) ?? 0;
+  }
+
+  /** Asks the guest to signal once `bytes` are free in the host→guest ring (0 clears it). */
+  waitForSpace(bytes: number): void {
+    this.guard(() => this.writer?.setPendingSendSize(bytes));
+  }
+
+  /** A GPADL the guest created on this channel (device buffers, GPA-direct data). */
+  gpadl(handle: number): Gpadl | undefined {
+    return this.ctx.gpadl(this, handle);
+  }
+
+  private signal(): void {
+    this.signalsSent++;
+    this.ctx.signalGuest(this);
+  }
+
+  /** Runs a ring operation; a corrupt ring marks the channel and is reported, not thrown. */
+  private guard<T>(f: () => T): T | undefined {
+    try {
+      return f();
+    } catch (e) {
+      if (!(e instanceof RingCorruptError)) throw e;
+      this.corrupt = e.message;
+      this.ctx.violation(this, e.message);
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,548 @@
+// The VMBus host: a synchronous state machine with no I/O of its own, in the manner of
+// OpenVMM's vmbus_server channels.rs. Guest messages go in through handleMessage(); everything
+// the host does to the guest goes out through ServerIo. A message the protocol does not allow
+// is recorded as a violation and otherwise ignored: nothing the guest sends can throw here.
+//
+// Protocol: vmbus.md §3 (versions, connect, offers, unload), §5 (GPADLs), §6 (open, close,
+// rescind, modify); the host's rules follow OpenVMM where Linux is silent.
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { guidToBytes } from '../../tlfs/struct.js';
+import { Gpadl, GpadlAssembly, GpadlError, GPADL_HEADER_DATA } from '../gpadl.js';
+import {
+  ChannelMessageType as T,
+  ConnectionState,
+  MAX_CHANNEL_RELIDS,
+  MAX_USER_DEFINED_BYTES,
+  VMBUS_MESSAGE_SINT,
+  VmbusVersion,
+  versionString,
+} from '../wire/constants.js';
+import { ChannelMessageError, decodeChannelMessage, encodeChannelMessage, VersionResponse2, type ChannelMessage } from '../wire/messages.js';
+import { MONITOR_GROUPS, MonitorPage, MonitorParameter, MONITORS_PER_GROUP } from '../wire/packets.js';
+import { HostChannel, type ChannelHandler, type OfferSpec } from './channel.js';
+
+/** What the host does to the guest, done by whoever runs the server (see partition-io.ts). */
+export interface ServerIo {
+  readonly memory: GuestMemory;
+  readonly vpCount: number;
+  /** Posts a channel message into SINT `sint` of VP `vp`. */
+  post(vp: number, sint: number, message: Uint8Array): void;
+  /** Delivers guest signals on `connectionId` to `onSignal`, or stops (undefined). */
+  listen(connectionId: number, onSignal: (() => void) | undefined): void;
+  /** Sets flag `flag` of SINT2 on VP `vp` and raises the SINT: a channel event for the guest. */
+  signalGuest(vp: number, flag: number): void;
+  /** Scans the guest's child→parent monitor page (undefined: stop), reporting each pending id. */
+  watchMonitor(gpa: number | undefined, onTrigger: (monitorId: number) => void): void;
+  /** Runs `f` on the host's own time, after the current guest action. */
+  defer(f: () => void): void;
+}
+
+export interface ServerOptions {
+  /** Highest protocol version the host accepts (the release's, vmbus.md §3.1). */
+  maxVersion: number;
+  /** 6.0 feature flags the host supports (vmbus.md §3.5); a connection gets the intersection. */
+  features?: number;
+}
+
+/** Statuses the host puts in result messages (vmbus.md §0; OpenVMM's values). */
+export const STATUS_UNSUCCESSFUL = 0x8000ffff;
+export const STATUS_CONNECTION_REFUSED = 0xc0000236;
+
+/** Versions a host can accept: exact values only, from WIN8 (Linux's oldest) up. */
+const KNOWN_VERSIONS: ReadonlySet<number> = new Set([
+  VmbusVersion.WIN8,
+  VmbusVersion.WIN8_1,
+  VmbusVersion.WIN10,
+  VmbusVersion.WIN10_V4_1,
+  VmbusVersion.WIN10_V5,
+  VmbusVersion.WIN10_V5_1,
+  VmbusVersion.WIN10_V5_2,
+  VmbusVersion.WIN10_V5_3,
+  VmbusVersion.WIN10_V6_0,
+]);
+
+export interface Connection {
+  readonly version: number;
+  /** VP and SINT that receive control messages. */
+  readonly targetVp: number;
+  readonly sint: number;
+  readonly monitorPages: readonly [number, number];
+  readonly featureFlags: number;
+  offersRequested: boolean;
+}
+
+export interface Violation {
+  readonly message: string;
+  readonly detail: string;
+}
+
+/** hv_sock connection requests (TL_CONNECT_REQUEST), for the hv_sock device. */
+export type TlConnectHandler = (guestEndpointId: string, hostServiceId: string) => boolean;
+
+export class VmbusServer {
+  connection: Connection | undefined;
+  readonly channels = new Map<number, HostChannel>();
+  private readonly gpadls = new Map<string, Gpadl>();
+  private readonly pending = new Map<number, GpadlAssembly>();
+  readonly violations: Violation[] = [];
+  onViolation: ((v: Violation) => void) | undefined;
+  tlConnect: TlConnectHandler | undefined;
+  /** Messages handled, for inspection. */
+  received = 0;
+  private watchedMonitorPage: number | undefined;
+
+  constructor(
+    readonly io: ServerIo,
+    readonly options: ServerOptions,
+  ) {}
+
+  // --- The device API ------------------------------------------------------------------------
+
+  /**
+   * Registers a channel. It is offered to the guest now if the guest has asked for offers,
+   * otherwise when it does. Relids are the lowest free, from 1.
+   */
+  offer(spec: OfferSpec, handler: ChannelHandler): HostChannel {
+    const relid = this.freeRelid();
+    const offer = {
+      classId: spec.classId.toLowerCase(),
+      instanceId: spec.instanceId.toLowerCase(),
+      subChannelIndex: spec.subChannelIndex ?? 0,
+      flags: spec.flags ?? 0,
+      mmioMegabytes: spec.mmioMegabytes ?? 0,
+      userDefined: spec.userDefined ?? new Uint8Array(0),
+      monitor: spec.monitor ?? false,
+    };
+    if (offer.userDefined.length > MAX_USER_DEFINED_BYTES) throw new RangeError(`user-defined area of ${offer.userDefined.length} bytes exceeds ${MAX_USER_DEFINED_BYTES}`);
+    guidToBytes(offer.classId);
+    guidToBytes(offer.instanceId);
+    // OpenVMM's formula: relid + (SINT << 12); opaque to the guest.
+    const ch = new HostChannel(relid, offer, relid + (VMBUS_MESSAGE_SINT << 12), handler, {
+      memory: this.io.memory,
+      signalGuest: (c) => {
+        if (c.targetVp !== 0xffffffff) this.io.signalGuest(c.targetVp, c.relid);
+      },
+      violation: (c, what) => this.violation(`channel ${c.relid}`, what),
+      gpadl: (c, handle) => {
+        const g = this.gpadls.get(key(c.relid, handle));
+        return g;
+      },
+    });
+    if (offer.monitor) ch.monitorId = this.freeMonitorId();
+    this.channels.set(relid, ch);
+    if (this.connection?.offersRequested) this.sendOffer(ch);
+    return ch;
+  }
+
+  /**
+   * Revokes a channel: RESCIND_CHANNELOFFER, its rings and GPADLs dropped at once. Its relid stays
+   * reserved until the guest's RELID_RELEASED. Revoking a primary revokes its sub-channels first.
+   */
+  revoke(ch: HostChannel): void {
+    if (ch.state === 'revoked' || !this.channels.has(ch.relid)) return;
+    if (ch.offer.subChannelIndex === 0) {
+      for (const sub of this.channels.values()) if (sub !== ch && sub.offer.subChannelIndex !== 0 && sub.offer.instanceId === ch.offer.instanceId) this.revoke(sub);
+    }
+    if (ch.state === 'unoffered' || ch.state === 'released') {
+      this.channels.delete(ch.relid);
+      return;
+    }
+    this.stop(ch);
+    this.dropGpadls(ch.relid);
+    ch.state = 'revoked';
+    this.toGuest(encodeChannelMessage(T.RESCIND_CHANNELOFFER, { child_relid: ch.relid }));
+    ch.handler.revoked?.(ch);
+  }
+
+  // --- Guest messages ----------------------------------------------------------------------
+
+  /**
+   * A message the guest posted on one of the host's message connections. Returns the
+   * hypercall status for the guest's HvCallPostMessage (SUCCESS: the host took it).
+   */
+  handleMessage(payload: Uint8Array, _fromVp: number): number {
+    this.received++;
+    let m: ChannelMessage;
+    try {
+      m = decodeChannelMessage(payload);
+    } catch (e) {
+      if (!(e instanceof ChannelMessageError)) throw e;
+      this.violation('(undecodable)', e.message);
+      return 0;
+    }
+    if (m.type !== T.INITIATE_CONTACT && !this.connection) {
+      this.violation(m.name, 'received before the connection was made');
+      return 0;
+    }
+    switch (m.type) {
+      case T.INITIATE_CONTACT:
+        this.onInitiateContact(m.value);
+        break;
+      case T.REQUESTOFFERS:
+        this.onRequestOffers();
+        break;
+      case T.GPADL_HEADER:
+        this.onGpadlHeader(m.value.child_relid, m.value.gpadl, m.value.rangecount, m.value.range_buflen, payload.subarray(GPADL_HEADER_DATA));
+        break;
+      case T.GPADL_BODY:
+        this.onGpadlBody(m.value.gpadl, m.extra);
+        break;
+      case T.GPADL_TEARDOWN:
+        this.onGpadlTeardown(m.value.child_relid, m.value.gpadl);
+        break;
+      case T.OPENCHANNEL:
+        this.onOpen(m.value.child_relid, m.value.openid, m.value.ringbuffer_gpadlhandle, m.value.target_vp, m.value.downstream_ringbuffer_pageoffset, m.value.userdata);
+        break;
+      case T.CLOSECHANNEL:
+        this.onClose(m.value.child_relid);
+        break;
+      case T.RELID_RELEASED:
+        this.onRelidReleased(m.value.child_relid);
+        break;
+      case T.MODIFYCHANNEL:
+        this.onModify(m.value.child_relid, m.value.target_vp);
+        break;
+      case T.UNLOAD:
+        this.onUnload();
+        break;
+      case T.TL_CONNECT_REQUEST:
+        this.onTlConnect(m.value.guest_endpoint_id, m.value.host_service_id);
+        break;
+      default:
+        this.violation(m.name, 'is sent by the host, not the guest');
+    }
+    return 0;
+  }
+
+  private onInitiateContact(v: { vmbus_version_requested: number; target_vcpu: number; monitor_page1: bigint; monitor_page2: bigint } & Partial<{ msg_sint: number; msg_vtl: number; feature_flags: number }>): void {
+    const version = v.vmbus_version_requested;
+    const modern = version >= VmbusVersion.WIN10_V5;
+    // A new contact while connected is a reconnect: release everything of the old one first.
+    if (this.connection) this.disconnect();
+    // Before 3.0 the host answers on VP 0 whatever the guest asks (vmbus.md §2.15).
+    const targetVp = version >= VmbusVersion.WIN8_1 ? v.target_vcpu : 0;
+    const sint = modern ? (v.msg_sint ?? VMBUS_MESSAGE_SINT) : VMBUS_MESSAGE_SINT;
+    // Below 6.0 feature flags are ignored (vmbus.md §3.5).
+    const featureFlags = version >= VmbusVersion.WIN10_V6_0 ? (v.feature_flags ?? 0) & (this.options.features ?? 0) : 0;
+    const reply = (ok: boolean, state: number, vp = targetVp, s = sint) => {
+      const response = { version_supported: ok ? 1 : 0, connection_state: state, padding: 0, msg_conn_id: ok ? (modern ? 1 : version) : 0 };
+      // An accepted 6.0 contact is answered in OpenVMM's 20-byte form, with the granted features.
+      const message =
+        ok && version >= VmbusVersion.WIN10_V6_0
+          ? VersionResponse2.encode({ response: { header: { msgtype: T.VERSION_RESPONSE, padding: 0 }, ...response }, supported_features: featureFlags })
+          : encodeChannelMessage(T.VERSION_RESPONSE, response);
+      this.io.post(vp < this.io.vpCount ? vp : 0, s < 16 ? s : VMBUS_MESSAGE_SINT, message);
+    };
+    if (!KNOWN_VERSIONS.has(version) || version > this.options.maxVersion) return reply(false, ConnectionState.SUCCESSFUL);
+    if (targetVp >= this.io.vpCount || sint >= 16 || (modern && (v.msg_vtl ?? 0) !== 0)) {
+      this.violation('INITIATE_CONTACT', `target VP ${targetVp}, SINT ${sint} or VTL ${v.msg_vtl ?? 0} not usable`);
+      return reply(false, ConnectionState.FAILED_UNKNOWN_FAILURE, 0, VMBUS_MESSAGE_SINT);
+    }
+    // OpenVMM refuses a contact with exactly one monitor page.
+    const p1 = Number(v.monitor_page1);
+    const p2 = Number(v.monitor_page2);
+    if ((p1 === 0) !== (p2 === 0) || (p2 !== 0 && (p2 % 4096 !== 0 || !this.io.memory.contains(p2, 4096)))) {
+      this.violation('INITIATE_CONTACT', 'monitor pages must be both set, in RAM, or both zero');
+      return reply(false, ConnectionState.FAILED_UNKNOWN_FAILURE);
+    }
+    this.connection = { version, targetVp, sint, monitorPages: [p1, p2], featureFlags, offersRequested: false };
+    reply(true, ConnectionState.SUCCESSFUL);
+  }
+
+  private onRequestOffers(): void {
+    const c = this.connection!;
+    if (c.offersRequested) return this.violation('REQUESTOFFERS', 'sent twice on one connection');
+    c.offersRequested = true;
+    for (const ch of [...this.channels.values()].sort((a, b) => a.relid - b.relid)) if (ch.state === 'unoffered') this.sendOffer(ch);
+    this.toGuest(encodeChannelMessage(T.ALLOFFERS_DELIVERED, {}));
+  }
+
+  private sendOffer(ch: HostChannel): void {
+    const o = ch.offer;
+    const u = new Uint8Array(MAX_USER_DEFINED_BYTES);
+    u.set(o.userDefined);
+    ch.state = 'offered';
+    this.publishMonitorParameter(ch);
+    this.toGuest(
+      encodeChannelMessage(T.OFFERCHANNEL, {
+        offer: {
+          if_type: o.classId,
+          if_instance: o.instanceId,
+          reserved1: 0n,
+          reserved2: 0n,
+          chn_flags: o.flags,
+          mmio_megabytes: o.mmioMegabytes,
+          u,
+          sub_channel_index: o.subChannelIndex,
+          reserved3: 0,
+        },
+        child_relid: ch.relid,
+        monitorid: ch.monitorId ?? 0xff,
+        _monitor: { monitor_allocated: ch.monitorId === undefined ? 0 : 1, reserved: 0 },
+        // Every channel has its own interrupt (Win7+; OpenVMM always sets it).
+        _dedicated: { is_dedicated_interrupt: 1, reserved1: 0 },
+        connection_id: ch.connectionId,
+      }),
+    );
+  }
+
+  // --- GPADLs (vmbus.md §5) --------------------------------------------------------------------
+
+  private onGpadlHeader(relid: number, handle: number, rangeCount: number, rangeBufLen: number, data: Uint8Array): void {
+    const ch = this.channels.get(relid);
+    // A GPADL for a revoked channel is dropped: the guest's waiter is woken by the rescind.
+    if (ch?.state === 'revoked') return;
+    if (!ch || ch.state === 'unoffered') return this.violation('GPADL_HEADER', `unknown relid ${relid}`);
+    if (this.pending.has(handle)) return this.violation('GPADL_HEADER', `handle 0x${handle.toString(16)} is still being assembled`);
+    if (this.gpadls.has(key(relid, handle))) return this.gpadlCreated(relid, handle, STATUS_UNSUCCESSFUL);
+    let a: GpadlAssembly;
+    try {
+      a = new GpadlAssembly(relid, handle, rangeCount, rangeBufLen);
+    } catch (e) {
+      if (!(e instanceof GpadlError)) throw e;
+      this.violation('GPADL_HEADER', e.message);
+      return this.gpadlCreated(relid, handle, STATUS_UNSUCCESSFUL);
+    }
+    a.append(data);
+    this.pending.set(handle, a);
+    if (a.complete) this.finishGpadl(a);
+  }
+
+  private onGpadlBody(handle: number, data: Uint8Array): void {
+    const a = this.pending.get(handle);
+    if (!a) return this.violation('GPADL_BODY', `no GPADL 0x${handle.toString(16)} is being assembled`);
+    a.append(data);
+    if (a.complete) this.finishGpadl(a);
+  }
+
+  private finishGpadl(a: GpadlAssembly): void {
+    this.pending.delete(a.handle);
+    const ch = this.channels.get(a.relid);
+    if (!ch || ch.state === 'revoked') return;
+    try {
+      this.gpadls.set(key(a.relid, a.handle), new Gpadl(a.relid, a.handle, a.ranges(this.io.memory.size)));
+    } catch (e) {
+      if (!(e instanceof GpadlError)) throw e;
+      this.violation('GPADL', e.message);
+      return this.gpadlCreated(a.relid, a.handle, STATUS_UNSUCCESSFUL);
+    }
+    this.gpadlCreated(a.relid, a.handle, 0);
+  }
+
+  private gpadlCreated(relid: number, handle: number, status: number): void {
+    this.toGuest(encodeChannelMessage(T.GPADL_CREATED, { child_relid: relid, gpadl: handle, creation_status: status }));
+  }
+
+  private onGpadlTeardown(relid: number, handle: number): void {
+    const ch = this.channels.get(relid);
+    const g = this.gpadls.get(key(relid, handle));
+    if (!g) {
+      // For a revoked channel the GPADLs are already gone: answer at once (OpenVMM).
+      if (ch?.state === 'revoked') return this.gpadlTorndown(handle);
+      return this.violation('GPADL_TEARDOWN', `no GPADL 0x${handle.toString(16)} on relid ${relid}`);
+    }
+    if (ch?.isOpen && ch.ringGpadl === handle) return this.violation('GPADL_TEARDOWN', `GPADL 0x${handle.toString(16)} holds the rings of open channel ${relid}`);
+    this.gpadls.delete(key(relid, handle));
+    this.gpadlTorndown(handle);
+  }
+
+  private gpadlTorndown(handle: number): void {
+    this.toGuest(encodeChannelMessage(T.GPADL_TORNDOWN, { gpadl: handle }));
+  }
+
+  private dropGpadls(relid: number): void {
+    for (const [k, g] of this.gpadls) if (g.relid === relid) this.gpadls.delete(k);
+    for (const [h, a] of this.pending) if (a.relid === relid) this.pending.delete(h);
+  }
+
+  // --- Open, close, release, modify (vmbus.md §6) -------------------------------------------
+
+  private onOpen(relid: number, openId: number, handle: number, targetVp: number, downstream: number, userData: Uint8Array): void {
+    const ch = this.channels.get(relid);
+    // OPENCHANNEL for a revoked channel is ignored: the guest learns from the rescind.
+    if (ch?.state === 'revoked') return;
+    if (!ch || ch.state !== 'offered') return this.violation('OPENCHANNEL', `relid ${relid} is ${ch ? ch.state : 'unknown'}, not offered and closed`);
+    const result = (status: number) => this.toGuest(encodeChannelMessage(T.OPENCHANNEL_RESULT, { child_relid: relid, openid: openId, status }));
+    const g = this.gpadls.get(key(relid, handle));
+    if (!g) {
+      this.violation('OPENCHANNEL', `ring GPADL 0x${handle.toString(16)} does not exist on relid ${relid}`);
+      return result(STATUS_UNSUCCESSFUL);
+    }
+    if (targetVp !== 0xffffffff && targetVp >= this.io.vpCount) {
+      this.violation('OPENCHANNEL', `target VP ${targetVp} does not exist`);
+      return result(STATUS_UNSUCCESSFUL);
+    }
+    let rings: { incoming: number[]; outgoing: number[] };
+    try {
+      rings = g.ringPages(downstream);
+    } catch (e) {
+      if (!(e instanceof GpadlError)) throw e;
+      this.violation('OPENCHANNEL', e.message);
+      return result(STATUS_UNSUCCESSFUL);
+    }
+    ch.targetVp = targetVp;
+    ch.openId = openId;
+    ch.ringGpadl = handle;
+    ch.attachRings(rings.incoming, rings.outgoing);
+    ch.state = 'open';
+    const status = ch.handler.open?.(ch, { openId, targetVp, userData }) ?? 0;
+    if (status !== 0) {
+      this.stop(ch);
+      return result(status);
+    }
+    this.io.listen(ch.connectionId, () => this.guestSignalled(ch));
+    this.updateMonitorWatch();
+    result(0);
+  }
+
+  private guestSignalled(ch: HostChannel): void {
+    ch.signalsReceived++;
+    if (ch.isOpen) this.io.defer(() => ch.isOpen && ch.handler.signal?.(ch));
+  }
+
+  private onMonitor(monitorId: number): void {
+    for (const ch of this.channels.values()) if (ch.monitorId === monitorId && ch.isOpen) this.guestSignalled(ch);
+  }
+
+  /**
+   * The hypervisor scans the child→parent monitor page only while some open channel is
+   * monitored: an idle VM then has no periodic work.
+   */
+  private updateMonitorWatch(): void {
+    const page = this.connection?.monitorPages[1] || undefined;
+    let want: number | undefined;
+    if (page !== undefined) for (const ch of this.channels.values()) if (ch.isOpen && ch.monitorId !== undefined) want = page;
+    if (want === this.watchedMonitorPage) return;
+    this.watchedMonitorPage = want;
+    this.io.watchMonitor(want, (id) => this.onMonitor(id));
+  }
+
+  /**
+   * Writes a monitored channel's connection id into parameter[id] of both monitor pages, where
+   * Hyper-V keeps it and Linux shows it in sysfs (vmbus_drv.c channel_conn_id_show).
+   */
+  private publishMonitorParameter(ch: HostChannel): void {
+    const c = this.connection;
+    if (ch.monitorId === undefined || !c) return;
+    for (const page of c.monitorPages) {
+      if (page === 0) continue;
+      const at = page + MonitorPage.offsets.parameter + MonitorParameter.size * ch.monitorId;
+      if (this.io.memory.contains(at, MonitorParameter.size)) this.io.memory.write(at, MonitorParameter.encode({ connectionid: ch.connectionId, flagnumber: 0, rsvdz: 0 }));
+    }
+  }
+
+  /** Stops using a channel's rings and tells its device (close or revoke). */
+  private stop(ch: HostChannel): void {
+    if (ch.state === 'open') {
+      this.io.listen(ch.connectionId, undefined);
+      ch.state = 'offered';
+      ch.handler.close?.(ch);
+    }
+    ch.detachRings();
+    this.updateMonitorWatch();
+  }
+
+  private onClose(relid: number): void {
+    const ch = this.channels.get(relid);
+    // Between a rescind and RELID_RELEASED the guest may still close the channel.
+    if (ch?.state === 'revoked') return;
+    if (!ch?.isOpen) return this.violation('CLOSECHANNEL', `relid ${relid} is not open`);
+    this.stop(ch);
+  }
+
+  private onRelidReleased(relid: number): void {
+    const ch = this.channels.get(relid);
+    if (!ch) return this.violation('RELID_RELEASED', `unknown relid ${relid}`);
+    if (ch.state === 'revoked') {
+      // Only now may the relid be reused (vmbus.md §6.4).
+      this.channels.delete(relid);
+      return;
+    }
+    // Without a rescind: the guest could not set the channel up (vmbus.md §3.4).
+    if (ch.state !== 'offered') return this.violation('RELID_RELEASED', `relid ${relid} is ${ch.state}`);
+    this.dropGpadls(relid);
+    ch.state = 'released';
+  }
+
+  private onModify(relid: number, targetVp: number): void {
+    const c = this.connection!;
+    if (c.version < VmbusVersion.WIN10_V4_1) return this.violation('MODIFYCHANNEL', `needs version 4.1, connected at ${versionString(c.version)}`);
+    const ch = this.channels.get(relid);
+    let status = 0;
+    if (!ch?.isOpen) {
+      this.violation('MODIFYCHANNEL', `relid ${relid} is not open`);
+      status = STATUS_UNSUCCESSFUL;
+    } else if (targetVp === 0xffffffff || targetVp >= this.io.vpCount || ch.targetVp === 0xffffffff) {
+      status = STATUS_UNSUCCESSFUL;
+    } else {
+      ch.targetVp = targetVp;
+    }
+    // From 5.3 the host always acknowledges (vmbus.md §2.18).
+    if (c.version >= VmbusVersion.WIN10_V5_3) this.toGuest(encodeChannelMessage(T.MODIFYCHANNEL_RESPONSE, { child_relid: relid, status }));
+  }
+
+  private onTlConnect(endpoint: string, service: string): void {
+    const c = this.connection!;
+    if (c.version < VmbusVersion.WIN10) return this.violation('TL_CONNECT_REQUEST', `needs version 4.0, connected at ${versionString(c.version)}`);
+    if (this.tlConnect?.(endpoint, service)) return;
+    if (c.version >= VmbusVersion.WIN10_V4_1) {
+      this.toGuest(encodeChannelMessage(T.TL_CONNECT_RESULT, { endpoint_id: endpoint, service_id: service, status: STATUS_CONNECTION_REFUSED }));
+    }
+  }
+
+  private onUnload(): void {
+    const c = this.connection!;
+    this.disconnect();
+    this.io.post(c.targetVp, c.sint, encodeChannelMessage(T.UNLOAD_RESPONSE, {}));
+  }
+
+  /** Releases every channel and GPADL of the connection; channels wait to be offered again. */
+  private disconnect(): void {
+    for (const ch of [...this.channels.values()]) {
+      this.stop(ch);
+      if (ch.state === 'revoked') this.channels.delete(ch.relid);
+      else ch.state = 'unoffered';
+    }
+    this.gpadls.clear();
+    this.pending.clear();
+    this.connection = undefined;
+    this.updateMonitorWatch();
+  }
+
+  // --- Helpers --------------------------------------------------------------------------------
+
+  private toGuest(message: Uint8Array): void {
+    const c = this.connection;
+    if (c) this.io.post(c.targetVp, c.sint, message);
+  }
+
+  private freeRelid(): number {
+    for (let r = 1; r < MAX_CHANNEL_RELIDS; r++) if (!this.channels.has(r)) return r;
+    throw new RangeError('no free relid');
+  }
+
+  private freeMonitorId(): number | undefined {
+    const used = new Set([...this.channels.values()].map((c) => c.monitorId));
+    for (let id = 0; id < MONITOR_GROUPS * MONITORS_PER_GROUP; id++) if (!used.has(id)) return id;
+    return undefined;
+  }
+
+  private violation(message: string, detail: string): void {
+    const v = { message, detail };
+    this.violations.push(v);
+    this.onViolation?.(v);
+  }
+
+  /** The server's state as data. */
+  state(): { connection: { version: string; targetVp: number; sint: number } | undefined; channels: { relid: number; class: string; state: string; targetVp: number; corrupt?: string }[]; gpadls: number; violations: number } {
+    const c = this.connection;
+    return {
+      connection: c && { version: versionString(c.version), targetVp: c.targetVp, sint: c.sint },
+      channels: [...this.channels.values()].map((ch) => ({ relid: ch.relid, class: ch.offer.classId, state: ch.state, targetVp: ch.targetVp, ...(ch.corrupt ? { corrupt: ch.corrupt } : {}) })),
+      gpadls: this.gpadls.size,
+      violations: this.violations.length,
+    };
+  }
+}
+
+const key = (relid: number, handle: number): string => `${relid}:${handle}`;
