@@ -242,15 +242,19 @@ export class Kernel {
 
   // --- Interrupts ------------------------------------------------------------------------------
 
-  /** Takes every interrupt `cpu` can take now, running Linux's handler for each. */
-  takeInterrupts(index: number): number {
+  /**
+   * Takes the interrupts `cpu` can take now (at most `limit`), running Linux's handler for each.
+   * A caller waiting on something an interrupt completes passes a limit, so that a device that
+   * keeps interrupting cannot keep it from looking.
+   */
+  takeInterrupts(index: number, limit = Infinity): number {
     const cpu = this.cpus[index];
     if (!cpu?.online) return 0;
     let n = 0;
     const outer = this.currentCpu;
     this.currentCpu = index;
     try {
-      for (let v = cpu.ops.cpu.acceptInterrupt(); v !== undefined; v = cpu.ops.cpu.acceptInterrupt()) {
+      for (let v = n < limit ? cpu.ops.cpu.acceptInterrupt() : undefined; v !== undefined; v = n < limit ? cpu.ops.cpu.acceptInterrupt() : undefined) {
         cpu.irqs.set(v, (cpu.irqs.get(v) ?? 0) + 1);
         this.handleInterrupt(cpu, v);
         if (++n > 10_000) throw new GuestPanic(`CPU${index}: interrupt storm on vector 0x${v.toString(16)}`);

@@ -19,10 +19,11 @@ import {
   VMBUS_MESSAGE_CONNECTION_ID,
   VMBUS_MESSAGE_CONNECTION_ID_4,
   VMBUS_MESSAGE_SINT,
+  VmbusFeature,
   VmbusVersion,
   versionString,
 } from '../wire/constants.js';
-import { ChannelMessageError, decodeChannelMessage, encodeChannelMessage, InitiateContactLegacy, type ChannelMessage } from '../wire/messages.js';
+import { ChannelMessageError, decodeChannelMessage, encodeChannelMessage, InitiateContactLegacy, MessageHeader, type ChannelMessage } from '../wire/messages.js';
 import { GuestChannel, type ChannelOwner, type OfferInfo } from './channel.js';
 import { VmbusError } from './errors.js';
 import type { ClientTransport } from './transport.js';
@@ -328,8 +329,8 @@ export class VmbusClient implements ChannelOwner {
       return;
     }
     if (size < handler.minLength) return drop(`message too short: msgtype=${msgtype} len=${size}`);
-    // Blocking handlers get exactly payload_size bytes; the others read the whole copied slot.
-    const bytes = handler.blocking ? payload.slice(0, size) : payload.slice();
+    // Handlers see payload_size bytes (a header-only message may claim 0: its type is read anyway).
+    const bytes = payload.slice(0, Math.max(size, MessageHeader.size));
     let m: ChannelMessage;
     try {
       m = decodeChannelMessage(bytes);
@@ -431,6 +432,16 @@ export class VmbusClient implements ChannelOwner {
     if (this.options.isolated && !ISOLATION_ALLOWED_CLASSES.has(classId) && !(v.offer.chn_flags & ChannelFlags.TLNPI_PROVIDER_OFFER)) {
       t.log('err', `Invalid offer ${v.child_relid} from the host supporting isolation`);
       return;
+    }
+    // Confidential offers (vmbus.md §3.4): external memory only with a confidential ring, and
+    // either only on a 6.0 connection that granted confidential channels.
+    const confidential = v.offer.chn_flags & (ChannelFlags.CONFIDENTIAL_RING_BUFFER | ChannelFlags.CONFIDENTIAL_EXTERNAL_MEMORY);
+    if (confidential) {
+      const allowed = this.version >= VmbusVersion.WIN10_V6_0 && (this.features & VmbusFeature.CONFIDENTIAL_CHANNELS) !== 0;
+      if (!allowed || !(confidential & ChannelFlags.CONFIDENTIAL_RING_BUFFER)) {
+        t.log('err', `offer ${v.child_relid}: confidential flags 0x${confidential.toString(16)} not usable on this connection; ignored`);
+        return;
+      }
     }
     const offer: OfferInfo = {
       relid: v.child_relid,

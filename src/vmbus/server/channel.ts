@@ -48,7 +48,12 @@ export interface HostChannelContext {
   signalGuest(channel: HostChannel): void;
   violation(channel: HostChannel, what: string): void;
   gpadl(channel: HostChannel, handle: number): Gpadl | undefined;
+  /** Runs the device's signal handler again soon, as if the guest had signalled. */
+  kick(channel: HostChannel): void;
 }
+
+/** Batches one receive() reads before it yields to other channels. */
+const RECEIVE_ROUNDS = 16;
 
 /** The host's end of one channel. */
 export class HostChannel {
@@ -100,17 +105,22 @@ export class HostChannel {
   }
 
   /**
-   * Reads every waiting packet in one batch, handing each to `onPacket`, then signals the guest
-   * if it was blocked waiting for space. Returns the number read. A packet that does not parse
-   * is reported and skipped; a corrupt ring stops the channel.
+   * Reads every waiting packet, in batches, handing each to `onPacket`; after each batch the
+   * guest is signalled if it was blocked waiting for space. Returns the number read. A packet
+   * that does not parse is reported and skipped; a corrupt ring stops the channel.
+   *
+   * The ring is looked at again after each commit: a packet the guest wrote while the batch
+   * was being read found the ring non-empty and raised no signal (hv_signal_on_write), so
+   * stopping at the batch's end could leave it unread. A ring that never drains is handed
+   * back to the device as a fresh signal after a few rounds, so one channel cannot starve the rest.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
     const reader = this.reader;
     if (!reader || this.corrupt) return 0;
-    return (
-      this.guard(() => {
+    let n = 0;
+    this.guard(() => {
+      for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
-        let n = 0;
         for (let raw = batch.next(); raw; raw = batch.next()) {
           n++;
           let p: ParsedPacket;
@@ -124,9 +134,11 @@ export class HostChannel {
           onPacket(p);
         }
         if (batch.commit().signal) this.signal();
-        return n;
-      }) ?? 0
-    );
+        if (this.reader !== reader || reader.readable() === 0) return;
+      }
+      this.ctx.kick(this);
+    });
+    return n;
   }
 
   /** Writes one packet; signals the guest if its ring went from empty to non-empty. False if full. */

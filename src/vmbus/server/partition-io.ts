@@ -10,6 +10,9 @@ import { VmbusServer, type ServerIo, type ServerOptions } from './server.js';
 /** The host port behind connection 4 (OpenVMM's "multiclient" port for ≥ 5.0 contacts). */
 const MULTICLIENT_PORT_ID = 4;
 
+/** Virtual time from a guest's signal to the device's handler running. */
+export const DEVICE_LATENCY_NS = 1000;
+
 /** How often the hypervisor looks at the monitor page ("currently around 100 usecs", hyperv_vmbus.h). */
 export const MONITOR_SCAN_NS = 100_000;
 
@@ -62,7 +65,9 @@ export function attachVmbusServer(p: Partition, options: ServerOptions): Partiti
       scan = p.clock.schedule(p.clock.nowNs + MONITOR_SCAN_NS, tick);
     },
     defer(f) {
-      p.clock.schedule(p.clock.nowNs, f);
+      // The device's work takes a little virtual time, so that a guest and a device streaming
+      // to each other let the clock move (and the rest of the VM run) in deterministic mode.
+      p.clock.schedule(p.clock.nowNs + DEVICE_LATENCY_NS, f);
     },
   };
 

@@ -123,10 +123,8 @@ export class VmbusServer {
         if (c.targetVp !== 0xffffffff) this.io.signalGuest(c.targetVp, c.relid);
       },
       violation: (c, what) => this.violation(`channel ${c.relid}`, what),
-      gpadl: (c, handle) => {
-        const g = this.gpadls.get(key(c.relid, handle));
-        return g;
-      },
+      gpadl: (c, handle) => this.gpadls.get(key(c.relid, handle)),
+      kick: (c) => this.guestSignalled(c, false),
     });
     if (offer.monitor) ch.monitorId = this.freeMonitorId();
     this.channels.set(relid, ch);
@@ -144,6 +142,7 @@ export class VmbusServer {
       for (const sub of this.channels.values()) if (sub !== ch && sub.offer.subChannelIndex !== 0 && sub.offer.instanceId === ch.offer.instanceId) this.revoke(sub);
     }
     if (ch.state === 'unoffered' || ch.state === 'released') {
+      this.dropGpadls(ch.relid);
       this.channels.delete(ch.relid);
       return;
     }
@@ -292,7 +291,7 @@ export class VmbusServer {
     const ch = this.channels.get(relid);
     // A GPADL for a revoked channel is dropped: the guest's waiter is woken by the rescind.
     if (ch?.state === 'revoked') return;
-    if (!ch || ch.state === 'unoffered') return this.violation('GPADL_HEADER', `unknown relid ${relid}`);
+    if (!ch || ch.state === 'unoffered' || ch.state === 'released') return this.violation('GPADL_HEADER', `relid ${relid} is ${ch ? ch.state : 'unknown'}`);
     if (this.pending.has(handle)) return this.violation('GPADL_HEADER', `handle 0x${handle.toString(16)} is still being assembled`);
     if (this.gpadls.has(key(relid, handle))) return this.gpadlCreated(relid, handle, STATUS_UNSUCCESSFUL);
     let a: GpadlAssembly;
@@ -387,7 +386,9 @@ export class VmbusServer {
     ch.state = 'open';
     const status = ch.handler.open?.(ch, { openId, targetVp, userData }) ?? 0;
     if (status !== 0) {
-      this.stop(ch);
+      // Refused: the device never had the channel open, so it gets no close.
+      ch.state = 'offered';
+      ch.detachRings();
       return result(status);
     }
     this.io.listen(ch.connectionId, () => this.guestSignalled(ch));
@@ -395,8 +396,8 @@ export class VmbusServer {
     result(0);
   }
 
-  private guestSignalled(ch: HostChannel): void {
-    ch.signalsReceived++;
+  private guestSignalled(ch: HostChannel, fromGuest = true): void {
+    if (fromGuest) ch.signalsReceived++;
     if (ch.isOpen) this.io.defer(() => ch.isOpen && ch.handler.signal?.(ch));
   }
 
