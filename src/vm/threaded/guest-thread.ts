@@ -1,0 +1,62 @@
+// The guest thread: the kernel over remote CPUs and the shared guest RAM. It boots, runs the
+// workload module, and reports the log and the workload's result. Waiting means sleeping on
+// the doorbell the host rings when a CPU has an interrupt (Atomics.wait).
+import { parentPort, workerData } from 'node:worker_threads';
+import { Kernel, type KernelOptions } from '../../guest/kernel.js';
+import type { Arch } from '../../hypervisor/cpu-interface.js';
+import { GuestMemory } from '../../memory/guest-memory.js';
+import type { GuestPageSize } from '../../memory/pages.js';
+import type { Workload } from './guest-context.js';
+import { ControlBlock, W } from './protocol.js';
+import { HostGoneError, remoteCpu } from './remote-cpu.js';
+
+export interface GuestThreadData {
+  control: SharedArrayBuffer;
+  memory: SharedArrayBuffer;
+  pageSize: GuestPageSize;
+  arch: Arch;
+  cpus: number;
+  kernel: Partial<KernelOptions>;
+  workload: string;
+  args: unknown;
+  /** Virtual nanoseconds per wall-clock nanosecond. */
+  speed: number;
+}
+
+async function main(d: GuestThreadData): Promise<void> {
+  const block = new ControlBlock(d.control, d.cpus);
+  const h = block.header;
+  const memory = new GuestMemory({ size: d.memory.byteLength, pageSize: d.pageSize, buffer: d.memory });
+  const cpus = Array.from({ length: d.cpus }, (_, i) => remoteCpu(d.arch, block, i));
+  const waitUntil = (done: () => boolean, ns: number): boolean => {
+    const end = performance.now() + ns / 1e6 / d.speed;
+    for (;;) {
+      const bell = Atomics.load(h, W.DOORBELL);
+      // One interrupt per CPU between looks at done(): a streaming device interrupts without end.
+      for (let i = 0; i < kernel.cpus.length; i++) kernel.takeInterrupts(i, 1);
+      kernel.runWork();
+      if (done()) return true;
+      const left = end - performance.now();
+      if (left <= 0) return done();
+      if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
+      if (kernel.cpus.some((c) => c.online && c.ops.cpu.interruptsEnabled && c.ops.cpu.interruptPending())) continue;
+      Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
+    }
+  };
+  const kernel: Kernel = new Kernel({ memory, cpus, elapse: (ns) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV' }, d.kernel);
+  let result: unknown;
+  let error: string | undefined;
+  try {
+    kernel.boot();
+    const mod = (await import(d.workload)) as { default: Workload };
+    result = await mod.default({ kernel, args: d.args, waitUntil });
+  } catch (e) {
+    error = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  }
+  parentPort!.postMessage({ log: kernel.log.records, result, error, state: kernel.state() });
+  Atomics.store(h, W.GUEST_DONE, error ? 2 : 1);
+  Atomics.add(h, W.HOST_WAKE, 1);
+  Atomics.notify(h, W.HOST_WAKE);
+}
+
+void main(workerData as GuestThreadData);

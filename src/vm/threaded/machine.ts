@@ -1,0 +1,115 @@
+// A machine whose guest runs in a worker thread (DESIGN.md principle 4): the partition, its
+// devices and VMBus stay on this thread; the guest kernel runs in the worker over the same
+// guest RAM. Traps cross in the control block; virtual time follows the wall clock.
+import { Worker } from 'node:worker_threads';
+import { cpuPort } from '../../hypervisor/cpu.js';
+import { Partition } from '../../hypervisor/partition.js';
+import type { LogRecord } from '../../guest/klog.js';
+import type { KernelState } from '../../guest/kernel.js';
+import { attachVmbusServer, type PartitionVmbus } from '../../vmbus/server/partition-io.js';
+import { makeVersion } from '../../vmbus/wire/constants.js';
+import type { MachineConfig } from '../machine.js';
+import type { GuestThreadData } from './guest-thread.js';
+import { ControlBlock, controlBytes, W } from './protocol.js';
+import { TrapServer } from './trap-server.js';
+
+export interface ThreadedConfig extends MachineConfig {
+  /** Virtual nanoseconds per wall-clock nanosecond (1: real time). */
+  speed?: number;
+}
+
+export interface GuestReport<R> {
+  log: LogRecord[];
+  result: R | undefined;
+  error: string | undefined;
+  state: KernelState;
+  /** Wall-clock milliseconds the host loop ran, and the traps it served. */
+  wallMs: number;
+  traps: number;
+}
+
+const ARM64_COUNTER_HZ = 25_000_000;
+
+export class ThreadedMachine {
+  readonly partition: Partition;
+  readonly vmbus: PartitionVmbus | undefined;
+  private readonly block: ControlBlock;
+  private readonly traps: TrapServer;
+  private readonly speed: number;
+
+  constructor(private readonly config: ThreadedConfig = {}) {
+    const { kernel: _kernel, vmbus, speed, ...partition } = config;
+    this.speed = speed ?? 1;
+    this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
+    if (vmbus !== false) {
+      const v = this.partition.release.vmbusVersion;
+      this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), ...(typeof vmbus === 'object' ? vmbus : {}) });
+    }
+    // Firmware lists CPUs by APIC id, as the in-thread machine does.
+    const vps = [...this.partition.vps].sort((a, b) => a.apicId - b.apicId);
+    this.block = new ControlBlock(new SharedArrayBuffer(controlBytes(vps.length)), vps.length);
+    this.traps = new TrapServer(
+      this.block,
+      vps.map((vp) => ({ vp, port: cpuPort(vp) })),
+    );
+  }
+
+  /**
+   * Boots the guest in a worker, runs `workload` (the URL of a JavaScript module whose default
+   * export receives the kernel and `args`; see workloads/) there, and serves it until it finishes or `maxMs` of wall time pass.
+   */
+  async run<R>(workload: URL, args: unknown, maxMs = 60_000): Promise<GuestReport<R>> {
+    // Node cannot load TypeScript in a worker: run from source (the tests), the worker runs the
+    // built guest thread, so `npm run build` must have run.
+    const script = import.meta.url.endsWith('.ts') ? new URL('../../../dist/vm/threaded/guest-thread.js', import.meta.url) : new URL('./guest-thread.js', import.meta.url);
+    const data: GuestThreadData = {
+      control: this.block.buffer,
+      memory: this.partition.memory.buffer,
+      pageSize: this.partition.memory.pageSize,
+      arch: this.partition.arch,
+      cpus: this.block.slots.length,
+      kernel: this.config.kernel ?? {},
+      workload: workload.href,
+      args,
+      speed: this.speed,
+    };
+    const worker = new Worker(script, { workerData: data });
+    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps'>>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    const started = performance.now();
+    try {
+      await this.serve(started + maxMs);
+      const r = await Promise.race([report, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the guest thread did not report')), 5000))]);
+      return { ...r, wallMs: performance.now() - started, traps: this.traps.served };
+    } finally {
+      Atomics.store(this.block.header, W.HOST_STOPPED, 1);
+      for (const s of this.block.slots) Atomics.notify(s.words, 0);
+      await worker.terminate();
+    }
+  }
+
+  /** The host loop, in slices that let this thread's event loop run in between. */
+  private async serve(deadline: number): Promise<void> {
+    const h = this.block.header;
+    const clock = this.partition.clock;
+    const wallStart = performance.now();
+    const virtualStart = clock.nowNs;
+    while (!Atomics.load(h, W.GUEST_DONE) && performance.now() < deadline) {
+      const slice = performance.now() + 20;
+      while (!Atomics.load(h, W.GUEST_DONE) && performance.now() < slice) {
+        const seen = Atomics.load(h, W.HOST_WAKE);
+        const served = this.traps.serveAll();
+        clock.advanceTo(virtualStart + (performance.now() - wallStart) * 1e6 * this.speed);
+        this.traps.publishInterrupts();
+        if (served) continue;
+        // Sleep until a trap arrives or the next timer is due (at most 1 ms).
+        const next = clock.nextEventNs();
+        const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
+        if (dueMs > 0.05) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, 1));
+      }
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+}

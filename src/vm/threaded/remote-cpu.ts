@@ -1,0 +1,178 @@
+// The guest thread's CPUs: each trap becomes a request in the CPU's slot and an Atomics.wait
+// for the host's answer, as a VM exit blocks the vCPU until the hypervisor resumes it. Checks
+// for a pending interrupt read a hint word instead of trapping.
+import type { Arch, Arm64Cpu, Arm64Registers, CpuidResult, Fault, MsrRead, X64Cpu, X64Registers, X86_32Cpu, X86Registers } from '../../hypervisor/cpu-interface.js';
+import type { ControlBlock} from './protocol.js';
+import { FAULTS, Op, S, State, W } from './protocol.js';
+
+/** The host stopped answering: the guest thread cannot go on. */
+export class HostGoneError extends Error {
+  override readonly name = 'HostGoneError';
+}
+
+class RemoteCpu {
+  interruptsEnabled = false;
+  private readonly words: Int32Array;
+  protected readonly args: BigInt64Array;
+
+  constructor(
+    private readonly block: ControlBlock,
+    private readonly slot: number,
+  ) {
+    this.words = block.slots[slot]!.words;
+    this.args = block.slots[slot]!.args;
+  }
+
+  /** Posts the request already in `args`, wakes the host, and sleeps until it answers. */
+  protected trap(op: number, aux = 0): Fault | undefined {
+    const w = this.words;
+    const h = this.block.header;
+    Atomics.store(w, S.OP, op);
+    Atomics.store(w, S.AUX, aux);
+    Atomics.store(w, S.STATE, State.REQUEST);
+    Atomics.add(h, W.HOST_WAKE, 1);
+    Atomics.notify(h, W.HOST_WAKE);
+    while (Atomics.load(w, S.STATE) === State.REQUEST) {
+      if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
+      Atomics.wait(w, S.STATE, State.REQUEST, 50);
+    }
+    const fault = FAULTS[Atomics.load(w, S.FAULT)];
+    Atomics.store(w, S.STATE, State.IDLE);
+    return fault;
+  }
+
+  protected get aux(): number {
+    return Atomics.load(this.words, S.AUX);
+  }
+
+  interruptPending(): boolean {
+    return Atomics.load(this.block.header, W.PENDING + this.slot) !== 0;
+  }
+
+  acceptInterrupt(): number | undefined {
+    if (!this.interruptsEnabled || !this.interruptPending()) return undefined;
+    this.trap(Op.ACCEPT, 1);
+    const v = this.aux;
+    return v < 0 ? undefined : v;
+  }
+}
+
+abstract class RemoteX86<R> extends RemoteCpu {
+  cpuid(leaf: number, subleaf = 0): CpuidResult {
+    this.args[0] = BigInt(leaf >>> 0);
+    this.args[1] = BigInt(subleaf >>> 0);
+    this.trap(Op.CPUID);
+    const a = this.args;
+    return { eax: Number(a[0]!), ebx: Number(a[1]!), ecx: Number(a[2]!), edx: Number(a[3]!) };
+  }
+
+  rdmsr(msr: number): MsrRead {
+    this.args[0] = BigInt(msr >>> 0);
+    const fault = this.trap(Op.RDMSR);
+    return fault ? { fault } : { value: BigInt.asUintN(64, this.args[0]!) };
+  }
+
+  wrmsr(msr: number, value: bigint): Fault | undefined {
+    this.args[0] = BigInt(msr >>> 0);
+    this.args[1] = BigInt.asIntN(64, value);
+    return this.trap(Op.WRMSR);
+  }
+
+  rdtsc(): bigint {
+    this.trap(Op.RDTSC);
+    return BigInt.asUintN(64, this.args[0]!);
+  }
+
+  apicWrite(offset: number, value: number): void {
+    this.args[0] = BigInt(offset);
+    this.args[1] = BigInt(value >>> 0);
+    this.trap(Op.APIC_WRITE);
+  }
+
+  call(gpa: number, regs: R): Fault | undefined {
+    this.args[SLOT_GPA] = BigInt(gpa);
+    return this.hypercall(Op.CALL, regs);
+  }
+
+  vmcall(regs: R): Fault | undefined {
+    return this.hypercall(Op.VMCALL, regs);
+  }
+
+  protected abstract hypercall(op: number, regs: R): Fault | undefined;
+}
+
+/** The argument that carries the target of a CALL, clear of the register images. */
+export const SLOT_GPA = 23;
+
+export class RemoteX64Cpu extends RemoteX86<X64Registers> implements X64Cpu {
+  readonly arch = 'x64';
+
+  protected hypercall(op: number, regs: X64Registers): Fault | undefined {
+    const a = this.args;
+    a[0] = BigInt.asIntN(64, regs.rcx);
+    a[1] = BigInt.asIntN(64, regs.rdx);
+    a[2] = BigInt.asIntN(64, regs.r8);
+    a[3] = BigInt.asIntN(64, regs.rax);
+    for (let i = 0; i < 12; i++) a[4 + i] = BigInt.asIntN(64, regs.xmm[i] ?? 0n);
+    const fault = this.trap(op);
+    regs.rcx = BigInt.asUintN(64, a[0]!);
+    regs.rdx = BigInt.asUintN(64, a[1]!);
+    regs.r8 = BigInt.asUintN(64, a[2]!);
+    regs.rax = BigInt.asUintN(64, a[3]!);
+    for (let i = 0; i < 12; i++) regs.xmm[i] = BigInt.asUintN(64, a[4 + i]!);
+    return fault;
+  }
+}
+
+const X86_REGS = ['eax', 'edx', 'ebx', 'ecx', 'esi', 'edi'] as const;
+
+export class RemoteX86Cpu extends RemoteX86<X86Registers> implements X86_32Cpu {
+  readonly arch = 'x86';
+
+  protected hypercall(op: number, regs: X86Registers): Fault | undefined {
+    X86_REGS.forEach((r, i) => (this.args[i] = BigInt(regs[r] >>> 0)));
+    const fault = this.trap(op);
+    X86_REGS.forEach((r, i) => (regs[r] = Number(this.args[i]!) >>> 0));
+    return fault;
+  }
+}
+
+export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
+  readonly arch = 'arm64';
+  readonly counterHz: number;
+
+  constructor(block: ControlBlock, slot: number) {
+    super(block, slot);
+    this.trap(Op.COUNTER_HZ);
+    this.counterHz = Number(this.args[0]!);
+  }
+
+  hvc(imm: number, regs: Arm64Registers): Fault | undefined {
+    const x = regs.x;
+    for (let i = 0; i < 18; i++) this.args[i] = BigInt.asIntN(64, x[i] ?? 0n);
+    this.args[SLOT_GPA] = BigInt(imm);
+    const fault = this.trap(Op.HVC);
+    for (let i = 0; i < 18; i++) x[i] = BigInt.asUintN(64, this.args[i]!);
+    return fault;
+  }
+
+  readCounter(): bigint {
+    this.trap(Op.READ_COUNTER);
+    return BigInt.asUintN(64, this.args[0]!);
+  }
+
+  endOfInterrupt(): void {
+    this.trap(Op.EOI);
+  }
+}
+
+export function remoteCpu(arch: Arch, block: ControlBlock, slot: number): X64Cpu | X86_32Cpu | Arm64Cpu {
+  switch (arch) {
+    case 'x64':
+      return new RemoteX64Cpu(block, slot);
+    case 'x86':
+      return new RemoteX86Cpu(block, slot);
+    case 'arm64':
+      return new RemoteArm64Cpu(block, slot);
+  }
+}
