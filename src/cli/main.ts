@@ -1,6 +1,7 @@
 // The `hvkit` command. bin/hvkit.js runs main(); tests drive program() directly.
 import { Command, CommanderError } from 'commander';
 import { PartitionConfigError } from '../hypervisor/partition.js';
+import { registerDecode } from './decode.js';
 import { registerRun, UsageError } from './run.js';
 
 export interface Io {
@@ -18,6 +19,7 @@ export function program(io: Io = stdio, status = { code: 0 }): Command {
     .exitOverride();
   const out = io.out;
   registerRun(p, out, status);
+  registerDecode(p, io, status);
   return p;
 }
 

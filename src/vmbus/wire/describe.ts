@@ -120,7 +120,7 @@ type Path = readonly (string | number)[];
 type Notes = Readonly<Record<string, (v: number | bigint | string) => string | undefined>>;
 
 const dotted = (path: Path): string => path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${p}` : p)).join('');
-export const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 const withNote = (main: string, extra: (string | undefined)[]): string => {
   const parts = extra.filter((x) => x !== undefined && x !== '');
   return parts.length ? `${main} (${parts.join('; ')})` : main;
