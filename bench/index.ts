@@ -4,6 +4,8 @@
 // timer's resolution.
 import { Bench } from 'tinybench';
 import { hypervisorCases } from './hypervisor.js';
+import { copyBaseline, ringCases, vmbusMeasurements } from './vmbus.js';
+import { workerMeasurements } from './worker.js';
 
 export interface Case {
   readonly name: string;
@@ -14,6 +16,8 @@ export interface Case {
   readonly run: () => void;
   /** What one operation is, for the report. */
   readonly unit: string;
+  /** Payload bytes one operation moves, for a bytes/s column. */
+  readonly bytes?: number;
 }
 
 const BATCH = 1000;
@@ -58,11 +62,12 @@ interface Row {
   /** How many baseline operations fit in one of these. */
   ratio: number;
   rme: number;
+  bytesPerSec?: number;
 }
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const cases = [...baselines(), ...hypervisorCases(BATCH)];
+  const cases = [...baselines(), ...hypervisorCases(BATCH), ...ringCases()];
   const bench = new Bench({ time: 400, warmup: true });
   for (const c of cases) bench.add(c.name, c.run);
   await bench.run();
@@ -74,17 +79,25 @@ async function main(): Promise<void> {
   }
   const rows: Row[] = cases.map((c) => {
     const { ns, rme } = perOp.get(c.name)!;
-    return { name: c.name, unit: c.unit, nsPerOp: ns, opsPerSec: 1e9 / ns, baseline: c.baseline, ratio: ns / perOp.get(c.baseline)!.ns, rme };
+    return { name: c.name, unit: c.unit, nsPerOp: ns, opsPerSec: 1e9 / ns, baseline: c.baseline, ratio: ns / perOp.get(c.baseline)!.ns, rme, ...(c.bytes ? { bytesPerSec: (c.bytes * 1e9) / ns } : {}) };
   });
+  const perOpNs = new Map([...perOp].map(([k, v]) => [k, v.ns]));
+  const measurements = [...vmbusMeasurements(perOpNs), ...(await workerMeasurements((4096 / perOpNs.get(copyBaseline(4096))!) * 1e9))];
   if (json) {
-    process.stdout.write(JSON.stringify({ node: process.version, rows }, null, 1) + '\n');
+    process.stdout.write(JSON.stringify({ node: process.version, rows, measurements }, null, 1) + '\n');
     return;
   }
   const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   console.log(`hvkit benchmarks (${process.version}); ratio = cost of one operation in baseline operations\n`);
   for (const r of rows) {
     const ratio = r.name.startsWith('baseline') ? '' : `  ${fmt(r.ratio, 1)}x ${r.baseline.replace('baseline: ', '')}`;
-    console.log(`${r.name.padEnd(52)} ${fmt(r.opsPerSec).padStart(14)} ${r.unit}s/s ${fmt(r.nsPerOp, 1).padStart(9)} ns ±${fmt(r.rme, 1)}%${ratio}`);
+    const rate = r.bytesPerSec ? `  ${fmt(r.bytesPerSec / 2 ** 20)} MiB/s` : '';
+    console.log(`${r.name.padEnd(52)} ${fmt(r.opsPerSec).padStart(14)} ${r.unit}s/s ${fmt(r.nsPerOp, 1).padStart(9)} ns ±${fmt(r.rme, 1)}%${ratio}${rate}`);
+  }
+  console.log('\nmeasured once per run:');
+  for (const m of measurements) {
+    const value = m.unit === 'bytes/s' ? `${fmt(m.value / 2 ** 20)} MiB/s` : `${fmt(m.value, 2)} ${m.unit}`;
+    console.log(`${m.name.padEnd(52)} ${value.padStart(16)}${m.ratio === undefined ? '' : `  ${fmt(m.ratio, m.ratio < 10 ? 3 : 0)}x ${m.baseline}`}`);
   }
 }
 

@@ -64,6 +64,9 @@ export class StreamEnd {
   stopping = false;
   private readonly rng: Xorshift;
   private pending: Uint8Array | undefined;
+  /** Random bytes that frames take their data from, at a random place each. */
+  private readonly pool: Uint8Array;
+  private readonly frameBuffer: Uint8Array;
 
   constructor(
     seed: number,
@@ -73,6 +76,10 @@ export class StreamEnd {
     readonly sending: boolean,
   ) {
     this.rng = new Xorshift(seed);
+    const words = new Uint32Array(Math.ceil((2 * maxData + 4096) / 4));
+    for (let i = 0; i < words.length; i++) words[i] = this.rng.next();
+    this.pool = new Uint8Array(words.buffer);
+    this.frameBuffer = new Uint8Array(StreamFrame.size + maxData);
   }
 
   /** Writes frames until the ring is full or this end is done; `write` sends one packet payload. */
@@ -112,11 +119,11 @@ export class StreamEnd {
   private nextFrame(): Uint8Array {
     if (!this.sending || this.stopping) return StreamFrame.encode({ seq: this.stats.framesOut, length: 0, checksum: 0, fin: 1 });
     const length = 1 + (this.rng.next() % this.maxData);
-    // Whole words of random data (the header is 16 bytes, so they stay aligned), cut to length.
-    const words = new Uint32Array(StreamFrame.size / 4 + Math.ceil(length / 4));
-    for (let i = StreamFrame.size / 4; i < words.length; i++) words[i] = this.rng.next();
-    const frame = new Uint8Array(words.buffer, 0, StreamFrame.size + length);
+    const from = this.rng.next() % (this.pool.length - length);
+    // One frame is pending at a time and the ring copies it: the buffer is reused.
+    const frame = this.frameBuffer.subarray(0, StreamFrame.size + length);
     const data = frame.subarray(StreamFrame.size);
+    data.set(this.pool.subarray(from, from + length));
     const seq = this.stats.framesOut;
     StreamFrame.encode({ seq, length, checksum: checksum(seq, data), fin: 0 }, frame);
     return frame;

@@ -5,6 +5,9 @@ import type { Arch, Arm64Cpu, Arm64Registers, CpuidResult, Fault, MsrRead, X64Cp
 import type { ControlBlock} from './protocol.js';
 import { FAULTS, Op, S, State, W } from './protocol.js';
 
+/** Polls of the answer before sleeping on it. */
+const SPIN_LOOPS = 20_000;
+
 /** The host stopped answering: the guest thread cannot go on. */
 export class HostGoneError extends Error {
   override readonly name = 'HostGoneError';
@@ -32,6 +35,9 @@ class RemoteCpu {
     Atomics.store(w, S.STATE, State.REQUEST);
     Atomics.add(h, W.HOST_WAKE, 1);
     Atomics.notify(h, W.HOST_WAKE);
+    // Spin briefly first: most traps are answered within microseconds, while a thread put to
+    // sleep takes tens of microseconds to wake.
+    for (let spin = 0; spin < SPIN_LOOPS && Atomics.load(w, S.STATE) === State.REQUEST; spin++);
     while (Atomics.load(w, S.STATE) === State.REQUEST) {
       if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
       Atomics.wait(w, S.STATE, State.REQUEST, 50);

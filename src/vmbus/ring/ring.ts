@@ -19,6 +19,12 @@ export class RingCorruptError extends WireError {
 }
 
 const FEAT_PENDING_SEND_SZ = 1;
+const ARENA_BYTES = 64 * 1024;
+
+const setU16 = (b: Uint8Array, at: number, v: number): void => {
+  b[at] = v & 0xff;
+  b[at + 1] = v >>> 8;
+};
 const D_OFF8 = PacketDescriptor.offsets.offset8;
 const D_LEN8 = PacketDescriptor.offsets.len8;
 
@@ -215,9 +221,8 @@ export class ReadBatch {
     const size = mem.dataSize;
     const available = this.available;
     if (available < PacketDescriptor.size) return undefined;
-    const head = this.reader.scratch;
-    mem.read(this.at, head);
-    const dv = new DataView(head.buffer, head.byteOffset, PacketDescriptor.size);
+    mem.read(this.at, this.reader.scratch);
+    const dv = this.reader.scratchView;
     let len = dv.getUint16(D_LEN8, true) * 8;
     let offset = dv.getUint16(D_OFF8, true) * 8;
     const mode = this.reader.mode;
@@ -230,12 +235,12 @@ export class ReadBatch {
       if (len < PacketDescriptor.size || len > limit) len = limit;
       if (offset < PacketDescriptor.size || offset > len) offset = PacketDescriptor.size;
     }
-    const bytes = new Uint8Array(len);
+    const bytes = this.reader.allocate(len);
     mem.read(this.at, bytes);
     // The copy carries the values the reader acts on (Linux rewrites len8/offset8 in its copy).
-    const cdv = new DataView(bytes.buffer);
-    cdv.setUint16(D_LEN8, len / 8, true);
-    cdv.setUint16(D_OFF8, offset / 8, true);
+    // Byte stores, not a DataView: asking a fresh small array for its buffer is slow in V8.
+    setU16(bytes, D_LEN8, len / 8);
+    setU16(bytes, D_OFF8, offset / 8);
     // Advance past the packet and its trailer, by the (possibly clamped) length.
     const step = Math.min(len + VMBUS_PKT_TRAILER, available);
     this.at = (this.at + step) % size;
@@ -265,8 +270,26 @@ export class ReadBatch {
 
 /** The consuming end of a ring. */
 export class RingReader extends RingEnd {
-  /** @internal A descriptor-sized scratch buffer. */
+  /** @internal A descriptor-sized scratch buffer, and a view of it. */
   readonly scratch = new Uint8Array(PacketDescriptor.size);
+  readonly scratchView = new DataView(this.scratch.buffer);
+  private arena = new Uint8Array(0);
+  private arenaAt = 0;
+
+  /**
+   * @internal Memory for one packet's private copy. Small copies are carved from a shared
+   * block, never reused: allocating each typed array on its own costs far more than the copy.
+   */
+  allocate(len: number): Uint8Array {
+    if (len > ARENA_BYTES / 4) return new Uint8Array(len);
+    if (this.arenaAt + len > this.arena.length) {
+      this.arena = new Uint8Array(ARENA_BYTES);
+      this.arenaAt = 0;
+    }
+    const bytes = this.arena.subarray(this.arenaAt, this.arenaAt + len);
+    this.arenaAt += len;
+    return bytes;
+  }
 
   constructor(
     mem: RingMemory,

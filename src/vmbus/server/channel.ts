@@ -70,6 +70,8 @@ export class HostChannel {
   /** Signals sent to the guest, and received from it, for inspection and benchmarks. */
   signalsSent = 0;
   signalsReceived = 0;
+  /** @internal The device's signal handler is due to run: more signals change nothing. */
+  signalPending = false;
 
   constructor(
     readonly relid: number,
@@ -99,6 +101,19 @@ export class HostChannel {
     this.writer = undefined;
   }
 
+  /**
+   * @internal Sets the guest→host ring's interrupt_mask from a signal until the device has run:
+   * the guest need not signal again for data the device is about to read anyway.
+   */
+  maskIncoming(): void {
+    this.guard(() => this.reader?.mask());
+  }
+
+  /** @internal Clears the mask if the device's handler did not (it did not call receive). */
+  unmaskIncoming(): void {
+    this.guard(() => this.reader?.unmask());
+  }
+
   /** Bytes waiting in the guest→host ring. */
   readable(): number {
     return this.guard(() => this.reader?.readable() ?? 0) ?? 0;
@@ -109,16 +124,18 @@ export class HostChannel {
    * guest is signalled if it was blocked waiting for space. Returns the number read. A packet
    * that does not parse is reported and skipped; a corrupt ring stops the channel.
    *
-   * The ring is looked at again after each commit: a packet the guest wrote while the batch
-   * was being read found the ring non-empty and raised no signal (hv_signal_on_write), so
-   * stopping at the batch's end could leave it unread. A ring that never drains is handed
-   * back to the device as a fresh signal after a few rounds, so one channel cannot starve the rest.
+   * While it reads, the ring's interrupt_mask tells the guest not to signal. The ring is looked
+   * at again after each commit and after unmasking: a packet written meanwhile raised no signal
+   * (hv_signal_on_write), so stopping there could leave it unread. A ring that never drains is
+   * handed back to the device as a fresh signal after a few rounds, so one channel cannot
+   * starve the rest.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
     const reader = this.reader;
     if (!reader || this.corrupt) return 0;
     let n = 0;
     this.guard(() => {
+      reader.mask();
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
         for (let raw = batch.next(); raw; raw = batch.next()) {
@@ -134,8 +151,11 @@ export class HostChannel {
           onPacket(p);
         }
         if (batch.commit().signal) this.signal();
-        if (this.reader !== reader || reader.readable() === 0) return;
+        if (this.reader !== reader) return;
+        if (reader.readable() === 0 && !reader.unmask()) return;
+        reader.mask();
       }
+      reader.unmask();
       this.ctx.kick(this);
     });
     return n;

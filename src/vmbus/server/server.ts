@@ -398,7 +398,16 @@ export class VmbusServer {
 
   private guestSignalled(ch: HostChannel, fromGuest = true): void {
     if (fromGuest) ch.signalsReceived++;
-    if (ch.isOpen) this.io.defer(() => ch.isOpen && ch.handler.signal?.(ch));
+    // Signals that arrive before the device has run are one: it will see all the data.
+    if (!ch.isOpen || ch.signalPending) return;
+    ch.signalPending = true;
+    ch.maskIncoming();
+    this.io.defer(() => {
+      ch.signalPending = false;
+      if (!ch.isOpen) return;
+      ch.handler.signal?.(ch);
+      ch.unmaskIncoming();
+    });
   }
 
   private onMonitor(monitorId: number): void {

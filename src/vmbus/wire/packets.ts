@@ -122,7 +122,8 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
     flags,
     transId: dv.getBigUint64(D.trans_id, true),
     completionRequested: (flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0,
-    payload: bytes.slice(offset, len),
+    // A view: the packet is the reader's private copy already.
+    payload: bytes.subarray(offset, len),
   };
   if (type === PacketType.DATA_USING_GPA_DIRECT) p.ranges = parseGpaDirect(dv, offset);
   if (type === PacketType.DATA_USING_XFER_PAGES) {
