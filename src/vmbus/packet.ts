@@ -1,6 +1,29 @@
-// Building packets to write into a ring (vmbus.md §8.3–§8.5), for either end.
+// Building packets to write into a ring and reading them out of one (vmbus.md §8.3–§8.5), for
+// either end.
+import type { ReadBatch } from './ring/ring.js';
 import { PacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from './wire/constants.js';
-import { GpaDirectHeader, GpaRange, PacketDescriptor, TransferPageHeader, TransferPageRange } from './wire/packets.js';
+import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketError, parsePacket, TransferPageHeader, TransferPageRange, type ParsedPacket } from './wire/packets.js';
+
+/**
+ * Reads every packet of a batch and parses it: good ones go to `onPacket`, ones that do not
+ * parse to `onBad` (the reader skips them). Returns how many were read.
+ */
+export function readPackets(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, onBad: (e: PacketError) => void): number {
+  let n = 0;
+  for (let raw = batch.next(); raw; raw = batch.next()) {
+    n++;
+    let p: ParsedPacket;
+    try {
+      p = parsePacket(raw.bytes);
+    } catch (e) {
+      if (!(e instanceof PacketError)) throw e;
+      onBad(e);
+      continue;
+    }
+    onPacket(p);
+  }
+  return n;
+}
 
 const len8 = (bytes: number) => Math.ceil(bytes / 8);
 

@@ -3,12 +3,12 @@
 // (§5), the two rings with Linux's hardened reader (§7.5), packet sending with the requestor
 // (§8.6), signalling through HvSignalEvent or the monitor page (§4.1–§4.2), and MODIFYCHANNEL.
 import { bufferPfns, gpadlMessages, ringPfns } from '../gpadl.js';
-import { completion, gpaDirect, inband, type GpaDirectRange } from '../packet.js';
+import { completion, gpaDirect, inband, readPackets, type GpaDirectRange } from '../packet.js';
 import { contiguousRing } from '../ring/memory.js';
 import { initRing, RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { ChannelMessageType as T, MAX_USER_DEFINED_BYTES, VMBUS_DEFAULT_MAX_PKT_SIZE, VmbusVersion } from '../wire/constants.js';
 import { encodeChannelMessage, type ChannelMessage } from '../wire/messages.js';
-import { MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP, parsePacket, PacketError, type ParsedPacket } from '../wire/packets.js';
+import { MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP, type ParsedPacket } from '../wire/packets.js';
 import { VmbusError } from './errors.js';
 import { Requestor } from './requestor.js';
 import type { ClientTransport } from './transport.js';
@@ -375,19 +375,10 @@ export class GuestChannel {
     let n = 0;
     try {
       const batch = rings.inbound.batch();
-      for (let raw = batch.next(); raw; raw = batch.next()) {
-        n++;
-        let p: ParsedPacket;
-        try {
-          p = parsePacket(raw.bytes);
-        } catch (e) {
-          if (!(e instanceof PacketError)) throw e;
-          this.badPackets++;
-          this.lastBadPacket = e.message;
-          continue;
-        }
-        onPacket(p);
-      }
+      n = readPackets(batch, onPacket, (e) => {
+        this.badPackets++;
+        this.lastBadPacket = e.message;
+      });
       if (batch.commit().signal) this.signal();
     } catch (e) {
       if (!(e instanceof RingCorruptError)) throw e;

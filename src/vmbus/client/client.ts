@@ -14,6 +14,7 @@ import {
   ChannelFlags,
   ChannelMessageType as T,
   FIRST_GPADL_HANDLE,
+  LINUX_VERSION_ORDER,
   MAX_CHANNEL_RELIDS,
   VMBUS_CONNECT_CPU,
   VMBUS_MESSAGE_CONNECTION_ID,
@@ -39,17 +40,8 @@ export interface ClientOptions {
   isolated: boolean;
 }
 
-/** Linux 6.1's vmbus_versions[]: 6.0 arrived later, with confidential VMBus. */
-export const LINUX_6_1_VERSIONS: readonly number[] = [
-  VmbusVersion.WIN10_V5_3,
-  VmbusVersion.WIN10_V5_2,
-  VmbusVersion.WIN10_V5_1,
-  VmbusVersion.WIN10_V5,
-  VmbusVersion.WIN10_V4_1,
-  VmbusVersion.WIN10,
-  VmbusVersion.WIN8_1,
-  VmbusVersion.WIN8,
-];
+/** Linux 6.1's vmbus_versions[]: all but 6.0, which arrived later with confidential VMBus. */
+export const LINUX_6_1_VERSIONS: readonly number[] = LINUX_VERSION_ORDER.filter((v) => v !== VmbusVersion.WIN10_V6_0);
 
 export const DEFAULT_CLIENT_OPTIONS: ClientOptions = { versions: LINUX_6_1_VERSIONS, featureFlags: 0, timeoutNs: 60e9, isolated: false };
 

@@ -4,8 +4,8 @@
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { pagedRing } from '../ring/memory.js';
 import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
-import { completion, inband } from '../packet.js';
-import { parsePacket, PacketError, type ParsedPacket } from '../wire/packets.js';
+import { completion, inband, readPackets } from '../packet.js';
+import type { ParsedPacket } from '../wire/packets.js';
 import type { Gpadl } from '../gpadl.js';
 
 /** What a device offers (vmbus.md §2.3). */
@@ -35,8 +35,10 @@ export interface ChannelHandler {
   /** Returns 0 to accept the open, or a failure status. */
   open?(channel: HostChannel, request: OpenRequest): number;
   close?(channel: HostChannel): void;
-  /** The guest signalled: packets (or space) may be waiting. */
+  /** The guest signalled: packets (or space) may be waiting. Without it, packets go to `packet`. */
   signal?(channel: HostChannel): void;
+  /** Each packet the guest sent, when the device leaves reading to the server (no `signal`). */
+  packet?(channel: HostChannel, packet: ParsedPacket): void;
   /** The host revoked the channel (RESCIND sent). */
   revoked?(channel: HostChannel): void;
 }
@@ -138,18 +140,7 @@ export class HostChannel {
       reader.mask();
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
-        for (let raw = batch.next(); raw; raw = batch.next()) {
-          n++;
-          let p: ParsedPacket;
-          try {
-            p = parsePacket(raw.bytes);
-          } catch (e) {
-            if (!(e instanceof PacketError)) throw e;
-            this.ctx.violation(this, `packet: ${e.message}`);
-            continue;
-          }
-          onPacket(p);
-        }
+        n += readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`));
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (reader.readable() === 0 && !reader.unmask()) return;

@@ -405,7 +405,9 @@ export class VmbusServer {
     this.io.defer(() => {
       ch.signalPending = false;
       if (!ch.isOpen) return;
-      ch.handler.signal?.(ch);
+      const h = ch.handler;
+      if (h.signal) h.signal(ch);
+      else if (h.packet) ch.receive((p) => h.packet!(ch, p));
       ch.unmaskIncoming();
     });
   }
