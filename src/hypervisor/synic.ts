@@ -221,10 +221,11 @@ export class Synic {
    */
   signalFlag(sint: number, flag: number): number {
     if (!this.enabled || !this.siefpEnabled || this.masked(sint)) return HvStatus.INVALID_SYNIC_STATE;
-    const page = this.siefpPage.bytes;
-    const byte = sint * 256 + (flag >>> 3);
-    const bit = 1 << (flag & 7);
-    const old = Atomics.or(page, byte, bit);
+    // 32-bit atomics, as the guest uses to clear the flags: JavaScript only orders atomic
+    // accesses of the same size to the same bytes.
+    const word = sint * 64 + (flag >>> 5);
+    const bit = 1 << (flag & 31);
+    const old = Atomics.or(this.siefpPage.u32, word, bit);
     const coalesced = (old & bit) !== 0;
     if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'event-signaled', vp: this.vp.index, sint, flag, coalesced });
     if (!coalesced) this.assertSint(sint);

@@ -76,13 +76,20 @@ export class ThreadedMachine {
       speed: this.speed,
     };
     const worker = new Worker(script, { workerData: data });
+    // A guest thread that dies stops the host loop at its next slice.
+    const gone = { now: false };
     const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps'>>((resolve, reject) => {
       worker.once('message', resolve);
-      worker.once('error', reject);
+      worker.once('error', (e) => {
+        gone.now = true;
+        reject(e);
+      });
+      worker.once('exit', () => (gone.now = true));
     });
+    report.catch(() => undefined); // observed below, after the loop
     const started = performance.now();
     try {
-      await this.serve(started + maxMs);
+      await this.serve(started + maxMs, gone);
       const r = await Promise.race([report, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the guest thread did not report')), 5000))]);
       return { ...r, wallMs: performance.now() - started, traps: this.traps.served };
     } finally {
@@ -93,12 +100,12 @@ export class ThreadedMachine {
   }
 
   /** The host loop, in slices that let this thread's event loop run in between. */
-  private async serve(deadline: number): Promise<void> {
+  private async serve(deadline: number, gone: { now: boolean }): Promise<void> {
     const h = this.block.header;
     const clock = this.partition.clock;
     const wallStart = performance.now();
     const virtualStart = clock.nowNs;
-    while (!Atomics.load(h, W.GUEST_DONE) && performance.now() < deadline) {
+    while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && performance.now() < deadline) {
       const slice = performance.now() + 20;
       while (!Atomics.load(h, W.GUEST_DONE) && performance.now() < slice) {
         const seen = Atomics.load(h, W.HOST_WAKE);

@@ -6,12 +6,15 @@ import { bufferPfns, gpadlMessages, ringPfns } from '../gpadl.js';
 import { completion, gpaDirect, inband, readPackets, type GpaDirectRange } from '../packet.js';
 import { contiguousRing } from '../ring/memory.js';
 import { initRing, RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
-import { ChannelMessageType as T, MAX_USER_DEFINED_BYTES, VMBUS_DEFAULT_MAX_PKT_SIZE, VmbusVersion } from '../wire/constants.js';
+import { ChannelMessageType as T, MAX_USER_DEFINED_BYTES, VMBUS_DEFAULT_MAX_PKT_SIZE, VMBUS_PKT_TRAILER, VmbusVersion } from '../wire/constants.js';
 import { encodeChannelMessage, type ChannelMessage } from '../wire/messages.js';
 import { MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP, type ParsedPacket } from '../wire/packets.js';
 import { VmbusError } from './errors.js';
 import { Requestor } from './requestor.js';
 import type { ClientTransport } from './transport.js';
+
+/** Callback rounds one interrupt runs before it yields (a tasklet's budget). */
+const CALLBACK_ROUNDS = 64;
 
 /** What the guest learnt from OFFERCHANNEL. */
 export interface OfferInfo {
@@ -81,6 +84,8 @@ interface Rings {
 export class GuestChannel {
   state: GuestChannelState = 'offer';
   rescinded = false;
+  /** The offer's work (device probe, or the primary's sub-channel callback) has finished. */
+  probeDone = false;
   /** The rescind has been seen by the work that removes the channel (rescind_ref). */
   rescindHandled = false;
   /** The primary channel, for a sub-channel. */
@@ -106,7 +111,6 @@ export class GuestChannel {
   private callback: ((channel: GuestChannel) => void) | undefined;
   private rings: Rings | undefined;
   private requestor: Requestor<unknown> | undefined;
-  private readonly gpadls = new Set<number>();
 
   constructor(
     readonly offer: OfferInfo,
@@ -187,16 +191,25 @@ export class GuestChannel {
 
   /**
    * vmbus_close: for a primary, its sub-channels first (a rescinded one is removed once closed),
-   * then itself: callbacks stop, CLOSECHANNEL, the ring GPADL torn down, the rings freed.
+   * then itself: callbacks stop, CLOSECHANNEL, the ring GPADL torn down, the rings freed. A
+   * sub-channel closes only with its primary (vmbus_disconnect_ring); closing it alone just
+   * stops its callbacks (Linux would also free its rings, which the host is still using).
    */
   close(): void {
+    if (this.primary) {
+      this.callback = undefined;
+      return;
+    }
     for (const sub of [...this.subchannels]) {
       if (sub.closeInternal() && sub.rescinded) this.owner.remove(sub);
     }
     this.closeInternal();
   }
 
-  /** vmbus_close_internal; true if the channel was open and is now closed. */
+  /**
+   * vmbus_close_internal; true if the channel was open and is now closed, its GPADL torn down.
+   * If the host could not be told, the rings are kept (and leaked), as Linux does.
+   */
   private closeInternal(): boolean {
     this.callback = undefined;
     const rings = this.rings;
@@ -210,9 +223,9 @@ export class GuestChannel {
       // Linux leaks the rings rather than free memory the host may still use.
       if (!(e instanceof VmbusError)) throw e;
       this.owner.transport.log('err', `Close failed: close post msg return is ${e.errno}`);
-      return true;
+      return false;
     }
-    if (!this.tryTeardown(rings.gpadl)) return true;
+    if (!this.tryTeardown(rings.gpadl)) return false;
     this.owner.transport.freePages(rings.gpa, rings.bytes);
     return true;
   }
@@ -253,7 +266,6 @@ export class GuestChannel {
       this.owner.transport.log('err', `Failed to establish GPADL: err = 0x${created.value.creation_status.toString(16)}`);
       throw new VmbusError('EDQUOT', `GPADL 0x${handle.toString(16)} refused`);
     }
-    this.gpadls.add(handle);
     return handle;
   }
 
@@ -262,7 +274,6 @@ export class GuestChannel {
    * GPADLs are already gone on the host, so nothing is sent (vmbus.md §5.5).
    */
   teardownGpadl(handle: number): void {
-    this.gpadls.delete(handle);
     if (this.rescinded) return;
     const done = this.owner.request(
       this,
@@ -322,9 +333,13 @@ export class GuestChannel {
     if (!rq) throw new VmbusError('EINVAL', `channel ${this.relid} was opened without a requestor`);
     const id = rq.allocate(context);
     if (id === undefined) return undefined;
-    if (send(id)) return id;
-    rq.take(id);
-    return undefined;
+    let sent = false;
+    try {
+      sent = send(id);
+    } finally {
+      if (!sent) rq.take(id);
+    }
+    return sent ? id : undefined;
   }
 
   /** The context of a completed request (vmbus_request_addr); undefined for an id not outstanding. */
@@ -332,18 +347,25 @@ export class GuestChannel {
     return this.requestor?.take(transId);
   }
 
-  /** Room in the outbound ring for one packet, trailer excluded. */
+  /** Room in the outbound ring for one packet, trailer excluded (0 once the ring is corrupt). */
   writable(): number {
+    if (this.corrupt) return 0;
     try {
       return this.rings?.outbound.available() ?? 0;
     } catch (e) {
-      throw this.broken(e);
+      this.broken(e);
+      return 0;
     }
   }
 
-  /** Asks the host to signal once `bytes` are free in the outbound ring (set_channel_pending_send_size). */
-  waitForSpace(bytes: number): void {
+  /**
+   * Asks the host to signal once `bytes` are free in the outbound ring
+   * (set_channel_pending_send_size). Returns true if they already are: the host may have made
+   * room just before, and will not signal.
+   */
+  waitForSpace(bytes: number): boolean {
     this.rings?.outbound.setPendingSendSize(bytes);
+    return bytes > 0 && this.writable() + 2 * VMBUS_PKT_TRAILER >= bytes;
   }
 
   /** vmbus_setevent: the monitor page for MNF channels, otherwise HvSignalEvent. */
@@ -400,26 +422,34 @@ export class GuestChannel {
   /**
    * @internal The channel's interrupt (vmbus_chan_sched, then vmbus_on_event): in batched mode
    * the host is told not to signal while the callback drains, and the callback runs again if
-   * a packet arrived as the mask came off.
+   * a packet arrived as the mask came off. Returns true if packets are still waiting after
+   * many rounds (a host that keeps the ring full): the caller runs it again later, as Linux
+   * reschedules the tasklet, since no new signal will come for them.
    */
-  interrupt(): void {
+  interrupt(): boolean {
     const cb = this.callback;
-    if (!cb || this.rescinded) return;
+    if (!cb || this.rescinded) return false;
     this.interrupts++;
     const inbound = this.rings?.inbound;
-    if (this.callbackMode !== 'batched' || !inbound) return cb(this);
     try {
-      inbound.mask();
-      for (let rounds = 0; rounds < 1000; rounds++) {
+      if (this.callbackMode !== 'batched' || !inbound) {
         cb(this);
-        if (this.callback !== cb || this.corrupt || !inbound.unmask()) return;
+        return false;
+      }
+      inbound.mask();
+      for (let rounds = 0; rounds < CALLBACK_ROUNDS; rounds++) {
+        cb(this);
+        if (this.callback !== cb || this.corrupt || !inbound.unmask()) return false;
         inbound.mask();
       }
-      // A host that keeps the ring full: leave the mask off and wait for the next interrupt.
-      inbound.unmask();
+      return inbound.unmask();
     } catch (e) {
-      if (!(e instanceof RingCorruptError)) throw e;
-      this.broken(e);
+      // What the host did to the rings is recorded; the interrupt path itself never throws.
+      if (e instanceof RingCorruptError) this.broken(e);
+      else if (e instanceof VmbusError) this.owner.transport.log('err', `channel ${this.relid}: callback failed: ${e.message}`);
+      else throw e;
+      if (!this.corrupt) inbound?.unmask();
+      return false;
     }
   }
 

@@ -4,9 +4,11 @@
 // the SINT2 interrupt with the checks of §12.
 //
 // Linux runs message handlers in two places: "non-blocking" ones (responses) at once in the
-// message tasklet, "blocking" ones (offers, rescinds) later in a work queue, so that a driver
+// message tasklet, "blocking" ones (offers, rescinds) later in work queues, so that a driver
 // probing a channel may wait for a response. The model keeps that split: onMessage() completes
-// waiters and queues work; runWork() runs the queue in process context, never nested.
+// waiters and queues work; runWork() runs the queues in process context. As in Linux, offers
+// are registered on one queue, and the probes of primaries, the sub-channel callbacks and the
+// rescinds each run on their own, so a probe waiting for its sub-channels does not block them.
 import { HV_MESSAGE_PAYLOAD_BYTE_COUNT, HvMessage, HvMessageHeader, HvMessageType, HV_EVENT_FLAGS_COUNT } from '../../tlfs/synic.js';
 import { HvStatus } from '../../tlfs/status.js';
 import { IGNORED_CLASSES, ISOLATION_ALLOWED_CLASSES } from '../wire/guids.js';
@@ -79,6 +81,9 @@ interface Waiter {
 
 export type ConnectionState = 'disconnected' | 'connecting' | 'connected';
 
+type Queue = 'offers' | 'rescinds' | 'subchannels' | 'primaries';
+const QUEUE_ORDER: readonly Queue[] = ['offers', 'rescinds', 'subchannels', 'primaries'];
+
 export class VmbusClient implements ChannelOwner {
   readonly options: ClientOptions;
   status: ConnectionState = 'disconnected';
@@ -93,8 +98,11 @@ export class VmbusClient implements ChannelOwner {
   private readonly relids = new Map<number, GuestChannel>();
   private readonly drivers: VmbusDriver[] = [];
   private readonly waiters: Waiter[] = [];
-  private readonly work: (() => void)[] = [];
-  private working = false;
+  /** The work queues; a job returns false to be retried on a later run (a rescind waiting for a probe). */
+  private readonly queues: Record<Queue, (() => boolean | void)[]> = { offers: [], rescinds: [], subchannels: [], primaries: [] };
+  private readonly busy = new Set<Queue>();
+  /** Channels whose callback stopped with packets still waiting: run again (a rescheduled tasklet). */
+  private readonly rerun = new Set<GuestChannel>();
   private nextHandle = FIRST_GPADL_HANDLE;
   allOffersDelivered = false;
   unloaded = false;
@@ -355,12 +363,12 @@ export class VmbusClient implements ChannelOwner {
       const ch = this.relids.get(m.value.child_relid);
       if (ch) this.markRescinded(ch);
       const relid = m.value.child_relid;
-      this.work.push(() => this.onRescind(relid));
+      this.queues.rescinds.push(() => this.onRescind(relid));
       return;
     }
     if (m.type === T.OFFERCHANNEL) {
       const value = m.value;
-      this.work.push(() => this.onOffer(value));
+      this.queues.offers.push(() => this.onOffer(value));
     }
   }
 
@@ -390,29 +398,55 @@ export class VmbusClient implements ChannelOwner {
         if (ch && !ch.rescinded) ready.push(ch);
       }
     }
-    for (const ch of ready) ch.interrupt();
+    for (const ch of ready) this.runCallback(ch);
+  }
+
+  private runCallback(ch: GuestChannel): void {
+    if (ch.interrupt()) this.rerun.add(ch);
+    else this.rerun.delete(ch);
   }
 
   // --- Work (offers and rescinds) ------------------------------------------------------------
 
-  /** Runs queued offers and rescinds in order; a wait inside one never starts another. */
+  /**
+   * Runs rescheduled channel callbacks, then each work queue in order: offers, rescinds,
+   * sub-channels, primaries. A queue whose job is waiting (inside this call's caller) is
+   * skipped, so a wait never starts a second job of the same queue. Returns the jobs done.
+   */
   runWork(): number {
-    if (this.working) return 0;
-    this.working = true;
+    let n = 0;
+    for (const ch of [...this.rerun]) {
+      this.runCallback(ch);
+      n++;
+    }
+    // Passes until one does nothing: a probe finished late in a pass lets its rescind go next.
+    for (let pass = 1; pass > 0; n += pass) {
+      pass = 0;
+      for (const q of QUEUE_ORDER) pass += this.drain(q);
+    }
+    return n;
+  }
+
+  private drain(q: Queue): number {
+    if (this.busy.has(q)) return 0;
+    this.busy.add(q);
+    const jobs = this.queues[q];
+    const later: (() => boolean | void)[] = [];
     let n = 0;
     try {
-      for (let job = this.work.shift(); job; job = this.work.shift()) {
-        job();
-        n++;
+      for (let job = jobs.shift(); job; job = jobs.shift()) {
+        if (job() === false) later.push(job);
+        else n++;
       }
     } finally {
-      this.working = false;
+      jobs.unshift(...later);
+      this.busy.delete(q);
     }
     return n;
   }
 
   get pendingWork(): number {
-    return this.work.length;
+    return QUEUE_ORDER.reduce((n, q) => n + this.queues[q].length, 0);
   }
 
   /** vmbus_onoffer and vmbus_process_offer (vmbus.md §3.4). */
@@ -457,34 +491,46 @@ export class VmbusClient implements ChannelOwner {
     else this.channels.push(ch);
     if (offer.relid >= MAX_CHANNEL_RELIDS) t.log('warn', `channel->offermsg.child_relid (${offer.relid}) >= MAX_CHANNEL_RELIDS (${MAX_CHANNEL_RELIDS})`);
     else this.relids.set(offer.relid, ch);
-    // vmbus_add_channel_work: the channel is ready to open, then a sub-channel goes to its
-    // primary's driver and a primary becomes a device its driver probes.
-    ch.state = 'open';
+    // vmbus_add_channel_work, on its own queue: the channel is ready to open, then a
+    // sub-channel goes to its primary's driver and a primary becomes a device its driver probes.
     if (primary) {
-      primary.onSubchannel?.(ch);
+      this.queues.subchannels.push(() => {
+        ch.state = 'open';
+        primary.onSubchannel?.(ch);
+        ch.probeDone = true;
+      });
       return;
     }
-    const driver = this.drivers.find((d) => this.matches(d, ch));
-    if (driver) this.probe(driver, ch);
+    this.queues.primaries.push(() => {
+      ch.state = 'open';
+      const driver = this.drivers.find((d) => this.matches(d, ch));
+      if (driver) this.probe(driver, ch);
+      ch.probeDone = true;
+    });
   }
 
-  /** The queued part of vmbus_onoffer_rescind: remove the device or sub-channel, then release. */
-  private onRescind(relid: number): void {
+  /**
+   * The queued part of vmbus_onoffer_rescind: once the channel's probe is over, remove the
+   * device (its driver's remove closes the channel) or the sub-channel, then release the relid.
+   * Returns false to be retried while the probe is still running.
+   */
+  private onRescind(relid: number): boolean {
     const ch = this.relids.get(relid);
-    if (!ch || ch.rescindHandled) return; // unknown, or a second rescind: ignored
-    ch.rescindHandled = true;
+    if (!ch || ch.rescindHandled) return true; // unknown, or a second rescind: ignored
     this.markRescinded(ch);
+    if (!ch.probeDone) return false;
+    ch.rescindHandled = true;
     if (!ch.primary) {
-      // vmbus_device_unregister: the driver's remove closes the channel, then the device goes.
       const driver = ch.driver;
       ch.driver = undefined;
-      if (driver?.remove) driver.remove(ch);
-      if (ch.isOpen) ch.close();
+      driver?.remove?.(ch);
       this.remove(ch);
-      return;
+      return true;
     }
-    // A closed sub-channel goes at once; an open one when its primary's close reaches it.
-    if (!ch.isOpen) this.remove(ch);
+    // A sub-channel that is not open goes at once; an open one when its primary's close
+    // reaches it.
+    if (ch.state === 'open') this.remove(ch);
+    return true;
   }
 
   /** The client's state as data. */

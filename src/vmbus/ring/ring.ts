@@ -220,7 +220,12 @@ export class ReadBatch {
     const mem = this.reader.mem;
     const size = mem.dataSize;
     const available = this.available;
-    if (available < PacketDescriptor.size) return undefined;
+    if (available < PacketDescriptor.size) {
+      // Fewer bytes than a descriptor can never become a packet (OpenVMM calls it invalid data
+      // available); Linux just sees no packet, and so does its reader here.
+      if (available > 0 && this.reader.mode.kind === 'strict') throw new RingCorruptError('write_index', `${available} bytes readable, less than a descriptor`);
+      return undefined;
+    }
     mem.read(this.at, this.reader.scratch);
     const dv = this.reader.scratchView;
     let len = dv.getUint16(D_LEN8, true) * 8;
@@ -241,7 +246,9 @@ export class ReadBatch {
     // Byte stores, not a DataView: asking a fresh small array for its buffer is slow in V8.
     setU16(bytes, D_LEN8, len / 8);
     setU16(bytes, D_OFF8, offset / 8);
-    // Advance past the packet and its trailer, by the (possibly clamped) length.
+    // Advance past the packet and its trailer, by the (possibly clamped) length. Linux adds the
+    // trailer even when a hostile writer left no room for it, moving its read index past the
+    // write index; stopping at the write index keeps this reader's ring consistent.
     const step = Math.min(len + VMBUS_PKT_TRAILER, available);
     this.at = (this.at + step) % size;
     this.consumed += step;
@@ -317,11 +324,12 @@ export class RingReader extends RingEnd {
 
   /**
    * interrupt_mask = 0, then a fresh look: a packet written while masked raised no signal, so
-   * the caller must drain again if this returns true (hv_end_read).
+   * the caller must drain again if this returns true (hv_end_read). Fewer bytes than a
+   * descriptor are no packet: Linux would reschedule forever on them, this says no.
    */
   unmask(): boolean {
     this.store(Ctl.INTERRUPT_MASK, 0);
-    return this.readable() > 0;
+    return this.readable() >= PacketDescriptor.size;
   }
 
   /** @internal */

@@ -5,6 +5,7 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import { pagedRing } from '../ring/memory.js';
 import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
+import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
 import type { ParsedPacket } from '../wire/packets.js';
 import type { Gpadl } from '../gpadl.js';
 
@@ -35,7 +36,11 @@ export interface ChannelHandler {
   /** Returns 0 to accept the open, or a failure status. */
   open?(channel: HostChannel, request: OpenRequest): number;
   close?(channel: HostChannel): void;
-  /** The guest signalled: packets (or space) may be waiting. Without it, packets go to `packet`. */
+  /**
+   * The guest signalled: packets (or space) may be waiting. Without it, packets go to `packet`.
+   * It should read what is waiting (receive): the guest signals again only when it writes into
+   * an empty ring.
+   */
   signal?(channel: HostChannel): void;
   /** Each packet the guest sent, when the device leaves reading to the server (no `signal`). */
   packet?(channel: HostChannel, packet: ParsedPacket): void;
@@ -88,8 +93,10 @@ export class HostChannel {
     return this.state === 'open';
   }
 
-  /** @internal Maps the rings of an accepted open. */
+  /** @internal Maps the rings of an accepted open: fresh rings, a fresh start. */
   attachRings(incoming: readonly number[], outgoing: readonly number[]): void {
+    this.corrupt = undefined;
+    this.signalPending = false;
     this.reader = new RingReader(pagedRing(this.ctx.memory, incoming), { kind: 'strict' });
     const out = pagedRing(this.ctx.memory, outgoing);
     this.writer = new RingWriter(out);
@@ -178,9 +185,13 @@ export class HostChannel {
     return this.guard(() => this.writer?.available() ?? 0) ?? 0;
   }
 
-  /** Asks the guest to signal once `bytes` are free in the host→guest ring (0 clears it). */
-  waitForSpace(bytes: number): void {
+  /**
+   * Asks the guest to signal once `bytes` are free in the host→guest ring (0 clears it). Returns
+   * true if they already are: the guest may have made room just before, and will not signal.
+   */
+  waitForSpace(bytes: number): boolean {
     this.guard(() => this.writer?.setPendingSendSize(bytes));
+    return bytes > 0 && this.writable() + 2 * VMBUS_PKT_TRAILER >= bytes;
   }
 
   /** A GPADL the guest created on this channel (device buffers, GPA-direct data). */
@@ -189,8 +200,26 @@ export class HostChannel {
   }
 
   private signal(): void {
+    // Until OPENCHANNEL_RESULT is out, the guest may not be interrupted (vmbus.md §6.2).
+    if (this.holdSignals) {
+      this.heldSignal = true;
+      return;
+    }
     this.signalsSent++;
     this.ctx.signalGuest(this);
+  }
+
+  /** @internal While the device's open handler runs, signals wait for the open's result. */
+  holdSignals = false;
+  private heldSignal = false;
+
+  /** @internal Sends the signal the open handler's writes raised, once the result is out. */
+  releaseSignals(): void {
+    this.holdSignals = false;
+    if (this.heldSignal) {
+      this.heldSignal = false;
+      this.signal();
+    }
   }
 
   /** Runs a ring operation; a corrupt ring marks the channel and is reported, not thrown. */

@@ -258,6 +258,8 @@ export class VmbusServer {
 
   private sendOffer(ch: HostChannel): void {
     const o = ch.offer;
+    // A guest that gave no monitor pages cannot use MNF: offer the channel without (OpenVMM).
+    const monitorId = this.connection?.monitorPages[1] ? ch.monitorId : undefined;
     const u = new Uint8Array(MAX_USER_DEFINED_BYTES);
     u.set(o.userDefined);
     ch.state = 'offered';
@@ -276,8 +278,8 @@ export class VmbusServer {
           reserved3: 0,
         },
         child_relid: ch.relid,
-        monitorid: ch.monitorId ?? 0xff,
-        _monitor: { monitor_allocated: ch.monitorId === undefined ? 0 : 1, reserved: 0 },
+        monitorid: monitorId ?? 0xff,
+        _monitor: { monitor_allocated: monitorId === undefined ? 0 : 1, reserved: 0 },
         // Every channel has its own interrupt (Win7+; OpenVMM always sets it).
         _dedicated: { is_dedicated_interrupt: 1, reserved1: 0 },
         connection_id: ch.connectionId,
@@ -384,9 +386,11 @@ export class VmbusServer {
     ch.ringGpadl = handle;
     ch.attachRings(rings.incoming, rings.outgoing);
     ch.state = 'open';
+    ch.holdSignals = true;
     const status = ch.handler.open?.(ch, { openId, targetVp, userData }) ?? 0;
     if (status !== 0) {
       // Refused: the device never had the channel open, so it gets no close.
+      ch.holdSignals = false;
       ch.state = 'offered';
       ch.detachRings();
       return result(status);
@@ -394,6 +398,8 @@ export class VmbusServer {
     this.io.listen(ch.connectionId, () => this.guestSignalled(ch));
     this.updateMonitorWatch();
     result(0);
+    // Packets the device wrote while opening are signalled only now, after the result.
+    ch.releaseSignals();
   }
 
   private guestSignalled(ch: HostChannel, fromGuest = true): void {
