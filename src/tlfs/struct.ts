@@ -407,7 +407,9 @@ export function flatten(s: Struct<FieldSpec> | Bitfield<BitSpec>): FlatField[] {
     switch (type.kind) {
       case 'array':
         out.push({ name, offset, size: type.size });
-        // Linux's flat view names an element's members, not the element itself.
+        // Linux's flat view names an element's members, not the element itself; an array of
+        // plain numbers is one leaf.
+        if (type.elem.kind !== 'struct' && type.elem.kind !== 'bits') return;
         for (let i = 0; i < type.count; i++) walk(type.elem, `${name}[${i}]`, offset + i * type.elem.size, true);
         return;
       case 'bits':

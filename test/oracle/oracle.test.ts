@@ -32,6 +32,7 @@ const NOT_IN_ORACLE: Record<string, string> = {
   vmbus_version_response2: "OpenVMM's VersionResponse2 for 6.0 (vmbus.md 2.16); Linux reads the first 16 bytes",
   vmbus_tl_connect_result: "OpenVMM's TL_CONNECT_RESULT (vmbus.md 2.17); Linux has no handler",
   'vmbus_channel_offer.u.pipe': "the pipe view of the offer's user area; Linux's u.pipe starts at the same place",
+  vmdata_gpadl: 'DATA_USING_GPADL has no Linux struct; checked against vmbus.md 8.2 in vmbus-constants',
 };
 
 /** Leaves Linux names differently or 6.1 does not name yet: our name → the oracle's (or null). */

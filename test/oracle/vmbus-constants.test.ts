@@ -1,4 +1,5 @@
 // VMBus constants, enums and class GUIDs against the Linux oracle.
+import { AddRemoveTransferPageSet, AdditionalData, DataGpadl, EstablishGpadl, TeardownGpadl } from '../../src/vmbus/wire/packets.js';
 import { describe, expect, it } from 'vitest';
 import { guidToBytes } from '../../src/tlfs/struct.js';
 import * as c from '../../src/vmbus/wire/constants.js';
@@ -80,5 +81,19 @@ describe(`VMBus constants against the Linux oracle (${source})`, () => {
   it('channel states (enum vmbus_channel_state)', () => {
     const e = enumValues('vmbus_channel_state');
     expect([...e.values()]).toEqual([0n, 1n, 2n, 3n]);
+  });
+});
+
+describe('legacy packet layouts as vmbus.md §8.2 lists them (DATA_USING_GPADL is not in the oracle)', () => {
+  it('sizes and offsets as the spec lists them', () => {
+    // "descriptor, u32 gpadl, u16 pageset id, u16 reserved = 24 bytes"
+    expect([AddRemoveTransferPageSet.size, AddRemoveTransferPageSet.offsets.gpadl, AddRemoveTransferPageSet.offsets.xfer_pageset_id]).toEqual([24, 16, 20]);
+    // "descriptor, u32 gpadl, u32 range count, ranges" (Linux declares room for one range)
+    expect([EstablishGpadl.offsets.range_cnt, EstablishGpadl.offsets.range]).toEqual([20, 24]);
+    // "descriptor, u32 gpadl, u32 reserved = 24 bytes" (teardown; DATA_USING_GPADL the same)
+    expect([TeardownGpadl.size, DataGpadl.size, DataGpadl.offsets.gpadl]).toEqual([24, 24, 16]);
+    // "descriptor, u64 total bytes, u32 offset, u32 byte count, data"
+    expect([AdditionalData.offsets.total_bytes, AdditionalData.offsets.offset, AdditionalData.offsets.byte_cnt, AdditionalData.offsets.data]).toEqual([16, 24, 28, 32]);
+    expect(AddRemoveTransferPageSet.size).toBe(24);
   });
 });

@@ -65,8 +65,25 @@ export const MonitorPage = struct('hv_monitor_page', {
 export const MONITOR_GROUPS = 4;
 export const MONITORS_PER_GROUP = 32;
 
-/** Linux's page-buffer packet builders (vmbus.md §8.4). */
+/** Linux's GPA-direct packet forms (vmbus.md §8.4): single-page ranges, one 32-page range, or ranges of any size. */
 export const PageBuffer = struct('hv_page_buffer', { len: u32, offset: u32, pfn: u64 });
+export const MultiPageBuffer = struct('hv_multipage_buffer', { len: u32, offset: u32, pfn_array: array(u64, 32) });
+export const MpbArray = struct('hv_mpb_array', { len: u32, offset: u32, pfn_array: flex(u64) });
+
+/** The header Linux's GPA-direct builders write: the descriptor under its own field names. */
+const gpaDirectHead = { type: u16, dataoffset8: u16, length8: u16, flags: u16, transactionid: u64, reserved: u32, rangecount: u32 };
+export const PacketPageBuffer = struct('vmbus_channel_packet_page_buffer', { ...gpaDirectHead, range: array(PageBuffer, 32) });
+export const PacketMultiPageBuffer = struct('vmbus_channel_packet_multipage_buffer', { ...gpaDirectHead, range: MultiPageBuffer });
+export const PacketMpbArray = struct('vmbus_packet_mpb_array', { ...gpaDirectHead, range: MpbArray });
+
+// The legacy packet types (vmbus.md §8.2): Linux 6.1 still declares most of them (packed, with
+// one-element arrays) but sends none, and receivers (OpenVMM, parsePacket) refuse them; declared
+// for decoding what an old peer sends. DATA_USING_GPADL has no Linux struct: the spec's layout.
+export const AddRemoveTransferPageSet = struct('vmadd_remove_transfer_page_set', { d: PacketDescriptor, gpadl: u32, xfer_pageset_id: u16, reserved: u16 });
+export const EstablishGpadl = struct('vmestablish_gpadl', { d: PacketDescriptor, gpadl: u32, range_cnt: u32, range: array(GpaRange, 1) });
+export const TeardownGpadl = struct('vmteardown_gpadl', { d: PacketDescriptor, gpadl: u32, reserved: u32 });
+export const DataGpadl = struct('vmdata_gpadl', { d: PacketDescriptor, gpadl: u32, reserved: u32 });
+export const AdditionalData = struct('vmadditional_data', { d: PacketDescriptor, total_bytes: u64, offset: u32, byte_cnt: u32, data: bytes(1) });
 
 // ---------------------------------------------------------------------------------------------
 
