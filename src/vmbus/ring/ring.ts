@@ -8,7 +8,7 @@
 // read after the write_index load that revealed them (vmbus.md §7.8).
 import { WireError } from '../../tlfs/struct.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
-import { PacketDescriptor } from '../wire/packets.js';
+import { PacketDescriptor, PacketTrailer } from '../wire/packets.js';
 import { Ctl, type RingMemory } from './memory.js';
 
 /** The other end broke the ring: an index out of range or unaligned, or a packet that cannot be. */
@@ -105,8 +105,7 @@ export class WriteBatch {
       at = (at + padded - len) % size;
     }
     // Trailer: the packet's start offset in the upper 32 bits (Linux prev_indices).
-    TRAILER_DV.setUint32(0, 0, true);
-    TRAILER_DV.setUint32(4, begin, true);
+    PacketTrailer.encode({ reserved: 0, start_offset: begin }, TRAILER);
     mem.write(at, TRAILER);
     this.at = (at + VMBUS_PKT_TRAILER) % size;
     this.written += total;
@@ -134,7 +133,6 @@ export class WriteBatch {
 
 const ZEROS = new Uint8Array(8);
 const TRAILER = new Uint8Array(VMBUS_PKT_TRAILER);
-const TRAILER_DV = new DataView(TRAILER.buffer);
 
 /** The producing end of a ring. */
 export class RingWriter extends RingEnd {

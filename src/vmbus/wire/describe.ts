@@ -2,7 +2,7 @@
 // SynIC message slot (§1.2) as named fields, or the typed errors that name the field at fault.
 // Used by `hvkit decode`; platform-neutral, so a browser can show the same thing.
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
-import { struct, u32, WireError, type FieldLayout, type FieldSpec, type FieldType, type Struct } from '../../tlfs/struct.js';
+import { WireError, type FieldLayout, type FieldSpec, type FieldType, type Struct } from '../../tlfs/struct.js';
 import { HV_MESSAGE_PAYLOAD_BYTE_COUNT, HV_MESSAGE_SIZE, HvMessage, HvMessageHeader, HvMessageType } from '../../tlfs/synic.js';
 import {
   ChannelFlags,
@@ -18,7 +18,7 @@ import {
 } from './constants.js';
 import { className } from './guids.js';
 import { decodeChannelMessage, InitiateContactLegacy, MESSAGES, MessageHeader, messageName, type ChannelMessage } from './messages.js';
-import { GpaDirectHeader, GpaRange, PacketDescriptor, parsePacket, TransferPageHeader, type ParsedPacket } from './packets.js';
+import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketTrailer, parsePacket, TransferPageHeader, type ParsedPacket } from './packets.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -244,7 +244,6 @@ function gpadlPfns(extra: Uint8Array, out: Field[]): Uint8Array {
 // Packets
 
 /** The 8 bytes after each packet in a ring (vmbus.md §7.3): its start offset in the upper half. */
-const PacketTrailer = struct('vmbus_packet_trailer', { reserved: u32, start_offset: u32 });
 
 const packetTypeName = (t: number): string => {
   const k = keyOf(PacketType, t);

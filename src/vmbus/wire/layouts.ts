@@ -37,6 +37,7 @@ export const VMBUS_LAYOUTS: readonly (Struct<FieldSpec> | Bitfield<BitSpec>)[] =
   p.MonitorTriggerGroup,
   p.MonitorParameter,
   p.MonitorPage,
+  p.PacketTrailer,
   p.PageBuffer,
   p.MultiPageBuffer,
   p.MpbArray,

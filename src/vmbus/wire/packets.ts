@@ -33,6 +33,12 @@ export const TransferPageHeader = struct('vmtransfer_page_packet_header', {
   ranges: array(TransferPageRange, 1),
 });
 
+/**
+ * The 8 bytes after each packet in a ring: Linux writes the packet's start offset in the upper
+ * half (prev_indices, ring_buffer.c); readers skip it (vmbus.md §7.3).
+ */
+export const PacketTrailer = struct('vmbus_packet_trailer', { reserved: u32, start_offset: u32 });
+
 /** The ring buffer control page (`struct hv_ring_buffer`): the first 4 KiB of each ring. */
 export const RingControl = struct('hv_ring_buffer', {
   write_index: u32,
