@@ -5,7 +5,8 @@ import { RELEASE_IDS, release } from '../../src/hypervisor/release.js';
 import { Machine } from '../../src/vm/machine.js';
 import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { VmbusError } from '../../src/vmbus/client/errors.js';
-import { PacketType, VmbusVersion, versionString, makeVersion } from '../../src/vmbus/wire/constants.js';
+import { ChannelFlags, ChannelMessageType as T, LINUX_VERSION_ORDER, PacketType, VMBUS_PIPE_TYPE_MESSAGE, VmbusVersion, versionString, makeVersion } from '../../src/vmbus/wire/constants.js';
+import { decodeChannelMessage, PipeUserDefined } from '../../src/vmbus/wire/messages.js';
 import { EchoDriver, ECHO_CLASS, instanceId, offerEcho, text, VmbusRig } from './harness.js';
 
 describe('connecting (vmbus.md §3.3)', () => {
@@ -22,6 +23,31 @@ describe('connecting (vmbus.md §3.3)', () => {
     expect(tried[tried.length - 1]).toBe(want);
     expect(tried.every((t) => t >= want && (want >= VmbusVersion.WIN10_V5 || t < VmbusVersion.WIN10_V5))).toBe(true);
     expect(rig.names().slice(-1)).toEqual(['REQUESTOFFERS']);
+  });
+
+  it.each(LINUX_VERSION_ORDER.map((v) => [versionString(v), v] as const))('a host whose newest version is %s: negotiated, in the right form, on the right connection', (_name, v) => {
+    const rig = new VmbusRig({ vmbus: { maxVersion: v }, kernel: { vmbusClient: { versions: LINUX_VERSION_ORDER } } }).boot();
+    expect(rig.client.version).toBe(v);
+    const contact = rig.posted.filter((p) => p.name === 'INITIATE_CONTACT').at(-1)!.payload;
+    const m = decodeChannelMessage(contact);
+    expect(m.type).toBe(T.INITIATE_CONTACT);
+    // From 5.0 the contact names the SINT (2) where older ones gave the interrupt page's GPA.
+    if (v >= VmbusVersion.WIN10_V5) expect(m.value).toMatchObject({ msg_sint: 2, msg_vtl: 0 });
+    else expect(m.value).toMatchObject({ interrupt_page: BigInt(rig.client.interruptPage) });
+    // Every message after the contact goes to connection 1 (msg_conn_id from 5.0, fixed before).
+    expect(rig.client.msgConnId).toBe(1);
+    expect(rig.server.connection).toMatchObject({ version: v, sint: 2, targetVp: 0 });
+  });
+
+  it('offers carry their class and instance GUIDs, flags and user area, pipe mode included', () => {
+    const rig = new VmbusRig();
+    const user = PipeUserDefined.encode({ pipe_mode: VMBUS_PIPE_TYPE_MESSAGE, user_def: new Uint8Array(116).fill(7) });
+    rig.server.offer({ classId: ECHO_CLASS.toUpperCase(), instanceId: instanceId(4), flags: ChannelFlags.NAMED_PIPE_MODE, userDefined: user, mmioMegabytes: 16 }, {});
+    rig.boot();
+    const o = rig.client.channels[0]!.offer;
+    expect(o).toMatchObject({ classId: ECHO_CLASS, instanceId: instanceId(4), flags: ChannelFlags.NAMED_PIPE_MODE, mmioMegabytes: 16, subChannelIndex: 0, dedicatedInterrupt: true });
+    expect(PipeUserDefined.decode(o.userDefined).pipe_mode).toBe(VMBUS_PIPE_TYPE_MESSAGE);
+    expect(o.connectionId).toBe(rig.server.channels.get(o.relid)!.connectionId);
   });
 
   it('5.0 and later: INITIATE_CONTACT on connection 4, then everything on msg_conn_id', () => {
