@@ -10,6 +10,7 @@
 // are registered on one queue, and the probes of primaries, the sub-channel callbacks and the
 // rescinds each run on their own, so a probe waiting for its sub-channels does not block them.
 import { HV_MESSAGE_PAYLOAD_BYTE_COUNT, HvMessage, HvMessageHeader, HvMessageType, HV_EVENT_FLAGS_COUNT } from '../../tlfs/synic.js';
+import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import { HvStatus } from '../../tlfs/status.js';
 import { IGNORED_CLASSES, ISOLATION_ALLOWED_CLASSES } from '../wire/guids.js';
 import {
@@ -123,8 +124,9 @@ export class VmbusClient implements ChannelOwner {
     return this.monitorPages[1];
   }
 
+  /** The legacy interrupt page's second half: guest→host bits (vmbus.md §4.4). */
   get sendInterruptPage(): number {
-    return this.interruptPage + 2048;
+    return this.interruptPage + HV_HYP_PAGE_SIZE / 2;
   }
 
   // --- Connecting (vmbus.md §3.3) ----------------------------------------------------------
