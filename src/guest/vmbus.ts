@@ -17,8 +17,8 @@ export class KernelVmbusTransport implements ClientTransport {
     return this.k.platform.memory;
   }
 
-  get cpuCount(): number {
-    return this.k.cpus.filter((c) => c.online).length;
+  onlineCpus(): readonly number[] {
+    return this.k.cpus.filter((c) => c.online).map((c) => c.index);
   }
 
   vpIndex(cpu: number): number {

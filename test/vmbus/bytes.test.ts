@@ -47,7 +47,7 @@ function guest(hvPages: number[], reply: (payload: Uint8Array) => Uint8Array | u
   let next = 0x10000;
   const transport: ClientTransport = {
     memory: new GuestMemory({ size: 1 << 20 }),
-    cpuCount: 1,
+    onlineCpus: () => [0],
     vpIndex: (cpu) => cpu,
     postMessage(conn, payload) {
       posted.push({ conn, payload: payload.slice() });

@@ -83,7 +83,7 @@ function goodHost(p: Uint8Array): Uint8Array[] {
  */
 class Guest implements ClientTransport {
   readonly memory = new GuestMemory({ size: 1 << 20 });
-  readonly cpuCount = 2;
+  onlineCpus = () => [0, 1];
   readonly posted: Uint8Array[] = [];
   readonly logs: string[] = [];
   readonly client: VmbusClient;

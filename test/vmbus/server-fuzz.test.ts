@@ -584,7 +584,7 @@ describe('VmbusClient against a hostile host', () => {
     };
     const transport: ClientTransport = {
       memory: new GuestMemory({ size: 1 << 20 }),
-      cpuCount: 2,
+      onlineCpus: () => [0, 1],
       vpIndex: (cpu) => cpu,
       postMessage(_conn, payload) {
         inbox.push(...(u32(payload, 0) === target ? fuzz.splice(0) : good(payload)));

@@ -4,13 +4,14 @@
 // (§8.6), signalling through HvSignalEvent or the monitor page (§4.1–§4.2), and MODIFYCHANNEL.
 import { bufferPfns, gpadlMessages, ringPfns } from '../gpadl.js';
 import { completion, gpaDirect, inband, readPackets, type GpaDirectRange } from '../packet.js';
-import { contiguousRing } from '../ring/memory.js';
+import { contiguousRing, Ctl, type RingMemory } from '../ring/memory.js';
 import { initRing, RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { ChannelMessageType as T, MAX_USER_DEFINED_BYTES, VMBUS_DEFAULT_MAX_PKT_SIZE, VMBUS_PKT_TRAILER, VmbusVersion } from '../wire/constants.js';
 import { encodeChannelMessage, type ChannelMessage } from '../wire/messages.js';
 import { MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP, type ParsedPacket } from '../wire/packets.js';
 import { VmbusError } from './errors.js';
 import { Requestor } from './requestor.js';
+import type { ChannelSnapshot, MonitorSnapshot, RingSnapshot } from './snapshot.js';
 import type { ClientTransport } from './transport.js';
 
 /** Callback rounds one interrupt runs before it yields (a tasklet's budget). */
@@ -71,6 +72,31 @@ export interface ChannelOwner {
   readonly sendInterruptPage: number;
   /** hv_process_channel_removal: unmap and RELID_RELEASED (rescinded channels only). */
   remove(channel: GuestChannel): void;
+  /** A perf channel moved CPUs: the spreading's bookkeeping follows (hv_update_allocated_cpus). */
+  cpuMoved(channel: GuestChannel, from: number, to: number): void;
+  /** The MNF state of a monitor id, read from the monitor pages. */
+  monitorSnapshot(monitorId: number): MonitorSnapshot;
+}
+
+/** Linux's enum vmbus_channel_state values (include/linux/hyperv.h). */
+const LINUX_CHANNEL_STATE: Record<GuestChannelState, number> = { offer: 0, opening: 1, open: 2, opened: 3 };
+
+/** hv_ringbuffer_get_debuginfo: the control page's view of one ring, read without checks. */
+function ringSnapshot(mem: RingMemory): RingSnapshot {
+  const w = Atomics.load(mem.control, Ctl.WRITE_INDEX);
+  const r = Atomics.load(mem.control, Ctl.READ_INDEX);
+  const size = mem.dataSize;
+  // hv_get_bytes_to_read / hv_get_bytes_to_write, on whatever the indices hold.
+  const toRead = w >= r ? w - r : size - r + w;
+  return {
+    interruptMask: Atomics.load(mem.control, Ctl.INTERRUPT_MASK),
+    readIndex: r,
+    writeIndex: w,
+    bytesAvailToRead: toRead,
+    bytesAvailToWrite: size - toRead,
+    pendingSendSize: Atomics.load(mem.control, Ctl.PENDING_SEND_SZ),
+    dataSize: size,
+  };
 }
 
 interface Rings {
@@ -456,14 +482,18 @@ export class GuestChannel {
   // --- MODIFYCHANNEL (vmbus.md §6.5) --------------------------------------------------------
 
   /**
-   * vmbus_channel_set_cpu: moves the channel's interrupts to `cpu`. Needs 4.1; from 5.3 the host
-   * answers and a failure status is an error.
+   * target_cpu_store (vmbus_drv.c), the sysfs write that retargets a channel: needs 4.1, an
+   * online CPU and an opened channel (the host ignores MODIFYCHANNEL for others). From 5.3 the
+   * host answers and a failure status is an error; before, the request goes unacknowledged and
+   * interrupts may still arrive on the old CPU for a while.
    */
   setTargetCpu(cpu: number): void {
     const t = this.owner.transport;
     if (this.owner.version < VmbusVersion.WIN10_V4_1) throw new VmbusError('EIO', `MODIFYCHANNEL needs VMBus 4.1`);
+    if (!Number.isInteger(cpu) || !t.onlineCpus().includes(cpu)) throw new VmbusError('EINVAL', `CPU ${cpu} is not online`);
     if (this.state !== 'opened') throw new VmbusError('EIO', `channel ${this.relid} is not open`);
-    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= t.cpuCount) throw new VmbusError('EINVAL', `no CPU ${cpu}`);
+    const origin = this.targetCpu;
+    if (cpu === origin) return;
     const message = encodeChannelMessage(T.MODIFYCHANNEL, { child_relid: this.relid, target_vp: t.vpIndex(cpu) });
     if (this.owner.version >= VmbusVersion.WIN10_V5_3) {
       const r = this.owner.request(this, (m) => m.type === T.MODIFYCHANNEL_RESPONSE && m.value.child_relid === this.relid, () => this.owner.post(message), 'MODIFYCHANNEL_RESPONSE');
@@ -473,6 +503,29 @@ export class GuestChannel {
       this.owner.post(message);
     }
     this.targetCpu = cpu;
+    this.owner.cpuMoved(this, origin, cpu);
+  }
+
+  /** The channel as sysfs shows it (vmbus_drv.c channel and device attributes). */
+  snapshot(): ChannelSnapshot {
+    const t = this.owner.transport;
+    const r = this.rings;
+    const monitorId = this.offer.monitorId;
+    return {
+      relid: this.relid,
+      state: LINUX_CHANNEL_STATE[this.state],
+      subChannelIndex: this.offer.subChannelIndex,
+      monitorId,
+      targetCpu: this.targetCpu,
+      targetVp: t.vpIndex(this.targetCpu),
+      connectionId: this.offer.connectionId,
+      interrupts: this.interrupts,
+      sigEvents: this.sigEvents,
+      rescinded: this.rescinded,
+      outbound: r && ringSnapshot(r.outbound.mem),
+      inbound: r && ringSnapshot(r.inbound.mem),
+      monitor: monitorId === undefined ? undefined : this.owner.monitorSnapshot(monitorId),
+    };
   }
 
   /** A corrupt ring: recorded, the channel left alone, and a VmbusError for the caller. */

@@ -12,7 +12,8 @@
 import { HV_MESSAGE_PAYLOAD_BYTE_COUNT, HvMessage, HvMessageHeader, HvMessageType, HV_EVENT_FLAGS_COUNT } from '../../tlfs/synic.js';
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import { HvStatus } from '../../tlfs/status.js';
-import { IGNORED_CLASSES, ISOLATION_ALLOWED_CLASSES } from '../wire/guids.js';
+import { DEVICE_TYPE_OF_CLASS, HV_UNKNOWN, IGNORED_CLASSES, ISOLATION_ALLOWED_CLASSES, PERF_CLASSES } from '../wire/guids.js';
+import { MonitorPage, MonitorParameter, MonitorTriggerGroup, MONITORS_PER_GROUP } from '../wire/packets.js';
 import {
   ChannelFlags,
   ChannelMessageType as T,
@@ -30,6 +31,7 @@ import {
 import { ChannelMessageError, decodeChannelMessage, encodeChannelMessage, InitiateContactLegacy, MessageHeader, type ChannelMessage } from '../wire/messages.js';
 import { GuestChannel, type ChannelOwner, type OfferInfo } from './channel.js';
 import { VmbusError } from './errors.js';
+import type { DeviceSnapshot, MonitorSnapshot, VmbusSnapshot } from './snapshot.js';
 import type { ClientTransport } from './transport.js';
 
 export interface ClientOptions {
@@ -82,6 +84,9 @@ interface Waiter {
 
 export type ConnectionState = 'disconnected' | 'connecting' | 'connected';
 
+/** hv_device.vendor_id of every VMBus device (PCI_VENDOR_ID_MICROSOFT). */
+const PCI_VENDOR_ID_MICROSOFT = 0x1414;
+
 type Queue = 'offers' | 'rescinds' | 'subchannels' | 'primaries';
 const QUEUE_ORDER: readonly Queue[] = ['offers', 'rescinds', 'subchannels', 'primaries'];
 
@@ -109,6 +114,8 @@ export class VmbusClient implements ChannelOwner {
   unloaded = false;
   interruptPage = 0;
   monitorPages: [number, number] = [0, 0];
+  /** CPUs already given a perf channel in this round of spreading (hv_context.hv_numa_map, one node). */
+  private readonly allocatedCpus = new Set<number>();
   /** Messages taken from the SynIC, and those dropped by the checks of vmbus.md §12. */
   messages = 0;
   dropped = 0;
@@ -197,14 +204,16 @@ export class VmbusClient implements ChannelOwner {
    * vmbus_initiate_unload: UNLOAD, then wait for UNLOAD_RESPONSE, which the host sends to the VP
    * that connected whichever CPU unloads. Hosts before 3.0 have no reconnect, so nothing is sent.
    */
-  unload(cpu = VMBUS_CONNECT_CPU): void {
+  unload(cpu = VMBUS_CONNECT_CPU, poll?: () => boolean): void {
     if (this.status === 'disconnected') return;
     this.status = 'disconnected';
     if (this.version < VmbusVersion.WIN8_1) return;
     this.unloaded = false;
     const message = encodeChannelMessage(T.UNLOAD, {});
     this.postFrom(message, cpu);
-    if (!this.transport.waitUntil(() => this.unloaded, this.options.timeoutNs)) throw new VmbusError('ETIMEDOUT', 'no UNLOAD_RESPONSE from the host');
+    // In the crash path no interrupt comes: the caller polls the message slots itself.
+    const answered = poll ? poll() : this.transport.waitUntil(() => this.unloaded, this.options.timeoutNs);
+    if (!answered) throw new VmbusError('ETIMEDOUT', 'no UNLOAD_RESPONSE from the host');
   }
 
   // --- Drivers -------------------------------------------------------------------------------
@@ -483,12 +492,15 @@ export class VmbusClient implements ChannelOwner {
       monitorId: v._monitor.monitor_allocated ? v.monitorid : undefined,
       dedicatedInterrupt: v._dedicated.is_dedicated_interrupt !== 0,
     };
+    // hv_get_dev_type names classes it does not know (hv_sock offers excepted).
+    if (!DEVICE_TYPE_OF_CLASS.has(classId) && !(offer.flags & ChannelFlags.TLNPI_PROVIDER_OFFER)) t.log('info', `Unknown GUID: ${classId}`);
     const primary = this.channels.find((c) => c.offer.classId === offer.classId && c.offer.instanceId === offer.instanceId);
     if (primary && offer.subChannelIndex === 0) {
       t.log('warn', `relid ${offer.relid}: an offer with sub-channel index 0 duplicates channel ${primary.relid}; discarded`);
       return;
     }
     const ch = new GuestChannel(offer, this, primary);
+    ch.targetCpu = this.initVpIndex(ch, primary);
     if (primary) primary.subchannels.push(ch);
     else this.channels.push(ch);
     if (offer.relid >= MAX_CHANNEL_RELIDS) t.log('warn', `channel->offermsg.child_relid (${offer.relid}) >= MAX_CHANNEL_RELIDS (${MAX_CHANNEL_RELIDS})`);
@@ -509,6 +521,71 @@ export class VmbusClient implements ChannelOwner {
       if (driver) this.probe(driver, ch);
       ch.probeDone = true;
     });
+  }
+
+  /**
+   * init_vp_index (channel_mgmt.c): channels of performance-critical devices are spread over the
+   * online CPUs round-robin, avoiding CPUs the device's other channels already use; all others
+   * interrupt VMBUS_CONNECT_CPU. The model has one NUMA node.
+   */
+  private initVpIndex(ch: GuestChannel, primary: GuestChannel | undefined): number {
+    if (!PERF_CLASSES.has(ch.offer.classId)) return VMBUS_CONNECT_CPU;
+    const online = this.transport.onlineCpus();
+    const ncpu = online.length;
+    const usedBySibling = (cpu: number) => primary !== undefined && (primary.targetCpu === cpu || primary.subchannels.some((sc) => sc !== ch && sc.targetCpu === cpu));
+    let target = VMBUS_CONNECT_CPU;
+    for (let i = 1; i <= ncpu + 1; i++) {
+      let available: readonly number[] = online.filter((c) => !this.allocatedCpus.has(c));
+      if (available.length === 0) {
+        // Every CPU of the node has had a channel: start the round again.
+        this.allocatedCpus.clear();
+        available = online;
+      }
+      target = available[0] ?? VMBUS_CONNECT_CPU;
+      this.allocatedCpus.add(target);
+      if (ch.offer.subChannelIndex >= ncpu || i > ncpu || !usedBySibling(target)) break;
+    }
+    return target;
+  }
+
+  /** hv_update_allocated_cpus: a perf channel retargeted frees its old CPU for the spreading. */
+  cpuMoved(ch: GuestChannel, from: number, to: number): void {
+    if (!PERF_CLASSES.has(ch.offer.classId)) return;
+    const all = [...this.channels, ...this.channels.flatMap((c) => c.subchannels)];
+    if (!all.some((c) => c !== ch && PERF_CLASSES.has(c.offer.classId) && c.targetCpu === from)) this.allocatedCpus.delete(from);
+    this.allocatedCpus.add(to);
+  }
+
+  /** Reads a monitor id's pending word, latency and connection id from both monitor pages. */
+  monitorSnapshot(monitorId: number): MonitorSnapshot {
+    const mem = this.transport.memory;
+    const group = Math.floor(monitorId / MONITORS_PER_GROUP) % 4;
+    const slot = group * MONITORS_PER_GROUP + (monitorId % MONITORS_PER_GROUP);
+    const read = (page: number) => {
+      if (!page || !mem.contains(page, MonitorPage.size)) return { pending: 0, latency: 0, connId: 0 };
+      return {
+        pending: mem.read32(page + MonitorPage.offsets.trigger_group + group * MonitorTriggerGroup.size + MonitorTriggerGroup.offsets.pending),
+        latency: mem.read16(page + MonitorPage.offsets.latency + 2 * slot),
+        connId: mem.read32(page + MonitorPage.offsets.parameter + slot * MonitorParameter.size + MonitorParameter.offsets.connectionid),
+      };
+    };
+    const server = read(this.monitorPages[0]);
+    const client = read(this.monitorPages[1]);
+    return { serverPending: server.pending, clientPending: client.pending, serverLatency: server.latency, clientLatency: client.latency, serverConnId: server.connId, clientConnId: client.connId };
+  }
+
+  /** The devices and their channels as sysfs would show them. */
+  snapshot(): VmbusSnapshot {
+    const devices: DeviceSnapshot[] = this.channels.map((c) => ({
+      id: c.relid,
+      classId: c.offer.classId,
+      instanceId: c.offer.instanceId,
+      deviceType: DEVICE_TYPE_OF_CLASS.get(c.offer.classId) ?? HV_UNKNOWN,
+      vendorId: PCI_VENDOR_ID_MICROSOFT,
+      driver: c.driver?.name,
+      channels: [c, ...c.subchannels].map((x) => x.snapshot()),
+    }));
+    return { state: this.status, version: this.version ? versionString(this.version) : '', devices };
   }
 
   /**

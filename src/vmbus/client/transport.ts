@@ -7,8 +7,8 @@ export type LogLevel = 'err' | 'warn' | 'info' | 'debug';
 
 export interface ClientTransport {
   readonly memory: GuestMemory;
-  /** Online CPUs, numbered from 0. */
-  readonly cpuCount: number;
+  /** Linux numbers of the CPUs now online, ascending (cpu_online_mask). */
+  onlineCpus(): readonly number[];
   /** hv_cpu_number_to_vp_number. */
   vpIndex(cpu: number): number;
   /** HvCallPostMessage from CPU `cpu`: message type 1 on `connectionId`. Returns the HV status. */

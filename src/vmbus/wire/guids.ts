@@ -39,6 +39,28 @@ export const ISOLATION_ALLOWED_CLASSES: ReadonlySet<string> = new Set([
   DeviceClass.SHUTDOWN,
 ]);
 
+/** Linux's enum vmbus_device_type by class (channel_mgmt.c vmbus_devs); what sysfs `device` shows. */
+export const DEVICE_TYPE_OF_CLASS: ReadonlyMap<string, number> = new Map([
+  [DeviceClass.IDE, 0],
+  [DeviceClass.SCSI, 1],
+  [DeviceClass.SYNTHFC, 2],
+  [DeviceClass.NIC, 3],
+  [DeviceClass.ND, 4],
+  [DeviceClass.PCIE, 5],
+  [DeviceClass.SYNTHVID, 6],
+  [DeviceClass.KBD, 7],
+  [DeviceClass.MOUSE, 8],
+  [DeviceClass.KVP, 9],
+  [DeviceClass.TS, 10],
+  [DeviceClass.HEART_BEAT, 11],
+  [DeviceClass.SHUTDOWN, 12],
+  [DeviceClass.FCOPY, 13],
+  [DeviceClass.VSS, 14],
+  [DeviceClass.DM, 15],
+]);
+/** HV_UNKNOWN: every other class, hv_sock included. */
+export const HV_UNKNOWN = 16;
+
 /** hv_sock service IDs: this template with the port in the first 32 bits. */
 export const HVSOCK_TEMPLATE = '00000000-facb-11e6-bd58-64006a7986d3';
 
