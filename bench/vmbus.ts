@@ -80,7 +80,7 @@ export interface Measurement {
 
 /** Deterministic machine, rings saturated both ways: how many signals each packet costs. */
 function signalsPerPacket(): Measurement[] {
-  const m = new Machine({ vps: 2, memory: 64 << 20 });
+  const m = new Machine({ vps: 2, memory: 64 << 20, devices: [] });
   const dev = new StreamDevice({ seed: 1, maxData: 1500, toGuest: true });
   m.vmbus!.server.offer({ classId: STREAM_CLASS_ID, instanceId: '00000001-0000-4000-8000-0000000000b0' }, dev);
   m.boot();
@@ -98,7 +98,7 @@ function signalsPerPacket(): Measurement[] {
 
 /** Offer `n` channels after boot and open them all: wall time, per channel. */
 function controlPlane(n: number, callNs: number): Measurement {
-  const m = new Machine({ vps: 2, memory: 512 << 20 });
+  const m = new Machine({ vps: 2, memory: 512 << 20, devices: [] });
   m.boot();
   const opened: GuestChannel[] = [];
   m.kernel.vmbus!.registerDriver({

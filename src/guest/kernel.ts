@@ -18,6 +18,10 @@ import { apicEoi, bootX86 } from './hyperv/x86.js';
 import { KernelLog } from './klog.js';
 import { PageAllocator } from './mm.js';
 import { KernelVmbusTransport } from './vmbus.js';
+import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
+import { kexec, panic, type PanicOptions } from './revoke.js';
+import { KernelServices } from './services.js';
+import type { GuestModule } from '../devices/device.js';
 
 /** One SINT's slot of event flags: 2048 bits (tlfs.md §5.6). */
 const HV_EVENT_FLAGS_BYTES = 256;
@@ -27,6 +31,8 @@ export interface GuestPlatform {
   readonly memory: GuestMemory;
   /** CPUs in ACPI MADT order: Linux CPU n is cpus[n]. */
   readonly cpus: readonly GuestCpu[];
+  /** Their APIC ids (MPIDRs on arm64) from the same table. */
+  readonly apicIds?: readonly number[];
   /**
    * Lets `ns` of virtual time pass for kernel work the model does not run; the machine takes
    * interrupts (through `Kernel.takeInterrupts`) as they become due.
@@ -39,6 +45,10 @@ export interface GuestPlatform {
   waitUntil(done: () => boolean, ns: number): boolean;
   /** ACPI FADT hypervisor_id ("MsHyperV" on Hyper-V), which arm64 Linux checks. */
   readonly fadtHypervisorId?: string;
+  /** The real-time clock read at boot, ns since the Unix epoch. */
+  rtcNs?(): bigint;
+  /** ACPI S5 or reset: the kernel is done with the machine. */
+  powerOff?(kind: 'poweroff' | 'reboot'): void;
 }
 
 export interface KernelOptions {
@@ -50,9 +60,12 @@ export interface KernelOptions {
   vmbusClient: Partial<ClientOptions>;
   /** LINUX_VERSION_CODE of the modelled kernel. */
   version: readonly [number, number, number];
+  /** VMBus driver modules, initialised in this order once VMBus is connected. */
+  modules: readonly GuestModule[];
+  hostname: string;
 }
 
-export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192] };
+export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192], modules: [], hostname: 'hvkit' };
 
 /** x86 HYPERVISOR_CALLBACK_VECTOR: VMBus and message-mode stimer0 interrupts (irq_vectors.h). */
 export const HYPERVISOR_CALLBACK_VECTOR = 0xf3;
@@ -73,9 +86,12 @@ export interface CpuState {
   clockevent?: Stimer0Clockevent;
   /** Interrupts taken, by vector. */
   readonly irqs: Map<number, number>;
+  /** Stopped by another CPU (smp_send_stop at kexec or panic): takes nothing any more. */
+  stopped?: boolean;
 }
 
-export type KernelStage = 'off' | 'booting' | 'booted' | 'panicked';
+/** `kexec`: the kernel handed the machine to another one (which hvkit does not run). */
+export type KernelStage = 'off' | 'booting' | 'booted' | 'panicked' | 'kexec' | 'halted';
 
 export class Kernel {
   readonly log: KernelLog;
@@ -95,8 +111,23 @@ export class Kernel {
   clocksource = 'jiffies';
   /** The VMBus driver, once vmbus_bus_init ran. */
   vmbus: VmbusClient | undefined;
+  /** What the kernel lends its drivers (clock, log, shutdown). */
+  readonly services: KernelServices;
+  /** How the kernel ended, once halted: power off or restart. */
+  haltedBy: 'poweroff' | 'reboot' | 'hibernate' | undefined;
+  /** An orderly shutdown a driver asked for, run from process context (the work queue). */
+  private pendingShutdown: 'poweroff' | 'reboot' | 'hibernate' | undefined;
   /** The CPU the kernel is running on: the one taking an interrupt, else the boot CPU. */
   currentCpu = 0;
+  /** hv_panic_page: the kmsg dumper's buffer, when CRASH_CTL offers CRASH_NOTIFY_MSG. */
+  panicPage: number | undefined;
+  /** sysctl kernel.hyperv_record_panic_msg: on, except in isolated VMs (the host is not trusted with the log). */
+  recordPanicMsg = true;
+  /**
+   * The registers hyperv_report_panic reads. The model runs no kernel text, so these are fixed
+   * model values in the x86-64 kernel text and stack ranges, not a real backtrace.
+   */
+  readonly panicRegs = { pc: 0xffff_ffff_8100_0000n, ax: 0n, sp: 0xffff_c900_0000_0000n };
   /** sched_clock: a counter reading and its rate, or nothing before the clocksource is up. */
   private schedClockBase: { read: () => bigint; base: bigint; nsPerUnit: number } | undefined;
 
@@ -110,6 +141,7 @@ export class Kernel {
     this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4));
     this.refClock = new ReferenceClock(platform.memory);
     this.cpus = platform.cpus.map((cpu, index) => ({ index, ops: cpuOps(cpu, this.log), online: index === 0, vpIndex: 0xffffffff, irqs: new Map() }));
+    this.services = new KernelServices(this);
   }
 
   get arch(): GuestCpu['arch'] {
@@ -154,9 +186,28 @@ export class Kernel {
       this.stage = 'booted';
     } catch (e) {
       if (!(e instanceof GuestPanic)) throw e;
-      this.stage = 'panicked';
-      this.log.printk('emerg', `Kernel panic - not syncing: ${e.message}`);
+      panic(this, e.message, { kdump: false });
     }
+  }
+
+  /** echo 0 > /sys/devices/system/cpu/cpuN/online. */
+  cpuDown(index: number): HotplugResult {
+    return cpuDown(this, index);
+  }
+
+  /** echo 1 > /sys/devices/system/cpu/cpuN/online. */
+  cpuUp(index: number): HotplugResult {
+    return cpuUp(this, index);
+  }
+
+  /** kexec -e: revoke everything shared with Hyper-V, then hand over (stage `kexec`). */
+  kexec(): void {
+    kexec(this);
+  }
+
+  /** panic(): crash reporting and the crash-kexec clean-up (see revoke.ts). */
+  panic(message: string, options?: Partial<PanicOptions>): void {
+    panic(this, message, options);
   }
 
   /** smp_init(): brings up the secondary CPUs with `online` for each. */
@@ -201,11 +252,41 @@ export class Kernel {
       return;
     }
     this.platform.elapse(5_000_000);
+    // The drivers' module_init: each registration binds the devices already offered.
+    for (const m of this.options.modules) m.init(this.services, (d) => client.registerDriver(d));
   }
 
-  /** Runs the VMBus work queue (offers, rescinds) in process context. */
+  /** Runs the VMBus work queue (offers, rescinds), then a requested shutdown, in process context. */
   runWork(): number {
-    return this.vmbus?.runWork() ?? 0;
+    let n = this.vmbus?.runWork() ?? 0;
+    const kind = this.pendingShutdown;
+    if (kind && this.stage === 'booted') {
+      this.pendingShutdown = undefined;
+      this.shutdown(kind);
+      n++;
+    }
+    return n;
+  }
+
+  /** orderly_poweroff / orderly_reboot / hibernate, asked for by a driver: runs from the work queue. */
+  requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void {
+    this.pendingShutdown ??= kind;
+  }
+
+  /**
+   * kernel_power_off / kernel_restart (kernel/reboot.c): userspace stops, devices shut down, then
+   * "reboot: Power down" or "reboot: Restarting system" and the platform's ACPI call. Hibernation
+   * writes its image and powers off the same way. Nothing is revoked from Hyper-V: the VM ends.
+   */
+  shutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void {
+    if (this.stage !== 'booted') return;
+    if (kind === 'hibernate') this.log.info('PM: hibernation: hibernation entry');
+    this.platform.elapse(500_000_000);
+    this.log.printk('emerg', kind === 'reboot' ? 'reboot: Restarting system' : 'reboot: Power down');
+    for (const c of this.cpus) c.ops.cpu.interruptsEnabled = false;
+    this.stage = 'halted';
+    this.haltedBy = kind;
+    this.platform.powerOff?.(kind === 'reboot' ? 'reboot' : 'poweroff');
   }
 
   // --- VMBus's SynIC set-up (drivers/hv/vmbus_drv.c vmbus_bus_init, hv.c) --------------------
@@ -226,9 +307,14 @@ export class Kernel {
     if (x86 && this.ms && this.ms.features & PrivLow.SYNTIMER && !(this.ms.miscFeatures & MiscX64.STIMER_DIRECT_MODE)) this.startClockevent(cpu, 'message');
   }
 
+  /** hv_stimer_legacy_cleanup (a message-mode stimer0 goes with the SynIC), then hv_synic_disable_regs. */
   synicCleanup(cpu: CpuState): void {
-    cpu.clockevent?.shutdown();
+    if (cpu.clockevent?.mode === 'message') {
+      cpu.clockevent.shutdown();
+      cpu.clockevent = undefined;
+    }
     synicDisable(cpu.ops);
+    this.log.note(`CPU${cpu.index}: SynIC off`);
   }
 
   /** Registers stimer0 as the CPU's clockevent; the tick programs it at once. */
@@ -249,7 +335,7 @@ export class Kernel {
    */
   takeInterrupts(index: number, limit = Infinity): number {
     const cpu = this.cpus[index];
-    if (!cpu?.online) return 0;
+    if (!cpu?.online || cpu.stopped || this.stage === 'halted' || this.stage === 'kexec') return 0;
     let n = 0;
     const outer = this.currentCpu;
     this.currentCpu = index;

@@ -2,35 +2,37 @@
 // virtual time and hands each CPU its interrupts (DESIGN.md, execution model). Host and guest
 // meet only through the partition's CPU ports and guest memory.
 import { cpuPort } from '../hypervisor/cpu.js';
-import { Partition, type PartitionConfig } from '../hypervisor/partition.js';
+import type { Partition } from '../hypervisor/partition.js';
 import { Kernel, type KernelOptions } from '../guest/kernel.js';
 import type { GuestCpu } from '../hypervisor/cpu-interface.js';
-import { attachVmbusServer, type PartitionVmbus } from '../vmbus/server/partition-io.js';
-import type { ServerOptions } from '../vmbus/server/server.js';
-import { makeVersion } from '../vmbus/wire/constants.js';
+import type { PartitionVmbus } from '../vmbus/server/partition-io.js';
+import type { HostDevice } from '../devices/device.js';
+import { builtinModules } from '../devices/registry.js';
+import { Host, type HostConfig } from './host.js';
 
-export interface MachineConfig extends Partial<PartitionConfig> {
+export interface MachineConfig extends HostConfig {
   kernel?: Partial<KernelOptions>;
-  /** The host's VMBus server: on (the release's highest version), off, or these options. */
-  vmbus?: boolean | Partial<ServerOptions>;
 }
 
-/** arm64 guests see the generic timer's counter; hvkit gives it the 25 MHz common on Arm servers. */
-const ARM64_COUNTER_HZ = 25_000_000;
+/** How a run ended: the guest powered off or asked for a restart. */
+export interface MachineExit {
+  readonly kind: 'poweroff' | 'reboot';
+  readonly ns: number;
+}
 
 export class Machine {
+  readonly host: Host;
   readonly partition: Partition;
   readonly kernel: Kernel;
   /** The host's VMBus, when the machine has one. */
   readonly vmbus: PartitionVmbus | undefined;
+  exit: MachineExit | undefined;
 
   constructor(config: MachineConfig = {}) {
-    const { kernel, vmbus, ...partition } = config;
-    this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
-    if (vmbus !== false) {
-      const v = this.partition.release.vmbusVersion;
-      this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), ...(typeof vmbus === 'object' ? vmbus : {}) });
-    }
+    const { kernel, ...host } = config;
+    this.host = new Host(host);
+    this.partition = this.host.partition;
+    this.vmbus = this.host.vmbus;
     // Firmware lists CPUs by APIC id (the ACPI MADT): Linux numbers them in that order.
     const vps = [...this.partition.vps].sort((a, b) => a.apicId - b.apicId);
     const cpus = vps.map((vp) => cpuPort(vp) as GuestCpu);
@@ -38,12 +40,22 @@ export class Machine {
       {
         memory: this.partition.memory,
         cpus,
+        apicIds: vps.map((vp) => vp.apicId),
         elapse: (ns) => this.runFor(ns),
         waitUntil: (done, ns) => this.waitUntil(done, ns),
         fadtHypervisorId: 'MsHyperV',
+        powerOff: (kind) => {
+          this.exit ??= { kind, ns: this.nowNs };
+          this.host.dispose();
+        },
       },
-      kernel,
+      { modules: builtinModules(this.partition.memory.pageSize), ...kernel },
     );
+  }
+
+  /** The host back ends of the machine's devices, in offer order. */
+  get devices(): readonly HostDevice[] {
+    return this.host.devices;
   }
 
   get nowNs(): number {

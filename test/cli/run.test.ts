@@ -52,7 +52,7 @@ describe('hvkit run', () => {
   it('VMBus connects at the release\'s version unless --no-vmbus', async () => {
     const ws2012 = await run('run', '--release', 'ws2012', '--arch', 'x86');
     expect(ws2012.code).toBe(0);
-    expect(ws2012.lines.filter((l) => l.includes('hv_vmbus')).map((l) => l.slice(15))).toEqual(['hv_vmbus: Vmbus version:2.4']);
+    expect(ws2012.lines.filter((l) => l.includes('hv_vmbus: Vmbus')).map((l) => l.slice(15))).toEqual(['hv_vmbus: Vmbus version:2.4']);
     const off = await run('run', '--no-vmbus');
     expect(off.lines.some((l) => l.includes('hv_vmbus'))).toBe(false);
   });

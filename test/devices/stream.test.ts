@@ -12,7 +12,7 @@ describe('stream device, in-thread', () => {
     ['to the host only', 4096, false],
     ['both ways, 64 KiB guest pages (arm64)', 65536, true],
   ] as const)('%s: no frame lost, reordered or corrupted', (_name, pageSize, toGuest) => {
-    const m = new Machine({ arch: pageSize === 4096 ? 'x64' : 'arm64', pageSize, vps: 2, memory: 64 << 20 });
+    const m = new Machine({ arch: pageSize === 4096 ? 'x64' : 'arm64', pageSize, vps: 2, memory: 64 << 20, devices: [] });
     const dev = new StreamDevice({ seed: 7, maxData: 3000, toGuest });
     m.vmbus!.server.offer({ classId: STREAM_CLASS_ID, instanceId: '00000001-0000-4000-8000-000000000000' }, dev);
     m.boot();

@@ -30,7 +30,7 @@ export class VmbusRig {
   private readonly deliver: (payload: Uint8Array, vp: number) => number;
 
   constructor(config: MachineConfig = {}) {
-    this.m = new Machine({ vps: 2, memory: 64 << 20, ...config, kernel: { ...config.kernel, vmbusClient: { timeoutNs: 1e9, ...config.kernel?.vmbusClient } } });
+    this.m = new Machine({ vps: 2, memory: 64 << 20, devices: [], ...config, kernel: { modules: [], ...config.kernel, vmbusClient: { timeoutNs: 1e9, ...config.kernel?.vmbusClient } } });
     this.server = this.m.vmbus!.server;
     const inner = this.server.handleMessage.bind(this.server);
     this.deliver = inner;

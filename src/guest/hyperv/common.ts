@@ -41,7 +41,11 @@ export function hvCommonInit(k: Kernel): void {
   if (ms.miscFeatures & (1 << ms.crashBit)) {
     k.log.info('Hyper-V: enabling crash_kexec_post_notifiers');
     ms.crashCtl = k.bsp.ops.getReg('CRASH_CTL');
-    if (ms.crashCtl & HV_CRASH_CTL_CRASH_NOTIFY_MSG) k.log.note(`crash MSRs offer a message buffer: kmsg dumper registered`);
+    k.recordPanicMsg = !k.isolated;
+    if (ms.crashCtl & HV_CRASH_CTL_CRASH_NOTIFY_MSG) {
+      k.panicPage = k.mm.allocHvPage();
+      k.log.note(`crash MSRs offer a message buffer: kmsg dumper registered, panic page 0x${k.panicPage.toString(16)}`);
+    }
   }
   for (const cpu of k.cpus) cpu.vpIndex = VP_INVAL;
 }

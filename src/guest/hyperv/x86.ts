@@ -9,6 +9,7 @@ import { HvExtCall, HvCall } from '../../tlfs/hypercall-codes.js';
 import { HvMsr } from '../../tlfs/msr.js';
 import { HypercallMsr, VpAssistMsr } from '../../tlfs/pages.js';
 import { HvStatus } from '../../tlfs/status.js';
+import { ReferenceTscMsr } from '../../tlfs/time.js';
 import { resultStatus } from '../../tlfs/control.js';
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import type { X64Ops, X86_32Ops } from '../arch.js';
@@ -139,12 +140,33 @@ function initSpinlocks(k: Kernel): void {
   k.log.info(`Hyper-V: PV spinlocks ${on ? 'enabled' : 'disabled'}`);
 }
 
-/** hv_cpu_init(): hv_common_cpu_init(), then a zeroed VP assist page. */
-function hvCpuInit(k: Kernel, cpu: CpuState): void {
+/** hv_cpu_init(): hv_common_cpu_init(), then a zeroed VP assist page (kept across offline). */
+export function hvCpuInit(k: Kernel, cpu: CpuState): void {
   hvCommonCpuInit(k, cpu);
   cpu.vpAssistPage ??= k.mm.allocHvPage();
   x86(cpu).wrmsr(HvMsr.VP_ASSIST_PAGE, VpAssistMsr.encode({ enable: 1, pfn: cpu.vpAssistPage / HV_HYP_PAGE_SIZE }));
   k.log.note(`CPU${cpu.index}: VP assist page at 0x${cpu.vpAssistPage.toString(16)}`);
+}
+
+/** hv_cpu_die(): the VP assist page off; the page itself stays allocated for the next online. */
+export function hvCpuDie(k: Kernel, cpu: CpuState): void {
+  if (cpu.vpAssistPage === undefined) return;
+  x86(cpu).wrmsr(HvMsr.VP_ASSIST_PAGE, 0n);
+  k.log.note(`CPU${cpu.index}: VP assist page off`);
+}
+
+/**
+ * hyperv_cleanup() (arch/x86/hyperv/hv_init.c), the last step before a new kernel: the guest ID
+ * cleared, the hypercall page forgotten first so that later hypercalls fail safely, then the
+ * hypercall page and the reference TSC page disabled (their GPNs kept).
+ */
+export function hypervCleanup(k: Kernel): void {
+  const ops = x86(k.bsp);
+  ops.wrmsr(HvMsr.GUEST_OS_ID, 0n);
+  for (const c of k.cpus) x86(c).hypercallPage = undefined;
+  ops.wrmsr(HvMsr.HYPERCALL, HypercallMsr.with(ops.rdmsr(HvMsr.HYPERCALL), 'enable', 0));
+  ops.wrmsr(HvMsr.REFERENCE_TSC, ReferenceTscMsr.with(ops.rdmsr(HvMsr.REFERENCE_TSC), 'enable', 0));
+  k.log.note('hyperv_cleanup: guest OS ID cleared, hypercall page and reference TSC page disabled');
 }
 
 /** hyperv_init(), run as x86_platform.apic_post_init. */
@@ -186,7 +208,7 @@ function hypervInit(k: Kernel): void {
 }
 
 /** hv_stimer_alloc() at setup_percpu_clockev: direct-mode stimer0 clockevents (else VMBus sets them up). */
-function stimerAlloc(k: Kernel): boolean {
+export function stimerAlloc(k: Kernel): boolean {
   const ms = k.ms!;
   return (ms.features & PrivLow.SYNTIMER) !== 0 && (ms.miscFeatures & MiscX64.STIMER_DIRECT_MODE) !== 0;
 }

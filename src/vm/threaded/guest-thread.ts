@@ -6,6 +6,7 @@ import { Kernel, type KernelOptions } from '../../guest/kernel.js';
 import type { Arch } from '../../hypervisor/cpu-interface.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import type { GuestPageSize } from '../../memory/pages.js';
+import { builtinModules } from '../../devices/registry.js';
 import type { Workload } from './guest-context.js';
 import { ControlBlock, W } from './protocol.js';
 import { HostGoneError, remoteCpu } from './remote-cpu.js';
@@ -17,6 +18,8 @@ export interface GuestThreadData {
   arch: Arch;
   cpus: number;
   kernel: Partial<KernelOptions>;
+  /** Load the built-in VMBus driver modules (they cannot be sent as data). */
+  builtinModules: boolean;
   workload: string;
   args: unknown;
   /** Virtual nanoseconds per wall-clock nanosecond. */
@@ -43,7 +46,8 @@ async function main(d: GuestThreadData): Promise<void> {
       Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
     }
   };
-  const kernel: Kernel = new Kernel({ memory, cpus, elapse: (ns) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV' }, d.kernel);
+  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize) : [] };
+  const kernel: Kernel = new Kernel({ memory, cpus, elapse: (ns) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV' }, options);
   let result: unknown;
   let error: string | undefined;
   try {

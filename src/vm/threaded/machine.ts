@@ -3,11 +3,11 @@
 // guest RAM. Traps cross in the control block; virtual time follows the wall clock.
 import { Worker } from 'node:worker_threads';
 import { cpuPort } from '../../hypervisor/cpu.js';
-import { Partition } from '../../hypervisor/partition.js';
+import type { Partition } from '../../hypervisor/partition.js';
 import type { LogRecord } from '../../guest/klog.js';
 import type { KernelState } from '../../guest/kernel.js';
-import { attachVmbusServer, type PartitionVmbus } from '../../vmbus/server/partition-io.js';
-import { makeVersion } from '../../vmbus/wire/constants.js';
+import type { PartitionVmbus } from '../../vmbus/server/partition-io.js';
+import { Host } from '../host.js';
 import type { MachineConfig } from '../machine.js';
 import type { GuestThreadData } from './guest-thread.js';
 import { ControlBlock, controlBytes, W } from './protocol.js';
@@ -28,11 +28,11 @@ export interface GuestReport<R> {
   traps: number;
 }
 
-const ARM64_COUNTER_HZ = 25_000_000;
 /** Polls of the wake word before the host loop sleeps. */
 const HOST_SPIN_LOOPS = 50_000;
 
 export class ThreadedMachine {
+  readonly host: Host;
   readonly partition: Partition;
   readonly vmbus: PartitionVmbus | undefined;
   private readonly block: ControlBlock;
@@ -40,13 +40,11 @@ export class ThreadedMachine {
   private readonly speed: number;
 
   constructor(private readonly config: ThreadedConfig = {}) {
-    const { kernel: _kernel, vmbus, speed, ...partition } = config;
+    const { kernel: _kernel, speed, ...host } = config;
     this.speed = speed ?? 1;
-    this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
-    if (vmbus !== false) {
-      const v = this.partition.release.vmbusVersion;
-      this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), ...(typeof vmbus === 'object' ? vmbus : {}) });
-    }
+    this.host = new Host(host);
+    this.partition = this.host.partition;
+    this.vmbus = this.host.vmbus;
     // Firmware lists CPUs by APIC id, as the in-thread machine does.
     const vps = [...this.partition.vps].sort((a, b) => a.apicId - b.apicId);
     this.block = new ControlBlock(new SharedArrayBuffer(controlBytes(vps.length)), vps.length);
@@ -70,7 +68,9 @@ export class ThreadedMachine {
       pageSize: this.partition.memory.pageSize,
       arch: this.partition.arch,
       cpus: this.block.slots.length,
-      kernel: this.config.kernel ?? {},
+      // Modules are code: the worker builds the built-in set itself unless told there are none.
+      kernel: { ...this.config.kernel, modules: undefined },
+      builtinModules: this.config.kernel?.modules === undefined,
       workload: workload.href,
       args,
       speed: this.speed,
@@ -96,6 +96,7 @@ export class ThreadedMachine {
       Atomics.store(this.block.header, W.HOST_STOPPED, 1);
       for (const s of this.block.slots) Atomics.notify(s.words, 0);
       await worker.terminate();
+      this.host.dispose();
     }
   }
 

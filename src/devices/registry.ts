@@ -1,0 +1,72 @@
+// The device set of a VM: which host back ends are offered for a configuration's device list,
+// and which guest modules (Linux drivers) the guest kernel loads. New devices plug in here.
+import { DEVICE_CLASS, DEFAULT_DEVICES, type DeviceTypeName } from './catalog.js';
+import type { GuestModule, HostContext, HostDevice } from './device.js';
+import { opaqueModules } from './opaque/guest.js';
+import { attachOpaque } from './opaque/host.js';
+
+export interface DeviceSpec {
+  readonly type: DeviceTypeName;
+  /** Instance GUID; derived from the type and its position when not given. */
+  readonly instance?: string;
+}
+
+/** Hyper-V signals these through MNF monitor pages (OpenVMM offers storage and network with `use_mnf`). */
+const MONITORED: ReadonlySet<DeviceTypeName> = new Set(['scsi', 'ide', 'network']);
+
+type HostFactory = (ctx: HostContext, instanceId: string) => HostDevice;
+
+/** Back ends that speak their device's protocol; every other type gets the opaque one. */
+const HOST_FACTORIES = new Map<DeviceTypeName, HostFactory>();
+
+/** Registers the host back end of a device type (the integration services do, on import). */
+export function registerHostDevice(type: DeviceTypeName, factory: HostFactory): void {
+  HOST_FACTORIES.set(type, factory);
+}
+
+/**
+ * A stable instance GUID for the n-th device of a type: Hyper-V makes them random per VM; hvkit
+ * derives them (FNV-1a over the name, spread with xorshift) so runs and tests are reproducible.
+ */
+export function deriveInstanceId(type: string, n: number): string {
+  let h = 0x811c9dc5;
+  for (const c of `${type}#${n}`) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) {
+    h ^= h << 13;
+    h ^= h >>> 17;
+    h ^= h << 5;
+    h >>>= 0;
+    bytes[i] = h & 0xff;
+  }
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40; // version 4
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80; // RFC 4122 variant
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Offers every device of `specs` (the default set when undefined), in order. */
+export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = DEFAULT_DEVICES.map((type) => ({ type }))): HostDevice[] {
+  const seen = new Map<string, number>();
+  return specs.map((spec) => {
+    const n = seen.get(spec.type) ?? 0;
+    seen.set(spec.type, n + 1);
+    const instanceId = (spec.instance ?? deriveInstanceId(spec.type, n)).toLowerCase();
+    const factory = HOST_FACTORIES.get(spec.type);
+    if (factory) return factory(ctx, instanceId);
+    if (spec.type === 'stream') throw new RangeError('the stream device is attached by its test harness, not by the device set');
+    return attachOpaque(ctx, spec.type, DEVICE_CLASS[spec.type], instanceId, { monitor: MONITORED.has(spec.type) });
+  });
+}
+
+/** The guest's VMBus drivers, in the order the kernel initialises them. */
+export function builtinModules(pageSize: number): GuestModule[] {
+  return [...opaqueModules(pageSize), ...GUEST_MODULES];
+}
+
+const GUEST_MODULES: GuestModule[] = [];
+
+/** Adds a guest module (hv_utils and later drivers register here). */
+export function registerGuestModule(m: GuestModule): void {
+  if (!GUEST_MODULES.some((x) => x.name === m.name)) GUEST_MODULES.push(m);
+}

@@ -1,0 +1,49 @@
+// The kernel services VMBus drivers use (src/devices/device.ts GuestServices): printk, the
+// guest's wall clock, orderly shutdown, and utsname facts.
+import type { GuestServices } from '../devices/device.js';
+import type { Kernel } from './kernel.js';
+
+/** The RTC the guest reads at boot when the platform gives none: 2026-01-01T00:00:00Z. */
+const DEFAULT_RTC_NS = 1_767_225_600_000_000_000n;
+
+export class KernelServices implements GuestServices {
+  /** CLOCK_REALTIME minus sched_clock, ns: set from the RTC at boot, moved by settimeofday. */
+  private realtimeOffset: bigint;
+
+  constructor(private readonly k: Kernel) {
+    this.realtimeOffset = k.platform.rtcNs?.() ?? DEFAULT_RTC_NS;
+  }
+
+  log(level: Parameters<GuestServices['log']>[0], text: string): void {
+    this.k.log.printk(level, text);
+  }
+
+  note(text: string): void {
+    this.k.log.note(text);
+  }
+
+  uptimeNs(): number {
+    return this.k.schedClock();
+  }
+
+  realtimeNs(): bigint {
+    return this.realtimeOffset + BigInt(Math.round(this.k.schedClock()));
+  }
+
+  setRealtimeNs(ns: bigint): void {
+    this.realtimeOffset = ns - BigInt(Math.round(this.k.schedClock()));
+  }
+
+  adjustRealtimeNs(deltaNs: bigint): void {
+    this.realtimeOffset += deltaNs;
+  }
+
+  requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void {
+    this.k.requestShutdown(kind);
+  }
+
+  get system(): GuestServices['system'] {
+    const [a, b, c] = this.k.options.version;
+    return { hostname: this.k.options.hostname, osName: 'hvkit', osVersion: `${a}.${b}`, kernelRelease: `${a}.${b}.${c}-hvkit`, arch: this.k.arch === 'x64' ? 'x86_64' : this.k.arch === 'x86' ? 'i686' : 'aarch64' };
+  }
+}

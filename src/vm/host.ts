@@ -1,0 +1,55 @@
+// The host side of a VM, the same whether the guest runs on this thread or in a worker: the
+// partition, its VMBus server at the release's version, and the device back ends it offers.
+import { Partition, type PartitionConfig } from '../hypervisor/partition.js';
+import type { HostContext, HostDevice } from '../devices/device.js';
+import { attachDevices, type DeviceSpec } from '../devices/registry.js';
+import { attachVmbusServer, type PartitionVmbus } from '../vmbus/server/partition-io.js';
+import type { ServerOptions } from '../vmbus/server/server.js';
+import { makeVersion } from '../vmbus/wire/constants.js';
+
+export interface HostConfig extends Partial<PartitionConfig> {
+  /** The host's VMBus server: on (the release's highest version), off, or these options. */
+  vmbus?: boolean | Partial<ServerOptions>;
+  /** Devices the host offers, in order: Hyper-V's default set unless given (`[]` for none). */
+  devices?: readonly DeviceSpec[];
+}
+
+/** arm64 guests see the generic timer's counter; hvkit gives it the 25 MHz common on Arm servers. */
+const ARM64_COUNTER_HZ = 25_000_000;
+
+export class Host {
+  readonly partition: Partition;
+  /** The host's VMBus, when the machine has one. */
+  readonly vmbus: PartitionVmbus | undefined;
+  /** The device back ends, in offer order. */
+  readonly devices: HostDevice[] = [];
+  /** Host-side log lines (device back ends), with their virtual time. */
+  readonly log: { ns: number; text: string }[] = [];
+
+  constructor(config: HostConfig) {
+    const { vmbus, devices, ...partition } = config;
+    this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
+    if (vmbus === false) return;
+    const v = this.partition.release.vmbusVersion;
+    this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), ...(typeof vmbus === 'object' ? vmbus : {}) });
+    const clock = this.partition.clock;
+    const ctx: HostContext = {
+      server: this.vmbus.server,
+      release: this.partition.release.id,
+      now: () => clock.nowNs,
+      schedule: (at, f) => clock.schedule(at, f),
+      log: (text) => void this.log.push({ ns: clock.nowNs, text }),
+    };
+    this.devices.push(...attachDevices(ctx, devices));
+  }
+
+  /** The first device of a type, typed by the caller. */
+  device<T extends HostDevice>(type: string): T | undefined {
+    return this.devices.find((d) => d.type === type) as T | undefined;
+  }
+
+  /** Stops the back ends' own timers. */
+  dispose(): void {
+    for (const d of this.devices) d.dispose?.();
+  }
+}
