@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import { RELEASE_IDS, type ReleaseId } from '../hypervisor/release.js';
 import type { Arch } from '../hypervisor/features.js';
 import type { GuestPageSize } from '../memory/pages.js';
+import { parseByteSize } from '../vm/config.js';
 
 export function parseRelease(v: string): ReleaseId {
   if (!(RELEASE_IDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${RELEASE_IDS.join(', ')}`);
@@ -20,15 +21,11 @@ export function parsePositiveInt(v: string): number {
   return n;
 }
 
-const UNITS: Record<string, number> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
-
-/** "256M", "1G", "65536": a size in bytes. */
+/** "256M", "1G", "65536": a size in bytes (the syntax a VM configuration file's memory uses too). */
 export function parseSize(v: string): number {
-  const m = /^(\d+)([kmg]?)i?b?$/i.exec(v.trim());
-  if (!m) throw new InvalidArgumentError('expected a size such as 256M or 1G');
-  const n = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('size out of range');
-  return n;
+  const size = parseByteSize(v);
+  if (!size.ok) throw new InvalidArgumentError(size.error);
+  return size.bytes;
 }
 
 export function parsePageSize(v: string): GuestPageSize {

@@ -1,0 +1,403 @@
+// The VM configuration file (`hvkit run --config vm.json`): JSON checked against the published
+// schema (schema/vm.schema.json), then against the rules a schema cannot state (page size vs
+// architecture, one APIC id per CPU, memory vs page size, processor limits, unique instance
+// GUIDs), and normalized into a fully defaulted VmConfig. Every failure is a ConfigError that
+// names the file and the JSON pointer of the field.
+import { readFileSync } from 'node:fs';
+import { Ajv2020, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { DEFAULT_DEVICES, type DeviceTypeName } from '../devices/catalog.js';
+import type { Arch } from '../hypervisor/features.js';
+import { RELEASES, type ReleaseId } from '../hypervisor/release.js';
+import type { GuestPageSize } from '../memory/pages.js';
+
+export interface VmDevice {
+  type: DeviceTypeName;
+  /** Instance GUID, lower case; absent when the host is to pick one. */
+  instance?: string;
+}
+
+/** A VM configuration with every default filled in and every size in bytes. */
+export interface VmConfig {
+  release: ReleaseId;
+  arch: Arch;
+  vps: number;
+  /** RAM in bytes. */
+  memory: number;
+  pageSize: GuestPageSize;
+  /** APIC id of each VP by VP index; absent means the identity. */
+  apicIds?: number[];
+  devices: VmDevice[];
+}
+
+const MIB = 1 << 20;
+
+/** What `{}` means; memory matches `hvkit run`'s --memory default. */
+export const DEFAULT_VM_CONFIG: Readonly<VmConfig> = Object.freeze({
+  release: 'ws2022',
+  arch: 'x64',
+  vps: 2,
+  memory: 256 * MIB,
+  pageSize: 4096,
+  devices: DEFAULT_DEVICES.map((type) => ({ type })),
+});
+
+/** A floor far below any real guest's needs, there to catch sizes given in the wrong unit ("256"). */
+export const MIN_MEMORY = 16 * MIB;
+
+/** HV_MAXIMUM_PROCESSORS (tlfs.md §7.3); a release may allow fewer (Release.maxVirtualProcessors). */
+export const ARCH_MAX_VPS: Readonly<Record<Arch, number>> = { x64: 2048, x86: 2048, arm64: 320 };
+
+const PAGE_SIZES: Readonly<Record<string, GuestPageSize>> = { '4k': 4096, '16k': 16384, '64k': 65536 };
+
+/** Where in the text a syntax error is, both 1-based. */
+export interface TextPosition {
+  line: number;
+  column: number;
+}
+
+/**
+ * A file that does not describe a VM: `pointer` is the JSON pointer of the field at fault, or
+ * undefined when the fault is the file's text (then `position` says where) or the file itself.
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly source: string,
+    readonly pointer: string | undefined,
+    readonly reason: string,
+    readonly position?: TextPosition,
+  ) {
+    // file:line:column is the form editors and terminals turn into a link. The root's pointer is
+    // "", which would print as an empty field name.
+    const where = position ? `${source}:${position.line}:${position.column}` : source;
+    super(pointer ? `${where}: ${pointer}: ${reason}` : `${where}: ${reason}`);
+  }
+}
+
+// --- Sizes (shared with the CLI's --memory and --page-size) --------------------------------------
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
+const SIZE_SYNTAX = /^(\d+)([kmg]?)i?b?$/i;
+
+export type SizeResult = { ok: true; bytes: number } | { ok: false; error: string };
+
+/** "256M", "1G", "512K", "65536" (also "1GiB", "64kb"): a positive byte count, or why not. */
+export function parseByteSize(v: string): SizeResult {
+  const m = SIZE_SYNTAX.exec(v.trim());
+  if (!m) return { ok: false, error: 'expected a size such as 256M or 1G' };
+  const n = Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!;
+  if (!Number.isSafeInteger(n) || n <= 0) return { ok: false, error: 'size out of range' };
+  return { ok: true, bytes: n };
+}
+
+// --- The schema ------------------------------------------------------------------------------------
+
+// dist/vm/config.js and src/vm/config.ts both sit two levels below the package root.
+const SCHEMA_URL = new URL('../../schema/vm.schema.json', import.meta.url);
+
+let schema: AnySchemaObject | undefined;
+let validator: ValidateFunction | undefined;
+
+/** The published schema, as parsed JSON (shared: read it, do not modify it). */
+export function vmConfigSchema(): AnySchemaObject {
+  schema ??= JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as AnySchemaObject;
+  return schema;
+}
+
+// Compiled on first use so that importing this module (the CLI does, for sizes) costs no compile.
+function validate(): ValidateFunction {
+  // verbose: errors carry their schema, whose titles and bounds make the messages.
+  validator ??= new Ajv2020({ strict: true, verbose: true }).compile(vmConfigSchema());
+  return validator;
+}
+
+// --- Schema errors as one readable message ---------------------------------------------------------
+
+const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
+const depth = (pointer: string): number => pointer.split('/').length;
+
+const TYPE_NOUNS: Readonly<Record<string, string>> = {
+  object: 'an object',
+  array: 'an array',
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  null: 'null',
+};
+
+function resolveRef(s: AnySchemaObject): AnySchemaObject {
+  const ref = s.$ref as string | undefined;
+  if (ref === undefined || !ref.startsWith('#/')) return s;
+  let at: unknown = vmConfigSchema();
+  for (const part of ref.slice(2).split('/')) at = (at as Record<string, unknown>)[part];
+  return at as AnySchemaObject;
+}
+
+/** What a (sub)schema accepts, in words: its title, else its type. */
+function describe(s: AnySchemaObject): string {
+  const r = resolveRef(s);
+  const title = (s.title ?? r.title) as string | undefined;
+  if (title !== undefined) return title;
+  const type = r.type as string | undefined;
+  return type !== undefined ? (TYPE_NOUNS[type] ?? type) : 'a valid value';
+}
+
+/** "an integer >= 1", "an integer from 0 to 4294967295". */
+function integerRange(s: AnySchemaObject): string {
+  const min = s.minimum as number | undefined;
+  const max = s.maximum as number | undefined;
+  if (min !== undefined && max !== undefined) return `an integer from ${min} to ${max}`;
+  if (min !== undefined) return `an integer >= ${min}`;
+  if (max !== undefined) return `an integer <= ${max}`;
+  return 'an integer';
+}
+
+/**
+ * The error to report. Without allErrors ajv reports one failing keyword, or for an anyOf the
+ * errors of every branch followed by the anyOf's own. A branch whose type did not match the value
+ * says nothing useful (and ajv still reports its enum), so its errors go; of the rest, the deepest
+ * got furthest. If nothing is left, the anyOf itself says what the alternatives are.
+ */
+function pickError(errors: readonly ErrorObject[]): ErrorObject {
+  const last = errors[errors.length - 1]!;
+  if (last.keyword !== 'anyOf') return errors[0]!;
+  const branches = errors.slice(0, -1);
+  const here = (e: ErrorObject) => e.instancePath === last.instancePath;
+  const wrongType = new Set(branches.filter((e) => e.keyword === 'type' && here(e)).map((e) => e.parentSchema));
+  const informative = branches.filter((e) => !(here(e) && wrongType.has(e.parentSchema))).sort((a, b) => depth(b.instancePath) - depth(a.instancePath));
+  return informative[0] ?? last;
+}
+
+function schemaError(source: string, errors: readonly ErrorObject[]): ConfigError {
+  const e = pickError(errors);
+  const at = e.instancePath;
+  const parent = (e.parentSchema ?? {}) as AnySchemaObject;
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return new ConfigError(source, `${at}/${escapePointer(String(p.additionalProperty))}`, 'unknown field');
+    case 'required':
+      return new ConfigError(source, `${at}/${escapePointer(String(p.missingProperty))}`, 'required field missing');
+    case 'enum':
+      return new ConfigError(source, at, `must be one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`);
+    case 'anyOf':
+      return new ConfigError(source, at, `must be ${((e.schema ?? []) as AnySchemaObject[]).map(describe).join(' or ')}`);
+    case 'pattern':
+      return new ConfigError(source, at, `must be ${describe(parent)}`);
+    case 'uniqueItems': {
+      // ajv reports the pair as (later index i, earlier index j).
+      const [first, second] = [Number(p.i), Number(p.j)].sort((a, b) => a - b);
+      return new ConfigError(source, `${at}/${second}`, `duplicates ${at}/${first}`);
+    }
+    case 'maxItems':
+      return new ConfigError(source, at, `must have at most ${String(p.limit)} items`);
+    case 'type':
+    case 'minimum':
+    case 'maximum':
+      if (parent.type === 'integer') return new ConfigError(source, at, `must be ${integerRange(parent)}`);
+      // ajv checks an enum's type first; the allowed values say more than "must be a string".
+      if (Array.isArray(parent.enum)) return new ConfigError(source, at, `must be one of ${parent.enum.map(String).join(', ')}`);
+      // The root's title names the file, not what it must be.
+      if (e.keyword === 'type') return new ConfigError(source, at, `must be ${at === '' ? TYPE_NOUNS[String(p.type)] : describe(parent)}`);
+      break;
+  }
+  return new ConfigError(source, at, e.message ?? 'is invalid');
+}
+
+// --- Parsing ---------------------------------------------------------------------------------------
+
+/** The file as the schema describes it. */
+interface VmConfigFile {
+  release?: ReleaseId;
+  arch?: Arch;
+  cpus?: number;
+  apicIds?: number[];
+  memory?: number | string;
+  pageSize?: '4k' | '16k' | '64k';
+  devices?: (DeviceTypeName | { type: DeviceTypeName; instance?: string })[];
+}
+
+/** Checks a parsed JSON value against the schema and the rules beyond it; returns it normalized. */
+export function parseVmConfig(json: unknown, source = 'vm.json'): VmConfig {
+  const check = validate();
+  if (!check(json)) throw schemaError(source, check.errors ?? []);
+  const f = json as VmConfigFile;
+  const fail = (pointer: string, reason: string): never => {
+    throw new ConfigError(source, pointer, reason);
+  };
+
+  const release = f.release ?? DEFAULT_VM_CONFIG.release;
+  const arch = f.arch ?? DEFAULT_VM_CONFIG.arch;
+  const vps = f.cpus ?? DEFAULT_VM_CONFIG.vps;
+
+  const pageSize = f.pageSize === undefined ? DEFAULT_VM_CONFIG.pageSize : PAGE_SIZES[f.pageSize]!;
+  if (pageSize !== DEFAULT_VM_CONFIG.pageSize && arch !== 'arm64') fail('/pageSize', `${f.pageSize} needs arch arm64`);
+
+  const archMax = ARCH_MAX_VPS[arch];
+  const { maxVirtualProcessors: releaseMax, name } = RELEASES[release];
+  if (vps > archMax) fail('/cpus', `${vps} exceeds the ${archMax} virtual processors ${arch} allows`);
+  if (vps > releaseMax) fail('/cpus', `${vps} exceeds the ${releaseMax} virtual processors ${name} allows`);
+
+  // The schema makes the ids distinct and in range; only their count depends on another field.
+  if (f.apicIds !== undefined && f.apicIds.length !== vps) {
+    fail('/apicIds', `must list one APIC id per CPU: ${vps}, not ${f.apicIds.length}`);
+  }
+
+  let memory: number;
+  if (typeof f.memory === 'string') {
+    const size = parseByteSize(f.memory);
+    memory = size.ok ? size.bytes : fail('/memory', size.error);
+  } else {
+    memory = f.memory ?? DEFAULT_VM_CONFIG.memory;
+    if (!Number.isSafeInteger(memory)) fail('/memory', 'size out of range');
+  }
+  if (memory < MIN_MEMORY) fail('/memory', `${memory} bytes is less than the ${MIN_MEMORY / MIB} MiB minimum`);
+  if (memory % pageSize !== 0) fail('/memory', `${memory} bytes is not a multiple of the ${pageSize}-byte page`);
+
+  const devices: VmDevice[] =
+    f.devices === undefined
+      ? DEFAULT_VM_CONFIG.devices.map((d) => ({ ...d }))
+      : f.devices.map((d) => (typeof d === 'string' ? { type: d } : d.instance === undefined ? { type: d.type } : { type: d.type, instance: d.instance.toLowerCase() }));
+  const seen = new Map<string, number>();
+  devices.forEach((d, i) => {
+    if (d.instance === undefined) return;
+    const first = seen.get(d.instance);
+    if (first !== undefined) fail(`/devices/${i}/instance`, `duplicates the instance GUID of /devices/${first}`);
+    seen.set(d.instance, i);
+  });
+
+  const config: VmConfig = { release, arch, vps, memory, pageSize, devices };
+  if (f.apicIds !== undefined) config.apicIds = [...f.apicIds];
+  return config;
+}
+
+/** Parses the text of a configuration file; a syntax error names the line and column. */
+export function parseVmConfigText(text: string, source = 'vm.json'): VmConfig {
+  // Editors on Windows often save JSON with a byte order mark, which JSON.parse rejects.
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (e) {
+    throw syntaxError(source, body, e);
+  }
+  return parseVmConfig(json, source);
+}
+
+/** Reads and parses a configuration file; errors name `path` as the source. */
+export function loadVmConfig(path: string): VmConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(path, undefined, `cannot read: ${(e as Error).message}`);
+  }
+  return parseVmConfigText(text, path);
+}
+
+// --- JSON syntax errors ----------------------------------------------------------------------------
+
+// V8's JSON.parse messages give a position for some errors and not others ("Unexpected token"),
+// and change between Node versions; this scanner finds the first error itself, without recursion
+// so that deep nesting cannot overflow the stack. It runs only once JSON.parse has failed.
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const NUMBER_TAIL = '0123456789.eE+-';
+const HEX4 = /^[0-9a-fA-F]{4}$/;
+const JSON_WHITESPACE = ' \t\n\r';
+const SIMPLE_ESCAPES = '"\\/bfnrt';
+const FIRST_NON_CONTROL = 0x20;
+
+/** Where and why `text` is not JSON (RFC 8259), or undefined if it is. */
+function findJsonSyntaxError(text: string): { offset: number; reason: string } | undefined {
+  const n = text.length;
+  const stack: ('{' | '[')[] = [];
+  let i = 0;
+  let expect: 'value' | 'valueOrEnd' | 'key' | 'keyOrEnd' | 'after' = 'value';
+  const fail = (reason: string, offset = i) => ({ offset, reason });
+  const show = (c: string) => JSON.stringify(c);
+  // Leaves i after the closing quote; an error if the string does not close properly.
+  const scanString = () => {
+    const start = i;
+    for (i++; i < n; ) {
+      const c = text[i]!;
+      if (c === '"') {
+        i++;
+        return undefined;
+      }
+      if (c === '\\') {
+        const e = text[i + 1];
+        if (e !== undefined && SIMPLE_ESCAPES.includes(e)) i += 2;
+        else if (e === 'u' && HEX4.test(text.slice(i + 2, i + 6))) i += 6;
+        else return fail('bad escape sequence in string');
+      } else if (c.charCodeAt(0) < FIRST_NON_CONTROL) {
+        return fail('control character in string (write it as an escape)');
+      } else i++;
+    }
+    return fail('unterminated string', start);
+  };
+  for (;;) {
+    while (i < n && JSON_WHITESPACE.includes(text[i]!)) i++;
+    if (i >= n) return expect === 'after' && stack.length === 0 ? undefined : fail('unexpected end of input');
+    const c = text[i]!;
+    if (expect === 'after') {
+      const top = stack[stack.length - 1];
+      if (top === undefined) return fail(`unexpected ${show(c)} after the end of the JSON value`);
+      const close = top === '{' ? '}' : ']';
+      if (c === ',') expect = top === '{' ? 'key' : 'value';
+      else if (c === close) stack.pop();
+      else return fail(`expected ',' or '${close}', found ${show(c)}`);
+      i++;
+    } else if (expect === 'key' || expect === 'keyOrEnd') {
+      if (expect === 'keyOrEnd' && c === '}') {
+        stack.pop();
+        i++;
+        expect = 'after';
+        continue;
+      }
+      if (c !== '"') return fail(`expected a property name in double quotes, found ${show(c)}`);
+      const bad = scanString();
+      if (bad) return bad;
+      while (i < n && JSON_WHITESPACE.includes(text[i]!)) i++;
+      if (i >= n) return fail('unexpected end of input');
+      if (text[i] !== ':') return fail(`expected ':' after the property name, found ${show(text[i]!)}`);
+      i++;
+      expect = 'value';
+    } else {
+      const emptyArray = expect === 'valueOrEnd' && c === ']';
+      expect = 'after';
+      if (emptyArray) {
+        stack.pop();
+        i++;
+      } else if (c === '{' || c === '[') {
+        stack.push(c);
+        i++;
+        expect = c === '{' ? 'keyOrEnd' : 'valueOrEnd';
+      } else if (c === '"') {
+        const bad = scanString();
+        if (bad) return bad;
+      } else if (c === '-' || (c >= '0' && c <= '9')) {
+        const start = i;
+        NUMBER.lastIndex = i;
+        if (!NUMBER.test(text)) return fail('malformed number');
+        i = NUMBER.lastIndex;
+        // "01", "1.", "1e": JSON stops the number early; say what is wrong with it, not with what follows.
+        if (i < n && NUMBER_TAIL.includes(text[i]!)) return fail('malformed number', start);
+      } else {
+        const literal = ['true', 'false', 'null'].find((l) => text.startsWith(l, i));
+        if (literal === undefined) return fail(`unexpected ${show(c)}`);
+        i += literal.length;
+      }
+    }
+  }
+}
+
+function syntaxError(source: string, text: string, parseError: unknown): ConfigError {
+  const found = findJsonSyntaxError(text);
+  // Should JSON.parse and the scanner ever disagree, V8's message is still better than none.
+  const { offset, reason } = found ?? { offset: text.length, reason: parseError instanceof Error ? parseError.message : String(parseError) };
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  const column = offset - (before.lastIndexOf('\n') + 1) + 1;
+  return new ConfigError(source, undefined, `invalid JSON: ${reason}`, { line, column });
+}
