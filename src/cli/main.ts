@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { PartitionConfigError } from '../hypervisor/partition.js';
 import { registerDecode } from './decode.js';
 import { registerRun, UsageError } from './run.js';
+import { registerTrace } from './trace.js';
 
 export interface Io {
   out: (line: string) => void;
@@ -20,6 +21,7 @@ export function program(io: Io = stdio, status = { code: 0 }): Command {
   const out = io.out;
   registerRun(p, out, status);
   registerDecode(p, io, status);
+  registerTrace(p, io, status);
   return p;
 }
 

@@ -19,6 +19,7 @@ import { cpuidLeaf } from './features.js';
 import { hypercalls } from './hypercall/index.js';
 import type { HypercallRequest, HypercallResponse } from './hypercall/dispatch.js';
 import { registerByMsr, sendIcr } from './registers.js';
+import type { HypercallTrap } from './trace.js';
 import type { Vp } from './vp.js';
 
 /** Architectural x2APIC and APIC MSRs the model answers besides the synthetic ones. */
@@ -53,7 +54,28 @@ abstract class CpuPort {
    * continues a long rep call by having the instruction re-executed (§4.6).
    */
   protected invoke(req: HypercallRequest, c: Control): HypercallResponse {
-    return hypercalls.dispatch(this.vp, req, c);
+    const r = hypercalls.dispatch(this.vp, req, c);
+    const tracer = this.vp.partition.tracer;
+    if (tracer) {
+      tracer.emit({
+        ...this.hypercallTrap(req.control, c, req.inputGpa, req.outputGpa),
+        status: Number(r.result & 0xffffn),
+        repsCompleted: Number((r.result >> 32n) & 0xfffn),
+      });
+    }
+    return r;
+  }
+
+  /** A hypercall instruction refused with `fault` (the hypercall page is off). */
+  protected hypercallFault(control: bigint, input: bigint, output: bigint, fault: Fault): Fault {
+    const tracer = this.vp.partition.tracer;
+    if (tracer) tracer.emit({ ...this.hypercallTrap(control, decodeControl(control), input, output), fault });
+    return fault;
+  }
+
+  private hypercallTrap(control: bigint, c: Control, input: bigint, output: bigint): HypercallTrap {
+    const p = this.vp.partition;
+    return { ns: p.clock.nowNs, kind: 'trap', what: 'hypercall', vp: this.vp.index, control, code: c.code, fast: c.fast, repCount: c.repCount, repStart: c.repStart, input, output };
   }
 }
 
@@ -62,6 +84,8 @@ abstract class X86Port<R> extends CpuPort {
     const p = this.vp.partition;
     const r = cpuidLeaf(p.features, leaf, { apicId: this.vp.apicId, vendor: p.config.cpuVendor, invariantTsc: (p.tscInvariantControl & 1n) !== 0n });
     if (p.events.active) p.events.emit({ kind: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, ...r });
+    const tracer = p.tracer;
+    if (tracer) tracer.emit({ ns: p.clock.nowNs, kind: 'trap', what: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx });
     return r;
   }
 
@@ -73,6 +97,8 @@ abstract class X86Port<R> extends CpuPort {
     const r = this.readMsr(msr >>> 0);
     const events = this.vp.partition.events;
     if (events.active) events.emit({ kind: 'msr-read', vp: this.vp.index, msr: msr >>> 0, ...r });
+    const tracer = this.vp.partition.tracer;
+    if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'rdmsr', vp: this.vp.index, msr: msr >>> 0, ...r });
     return r;
   }
 
@@ -81,6 +107,8 @@ abstract class X86Port<R> extends CpuPort {
     const fault = this.writeMsr(msr >>> 0, v);
     const events = this.vp.partition.events;
     if (events.active) events.emit({ kind: 'msr-write', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
+    const tracer = this.vp.partition.tracer;
+    if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'wrmsr', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
     return fault;
   }
 
@@ -171,7 +199,7 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
   protected readonly x2apic = true;
 
   vmcall(regs: X64Registers): Fault | undefined {
-    if (!this.hypercallsEnabled) return '#UD';
+    if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
     const misc = this.vp.partition.features.misc;
     const xmmIn = (misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
     const xmmOut = xmmIn && (misc & MiscX64.HYPERCALL_XMM_OUTPUT) !== 0;
@@ -190,7 +218,7 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
       if (r.restartControl === undefined) return undefined;
       regs.rcx = r.restartControl;
       // The re-executed VMCALL traps afresh: if an element disabled hypercalls, it is #UD.
-      if (!this.hypercallsEnabled) return '#UD';
+      if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
     }
   }
 }
@@ -200,7 +228,7 @@ export class X86_32Port extends X86Port<X86Registers> implements X86_32Cpu {
   protected readonly x2apic = false;
 
   vmcall(regs: X86Registers): Fault | undefined {
-    if (!this.hypercallsEnabled) return '#UD';
+    if (!this.hypercallsEnabled) return this.refuse(regs);
     const pair = (hi: number, lo: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
     for (;;) {
       const control = pair(regs.edx, regs.eax);
@@ -214,8 +242,13 @@ export class X86_32Port extends X86Port<X86Registers> implements X86_32Cpu {
       regs.edx = Number((v >> 32n) & MASK32);
       regs.eax = Number(v & MASK32);
       if (r.restartControl === undefined) return undefined;
-      if (!this.hypercallsEnabled) return '#UD';
+      if (!this.hypercallsEnabled) return this.refuse(regs);
     }
+  }
+
+  private refuse(regs: X86Registers): Fault {
+    const pair = (hi: number, lo: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    return this.hypercallFault(pair(regs.edx, regs.eax), pair(regs.ebx, regs.ecx), pair(regs.edi, regs.esi), '#UD');
   }
 }
 
@@ -240,15 +273,21 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
   }
 
   hvc(imm: number, regs: Arm64Registers): Fault | undefined {
-    if (imm !== 0) return '#UD';
     const x = regs.x;
+    const tracer = this.vp.partition.tracer;
+    if (imm !== 0) {
+      if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'smccc', vp: this.vp.index, func: Number((x[0] ?? 0n) & MASK32), fault: '#UD' });
+      return '#UD';
+    }
     while (x.length < 18) x.push(0n);
     const func = Number(x[0]! & MASK32);
-    if (func === ARM_SMCCC_VERSION_FUNC_ID) {
-      x[0] = ARM_SMCCC_VERSION_1_2;
-    } else if (func === ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID) {
-      HV_SMCCC_UID.forEach((w, i) => (x[i] = BigInt(w)));
-    } else if (func === HV_FUNC_ID) {
+    if (func !== HV_FUNC_ID) {
+      if (func === ARM_SMCCC_VERSION_FUNC_ID) x[0] = ARM_SMCCC_VERSION_1_2;
+      else if (func === ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID) HV_SMCCC_UID.forEach((w, i) => (x[i] = BigInt(w)));
+      else x[0] = SMCCC_RET_NOT_SUPPORTED;
+      // Hyper-V hypercalls trap as such, from invoke().
+      if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'smccc', vp: this.vp.index, func, result: x[0]! });
+    } else {
       for (;;) {
         const c = decodeControl(x[1]!);
         // Fast input in X2..X17; fast output in the register pairs after it (SMCCC 1.2).
@@ -259,8 +298,6 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
         if (r.restartControl === undefined) break;
         x[1] = r.restartControl;
       }
-    } else {
-      x[0] = SMCCC_RET_NOT_SUPPORTED;
     }
     return undefined;
   }

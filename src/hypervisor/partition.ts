@@ -23,6 +23,7 @@ import { PortTable, type HostMessage, type PortSpec } from './ports.js';
 import { ReferenceTime } from './reference-time.js';
 import { release, type Release, type ReleaseId } from './release.js';
 import type { SynicMessage, WriteFault } from './synic.js';
+import type { Tracer } from './trace.js';
 import { Vp } from './vp.js';
 
 export interface PartitionConfig {
@@ -128,6 +129,8 @@ export class Partition {
   readonly events: EventBus;
   readonly vps: readonly Vp[];
   readonly ports: PortTable;
+  /** Receives an event for every crossing of the boundary (trace.ts); unset, nothing is built. */
+  tracer?: Tracer;
 
   guestOsId = 0n;
   hypercallMsr = 0n;

@@ -16,6 +16,7 @@ import {
   HvMessageType,
   SintRegister,
 } from '../tlfs/synic.js';
+import { traceHex } from './trace.js';
 import type { Vp } from './vp.js';
 
 /** A message waiting for its slot. */
@@ -205,6 +206,12 @@ export class Synic {
       // message_type last, with release order: the guest sees a complete message or none.
       Atomics.store(page.u32, typeWord, msg.type >>> 0);
       if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'message-delivered', vp: this.vp.index, sint, messageType: msg.type, size });
+      const tracer = this.vp.partition.tracer;
+      if (tracer) {
+        // The payload as the guest finds it in the slot, delivery-time fields filled in.
+        const payload = traceHex(bytes.subarray(base + OFF_PAYLOAD, base + OFF_PAYLOAD + size));
+        tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'message', dir: 'to-guest', vp: this.vp.index, sint, type: msg.type >>> 0, payload });
+      }
       msg.onDelivered?.();
       this.assertSint(sint);
       // Loop: with more queued, the next pass finds the slot busy and sets msg_pending.
@@ -228,6 +235,8 @@ export class Synic {
     const old = Atomics.or(this.siefpPage.u32, word, bit);
     const coalesced = (old & bit) !== 0;
     if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'event-signaled', vp: this.vp.index, sint, flag, coalesced });
+    const tracer = this.vp.partition.tracer;
+    if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'signal', dir: 'to-guest', vp: this.vp.index, sint, flag });
     if (!coalesced) this.assertSint(sint);
     return HvStatus.SUCCESS;
   }

@@ -1,12 +1,13 @@
 // A channel as the host's device sees it (vmbus.md §6–§8): its offer, its state, and once the
 // guest has opened it, the two rings: the host reads the guest→host ring and writes the
 // host→guest one, signalling the guest by Linux's rules.
+import { traceHex, type TraceDirection, type Tracer } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { pagedRing } from '../ring/memory.js';
-import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
+import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
-import type { ParsedPacket } from '../wire/packets.js';
+import { PacketDescriptor, PacketError, parsePacket, type ParsedPacket } from '../wire/packets.js';
 import type { Gpadl } from '../gpadl.js';
 
 /** What a device offers (vmbus.md §2.3). */
@@ -59,6 +60,15 @@ export interface HostChannelContext {
   kick(channel: HostChannel): void;
 }
 
+/**
+ * Where a channel's packet events go: the partition's tracer, looked up at each packet because
+ * it may be set after the channel exists (partition-io.ts gives every channel its partition).
+ */
+export interface PacketTraceTarget {
+  readonly tracer?: Tracer | undefined;
+  readonly clock: { readonly nowNs: number };
+}
+
 /** Batches one receive() reads before it yields to other channels. */
 const RECEIVE_ROUNDS = 16;
 
@@ -79,6 +89,8 @@ export class HostChannel {
   signalsReceived = 0;
   /** @internal The device's signal handler is due to run: more signals change nothing. */
   signalPending = false;
+  /** Traces the packets this end reads and writes, when its tracer is set. */
+  tracing: PacketTraceTarget | undefined;
 
   constructor(
     readonly relid: number,
@@ -147,7 +159,8 @@ export class HostChannel {
       reader.mask();
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
-        n += readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`));
+        const tracer = this.tracing?.tracer;
+        n += tracer ? this.readTraced(batch, onPacket, tracer) : readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`));
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (reader.readable() === 0 && !reader.unmask()) return;
@@ -159,6 +172,43 @@ export class HostChannel {
     return n;
   }
 
+  /**
+   * readPackets with every packet traced as the ring held it, before it is parsed: one the
+   * guest got wrong crossed the boundary too.
+   */
+  private readTraced(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, tracer: Tracer): number {
+    let n = 0;
+    for (let raw = batch.next(); raw; raw = batch.next()) {
+      n++;
+      this.tracePacket(tracer, 'to-host', raw.bytes);
+      let p: ParsedPacket;
+      try {
+        p = parsePacket(raw.bytes);
+      } catch (e) {
+        if (!(e instanceof PacketError)) throw e;
+        this.ctx.violation(this, `packet: ${e.message}`);
+        continue;
+      }
+      onPacket(p);
+    }
+    return n;
+  }
+
+  private tracePacket(tracer: Tracer, dir: TraceDirection, bytes: Uint8Array): void {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const whole = bytes.length >= PacketDescriptor.size;
+    tracer.emit({
+      ns: this.tracing!.clock.nowNs,
+      kind: 'packet',
+      dir,
+      channel: this.relid,
+      type: whole ? dv.getUint16(PacketDescriptor.offsets.type, true) : 0,
+      transId: whole ? dv.getBigUint64(PacketDescriptor.offsets.trans_id, true) : 0n,
+      length: bytes.length,
+      bytes: traceHex(bytes),
+    });
+  }
+
   /** Writes one packet; signals the guest if its ring went from empty to non-empty. False if full. */
   send(parts: readonly Uint8Array[]): boolean {
     const writer = this.writer;
@@ -166,6 +216,9 @@ export class HostChannel {
     return (
       this.guard(() => {
         const r = writer.write(parts);
+        const tracer = this.tracing?.tracer;
+        // Traced before the signal it may raise, which follows it in the trace.
+        if (tracer && r.written) this.tracePacket(tracer, 'to-guest', padded(parts));
         if (r.signal) this.signal();
         return r.written;
       }) ?? false
@@ -233,4 +286,17 @@ export class HostChannel {
       return undefined;
     }
   }
+}
+
+/** The packet `parts` make in the ring: concatenated and zero-padded to 8 bytes (RingWriter). */
+function padded(parts: readonly Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(Math.ceil(len / 8) * 8);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
