@@ -1,6 +1,7 @@
-// `hvkit trace FILE`: a trace recorded with `hvkit run --trace FILE` (src/trace/writer.ts),
-// printed one decoded line per event, or as JSON lines, optionally only some channels, kinds
-// and directions. The file is read as a stream: a trace of any size prints as it is read.
+// `hvkit trace FILE`: a trace recorded with `hvkit run --trace FILE` (src/trace/attach.ts,
+// writer.ts), printed one decoded line per event, or as JSON lines, optionally only some
+// channels, kinds and directions. The file is read as a stream: a trace of any size prints as it
+// is read.
 import { InvalidArgumentError, type Command } from 'commander';
 import { TRACE_DIRECTIONS, TRACE_KINDS, type TraceDirection, type TraceKind } from '../hypervisor/trace.js';
 import { encodeEvent } from '../trace/codec.js';
@@ -38,9 +39,9 @@ export const parseDirs = listParser(`directions among ${TRACE_DIRECTIONS.join(',
 export function registerTrace(program: Command, io: Io, status: { code: number }): void {
   program
     .command('trace')
-    .description('print a trace recorded with `run --trace`: every trap, message, signal and packet between guest and host')
+    .description('print a trace recorded with `run --trace`: every trap, message, signal and packet between guest and host, and what the hypervisor did on its own')
     .argument('<file>', 'a trace file (JSON lines)')
-    .option('--channel <relid...>', 'only events about these VMBus channels', parseChannels)
+    .option('--channel <relid...>', 'only events about these VMBus channels (messages, signals, packets)', parseChannels)
     .option('--kind <kind...>', `only these kinds: ${TRACE_KINDS.join(', ')}`, parseKinds)
     .option('--dir <dir...>', `only messages, signals and packets going this way: ${TRACE_DIRECTIONS.join(', ')}`, parseDirs)
     .option('--json', 'print the events as JSON lines, their channels filled in', false)

@@ -19,7 +19,7 @@ import { cpuidLeaf } from './features.js';
 import { hypercalls } from './hypercall/index.js';
 import type { HypercallRequest, HypercallResponse } from './hypercall/dispatch.js';
 import { registerByMsr, sendIcr } from './registers.js';
-import type { HypercallTrap } from './trace.js';
+import type { HypercallTrap, Unstamped } from './trace.js';
 import type { Vp } from './vp.js';
 
 /** Architectural x2APIC and APIC MSRs the model answers besides the synthetic ones. */
@@ -55,9 +55,9 @@ abstract class CpuPort {
    */
   protected invoke(req: HypercallRequest, c: Control): HypercallResponse {
     const r = hypercalls.dispatch(this.vp, req, c);
-    const tracer = this.vp.partition.tracer;
-    if (tracer) {
-      tracer.emit({
+    const events = this.vp.partition.events;
+    if (events.active) {
+      events.emit({
         ...this.hypercallTrap(req.control, c, req.inputGpa, req.outputGpa),
         status: Number(r.result & 0xffffn),
         repsCompleted: Number((r.result >> 32n) & 0xfffn),
@@ -68,14 +68,13 @@ abstract class CpuPort {
 
   /** A hypercall instruction refused with `fault` (the hypercall page is off). */
   protected hypercallFault(control: bigint, input: bigint, output: bigint, fault: Fault): Fault {
-    const tracer = this.vp.partition.tracer;
-    if (tracer) tracer.emit({ ...this.hypercallTrap(control, decodeControl(control), input, output), fault });
+    const events = this.vp.partition.events;
+    if (events.active) events.emit({ ...this.hypercallTrap(control, decodeControl(control), input, output), fault });
     return fault;
   }
 
-  private hypercallTrap(control: bigint, c: Control, input: bigint, output: bigint): HypercallTrap {
-    const p = this.vp.partition;
-    return { ns: p.clock.nowNs, kind: 'trap', what: 'hypercall', vp: this.vp.index, control, code: c.code, fast: c.fast, repCount: c.repCount, repStart: c.repStart, input, output };
+  private hypercallTrap(control: bigint, c: Control, input: bigint, output: bigint): Unstamped<HypercallTrap> {
+    return { kind: 'trap', what: 'hypercall', vp: this.vp.index, control, code: c.code, fast: c.fast, repCount: c.repCount, repStart: c.repStart, input, output };
   }
 }
 
@@ -83,9 +82,7 @@ abstract class X86Port<R> extends CpuPort {
   cpuid(leaf: number, subleaf = 0): CpuidResult {
     const p = this.vp.partition;
     const r = cpuidLeaf(p.features, leaf, { apicId: this.vp.apicId, vendor: p.config.cpuVendor, invariantTsc: (p.tscInvariantControl & 1n) !== 0n });
-    if (p.events.active) p.events.emit({ kind: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, ...r });
-    const tracer = p.tracer;
-    if (tracer) tracer.emit({ ns: p.clock.nowNs, kind: 'trap', what: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx });
+    if (p.events.active) p.events.emit({ kind: 'trap', what: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx });
     return r;
   }
 
@@ -96,9 +93,7 @@ abstract class X86Port<R> extends CpuPort {
   rdmsr(msr: number): MsrRead {
     const r = this.readMsr(msr >>> 0);
     const events = this.vp.partition.events;
-    if (events.active) events.emit({ kind: 'msr-read', vp: this.vp.index, msr: msr >>> 0, ...r });
-    const tracer = this.vp.partition.tracer;
-    if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'rdmsr', vp: this.vp.index, msr: msr >>> 0, ...r });
+    if (events.active) events.emit({ kind: 'trap', what: 'rdmsr', vp: this.vp.index, msr: msr >>> 0, ...r });
     return r;
   }
 
@@ -106,9 +101,7 @@ abstract class X86Port<R> extends CpuPort {
     const v = BigInt.asUintN(64, value);
     const fault = this.writeMsr(msr >>> 0, v);
     const events = this.vp.partition.events;
-    if (events.active) events.emit({ kind: 'msr-write', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
-    const tracer = this.vp.partition.tracer;
-    if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'wrmsr', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
+    if (events.active) events.emit({ kind: 'trap', what: 'wrmsr', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
     return fault;
   }
 
@@ -274,9 +267,9 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
 
   hvc(imm: number, regs: Arm64Registers): Fault | undefined {
     const x = regs.x;
-    const tracer = this.vp.partition.tracer;
+    const events = this.vp.partition.events;
     if (imm !== 0) {
-      if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'smccc', vp: this.vp.index, func: Number((x[0] ?? 0n) & MASK32), fault: '#UD' });
+      if (events.active) events.emit({ kind: 'trap', what: 'smccc', vp: this.vp.index, func: Number((x[0] ?? 0n) & MASK32), fault: '#UD' });
       return '#UD';
     }
     while (x.length < 18) x.push(0n);
@@ -286,7 +279,7 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
       else if (func === ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID) HV_SMCCC_UID.forEach((w, i) => (x[i] = BigInt(w)));
       else x[0] = SMCCC_RET_NOT_SUPPORTED;
       // Hyper-V hypercalls trap as such, from invoke().
-      if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'trap', what: 'smccc', vp: this.vp.index, func, result: x[0]! });
+      if (events.active) events.emit({ kind: 'trap', what: 'smccc', vp: this.vp.index, func, result: x[0]! });
     } else {
       for (;;) {
         const c = decodeControl(x[1]!);

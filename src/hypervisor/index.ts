@@ -3,7 +3,7 @@ export * from './release.js';
 export * from './features.js';
 export * from './clock.js';
 export * from './reference-time.js';
-export * from './events.js';
+export * from './trace.js';
 export * from './apic.js';
 export * from './synic.js';
 export * from './stimer.js';

@@ -17,13 +17,12 @@ import { HvStatus } from '../tlfs/status.js';
 import { HvPortType } from '../tlfs/synic.js';
 import { TscPage } from '../tlfs/time.js';
 import { VirtualClock } from './clock.js';
-import { EventBus } from './events.js';
 import { computeFeatures, type Arch, type FeatureOverrides, type Features, type IsolationConfig } from './features.js';
 import { PortTable, type HostMessage, type PortSpec } from './ports.js';
 import { ReferenceTime } from './reference-time.js';
 import { release, type Release, type ReleaseId } from './release.js';
 import type { SynicMessage, WriteFault } from './synic.js';
-import type { Tracer } from './trace.js';
+import { EventBus, traceHex } from './trace.js';
 import { Vp } from './vp.js';
 
 export interface PartitionConfig {
@@ -126,11 +125,10 @@ export class Partition {
   readonly memory: GuestMemory;
   readonly clock = new VirtualClock();
   readonly referenceTime: ReferenceTime;
+  /** The typed event stream of every boundary crossing (trace.ts): `events.on(listener)`. */
   readonly events: EventBus;
   readonly vps: readonly Vp[];
   readonly ports: PortTable;
-  /** Receives an event for every crossing of the boundary (trace.ts); unset, nothing is built. */
-  tracer?: Tracer;
 
   guestOsId = 0n;
   hypercallMsr = 0n;
@@ -330,10 +328,13 @@ export class Partition {
    */
   postMessage(connectionId: number, type: number, payload: Uint8Array, fromVp: number): number {
     const port = this.ports.resolve(connectionId, HvPortType.MESSAGE);
+    // Traced before it is routed: the host's answer, if it gives one at once, comes after.
+    if (this.events.active) {
+      this.events.emit({ kind: 'message', dir: 'to-host', vp: fromVp, connection: connectionId, type, payload: traceHex(payload), ...(typeof port === 'number' ? {} : { port: port.id }) });
+    }
     if (typeof port === 'number') return port;
     const spec = port.spec;
     if (spec.type === 'host-message') {
-      if (this.events.active) this.events.emit({ kind: 'host-message', port: port.id, messageType: type, size: payload.length, vp: fromVp });
       const m: HostMessage = { type, payload: payload.slice(), vp: fromVp };
       return spec.handler(m);
     }
@@ -347,11 +348,11 @@ export class Partition {
   /** Signals flag `flag` on a connection: HvCallSignalEvent's semantics once validated. */
   signalEvent(connectionId: number, flag: number, fromVp: number): number {
     const port = this.ports.resolve(connectionId, HvPortType.EVENT);
+    if (this.events.active) this.events.emit({ kind: 'signal', dir: 'to-host', vp: fromVp, connection: connectionId, flag, ...(typeof port === 'number' ? {} : { port: port.id }) });
     if (typeof port === 'number') return port;
     const spec = port.spec;
     if (spec.type === 'host-event') {
       if (flag >= spec.flagCount) return HvStatus.INVALID_PARAMETER;
-      if (this.events.active) this.events.emit({ kind: 'host-event', port: port.id, flag, vp: fromVp });
       spec.handler(flag, fromVp);
       return HvStatus.SUCCESS;
     }

@@ -201,7 +201,7 @@ const table: SyntheticRegister[] = [
     // The VP idles until an interrupt is pending; the runner that schedules VPs honours it.
     read: (vp) => {
       vp.idleRequests++;
-      vp.partition.events.emit({ kind: 'guest-idle', vp: vp.index });
+      if (vp.partition.events.active) vp.partition.events.emit({ kind: 'guest-idle', vp: vp.index });
       return 0n;
     },
   },
@@ -281,7 +281,7 @@ export function sendIcr(vp: Vp, v: bigint, destination: number): WriteFault {
   else if (logical) targets = [];
   else targets = [p.vpByApicId(destination)].filter((t): t is Vp => t !== undefined);
   for (const t of targets) {
-    p.events.emit({ kind: 'ipi', from: vp.index, to: t.index, vector });
+    if (p.events.active) p.events.emit({ kind: 'ipi', from: vp.index, to: t.index, vector });
     t.apic.raise(vector);
   }
   return undefined;

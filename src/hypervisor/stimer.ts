@@ -123,7 +123,8 @@ export class SyntheticTimer {
   private expire(): void {
     const expiration = this.deadline ?? this.vp.partition.referenceTime.now();
     this.expirations++;
-    this.vp.partition.events.emit({ kind: 'timer-expired', vp: this.vp.index, timer: this.index, direct: this.direct, expiration });
+    const events = this.vp.partition.events;
+    if (events.active) events.emit({ kind: 'timer-expired', vp: this.vp.index, timer: this.index, direct: this.direct, expiration });
     const periodic = this.periodic;
     if (!periodic) this.deadline = undefined;
     if (this.direct) {

@@ -162,7 +162,7 @@ export class Synic {
   enqueue(sint: number, msg: SynicMessage): void {
     const q = this.queues[sint]!;
     q.push(msg);
-    if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'message-queued', vp: this.vp.index, sint, messageType: msg.type, depth: q.length });
+    if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'message-queued', vp: this.vp.index, sint, type: msg.type >>> 0, depth: q.length });
     this.tryDeliver(sint);
   }
 
@@ -205,12 +205,11 @@ export class Synic {
       Atomics.store(bytes, base + OFF_FLAGS, 0);
       // message_type last, with release order: the guest sees a complete message or none.
       Atomics.store(page.u32, typeWord, msg.type >>> 0);
-      if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'message-delivered', vp: this.vp.index, sint, messageType: msg.type, size });
-      const tracer = this.vp.partition.tracer;
-      if (tracer) {
+      const events = this.vp.partition.events;
+      if (events.active) {
         // The payload as the guest finds it in the slot, delivery-time fields filled in.
         const payload = traceHex(bytes.subarray(base + OFF_PAYLOAD, base + OFF_PAYLOAD + size));
-        tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'message', dir: 'to-guest', vp: this.vp.index, sint, type: msg.type >>> 0, payload });
+        events.emit({ kind: 'message', dir: 'to-guest', vp: this.vp.index, sint, type: msg.type >>> 0, payload });
       }
       msg.onDelivered?.();
       this.assertSint(sint);
@@ -234,9 +233,8 @@ export class Synic {
     const bit = 1 << (flag & 31);
     const old = Atomics.or(this.siefpPage.u32, word, bit);
     const coalesced = (old & bit) !== 0;
-    if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'event-signaled', vp: this.vp.index, sint, flag, coalesced });
-    const tracer = this.vp.partition.tracer;
-    if (tracer) tracer.emit({ ns: this.vp.partition.clock.nowNs, kind: 'signal', dir: 'to-guest', vp: this.vp.index, sint, flag });
+    const events = this.vp.partition.events;
+    if (events.active) events.emit({ kind: 'signal', dir: 'to-guest', vp: this.vp.index, sint, flag, coalesced });
     if (!coalesced) this.assertSint(sint);
     return HvStatus.SUCCESS;
   }

@@ -1,8 +1,11 @@
-// The trace of the host/guest boundary (DESIGN.md principle 6): one event per guest trap the
-// hypervisor handles, per message or event flag that crosses the SynIC, and per VMBus ring
-// packet the host reads or writes. The hypervisor and the VMBus server emit them; the `trace`
-// layer records, reads, filters and prints them. Every emitter tests `partition.tracer` once
-// and builds nothing when it is unset.
+// The trace of the host/guest boundary (DESIGN.md principle 6): one typed event stream per
+// partition, `partition.events`. Every guest trap the hypervisor handles, every message or event
+// flag that crosses the SynIC and every VMBus ring packet the host reads or writes emits one event
+// into it; so do the hypervisor's own actions towards the guest (timer expiries, interrupts,
+// IPIs, TLB flushes, crashes, resets). The hypervisor and the VMBus server only emit; the
+// `trace` layer records, reads, filters and prints (src/trace/attach.ts subscribes a writer).
+//
+// Zero cost without listeners: an emitter tests `events.active` before it builds an event.
 //
 // Events are plain data: numbers, 64-bit values as bigints, bytes as lowercase hex strings, so
 // that a trace file (JSON lines, bigints as "0x…") reads back into exactly these values.
@@ -11,13 +14,12 @@
 export type TraceDirection = 'to-host' | 'to-guest';
 export const TRACE_DIRECTIONS: readonly TraceDirection[] = ['to-host', 'to-guest'];
 
-export type TraceKind = 'trap' | 'message' | 'signal' | 'packet';
-export const TRACE_KINDS: readonly TraceKind[] = ['trap', 'message', 'signal', 'packet'];
-
 interface Stamped {
-  /** Virtual time of the partition clock, ns. */
+  /** Virtual time of the partition clock, ns; the stream sets it. */
   readonly ns: number;
 }
+
+// --- Traps: what the guest executes and the hypervisor answers -----------------------------------
 
 /** CPUID executed by the guest (tlfs.md §1); the four registers it got back. */
 export interface CpuidTrap extends Stamped {
@@ -89,7 +91,12 @@ export type TrapEvent = CpuidTrap | RdmsrTrap | WrmsrTrap | HypercallTrap | Smcc
 export type TrapWhat = TrapEvent['what'];
 export const TRAP_WHATS: readonly TrapWhat[] = ['cpuid', 'rdmsr', 'wrmsr', 'hypercall', 'smccc'];
 
-/** HvCallPostMessage as the hypervisor accepted it (tlfs.md §4.12.1), before it is routed. */
+// --- Messages, signals and packets: what crosses between guest and host --------------------------
+
+/**
+ * A message posted on a connection (HvCallPostMessage, tlfs.md §4.12.1), as the hypervisor
+ * accepted it, before it is routed: the host's answer, if it gives one at once, comes after.
+ */
 export interface MessageToHost extends Stamped {
   readonly kind: 'message';
   readonly dir: 'to-host';
@@ -98,11 +105,16 @@ export interface MessageToHost extends Stamped {
   readonly type: number;
   /** payload_size bytes, hex. */
   readonly payload: string;
+  /** The port the connection leads to; absent when it leads nowhere (the post fails). */
+  readonly port?: number;
   /** The VMBus channel (relid) the message is about, when the trace layer could tell. */
   readonly channel?: number;
 }
 
-/** A message written into SINT `sint`'s slot of VP `vp`'s SIMP (tlfs.md §5.4). */
+/**
+ * A message written into SINT `sint`'s slot of VP `vp`'s SIMP (tlfs.md §5.4): the payload as the
+ * guest finds it there, delivery-time fields filled in.
+ */
 export interface MessageToGuest extends Stamped {
   readonly kind: 'message';
   readonly dir: 'to-guest';
@@ -113,23 +125,29 @@ export interface MessageToGuest extends Stamped {
   readonly channel?: number;
 }
 
-/** HvCallSignalEvent as the hypervisor accepted it (tlfs.md §4.12.2), before it is routed. */
+/** An event flag signalled on a connection (HvCallSignalEvent, tlfs.md §4.12.2), before it is routed. */
 export interface SignalToHost extends Stamped {
   readonly kind: 'signal';
   readonly dir: 'to-host';
   readonly vp: number;
   readonly connection: number;
   readonly flag: number;
+  /** The port the connection leads to; absent when it leads nowhere. */
+  readonly port?: number;
   readonly channel?: number;
 }
 
-/** An event flag set in SINT `sint`'s flags of VP `vp`'s SIEFP (tlfs.md §5.6). */
+/**
+ * An event flag set in SINT `sint`'s flags of VP `vp`'s SIEFP (tlfs.md §5.6); `coalesced` when
+ * it was set already, so that the SINT was not asserted again.
+ */
 export interface SignalToGuest extends Stamped {
   readonly kind: 'signal';
   readonly dir: 'to-guest';
   readonly vp: number;
   readonly sint: number;
   readonly flag: number;
+  readonly coalesced?: boolean;
   readonly channel?: number;
 }
 
@@ -151,11 +169,175 @@ export interface PacketEvent extends Stamped {
 
 export type MessageEvent = MessageToHost | MessageToGuest;
 export type SignalEvent = SignalToHost | SignalToGuest;
-export type TraceEvent = TrapEvent | MessageEvent | SignalEvent | PacketEvent;
 
-/** Where trace events go. Set one on `Partition.tracer`. */
-export interface Tracer {
-  emit(e: TraceEvent): void;
+// --- What the hypervisor does on its own --------------------------------------------------------
+
+/** A message queued for SINT `sint` of VP `vp` (tlfs.md §5.4), `depth` now waiting for the slot. */
+export interface MessageQueuedEvent extends Stamped {
+  readonly kind: 'message-queued';
+  readonly vp: number;
+  readonly sint: number;
+  readonly type: number;
+  readonly depth: number;
+}
+
+/** SINT `sint` of VP `vp` raised its interrupt `vector` (tlfs.md §5.7). */
+export interface SintAssertedEvent extends Stamped {
+  readonly kind: 'sint-asserted';
+  readonly vp: number;
+  readonly sint: number;
+  readonly vector: number;
+}
+
+/** Synthetic timer `timer` of VP `vp` expired (tlfs.md §6.3), in direct or message mode. */
+export interface TimerExpiredEvent extends Stamped {
+  readonly kind: 'timer-expired';
+  readonly vp: number;
+  readonly timer: number;
+  readonly direct: boolean;
+  /** Reference time (100 ns units) the timer was due. */
+  readonly expiration: bigint;
+}
+
+/** An IPI from VP `from` to VP `to` (the ICR, or HvCallSendSyntheticClusterIpi: tlfs.md §4.12.5, §7.6). */
+export interface IpiEvent extends Stamped {
+  readonly kind: 'ipi';
+  readonly from: number;
+  readonly to: number;
+  readonly vector: number;
+}
+
+/** A TLB flush hypercall from VP `vp` (tlfs.md §4.12.3): the VPs it reached and `ranges` GVA ranges (0: the space). */
+export interface TlbFlushEvent extends Stamped {
+  readonly kind: 'tlb-flush';
+  readonly vp: number;
+  readonly targets: readonly number[] | 'all';
+  readonly addressSpace: bigint;
+  readonly flags: bigint;
+  readonly ranges: number;
+}
+
+/** The guest reported a crash through CRASH_CTL (tlfs.md §2.7, §7.1): P0..P4, and the message buffer's text. */
+export interface CrashEvent extends Stamped {
+  readonly kind: 'crash';
+  readonly params: readonly bigint[];
+  readonly message?: string;
+}
+
+/** The partition was reset (HV_X64_MSR_RESET, tlfs.md §7.8). */
+export interface ResetEvent extends Stamped {
+  readonly kind: 'reset';
+}
+
+/** VP `vp` read GUEST_IDLE (tlfs.md §7.7): it idles until an interrupt is pending. */
+export interface GuestIdleEvent extends Stamped {
+  readonly kind: 'guest-idle';
+  readonly vp: number;
+}
+
+/** HvCallNotifyLongSpinWait from VP `vp` (tlfs.md §7.7), after `count` spins. */
+export interface SpinWaitEvent extends Stamped {
+  readonly kind: 'spin-wait';
+  readonly vp: number;
+  readonly count: bigint;
+}
+
+/** HvCallModifySparseGpaPageHostVisibility (tlfs.md §4.12.7): `gpns` pages made `visibility` (0 none, 1 read, 3 read-write) to the host. */
+export interface VisibilityEvent extends Stamped {
+  readonly kind: 'visibility';
+  readonly gpns: number;
+  readonly visibility: number;
+}
+
+/** HvCallRetargetDeviceInterrupt (tlfs.md §4.12.8): device `deviceId`'s interrupt now goes to `vector` on `targets`. */
+export interface InterruptRetargetEvent extends Stamped {
+  readonly kind: 'interrupt-retarget';
+  readonly deviceId: bigint;
+  readonly vector: number;
+  readonly targets: readonly number[] | 'all';
+}
+
+export type HypervisorEvent =
+  | MessageQueuedEvent
+  | SintAssertedEvent
+  | TimerExpiredEvent
+  | IpiEvent
+  | TlbFlushEvent
+  | CrashEvent
+  | ResetEvent
+  | GuestIdleEvent
+  | SpinWaitEvent
+  | VisibilityEvent
+  | InterruptRetargetEvent;
+
+/** Every event of the stream, told apart by `kind`. */
+export type TraceEvent = TrapEvent | MessageEvent | SignalEvent | PacketEvent | HypervisorEvent;
+export type TraceKind = TraceEvent['kind'];
+/** The kinds: the boundary crossings first, then what the hypervisor does on its own. */
+export const TRACE_KINDS: readonly TraceKind[] = [
+  'trap',
+  'message',
+  'signal',
+  'packet',
+  'message-queued',
+  'sint-asserted',
+  'timer-expired',
+  'ipi',
+  'tlb-flush',
+  'crash',
+  'reset',
+  'guest-idle',
+  'spin-wait',
+  'visibility',
+  'interrupt-retarget',
+];
+
+/** An event as its emitter gives it: the stream stamps the time. */
+export type Unstamped<E extends Stamped> = E extends unknown ? Omit<E, 'ns'> : never;
+export type TraceEventInit = Unstamped<TraceEvent>;
+
+export type TraceListener = (e: TraceEvent) => void;
+
+/** What an emitter needs of the stream: whether anyone listens, and the emit. */
+export interface TraceEmitter {
+  /** False when nobody listens: build no event. */
+  readonly active: boolean;
+  emit(e: TraceEventInit): void;
+}
+
+/**
+ * The partition's event stream: any number of listeners, each getting every event in order, the
+ * same object for all of them. Emitting without a listener does nothing.
+ */
+export class EventBus implements TraceEmitter {
+  /** Replaced, never changed in place: a listener may subscribe or leave during an emit. */
+  private listeners: readonly TraceListener[] = [];
+
+  constructor(private readonly now: () => number) {}
+
+  get active(): boolean {
+    return this.listeners.length > 0;
+  }
+
+  /** Subscribes `l`; returns what unsubscribes it (again: nothing more). */
+  on(l: TraceListener): () => void {
+    this.listeners = [...this.listeners, l];
+    let subscribed = true;
+    return () => {
+      if (!subscribed) return;
+      subscribed = false;
+      // One subscription each: a listener subscribed twice stays once.
+      const i = this.listeners.indexOf(l);
+      if (i >= 0) this.listeners = [...this.listeners.slice(0, i), ...this.listeners.slice(i + 1)];
+    };
+  }
+
+  emit(e: TraceEventInit): void {
+    const listeners = this.listeners;
+    if (listeners.length === 0) return;
+    const stamped = { ns: this.now(), ...e } as TraceEvent;
+    for (const l of listeners) l(stamped);
+  }
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));

@@ -6,7 +6,7 @@
 // (Linux vmbus_set_event), and the host sets event flag `relid` of the VMBus SINT (Linux
 // vmbus_chan_sched scans the flags by relid). So the channel of a signal or a GPADL message is
 // known once the trace has shown its offer or header: a resolver reads the trace in order.
-import type { MessageEvent, TraceDirection, TraceEvent, TraceKind } from '../hypervisor/trace.js';
+import type { MessageEvent, PacketEvent, SignalEvent, TraceDirection, TraceEvent, TraceKind } from '../hypervisor/trace.js';
 import { WireError } from '../tlfs/struct.js';
 import { ChannelMessageType, VMBUS_MESSAGE_SINT, VMBUS_MESSAGE_TYPE } from '../vmbus/wire/constants.js';
 import { decodeChannelMessage, type ChannelMessage } from '../vmbus/wire/messages.js';
@@ -20,8 +20,6 @@ export class ChannelResolver {
   /** The channel of `e`; events must come in trace order. */
   channelOf(e: TraceEvent): number | undefined {
     switch (e.kind) {
-      case 'trap':
-        return undefined;
       case 'packet':
         return e.channel;
       case 'message':
@@ -30,13 +28,16 @@ export class ChannelResolver {
         if (e.channel !== undefined) return e.channel;
         if (e.dir === 'to-host') return this.byConnection.get(e.connection);
         return e.sint === VMBUS_MESSAGE_SINT && e.flag !== 0 ? e.flag : undefined;
+      default:
+        // Traps and the hypervisor's own events are about no channel.
+        return undefined;
     }
   }
 
   /** `e` with its `channel` filled in when it can be told (the same object if there is nothing to add). */
   annotate(e: TraceEvent): TraceEvent {
     const channel = this.channelOf(e);
-    if (channel === undefined || e.kind === 'trap' || e.kind === 'packet' || e.channel === channel) return e;
+    if (channel === undefined || (e.kind !== 'message' && e.kind !== 'signal') || e.channel === channel) return e;
     return { ...e, channel };
   }
 
@@ -67,19 +68,24 @@ export class ChannelResolver {
 
 /** What to keep; an absent or empty list keeps everything in that respect. */
 export interface TraceFilter {
-  /** Channel relids: keeps the events about one of them (traps are about none). */
+  /** Channel relids: keeps the events about one of them (traps and hypervisor events are about none). */
   readonly channels?: readonly number[];
   readonly kinds?: readonly TraceKind[];
-  /** Keeps messages, signals and packets going this way (traps have no direction). */
+  /** Keeps messages, signals and packets going this way (other kinds have no direction). */
   readonly dirs?: readonly TraceDirection[];
 }
 
 /** Whether `e` passes `f`. `e` should be annotated (ChannelResolver) for the channel test. */
 export function matches(e: TraceEvent, f: TraceFilter): boolean {
   if (f.kinds?.length && !f.kinds.includes(e.kind)) return false;
-  if (f.dirs?.length && (e.kind === 'trap' || !f.dirs.includes(e.dir))) return false;
-  if (f.channels?.length && (e.kind === 'trap' || e.channel === undefined || !f.channels.includes(e.channel))) return false;
+  if (f.dirs?.length && !(hasDirection(e) && f.dirs.includes(e.dir))) return false;
+  if (f.channels?.length && !(hasDirection(e) && e.channel !== undefined && f.channels.includes(e.channel))) return false;
   return true;
+}
+
+/** Messages, signals and packets: the events that cross one way or the other, and may be about a channel. */
+export function hasDirection(e: TraceEvent): e is MessageEvent | SignalEvent | PacketEvent {
+  return e.kind === 'message' || e.kind === 'signal' || e.kind === 'packet';
 }
 
 /** The events of a trace that pass `f`, annotated with their channels, in order. */

@@ -1,8 +1,10 @@
 // A trace event as one line a person reads: the time as dmesg prints it ("%5lu.%06lu"), who
-// (the VP, or the channel for a ring packet), which way, and what crossed, decoded. Channel
-// messages and ring packets are decoded by src/vmbus/wire/describe.ts, the decoder of
-// `hvkit decode`; hypervisor messages, MSRs, hypercalls and statuses are named from src/tlfs.
-import { traceHex, type HypercallTrap, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type TrapEvent } from '../hypervisor/trace.js';
+// (the VP, the channel for a ring packet, "--" for the whole partition), which way ("trap",
+// "to-host", "to-guest", or "hv" for what the hypervisor does on its own), and what crossed,
+// decoded. Channel messages and ring packets are decoded by src/vmbus/wire/describe.ts, the
+// decoder of `hvkit decode`; hypervisor messages, MSRs, hypercalls and statuses are named from
+// src/tlfs.
+import { traceHex, type HypercallTrap, type HypervisorEvent, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type TrapEvent } from '../hypervisor/trace.js';
 import { callName } from '../tlfs/hypercall-codes.js';
 import { msrName } from '../tlfs/msr.js';
 import { statusName } from '../tlfs/status.js';
@@ -30,9 +32,14 @@ const SHOWN_BYTES = 32;
 
 /** One line for `e`. */
 export function formatEvent(e: TraceEvent): string {
-  const who = e.kind === 'packet' ? `ch${e.channel}` : `vp${e.vp}`;
-  const way = e.kind === 'trap' ? 'trap' : e.dir;
-  return `${formatTime(e.ns)} ${who.padEnd(4)} ${way.padEnd(8)} ${body(e)}`;
+  const way = e.kind === 'trap' ? 'trap' : 'dir' in e ? e.dir : 'hv';
+  return `${formatTime(e.ns)} ${who(e).padEnd(4)} ${way.padEnd(8)} ${body(e)}`;
+}
+
+function who(e: TraceEvent): string {
+  if (e.kind === 'packet') return `ch${e.channel}`;
+  if (e.kind === 'ipi') return `vp${e.from}`;
+  return 'vp' in e ? `vp${e.vp}` : '--';
 }
 
 function body(e: TraceEvent): string {
@@ -45,6 +52,8 @@ function body(e: TraceEvent): string {
       return signal(e);
     case 'packet':
       return packet(e);
+    default:
+      return `${e.kind}${hypervisor(e)}`;
   }
 }
 
@@ -118,7 +127,47 @@ function channelMessage(bytes: Uint8Array, channel: number | undefined): string 
 
 function signal(e: SignalEvent): string {
   const at = e.dir === 'to-host' ? `signal conn ${num(e.connection)}` : `signal sint ${e.sint}`;
-  return `${at} flag ${e.flag}${e.channel !== undefined ? `  (channel ${e.channel})` : ''}`;
+  const coalesced = e.dir === 'to-guest' && e.coalesced ? ' coalesced' : '';
+  return `${at} flag ${e.flag}${coalesced}${e.channel !== undefined ? `  (channel ${e.channel})` : ''}`;
+}
+
+// --- What the hypervisor does on its own ------------------------------------------------------
+
+const vpList = (t: readonly number[] | 'all'): string => (t === 'all' ? 'all' : t.length ? t.map((n) => `vp${n}`).join(',') : 'none');
+const VISIBILITY: Readonly<Record<number, string>> = { 0: 'none', 1: 'read', 3: 'read-write' };
+
+/** The text after the kind's name. */
+function hypervisor(e: HypervisorEvent): string {
+  switch (e.kind) {
+    case 'message-queued':
+      return ` sint ${e.sint} ${messageTypeName(e.type)} depth ${e.depth}`;
+    case 'sint-asserted':
+      return ` sint ${e.sint} vector ${h(e.vector)}`;
+    case 'timer-expired':
+      return ` stimer${e.timer}${e.direct ? ' direct' : ''} expiration=${h(e.expiration)}`;
+    case 'ipi':
+      return ` to vp${e.to} vector ${h(e.vector)}`;
+    case 'tlb-flush':
+      return ` ${vpList(e.targets)} space=${h(e.addressSpace)} flags=${h(e.flags)}${e.ranges ? ` ranges=${e.ranges}` : ''}`;
+    case 'crash':
+      return `${e.params.map((p, i) => ` P${i}=${h(p)}`).join('')}${e.message !== undefined ? ` message=${JSON.stringify(clip(e.message))}` : ''}`;
+    case 'reset':
+    case 'guest-idle':
+      return '';
+    case 'spin-wait':
+      return ` count=${e.count}`;
+    case 'visibility':
+      return ` ${e.gpns} pages -> ${VISIBILITY[e.visibility] ?? num(e.visibility)}`;
+    case 'interrupt-retarget':
+      return ` device=${h(e.deviceId)} vector ${h(e.vector)} -> ${vpList(e.targets)}`;
+  }
+}
+
+/** At most a line's worth of a text. */
+const clip = (s: string): string => (s.length > 4 * SHOWN_BYTES ? `${s.slice(0, 4 * SHOWN_BYTES)}…` : s);
+
+function messageTypeName(type: number): string {
+  return type === VMBUS_MESSAGE_TYPE ? 'VMBUS' : (hvMessageTypes.get(type) ?? `type ${h(type)}`);
 }
 
 // --- Packets -------------------------------------------------------------------------------

@@ -1,10 +1,18 @@
-// Recording a trace as JSON lines (codec.ts). Events arrive synchronously from the hypervisor,
-// often while the VM runs without yielding to the event loop, so the file is written with
-// synchronous appends of a bounded buffer: a stream would hold the whole trace in memory until
-// the run ended. Messages and signals get their `channel` on the way (filter.ts).
+// Recording a trace as JSON lines (codec.ts). Events arrive synchronously from the partition's
+// event stream (attach.ts), often while the VM runs without yielding to the event loop, so the
+// file is written with synchronous appends of a bounded buffer: a stream would hold the whole
+// trace in memory until the run ended. Messages and signals get their `channel` on the way
+// (filter.ts).
+//
+//   const file = openTraceFile(path);
+//   const stop = attachTrace(m.partition, file);
+//   ... run ...
+//   stop();
+//   await file.close();
 import { Buffer } from 'node:buffer';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { TraceEvent, Tracer } from '../hypervisor/trace.js';
+import type { TraceEvent } from '../hypervisor/trace.js';
+import type { Tracer } from './attach.js';
 import { encodeEvent } from './codec.js';
 import { ChannelResolver } from './filter.js';
 
@@ -49,7 +57,10 @@ export interface TraceFile extends Tracer {
   close(): Promise<void>;
 }
 
-/** Creates (or truncates) `path` and returns a tracer writing to it. Throws the file system's error if it cannot. */
+/**
+ * Creates (or truncates) `path` and returns a tracer writing to it, for attachTrace. Throws the
+ * file system's error if it cannot.
+ */
 export function openTraceFile(path: string): TraceFile {
   let fd: number | undefined = openSync(path, 'w');
   const out = new JsonLinesTracer((text) => {

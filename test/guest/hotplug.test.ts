@@ -17,7 +17,7 @@ const VERSION: Record<ReleaseId, number> = { ws2012: 2.4, ws2012r2: 3.0, ws2016:
 function boot(release: ReleaseId, vps: number, devices?: DeviceSpec[]) {
   const m = new Machine({ release, vps, memory: 64 << 20, ...(devices ? { devices } : {}) });
   const events: TraceEvent[] = [];
-  m.partition.tracer = { emit: (e) => void events.push(e) };
+  m.partition.events.on((e) => void events.push(e));
   m.boot();
   m.runFor(50_000_000);
   const client = m.kernel.vmbus!;

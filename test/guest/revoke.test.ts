@@ -13,7 +13,7 @@ import type { Arch } from '../../src/hypervisor/features.js';
 function boot(arch: Arch, config: { crashMessage?: boolean } = {}) {
   const m = new Machine({ release: 'ws2022', arch, vps: 2, memory: 64 << 20, ...config });
   const events: TraceEvent[] = [];
-  m.partition.tracer = { emit: (e) => void events.push(e) };
+  m.partition.events.on((e) => void events.push(e));
   m.boot();
   m.runFor(100_000_000);
   return { m, events };

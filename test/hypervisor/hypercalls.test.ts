@@ -2,7 +2,7 @@
 // (§4.6), and the semantics and statuses of each call a Linux guest issues (§4.12, §5.8).
 import { describe, expect, it } from 'vitest';
 import type { Arm64Port, X64Port, X86_32Port } from '../../src/hypervisor/cpu.js';
-import type { HvEvent } from '../../src/hypervisor/events.js';
+import type { TraceEvent } from '../../src/hypervisor/trace.js';
 import { encodeControl } from '../../src/tlfs/control.js';
 import { HvCall, HvExtCall } from '../../src/tlfs/hypercall-codes.js';
 import { HvInputPostMessage } from '../../src/tlfs/hypercall-inputs.js';
@@ -45,8 +45,8 @@ function postInput(g: TestGuest, o: { conn?: number; type?: number; size?: numbe
   return BigInt(at);
 }
 
-function events(g: TestGuest): HvEvent[] {
-  const out: HvEvent[] = [];
+function events(g: TestGuest): TraceEvent[] {
+  const out: TraceEvent[] = [];
   g.p.events.on((e) => out.push(e));
   return out;
 }
@@ -129,7 +129,7 @@ describe('rep calls and continuation (tlfs.md 4.6)', () => {
     expect(status(regs.rax)).toBe(0);
     expect(repsCompleted(regs.rax)).toBe(100);
     expect(Number((regs.rcx >> 48n) & 0xfffn)).toBe(96); // the last re-execution started at 96
-    expect(seen.filter((e) => e.kind === 'hypercall')).toHaveLength(13);
+    expect(seen.filter((e) => e.kind === 'trap' && e.what === 'hypercall')).toHaveLength(13);
     for (let i = 0; i < 100; i++) expect(p.memory.read64(PAGE.output(1) + 16 * i)).toBe(i % 2 ? 1n : 0x10000n);
   });
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import type { TraceEvent } from '../../src/hypervisor/trace.js';
 import { parseTraceLine } from '../../src/trace/reader.js';
+import { attachTrace } from '../../src/trace/attach.js';
 import { openTraceFile } from '../../src/trace/writer.js';
 import { EchoDriver, offerEcho, text, VmbusRig } from '../vmbus/harness.js';
 
@@ -27,7 +28,7 @@ let recorded = 0;
 beforeAll(async () => {
   const rig = new VmbusRig({ release: 'ws2022', vps: 2 });
   const trace = openTraceFile(file);
-  rig.m.partition.tracer = trace;
+  const stop = attachTrace(rig.m.partition, trace);
   const { ch } = offerEcho(rig);
   relid = ch.relid;
   const drv = new EchoDriver();
@@ -35,7 +36,7 @@ beforeAll(async () => {
   rig.client.registerDriver(drv);
   drv.channels[0]!.sendInband(text('hello'), 7n);
   rig.run();
-  rig.m.partition.tracer = undefined;
+  stop();
   recorded = trace.count;
   await trace.close();
 });
@@ -61,6 +62,16 @@ describe('hvkit trace', () => {
     expect(both.lines.every((l) => /to-guest (signal|pkt) /.test(l))).toBe(true);
     const traps = await run(file, '--kind', 'trap', '--kind', 'message');
     expect(traps.lines.every((l) => / (trap {5}|to-host {2}msg |to-guest msg )/.test(l))).toBe(true);
+  });
+
+  it("--kind takes the hypervisor's own kinds too; they have no direction and no channel", async () => {
+    const { code, lines } = await run(file, '--kind', 'timer-expired,sint-asserted');
+    expect(code).toBe(0);
+    expect(lines.some((l) => / vp\d {2}hv {7}timer-expired stimer0 direct expiration=0x[0-9a-f]+$/.test(l))).toBe(true);
+    expect(lines.some((l) => / vp0 {2}hv {7}sint-asserted sint 2 vector 0x[0-9a-f]+$/.test(l))).toBe(true);
+    expect(lines.every((l) => / hv {7}(timer-expired|sint-asserted) /.test(l))).toBe(true);
+    expect((await run(file, '--kind', 'timer-expired', '--dir', 'to-guest')).lines).toEqual([]);
+    expect((await run(file, '--kind', 'timer-expired', '--channel', String(relid))).lines).toEqual([]);
   });
 
   it('--channel keeps the events about that channel: its offer, GPADL, open, signals and packets', async () => {

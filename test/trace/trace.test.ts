@@ -6,14 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { traceHex, type HypercallTrap, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type Tracer, type TrapEvent } from '../../src/hypervisor/trace.js';
+import { traceHex, type HypercallTrap, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type TrapEvent } from '../../src/hypervisor/trace.js';
 import { HvCall } from '../../src/tlfs/hypercall-codes.js';
 import { HvMsr } from '../../src/tlfs/msr.js';
 import { HvStatus } from '../../src/tlfs/status.js';
 import { HvMessageType } from '../../src/tlfs/synic.js';
 import { TimerMessagePayload } from '../../src/tlfs/time.js';
 import { decodeEvent, encodeEvent, hexBytes } from '../../src/trace/codec.js';
-import { ChannelResolver, matches, selectEvents } from '../../src/trace/filter.js';
+import { attachTrace, type Tracer } from '../../src/trace/attach.js';
+import { ChannelResolver, hasDirection, matches, selectEvents } from '../../src/trace/filter.js';
 import { formatEvent, formatTime } from '../../src/trace/format.js';
 import { parseTrace, parseTraceLine, readTraceFile, TraceFileError } from '../../src/trace/reader.js';
 import { JsonLinesTracer, openTraceFile } from '../../src/trace/writer.js';
@@ -40,9 +41,9 @@ const bytesOf = (hex: string): Uint8Array => Uint8Array.from(hex.replace(/\s/g, 
  * A ws2022 guest with the echo device (besides whatever devices the machine offers by
  * default), a driver bound, "hello" sent and a request answered, then the channel closed.
  */
-function echoSession(tracer: Tracer): { rig: VmbusRig; host: HostChannel } {
+function echoSession(...tracers: Tracer[]): { rig: VmbusRig; host: HostChannel } {
   const rig = new VmbusRig({ release: 'ws2022', vps: 2 });
-  rig.m.partition.tracer = tracer;
+  for (const t of tracers) attachTrace(rig.m.partition, t);
   const { ch: host } = offerEcho(rig);
   const drv = new EchoDriver();
   rig.boot();
@@ -60,7 +61,7 @@ function echoSession(tracer: Tracer): { rig: VmbusRig; host: HostChannel } {
 describe('a booting guest, traced', () => {
   const t = collect();
   const m = new Machine({ release: 'ws2022', vps: 2 });
-  m.partition.tracer = t;
+  const stop = attachTrace(m.partition, t);
   m.boot();
   const events = t.events;
 
@@ -107,14 +108,25 @@ describe('a booting guest, traced', () => {
     }
   });
 
+  it('a host message: queued, written into the slot, then its SINT asserted; a post names the port its connection leads to', () => {
+    const i = events.findIndex((e) => e.kind === 'message' && e.dir === 'to-guest' && nameOf(e) === 'VERSION_RESPONSE');
+    expect(events.slice(i - 1, i + 2).map((e) => e.kind)).toEqual(['message-queued', 'message', 'sint-asserted']);
+    expect(events[i - 1]).toMatchObject({ kind: 'message-queued', vp: 0, sint: VMBUS_MESSAGE_SINT, type: 1, depth: 1 });
+    expect(events[i + 1]).toMatchObject({ kind: 'sint-asserted', vp: 0, sint: VMBUS_MESSAGE_SINT });
+    const contact = messages(events).find((e) => e.dir === 'to-host')!;
+    expect(contact).toMatchObject({ connection: 4, port: 4 });
+    // Direct-mode stimer0 ticks (hv_stimer_alloc): the hypervisor's own events share the stream.
+    expect(events.some((e) => e.kind === 'timer-expired' && e.timer === 0 && e.direct)).toBe(true);
+  });
+
   it('timestamps never go back', () => {
     for (let i = 1; i < events.length; i++) expect(events[i]!.ns).toBeGreaterThanOrEqual(events[i - 1]!.ns);
     expect(events.at(-1)!.ns).toBeGreaterThan(0);
   });
 
-  it('no tracer, no events', () => {
+  it('after stop, no more events', () => {
     const n = events.length;
-    m.partition.tracer = undefined;
+    stop();
     m.runFor(10_000_000);
     expect(events.length).toBe(n);
   });
@@ -122,7 +134,7 @@ describe('a booting guest, traced', () => {
   it('arm64: the guest reaches the hypervisor by HVC, so its traps are hypercalls and no CPUID', () => {
     const a = collect();
     const arm = new Machine({ release: 'ws2022', arch: 'arm64', vps: 2 });
-    arm.partition.tracer = a;
+    attachTrace(arm.partition, a);
     arm.boot();
     expect(arm.kernel.stage).toBe('booted');
     const ts = traps(a.events);
@@ -150,6 +162,9 @@ describe('a channel in use, traced', () => {
     expect(up.every((s) => offers.has(s.connection) && s.flag === 0)).toBe(true);
     expect(down.filter((s) => s.flag === host.relid).length).toBeGreaterThan(0);
     expect(down.every((s) => s.sint === VMBUS_MESSAGE_SINT && [...offers.values()].includes(s.flag))).toBe(true);
+    // A channel's event port takes its connection id; every flag set says whether it was set already.
+    expect(up.every((s) => s.dir === 'to-host' && s.port === s.connection)).toBe(true);
+    expect(down.every((s) => s.dir === 'to-guest' && typeof s.coalesced === 'boolean')).toBe(true);
   });
 
   it('packets: each the guest wrote as the host read it, each the host wrote, in order', () => {
@@ -171,7 +186,7 @@ describe('a channel in use, traced', () => {
 
   it('the resolver names the echo channel for its messages, GPADL messages included, its signals and packets', () => {
     const r = new ChannelResolver();
-    const about = events.map((e) => r.annotate(e)).filter((e): e is Exclude<TraceEvent, TrapEvent> => e.kind !== 'trap' && e.channel === host.relid);
+    const about = events.map((e) => r.annotate(e)).filter((e): e is MessageEvent | SignalEvent | PacketEvent => hasDirection(e) && e.channel === host.relid);
     const names = about.map((e) => (e.kind === 'message' ? nameOf(e) : `${e.kind} ${e.dir}`));
     expect(names).toEqual(
       expect.arrayContaining(['OFFERCHANNEL', 'GPADL_HEADER', 'GPADL_CREATED', 'OPENCHANNEL', 'OPENCHANNEL_RESULT', 'signal to-host', 'packet to-host', 'packet to-guest', 'signal to-guest', 'CLOSECHANNEL', 'GPADL_TEARDOWN', 'GPADL_TORNDOWN']),
@@ -186,9 +201,9 @@ describe('a channel in use, traced', () => {
     expect([...selectEvents(events, { kinds: ['signal', 'packet'] })].length).toBe(events.filter((e) => e.kind === 'signal' || e.kind === 'packet').length);
     const down = [...selectEvents(events, { dirs: ['to-guest'] })];
     expect(down.length).toBeGreaterThan(0);
-    expect(down.every((e) => e.kind !== 'trap' && e.dir === 'to-guest')).toBe(true);
+    expect(down.every((e) => hasDirection(e) && e.dir === 'to-guest')).toBe(true);
     const ch1 = [...selectEvents(events, { channels: [host.relid] })];
-    expect(ch1.every((e) => e.kind !== 'trap' && e.channel === host.relid)).toBe(true);
+    expect(ch1.every((e) => hasDirection(e) && e.channel === host.relid)).toBe(true);
     expect([...selectEvents(events, { channels: [2000] })]).toEqual([]);
     const ch1Packets = [...selectEvents(events, { channels: [host.relid], kinds: ['packet'], dirs: ['to-host'] })];
     expect(ch1Packets.map((e) => e.kind === 'packet' && e.transId)).toEqual([7n, 1n]);
@@ -208,12 +223,46 @@ describe('a channel in use, traced', () => {
   });
 });
 
+describe('one stream', () => {
+  it('without a listener nothing is emitted at all: every emitter, VMBus packets included, checks first', () => {
+    const rig = new VmbusRig({ release: 'ws2022', vps: 2 });
+    const bus = rig.m.partition.events;
+    let emitted = 0;
+    const emit = bus.emit.bind(bus);
+    bus.emit = (e) => (emitted++, emit(e));
+    const { ch: host } = offerEcho(rig);
+    const drv = new EchoDriver();
+    rig.boot();
+    rig.client.registerDriver(drv);
+    drv.channels[0]!.sendInband(text('hello'), 7n);
+    rig.run();
+    expect(drv.payloads(drv.channels[0]!)).toEqual(['hello']);
+    expect(host.signalsReceived).toBeGreaterThan(0);
+    expect(bus.active).toBe(false);
+    expect(emitted).toBe(0);
+    // With a listener, the same emitters do emit.
+    const t = collect();
+    const stop = attachTrace(rig.m.partition, t);
+    expect(bus.active).toBe(true);
+    drv.channels[0]!.sendInband(text('again'), 8n);
+    rig.run();
+    stop();
+    expect(bus.active).toBe(false);
+    expect(emitted).toBe(t.events.length);
+    expect(t.events.filter((e) => e.kind === 'packet').map((e) => e.kind === 'packet' && [e.dir, e.transId])).toEqual([
+      ['to-host', 8n],
+      ['to-guest', 8n],
+    ]);
+  });
+});
+
 describe('trace files', () => {
   it('written and read back: the same events, channels filled in, 64-bit values as hex strings', async () => {
     const path = join(tmp, 'session.jsonl');
     const file = openTraceFile(path);
     const mem = collect();
-    echoSession({ emit: (e) => (mem.emit(e), file.emit(e)) });
+    // Two listeners on the one stream.
+    echoSession(mem, file);
     expect(file.count).toBe(mem.events.length);
     await file.close();
     expect(() => file.emit(mem.events[0]!)).toThrow(/closed/);
@@ -223,6 +272,8 @@ describe('trace files', () => {
     expect(text).toMatch(/"what":"wrmsr","vp":0,"msr":1073741824,"value":"0x[0-9a-f]+"/);
     const expected = [...selectEvents(mem.events)];
     expect(parseTrace(text)).toEqual(expected);
+    // The hypervisor's own events are in the file too.
+    expect(new Set(expected.map((e) => e.kind))).toEqual(new Set(['trap', 'message', 'signal', 'packet', 'message-queued', 'sint-asserted', 'timer-expired']));
     const streamed: TraceEvent[] = [];
     for await (const e of readTraceFile(path)) streamed.push(e);
     expect(streamed).toEqual(expected);
@@ -362,6 +413,40 @@ describe('one line per event', () => {
       `    0.000000 ch3  to-host  pkt type 0x5 trans 0x1 16 bytes: packet: type: 0x5 is not a data packet type: bytes=${bad}`,
     );
     expect(bytesOf(hello).length).toBe(24);
+    expect(formatEvent({ ns: 0, kind: 'signal', dir: 'to-guest', vp: 0, sint: 2, flag: 5, coalesced: true, channel: 5 })).toBe('    0.000000 vp0  to-guest signal sint 2 flag 5 coalesced  (channel 5)');
+  });
+
+  it("the hypervisor's own events: 'hv', the VP concerned or '--' for the partition, the kind and its fields", () => {
+    const lines = [
+      formatEvent({ ns: 0, kind: 'message-queued', vp: 0, sint: 2, type: 1, depth: 2 }),
+      formatEvent({ ns: 0, kind: 'message-queued', vp: 1, sint: 0, type: HvMessageType.TIMER_EXPIRED, depth: 1 }),
+      formatEvent({ ns: 0, kind: 'sint-asserted', vp: 1, sint: 2, vector: 0xf3 }),
+      formatEvent({ ns: 0, kind: 'timer-expired', vp: 0, timer: 0, direct: true, expiration: 0xc0defn }),
+      formatEvent({ ns: 0, kind: 'ipi', from: 1, to: 0, vector: 0x2f }),
+      formatEvent({ ns: 0, kind: 'tlb-flush', vp: 0, targets: [1, 3], addressSpace: 0x1000n, flags: 0n, ranges: 0 }),
+      formatEvent({ ns: 0, kind: 'tlb-flush', vp: 0, targets: 'all', addressSpace: 0n, flags: 1n, ranges: 3 }),
+      formatEvent({ ns: 0, kind: 'crash', params: [1n, 2n, 3n, 0x1000n, 5n], message: 'Kernel panic\n' }),
+      formatEvent({ ns: 0, kind: 'reset' }),
+      formatEvent({ ns: 0, kind: 'guest-idle', vp: 1 }),
+      formatEvent({ ns: 0, kind: 'spin-wait', vp: 0, count: 4096n }),
+      formatEvent({ ns: 0, kind: 'visibility', gpns: 4, visibility: 3 }),
+      formatEvent({ ns: 0, kind: 'interrupt-retarget', deviceId: 0x1234n, vector: 0x31, targets: [2] }),
+    ];
+    expect(lines.map((l) => l.slice(13))).toEqual([
+      'vp0  hv       message-queued sint 2 VMBUS depth 2',
+      'vp1  hv       message-queued sint 0 HVMSG_TIMER_EXPIRED depth 1',
+      'vp1  hv       sint-asserted sint 2 vector 0xf3',
+      'vp0  hv       timer-expired stimer0 direct expiration=0xc0def',
+      'vp1  hv       ipi to vp0 vector 0x2f',
+      'vp0  hv       tlb-flush vp1,vp3 space=0x1000 flags=0x0',
+      'vp0  hv       tlb-flush all space=0x0 flags=0x1 ranges=3',
+      '--   hv       crash P0=0x1 P1=0x2 P2=0x3 P3=0x1000 P4=0x5 message="Kernel panic\\n"',
+      '--   hv       reset',
+      'vp1  hv       guest-idle',
+      'vp0  hv       spin-wait count=4096',
+      '--   hv       visibility 4 pages -> read-write',
+      '--   hv       interrupt-retarget device=0x1234 vector 0x31 -> vp2',
+    ]);
   });
 });
 
@@ -374,6 +459,7 @@ const ns = fc.oneof(fc.maxSafeNat(), fc.double({ min: 0, max: 1e15, noNaN: true 
 const vp = fc.nat({ max: 63 });
 const dir = fc.constantFrom('to-host' as const, 'to-guest' as const);
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+const vps = fc.oneof(fc.constant('all' as const), fc.array(vp, { maxLength: 8 }));
 /** Drops undefined fields, as JSON does. */
 const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
@@ -390,6 +476,20 @@ const anyEvent: fc.Arbitrary<TraceEvent> = fc.oneof(
   fc.record({ ns, vp, connection: u32, flag: fc.nat({ max: 0xffff }), channel: maybe(u32) }).map((r): TraceEvent => defined({ kind: 'signal', dir: 'to-host', ...r })),
   fc.record({ ns, vp, sint: fc.nat({ max: 15 }), flag: fc.nat({ max: 2047 }), channel: maybe(u32) }).map((r): TraceEvent => defined({ kind: 'signal', dir: 'to-guest', ...r })),
   fc.record({ ns, dir, channel: u32, type: fc.nat({ max: 0xffff }), transId: u64, length: fc.nat(), bytes: hex }).map((r): TraceEvent => ({ kind: 'packet', ...r })),
+  fc.record({ ns, vp, connection: u32, type: u32, payload: hex, port: u32 }).map((r): TraceEvent => ({ kind: 'message', dir: 'to-host', ...r })),
+  fc.record({ ns, vp, connection: u32, flag: fc.nat({ max: 0xffff }), port: u32 }).map((r): TraceEvent => ({ kind: 'signal', dir: 'to-host', ...r })),
+  fc.record({ ns, vp, sint: fc.nat({ max: 15 }), flag: fc.nat({ max: 2047 }), coalesced: fc.boolean() }).map((r): TraceEvent => ({ kind: 'signal', dir: 'to-guest', ...r })),
+  fc.record({ ns, vp, sint: fc.nat({ max: 15 }), type: u32, depth: fc.nat() }).map((r): TraceEvent => ({ kind: 'message-queued', ...r })),
+  fc.record({ ns, vp, sint: fc.nat({ max: 15 }), vector: fc.nat({ max: 255 }) }).map((r): TraceEvent => ({ kind: 'sint-asserted', ...r })),
+  fc.record({ ns, vp, timer: fc.nat({ max: 3 }), direct: fc.boolean(), expiration: u64 }).map((r): TraceEvent => ({ kind: 'timer-expired', ...r })),
+  fc.record({ ns, from: vp, to: vp, vector: fc.nat({ max: 255 }) }).map((r): TraceEvent => ({ kind: 'ipi', ...r })),
+  fc.record({ ns, vp, targets: vps, addressSpace: u64, flags: u64, ranges: fc.nat({ max: 0xfff }) }).map((r): TraceEvent => ({ kind: 'tlb-flush', ...r })),
+  fc.record({ ns, params: fc.array(u64, { maxLength: 5 }), message: maybe(fc.string({ unit: 'binary', maxLength: 200 })) }).map((r): TraceEvent => defined({ kind: 'crash', ...r })),
+  fc.record({ ns }).map((r): TraceEvent => ({ kind: 'reset', ...r })),
+  fc.record({ ns, vp }).map((r): TraceEvent => ({ kind: 'guest-idle', ...r })),
+  fc.record({ ns, vp, count: u64 }).map((r): TraceEvent => ({ kind: 'spin-wait', ...r })),
+  fc.record({ ns, gpns: fc.nat({ max: 0xfff }), visibility: fc.nat({ max: 3 }) }).map((r): TraceEvent => ({ kind: 'visibility', ...r })),
+  fc.record({ ns, deviceId: u64, vector: fc.nat({ max: 255 }), targets: vps }).map((r): TraceEvent => ({ kind: 'interrupt-retarget', ...r })),
 );
 
 it('property: every event formats to one line, whatever its bytes', () => {

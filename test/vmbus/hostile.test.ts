@@ -80,7 +80,7 @@ describe('hostile peers', () => {
     const order: string[] = [];
     rig.m.partition.events.on((e) => {
       if (e.kind === 'message-queued') order.push('message');
-      if (e.kind === 'event-signaled') order.push('event');
+      if (e.kind === 'signal' && e.dir === 'to-guest') order.push('event');
     });
     rig.client.registerDriver(new EchoDriver());
     // GPADL_CREATED, then OPENCHANNEL_RESULT, then the event.

@@ -208,7 +208,7 @@ describe('offers, drivers, open and close (§3.4, §6.2, §6.3)', () => {
     expect(ch.offer.monitorId).toBe(host.monitorId);
     const hypercalls: number[] = [];
     rig.m.partition.events.on((e) => {
-      if (e.kind === 'hypercall') hypercalls.push(e.code);
+      if (e.kind === 'trap' && e.what === 'hypercall') hypercalls.push(e.code);
     });
     ch.sendInband(text('via MNF'));
     expect(dev.received).toHaveLength(0);

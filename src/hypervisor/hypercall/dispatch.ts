@@ -137,26 +137,11 @@ export class HypercallDispatcher {
     return this.defs.has(code);
   }
 
-  /** Runs one hypercall invocation. `c` is `req.control` decoded (the ABI adapter has it already). */
+  /**
+   * Runs one hypercall invocation. `c` is `req.control` decoded (the ABI adapter has it already).
+   * The CPU port that trapped emits its event (cpu.ts), with the registers it came in.
+   */
   dispatch(vp: Vp, req: HypercallRequest, c: Control = decodeControl(req.control)): HypercallResponse {
-    const r = this.execute(vp, req, c);
-    const events = vp.partition.events;
-    if (events.active) {
-      events.emit({
-        kind: 'hypercall',
-        vp: vp.index,
-        code: c.code,
-        fast: c.fast,
-        repCount: c.repCount,
-        repStart: c.repStart,
-        status: Number(r.result & 0xffffn),
-        repsCompleted: Number((r.result >> 32n) & 0xfffn),
-      });
-    }
-    return r;
-  }
-
-  private execute(vp: Vp, req: HypercallRequest, c: Control): HypercallResponse {
     const blocks = this.depth === 0 ? this.blocks : new Blocks();
     this.depth++;
     try {

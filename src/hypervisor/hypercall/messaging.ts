@@ -4,7 +4,6 @@ import { HvInputPostMessage, HvInputSignalEvent } from '../../tlfs/hypercall-inp
 import { PrivHigh } from '../../tlfs/cpuid.js';
 import { HvStatus } from '../../tlfs/status.js';
 import { ConnectionId, HV_MESSAGE_PAYLOAD_BYTE_COUNT, HV_PORT_ID_MASK } from '../../tlfs/synic.js';
-import { traceHex } from '../trace.js';
 import type { HypercallDef } from './dispatch.js';
 
 const P = HvInputPostMessage.offsets;
@@ -29,11 +28,8 @@ export const postMessage: HypercallDef = {
     const size = ctx.in.getUint32(P.payload_size, true);
     // Guest message types are non-zero with bit 31 clear; the payload fits one slot.
     if (type === 0 || type & 0x80000000 || size > HV_MESSAGE_PAYLOAD_BYTE_COUNT) return HvStatus.INVALID_PARAMETER;
-    const payload = ctx.input.subarray(P.payload, P.payload + size);
-    // Traced before it is routed: the host's answer, if it gives one at once, comes after.
-    const tracer = ctx.partition.tracer;
-    if (tracer) tracer.emit({ ns: ctx.partition.clock.nowNs, kind: 'message', dir: 'to-host', vp: ctx.vp.index, connection: conn, type, payload: traceHex(payload) });
-    return ctx.partition.postMessage(conn, type, payload, ctx.vp.index);
+    // The partition emits the message event (partition.ts).
+    return ctx.partition.postMessage(conn, type, ctx.input.subarray(P.payload, P.payload + size), ctx.vp.index);
   },
 };
 
@@ -46,9 +42,6 @@ export const signalEvent: HypercallDef = {
     const dv = ctx.in;
     if (dv.getUint8(CONN_RESERVED_BYTE) !== 0 || dv.getUint16(RESERVED_AT, true) !== 0) return HvStatus.INVALID_HYPERCALL_INPUT;
     const conn = dv.getUint32(0, true) & HV_PORT_ID_MASK;
-    const flag = dv.getUint16(FLAG_AT, true);
-    const tracer = ctx.partition.tracer;
-    if (tracer) tracer.emit({ ns: ctx.partition.clock.nowNs, kind: 'signal', dir: 'to-host', vp: ctx.vp.index, connection: conn, flag });
-    return ctx.partition.signalEvent(conn, flag, ctx.vp.index);
+    return ctx.partition.signalEvent(conn, dv.getUint16(FLAG_AT, true), ctx.vp.index);
   },
 };

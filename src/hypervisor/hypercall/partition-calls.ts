@@ -57,7 +57,7 @@ export const modifySparseGpaPageHostVisibility: HypercallDef = {
     const word = dv.getUint32(V._visibility, true);
     if (word & ~3 || dv.getUint32(V.reserved1, true) !== 0) return HvStatus.INVALID_HYPERCALL_INPUT;
     if (!VISIBILITIES.includes(word & 3)) return HvStatus.INVALID_PARAMETER;
-    ctx.partition.events.emit({ kind: 'visibility', gpns: ctx.control.repCount - ctx.control.repStart, visibility: word & 3 });
+    if (ctx.partition.events.active) ctx.partition.events.emit({ kind: 'visibility', gpns: ctx.control.repCount - ctx.control.repStart, visibility: word & 3 });
     return HvStatus.SUCCESS;
   },
   element: (ctx, i) => {

@@ -36,7 +36,7 @@ function flush(ctx: CallContext, targets: VpTargets, ranges: number): number {
   if (flags & ~HV_FLUSH_VALID_FLAGS) return HvStatus.INVALID_PARAMETER;
   const addressSpace = ctx.in.getBigUint64(F.address_space, true);
   const reached = flags & ALL_PROCESSORS ? 'all' : targets;
-  ctx.partition.events.emit({ kind: 'tlb-flush', vp: ctx.vp.index, targets: reached, addressSpace, flags, ranges });
+  if (ctx.partition.events.active) ctx.partition.events.emit({ kind: 'tlb-flush', vp: ctx.vp.index, targets: reached, addressSpace, flags, ranges });
   return HvStatus.SUCCESS;
 }
 
@@ -95,7 +95,7 @@ function sendIpi(ctx: CallContext, vector: number, reserved: number, targets: Vp
   const p = ctx.partition;
   const vps = targets === 'all' ? p.vps : targets.map((n) => p.vps[n]).filter((v) => v !== undefined);
   for (const t of vps) {
-    p.events.emit({ kind: 'ipi', from: ctx.vp.index, to: t.index, vector });
+    if (p.events.active) p.events.emit({ kind: 'ipi', from: ctx.vp.index, to: t.index, vector });
     t.apic.raise(vector);
   }
   return HvStatus.SUCCESS;
@@ -132,7 +132,7 @@ export const notifyLongSpinWait: HypercallDef = {
   // KVM: only when the spin-retry hint is neither 0 nor "never notify".
   gate: (f) => f.spinRetries !== 0 && f.spinRetries >>> 0 !== 0xffffffff,
   run: (ctx) => {
-    ctx.partition.events.emit({ kind: 'spin-wait', vp: ctx.vp.index, count: ctx.in.getBigUint64(0, true) });
+    if (ctx.partition.events.active) ctx.partition.events.emit({ kind: 'spin-wait', vp: ctx.vp.index, count: ctx.in.getBigUint64(0, true) });
     return HvStatus.SUCCESS;
   },
 };
@@ -174,7 +174,7 @@ export const retargetDeviceInterrupt: HypercallDef = {
     const interrupts = ctx.partition.deviceInterrupts;
     if (!interrupts.has(deviceId)) return HvStatus.INVALID_DEVICE_ID;
     interrupts.set(deviceId, { vector, targets });
-    ctx.partition.events.emit({ kind: 'interrupt-retarget', deviceId, vector, targets });
+    if (ctx.partition.events.active) ctx.partition.events.emit({ kind: 'interrupt-retarget', deviceId, vector, targets });
     return HvStatus.SUCCESS;
   },
 };

@@ -1,7 +1,7 @@
 // A channel as the host's device sees it (vmbus.md §6–§8): its offer, its state, and once the
 // guest has opened it, the two rings: the host reads the guest→host ring and writes the
 // host→guest one, signalling the guest by Linux's rules.
-import { traceHex, type TraceDirection, type Tracer } from '../../hypervisor/trace.js';
+import { traceHex, type TraceDirection, type TraceEmitter } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { pagedRing } from '../ring/memory.js';
 import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
@@ -58,15 +58,8 @@ export interface HostChannelContext {
   gpadl(channel: HostChannel, handle: number): Gpadl | undefined;
   /** Runs the device's signal handler again soon, as if the guest had signalled. */
   kick(channel: HostChannel): void;
-}
-
-/**
- * Where a channel's packet events go: the partition's tracer, looked up at each packet because
- * it may be set after the channel exists (partition-io.ts gives every channel its partition).
- */
-export interface PacketTraceTarget {
-  readonly tracer?: Tracer | undefined;
-  readonly clock: { readonly nowNs: number };
+  /** The event stream the channel's packets go to (ServerIo.events). */
+  readonly events?: TraceEmitter | undefined;
 }
 
 /** Batches one receive() reads before it yields to other channels. */
@@ -89,8 +82,6 @@ export class HostChannel {
   signalsReceived = 0;
   /** @internal The device's signal handler is due to run: more signals change nothing. */
   signalPending = false;
-  /** Traces the packets this end reads and writes, when its tracer is set. */
-  tracing: PacketTraceTarget | undefined;
 
   constructor(
     readonly relid: number,
@@ -159,8 +150,8 @@ export class HostChannel {
       reader.mask();
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
-        const tracer = this.tracing?.tracer;
-        n += tracer ? this.readTraced(batch, onPacket, tracer) : readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`));
+        const events = this.ctx.events;
+        n += events?.active ? this.readTraced(batch, onPacket, events) : readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`));
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (reader.readable() === 0 && !reader.unmask()) return;
@@ -176,11 +167,11 @@ export class HostChannel {
    * readPackets with every packet traced as the ring held it, before it is parsed: one the
    * guest got wrong crossed the boundary too.
    */
-  private readTraced(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, tracer: Tracer): number {
+  private readTraced(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, events: TraceEmitter): number {
     let n = 0;
     for (let raw = batch.next(); raw; raw = batch.next()) {
       n++;
-      this.tracePacket(tracer, 'to-host', raw.bytes);
+      this.tracePacket(events, 'to-host', raw.bytes);
       let p: ParsedPacket;
       try {
         p = parsePacket(raw.bytes);
@@ -194,11 +185,10 @@ export class HostChannel {
     return n;
   }
 
-  private tracePacket(tracer: Tracer, dir: TraceDirection, bytes: Uint8Array): void {
+  private tracePacket(events: TraceEmitter, dir: TraceDirection, bytes: Uint8Array): void {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const whole = bytes.length >= PacketDescriptor.size;
-    tracer.emit({
-      ns: this.tracing!.clock.nowNs,
+    events.emit({
       kind: 'packet',
       dir,
       channel: this.relid,
@@ -216,9 +206,9 @@ export class HostChannel {
     return (
       this.guard(() => {
         const r = writer.write(parts);
-        const tracer = this.tracing?.tracer;
+        const events = this.ctx.events;
         // Traced before the signal it may raise, which follows it in the trace.
-        if (tracer && r.written) this.tracePacket(tracer, 'to-guest', padded(parts));
+        if (r.written && events?.active) this.tracePacket(events, 'to-guest', padded(parts));
         if (r.signal) this.signal();
         return r.written;
       }) ?? false

@@ -5,7 +5,6 @@ import type { Partition } from '../../hypervisor/partition.js';
 import { HvStatus } from '../../tlfs/status.js';
 import { VMBUS_MESSAGE_CONNECTION_ID, VMBUS_MESSAGE_CONNECTION_ID_4, VMBUS_MESSAGE_PORT_ID, VMBUS_MESSAGE_SINT, VMBUS_MESSAGE_TYPE, VmbusVersion } from '../wire/constants.js';
 import { MONITOR_GROUPS, MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP } from '../wire/packets.js';
-import type { ChannelHandler, HostChannel, OfferSpec } from './channel.js';
 import { VmbusServer, type ServerIo, type ServerOptions } from './server.js';
 
 /** The host port behind connection 4 (OpenVMM's "multiclient" port for ≥ 5.0 contacts). */
@@ -34,6 +33,7 @@ export function attachVmbusServer(p: Partition, options: ServerOptions): Partiti
   const io: ServerIo = {
     memory: p.memory,
     vpCount: p.vps.length,
+    events: p.events,
     post(vp, sint, message) {
       // The host's own messages are queued whatever the SINT's state, like the hypervisor's.
       p.vps[vp]?.synic.enqueue(sint, { type: VMBUS_MESSAGE_TYPE, payload: message, sender: BigInt(VMBUS_MESSAGE_PORT_ID), internal: true });
@@ -72,7 +72,7 @@ export function attachVmbusServer(p: Partition, options: ServerOptions): Partiti
     },
   };
 
-  const server = new PartitionServer(p, io, options);
+  const server = new VmbusServer(io, options);
   const handler = (m: { type: number; payload: Uint8Array; vp: number }) => {
     if (m.type !== VMBUS_MESSAGE_TYPE) return HvStatus.SUCCESS; // not a VMBus message: dropped
     return server.handleMessage(m.payload, m.vp);
@@ -99,23 +99,6 @@ export function attachVmbusServer(p: Partition, options: ServerOptions): Partiti
       p.deletePort(MULTICLIENT_PORT_ID);
     },
   };
-}
-
-/** A server whose channels trace their packets to the partition's tracer, whenever it is set. */
-class PartitionServer extends VmbusServer {
-  constructor(
-    private readonly partition: Partition,
-    io: ServerIo,
-    options: ServerOptions,
-  ) {
-    super(io, options);
-  }
-
-  override offer(spec: OfferSpec, handler: ChannelHandler): HostChannel {
-    const ch = super.offer(spec, handler);
-    ch.tracing = this.partition;
-    return ch;
-  }
 }
 
 /** Takes every pending bit of the page's trigger groups (atomically) and reports its monitor id. */

@@ -5,6 +5,7 @@
 //
 // Protocol: vmbus.md §3 (versions, connect, offers, unload), §5 (GPADLs), §6 (open, close,
 // rescind, modify); the host's rules follow OpenVMM where Linux is silent.
+import type { TraceEmitter } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { guidToBytes } from '../../tlfs/struct.js';
 import { Gpadl, GpadlAssembly, GpadlError, GPADL_HEADER_DATA } from '../gpadl.js';
@@ -35,6 +36,8 @@ export interface ServerIo {
   watchMonitor(gpa: number | undefined, onTrigger: (monitorId: number) => void): void;
   /** Runs `f` on the host's own time, after the current guest action. */
   defer(f: () => void): void;
+  /** Where the channels' ring packets are traced (the partition's event stream); none: not traced. */
+  readonly events?: TraceEmitter | undefined;
 }
 
 export interface ServerOptions {
@@ -125,6 +128,7 @@ export class VmbusServer {
       violation: (c, what) => this.violation(`channel ${c.relid}`, what),
       gpadl: (c, handle) => this.gpadls.get(key(c.relid, handle)),
       kick: (c) => this.guestSignalled(c, false),
+      events: this.io.events,
     });
     if (offer.monitor) ch.monitorId = this.freeMonitorId();
     this.channels.set(relid, ch);
