@@ -2,8 +2,13 @@
 // and which guest modules (Linux drivers) the guest kernel loads. New devices plug in here.
 import { DEVICE_CLASS, DEFAULT_DEVICES, type DeviceTypeName } from './catalog.js';
 import type { GuestModule, HostContext, HostDevice } from './device.js';
+import { heartbeatService } from './heartbeat/guest.js';
+import { attachHeartbeat } from './heartbeat/host.js';
+import { hvUtilsModule } from './ic/guest.js';
 import { opaqueModules } from './opaque/guest.js';
 import { attachOpaque } from './opaque/host.js';
+import { shutdownService } from './shutdown/guest.js';
+import { attachShutdown } from './shutdown/host.js';
 
 export interface DeviceSpec {
   readonly type: DeviceTypeName;
@@ -17,12 +22,10 @@ const MONITORED: ReadonlySet<DeviceTypeName> = new Set(['scsi', 'ide', 'network'
 type HostFactory = (ctx: HostContext, instanceId: string) => HostDevice;
 
 /** Back ends that speak their device's protocol; every other type gets the opaque one. */
-const HOST_FACTORIES = new Map<DeviceTypeName, HostFactory>();
-
-/** Registers the host back end of a device type (the integration services do, on import). */
-export function registerHostDevice(type: DeviceTypeName, factory: HostFactory): void {
-  HOST_FACTORIES.set(type, factory);
-}
+const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceTypeName, HostFactory>([
+  ['heartbeat', attachHeartbeat],
+  ['shutdown', attachShutdown],
+]);
 
 /**
  * A stable instance GUID for the n-th device of a type: Hyper-V makes them random per VM; hvkit
@@ -59,14 +62,10 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
   });
 }
 
-/** The guest's VMBus drivers, in the order the kernel initialises them. */
+/**
+ * The guest's VMBus driver modules, in the order the kernel initialises them. A distribution
+ * kernel loads them as modules in whatever order udev asks; the model fixes one.
+ */
 export function builtinModules(pageSize: number): GuestModule[] {
-  return [...opaqueModules(pageSize), ...GUEST_MODULES];
-}
-
-const GUEST_MODULES: GuestModule[] = [];
-
-/** Adds a guest module (hv_utils and later drivers register here). */
-export function registerGuestModule(m: GuestModule): void {
-  if (!GUEST_MODULES.some((x) => x.name === m.name)) GUEST_MODULES.push(m);
+  return [...opaqueModules(pageSize), hvUtilsModule([heartbeatService, shutdownService], { pageSize })];
 }

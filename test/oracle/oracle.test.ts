@@ -34,6 +34,7 @@ const NOT_IN_ORACLE: Record<string, string> = {
   'vmbus_channel_offer.u.pipe': "the pipe view of the offer's user area; Linux's u.pipe starts at the same place",
   vmdata_gpadl: 'DATA_USING_GPADL has no Linux struct; checked against vmbus.md 8.2 in vmbus-constants',
   vmbus_packet_trailer: 'Linux writes it as a bare u64 (prev_indices); checked by the ring tests against vmbus.md 13',
+  ic_heartbeat_message: "OpenVMM's HeartbeatMessage, the body the host sends; Linux reads only its first 8 bytes as heartbeat_msg_data.seq_num (checked in ic-constants)",
 };
 
 /** Leaves Linux names differently or 6.1 does not name yet: our name → the oracle's (or null). */

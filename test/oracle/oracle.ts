@@ -7,9 +7,12 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TLFS_LAYOUTS } from '../../src/tlfs/layouts.js';
 import { VMBUS_LAYOUTS } from '../../src/vmbus/wire/layouts.js';
+import { IC_LAYOUTS } from '../../src/devices/ic/wire.js';
+import { HEARTBEAT_LAYOUTS } from '../../src/devices/heartbeat/wire.js';
+import { SHUTDOWN_LAYOUTS } from '../../src/devices/shutdown/wire.js';
 
 /** Every declared layout the oracle checks. */
-export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS];
+export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS, ...IC_LAYOUTS, ...HEARTBEAT_LAYOUTS, ...SHUTDOWN_LAYOUTS];
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FULL_ORACLE_PATH = resolve(here, '../../../shared/oracle/linux-hv-layouts.json');
@@ -52,7 +55,8 @@ export const WANTED_ENUMS = [
   'vmbus_channel_state',
 ];
 /** Macro families hvkit declares constants for (anonymous-enum constants count as macros). */
-export const WANTED_MACRO = /^(HV_|HVCALL_|HYPERV_|HVMSG_|VERSION_|VMBUS_|MAX_(SIZE_CHANNEL|USER_DEFINED|PIPE_USER|PAGE_BUFFER|MULTIPAGE|CHANNEL_RELIDS))/;
+export const WANTED_MACRO =
+  /^(HV_|HVCALL_|HYPERV_|HVMSG_|VERSION_|VMBUS_|MAX_(SIZE_CHANNEL|USER_DEFINED|PIPE_USER|PAGE_BUFFER|MULTIPAGE|CHANNEL_RELIDS)|ICMSG|IC_VERSION_NEGOTIATION|UTIL_(FW|WS2K8)_|(HB|SD|TS|VSS)_(MAJOR|MINOR|VERSION|VER_COUNT)|(WIN7|WIN8|WS2008)_SRV_VERSION|(FW|KVP|FCOPY)_VER_COUNT)/;
 
 interface FullOracle {
   kernel: unknown;

@@ -4,11 +4,10 @@
 // not modelled, so the log never pretends a disk or NIC exists.
 import type { GuestChannel } from '../../vmbus/client/channel.js';
 import type { VmbusDriver } from '../../vmbus/client/client.js';
+import { vmbusRingSize } from '../../vmbus/client/ring-size.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { GuestModule, GuestServices } from '../device.js';
 
-/** VMBUS_RING_SIZE(payload): the payload plus the 4 KiB ring header, page-aligned (vmbus.md §6.6). */
-const vmbusRingSize = (payload: number, pageSize: number): number => Math.ceil((payload + 4096) / pageSize) * pageSize;
 
 interface OpaqueDriverSpec {
   /** KBUILD_MODNAME: the driver name hv_vmbus prints when it registers. */
@@ -28,7 +27,7 @@ export const OPAQUE_DRIVERS: readonly OpaqueDriverSpec[] = [
   { name: 'hv_netvsc', classIds: [DeviceClass.NIC], ringBytes: (p) => vmbusRingSize(128 * 4096, p), protocol: 'the network protocol (NVSP/RNDIS)' },
   { name: 'hyperv_keyboard', classIds: [DeviceClass.KBD], ringBytes: (p) => vmbusRingSize(36 * 1024, p), protocol: 'the synthetic keyboard protocol' },
   { name: 'hid_hyperv', classIds: [DeviceClass.MOUSE], ringBytes: (p) => vmbusRingSize(36 * 1024, p), protocol: 'the synthetic HID protocol' },
-  { name: 'hyperv_fb', classIds: [DeviceClass.SYNTHVID], ringBytes: (p) => Math.max(256 * 1024, 2 * p), protocol: 'the synthetic video protocol' },
+  { name: 'hyperv_fb', classIds: [DeviceClass.SYNTHVID], ringBytes: () => 256 * 1024, protocol: 'the synthetic video protocol' },
   { name: 'hv_balloon', classIds: [DeviceClass.DM], ringBytes: (p) => vmbusRingSize(16 * 1024, p), protocol: 'the dynamic memory protocol' },
 ];
 

@@ -319,7 +319,9 @@ export class GuestChannel {
   sendPacket(parts: readonly Uint8Array[]): boolean {
     const rings = this.rings;
     if (this.rescinded) throw new VmbusError('ENODEV', `channel ${this.relid} was rescinded`);
-    if (!rings || this.state !== 'opened') throw new VmbusError('EINVAL', `channel ${this.relid} is not open`);
+    // Like hv_ringbuffer_write, which checks only for a rescind: the rings exist from before
+    // OPENCHANNEL, and a callback run while the open is in flight may answer the host at once.
+    if (!rings || (this.state !== 'opened' && this.state !== 'opening')) throw new VmbusError('EINVAL', `channel ${this.relid} is not open`);
     if (this.corrupt) throw new VmbusError('EIO', `channel ${this.relid}: ${this.corrupt}`);
     let r: { written: boolean; signal: boolean };
     try {

@@ -1,0 +1,486 @@
+// The IC framework: its wire format byte for byte (vmbus.md §9.1–§9.3), Linux's
+// vmbus_prep_negotiate_resp as a table (channel_mgmt.c), the host's NEGOTIATE and its checks of
+// the answer, the hv_utils driver (hv_util.c util_probe), and every parser fed arbitrary bytes.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { GuestServices, HostContext } from '../../src/devices/device.js';
+import { HvUtilsDriver, hvUtilsModule, utilRingBytes, type UtilService } from '../../src/devices/ic/guest.js';
+import { IcHost, type IcResponse } from '../../src/devices/ic/host.js';
+import { prepNegotiateResp } from '../../src/devices/ic/negotiate.js';
+import { HOST_IC_MESSAGE_VERSIONS } from '../../src/devices/ic/versions.js';
+import { encodeIcMessage, encodeNegotiate, icMessageBody, LINUX_UTIL_VERSIONS, parseIcMessage, parseNegotiate } from '../../src/devices/ic/wire.js';
+import { heartbeatService } from '../../src/devices/heartbeat/guest.js';
+import { shutdownService } from '../../src/devices/shutdown/guest.js';
+import { RELEASE_IDS } from '../../src/hypervisor/release.js';
+import { WireError } from '../../src/tlfs/struct.js';
+import type { GuestChannel, OpenOptions } from '../../src/vmbus/client/channel.js';
+import type { VmbusDriver } from '../../src/vmbus/client/client.js';
+import type { ChannelHandler, HostChannel } from '../../src/vmbus/server/channel.js';
+import type { VmbusServer } from '../../src/vmbus/server/server.js';
+import type { ParsedPacket } from '../../src/vmbus/wire/packets.js';
+import { RUNS } from '../vmbus/fuzz-runs.js';
+
+/** "3.2" → 0x00030002, as Linux packs versions. */
+const v = (s: string): number => {
+  const [a, b] = s.split('.').map(Number);
+  return a! * 0x10000 + b!;
+};
+const hex = (s: string) => Uint8Array.from(s.trim().split(/\s+/).map((b) => parseInt(b, 16)));
+const u16 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint16(at, true);
+const u32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint32(at, true);
+const HEARTBEAT = '57164f39-9115-4e78-ab55-382f3bd5422d';
+const SHUTDOWN = '0e0b6031-5213-4934-818b-38d90ced39db';
+
+// Offsets of vmbus.md §9.1 and §9.3, for reading answers.
+const AT = { icmsgtype: 12, icmsgsize: 18, status: 20, transId: 24, icflags: 25, frameCount: 28, msgCount: 30, data: 36 } as const;
+
+describe('IC wire format', () => {
+  it('a NEGOTIATE request offering framework 1.0, 3.0 and message 1.0, 3.0, byte for byte', () => {
+    const bytes = encodeIcMessage({ type: 0, framework: 0, message: 0, transactionId: 0, flags: 3, body: encodeNegotiate([v('1.0'), v('3.0')], [v('1.0'), v('3.0')]) });
+    expect([...bytes]).toEqual([
+      ...hex('01 00 00 00  2c 00 00 00'), // pipe: DATA, 44 bytes follow
+      ...hex('00 00 00 00  00 00  00 00 00 00  18 00  00 00 00 00  00  03  00 00'), // icmsg_hdr: type 0, size 24, id 0, flags 3
+      ...hex('02 00  02 00  00 00 00 00'), // two framework and two message versions
+      ...hex('01 00 00 00  03 00 00 00  01 00 00 00  03 00 00 00'),
+    ]);
+  });
+
+  it('parses what it builds, and the header fields land where Linux reads them', () => {
+    const bytes = encodeIcMessage({ type: 3, framework: v('3.0'), message: v('3.2'), status: 0x80004005, transactionId: 7, flags: 5, body: new Uint8Array(12) });
+    expect(u16(bytes, AT.icmsgtype)).toBe(3);
+    expect(u16(bytes, 8)).toBe(3); // icverframe.major
+    expect(u16(bytes, 16)).toBe(2); // icvermsg.minor
+    expect(u32(bytes, AT.status)).toBe(0x80004005);
+    expect(bytes[AT.transId]).toBe(7);
+    expect(bytes[AT.icflags]).toBe(5);
+    const m = icMessageBody(bytes);
+    expect(m.header.icmsgsize).toBe(12);
+    expect(m.body.length).toBe(12);
+    expect(parseNegotiate(encodeNegotiate([v('3.0')], [v('4.0'), v('3.0'), v('1.0')]))).toEqual({ framework: [v('3.0')], message: [v('4.0'), v('3.0'), v('1.0')] });
+  });
+
+  it('names the field a host-side check rejects', () => {
+    const good = encodeIcMessage({ type: 1, framework: v('3.0'), message: v('3.0'), transactionId: 0, flags: 5, body: new Uint8Array(16) });
+    const bad = (patch: (b: Uint8Array) => void): string => {
+      const b = good.slice();
+      patch(b);
+      try {
+        icMessageBody(b);
+      } catch (e) {
+        expect(e).toBeInstanceOf(WireError);
+        return (e as WireError).message;
+      }
+      return 'accepted';
+    };
+    expect(bad((b) => (b[0] = 2))).toMatch(/^vmbuspipe_hdr\.flags/);
+    expect(bad((b) => (b[4] = 200))).toMatch(/^vmbuspipe_hdr\.msgsize/);
+    expect(bad((b) => (b[AT.icmsgsize] = 17))).toMatch(/^icmsg_hdr\.icmsgsize/);
+    expect(() => parseIcMessage(good.subarray(0, 27))).toThrow(WireError);
+    expect(() => parseNegotiate(hex('65 00 01 00 00 00 00 00'))).toThrow(/icframe_vercnt/);
+    expect(() => parseNegotiate(hex('01 00 01 00 00 00 00 00 03 00 00 00'))).toThrow(/icversion_data/);
+  });
+});
+
+/** A NEGOTIATE as the host sends it, in a receive buffer of four pages (util_probe). */
+function negotiateBuffer(fw: readonly number[], msg: readonly number[]): { buf: Uint8Array; len: number } {
+  const m = encodeIcMessage({ type: 0, framework: 0, message: 0, transactionId: 0, flags: 3, body: encodeNegotiate(fw, msg) });
+  const buf = new Uint8Array(16384);
+  buf.set(m);
+  return { buf, len: Math.ceil(m.length / 8) * 8 };
+}
+
+describe("vmbus_prep_negotiate_resp (Linux's choice, written in place)", () => {
+  const HB = LINUX_UTIL_VERSIONS.heartbeat;
+  const SD = LINUX_UTIL_VERSIONS.shutdown;
+  // host framework, host message versions, guest tables → ok, chosen (or left) framework and message.
+  const table: [string, string[], string[], { framework: readonly number[]; message: readonly number[] }, boolean, string, string][] = [
+    ['both sides know 3.0 and 1.0', ['1.0', '3.0'], ['1.0', '3.0'], HB, true, '3.0', '3.0'],
+    ['the guest prefers its own order over the host\'s', ['3.0', '1.0'], ['3.0', '1.0'], HB, true, '3.0', '3.0'],
+    ['an old host: framework 1.0 only', ['1.0'], ['1.0', '3.0'], HB, true, '1.0', '3.0'],
+    ['heartbeat 1.0 only', ['1.0', '3.0'], ['1.0'], HB, true, '3.0', '1.0'],
+    ['shutdown up to 3.2', ['1.0', '3.0'], ['1.0', '3.0', '3.1', '3.2'], SD, true, '3.0', '3.2'],
+    ['shutdown up to 3.1', ['1.0', '3.0'], ['1.0', '3.0', '3.1'], SD, true, '3.0', '3.1'],
+    ['shutdown 3.0', ['1.0', '3.0'], ['1.0', '3.0'], SD, true, '3.0', '3.0'],
+    ['a message version Linux does not know is skipped', ['3.0'], ['5.0', '3.0'], HB, true, '3.0', '3.0'],
+    // No framework in common: the answer carries the host's counts as "versions" (F.0, M.0).
+    ['no common framework', ['2.0'], ['3.0'], HB, false, '1.0', '1.0'],
+    ['no common framework, three offered', ['2.0', '4.0', '5.0'], ['1.0', '3.0'], HB, false, '3.0', '2.0'],
+    // Framework matched, no message version: the framework stays, the message slot holds M.0.
+    ['no common message version', ['1.0', '3.0'], ['2.0', '4.0'], HB, false, '3.0', '2.0'],
+    ['no message versions at all', ['3.0'], [], HB, false, '3.0', '0.0'],
+  ];
+
+  for (const [name, hostFw, hostMsg, guest, ok, fw, msg] of table) {
+    it(`${name}: ${ok ? `picks ${fw} / ${msg}` : 'answers with no versions'}`, () => {
+      const { buf, len } = negotiateBuffer(hostFw.map(v), hostMsg.map(v));
+      const logs: string[] = [];
+      const r = prepNegotiateResp(buf, len, guest.framework, guest.message, (t) => logs.push(t));
+      expect(r).toEqual({ ok, framework: v(fw), message: v(msg) });
+      expect(logs).toEqual([]);
+      expect(u16(buf, AT.icmsgsize)).toBe(16);
+      expect([u16(buf, AT.frameCount), u16(buf, AT.msgCount)]).toEqual(ok ? [1, 1] : [0, 0]);
+      expect([u16(buf, AT.data), u16(buf, AT.data + 2), u16(buf, AT.data + 4), u16(buf, AT.data + 6)]).toEqual([...fw.split('.'), ...msg.split('.')].map(Number));
+    });
+  }
+
+  it('more than 100 versions of a kind: logged, answered with none (the counts in the version slots)', () => {
+    const { buf, len } = negotiateBuffer([v('3.0')], [v('3.0')]);
+    buf[AT.frameCount] = 101;
+    const logs: string[] = [];
+    expect(prepNegotiateResp(buf, len, HB.framework, HB.message, (t) => logs.push(t))).toEqual({ ok: false, framework: v('101.0'), message: v('1.0') });
+    expect(logs).toEqual(['Invalid icmsg negotiate - icframe_major: 101, icmsg_major: 1']);
+    expect([u16(buf, AT.frameCount), u16(buf, AT.msgCount), u16(buf, AT.data), u16(buf, AT.data + 4)]).toEqual([0, 0, 101, 1]);
+  });
+
+  it('counts that do not fit the received length: the same failure', () => {
+    const { buf } = negotiateBuffer([v('1.0'), v('3.0')], [v('1.0'), v('3.0')]);
+    const logs: string[] = [];
+    // 28 + 8 + 4 * 4 = 52 bytes are needed; 51 were received.
+    expect(prepNegotiateResp(buf, 51, HB.framework, HB.message, (t) => logs.push(t)).ok).toBe(false);
+    expect(logs).toEqual(['Invalid icmsg negotiate - icframe_major: 2, icmsg_major: 2']);
+    expect(prepNegotiateResp(negotiateBuffer([v('1.0'), v('3.0')], [v('1.0'), v('3.0')]).buf, 52, HB.framework, HB.message).ok).toBe(true);
+  });
+
+  it('shorter than the two counts (32 bytes): logged, the buffer left as it was', () => {
+    const { buf } = negotiateBuffer([v('3.0')], [v('3.0')]);
+    const before = buf.slice();
+    const logs: string[] = [];
+    expect(prepNegotiateResp(buf, 31, HB.framework, HB.message, (t) => logs.push(t))).toEqual({ ok: false, framework: undefined, message: undefined });
+    expect(logs).toEqual(['Invalid icmsg negotiate']);
+    expect(buf).toEqual(before);
+  });
+
+  it('for arbitrary buffers: never throws, touches only icmsgsize and bytes 28..43, and a match is in both lists', () => {
+    const versions = fc.array(fc.constantFrom(...['1.0', '3.0', '3.1', '3.2', '4.0', '5.0', '2.0', '0.0'].map(v)), { maxLength: 5 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 96 }), fc.nat({ max: 120 }), versions, versions, (bytes, len, fw, srv) => {
+        const buf = bytes.slice();
+        const before = buf.slice();
+        const r = prepNegotiateResp(buf, len, fw, srv);
+        for (let i = 0; i < buf.length; i++) if (i !== AT.icmsgsize && i !== AT.icmsgsize + 1 && (i < 28 || i >= 44)) expect(buf[i]).toBe(before[i]);
+        if (Math.min(len, buf.length) < 32) expect(buf).toEqual(before);
+        if (r.ok) {
+          expect(fw).toContain(r.framework);
+          expect(srv).toContain(r.message);
+          expect([u16(buf, AT.frameCount), u16(buf, AT.msgCount)]).toEqual([1, 1]);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('IC parsers against arbitrary bytes', () => {
+  const onlyWireErrors = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(WireError);
+    }
+  };
+
+  it('parseIcMessage, icMessageBody and parseNegotiate throw nothing but WireError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => {
+        onlyWireErrors(() => parseIcMessage(b));
+        onlyWireErrors(() => icMessageBody(b));
+        onlyWireErrors(() => parseNegotiate(b));
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('a valid message with random fields parses back to what was built', () => {
+    const u16a = fc.integer({ min: 0, max: 0xffff });
+    fc.assert(
+      fc.property(u16a, u16a, u16a, fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 300 }), (type, fw, msg, status, id, flags, body) => {
+        const m = icMessageBody(encodeIcMessage({ type, framework: fw * 0x10000 + 1, message: msg, status, transactionId: id, flags, body }));
+        expect(m.header).toMatchObject({ icmsgtype: type, icverframe: { major: fw, minor: 1 }, icvermsg: { major: 0, minor: msg }, status, ictransaction_id: id, icflags: flags, icmsgsize: body.length });
+        expect(m.body).toEqual(body);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+// --- The host base, over a recording channel ------------------------------------------------------
+
+class TestIc extends IcHost {
+  readyCount = 0;
+  answers: IcResponse[] = [];
+  protected onReady(): void {
+    this.readyCount++;
+  }
+  ask(type: number, body: Uint8Array): boolean {
+    return this.sendRequest(type, body, (r) => this.answers.push(r));
+  }
+}
+
+function hostHarness(offer = { framework: [v('1.0'), v('3.0')], message: [v('1.0'), v('3.0')] }) {
+  const sent: Uint8Array[] = [];
+  const log: string[] = [];
+  let handler: ChannelHandler | undefined;
+  let spec: unknown;
+  const ch = { sendInband: (b: Uint8Array) => (sent.push(b.slice()), true), receive: () => 0 } as unknown as HostChannel;
+  const server = {
+    offer: (s: unknown, h: ChannelHandler) => {
+      spec = s;
+      handler = h;
+      return ch;
+    },
+  } as unknown as VmbusServer;
+  const ctx: HostContext = { server, release: 'ws2022', now: () => 0, schedule: () => ({ cancel() {} }), log: (t) => log.push(t) };
+  const host = new TestIc(ctx, { type: 'test', classId: HEARTBEAT, instanceId: '00000000-0000-4000-8000-000000000001', offer });
+  return { host, sent, log, ch, spec: () => spec, handler: () => handler };
+}
+
+/** The guest's answer to `request`, as Linux's heartbeat callback would send it. */
+function linuxAnswer(request: Uint8Array): Uint8Array {
+  const { buf } = negotiateBuffer([], []);
+  buf.set(request);
+  const len = Math.ceil(request.length / 8) * 8;
+  prepNegotiateResp(buf, len, LINUX_UTIL_VERSIONS.heartbeat.framework, LINUX_UTIL_VERSIONS.heartbeat.message);
+  buf[AT.icflags] = 5;
+  return buf.slice(0, len);
+}
+
+describe('IC host: offer, NEGOTIATE, answers', () => {
+  it('offers a message-mode pipe: ENUMERATE_DEVICE_INTERFACE | NAMED_PIPE_MODE, pipe_mode 4', () => {
+    const h = hostHarness();
+    const s = h.spec() as { flags: number; userDefined: Uint8Array; classId: string };
+    expect(s.flags).toBe(0x11);
+    expect(s.classId).toBe(HEARTBEAT);
+    expect(s.userDefined.length).toBe(120);
+    expect(u32(s.userDefined, 0)).toBe(4);
+    expect(h.handler()).toBe(h.host);
+  });
+
+  it('sends NEGOTIATE when the guest opens, and is ready once the answer names offered versions', () => {
+    const h = hostHarness();
+    expect(h.host.open(h.ch)).toBe(0);
+    expect(h.host.phase).toBe('negotiating');
+    expect(h.sent.length).toBe(1);
+    expect([...h.sent[0]!.subarray(0, 28)]).toEqual([...hex('01 00 00 00 2c 00 00 00 00 00 00 00 00 00 00 00 00 00 18 00 00 00 00 00 00 03 00 00')]);
+    h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
+    expect(h.host.phase).toBe('ready');
+    expect(h.host.negotiated).toEqual({ framework: v('3.0'), message: v('3.0') });
+    expect(h.host.readyCount).toBe(1);
+    expect(h.log).toEqual(['test: IC version 3.0 (framework 3.0)']);
+    // Later requests carry the negotiated versions and the next transaction id.
+    expect(h.host.ask(1, new Uint8Array(16))).toBe(true);
+    const req = h.sent[1]!;
+    expect([u16(req, 8), u16(req, 10), u16(req, AT.icmsgtype), u16(req, 14), u16(req, 16), req[AT.transId], req[AT.icflags]]).toEqual([3, 0, 1, 3, 0, 1, 3]);
+  });
+
+  it('no common version: the guest answers with none, the host fails and says so', () => {
+    const h = hostHarness({ framework: [v('2.0')], message: [v('3.0')] });
+    h.host.open(h.ch);
+    h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
+    expect(h.host.phase).toBe('failed');
+    expect(h.host.readyCount).toBe(0);
+    expect(h.log).toEqual(['test: version negotiation failed: the guest supports none of the offered versions (it answered 0 framework and 0 message versions)']);
+    expect(h.host.ask(1, new Uint8Array(8))).toBe(false);
+  });
+
+  it('an answer choosing a version that was not offered is refused', () => {
+    const h = hostHarness({ framework: [v('3.0')], message: [v('1.0')] });
+    h.host.open(h.ch);
+    const a = linuxAnswer(h.sent[0]!);
+    a[AT.data + 4] = 3; // message 3.0, never offered
+    h.host.onGuestPayload(a);
+    expect(h.host.phase).toBe('failed');
+    expect(h.log).toEqual(['test: version negotiation failed: the guest chose framework 3.0 and version 3.0, which were not offered']);
+  });
+
+  it('answers must echo a waiting transaction with TRANSACTION | RESPONSE and the same type', () => {
+    const h = hostHarness();
+    h.host.open(h.ch);
+    h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
+    h.host.ask(1, new Uint8Array(16));
+    const answer = (patch: (b: Uint8Array) => void) => {
+      const b = h.sent[1]!.slice();
+      b[AT.icflags] = 5;
+      patch(b);
+      h.host.onGuestPayload(b);
+    };
+    answer((b) => (b[AT.icflags] = 3));
+    answer((b) => (b[AT.transId] = 9));
+    answer((b) => (b[AT.icmsgtype] = 2));
+    expect(h.host.answers).toEqual([]);
+    expect(h.host.violations).toEqual(['icflags 0x3 do not mark an answer', 'no request with transaction id 9 is waiting', 'answer of type 2 to a request of type 1']);
+    // The mismatched type used up the transaction: a correct late answer is now unexpected too.
+    answer(() => {});
+    expect(h.host.answers.length).toBe(0);
+    h.host.ask(1, new Uint8Array(16));
+    const b = h.sent[2]!.slice();
+    b[AT.icflags] = 5;
+    h.host.onGuestPayload(b);
+    expect(h.host.answers.length).toBe(1);
+    expect(h.host.answers[0]!.header.ictransaction_id).toBe(2);
+  });
+
+  it('logs the first ten violations of an open, then only counts them', () => {
+    const h = hostHarness();
+    h.host.open(h.ch);
+    for (let i = 0; i < 25; i++) h.host.onGuestPayload(new Uint8Array(3));
+    expect(h.host.violationCount).toBe(25);
+    expect(h.log.length).toBe(10);
+    expect(h.log[9]).toMatch(/further violations are not logged\)$/);
+  });
+
+  it('never throws on what a guest sends, in any phase', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 8 }), fc.boolean(), (payloads, negotiated) => {
+        const h = hostHarness();
+        h.host.open(h.ch);
+        if (negotiated) h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
+        for (const p of payloads) h.host.onGuestPayload(p);
+        // Arbitrary answers to the pending NEGOTIATE too: headers that pass, bodies that need not.
+        for (const p of payloads) {
+          const b = new Uint8Array(28 + p.length);
+          b.set(h.sent[0]!.subarray(0, 28));
+          b.set(p, 28);
+          b[AT.icflags] = 5;
+          b[4] = Math.min(255, 20 + p.length);
+          b[AT.icmsgsize] = p.length;
+          h.host.onGuestPayload(b);
+        }
+        expect(['negotiating', 'ready', 'failed']).toContain(h.host.phase);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+// --- The hv_utils driver, over a recording channel ------------------------------------------------
+
+interface FakeChannel {
+  channel: GuestChannel;
+  opts: () => OpenOptions | undefined;
+  /** Queues packets (payloads) and raises the channel's interrupt. */
+  deliver(...payloads: Uint8Array[]): void;
+  sent: { payload: Uint8Array; transId: bigint }[];
+}
+
+function fakeChannel(classId: string, relid = 5): FakeChannel {
+  const waiting: ParsedPacket[] = [];
+  const sent: { payload: Uint8Array; transId: bigint }[] = [];
+  let opts: OpenOptions | undefined;
+  const channel = {
+    relid,
+    state: 'open',
+    offer: { classId, relid },
+    open(o: OpenOptions) {
+      opts = o;
+      channel.state = 'opened';
+    },
+    close() {
+      channel.state = 'open';
+    },
+    receive(cb: (p: ParsedPacket) => void) {
+      const n = waiting.length;
+      for (const p of waiting.splice(0)) cb(p);
+      return n;
+    },
+    sendInband(payload: Uint8Array, transId: bigint) {
+      sent.push({ payload: payload.slice(), transId });
+      return true;
+    },
+  };
+  return {
+    channel: channel as unknown as GuestChannel,
+    opts: () => opts,
+    sent,
+    deliver(...payloads) {
+      payloads.forEach((payload, i) => waiting.push({ type: 6, flags: 0, transId: BigInt(100 + i), completionRequested: false, payload }));
+      opts!.onEvent(channel as unknown as GuestChannel);
+    },
+  };
+}
+
+function stubServices() {
+  const lines: string[] = [];
+  let now = 0;
+  const services: GuestServices = {
+    log: (level, text) => lines.push(`${level}: ${text}`),
+    note: () => {},
+    realtimeNs: () => 0n,
+    setRealtimeNs: () => {},
+    adjustRealtimeNs: () => {},
+    uptimeNs: () => now,
+    requestShutdown: () => {},
+    system: { hostname: 'hvkit', osName: 'hvkit', osVersion: '6.1', kernelRelease: '6.1.192-hvkit', arch: 'x86_64' },
+  };
+  return { services, lines, advance: (ns: number) => (now += ns) };
+}
+
+describe('hv_utils (util_probe and the module)', () => {
+  it('module init prints its line and registers one driver, hv_utils, for every class it serves', () => {
+    const s = stubServices();
+    const drivers: VmbusDriver[] = [];
+    hvUtilsModule([heartbeatService, shutdownService]).init(s.services, (d) => drivers.push(d));
+    expect(s.lines).toEqual(['info: hv_utils: Registering HyperV Utility Driver']);
+    expect(drivers.map((d) => d.name)).toEqual(['hv_utils']);
+    expect([...drivers[0]!.classIds].sort()).toEqual([HEARTBEAT, SHUTDOWN].sort());
+  });
+
+  it('opens each channel with VMBUS_RING_SIZE(3 * 4096) rings in HV_CALL_DIRECT mode', () => {
+    expect([utilRingBytes(4096), utilRingBytes(16384), utilRingBytes(65536)]).toEqual([16384, 32768, 131072]);
+    for (const pageSize of [4096, 65536]) {
+      const f = fakeChannel(HEARTBEAT);
+      new HvUtilsDriver([heartbeatService], stubServices().services, pageSize).probe(f.channel);
+      expect(f.opts()).toMatchObject({ sendRingBytes: pageSize === 4096 ? 16384 : 131072, recvRingBytes: pageSize === 4096 ? 16384 : 131072, callbackMode: 'direct' });
+      expect(f.opts()!.maxPacketSize).toBeUndefined(); // VMBUS_DEFAULT_MAX_PKT_SIZE
+    }
+  });
+
+  it('a service that refuses the device fails the probe and the channel stays closed', () => {
+    const refusing: UtilService = {
+      name: 'refusing',
+      classId: HEARTBEAT,
+      attach: () => {
+        throw new Error('no');
+      },
+    };
+    const f = fakeChannel(HEARTBEAT);
+    expect(() => new HvUtilsDriver([refusing], stubServices().services, 4096).probe(f.channel)).toThrow('no');
+    expect(f.opts()).toBeUndefined();
+  });
+
+  it('answers NEGOTIATE with the received length, the request id, and TRANSACTION | RESPONSE', () => {
+    const s = stubServices();
+    const f = fakeChannel(HEARTBEAT);
+    new HvUtilsDriver([heartbeatService], s.services, 4096).probe(f.channel);
+    const { buf, len } = negotiateBuffer([v('1.0'), v('3.0')], [v('1.0'), v('3.0')]);
+    f.deliver(buf.slice(0, len));
+    expect(f.sent.length).toBe(1);
+    expect(f.sent[0]!.transId).toBe(100n);
+    expect(f.sent[0]!.payload.length).toBe(56); // 52 bytes padded to 8 by the ring
+    expect(f.sent[0]!.payload[AT.icflags]).toBe(5);
+    expect(s.lines).toEqual(['info: hv_utils: Heartbeat IC version 3.0']);
+  });
+
+  it('rate-limits its error lines: 10 per 5 s per call site, then "<function>: N callbacks suppressed"', () => {
+    const s = stubServices();
+    const f = fakeChannel(HEARTBEAT);
+    new HvUtilsDriver([heartbeatService], s.services, 4096).probe(f.channel);
+    // The heartbeat callback stops at a short packet: one line per interrupt.
+    for (let i = 0; i < 15; i++) f.deliver(new Uint8Array(16));
+    expect(s.lines).toEqual(Array(10).fill('err: hv_utils: Heartbeat request received. Packet length too small: 16'));
+    s.advance(5e9 + 1);
+    f.deliver(new Uint8Array(8));
+    expect(s.lines.slice(10)).toEqual(['warn: heartbeat_onchannelcallback: 5 callbacks suppressed', 'err: hv_utils: Heartbeat request received. Packet length too small: 8']);
+    expect(f.sent).toEqual([]);
+  });
+});
+
+describe('host version tables', () => {
+  it('every release offers heartbeat 1.0 and 3.0 and shutdown from 1.0 up, oldest first', () => {
+    for (const r of RELEASE_IDS) {
+      expect(HOST_IC_MESSAGE_VERSIONS[r].heartbeat).toEqual([v('1.0'), v('3.0')]);
+      const sd = HOST_IC_MESSAGE_VERSIONS[r].shutdown;
+      expect(sd.slice(0, 2)).toEqual([v('1.0'), v('3.0')]);
+      expect([...sd].sort((a, b) => a - b)).toEqual(sd);
+    }
+  });
+});
