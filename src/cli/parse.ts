@@ -34,10 +34,10 @@ export function parsePageSize(v: string): GuestPageSize {
   return n;
 }
 
-/** "booted", or a number of seconds of virtual time to run after boot. */
-export function parseUntil(v: string): 'booted' | number {
-  if (v === 'booted') return v;
+/** "booted", "shutdown", or a number of seconds of virtual time to run after boot. */
+export function parseUntil(v: string): 'booted' | 'shutdown' | number {
+  if (v === 'booted' || v === 'shutdown') return v;
   const s = Number(v);
-  if (!Number.isFinite(s) || s < 0) throw new InvalidArgumentError('expected "booted" or a number of seconds');
+  if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(s)) throw new InvalidArgumentError('expected "booted", "shutdown" or a number of seconds');
   return s;
 }

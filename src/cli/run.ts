@@ -1,55 +1,111 @@
-// `hvkit run`: boot a VM and print the guest's kernel log.
+// `hvkit run`: boot a VM with its devices, print the guest's kernel log, and stop once the guest
+// reaches the requested point. `hvkit lsvmbus`: boot the same way, then list the VMBus devices.
 import type { Command } from 'commander';
-import type { Arch } from '../hypervisor/features.js';
-import type { ReleaseId } from '../hypervisor/release.js';
-import type { GuestPageSize } from '../memory/pages.js';
 import { formatRecord, type LogRecord } from '../guest/klog.js';
+import { attachTrace } from '../trace/attach.js';
+import { openTraceFile } from '../trace/writer.js';
+import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
 import { Machine } from '../vm/machine.js';
-import { parseArch, parsePageSize, parsePositiveInt, parseRelease, parseSize, parseUntil } from './parse.js';
+import { ThreadedMachine } from '../vm/threaded/machine.js';
+import type { RunArgs, RunResult } from '../vm/threaded/workloads/run.js';
+import { formatLsvmbus, lsvmbusExitCode } from './lsvmbus.js';
+import { parseUntil } from './parse.js';
+import { writeSysfs } from './sysfs.js';
+import { addVmOptions, machineConfig, vmFromOptions, type VmOptions } from './vm-options.js';
 
-interface RunOptions {
-  release: ReleaseId;
-  arch: Arch;
-  vps: number;
-  memory: number;
-  pageSize: GuestPageSize;
+interface RunOptions extends VmOptions {
   vmbus: boolean;
-  until: 'booted' | number;
+  until: 'booted' | 'shutdown' | number;
   json: boolean;
   verbose: boolean;
   pace: boolean;
+  threads: boolean;
+  sysfs?: string;
+  trace?: string;
 }
 
-/** Adds `run`; `status.code` receives its exit status. */
+/** How long `--until shutdown` waits for the guest to power off, virtual seconds. */
+const SHUTDOWN_LIMIT_S = 120;
+/** The longest a --threads run may take on the wall clock, beyond its virtual time. */
+const THREADED_SLACK_MS = 60_000;
+
+/** Adds `run` and `lsvmbus`; `status.code` receives the exit status. */
 export function registerRun(program: Command, out: (line: string) => void, status: { code: number }): void {
-  program
-    .command('run')
-    .description('boot a VM and print the guest kernel log')
-    .option('--release <release>', 'Hyper-V release to emulate', parseRelease, 'ws2022')
-    .option('--arch <arch>', 'guest architecture: x64, x86 or arm64', parseArch, 'x64')
-    .option('--vps <n>', 'virtual processors', parsePositiveInt, 2)
-    .option('--memory <size>', 'guest RAM, e.g. 256M or 1G', parseSize, 256 << 20)
-    .option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)', parsePageSize, 4096)
+  addVmOptions(program.command('run').description('boot a VM and print the guest kernel log'))
     .option('--no-vmbus', 'do not connect to VMBus (the SynIC is still set up)')
-    .option('--until <point>', '"booted", or seconds of virtual time to run after boot', parseUntil, 'booted')
+    .option('--until <point>', '"booted", "shutdown" (the host asks the guest to shut down), or seconds of virtual time after boot', parseUntil, 'booted')
+    .option('--threads', 'run the guest kernel in a worker thread, concurrently with the host', false)
     .option('--pace', 'run the virtual time after boot no faster than wall-clock time', false)
-    .option('--json', 'print the log as JSON lines', false)
+    .option('--json', 'print the log as JSON lines, then the final state', false)
     .option('--verbose', 'include debug-level lines (pr_debug and hvkit step notes)', false)
-    .action(async (o: RunOptions) => {
-      const m = new Machine({ release: o.release, arch: o.arch, vps: o.vps, memory: o.memory, pageSize: o.pageSize, kernel: { vmbusSynic: true, vmbus: o.vmbus } });
+    .option('--sysfs <dir>', "write the guest's /sys/bus/vmbus/devices tree into DIR once booted")
+    .option('--trace <file>', 'write every trap, message, signal and packet as JSON lines')
+    .action(async (o: RunOptions, cmd: Command) => {
+      const vm = machineConfig(vmFromOptions(cmd, o));
       const print = (r: LogRecord) => {
         if (r.level === 'debug' && !o.verbose) return;
         out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text, ...(r.annotation ? { annotation: true } : {}) }) : formatRecord(r));
       };
-      m.kernel.log.onRecord(print);
-      m.boot();
-      if (typeof o.until === 'number') {
-        const ns = Math.round(o.until * 1e9);
-        if (o.pace) await m.runPaced(ns);
-        else m.runFor(ns);
+      const kernel = { vmbusSynic: true, vmbus: o.vmbus };
+      const m = o.threads ? new ThreadedMachine({ ...vm, kernel }) : new Machine({ ...vm, kernel });
+      // Attached before boot, so the trace starts with the first CPUID.
+      const trace = o.trace ? openTraceFile(o.trace) : undefined;
+      const stop = trace ? attachTrace(m.partition, trace) : undefined;
+      try {
+        status.code = m instanceof ThreadedMachine ? await runThreaded(m, o, print, out) : await runInThread(m, o, print, out);
+      } finally {
+        stop?.();
+        await trace?.close();
       }
-      if (m.kernel.stage !== 'booted') status.code = 1;
     });
+
+  addVmOptions(program.command('lsvmbus').description("boot a VM and list its VMBus devices as Linux's lsvmbus does"))
+    .option('-v, --verbose', 'more detail; -vv for more', (_: string, n: number) => n + 1, 0)
+    .action((o: VmOptions & { verbose: number }, cmd: Command) => {
+      const m = new Machine(machineConfig(vmFromOptions(cmd, o)));
+      m.boot();
+      const snapshot: VmbusSnapshot = m.kernel.vmbus?.snapshot() ?? { state: 'disconnected', version: '', devices: [] };
+      for (const line of formatLsvmbus(snapshot, Math.min(2, o.verbose) as 0 | 1 | 2)) out(line);
+      status.code = lsvmbusExitCode(snapshot);
+    });
+}
+
+async function runInThread(m: Machine, o: RunOptions, print: (r: LogRecord) => void, out: (line: string) => void): Promise<number> {
+  m.kernel.log.onRecord(print);
+  m.boot();
+  if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot());
+  if (typeof o.until === 'number') {
+    const ns = Math.round(o.until * 1e9);
+    if (o.pace) await m.runPaced(ns);
+    else m.runFor(ns);
+  } else if (o.until === 'shutdown' && m.kernel.stage === 'booted') {
+    if (!m.host.shutdownGuest()) throw new UsageError('--until shutdown needs a shutdown device');
+    m.waitUntil(() => m.kernel.stage === 'halted', SHUTDOWN_LIMIT_S * 1e9);
+  }
+  if (o.json) out(JSON.stringify({ state: m.kernel.state() }));
+  return reached(o.until, m.kernel.stage) ? 0 : 1;
+}
+
+/** The guest in a worker: its log comes back when the workload ends. */
+async function runThreaded(m: ThreadedMachine, o: RunOptions, print: (r: LogRecord) => void, out: (line: string) => void): Promise<number> {
+  const args: RunArgs = { until: o.until, limitSeconds: SHUTDOWN_LIMIT_S };
+  if (o.until === 'shutdown' && !m.host.shutdownGuest()) throw new UsageError('--until shutdown needs a shutdown device');
+  const seconds = typeof o.until === 'number' ? o.until : o.until === 'shutdown' ? SHUTDOWN_LIMIT_S : 0;
+  const r = await m.run<RunResult>(workload('run'), args, seconds * 1000 + THREADED_SLACK_MS);
+  r.log.forEach(print);
+  if (r.error) out(`hvkit: the guest thread failed: ${r.error}`);
+  if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted);
+  if (o.json) out(JSON.stringify({ state: r.state }));
+  return reached(o.until, r.result?.stage ?? r.state.stage) ? 0 : 1;
+}
+
+function reached(until: RunOptions['until'], stage: string): boolean {
+  return until === 'shutdown' ? stage === 'halted' : stage === 'booted';
+}
+
+/** A built workload module: workers run JavaScript, so from sources (tests) use the build. */
+function workload(name: string): URL {
+  return import.meta.url.endsWith('.ts') ? new URL(`../../dist/vm/threaded/workloads/${name}.js`, import.meta.url) : new URL(`../vm/threaded/workloads/${name}.js`, import.meta.url);
 }
 
 /** A request hvkit cannot carry out as asked: printed without a stack, exit status 2. */

@@ -9,6 +9,7 @@ import { linuxGuestOsId } from '../tlfs/pages.js';
 import { HV_MESSAGE_SIZE, HvMessageType, SintIndex } from '../tlfs/synic.js';
 import { VmbusClient, type ClientOptions } from '../vmbus/client/client.js';
 import { VmbusError } from '../vmbus/client/errors.js';
+import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
 import { cpuOps, GuestPanic, type AnyCpuOps } from './arch.js';
 import { bootArm64 } from './hyperv/arm64.js';
 import type { MsHyperV } from './hyperv/common.js';
@@ -395,7 +396,7 @@ export class Kernel {
       clocksource: this.clocksource,
       hypercallPage: this.hypercallPage,
       tscPage: this.refClock.tscPage,
-      vmbus: this.vmbus?.state(),
+      vmbus: this.vmbus?.snapshot(),
       ms: this.ms && (Object.fromEntries(Object.entries(this.ms).map(([k, v]) => [k, typeof v === 'bigint' ? `0x${v.toString(16)}` : v])) as KernelState['ms']),
       cpus: this.cpus.map((c) => ({
         cpu: c.index,
@@ -406,6 +407,7 @@ export class Kernel {
         synic: c.synic,
         clockevent: c.clockevent && { mode: c.clockevent.mode, ticks: c.clockevent.ticks },
         irqs: Object.fromEntries([...c.irqs].map(([v, n]) => [`0x${v.toString(16)}`, n])),
+        ...(c.stopped ? { stopped: true } : {}),
       })),
     };
   }
@@ -418,7 +420,7 @@ export interface KernelState {
   clocksource: string;
   hypercallPage: number | undefined;
   tscPage: number | undefined;
-  vmbus: ReturnType<VmbusClient['state']> | undefined;
+  vmbus: VmbusSnapshot | undefined;
   /** ms_hyperv, with 64-bit values as hex strings so the state is plain JSON. */
   ms: Record<keyof MsHyperV, number | string | boolean> | undefined;
   cpus: {
@@ -430,5 +432,6 @@ export interface KernelState {
     synic: SynicPages | undefined;
     clockevent: { mode: string; ticks: number } | undefined;
     irqs: Record<string, number>;
+    stopped?: boolean;
   }[];
 }

@@ -3,6 +3,7 @@
 import { Partition, type PartitionConfig } from '../hypervisor/partition.js';
 import type { HostContext, HostDevice } from '../devices/device.js';
 import { attachDevices, type DeviceSpec } from '../devices/registry.js';
+import type { ShutdownHost, ShutdownKind } from '../devices/shutdown/host.js';
 import { attachVmbusServer, type PartitionVmbus } from '../vmbus/server/partition-io.js';
 import type { ServerOptions } from '../vmbus/server/server.js';
 import { makeVersion } from '../vmbus/wire/constants.js';
@@ -13,6 +14,9 @@ export interface HostConfig extends Partial<PartitionConfig> {
   /** Devices the host offers, in order: Hyper-V's default set unless given (`[]` for none). */
   devices?: readonly DeviceSpec[];
 }
+
+/** How often shutdownGuest looks whether the guest's shutdown IC is up. */
+const SHUTDOWN_POLL_NS = 10_000_000;
 
 /** arm64 guests see the generic timer's counter; hvkit gives it the 25 MHz common on Arm servers. */
 const ARM64_COUNTER_HZ = 25_000_000;
@@ -46,6 +50,22 @@ export class Host {
   /** The first device of a type, typed by the caller. */
   device<T extends HostDevice>(type: string): T | undefined {
     return this.devices.find((d) => d.type === type) as T | undefined;
+  }
+
+  /**
+   * Stop-VM: asks the guest, through the shutdown IC, to shut down as soon as the IC is up
+   * (polling every 10 ms of virtual time). False if the VM has no shutdown device.
+   */
+  shutdownGuest(kind: ShutdownKind = 'shutdown'): boolean {
+    const sd = this.device<ShutdownHost>('shutdown');
+    if (!sd) return false;
+    const clock = this.partition.clock;
+    const attempt = (): void => {
+      if (sd.phase === 'ready') sd.request(kind, false, 'hvkit: shutdown requested');
+      else clock.schedule(clock.nowNs + SHUTDOWN_POLL_NS, attempt);
+    };
+    attempt();
+    return true;
   }
 
   /** Stops the back ends' own timers. */

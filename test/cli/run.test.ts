@@ -1,6 +1,8 @@
 // `hvkit run`: the command line, its output formats, its errors, and the built command itself.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
@@ -63,5 +65,114 @@ describe('hvkit run', () => {
     expect(out).toMatch(/\] hv_vmbus: Vmbus version:5\.3\n/);
     const bad = spawnSync(process.execPath, [resolve(root, 'bin/hvkit.js'), 'run', '--vps', 'many'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
+  });
+
+  it('with no options: WS2022 x64, 2 VPs, the default devices bound and the ICs negotiated', async () => {
+    const { code, lines } = await run('run');
+    expect(code).toBe(0);
+    const text = lines.map((l) => l.slice(15));
+    expect(text).toContain('smp: Brought up 1 node, 2 CPUs');
+    expect(text).toContain('hv_vmbus: Vmbus version:5.3');
+    for (const d of ['hv_storvsc', 'hv_netvsc', 'hyperv_keyboard', 'hid_hyperv', 'hyperv_fb', 'hv_balloon', 'hv_utils']) expect(text).toContain(`hv_vmbus: registering driver ${d}`);
+    expect(text).toContain('hv_utils: Heartbeat IC version 3.0');
+    expect(text).toContain('hv_utils: Shutdown IC version 3.2');
+  });
+
+  it('--until shutdown: the host asks through the shutdown IC, the guest powers off, exit 0', async () => {
+    const r = await run('run', '--until', 'shutdown', '--release', 'ws2016');
+    expect(r.code).toBe(0);
+    const text = r.lines.map((l) => l.slice(15));
+    expect(text).toContain('hv_utils: Shutdown request received - graceful shutdown initiated');
+    expect(text.at(-1)).toBe('reboot: Power down');
+    // Without a shutdown device there is nobody to ask.
+    const dir = mkdtempSync(join(tmpdir(), 'hvkit-'));
+    writeFileSync(join(dir, 'vm.json'), JSON.stringify({ devices: ['heartbeat'] }));
+    const none = await run('run', '--until', 'shutdown', '--config', join(dir, 'vm.json'));
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('--until shutdown needs a shutdown device');
+  });
+
+  it('--json prints the log as JSON lines, then the state: CPUs, channels with target CPU and rings', async () => {
+    const r = await run('run', '--json', '--vps', '2');
+    const last = JSON.parse(r.lines.at(-1)!) as { state: { stage: string; cpus: { cpu: number }[]; vmbus: { version: string; devices: { classId: string; channels: { targetCpu: number; inbound?: { dataSize: number } }[] }[] } } };
+    expect(last.state.stage).toBe('booted');
+    expect(last.state.cpus).toHaveLength(2);
+    expect(last.state.vmbus.version).toBe('5.3');
+    const nic = last.state.vmbus.devices.find((d) => d.classId === 'f8615163-df3e-46c5-913f-f2d2f965ed0e')!;
+    expect(nic.channels[0]!.targetCpu).toBe(1);
+    expect(nic.channels[0]!.inbound!.dataSize).toBe(512 * 1024);
+  });
+
+  it('--config: a VM file sets release, CPUs and devices; flags given explicitly override it; a bad file names the field, exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvkit-'));
+    const file = join(dir, 'vm.json');
+    writeFileSync(file, JSON.stringify({ release: 'ws2019', cpus: 3, devices: ['scsi', { type: 'network', instance: '00000000-0000-4000-8000-0000000000aa' }] }));
+    const r = await run('run', '--config', file, '--json');
+    const state = (JSON.parse(r.lines.at(-1)!) as { state: { cpus: unknown[]; vmbus: { version: string; devices: { instanceId: string }[] } } }).state;
+    expect([state.cpus.length, state.vmbus.version, state.vmbus.devices.length]).toEqual([3, '5.2', 2]);
+    expect(state.vmbus.devices[1]!.instanceId).toBe('00000000-0000-4000-8000-0000000000aa');
+    const over = await run('run', '--config', file, '--release', 'ws2022', '--json');
+    expect((JSON.parse(over.lines.at(-1)!) as { state: { vmbus: { version: string } } }).state.vmbus.version).toBe('5.3');
+    writeFileSync(file, JSON.stringify({ cpus: 0 }));
+    const bad = await run('run', '--config', file);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe(`hvkit: ${file}: /cpus: must be an integer >= 1\n`);
+  });
+
+  it('--sysfs DIR writes one folder per device with Linux attribute files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvkit-sysfs-'));
+    const r = await run('run', '--sysfs', dir);
+    expect(r.code).toBe(0);
+    const devices = readdirSync(dir);
+    expect(devices).toHaveLength(11);
+    const nic = devices.find((d) => readFileSync(join(dir, d, 'class_id'), 'utf8') === '{f8615163-df3e-46c5-913f-f2d2f965ed0e}\n')!;
+    expect(readFileSync(join(dir, nic, 'channel_vp_mapping'), 'utf8')).toMatch(/^\d+:1\n$/);
+    expect(readFileSync(join(dir, nic, 'vendor'), 'utf8')).toBe('0x1414\n');
+    expect(readFileSync(join(dir, nic, 'device'), 'utf8')).toBe('0x3\n');
+  });
+
+  it('--threads boots the guest in a worker with the same devices', async () => {
+    const r = await run('run', '--threads', '--release', 'ws2019');
+    expect(r.code).toBe(0);
+    const text = r.lines.map((l) => l.slice(15));
+    expect(text).toContain('hv_vmbus: Vmbus version:5.2');
+    expect(text).toContain('hv_vmbus: registering driver hv_utils');
+  }, 60_000);
+});
+
+describe('hvkit run --trace, read back with hvkit trace', () => {
+  it('records the boot from the first CPUID; trace FILE decodes it, filtered by kind and channel', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvkit-trace-'));
+    const file = join(dir, 'boot.jsonl');
+    expect((await run('run', '--trace', file)).code).toBe(0);
+    // Linux looks at CPUID 1's hypervisor bit first, then at the hypervisor leaves.
+    const [first, second] = readFileSync(file, 'utf8').split('\n').slice(0, 2).map((l) => JSON.parse(l) as { kind: string; what: string; leaf: number });
+    expect([first!.kind, first!.what, first!.leaf, second!.leaf]).toEqual(['trap', 'cpuid', 1, 0x40000000]);
+    const messages = await run('trace', file, '--kind', 'message');
+    expect(messages.code).toBe(0);
+    expect(messages.lines.find((l) => l.includes('INITIATE_CONTACT'))).toContain('to-host');
+    expect(messages.lines.some((l) => l.includes('VERSION_RESPONSE'))).toBe(true);
+    expect(messages.lines.every((l) => !l.includes('cpuid'))).toBe(true);
+    // The NIC is relid 11 in the default set: its offer, open and GPADL, and nothing of relid 10.
+    const nic = await run('trace', file, '--channel', '11', '--kind', 'message');
+    expect(nic.lines.some((l) => l.includes('OPENCHANNEL '))).toBe(true);
+    expect(nic.lines.some((l) => /child_relid=10\b/.test(l))).toBe(false);
+  });
+});
+
+describe('hvkit lsvmbus', () => {
+  it("lists the default devices as Linux's lsvmbus does, -v and -vv adding detail", async () => {
+    const plain = await run('lsvmbus');
+    expect(plain.code).toBe(0);
+    // tools/hv/lsvmbus: "VMBUS ID %2s: <description>", sorted by relid.
+    expect(plain.lines[0]).toBe('VMBUS ID  1: [Dynamic Memory]');
+    expect(plain.lines).toHaveLength(11);
+    expect(plain.lines).toContain('VMBUS ID 11: Synthetic network adapter');
+    const v = await run('lsvmbus', '-v');
+    expect(v.lines).toContain('VMBUS ID 11: Class_ID = {f8615163-df3e-46c5-913f-f2d2f965ed0e} - Synthetic network adapter');
+    expect(v.lines).toContain('\tRel_ID=11, target_cpu=1');
+    const vv = await run('lsvmbus', '-vv', '--vps', '4');
+    expect(vv.lines.filter((l) => l.startsWith('\tSysfs path: /sys/bus/vmbus/devices/'))).toHaveLength(11);
+    expect(vv.lines.filter((l) => l.startsWith('\tDevice_ID = {'))).toHaveLength(11);
   });
 });

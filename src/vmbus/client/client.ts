@@ -611,21 +611,4 @@ export class VmbusClient implements ChannelOwner {
     if (ch.state === 'open') this.remove(ch);
     return true;
   }
-
-  /** The client's state as data. */
-  state(): { state: ConnectionState; version: string; msgConnId: number; channels: { relid: number; class: string; state: string; rescinded: boolean; driver?: string; subchannels: number[] }[] } {
-    return {
-      state: this.status,
-      version: this.version ? versionString(this.version) : '',
-      msgConnId: this.msgConnId,
-      channels: this.channels.map((c) => ({
-        relid: c.relid,
-        class: c.offer.classId,
-        state: c.state,
-        rescinded: c.rescinded,
-        ...(c.driver ? { driver: c.driver.name } : {}),
-        subchannels: c.subchannels.map((s) => s.relid),
-      })),
-    };
-  }
 }

@@ -1,0 +1,25 @@
+// The workload of `hvkit run --threads`: after boot, run on for some virtual time or until the
+// kernel halts, then report the VMBus snapshot (for --sysfs) and how far the kernel got.
+import type { KernelStage } from '../../../guest/kernel.js';
+import type { VmbusSnapshot } from '../../../vmbus/client/snapshot.js';
+import type { GuestContext } from '../guest-context.js';
+
+export interface RunArgs {
+  /** 'booted': stop now; a number: seconds of virtual time; 'shutdown': until the kernel halts (at most `limitSeconds`). */
+  until: 'booted' | 'shutdown' | number;
+  limitSeconds: number;
+}
+
+export interface RunResult {
+  stage: KernelStage;
+  /** The devices as they were once boot finished. */
+  booted: VmbusSnapshot | undefined;
+}
+
+export default function run(ctx: GuestContext<RunArgs>): RunResult {
+  const { kernel, args } = ctx;
+  const booted = kernel.vmbus?.snapshot();
+  if (typeof args.until === 'number') ctx.waitUntil(() => false, args.until * 1e9);
+  else if (args.until === 'shutdown') ctx.waitUntil(() => kernel.stage === 'halted', args.limitSeconds * 1e9);
+  return { stage: kernel.stage, booted };
+}
