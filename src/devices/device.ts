@@ -45,6 +45,61 @@ export interface GuestServices {
   requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void;
   /** Utsname and /etc/os-release facts some integration services report. */
   readonly system: { hostname: string; osName: string; osVersion: string; kernelRelease: string; arch: string };
+  /** The guest's file tree, where its daemons keep state (KVP pools) and receive files (fcopy). */
+  readonly files: GuestFiles;
+}
+
+/** Why a file operation failed, as the errno a Linux daemon would see. */
+export type FileErrno = 'ENOENT' | 'EEXIST' | 'EISDIR' | 'ENOTDIR' | 'EACCES' | 'EINVAL' | 'ENOSPC' | 'EIO';
+
+export class GuestFileError extends Error {
+  override readonly name = 'GuestFileError';
+  constructor(
+    readonly errno: FileErrno,
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${path}: ${reason} (${errno})`);
+  }
+}
+
+/**
+ * The guest's file tree, by absolute guest path ("/var/lib/hyperv/.kvp_pool_0"). Paths are
+ * normalised first; one that is not absolute or that climbs above "/" is EINVAL. Failures throw
+ * GuestFileError. Implementations: in memory (src/guest/memfs.ts), or a folder of the host
+ * (src/vm/dirfs.ts) that nothing can escape.
+ */
+export interface GuestFiles {
+  /** The whole file, or undefined if there is none. */
+  read(path: string): Uint8Array | undefined;
+  /** Creates or replaces the file (`exclusive`: EEXIST if it exists); parents must exist. */
+  write(path: string, data: Uint8Array, options?: { exclusive?: boolean }): void;
+  /** Appends, creating the file if needed. */
+  append(path: string, data: Uint8Array): void;
+  remove(path: string): void;
+  exists(path: string): boolean;
+  isDirectory(path: string): boolean;
+  /** mkdir -p. */
+  mkdirs(path: string): void;
+  /** Entry names of a directory, sorted. */
+  list(path: string): string[];
+}
+
+/**
+ * The absolute, normalised form of a guest path ("." and ".." resolved, repeated "/" folded), or
+ * undefined when it is not absolute or would climb above the root.
+ */
+export function normaliseGuestPath(path: string): string | undefined {
+  if (!path.startsWith('/') || path.includes('\0')) return undefined;
+  const parts: string[] = [];
+  for (const p of path.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') {
+      if (parts.length === 0) return undefined;
+      parts.pop();
+    } else parts.push(p);
+  }
+  return `/${parts.join('/')}`;
 }
 
 /** A Linux module with VMBus drivers: its init registers them (module_init order matters for logs). */

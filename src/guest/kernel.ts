@@ -22,7 +22,7 @@ import { KernelVmbusTransport } from './vmbus.js';
 import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
 import { kexec, panic, type PanicOptions } from './revoke.js';
 import { KernelServices } from './services.js';
-import type { GuestModule } from '../devices/device.js';
+import type { GuestFiles, GuestModule } from '../devices/device.js';
 
 /** One SINT's slot of event flags: 2048 bits (tlfs.md §5.6). */
 const HV_EVENT_FLAGS_BYTES = 256;
@@ -50,6 +50,8 @@ export interface GuestPlatform {
   rtcNs?(): bigint;
   /** ACPI S5 or reset: the kernel is done with the machine. */
   powerOff?(kind: 'poweroff' | 'reboot'): void;
+  /** The guest's file tree (its disk); in memory when not given. */
+  readonly files?: GuestFiles;
 }
 
 export interface KernelOptions {

@@ -1,6 +1,7 @@
 // The kernel services VMBus drivers use (src/devices/device.ts GuestServices): printk, the
 // guest's wall clock, orderly shutdown, and utsname facts.
-import type { GuestServices } from '../devices/device.js';
+import type { GuestFiles, GuestServices } from '../devices/device.js';
+import { MemoryFiles } from './memfs.js';
 import type { Kernel } from './kernel.js';
 
 /** The RTC the guest reads at boot when the platform gives none: 2026-01-01T00:00:00Z. */
@@ -10,8 +11,11 @@ export class KernelServices implements GuestServices {
   /** CLOCK_REALTIME minus sched_clock, ns: set from the RTC at boot, moved by settimeofday. */
   private realtimeOffset: bigint;
 
+  readonly files: GuestFiles;
+
   constructor(private readonly k: Kernel) {
     this.realtimeOffset = k.platform.rtcNs?.() ?? DEFAULT_RTC_NS;
+    this.files = k.platform.files ?? new MemoryFiles();
   }
 
   log(level: Parameters<GuestServices['log']>[0], text: string): void {

@@ -15,6 +15,7 @@ import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
 import type { GuestChannel } from '../../src/vmbus/client/channel.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
+import { stubServices } from './services.js';
 
 const INSTANCE = '2dd1ce17-079e-403c-b352-a1921ee207ee';
 const v = (s: string): number => {
@@ -32,21 +33,7 @@ const EXPECTED: Record<ReleaseId, { framework: string; message: string }> = {
   ws2025: { framework: '3.0', message: '3.0' },
 };
 
-function guestServices(m: Machine) {
-  const lines: string[] = [];
-  const shutdowns: string[] = [];
-  const services: GuestServices = {
-    log: (level, text) => lines.push(`${level}: ${text}`),
-    note: () => {},
-    realtimeNs: () => 0n,
-    setRealtimeNs: () => {},
-    adjustRealtimeNs: () => {},
-    uptimeNs: () => m.nowNs,
-    requestShutdown: (kind) => shutdowns.push(kind),
-    system: { hostname: 'hvkit', osName: 'hvkit', osVersion: '6.1', kernelRelease: '6.1.192-hvkit', arch: 'x86_64' },
-  };
-  return { services, lines, shutdowns };
-}
+const guestServices = (m: Machine) => stubServices(() => m.nowNs);
 
 /** A machine with the heartbeat IC offered, booted, and hv_utils registered with `services`. */
 function start(release: ReleaseId, opts: { services?: UtilService[]; heartbeat?: HeartbeatOptions; spy?: (hb: HeartbeatHost) => void } = {}) {

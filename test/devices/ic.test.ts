@@ -3,7 +3,7 @@
 // the answer, the hv_utils driver (hv_util.c util_probe), and every parser fed arbitrary bytes.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { GuestServices, HostContext } from '../../src/devices/device.js';
+import type { HostContext } from '../../src/devices/device.js';
 import { HvUtilsDriver, hvUtilsModule, utilRingBytes, type UtilService } from '../../src/devices/ic/guest.js';
 import { IcHost, type IcResponse } from '../../src/devices/ic/host.js';
 import { prepNegotiateResp } from '../../src/devices/ic/negotiate.js';
@@ -19,6 +19,7 @@ import type { ChannelHandler, HostChannel } from '../../src/vmbus/server/channel
 import type { VmbusServer } from '../../src/vmbus/server/server.js';
 import type { ParsedPacket } from '../../src/vmbus/wire/packets.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
+import { stubServices } from './services.js';
 
 /** "3.2" → 0x00030002, as Linux packs versions. */
 const v = (s: string): number => {
@@ -398,21 +399,6 @@ function fakeChannel(classId: string, relid = 5): FakeChannel {
   };
 }
 
-function stubServices() {
-  const lines: string[] = [];
-  let now = 0;
-  const services: GuestServices = {
-    log: (level, text) => lines.push(`${level}: ${text}`),
-    note: () => {},
-    realtimeNs: () => 0n,
-    setRealtimeNs: () => {},
-    adjustRealtimeNs: () => {},
-    uptimeNs: () => now,
-    requestShutdown: () => {},
-    system: { hostname: 'hvkit', osName: 'hvkit', osVersion: '6.1', kernelRelease: '6.1.192-hvkit', arch: 'x86_64' },
-  };
-  return { services, lines, advance: (ns: number) => (now += ns) };
-}
 
 describe('hv_utils (util_probe and the module)', () => {
   it('module init prints its line and registers one driver, hv_utils, for every class it serves', () => {

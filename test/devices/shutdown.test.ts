@@ -15,6 +15,7 @@ import type { GuestChannel } from '../../src/vmbus/client/channel.js';
 import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
+import { stubServices } from './services.js';
 
 const INSTANCE = 'b6650ff7-33bc-4840-8048-e0676786f393';
 const HV_E_FAIL = 0x80004005;
@@ -26,21 +27,7 @@ const v = (s: string): number => {
 /** The shutdown version each release negotiates with Linux 6.1 (versions.ts; Linux sd_versions 3.2, 3.1, 3.0, 1.0). */
 const EXPECTED: Record<ReleaseId, string> = { ws2012: '3.0', ws2012r2: '3.0', ws2016: '3.1', ws2019: '3.1', ws2022: '3.2', ws2025: '3.2' };
 
-function guestServices(m: Machine) {
-  const lines: string[] = [];
-  const shutdowns: string[] = [];
-  const services: GuestServices = {
-    log: (level, text) => lines.push(`${level}: ${text}`),
-    note: () => {},
-    realtimeNs: () => 0n,
-    setRealtimeNs: () => {},
-    adjustRealtimeNs: () => {},
-    uptimeNs: () => m.nowNs,
-    requestShutdown: (kind) => shutdowns.push(kind),
-    system: { hostname: 'hvkit', osName: 'hvkit', osVersion: '6.1', kernelRelease: '6.1.192-hvkit', arch: 'x86_64' },
-  };
-  return { services, lines, shutdowns };
-}
+const guestServices = (m: Machine) => stubServices(() => m.nowNs);
 
 /** A machine with the shutdown IC offered, booted, hv_utils registered, and negotiation done. */
 function start(release: ReleaseId, service: UtilService = shutdownService) {
