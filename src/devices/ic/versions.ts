@@ -49,3 +49,8 @@ export const HOST_IC_MESSAGE_VERSIONS: Readonly<Record<ReleaseId, Readonly<Recor
 export function hostIcOffer(release: ReleaseId, ic: HostIcName): IcVersionOffer {
   return { framework: HOST_FRAMEWORK_VERSIONS, message: HOST_IC_MESSAGE_VERSIONS[release][ic] };
 }
+
+/** The NEGOTIATE offer of an IC whose message versions per release are `table` (each IC keeps its own). */
+export function icOffer(release: ReleaseId, table: Readonly<Record<ReleaseId, readonly number[]>>): IcVersionOffer {
+  return { framework: HOST_FRAMEWORK_VERSIONS, message: table[release] };
+}
