@@ -90,8 +90,15 @@ export class ThreadedMachine {
     const started = performance.now();
     try {
       await this.serve(started + maxMs, gone);
-      const r = await Promise.race([report, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the guest thread did not report')), 5000))]);
-      return { ...r, wallMs: performance.now() - started, traps: this.traps.served };
+      // The timer is cleared either way: a pending one would keep the process alive for 5 s.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the guest thread did not report')), 5000)));
+      try {
+        const r = await Promise.race([report, late]);
+        return { ...r, wallMs: performance.now() - started, traps: this.traps.served };
+      } finally {
+        clearTimeout(timer);
+      }
     } finally {
       Atomics.store(this.block.header, W.HOST_STOPPED, 1);
       for (const s of this.block.slots) Atomics.notify(s.words, 0);
