@@ -8,24 +8,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { formatLsvmbus, LSVMBUS_CLASS_DESCRIPTIONS, lsvmbusExitCode } from '../../src/cli/lsvmbus.js';
 import { writeSysfs } from '../../src/cli/sysfs.js';
 import type { ChannelSnapshot, DeviceSnapshot, VmbusSnapshot } from '../../src/vmbus/client/snapshot.js';
+import { channelSnapshot } from './snapshots.js';
 
 function channel(relid: number, targetCpu: number, over: Partial<ChannelSnapshot> = {}): ChannelSnapshot {
-  return {
-    relid,
-    state: 3,
-    subChannelIndex: 0,
-    monitorId: undefined,
-    targetCpu,
-    targetVp: targetCpu,
-    connectionId: 0,
-    interrupts: 0,
-    sigEvents: 0,
-    rescinded: false,
-    outbound: undefined,
-    inbound: undefined,
-    monitor: undefined,
-    ...over,
-  };
+  return channelSnapshot({ relid, targetCpu, ...over });
 }
 
 function device(id: number, classId: string, instanceId: string, channels: ChannelSnapshot[], deviceType = 16): DeviceSnapshot {

@@ -5,25 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sysfsFiles, writeSysfs } from '../../src/cli/sysfs.js';
-import type { ChannelSnapshot, DeviceSnapshot, VmbusSnapshot } from '../../src/vmbus/client/snapshot.js';
+import type { DeviceSnapshot, VmbusSnapshot } from '../../src/vmbus/client/snapshot.js';
+import { channelSnapshot } from './snapshots.js';
 
-function channel(over: Partial<ChannelSnapshot> & { relid: number }): ChannelSnapshot {
-  return {
-    state: 3,
-    subChannelIndex: 0,
-    monitorId: undefined,
-    targetCpu: 0,
-    targetVp: 0,
-    connectionId: 0,
-    interrupts: 0,
-    sigEvents: 0,
-    rescinded: false,
-    outbound: undefined,
-    inbound: undefined,
-    monitor: undefined,
-    ...over,
-  };
-}
+const channel = channelSnapshot;
 
 const NIC_GUID = 'f8615163-df3e-46c5-913f-f2d2f965ed0e';
 const NIC_DIR = '7a2b1c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
