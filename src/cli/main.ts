@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { PartitionConfigError } from '../hypervisor/partition.js';
 import { registerDecode } from './decode.js';
 import { ConfigError } from '../vm/config.js';
+import { ScriptError } from '../vm/script.js';
 import { registerRun, UsageError } from './run.js';
 import { registerTrace } from './trace.js';
 
@@ -33,7 +34,7 @@ export async function main(argv: readonly string[] = process.argv, io: Io = stdi
     return status.code;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof UsageError || e instanceof PartitionConfigError || e instanceof ConfigError) {
+    if (e instanceof UsageError || e instanceof PartitionConfigError || e instanceof ConfigError || e instanceof ScriptError) {
       io.err(`hvkit: ${e.message}\n`);
       return 2;
     }

@@ -1,11 +1,13 @@
 // `hvkit run`: boot a VM with its devices, print the guest's kernel log, and stop once the guest
 // reaches the requested point. `hvkit lsvmbus`: boot the same way, then list the VMBus devices.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { formatRecord, type LogRecord } from '../guest/klog.js';
 import { attachTrace } from '../trace/attach.js';
 import { openTraceFile } from '../trace/writer.js';
 import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
 import { Machine } from '../vm/machine.js';
+import { parseScript, runScript, type Step } from '../vm/script.js';
 import { ThreadedMachine } from '../vm/threaded/machine.js';
 import type { RunArgs, RunResult } from '../vm/threaded/workloads/run.js';
 import { formatLsvmbus, lsvmbusExitCode } from './lsvmbus.js';
@@ -22,6 +24,7 @@ interface RunOptions extends VmOptions {
   threads: boolean;
   sysfs?: string;
   trace?: string;
+  script?: string;
 }
 
 /** How long `--until shutdown` waits for the guest to power off, virtual seconds. */
@@ -40,6 +43,7 @@ export function registerRun(program: Command, out: (line: string) => void, statu
     .option('--verbose', 'include debug-level lines (pr_debug and hvkit step notes)', false)
     .option('--sysfs <dir>', "write the guest's /sys/bus/vmbus/devices tree into DIR once booted")
     .option('--trace <file>', 'write every trap, message, signal and packet as JSON lines')
+    .option('--script <file>', 'host actions to run once booted, one per line (see src/vm/script.ts)')
     .action(async (o: RunOptions, cmd: Command) => {
       const vm = machineConfig(vmFromOptions(cmd, o));
       const print = (r: LogRecord) => {
@@ -47,12 +51,14 @@ export function registerRun(program: Command, out: (line: string) => void, statu
         out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text, ...(r.annotation ? { annotation: true } : {}) }) : formatRecord(r));
       };
       const kernel = { vmbusSynic: true, vmbus: o.vmbus };
+      const steps = o.script ? readScript(o.script) : undefined;
+      if (steps && o.threads) throw new UsageError('--script runs the guest in this thread; drop --threads');
       const m = o.threads ? new ThreadedMachine({ ...vm, kernel }) : new Machine({ ...vm, kernel });
       // Attached before boot, so the trace starts with the first CPUID.
       const trace = o.trace ? openTraceFile(o.trace) : undefined;
       const stop = trace ? attachTrace(m.partition, trace) : undefined;
       try {
-        status.code = m instanceof ThreadedMachine ? await runThreaded(m, o, print, out) : await runInThread(m, o, print, out);
+        status.code = m instanceof ThreadedMachine ? await runThreaded(m, o, print, out) : await runInThread(m, o, print, out, steps);
       } finally {
         stop?.();
         await trace?.close();
@@ -70,10 +76,12 @@ export function registerRun(program: Command, out: (line: string) => void, statu
     });
 }
 
-async function runInThread(m: Machine, o: RunOptions, print: (r: LogRecord) => void, out: (line: string) => void): Promise<number> {
+async function runInThread(m: Machine, o: RunOptions, print: (r: LogRecord) => void, out: (line: string) => void, steps?: readonly Step[]): Promise<number> {
   m.kernel.log.onRecord(print);
   m.boot();
   if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot());
+  const booted = m.kernel.stage === 'booted';
+  if (steps && booted) await runScript(m, steps, (line) => out(o.json ? JSON.stringify({ script: line }) : `hvkit script: ${line}`));
   if (typeof o.until === 'number') {
     const ns = Math.round(o.until * 1e9);
     if (o.pace) await m.runPaced(ns);
@@ -83,6 +91,8 @@ async function runInThread(m: Machine, o: RunOptions, print: (r: LogRecord) => v
     m.waitUntil(() => m.kernel.stage === 'halted', SHUTDOWN_LIMIT_S * 1e9);
   }
   if (o.json) out(JSON.stringify({ state: m.kernel.state() }));
+  // A script may end the guest itself: booting was what --until booted asked for.
+  if (steps && booted && o.until !== 'shutdown' && m.kernel.stage === 'halted') return 0;
   return reached(o.until, m.kernel.stage) ? 0 : 1;
 }
 
@@ -97,6 +107,16 @@ async function runThreaded(m: ThreadedMachine, o: RunOptions, print: (r: LogReco
   if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted);
   if (o.json) out(JSON.stringify({ state: r.state }));
   return reached(o.until, r.result?.stage ?? r.state.stage) ? 0 : 1;
+}
+
+function readScript(path: string): Step[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read the script ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  return parseScript(text, path);
 }
 
 function reached(until: RunOptions['until'], stage: string): boolean {
