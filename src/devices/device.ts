@@ -17,6 +17,10 @@ export interface HostContext {
   schedule(atNs: number, f: () => void): { cancel(): void };
   /** The host's own log (what Hyper-V Manager or an event log would show), not the guest's. */
   log(text: string): void;
+  /** The host's wall clock, UTC ns since 1970 (what time sync sends). */
+  wallClockNs(): bigint;
+  /** The partition's reference counter now, 100 ns units (tlfs.md §6.1). */
+  referenceTime(): bigint;
 }
 
 /** A device instance on the host: its type, instance GUID, and whatever the back end exposes. */
@@ -41,6 +45,8 @@ export interface GuestServices {
   adjustRealtimeNs(deltaNs: bigint): void;
   /** sched_clock, ns since boot. */
   uptimeNs(): number;
+  /** hv_read_reference_counter: the partition reference counter as the guest reads it, 100 ns units. */
+  referenceCounter(): bigint;
   /** orderly_poweroff / orderly_reboot / hibernate, run from process context after the caller returns. */
   requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void;
   /** Utsname and /etc/os-release facts some integration services report. */

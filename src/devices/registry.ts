@@ -9,6 +9,8 @@ import { opaqueModules } from './opaque/guest.js';
 import { attachOpaque } from './opaque/host.js';
 import { shutdownService } from './shutdown/guest.js';
 import { attachShutdown } from './shutdown/host.js';
+import { timesyncService } from './timesync/guest.js';
+import { attachTimesync } from './timesync/host.js';
 
 export interface DeviceSpec {
   readonly type: DeviceTypeName;
@@ -25,6 +27,7 @@ type HostFactory = (ctx: HostContext, instanceId: string) => HostDevice;
 const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceTypeName, HostFactory>([
   ['heartbeat', attachHeartbeat],
   ['shutdown', attachShutdown],
+  ['timesync', attachTimesync],
 ]);
 
 /**
@@ -67,5 +70,5 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  * kernel loads them as modules in whatever order udev asks; the model fixes one.
  */
 export function builtinModules(pageSize: number): GuestModule[] {
-  return [...opaqueModules(pageSize), hvUtilsModule([heartbeatService, shutdownService], { pageSize })];
+  return [...opaqueModules(pageSize), hvUtilsModule([shutdownService, timesyncService, heartbeatService], { pageSize })];
 }

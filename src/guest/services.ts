@@ -30,6 +30,11 @@ export class KernelServices implements GuestServices {
     return this.k.schedClock();
   }
 
+  referenceCounter(): bigint {
+    const k = this.k;
+    return k.refClock.read((k.cpus[k.currentCpu] ?? k.bsp).ops);
+  }
+
   realtimeNs(): bigint {
     return this.realtimeOffset + BigInt(Math.round(this.k.schedClock()));
   }

@@ -13,7 +13,12 @@ export interface HostConfig extends Partial<PartitionConfig> {
   vmbus?: boolean | Partial<ServerOptions>;
   /** Devices the host offers, in order: Hyper-V's default set unless given (`[]` for none). */
   devices?: readonly DeviceSpec[];
+  /** The host's wall clock at virtual time 0, UTC ns since 1970. */
+  wallClockStartNs?: bigint;
 }
+
+/** 2026-01-01T00:00:00Z: where the host's clock and the guest's RTC start unless told otherwise. */
+export const DEFAULT_WALL_CLOCK_START_NS = 1_767_225_600_000_000_000n;
 
 /** How often shutdownGuest looks whether the guest's shutdown IC is up. */
 const SHUTDOWN_POLL_NS = 10_000_000;
@@ -29,9 +34,11 @@ export class Host {
   readonly devices: HostDevice[] = [];
   /** Host-side log lines (device back ends), with their virtual time. */
   readonly log: { ns: number; text: string }[] = [];
+  readonly wallClockStartNs: bigint;
 
   constructor(config: HostConfig) {
-    const { vmbus, devices, ...partition } = config;
+    const { vmbus, devices, wallClockStartNs, ...partition } = config;
+    this.wallClockStartNs = wallClockStartNs ?? DEFAULT_WALL_CLOCK_START_NS;
     this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
     if (vmbus === false) return;
     const v = this.partition.release.vmbusVersion;
@@ -43,8 +50,18 @@ export class Host {
       now: () => clock.nowNs,
       schedule: (at, f) => clock.schedule(at, f),
       log: (text) => void this.log.push({ ns: clock.nowNs, text }),
+      wallClockNs: () => this.wallClockNs(),
+      referenceTime: () => this.partition.referenceTime.now(),
     };
     this.devices.push(...attachDevices(ctx, devices));
+  }
+
+  /**
+   * The host's wall clock: the configured start (by default the instant the guest's RTC reads
+   * at boot, so that both agree) plus the virtual time since.
+   */
+  wallClockNs(): bigint {
+    return this.wallClockStartNs + BigInt(Math.floor(this.partition.clock.nowNs));
   }
 
   /** The first device of a type, typed by the caller. */

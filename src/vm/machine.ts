@@ -44,6 +44,8 @@ export class Machine {
         elapse: (ns) => this.runFor(ns),
         waitUntil: (done, ns) => this.waitUntil(done, ns),
         fadtHypervisorId: 'MsHyperV',
+        // The RTC the guest reads at boot is the host's clock then.
+        rtcNs: () => this.host.wallClockNs(),
         powerOff: (kind) => {
           this.exit ??= { kind, ns: this.nowNs };
           this.host.dispose();

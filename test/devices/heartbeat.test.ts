@@ -15,7 +15,7 @@ import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
 import type { GuestChannel } from '../../src/vmbus/client/channel.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { stubServices } from './services.js';
+import { hostContext, stubServices } from './services.js';
 
 const INSTANCE = '2dd1ce17-079e-403c-b352-a1921ee207ee';
 const v = (s: string): number => {
@@ -40,7 +40,7 @@ function start(release: ReleaseId, opts: { services?: UtilService[]; heartbeat?:
   // No default device set and no built-in modules: only this test's device and driver.
   const m = new Machine({ release, vps: 2, devices: [], kernel: { vmbus: true, modules: [] } });
   const hostLog: string[] = [];
-  const ctx: HostContext = { server: m.vmbus!.server, release, now: () => m.nowNs, schedule: (at, f) => m.partition.clock.schedule(at, f), log: (t) => hostLog.push(t) };
+  const ctx = hostContext(m, hostLog);
   const hb = attachHeartbeat(ctx, INSTANCE, opts.heartbeat);
   opts.spy?.(hb);
   m.boot();
@@ -164,7 +164,7 @@ describe.each(RELEASE_IDS)('hv_utils with heartbeat and shutdown on %s', (releas
   it('one driver serves both channels; each negotiates and prints its version', () => {
     const m = new Machine({ release, vps: 2, devices: [], kernel: { vmbus: true, modules: [] } });
     const hostLog: string[] = [];
-    const ctx: HostContext = { server: m.vmbus!.server, release, now: () => m.nowNs, schedule: (at, f) => m.partition.clock.schedule(at, f), log: (t) => hostLog.push(t) };
+    const ctx = hostContext(m, hostLog);
     const hb = attachHeartbeat(ctx, INSTANCE);
     const sd = attachShutdown(ctx, 'b6650ff7-33bc-4840-8048-e0676786f393');
     m.boot();

@@ -230,7 +230,7 @@ function hostHarness(offer = { framework: [v('1.0'), v('3.0')], message: [v('1.0
       return ch;
     },
   } as unknown as VmbusServer;
-  const ctx: HostContext = { server, release: 'ws2022', now: () => 0, schedule: () => ({ cancel() {} }), log: (t) => log.push(t) };
+  const ctx: HostContext = { server, release: 'ws2022', now: () => 0, schedule: () => ({ cancel() {} }), log: (t) => log.push(t), wallClockNs: () => 0n, referenceTime: () => 0n };
   const host = new TestIc(ctx, { type: 'test', classId: HEARTBEAT, instanceId: '00000000-0000-4000-8000-000000000001', offer });
   return { host, sent, log, ch, spec: () => spec, handler: () => handler };
 }

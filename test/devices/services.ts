@@ -1,7 +1,22 @@
 // GuestServices for device tests: printk into an array, a settable clock, shutdown requests
 // recorded, files in memory. A test that runs a real kernel passes the machine's clock.
-import type { GuestServices } from '../../src/devices/device.js';
+import type { GuestServices, HostContext } from '../../src/devices/device.js';
 import { MemoryFiles } from '../../src/guest/memfs.js';
+import type { Machine } from '../../src/vm/machine.js';
+
+/** The host context a Machine gives its devices, with its log lines collected into `log`. */
+export function hostContext(m: Machine, log: string[] = [], over: Partial<HostContext> = {}): HostContext {
+  return {
+    server: m.vmbus!.server,
+    release: m.partition.release.id,
+    now: () => m.nowNs,
+    schedule: (at, f) => m.partition.clock.schedule(at, f),
+    log: (t) => void log.push(t),
+    wallClockNs: () => m.host.wallClockNs(),
+    referenceTime: () => m.partition.referenceTime.now(),
+    ...over,
+  };
+}
 
 export function stubServices(uptime: () => number = () => 0) {
   const lines: string[] = [];
@@ -16,6 +31,7 @@ export function stubServices(uptime: () => number = () => 0) {
     setRealtimeNs: (ns) => void (realtime = ns),
     adjustRealtimeNs: (d) => void (realtime += d),
     uptimeNs: () => uptime() + extra,
+    referenceCounter: () => BigInt(Math.floor((uptime() + extra) / 100)),
     requestShutdown: (kind) => void shutdowns.push(kind),
     system: { hostname: 'hvkit', osName: 'hvkit', osVersion: '6.1', kernelRelease: '6.1.192-hvkit', arch: 'x86_64' },
     files,

@@ -15,7 +15,7 @@ import type { GuestChannel } from '../../src/vmbus/client/channel.js';
 import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { stubServices } from './services.js';
+import { hostContext, stubServices } from './services.js';
 
 const INSTANCE = 'b6650ff7-33bc-4840-8048-e0676786f393';
 const HV_E_FAIL = 0x80004005;
@@ -34,7 +34,7 @@ function start(release: ReleaseId, service: UtilService = shutdownService) {
   // No default device set and no built-in modules: only this test's device and driver.
   const m = new Machine({ release, vps: 2, devices: [], kernel: { vmbus: true, modules: [] } });
   const hostLog: string[] = [];
-  const ctx: HostContext = { server: m.vmbus!.server, release, now: () => m.nowNs, schedule: (at, f) => m.partition.clock.schedule(at, f), log: (t) => hostLog.push(t) };
+  const ctx = hostContext(m, hostLog);
   const sd = attachShutdown(ctx, INSTANCE);
   const early = sd.request('shutdown', false);
   m.boot();

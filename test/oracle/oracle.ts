@@ -10,9 +10,10 @@ import { VMBUS_LAYOUTS } from '../../src/vmbus/wire/layouts.js';
 import { IC_LAYOUTS } from '../../src/devices/ic/wire.js';
 import { HEARTBEAT_LAYOUTS } from '../../src/devices/heartbeat/wire.js';
 import { SHUTDOWN_LAYOUTS } from '../../src/devices/shutdown/wire.js';
+import { TIMESYNC_LAYOUTS } from '../../src/devices/timesync/wire.js';
 
 /** Every declared layout the oracle checks. */
-export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS, ...IC_LAYOUTS, ...HEARTBEAT_LAYOUTS, ...SHUTDOWN_LAYOUTS];
+export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS, ...IC_LAYOUTS, ...HEARTBEAT_LAYOUTS, ...SHUTDOWN_LAYOUTS, ...TIMESYNC_LAYOUTS];
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FULL_ORACLE_PATH = resolve(here, '../../../shared/oracle/linux-hv-layouts.json');
@@ -56,7 +57,7 @@ export const WANTED_ENUMS = [
 ];
 /** Macro families hvkit declares constants for (anonymous-enum constants count as macros). */
 export const WANTED_MACRO =
-  /^(HV_|HVCALL_|HYPERV_|HVMSG_|VERSION_|VMBUS_|MAX_(SIZE_CHANNEL|USER_DEFINED|PIPE_USER|PAGE_BUFFER|MULTIPAGE|CHANNEL_RELIDS)|ICMSG|IC_VERSION_NEGOTIATION|UTIL_(FW|WS2K8)_|(HB|SD|TS|VSS)_(MAJOR|MINOR|VERSION|VER_COUNT)|(WIN7|WIN8|WS2008)_SRV_VERSION|(FW|KVP|FCOPY)_VER_COUNT)/;
+  /^(HV_|HVCALL_|HYPERV_|HVMSG_|VERSION_|VMBUS_|MAX_(SIZE_CHANNEL|USER_DEFINED|PIPE_USER|PAGE_BUFFER|MULTIPAGE|CHANNEL_RELIDS)|ICMSG|ICTIMESYNCFLAG_|WLTIMEDELTA|IC_VERSION_NEGOTIATION|UTIL_(FW|WS2K8)_|(HB|SD|TS|VSS)_(MAJOR|MINOR|VERSION|VER_COUNT)|(WIN7|WIN8|WS2008)_SRV_VERSION|(FW|KVP|FCOPY)_VER_COUNT)/;
 
 interface FullOracle {
   kernel: unknown;
