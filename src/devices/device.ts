@@ -47,6 +47,11 @@ export interface GuestServices {
   uptimeNs(): number;
   /** hv_read_reference_counter: the partition reference counter as the guest reads it, 100 ns units. */
   referenceCounter(): bigint;
+  /**
+   * schedule_delayed_work: runs `work` in process context once `delayNs` of guest time passed
+   * (at the next tick after, as the timer wheel does). `cancel` says whether it had not run yet.
+   */
+  scheduleDelayedWork(delayNs: number, work: () => void): { cancel(): boolean };
   /** orderly_poweroff / orderly_reboot / hibernate, run from process context after the caller returns. */
   requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void;
   /** Utsname and /etc/os-release facts some integration services report. */

@@ -118,6 +118,8 @@ export class Kernel {
   readonly services: KernelServices;
   /** How the kernel ended, once halted: power off or restart. */
   haltedBy: 'poweroff' | 'reboot' | 'hibernate' | undefined;
+  /** Delayed work not yet run, by due time (sched_clock ns). */
+  private readonly timers: { due: number; work: () => void; done: boolean }[] = [];
   /** An orderly shutdown a driver asked for, run from process context (the work queue). */
   private pendingShutdown: 'poweroff' | 'reboot' | 'hibernate' | undefined;
   /** The CPU the kernel is running on: the one taking an interrupt, else the boot CPU. */
@@ -259,9 +261,14 @@ export class Kernel {
     for (const m of this.options.modules) m.init(this.services, (d) => client.registerDriver(d));
   }
 
-  /** Runs the VMBus work queue (offers, rescinds), then a requested shutdown, in process context. */
+  /**
+   * Runs in process context: due delayed work, the VMBus work queues (offers, rescinds), then a
+   * requested shutdown. The machine calls it after every interrupt round, so delayed work runs
+   * at the first tick after it falls due.
+   */
   runWork(): number {
-    let n = this.vmbus?.runWork() ?? 0;
+    let n = this.runTimers();
+    n += this.vmbus?.runWork() ?? 0;
     const kind = this.pendingShutdown;
     if (kind && this.stage === 'booted') {
       this.pendingShutdown = undefined;
@@ -269,6 +276,32 @@ export class Kernel {
       n++;
     }
     return n;
+  }
+
+  /** schedule_delayed_work for the kernel's drivers (see GuestServices). */
+  delayedWork(delayNs: number, work: () => void): { cancel(): boolean } {
+    const t = { due: this.schedClock() + Math.max(0, delayNs), work, done: false };
+    this.timers.push(t);
+    return {
+      cancel: () => {
+        const pending = !t.done;
+        t.done = true;
+        return pending;
+      },
+    };
+  }
+
+  private runTimers(): number {
+    if (this.timers.length === 0 || this.stage === 'halted' || this.stage === 'kexec') return 0;
+    const now = this.schedClock();
+    const due = this.timers.filter((t) => !t.done && t.due <= now).sort((a, b) => a.due - b.due);
+    for (let i = this.timers.length - 1; i >= 0; i--) if (this.timers[i]!.done || this.timers[i]!.due <= now) this.timers.splice(i, 1);
+    for (const t of due) {
+      if (t.done) continue;
+      t.done = true;
+      t.work();
+    }
+    return due.length;
   }
 
   /** orderly_poweroff / orderly_reboot / hibernate, asked for by a driver: runs from the work queue. */

@@ -47,6 +47,10 @@ export class KernelServices implements GuestServices {
     this.realtimeOffset += deltaNs;
   }
 
+  scheduleDelayedWork(delayNs: number, work: () => void): { cancel(): boolean } {
+    return this.k.delayedWork(delayNs, work);
+  }
+
   requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void {
     this.k.requestShutdown(kind);
   }

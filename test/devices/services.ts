@@ -18,7 +18,12 @@ export function hostContext(m: Machine, log: string[] = [], over: Partial<HostCo
   };
 }
 
+/**
+ * `uptime` is the guest's clock; delayed work runs when `runTimers()` is called after it passed
+ * (a test with a Machine can pass `() => m.nowNs` and call runTimers after m.runFor).
+ */
 export function stubServices(uptime: () => number = () => 0) {
+  const timers: { due: number; work: () => void; done: boolean }[] = [];
   const lines: string[] = [];
   const shutdowns: string[] = [];
   let realtime = 1_767_225_600_000_000_000n;
@@ -32,9 +37,20 @@ export function stubServices(uptime: () => number = () => 0) {
     adjustRealtimeNs: (d) => void (realtime += d),
     uptimeNs: () => uptime() + extra,
     referenceCounter: () => BigInt(Math.floor((uptime() + extra) / 100)),
+    scheduleDelayedWork: (delayNs, work) => {
+      const t = { due: uptime() + extra + delayNs, work, done: false };
+      timers.push(t);
+      return { cancel: () => !t.done && (t.done = true) };
+    },
     requestShutdown: (kind) => void shutdowns.push(kind),
     system: { hostname: 'hvkit', osName: 'hvkit', osVersion: '6.1', kernelRelease: '6.1.192-hvkit', arch: 'x86_64' },
     files,
   };
-  return { services, lines, shutdowns, files, advance: (ns: number) => (extra += ns) };
+  const runTimers = () => {
+    for (const t of timers.filter((x) => !x.done && x.due <= uptime() + extra)) {
+      t.done = true;
+      t.work();
+    }
+  };
+  return { services, lines, shutdowns, files, runTimers, advance: (ns: number) => (extra += ns) };
 }
