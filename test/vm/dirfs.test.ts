@@ -1,0 +1,188 @@
+// The guest's file tree in a host folder (src/vm/dirfs.ts): guest /a/b is <root>/a/b; the same
+// answers as the in-memory tree for the same calls; and nothing reaches outside the root —
+// not "..", not a relative or NUL-bearing path, not a symbolic link (to a file, a directory,
+// dangling, relative, through a linked directory, a loop), not a FIFO.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GuestFileError, type GuestFiles } from '../../src/devices/device.js';
+import { MemoryFiles } from '../../src/guest/memfs.js';
+import { DirectoryFiles } from '../../src/vm/dirfs.js';
+import { runs } from '../vmbus/fuzz-runs.js';
+
+let base: string;
+let root: string;
+let outside: string;
+beforeEach(() => {
+  base = mkdtempSync(join(tmpdir(), 'hvkit-dirfs-'));
+  root = join(base, 'vm');
+  outside = join(base, 'outside');
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'secret'), 'top secret');
+});
+afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+const bytes = (s: string) => new Uint8Array(Buffer.from(s));
+/** The errno a call fails with, or 'ok' / its value. */
+function outcome(f: () => unknown): unknown {
+  try {
+    const r = f();
+    return r instanceof Uint8Array ? Buffer.from(r).toString() : (r ?? 'ok');
+  } catch (e) {
+    if (e instanceof GuestFileError) return e.errno;
+    throw e;
+  }
+}
+/** Every file and folder outside the root, with contents: what must never change. */
+function outsideState(): string {
+  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? [`${e.name}/`, ...walk(join(d, e.name)).map((x) => `${e.name}/${x}`)] : [`${e.name}=${readFileSync(join(d, e.name), 'utf8')}`]));
+  return walk(outside).sort().join('\n');
+}
+
+describe('DirectoryFiles: the guest tree in a folder', () => {
+  it('creates the root; guest /a/b is <root>/a/b, byte for byte', () => {
+    const fs = new DirectoryFiles(root);
+    fs.mkdirs('/var/lib/hyperv');
+    fs.write('/var/lib/hyperv/.kvp_pool_0', Uint8Array.from([0, 1, 2, 255]));
+    expect([...readFileSync(join(root, 'var/lib/hyperv/.kvp_pool_0'))]).toEqual([0, 1, 2, 255]);
+    writeFileSync(join(root, 'var/lib/hyperv/.kvp_pool_1'), 'from the host');
+    expect(outcome(() => fs.read('/var/lib/hyperv/.kvp_pool_1'))).toBe('from the host');
+    expect(fs.list('/var/lib/hyperv')).toEqual(['.kvp_pool_0', '.kvp_pool_1']);
+  });
+
+  it('answers as the in-memory tree does for the same calls', () => {
+    const calls: [string, (f: GuestFiles) => unknown][] = [
+      ['read missing', (f) => f.read('/nope')],
+      ['write without parent', (f) => f.write('/a/b', bytes('x'))],
+      ['mkdirs', (f) => f.mkdirs('/a/b/c')],
+      ['write', (f) => f.write('/a/b/file', bytes('one'))],
+      ['write exclusive, exists', (f) => f.write('/a/b/file', bytes('two'), { exclusive: true })],
+      ['write exclusive, new', (f) => f.write('/a/b/new', bytes('n'), { exclusive: true })],
+      ['append', (f) => f.append('/a/b/file', bytes('+more'))],
+      ['append creates', (f) => f.append('/a/b/appended', bytes('a'))],
+      ['read', (f) => f.read('/a/b/file')],
+      ['read a directory', (f) => f.read('/a/b')],
+      ['write over a directory', (f) => f.write('/a/b/c', bytes('x'))],
+      ['mkdirs through a file', (f) => f.mkdirs('/a/b/file/d')],
+      ['exists', (f) => [f.exists('/a/b/file'), f.exists('/a/b/c'), f.exists('/zz')]],
+      ['isDirectory', (f) => [f.isDirectory('/a/b/file'), f.isDirectory('/a/b/c'), f.isDirectory('/'), f.isDirectory('/zz')]],
+      ['list', (f) => f.list('/a/b')],
+      ['list root', (f) => f.list('/')],
+      ['list missing', (f) => f.list('/zz')],
+      ['remove', (f) => f.remove('/a/b/new')],
+      ['remove missing', (f) => f.remove('/a/b/new')],
+      ['normalised', (f) => f.read('/a/./b//c/../file')],
+      ['climbing', (f) => f.read('/a/../../etc/passwd')],
+      ['relative', (f) => f.read('a/b/file')],
+      ['NUL', (f) => f.write('/a/b/x\0y', bytes('x'))],
+    ];
+    const mem = new MemoryFiles();
+    const dir = new DirectoryFiles(root);
+    for (const [what, call] of calls) expect(outcome(() => call(dir)), what).toEqual(outcome(() => call(mem)));
+  });
+
+  it('"..", absolute host paths and NUL never leave the root', () => {
+    const fs = new DirectoryFiles(root);
+    const before = outsideState();
+    for (const p of ['/../outside/secret', '/../../etc/passwd', '/a/../../outside/x', '..', `${outside}/secret`.slice(1), 'outside', '/\0/x']) {
+      expect([p, outcome(() => fs.read(p))]).not.toEqual([p, 'top secret']);
+      outcome(() => fs.write(p, bytes('pwned')));
+      outcome(() => fs.mkdirs(p));
+      outcome(() => fs.remove(p));
+    }
+    // An absolute host path is just a name under the root.
+    fs.mkdirs(outside);
+    fs.write(`${outside}/secret`, bytes('inside'));
+    expect(readFileSync(join(root, outside, 'secret'), 'utf8')).toBe('inside');
+    expect(outsideState()).toBe(before);
+  });
+
+  it('symbolic links that lead out are refused (EACCES); links inside are followed', () => {
+    mkdirSync(join(root, 'd'), { recursive: true });
+    writeFileSync(join(root, 'd/real'), 'inner');
+    symlinkSync(join(outside, 'secret'), join(root, 'to-file'));
+    symlinkSync(outside, join(root, 'to-dir'));
+    symlinkSync('../outside', join(root, 'relative-out'));
+    symlinkSync(join(outside, 'not-yet'), join(root, 'dangling-out'));
+    symlinkSync('to-dir/made-through', join(root, 'dangling-via-dir'));
+    symlinkSync('loop-b', join(root, 'loop-a'));
+    symlinkSync('loop-a', join(root, 'loop-b'));
+    symlinkSync('d/real', join(root, 'inner-file'));
+    symlinkSync('d', join(root, 'inner-dir'));
+    symlinkSync('d/later', join(root, 'dangling-in'));
+    const fs = new DirectoryFiles(root);
+    const before = outsideState();
+    const escaping = ['/to-file', '/to-dir/secret', '/to-dir', '/relative-out/secret', '/dangling-out', '/dangling-via-dir', '/loop-a'];
+    for (const p of escaping) {
+      expect([p, outcome(() => fs.read(p))]).toEqual([p, 'EACCES']);
+      expect([p, outcome(() => fs.write(p, bytes('pwned')))]).toEqual([p, 'EACCES']);
+      expect([p, outcome(() => fs.append(p, bytes('pwned')))]).toEqual([p, 'EACCES']);
+      expect([p, outcome(() => fs.exists(p))]).toEqual([p, 'EACCES']);
+      expect([p, outcome(() => fs.remove(p))]).toEqual([p, 'EACCES']);
+    }
+    expect(outcome(() => fs.mkdirs('/to-dir/sub'))).toBe('EACCES');
+    expect(outcome(() => fs.list('/to-dir'))).toBe('EACCES');
+    expect(outsideState()).toBe(before);
+    expect(existsSync(join(outside, 'not-yet'))).toBe(false);
+    expect(existsSync(join(outside, 'made-through'))).toBe(false);
+    // Inside the root: followed.
+    expect(outcome(() => fs.read('/inner-file'))).toBe('inner');
+    expect(outcome(() => fs.read('/inner-dir/real'))).toBe('inner');
+    expect(fs.list('/inner-dir')).toEqual(['real']);
+    fs.write('/dangling-in', bytes('created'));
+    expect(readFileSync(join(root, 'd/later'), 'utf8')).toBe('created');
+  });
+
+  it('a root reached through a symbolic link works, and its links are judged by the real root', () => {
+    mkdirSync(root);
+    symlinkSync(root, join(base, 'alias'));
+    const fs = new DirectoryFiles(join(base, 'alias'));
+    fs.write('/f', bytes('x'));
+    expect(readFileSync(join(root, 'f'), 'utf8')).toBe('x');
+    symlinkSync(join(base, 'alias', 'f'), join(root, 'via-alias'));
+    expect(outcome(() => fs.read('/via-alias'))).toBe('x');
+  });
+
+  it('a FIFO is refused at once, not read (EACCES)', () => {
+    mkdirSync(root);
+    execFileSync('mkfifo', [join(root, 'pipe')]);
+    const fs = new DirectoryFiles(root);
+    expect(outcome(() => fs.read('/pipe'))).toBe('EACCES');
+    expect(outcome(() => fs.write('/pipe', bytes('x')))).toBe('EACCES');
+    expect(outcome(() => fs.exists('/pipe'))).toBe('EACCES');
+  });
+
+  it('for arbitrary paths made of "..", ".", links and names: only GuestFileError, and nothing outside changes', () => {
+    mkdirSync(join(root, 'a'), { recursive: true });
+    symlinkSync(outside, join(root, 'out'));
+    symlinkSync('..', join(root, 'a', 'up'));
+    symlinkSync('../../outside', join(root, 'a', 'up2'));
+    const before = outsideState();
+    const segment = fc.constantFrom('..', '.', '', 'a', 'b', 'out', 'up', 'up2', 'secret', 'x\0', '...', 'vm', 'outside');
+    const path = fc.tuple(fc.boolean(), fc.array(segment, { maxLength: 6 })).map(([abs, s]) => (abs ? '/' : '') + s.join('/'));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), path), { maxLength: 10 }), (ops) => {
+        const fs = new DirectoryFiles(root);
+        for (const [op, p] of ops) {
+          try {
+            if (op === 0) fs.read(p);
+            else if (op === 1) fs.write(p, bytes('w'));
+            else if (op === 2) fs.append(p, bytes('a'));
+            else if (op === 3) fs.mkdirs(p);
+            else if (op === 4) fs.remove(p);
+            else if (op === 5) fs.list(p);
+            else if (op === 6) fs.exists(p);
+            else fs.isDirectory(p);
+          } catch (e) {
+            expect(e).toBeInstanceOf(GuestFileError);
+          }
+        }
+        expect(outsideState()).toBe(before);
+      }),
+      { numRuns: runs(0.5) },
+    );
+  });
+});
