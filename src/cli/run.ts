@@ -1,11 +1,12 @@
 // `hvkit run`: boot a VM with its devices, print the guest's kernel log, and stop once the guest
 // reaches the requested point. `hvkit lsvmbus`: boot the same way, then list the VMBus devices.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { formatRecord, type LogRecord } from '../guest/klog.js';
 import { attachTrace } from '../trace/attach.js';
 import { openTraceFile } from '../trace/writer.js';
 import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
+import { DirectoryFiles } from '../vm/dirfs.js';
 import { Machine } from '../vm/machine.js';
 import { parseScript, runScript, type Step } from '../vm/script.js';
 import { ThreadedMachine } from '../vm/threaded/machine.js';
@@ -25,6 +26,7 @@ interface RunOptions extends VmOptions {
   sysfs?: string;
   trace?: string;
   script?: string;
+  state?: string;
 }
 
 /** How long `--until shutdown` waits for the guest to power off, virtual seconds. */
@@ -44,6 +46,7 @@ export function registerRun(program: Command, out: (line: string) => void, statu
     .option('--sysfs <dir>', "write the guest's /sys/bus/vmbus/devices tree into DIR once booted")
     .option('--trace <file>', 'write every trap, message, signal and packet as JSON lines')
     .option('--script <file>', 'host actions to run once booted, one per line (see src/vm/script.ts)')
+    .option('--state <dir>', "the VM's state directory: the guest's file tree (KVP pools, copied files) lives there")
     .action(async (o: RunOptions, cmd: Command) => {
       const vm = machineConfig(vmFromOptions(cmd, o));
       const print = (r: LogRecord) => {
@@ -53,7 +56,8 @@ export function registerRun(program: Command, out: (line: string) => void, statu
       const kernel = { vmbusSynic: true, vmbus: o.vmbus };
       const steps = o.script ? readScript(o.script) : undefined;
       if (steps && o.threads) throw new UsageError('--script runs the guest in this thread; drop --threads');
-      const m = o.threads ? new ThreadedMachine({ ...vm, kernel }) : new Machine({ ...vm, kernel });
+      if (o.state) mkdirSync(o.state, { recursive: true });
+      const m = o.threads ? new ThreadedMachine({ ...vm, kernel, ...(o.state ? { stateDir: o.state } : {}) }) : new Machine({ ...vm, kernel, ...(o.state ? { files: new DirectoryFiles(o.state) } : {}) });
       // Attached before boot, so the trace starts with the first CPUID.
       const trace = o.trace ? openTraceFile(o.trace) : undefined;
       const stop = trace ? attachTrace(m.partition, trace) : undefined;

@@ -6,12 +6,14 @@ import type { Partition } from '../hypervisor/partition.js';
 import { Kernel, type KernelOptions } from '../guest/kernel.js';
 import type { GuestCpu } from '../hypervisor/cpu-interface.js';
 import type { PartitionVmbus } from '../vmbus/server/partition-io.js';
-import type { HostDevice } from '../devices/device.js';
+import type { GuestFiles, HostDevice } from '../devices/device.js';
 import { builtinModules } from '../devices/registry.js';
 import { Host, type HostConfig } from './host.js';
 
 export interface MachineConfig extends HostConfig {
   kernel?: Partial<KernelOptions>;
+  /** The guest's file tree (its disk): KVP pools, copied files. In memory unless given. */
+  files?: GuestFiles;
 }
 
 /** How a run ended: the guest powered off or asked for a restart. */
@@ -29,7 +31,7 @@ export class Machine {
   exit: MachineExit | undefined;
 
   constructor(config: MachineConfig = {}) {
-    const { kernel, ...host } = config;
+    const { kernel, files, ...host } = config;
     this.host = new Host(host);
     this.partition = this.host.partition;
     this.vmbus = this.host.vmbus;
@@ -44,6 +46,7 @@ export class Machine {
         elapse: (ns) => this.runFor(ns),
         waitUntil: (done, ns) => this.waitUntil(done, ns),
         fadtHypervisorId: 'MsHyperV',
+        ...(files ? { files } : {}),
         // The RTC the guest reads at boot is the host's clock then.
         rtcNs: () => this.host.wallClockNs(),
         powerOff: (kind) => {

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GuestFileError, type GuestFiles } from '../../src/devices/device.js';
 import { MemoryFiles } from '../../src/guest/memfs.js';
+import { Machine } from '../../src/vm/machine.js';
 import { DirectoryFiles } from '../../src/vm/dirfs.js';
 import { runs } from '../vmbus/fuzz-runs.js';
 
@@ -184,5 +185,16 @@ describe('DirectoryFiles: the guest tree in a folder', () => {
       }),
       { numRuns: runs(0.5) },
     );
+  });
+});
+
+describe('a VM with a state directory', () => {
+  it("the guest's files land in the folder, in-thread", () => {
+    const root = mkdtempSync(join(tmpdir(), 'hvkit-state-'));
+    const m = new Machine({ vps: 1, memory: 64 << 20, devices: [], files: new DirectoryFiles(root) });
+    m.boot();
+    m.kernel.services.files.mkdirs('/var/lib/hyperv');
+    m.kernel.services.files.write('/var/lib/hyperv/x', new TextEncoder().encode('hi'));
+    expect(readFileSync(join(root, 'var/lib/hyperv/x'), 'utf8')).toBe('hi');
   });
 });

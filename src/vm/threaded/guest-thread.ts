@@ -7,6 +7,7 @@ import type { Arch } from '../../hypervisor/cpu-interface.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import type { GuestPageSize } from '../../memory/pages.js';
 import { builtinModules } from '../../devices/registry.js';
+import { DirectoryFiles } from '../dirfs.js';
 import type { Workload } from './guest-context.js';
 import { ControlBlock, W } from './protocol.js';
 import { HostGoneError, remoteCpu } from './remote-cpu.js';
@@ -20,6 +21,8 @@ export interface GuestThreadData {
   kernel: Partial<KernelOptions>;
   /** Load the built-in VMBus driver modules (they cannot be sent as data). */
   builtinModules: boolean;
+  /** The VM's state directory, holding the guest's file tree; in memory when absent. */
+  stateDir?: string;
   workload: string;
   args: unknown;
   /** Virtual nanoseconds per wall-clock nanosecond. */
@@ -47,7 +50,8 @@ async function main(d: GuestThreadData): Promise<void> {
     }
   };
   const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize) : [] };
-  const kernel: Kernel = new Kernel({ memory, cpus, elapse: (ns) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV' }, options);
+  const files = d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) };
+  const kernel: Kernel = new Kernel({ memory, cpus, elapse: (ns) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files }, options);
   let result: unknown;
   let error: string | undefined;
   try {

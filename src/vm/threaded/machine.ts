@@ -13,9 +13,11 @@ import type { GuestThreadData } from './guest-thread.js';
 import { ControlBlock, controlBytes, W } from './protocol.js';
 import { TrapServer } from './trap-server.js';
 
-export interface ThreadedConfig extends MachineConfig {
+export interface ThreadedConfig extends Omit<MachineConfig, 'files'> {
   /** Virtual nanoseconds per wall-clock nanosecond (1: real time). */
   speed?: number;
+  /** The VM's state directory: the guest (in its worker) keeps its file tree there. */
+  stateDir?: string;
 }
 
 export interface GuestReport<R> {
@@ -40,7 +42,7 @@ export class ThreadedMachine {
   private readonly speed: number;
 
   constructor(private readonly config: ThreadedConfig = {}) {
-    const { kernel: _kernel, speed, ...host } = config;
+    const { kernel: _kernel, speed, stateDir: _stateDir, ...host } = config;
     this.speed = speed ?? 1;
     this.host = new Host(host);
     this.partition = this.host.partition;
@@ -71,6 +73,7 @@ export class ThreadedMachine {
       // Modules are code: the worker builds the built-in set itself unless told there are none.
       kernel: { ...this.config.kernel, modules: undefined },
       builtinModules: this.config.kernel?.modules === undefined,
+      ...(this.config.stateDir === undefined ? {} : { stateDir: this.config.stateDir }),
       workload: workload.href,
       args,
       speed: this.speed,
