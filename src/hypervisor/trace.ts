@@ -125,11 +125,16 @@ export interface MessageToGuest extends Stamped {
   readonly channel?: number;
 }
 
-/** An event flag signalled on a connection (HvCallSignalEvent, tlfs.md §4.12.2), before it is routed. */
+/**
+ * An event flag signalled on a connection (HvCallSignalEvent, tlfs.md §4.12.2), before it is
+ * routed; or a pending bit the hypervisor found in the guest's monitor page (vmbus.md §4.2), which
+ * names the `monitor` id and no VP, since no instruction trapped.
+ */
 export interface SignalToHost extends Stamped {
   readonly kind: 'signal';
   readonly dir: 'to-host';
-  readonly vp: number;
+  readonly vp?: number;
+  readonly monitor?: number;
   readonly connection: number;
   readonly flag: number;
   /** The port the connection leads to; absent when it leads nowhere. */

@@ -59,7 +59,7 @@ const MESSAGES: Readonly<Record<string, Schema>> = {
 };
 
 const SIGNALS: Readonly<Record<string, Schema>> = {
-  'to-host': { vp: req('uint'), connection: req('uint'), flag: req('uint'), port: opt('uint'), channel: opt('uint') },
+  'to-host': { vp: opt('uint'), monitor: opt('uint'), connection: req('uint'), flag: req('uint'), port: opt('uint'), channel: opt('uint') },
   'to-guest': { vp: req('uint'), sint: req('uint'), flag: req('uint'), coalesced: opt('bool'), channel: opt('uint') },
 };
 

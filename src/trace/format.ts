@@ -39,7 +39,7 @@ export function formatEvent(e: TraceEvent): string {
 function who(e: TraceEvent): string {
   if (e.kind === 'packet') return `ch${e.channel}`;
   if (e.kind === 'ipi') return `vp${e.from}`;
-  return 'vp' in e ? `vp${e.vp}` : '--';
+  return 'vp' in e && e.vp !== undefined ? `vp${e.vp}` : '--';
 }
 
 function body(e: TraceEvent): string {
@@ -126,7 +126,8 @@ function channelMessage(bytes: Uint8Array, channel: number | undefined): string 
 }
 
 function signal(e: SignalEvent): string {
-  const at = e.dir === 'to-host' ? `signal conn ${num(e.connection)}` : `signal sint ${e.sint}`;
+  const via = e.dir === 'to-host' && e.monitor !== undefined ? ` via monitor ${e.monitor}` : '';
+  const at = e.dir === 'to-host' ? `signal conn ${num(e.connection)}${via}` : `signal sint ${e.sint}`;
   const coalesced = e.dir === 'to-guest' && e.coalesced ? ' coalesced' : '';
   return `${at} flag ${e.flag}${coalesced}${e.channel !== undefined ? `  (channel ${e.channel})` : ''}`;
 }

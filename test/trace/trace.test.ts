@@ -502,3 +502,27 @@ it('property: every event formats to one line, whatever its bytes', () => {
     { numRuns: 500 },
   );
 });
+
+describe('signals through the monitor page', () => {
+  it('a guest signal on a monitored channel shows as a to-host signal naming the monitor id, with no VP, and round-trips', () => {
+    const m = new Machine({ release: 'ws2022', vps: 2, memory: 64 << 20 });
+    const events: TraceEvent[] = [];
+    m.partition.events.on((e) => void events.push(e));
+    m.boot();
+    m.runFor(10_000_000);
+    // The NIC of the default set is monitored (MNF).
+    const nic = m.kernel.vmbus!.channels.find((c) => c.offer.classId === 'f8615163-df3e-46c5-913f-f2d2f965ed0e')!;
+    const from = events.length;
+    nic.sendInband(new Uint8Array(24));
+    m.runFor(1_000_000);
+    const signals = events.slice(from).filter((e): e is SignalEvent => e.kind === 'signal' && e.dir === 'to-host');
+    expect(signals).toHaveLength(1);
+    const s = signals[0]!;
+    expect(s).toMatchObject({ monitor: nic.offer.monitorId, connection: nic.offer.connectionId, flag: 0, channel: nic.relid });
+    expect('vp' in s && s.vp !== undefined).toBe(false);
+    expect(formatEvent(s)).toMatch(new RegExp(`--\\s+to-host\\s+signal conn 0x${nic.offer.connectionId.toString(16)} via monitor ${nic.offer.monitorId} flag 0`));
+    expect(decodeEvent(JSON.parse(encodeEvent(s)))).toEqual({ ok: true, event: s });
+    // No hypercall was made for it.
+    expect(events.slice(from).some((e) => e.kind === 'trap' && e.what === 'hypercall')).toBe(false);
+  });
+});

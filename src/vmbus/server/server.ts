@@ -423,7 +423,13 @@ export class VmbusServer {
   }
 
   private onMonitor(monitorId: number): void {
-    for (const ch of this.channels.values()) if (ch.monitorId === monitorId && ch.isOpen) this.guestSignalled(ch);
+    const events = this.io.events;
+    for (const ch of this.channels.values()) {
+      if (ch.monitorId !== monitorId || !ch.isOpen) continue;
+      // The guest's signal crossed through memory, not a hypercall: this is where it shows.
+      if (events?.active) events.emit({ kind: 'signal', dir: 'to-host', monitor: monitorId, connection: ch.connectionId, flag: 0, channel: ch.relid });
+      this.guestSignalled(ch);
+    }
   }
 
   /**
