@@ -2,7 +2,7 @@
 // server and runs on the host's (virtual) time; its guest driver is a VMBus driver the guest
 // kernel registers, using only the kernel services below. Both halves are platform-neutral.
 import type { ReleaseId } from '../hypervisor/release.js';
-import type { VmbusDriver } from '../vmbus/client/client.js';
+import type { VmbusClient, VmbusDriver } from '../vmbus/client/client.js';
 import type { VmbusServer } from '../vmbus/server/server.js';
 import type { DeviceTypeName } from './catalog.js';
 
@@ -37,6 +37,11 @@ export interface GuestServices {
   log(level: 'emerg' | 'err' | 'warn' | 'notice' | 'info' | 'debug', text: string): void;
   /** An hvkit note for a step Linux takes silently (debug level). */
   note(text: string): void;
+  /**
+   * A user-space daemon's syslog line (hv_kvp_daemon, hv_vss_daemon, hv_fcopy_daemon): it goes
+   * to the guest's journal, not to the kernel log. `ident` is openlog's.
+   */
+  syslog(ident: string, level: 'err' | 'warning' | 'info' | 'debug', text: string): void;
   /** CLOCK_REALTIME of the guest, ns since the Unix epoch. */
   realtimeNs(): bigint;
   /** Steps CLOCK_REALTIME to `ns` (do_settimeofday64). */
@@ -113,8 +118,12 @@ export function normaliseGuestPath(path: string): string | undefined {
   return `/${parts.join('/')}`;
 }
 
-/** A Linux module with VMBus drivers: its init registers them (module_init order matters for logs). */
+/**
+ * A Linux module with VMBus drivers: its init registers them (module_init order matters for
+ * logs). `vmbus` is the connected VMBus driver, for modules that use more than drivers (hv_sock's
+ * TL_CONNECT_REQUEST); the kernel always passes it.
+ */
 export interface GuestModule {
   readonly name: string;
-  init(services: GuestServices, register: (driver: VmbusDriver) => void): void;
+  init(services: GuestServices, register: (driver: VmbusDriver) => void, vmbus?: VmbusClient): void;
 }

@@ -98,6 +98,8 @@ export type KernelStage = 'off' | 'booting' | 'booted' | 'panicked' | 'kexec' | 
 
 export class Kernel {
   readonly log: KernelLog;
+  /** User space's syslog (the daemons' lines), kept apart from the kernel log as journald does. */
+  readonly journal: KernelLog;
   readonly mm: PageAllocator;
   readonly cpus: CpuState[];
   readonly refClock: ReferenceClock;
@@ -142,6 +144,7 @@ export class Kernel {
   ) {
     this.options = { ...DEFAULT_KERNEL, ...options };
     this.log = new KernelLog(() => this.schedClock());
+    this.journal = new KernelLog(() => this.schedClock());
     // The kernel image and early allocations occupy the first 16 MiB (or a quarter of small RAM).
     this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4));
     this.refClock = new ReferenceClock(platform.memory);
@@ -258,7 +261,7 @@ export class Kernel {
     }
     this.platform.elapse(5_000_000);
     // The drivers' module_init: each registration binds the devices already offered.
-    for (const m of this.options.modules) m.init(this.services, (d) => client.registerDriver(d));
+    for (const m of this.options.modules) m.init(this.services, (d) => client.registerDriver(d), client);
   }
 
   /**

@@ -26,6 +26,10 @@ export class KernelServices implements GuestServices {
     this.k.log.note(text);
   }
 
+  syslog(ident: string, level: 'err' | 'warning' | 'info' | 'debug', text: string): void {
+    this.k.journal.printk(level === 'warning' ? 'warn' : level, `${ident}: ${text}`);
+  }
+
   uptimeNs(): number {
     return this.k.schedClock();
   }

@@ -4,24 +4,18 @@
 // arbitrary packets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { GuestServices, HostContext } from '../../src/devices/device.js';
 import { heartbeatService } from '../../src/devices/heartbeat/guest.js';
 import { attachHeartbeat, type HeartbeatHost, type HeartbeatOptions } from '../../src/devices/heartbeat/host.js';
 import { shutdownService } from '../../src/devices/shutdown/guest.js';
 import { attachShutdown } from '../../src/devices/shutdown/host.js';
-import { hvUtilsModule, type HvUtilsDriver, type UtilChannel, type UtilService } from '../../src/devices/ic/guest.js';
-import { prepNegotiateResp } from '../../src/devices/ic/negotiate.js';
+import { hvUtilsModule, type HvUtilsDriver, type UtilService } from '../../src/devices/ic/guest.js';
 import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
 import type { GuestChannel } from '../../src/vmbus/client/channel.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { hostContext, stubServices } from './services.js';
+import { hostContext, stubServices, utilHarness, v } from './services.js';
 
 const INSTANCE = '2dd1ce17-079e-403c-b352-a1921ee207ee';
-const v = (s: string): number => {
-  const [a, b] = s.split('.').map(Number);
-  return a! * 0x10000 + b!;
-};
 
 /** What each release's heartbeat negotiates with Linux 6.1 (versions.ts; Linux hb_versions 3.0, 1.0). */
 const EXPECTED: Record<ReleaseId, { framework: string; message: string }> = {
@@ -185,32 +179,11 @@ describe.each(RELEASE_IDS)('hv_utils with heartbeat and shutdown on %s', (releas
 });
 
 describe('heartbeat guest service: packet by packet', () => {
-  /** A UtilChannel over a list of payloads, recording what the service sends back and logs. */
+  /** The heartbeat service bound by hv_utils, with `payloads` queued on its channel. */
   function fakeUtil(payloads: Uint8Array[]) {
-    const buffer = new Uint8Array(16384);
-    const sent: { bytes: Uint8Array; id: bigint }[] = [];
-    const lines: string[] = [];
-    const queue = payloads.map((p, i) => ({ p, id: BigInt(i + 1) }));
-    const util: UtilChannel = {
-      channel: undefined as unknown as GuestChannel,
-      services: undefined as unknown as GuestServices,
-      buffer,
-      recvpacket() {
-        const next = queue.shift();
-        if (!next) return { recvlen: 0, requestId: 0n };
-        const len = Math.min(next.p.length, 4096);
-        buffer.set(next.p.subarray(0, len));
-        return { recvlen: len, requestId: next.id };
-      },
-      sendpacket(len, id) {
-        sent.push({ bytes: buffer.slice(0, len), id });
-        return true;
-      },
-      negotiate: (len, fw, srv) => prepNegotiateResp(buffer, len, fw, srv, (t) => lines.push(`hv_vmbus: ${t}`)),
-      log: (_l, t) => lines.push(`hv_utils: ${t}`),
-      logRatelimited: (_f, _s, _l, t) => lines.push(`hv_utils: ${t}`),
-    };
-    return { util, sent, lines, left: () => queue.length };
+    const h = utilHarness(heartbeatService);
+    h.push(...payloads);
+    return h;
   }
 
   /** A heartbeat request as vmbus.md §9.1/§9.4 lays it out, with `extra` bytes after seq_num. */
@@ -228,7 +201,7 @@ describe('heartbeat guest service: packet by packet', () => {
 
   it('answers seq + 1 (wrapping at 2^64), flags 5, same length and id; only seq_num must be present', () => {
     const f = fakeUtil([request(41n), request(0xffff_ffff_ffff_ffffn), request(7n, 1, 0)]);
-    heartbeatService.attach(f.util).onChannelCallback();
+    f.instance.onChannelCallback();
     expect(f.sent.map((s) => [new DataView(s.bytes.buffer).getBigUint64(28, true), s.bytes[25], s.bytes.length, s.id])).toEqual([
       [42n, 5, 44, 1n],
       [0n, 5, 44, 2n],
@@ -239,35 +212,34 @@ describe('heartbeat guest service: packet by packet', () => {
 
   it('an unknown message type is answered with HV_E_FAIL and logged', () => {
     const f = fakeUtil([request(1n, 9), request(5n)]);
-    heartbeatService.attach(f.util).onChannelCallback();
+    f.instance.onChannelCallback();
     expect(f.sent.map((s) => new DataView(s.bytes.buffer).getUint32(20, true))).toEqual([0x80004005, 0]);
-    expect(f.lines).toEqual(['hv_utils: Heartbeat request received. Invalid msg type: 9']);
+    expect(f.lines).toEqual(['err: hv_utils: Heartbeat request received. Invalid msg type: 9']);
   });
 
   it('a NEGOTIATE whose versions do not fit is still answered, with no versions and no IC line', () => {
     // 35 zero bytes: type 0, counts 0 and 0, but 28 + 8 bytes are needed.
     const f = fakeUtil([new Uint8Array(35)]);
-    const s = heartbeatService.attach(f.util);
-    s.onChannelCallback();
+    f.instance.onChannelCallback();
     expect(f.sent.length).toBe(1);
     expect(f.sent[0]!.bytes.length).toBe(35);
-    expect(f.lines).toEqual(['hv_vmbus: Invalid icmsg negotiate - icframe_major: 0, icmsg_major: 0']);
+    expect(f.lines).toEqual(['err: hv_vmbus: Invalid icmsg negotiate - icframe_major: 0, icmsg_major: 0']);
   });
 
   it('a packet shorter than the IC headers is logged and ends the loop unanswered', () => {
     const f = fakeUtil([new Uint8Array(27), request(2n)]);
-    heartbeatService.attach(f.util).onChannelCallback();
+    f.instance.onChannelCallback();
     expect(f.sent).toEqual([]);
-    expect(f.lines).toEqual(['hv_utils: Heartbeat request received. Packet length too small: 27']);
+    expect(f.lines).toEqual(['err: hv_utils: Heartbeat request received. Packet length too small: 27']);
     expect(f.left()).toBe(1);
   });
 
   it('a heartbeat without room for seq_num is logged and ends the loop, leaving the rest queued', () => {
     const short = request(1n, 1, 0).subarray(0, 35);
     const f = fakeUtil([short, request(2n)]);
-    heartbeatService.attach(f.util).onChannelCallback();
+    f.instance.onChannelCallback();
     expect(f.sent).toEqual([]);
-    expect(f.lines).toEqual(['hv_utils: Invalid heartbeat msg data. Length too small: 35']);
+    expect(f.lines).toEqual(['err: hv_utils: Invalid heartbeat msg data. Length too small: 35']);
     expect(f.left()).toBe(1);
   });
 
@@ -275,7 +247,7 @@ describe('heartbeat guest service: packet by packet', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((s) => request(s))), { maxLength: 6 }), (payloads) => {
         const f = fakeUtil(payloads);
-        heartbeatService.attach(f.util).onChannelCallback();
+        f.instance.onChannelCallback();
         for (const s of f.sent) {
           expect(s.bytes.length).toBe(payloads[Number(s.id) - 1]!.length);
           expect(s.bytes[25]).toBe(5);

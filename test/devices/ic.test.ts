@@ -4,28 +4,24 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { HostContext } from '../../src/devices/device.js';
-import { HvUtilsDriver, hvUtilsModule, utilRingBytes, type UtilService } from '../../src/devices/ic/guest.js';
+import { DelayedWork, HvUtilsDriver, hvUtilsModule, utilRingBytes, type UtilChannel, type UtilService } from '../../src/devices/ic/guest.js';
 import { IcHost, type IcResponse } from '../../src/devices/ic/host.js';
 import { prepNegotiateResp } from '../../src/devices/ic/negotiate.js';
 import { HOST_IC_MESSAGE_VERSIONS } from '../../src/devices/ic/versions.js';
 import { encodeIcMessage, encodeNegotiate, icMessageBody, LINUX_UTIL_VERSIONS, parseIcMessage, parseNegotiate } from '../../src/devices/ic/wire.js';
 import { heartbeatService } from '../../src/devices/heartbeat/guest.js';
+import { attachHeartbeat } from '../../src/devices/heartbeat/host.js';
 import { shutdownService } from '../../src/devices/shutdown/guest.js';
-import { RELEASE_IDS } from '../../src/hypervisor/release.js';
+import { RELEASE_IDS, release } from '../../src/hypervisor/release.js';
 import { WireError } from '../../src/tlfs/struct.js';
-import type { GuestChannel, OpenOptions } from '../../src/vmbus/client/channel.js';
 import type { VmbusDriver } from '../../src/vmbus/client/client.js';
 import type { ChannelHandler, HostChannel } from '../../src/vmbus/server/channel.js';
 import type { VmbusServer } from '../../src/vmbus/server/server.js';
-import type { ParsedPacket } from '../../src/vmbus/wire/packets.js';
+import { makeVersion } from '../../src/vmbus/wire/constants.js';
+import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { stubServices } from './services.js';
+import { fakeGuestChannel, hostContext, stubServices, utilHarness, v } from './services.js';
 
-/** "3.2" → 0x00030002, as Linux packs versions. */
-const v = (s: string): number => {
-  const [a, b] = s.split('.').map(Number);
-  return a! * 0x10000 + b!;
-};
 const hex = (s: string) => Uint8Array.from(s.trim().split(/\s+/).map((b) => parseInt(b, 16)));
 const u16 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint16(at, true);
 const u32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint32(at, true);
@@ -355,51 +351,6 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
 
 // --- The hv_utils driver, over a recording channel ------------------------------------------------
 
-interface FakeChannel {
-  channel: GuestChannel;
-  opts: () => OpenOptions | undefined;
-  /** Queues packets (payloads) and raises the channel's interrupt. */
-  deliver(...payloads: Uint8Array[]): void;
-  sent: { payload: Uint8Array; transId: bigint }[];
-}
-
-function fakeChannel(classId: string, relid = 5): FakeChannel {
-  const waiting: ParsedPacket[] = [];
-  const sent: { payload: Uint8Array; transId: bigint }[] = [];
-  let opts: OpenOptions | undefined;
-  const channel = {
-    relid,
-    state: 'open',
-    offer: { classId, relid },
-    open(o: OpenOptions) {
-      opts = o;
-      channel.state = 'opened';
-    },
-    close() {
-      channel.state = 'open';
-    },
-    receive(cb: (p: ParsedPacket) => void) {
-      const n = waiting.length;
-      for (const p of waiting.splice(0)) cb(p);
-      return n;
-    },
-    sendInband(payload: Uint8Array, transId: bigint) {
-      sent.push({ payload: payload.slice(), transId });
-      return true;
-    },
-  };
-  return {
-    channel: channel as unknown as GuestChannel,
-    opts: () => opts,
-    sent,
-    deliver(...payloads) {
-      payloads.forEach((payload, i) => waiting.push({ type: 6, flags: 0, transId: BigInt(100 + i), completionRequested: false, payload }));
-      opts!.onEvent(channel as unknown as GuestChannel);
-    },
-  };
-}
-
-
 describe('hv_utils (util_probe and the module)', () => {
   it('module init prints its line and registers one driver, hv_utils, for every class it serves', () => {
     const s = stubServices();
@@ -410,13 +361,61 @@ describe('hv_utils (util_probe and the module)', () => {
     expect([...drivers[0]!.classIds].sort()).toEqual([HEARTBEAT, SHUTDOWN].sort());
   });
 
-  it('opens each channel with VMBUS_RING_SIZE(3 * 4096) rings in HV_CALL_DIRECT mode', () => {
+  it('opens each channel with VMBUS_RING_SIZE(3 * 4096) rings in HV_CALL_DIRECT mode, max_pkt_size one page by default', () => {
     expect([utilRingBytes(4096), utilRingBytes(16384), utilRingBytes(65536)]).toEqual([16384, 32768, 131072]);
     for (const pageSize of [4096, 65536]) {
-      const f = fakeChannel(HEARTBEAT);
+      const f = fakeGuestChannel(HEARTBEAT);
       new HvUtilsDriver([heartbeatService], stubServices().services, pageSize).probe(f.channel);
-      expect(f.opts()).toMatchObject({ sendRingBytes: pageSize === 4096 ? 16384 : 131072, recvRingBytes: pageSize === 4096 ? 16384 : 131072, callbackMode: 'direct' });
-      expect(f.opts()!.maxPacketSize).toBeUndefined(); // VMBUS_DEFAULT_MAX_PKT_SIZE
+      // VMBUS_DEFAULT_MAX_PKT_SIZE (include/linux/hyperv.h): 4096.
+      expect(f.opts()).toMatchObject({ sendRingBytes: pageSize === 4096 ? 16384 : 131072, recvRingBytes: pageSize === 4096 ? 16384 : 131072, callbackMode: 'direct', maxPacketSize: 4096 });
+    }
+  });
+
+  it("a service's attach sets max_pkt_size before the open (as hv_kvp_init does): the open and recvpacket use it", () => {
+    let util: UtilChannel | undefined;
+    const big: UtilService = {
+      name: 'big',
+      classId: HEARTBEAT,
+      attach: (u) => {
+        util = u;
+        u.maxPacketSize = 4 * 4096;
+        return { onChannelCallback: () => {} };
+      },
+    };
+    const f = fakeGuestChannel(HEARTBEAT);
+    new HvUtilsDriver([big], stubServices().services, 4096).probe(f.channel);
+    expect(f.opts()!.maxPacketSize).toBe(16384);
+    // A 7458-byte request (KVP's IP info) arrives whole; the reader cuts at 16384 - 16.
+    const p = Uint8Array.from({ length: 7458 }, (_, i) => i & 0xff);
+    f.push(p, new Uint8Array(20000).fill(7));
+    expect(util!.recvpacket()).toEqual({ recvlen: 7458, requestId: 1n });
+    expect(util!.buffer.subarray(0, 7458)).toEqual(p);
+    expect(util!.recvpacket()).toEqual({ recvlen: 16368, requestId: 2n });
+    expect(util!.recvpacket()).toEqual({ recvlen: 0, requestId: 0n });
+    // Fixed once open.
+    expect(() => (util!.maxPacketSize = 8192)).toThrow(RangeError);
+  });
+
+  it('max_pkt_size beyond the four-page receive buffer, or not above a descriptor, is refused', () => {
+    for (const bad of [16385, 16, 1.5, Number.NaN]) {
+      const f = fakeGuestChannel(HEARTBEAT);
+      const svc: UtilService = {
+        name: 'bad',
+        classId: HEARTBEAT,
+        attach: (u) => {
+          u.maxPacketSize = bad;
+          return { onChannelCallback: () => {} };
+        },
+      };
+      expect(() => new HvUtilsDriver([svc], stubServices().services, 4096).probe(f.channel)).toThrow(RangeError);
+      expect(f.opts()).toBeUndefined();
+    }
+  });
+
+  it("the UtilChannel tells the service the connection's VMBus version", () => {
+    for (const version of [v('2.4'), v('3.0'), v('5.3')]) {
+      const h = utilHarness(heartbeatService, { vmbusVersion: version });
+      expect(h.util.vmbusVersion).toBe(version);
     }
   });
 
@@ -428,35 +427,80 @@ describe('hv_utils (util_probe and the module)', () => {
         throw new Error('no');
       },
     };
-    const f = fakeChannel(HEARTBEAT);
+    const f = fakeGuestChannel(HEARTBEAT);
     expect(() => new HvUtilsDriver([refusing], stubServices().services, 4096).probe(f.channel)).toThrow('no');
     expect(f.opts()).toBeUndefined();
   });
 
   it('answers NEGOTIATE with the received length, the request id, and TRANSACTION | RESPONSE', () => {
-    const s = stubServices();
-    const f = fakeChannel(HEARTBEAT);
-    new HvUtilsDriver([heartbeatService], s.services, 4096).probe(f.channel);
+    const h = utilHarness(heartbeatService);
     const { buf, len } = negotiateBuffer([v('1.0'), v('3.0')], [v('1.0'), v('3.0')]);
-    f.deliver(buf.slice(0, len));
-    expect(f.sent.length).toBe(1);
-    expect(f.sent[0]!.transId).toBe(100n);
-    expect(f.sent[0]!.payload.length).toBe(56); // 52 bytes padded to 8 by the ring
-    expect(f.sent[0]!.payload[AT.icflags]).toBe(5);
-    expect(s.lines).toEqual(['info: hv_utils: Heartbeat IC version 3.0']);
+    h.deliver(buf.slice(0, len));
+    expect(h.sent.length).toBe(1);
+    expect(h.sent[0]!.id).toBe(1n);
+    expect(h.sent[0]!.bytes.length).toBe(56); // 52 bytes padded to 8 by the ring
+    expect(h.sent[0]!.bytes[AT.icflags]).toBe(5);
+    expect(h.lines).toEqual(['info: hv_utils: Heartbeat IC version 3.0']);
   });
 
   it('rate-limits its error lines: 10 per 5 s per call site, then "<function>: N callbacks suppressed"', () => {
-    const s = stubServices();
-    const f = fakeChannel(HEARTBEAT);
-    new HvUtilsDriver([heartbeatService], s.services, 4096).probe(f.channel);
+    const h = utilHarness(heartbeatService);
     // The heartbeat callback stops at a short packet: one line per interrupt.
-    for (let i = 0; i < 15; i++) f.deliver(new Uint8Array(16));
-    expect(s.lines).toEqual(Array(10).fill('err: hv_utils: Heartbeat request received. Packet length too small: 16'));
-    s.advance(5e9 + 1);
-    f.deliver(new Uint8Array(8));
-    expect(s.lines.slice(10)).toEqual(['warn: heartbeat_onchannelcallback: 5 callbacks suppressed', 'err: hv_utils: Heartbeat request received. Packet length too small: 8']);
-    expect(f.sent).toEqual([]);
+    for (let i = 0; i < 15; i++) h.deliver(new Uint8Array(16));
+    expect(h.lines).toEqual(Array(10).fill('err: hv_utils: Heartbeat request received. Packet length too small: 16'));
+    h.advance(5e9 + 1);
+    h.deliver(new Uint8Array(8));
+    expect(h.lines.slice(10)).toEqual(['warn: heartbeat_onchannelcallback: 5 callbacks suppressed', 'err: hv_utils: Heartbeat request received. Packet length too small: 8']);
+    expect(h.sent).toEqual([]);
+  });
+});
+
+describe('DelayedWork (schedule_delayed_work for util services)', () => {
+  it('runs once its delay has passed; a second schedule while pending does nothing; cancel says whether it was pending', () => {
+    const s = stubServices();
+    const runs: number[] = [];
+    const w = new DelayedWork(s.services, () => runs.push(s.services.uptimeNs()));
+    expect(w.schedule(30e9)).toBe(true);
+    expect(w.schedule(1e9)).toBe(false);
+    s.advance(30e9 - 1);
+    s.runTimers();
+    expect([runs, w.pending]).toEqual([[], true]);
+    s.advance(1);
+    s.runTimers();
+    expect([runs, w.pending]).toEqual([[30e9], false]);
+    expect(w.cancel()).toBe(false);
+    expect(w.schedule(5)).toBe(true);
+    expect(w.cancel()).toBe(true);
+    s.advance(10);
+    s.runTimers();
+    expect(runs).toEqual([30e9]);
+  });
+
+  it("on the kernel's clock: the work runs at the first 4 ms tick after it falls due", () => {
+    const m = new Machine({ release: 'ws2022', vps: 1, devices: [], kernel: { vmbus: true, modules: [] } });
+    m.boot();
+    const k = m.kernel.services;
+    let ranAt: number | undefined;
+    const t0 = k.uptimeNs();
+    new DelayedWork(k, () => (ranAt = k.uptimeNs() - t0)).schedule(30e9);
+    m.runFor(29.9e9);
+    expect(ranAt).toBeUndefined();
+    m.runFor(0.2e9);
+    expect(ranAt).toBeGreaterThanOrEqual(30e9);
+    expect(ranAt).toBeLessThanOrEqual(30e9 + 4e6);
+  });
+});
+
+describe("GuestChannel.vmbusVersion (vmbus_proto_version as drivers read it)", () => {
+  it.each(RELEASE_IDS)("%s: every channel reports the version the connection negotiated", (id) => {
+    const m = new Machine({ release: id, vps: 1, devices: [], kernel: { vmbus: true, modules: [] } });
+    const host = attachHeartbeat(hostContext(m), '3f0a46c6-0e39-4d93-9b55-2f1f8e5b7c11');
+    m.boot();
+    m.runFor(1e6);
+    const r = release(id).vmbusVersion;
+    const ch = m.kernel.vmbus!.channels.find((c) => c.offer.instanceId === host.instanceId)!;
+    expect(ch.vmbusVersion).toBe(makeVersion(r.major, r.minor));
+    expect(ch.vmbusVersion).toBe(m.kernel.vmbus!.version);
   });
 });
 

@@ -4,25 +4,17 @@
 // and the guest's parser fed arbitrary packets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { GuestServices, HostContext } from '../../src/devices/device.js';
-import { hvUtilsModule, type UtilChannel, type UtilService } from '../../src/devices/ic/guest.js';
-import { prepNegotiateResp } from '../../src/devices/ic/negotiate.js';
+import { hvUtilsModule, type UtilService } from '../../src/devices/ic/guest.js';
 import { makeShutdownService, ShutdownService, shutdownService } from '../../src/devices/shutdown/guest.js';
 import { attachShutdown, type ShutdownHost, type ShutdownResult } from '../../src/devices/shutdown/host.js';
 import { encodeShutdownMessage } from '../../src/devices/shutdown/wire.js';
 import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
-import type { GuestChannel } from '../../src/vmbus/client/channel.js';
 import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { hostContext, stubServices } from './services.js';
+import { hostContext, HV_E_FAIL, stubServices, utilHarness, v } from './services.js';
 
 const INSTANCE = 'b6650ff7-33bc-4840-8048-e0676786f393';
-const HV_E_FAIL = 0x80004005;
-const v = (s: string): number => {
-  const [a, b] = s.split('.').map(Number);
-  return a! * 0x10000 + b!;
-};
 
 /** The shutdown version each release negotiates with Linux 6.1 (versions.ts; Linux sd_versions 3.2, 3.1, 3.0, 1.0). */
 const EXPECTED: Record<ReleaseId, string> = { ws2012: '3.0', ws2012r2: '3.0', ws2016: '3.1', ws2019: '3.1', ws2022: '3.2', ws2025: '3.2' };
@@ -154,32 +146,11 @@ describe('shutdown request body (shutdown_msg_data)', () => {
 });
 
 describe('shutdown guest service: packet by packet', () => {
-  function fakeUtil(payloads: Uint8Array[]) {
-    const buffer = new Uint8Array(16384);
-    const sent: { bytes: Uint8Array; id: bigint }[] = [];
-    const lines: string[] = [];
-    const shutdowns: string[] = [];
-    const queue = payloads.map((p, i) => ({ p, id: BigInt(i + 1) }));
-    const util: UtilChannel = {
-      channel: undefined as unknown as GuestChannel,
-      services: { requestShutdown: (k: string) => shutdowns.push(k) } as unknown as GuestServices,
-      buffer,
-      recvpacket() {
-        const next = queue.shift();
-        if (!next) return { recvlen: 0, requestId: 0n };
-        const len = Math.min(next.p.length, 4096);
-        buffer.set(next.p.subarray(0, len));
-        return { recvlen: len, requestId: next.id };
-      },
-      sendpacket(len, id) {
-        sent.push({ bytes: buffer.slice(0, len), id });
-        return true;
-      },
-      negotiate: (len, fw, srv) => prepNegotiateResp(buffer, len, fw, srv, (t) => lines.push(`hv_vmbus: ${t}`)),
-      log: (_l, t) => lines.push(t),
-      logRatelimited: (_f, _s, _l, t) => lines.push(t),
-    };
-    return { util, sent, lines, shutdowns, left: () => queue.length };
+  /** `service` bound by hv_utils, with `payloads` queued on its channel. */
+  function fakeUtil(payloads: Uint8Array[], service: UtilService = shutdownService) {
+    const h = utilHarness(service);
+    h.push(...payloads);
+    return h;
   }
 
   /** A shutdown request as vmbus.md §9.1/§9.5 lays it out (28 + 2060 bytes, padded to 8). */
@@ -198,7 +169,7 @@ describe('shutdown guest service: packet by packet', () => {
 
   it('reads one packet per interrupt and answers it before acting', () => {
     const f = fakeUtil([request(0), request(2)]);
-    const s = shutdownService.attach(f.util);
+    const s = f.instance;
     s.onChannelCallback();
     expect(f.sent.length).toBe(1);
     expect(f.left()).toBe(1);
@@ -216,20 +187,23 @@ describe('shutdown guest service: packet by packet', () => {
       [true, [0, 0, 0, 0, 0, 0, HV_E_FAIL, HV_E_FAIL, HV_E_FAIL]],
     ] as const) {
       const flags = [0, 1, 2, 3, 4, 5, 6, 8, 0xffffffff];
-      const f = fakeUtil(flags.map((x) => request(x)));
-      const s = makeShutdownService({ hibernationSupported: hibernate }).attach(f.util);
+      const f = fakeUtil(
+        flags.map((x) => request(x)),
+        makeShutdownService({ hibernationSupported: hibernate }),
+      );
+      const s = f.instance;
       for (let i = 0; i < flags.length; i++) s.onChannelCallback();
       expect(f.sent.map((x) => status(x.bytes))).toEqual(expected);
       expect(f.shutdowns).toEqual(['poweroff', 'poweroff', 'reboot', 'reboot', ...(hibernate ? ['hibernate', 'hibernate'] : [])]);
-      expect(f.lines.filter((l) => l.includes('Invalid request'))).toEqual(Array(3).fill('Shutdown request received - Invalid request'));
+      expect(f.lines.filter((l) => l.includes('Invalid request'))).toEqual(Array(3).fill('info: hv_utils: Shutdown request received - Invalid request'));
     }
   });
 
   it('short packets are logged and dropped unanswered; another message type is answered HV_E_FAIL', () => {
     const f = fakeUtil([new Uint8Array(20), request(0).subarray(0, 2080), request(0, 1)]);
-    const s = shutdownService.attach(f.util);
+    const s = f.instance;
     for (let i = 0; i < 3; i++) s.onChannelCallback();
-    expect(f.lines).toEqual(['Shutdown request received. Packet length too small: 20', 'Invalid shutdown msg data. Packet length too small: 2080', 'Shutdown request received. Invalid msg type: 1']);
+    expect(f.lines).toEqual(['err: hv_utils: Shutdown request received. Packet length too small: 20', 'err: hv_utils: Invalid shutdown msg data. Packet length too small: 2080', 'err: hv_utils: Shutdown request received. Invalid msg type: 1']);
     expect(f.sent.map((x) => status(x.bytes))).toEqual([HV_E_FAIL]);
     expect(f.shutdowns).toEqual([]);
   });
@@ -237,8 +211,8 @@ describe('shutdown guest service: packet by packet', () => {
   it('never throws on arbitrary packets; answers keep their length and acts only on S_OK', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 2200 }), fc.integer({ min: 0, max: 0xffffffff }).map((x) => request(x))), { maxLength: 5 }), fc.boolean(), (payloads, hibernate) => {
-        const f = fakeUtil(payloads);
-        const s = makeShutdownService({ hibernationSupported: hibernate }).attach(f.util);
+        const f = fakeUtil(payloads, makeShutdownService({ hibernationSupported: hibernate }));
+        const s = f.instance;
         for (let i = 0; i <= payloads.length; i++) s.onChannelCallback();
         for (const x of f.sent) {
           expect(x.bytes.length).toBe(payloads[Number(x.id) - 1]!.length);

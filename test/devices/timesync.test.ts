@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { HostContext } from '../../src/devices/device.js';
-import { hvUtilsModule, type HvUtilsDriver, type UtilChannel, type UtilService } from '../../src/devices/ic/guest.js';
+import { hvUtilsModule, type HvUtilsDriver, type UtilService } from '../../src/devices/ic/guest.js';
 import { prepNegotiateResp } from '../../src/devices/ic/negotiate.js';
 import { makeTimesyncService, timesyncOf, type TimesyncService } from '../../src/devices/timesync/guest.js';
 import { attachTimesync, HOST_DEFAULT_EPOCH_NS, TIMESYNC_VERSIONS, type TimesyncHost, type TimesyncOptions } from '../../src/devices/timesync/host.js';
@@ -18,18 +18,13 @@ import type { ChannelHandler, HostChannel } from '../../src/vmbus/server/channel
 import type { VmbusServer } from '../../src/vmbus/server/server.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { hostContext, stubServices } from './services.js';
+import { hostContext, HV_E_FAIL, stubServices, utilHarness, v } from './services.js';
 
 const INSTANCE = '2dd1ce17-079e-403c-b352-a1921ee207ee';
-const v = (s: string): number => {
-  const [a, b] = s.split('.').map(Number);
-  return a! * 0x10000 + b!;
-};
 const hex = (s: string) => s.replace(/\s+/g, '');
 const toHex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 /** include/linux/hyperv.h WLTIMEDELTA, written out here rather than imported. */
 const DELTA = 116_444_736_000_000_000n;
-const HV_E_FAIL = 0x80004005;
 const U64_MAX = (1n << 64n) - 1n;
 
 /** What each release negotiates with Linux 6.1 (ts_versions 4.0, 3.0, 1.0): 3.0 before WS2016, 4.0 from it on. */
@@ -325,34 +320,11 @@ describe('time sync host', () => {
 
 // --- The guest service, packet by packet ----------------------------------------------------------
 
-/** A UtilChannel over a list of payloads, recording what the service sends back, logs and notes. */
+/** The time sync service bound by hv_utils, reading the reference counter from `ref`, with `payloads` queued. */
 function fakeUtil(payloads: Uint8Array[], ref: { now: bigint }) {
-  const buffer = new Uint8Array(16384);
-  const sent: { bytes: Uint8Array; id: bigint }[] = [];
-  const lines: string[] = [];
-  const stub = stubServices();
-  const queue = payloads.map((p, i) => ({ p, id: BigInt(i + 1) }));
-  const util: UtilChannel = {
-    channel: undefined as unknown as GuestChannel,
-    services: stub.services,
-    buffer,
-    recvpacket() {
-      const next = queue.shift();
-      if (!next) return { recvlen: 0, requestId: 0n };
-      const len = Math.min(next.p.length, 4096);
-      buffer.set(next.p.subarray(0, len));
-      return { recvlen: len, requestId: next.id };
-    },
-    sendpacket(len, id) {
-      sent.push({ bytes: buffer.slice(0, len), id });
-      return true;
-    },
-    negotiate: (len, fw, srv) => prepNegotiateResp(buffer, len, fw, srv, (t) => lines.push(`hv_vmbus: ${t}`)),
-    log: (l, t) => lines.push(`${l}: hv_utils: ${t}`),
-    logRatelimited: (_f, _s, l, t) => lines.push(`${l}: hv_utils: ${t}`),
-  };
-  const svc = makeTimesyncService({ referenceCounter: () => ref.now }).attach(util) as TimesyncService;
-  return { util, svc, sent, lines, stub, push: (...p: Uint8Array[]) => queue.push(...p.map((x, i) => ({ p: x, id: BigInt(100 + i) }))), left: () => queue.length };
+  const h = utilHarness<TimesyncService>(makeTimesyncService({ referenceCounter: () => ref.now }));
+  h.push(...payloads);
+  return { ...h, svc: h.instance, stub: h };
 }
 
 /** An IC message as vmbus.md §9.1 lays it out: type, message version, body. */
@@ -429,9 +401,9 @@ describe('time sync guest service: packet by packet', () => {
     // Every message answered as received, with TRANSACTION | RESPONSE and the request's id.
     expect(f.sent.map((s) => [s.bytes.length, s.bytes[25], s.id])).toEqual([
       [52, 5, 1n],
-      [52, 5, 100n],
-      [52, 5, 100n],
-      [52, 5, 100n],
+      [52, 5, 2n],
+      [52, 5, 3n],
+      [52, 5, 4n],
     ]);
   });
 
@@ -484,7 +456,7 @@ describe('time sync guest service: packet by packet', () => {
     f.svc.onChannelCallback();
     expect(f.svc.version).toBe(0x80000000);
     expect(f.stub.services.realtimeNs()).toBe(1_700_000_000_000_000_000n);
-    expect(f.lines).toEqual(['hv_vmbus: Invalid icmsg negotiate - icframe_major: 0, icmsg_major: 32768']);
+    expect(f.lines).toEqual(['err: hv_vmbus: Invalid icmsg negotiate - icframe_major: 0, icmsg_major: 32768']);
   });
 
   it('a sample older than 600 s is stale: the PTP read fails with ESTALE, warned once, and a SYNC does not step', () => {
@@ -517,27 +489,10 @@ describe('time sync guest service: packet by packet', () => {
   });
 
   it('without a reference counter it counts sched_clock in 100 ns ticks', () => {
-    const stub = stubServices(() => 1_000_000_000);
-    const buffer = new Uint8Array(16384);
-    const queue = [negotiate('4.0'), message(4, '4.0', v4Body(T(1_900_000_000_000_000_000n), 9_000_000n, 1))];
-    const util = {
-      channel: undefined as unknown as GuestChannel,
-      services: stub.services,
-      buffer,
-      recvpacket() {
-        const p = queue.shift();
-        if (!p) return { recvlen: 0, requestId: 0n };
-        buffer.set(p);
-        return { recvlen: p.length, requestId: 1n };
-      },
-      sendpacket: () => true,
-      negotiate: (len: number, fw: readonly number[], srv: readonly number[]) => prepNegotiateResp(buffer, len, fw, srv),
-      log: () => {},
-      logRatelimited: () => {},
-    } satisfies UtilChannel;
-    makeTimesyncService().attach(util).onChannelCallback();
+    const h = utilHarness(makeTimesyncService(), { uptime: () => 1_000_000_000 });
+    h.deliver(negotiate('4.0'), message(4, '4.0', v4Body(T(1_900_000_000_000_000_000n), 9_000_000n, 1)));
     // 1 s of sched_clock = 10 000 000 ticks; the sample was taken at 9 000 000: 0.1 s ago.
-    expect(stub.services.realtimeNs()).toBe(1_900_000_000_100_000_000n);
+    expect(h.services.realtimeNs()).toBe(1_900_000_000_100_000_000n);
   });
 
   it('never throws on arbitrary packets; every answer has the length it was received with and flags 5', () => {

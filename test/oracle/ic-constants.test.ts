@@ -1,9 +1,13 @@
 // Integration-component constants against the Linux oracle: message types, header flags, the
-// statuses, the framework and service versions Linux's util drivers offer, and hv_util.c's ring size.
+// statuses, the framework and service versions Linux's util drivers offer, hv_util.c's ring and
+// receive buffer sizes and the default max_pkt_size, and what the daemon-backed services share
+// (hyperv_vmbus.h: hvutil_device_state, HV_UTIL_TIMEOUT, HV_UTIL_NEGO_TIMEOUT).
 import { describe, expect, it } from 'vitest';
-import { utilRingBytes } from '../../src/devices/ic/guest.js';
+import { UTIL_RECV_BUFFER_BYTES, utilRingBytes } from '../../src/devices/ic/guest.js';
+import { HvutilState, HV_UTIL_NEGO_TIMEOUT_NS, HV_UTIL_TIMEOUT_NS } from '../../src/devices/ic/transport.js';
 import * as ic from '../../src/devices/ic/wire.js';
 import { HeartbeatMessage, HeartbeatMsgData } from '../../src/devices/heartbeat/wire.js';
+import { VMBUS_DEFAULT_MAX_PKT_SIZE } from '../../src/vmbus/wire/constants.js';
 import { loadOracle } from './oracle.js';
 
 const { oracle, source } = loadOracle();
@@ -68,6 +72,19 @@ describe(`IC constants against the Linux oracle (${source})`, () => {
   it("hv_util.c's rings: VMBUS_RING_SIZE(3 * HV_HYP_PAGE_SIZE) with 4 KiB pages", () => {
     expect(BigInt(utilRingBytes(4096))).toBe(macro('HV_UTIL_RING_SEND_SIZE'));
     expect(BigInt(utilRingBytes(4096))).toBe(macro('HV_UTIL_RING_RECV_SIZE'));
+  });
+
+  it("util_probe's receive buffer (HV_HYP_PAGE_SIZE * 4) and a channel's max_pkt_size until a service raises it", () => {
+    expect(BigInt(UTIL_RECV_BUFFER_BYTES)).toBe(4n * macro('HV_HYP_PAGE_SIZE'));
+    expect(BigInt(VMBUS_DEFAULT_MAX_PKT_SIZE)).toBe(macro('VMBUS_DEFAULT_MAX_PKT_SIZE'));
+  });
+
+  it('enum hvutil_device_state, in order, and HV_UTIL_TIMEOUT / HV_UTIL_NEGO_TIMEOUT (seconds)', () => {
+    const states = oracle.enums['hvutil_device_state']!.values;
+    expect(states.length).toBe(Object.keys(HvutilState).length);
+    for (const x of states) expect(BigInt((HvutilState as Record<string, number>)[x.name.slice('HVUTIL_'.length)] ?? -1), x.name).toBe(BigInt(x.value));
+    expect(BigInt(HV_UTIL_TIMEOUT_NS / 1e9)).toBe(macro('HV_UTIL_TIMEOUT'));
+    expect(BigInt(HV_UTIL_NEGO_TIMEOUT_NS / 1e9)).toBe(macro('HV_UTIL_NEGO_TIMEOUT'));
   });
 
   it("the host's heartbeat body begins with Linux's seq_num", () => {

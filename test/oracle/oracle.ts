@@ -10,10 +10,14 @@ import { VMBUS_LAYOUTS } from '../../src/vmbus/wire/layouts.js';
 import { IC_LAYOUTS } from '../../src/devices/ic/wire.js';
 import { HEARTBEAT_LAYOUTS } from '../../src/devices/heartbeat/wire.js';
 import { SHUTDOWN_LAYOUTS } from '../../src/devices/shutdown/wire.js';
+import { KVP_LAYOUTS } from '../../src/devices/kvp/wire.js';
 import { TIMESYNC_LAYOUTS } from '../../src/devices/timesync/wire.js';
+import { VSS_LAYOUTS } from '../../src/devices/vss/wire.js';
+import { FCOPY_LAYOUTS } from '../../src/devices/fcopy/wire.js';
+import { HVSOCK_LAYOUTS } from '../../src/devices/hvsock/wire.js';
 
 /** Every declared layout the oracle checks. */
-export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS, ...IC_LAYOUTS, ...HEARTBEAT_LAYOUTS, ...SHUTDOWN_LAYOUTS, ...TIMESYNC_LAYOUTS];
+export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS, ...IC_LAYOUTS, ...HEARTBEAT_LAYOUTS, ...SHUTDOWN_LAYOUTS, ...KVP_LAYOUTS, ...TIMESYNC_LAYOUTS, ...VSS_LAYOUTS, ...FCOPY_LAYOUTS, ...HVSOCK_LAYOUTS];
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const FULL_ORACLE_PATH = resolve(here, '../../../shared/oracle/linux-hv-layouts.json');
@@ -54,10 +58,15 @@ export const WANTED_ENUMS = [
   'vmbus_channel_message_type',
   'vmbus_packet_type',
   'vmbus_channel_state',
+  'hv_kvp_exchg_op',
+  'hv_kvp_exchg_pool',
+  'hvutil_device_state',
+  'hv_vss_op',
+  'hv_fcopy_op',
 ];
 /** Macro families hvkit declares constants for (anonymous-enum constants count as macros). */
 export const WANTED_MACRO =
-  /^(HV_|HVCALL_|HYPERV_|HVMSG_|VERSION_|VMBUS_|MAX_(SIZE_CHANNEL|USER_DEFINED|PIPE_USER|PAGE_BUFFER|MULTIPAGE|CHANNEL_RELIDS)|ICMSG|ICTIMESYNCFLAG_|WLTIMEDELTA|IC_VERSION_NEGOTIATION|UTIL_(FW|WS2K8)_|(HB|SD|TS|VSS)_(MAJOR|MINOR|VERSION|VER_COUNT)|(WIN7|WIN8|WS2008)_SRV_VERSION|(FW|KVP|FCOPY)_VER_COUNT)/;
+  /^(HV_|HVCALL_|HYPERV_|HVMSG_|VERSION_|VMBUS_|MAX_(SIZE_CHANNEL|USER_DEFINED|PIPE_USER|PAGE_BUFFER|MULTIPAGE|CHANNEL_RELIDS)|ICMSG|ICTIMESYNCFLAG_|WLTIMEDELTA|IC_VERSION_NEGOTIATION|UTIL_(FW|WS2K8)_|(HB|SD|TS|VSS)_(MAJOR|MINOR|VERSION|VER_COUNT)|(WIN7|WIN8|WS2008)_SRV_VERSION|(FW|KVP|FCOPY)_VER_COUNT|KVP_OP_REGISTER|REG_(SZ|U32|U64)$|ADDR_FAMILY_|MAX_(ADAPTER_ID|IP_ADDR|GATEWAY)_SIZE$|VSS_(OP_REGISTER|HBU_|FREEZE_TIMEOUT|MAX_PKT_SIZE)|W_MAX_PATH$|OVER_WRITE$|CREATE_PATH$|DATA_FRAGMENT$|FCOPY_(VERSION_|CURRENT_VERSION)|HVS_|RINGBUFFER_HVS_)/;
 
 interface FullOracle {
   kernel: unknown;

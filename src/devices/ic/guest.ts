@@ -1,14 +1,18 @@
-// The guest's hv_utils module (Linux drivers/hv/hv_util.c): one VMBus driver, "hv_utils", for
+// The guest's hv_utils module (Linux 6.1 drivers/hv/hv_util.c): one VMBus driver, "hv_utils", for
 // every util class it has a service for. Its probe (util_probe) gives each channel a receive
-// buffer of four 4 KiB pages, runs the service's init, and opens the channel with rings of
-// VMBUS_RING_SIZE(3 * 4096) each way in HV_CALL_DIRECT mode: the service's callback runs once per
-// interrupt and reads packets itself, one at a time, the way vmbus_recvpacket hands them out.
-// Services (heartbeat, shutdown, later time sync, KVP, VSS, file copy) plug in as UtilService.
+// buffer of four 4 KiB pages, runs the service's init (which may raise the channel's max_pkt_size,
+// as hv_kvp_init, hv_vss_init and hv_fcopy_init do, or refuse the device), and opens the channel
+// with rings of VMBUS_RING_SIZE(3 * 4096) each way in HV_CALL_DIRECT mode: the service's callback
+// runs once per interrupt and reads packets itself, one at a time, the way vmbus_recvpacket
+// hands them out. Services (heartbeat, shutdown, time sync, KVP, VSS, file copy) plug in as
+// UtilService.
 import type { GuestChannel } from '../../vmbus/client/channel.js';
 import type { VmbusDriver } from '../../vmbus/client/client.js';
 import { VmbusError } from '../../vmbus/client/errors.js';
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import { vmbusRingSize } from '../../vmbus/client/ring-size.js';
+import { VMBUS_DEFAULT_MAX_PKT_SIZE } from '../../vmbus/wire/constants.js';
+import { PacketDescriptor } from '../../vmbus/wire/packets.js';
 import type { GuestModule, GuestServices } from '../device.js';
 import { prepNegotiateResp, type NegotiateOutcome } from './negotiate.js';
 
@@ -31,9 +35,22 @@ export interface RecvResult {
 export interface UtilChannel {
   readonly channel: GuestChannel;
   readonly services: GuestServices;
+  /** vmbus_proto_version: the VMBus version of the connection (hv_vss_init refuses hosts below 3.0). */
+  readonly vmbusVersion: number;
+  /**
+   * channel->max_pkt_size: the longest packet, descriptor included, the channel's reader takes
+   * whole (longer ones are cut), and the buffer length the service's vmbus_recvpacket passes.
+   * VMBUS_DEFAULT_MAX_PKT_SIZE (one page) unless the service's attach raises it before the open,
+   * as hv_kvp_init (four pages), hv_vss_init and hv_fcopy_init (two pages) do; at most the
+   * receive buffer. Setting it once the channel is open, or out of range, throws RangeError.
+   */
+  maxPacketSize: number;
   /** srv->recv_buffer: four pages; packets land at offset 0, bytes past recvlen keep old data. */
   readonly buffer: Uint8Array;
-  /** vmbus_recvpacket(channel, buffer, HV_HYP_PAGE_SIZE, &recvlen, &requestid). */
+  /**
+   * vmbus_recvpacket(channel, buffer, max_pkt_size, &recvlen, &requestid): the next packet's
+   * payload into the buffer. It always fits: the reader already cut the packet to max_pkt_size.
+   */
   recvpacket(): RecvResult;
   /** vmbus_sendpacket(channel, buffer, len, requestid, VM_PKT_DATA_INBAND, 0); false if it could not. */
   sendpacket(len: number, requestId: bigint): boolean;
@@ -67,6 +84,21 @@ export interface UtilService {
    * the device (Linux: probe fails with -ENODEV).
    */
   attach(util: UtilChannel): UtilServiceInstance;
+}
+
+/** A UtilService that keeps what its attach made for each channel, for inspection (tests, tools). */
+export function trackedService<I extends UtilServiceInstance>(name: string, classId: string, create: (util: UtilChannel) => I): UtilService & { readonly instances: readonly I[] } {
+  const instances: I[] = [];
+  return {
+    name,
+    classId,
+    instances,
+    attach(util) {
+      const instance = create(util);
+      instances.push(instance);
+      return instance;
+    },
+  };
 }
 
 export interface HvUtilsOptions {
@@ -111,10 +143,49 @@ class Ratelimits {
   }
 }
 
+/**
+ * A delayed_work item of a util service on the kernel's timer (schedule_delayed_work, which does
+ * nothing while the item is pending; cancel_delayed_work_sync, true if it was still pending).
+ */
+export class DelayedWork {
+  private handle: { cancel(): boolean } | undefined;
+
+  constructor(
+    private readonly services: GuestServices,
+    private readonly work: () => void,
+  ) {}
+
+  get pending(): boolean {
+    return this.handle !== undefined;
+  }
+
+  /** Runs the work once `delayNs` of guest time has passed; false if it is already pending. */
+  schedule(delayNs: number): boolean {
+    if (this.handle) return false;
+    const handle = this.services.scheduleDelayedWork(delayNs, () => {
+      if (this.handle !== handle) return;
+      this.handle = undefined;
+      this.work();
+    });
+    this.handle = handle;
+    return true;
+  }
+
+  /** cancel_delayed_work_sync: true if the work was pending (and now will not run). */
+  cancel(): boolean {
+    const h = this.handle;
+    this.handle = undefined;
+    return h ? h.cancel() : false;
+  }
+}
+
 /** One opened util channel: the receive buffer and the packets read out of the ring. */
 class UtilChannelImpl implements UtilChannel {
   readonly buffer = new Uint8Array(UTIL_RECV_BUFFER_BYTES);
   instance: UtilServiceInstance | undefined;
+  /** vmbus_open has taken max_pkt_size. */
+  sealed = false;
+  private maxPkt = VMBUS_DEFAULT_MAX_PKT_SIZE;
   /**
    * Packets taken from the ring and not yet handed out. GuestChannel.receive drains the ring in
    * one go; recvpacket hands the packets out one by one and refills only when this is empty, so
@@ -128,12 +199,30 @@ class UtilChannelImpl implements UtilChannel {
     private readonly limits: Ratelimits,
   ) {}
 
+  get vmbusVersion(): number {
+    return this.channel.vmbusVersion;
+  }
+
+  get maxPacketSize(): number {
+    return this.maxPkt;
+  }
+
+  set maxPacketSize(bytes: number) {
+    if (this.sealed) throw new RangeError(`hv_utils: max_pkt_size of channel ${this.channel.relid} is fixed once it is open`);
+    if (!Number.isSafeInteger(bytes) || bytes <= PacketDescriptor.size || bytes > this.buffer.length) {
+      throw new RangeError(`hv_utils: max_pkt_size ${bytes} is not within (${PacketDescriptor.size}, ${this.buffer.length}]`);
+    }
+    this.maxPkt = bytes;
+  }
+
   recvpacket(): RecvResult {
     if (this.queue.length === 0) this.channel.receive((p) => this.queue.push({ payload: p.payload.slice(), transId: p.transId }));
     const p = this.queue.shift();
     if (!p) return { recvlen: 0, requestId: 0n };
-    // The reader already clamped the packet to max_pkt_size (4096), so it always fits HV_HYP_PAGE_SIZE.
-    const len = Math.min(p.payload.length, HV_HYP_PAGE_SIZE);
+    // The reader cut the packet, descriptor included, to max_pkt_size, which is also this
+    // buffer length: vmbus_recvpacket's -ENOBUFS cannot happen. The bound only keeps a channel
+    // that reads differently from writing past it.
+    const len = Math.min(p.payload.length, this.maxPkt);
     this.buffer.set(p.payload.subarray(0, len));
     return { recvlen: len, requestId: p.transId };
   }
@@ -193,12 +282,14 @@ export class HvUtilsDriver implements VmbusDriver {
     const service = this.byClass.get(ch.offer.classId.toLowerCase());
     if (!service) throw new VmbusError('ENODEV', `hv_utils has no service for class ${ch.offer.classId}`);
     const util = new UtilChannelImpl(ch, this.kernel, this.limits);
-    // util_init runs before the open, so the callback is ready for the first interrupt.
+    // util_init runs before the open, so the callback is ready for the first interrupt and the
+    // open takes the max_pkt_size it set.
     const instance = service.attach(util);
     util.instance = instance;
+    util.sealed = true;
     const ring = utilRingBytes(this.pageSize);
     try {
-      ch.open({ sendRingBytes: ring, recvRingBytes: ring, callbackMode: 'direct', onEvent: () => util.interrupt() });
+      ch.open({ sendRingBytes: ring, recvRingBytes: ring, maxPacketSize: util.maxPacketSize, callbackMode: 'direct', onEvent: () => util.interrupt() });
     } catch (e) {
       instance.deinit?.();
       throw e;

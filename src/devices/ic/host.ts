@@ -33,6 +33,42 @@ export interface IcResponse {
   readonly body: Uint8Array;
 }
 
+/** What became of an IC request the guest did not answer: shared by the ICs that send one at a time. */
+export type IcUnanswered =
+  /** Not sent: the channel is not open and negotiated. */
+  | { readonly outcome: 'not-ready' }
+  /** Not sent: the negotiated version has no such request. */
+  | { readonly outcome: 'unsupported'; readonly version: number }
+  /** Not sent: an earlier request is still waiting for its answer. */
+  | { readonly outcome: 'in-progress' }
+  /** Not sent: the host→guest ring is full. */
+  | { readonly outcome: 'ring-full' }
+  /** Sent, but the channel closed before the guest answered. */
+  | { readonly outcome: 'closed' };
+
+/**
+ * The one request an IC host keeps in flight when it sends one at a time (OpenVMM's shutdown IC
+ * answers a second with AlreadyInProgress): the request and how to settle it.
+ */
+export class InFlight<Q, R> {
+  private current: { readonly request: Q; readonly settle: (r: R) => void } | undefined;
+
+  get busy(): boolean {
+    return this.current !== undefined;
+  }
+
+  begin(request: Q, settle: (r: R) => void): void {
+    this.current = { request, settle };
+  }
+
+  /** The request in flight, no longer in flight (its answer came, or the channel closed). */
+  take(): { readonly request: Q; readonly settle: (r: R) => void } | undefined {
+    const c = this.current;
+    this.current = undefined;
+    return c;
+  }
+}
+
 interface Pending {
   readonly type: number;
   readonly onResponse: (r: IcResponse) => void;
@@ -199,6 +235,40 @@ export abstract class IcHost implements ChannelHandler, HostDevice {
     const v = this.negotiated;
     if (this.phase !== 'ready' || !v) return false;
     return this.send(type, v.framework, v.message, body, onResponse);
+  }
+
+  /**
+   * Sends one request through `flight` (one at a time): unless the IC is not ready, a request is
+   * in flight, the negotiated version is below `minVersion` (`unsupported` words the line the
+   * host logs) or the ring is full, each of which settles `request` at once with its outcome.
+   * True once sent; `onAnswer` gets the guest's answer.
+   */
+  protected sendOne<Q, R>(
+    flight: InFlight<Q, R | IcUnanswered>,
+    request: Q,
+    finish: (r: R | IcUnanswered) => void,
+    req: { readonly type: number; readonly minVersion: number; readonly body: () => Uint8Array; readonly unsupported: (version: string) => string; readonly onAnswer: (r: IcResponse) => void },
+  ): boolean {
+    const v = this.negotiated;
+    if (this.phase !== 'ready' || !v) {
+      finish({ outcome: 'not-ready' });
+      return false;
+    }
+    if (flight.busy) {
+      finish({ outcome: 'in-progress' });
+      return false;
+    }
+    if (v.message < req.minVersion) {
+      this.log(req.unsupported(formatIcVersion(v.message)));
+      finish({ outcome: 'unsupported', version: v.message });
+      return false;
+    }
+    if (!this.sendRequest(req.type, req.body(), req.onAnswer)) {
+      finish({ outcome: 'ring-full' });
+      return false;
+    }
+    flight.begin(request, finish);
+    return true;
   }
 
   private send(type: number, framework: number, message: number, body: Uint8Array, onResponse: (r: IcResponse) => void): boolean {

@@ -6,9 +6,9 @@
 // not send them.
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { HostContext } from '../device.js';
-import { IcHost, type IcResponse } from '../ic/host.js';
+import { IcHost, InFlight, type IcResponse, type IcUnanswered } from '../ic/host.js';
 import { hostIcOffer, type IcVersionOffer } from '../ic/versions.js';
-import { formatIcVersion, HV_S_OK, icVersion, IcMsgType } from '../ic/wire.js';
+import { HV_S_OK, icVersion, IcMsgType } from '../ic/wire.js';
 import { encodeShutdownMessage, type ShutdownKind } from './wire.js';
 
 export type { ShutdownKind } from './wire.js';
@@ -19,16 +19,7 @@ export type ShutdownResult =
   | { readonly outcome: 'accepted' }
   /** The guest answered with a failure status (HV_E_FAIL: e.g. it cannot hibernate). */
   | { readonly outcome: 'refused'; readonly status: number }
-  /** Not sent: the channel is not open and negotiated. */
-  | { readonly outcome: 'not-ready' }
-  /** Not sent: the negotiated version has no such request. */
-  | { readonly outcome: 'unsupported'; readonly version: number }
-  /** Not sent: an earlier request is still waiting for its answer. */
-  | { readonly outcome: 'in-progress' }
-  /** Not sent: the host→guest ring is full. */
-  | { readonly outcome: 'ring-full' }
-  /** Sent, but the channel closed before the guest answered. */
-  | { readonly outcome: 'closed' };
+  | IcUnanswered;
 
 export interface ShutdownRequest {
   readonly kind: ShutdownKind;
@@ -56,7 +47,7 @@ const VERB: Readonly<Record<ShutdownKind, string>> = { shutdown: 'shut down', re
 export class ShutdownHost extends IcHost {
   /** Every request made, in order. */
   readonly requests: ShutdownRequest[] = [];
-  private outstanding: { request: ShutdownRequest; settle: (r: ShutdownResult) => void } | undefined;
+  private readonly outstanding = new InFlight<ShutdownRequest, ShutdownResult>();
 
   constructor(ctx: HostContext, instanceId: string, options: ShutdownOptions = {}) {
     super(ctx, { type: 'shutdown', classId: DeviceClass.SHUTDOWN, instanceId, offer: options.offer ?? hostIcOffer(ctx.release, 'shutdown') });
@@ -74,33 +65,19 @@ export class ShutdownHost extends IcHost {
       req.result = r;
       settle(r);
     };
-    const v = this.negotiated;
-    if (this.phase !== 'ready' || !v) {
-      finish({ outcome: 'not-ready' });
-      return req;
-    }
-    if (this.outstanding) {
-      finish({ outcome: 'in-progress' });
-      return req;
-    }
-    if (v.message < SHUTDOWN_MIN_VERSION[kind]) {
-      this.log(`cannot ask the guest to ${VERB[kind]}: shutdown IC version ${formatIcVersion(v.message)} has no such request`);
-      finish({ outcome: 'unsupported', version: v.message });
-      return req;
-    }
-    const body = encodeShutdownMessage(kind, force, reason);
-    if (!this.sendRequest(IcMsgType.SHUTDOWN, body, (r) => this.onAnswer(r))) {
-      finish({ outcome: 'ring-full' });
-      return req;
-    }
-    this.outstanding = { request: req, settle: finish };
-    this.log(`asking the guest to ${VERB[kind]}${force ? ' (forced)' : ''}${reason ? `: ${reason}` : ''}`);
+    const sent = this.sendOne(this.outstanding, req, finish, {
+      type: IcMsgType.SHUTDOWN,
+      minVersion: SHUTDOWN_MIN_VERSION[kind],
+      body: () => encodeShutdownMessage(kind, force, reason),
+      unsupported: (version) => `cannot ask the guest to ${VERB[kind]}: shutdown IC version ${version} has no such request`,
+      onAnswer: (r) => this.onAnswer(r),
+    });
+    if (sent) this.log(`asking the guest to ${VERB[kind]}${force ? ' (forced)' : ''}${reason ? `: ${reason}` : ''}`);
     return req;
   }
 
   private onAnswer(r: IcResponse): void {
-    const o = this.outstanding;
-    this.outstanding = undefined;
+    const o = this.outstanding.take();
     if (!o) return;
     const status = r.header.status;
     if (status === HV_S_OK) {
@@ -113,9 +90,7 @@ export class ShutdownHost extends IcHost {
   }
 
   protected override onClosed(): void {
-    const o = this.outstanding;
-    this.outstanding = undefined;
-    o?.settle({ outcome: 'closed' });
+    this.outstanding.take()?.settle({ outcome: 'closed' });
   }
 }
 

@@ -117,6 +117,11 @@ export class GuestChannel {
   /** The primary channel, for a sub-channel. */
   readonly primary: GuestChannel | undefined;
   readonly subchannels: GuestChannel[] = [];
+  /**
+   * chn_rescind_callback (vmbus_set_chn_rescind_callback): when set on a primary with a driver,
+   * a rescind calls it and leaves the device registered (hv_sock).
+   */
+  onRescind: ((channel: GuestChannel) => void) | undefined;
   /** sc_creation_callback: a driver that wants sub-channels opens them here. */
   onSubchannel: ((sub: GuestChannel) => void) | undefined;
   /** The driver bound to this (primary) channel's device, if any. */
@@ -157,6 +162,11 @@ export class GuestChannel {
 
   get isOpen(): boolean {
     return this.state === 'opened';
+  }
+
+  /** vmbus_proto_version: the VMBus version the connection negotiated (drivers check it in their probe). */
+  get vmbusVersion(): number {
+    return this.owner.version;
   }
 
   // --- Open and close (vmbus.md §6.2, §6.3) ---------------------------------------------------

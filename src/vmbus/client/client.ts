@@ -55,6 +55,8 @@ export interface VmbusDriver {
   readonly name: string;
   /** Class (interface type) GUIDs, lower case. */
   readonly classIds: readonly string[];
+  /** hv_driver.hvsock: binds every hv_sock offer (TLNPI_PROVIDER_OFFER), whatever its GUIDs, and nothing else. */
+  readonly hvsock?: boolean;
   /** Sets the device up (usually opens its channel); throws VmbusError to refuse it. */
   probe(channel: GuestChannel): void;
   remove?(channel: GuestChannel): void;
@@ -225,7 +227,9 @@ export class VmbusClient implements ChannelOwner {
     for (const ch of this.channels) if (!ch.driver && !ch.rescinded && this.matches(driver, ch)) this.probe(driver, ch);
   }
 
+  /** vmbus_match: hv_sock offers go to the hv_sock driver only, others by class GUID. */
   private matches(driver: VmbusDriver, ch: GuestChannel): boolean {
+    if (ch.offer.flags & ChannelFlags.TLNPI_PROVIDER_OFFER) return driver.hvsock === true;
     return driver.classIds.some((c) => c.toLowerCase() === ch.offer.classId);
   }
 
@@ -238,6 +242,31 @@ export class VmbusClient implements ChannelOwner {
       ch.driver = undefined;
       this.transport.log('err', `probe failed for device ${ch.deviceName} (${e.errno})`);
     }
+  }
+
+  /**
+   * vmbus_send_tl_connect_request (channel.c): asks the host for an hv_sock connection from the
+   * guest's endpoint to the host's service. The host answers with an offer, or not at all.
+   */
+  sendTlConnectRequest(guestEndpointId: string, hostServiceId: string): void {
+    this.post(encodeChannelMessage(T.TL_CONNECT_REQUEST, { guest_endpoint_id: guestEndpointId, host_service_id: hostServiceId }));
+  }
+
+  /**
+   * vmbus_hvsock_device_unregister: once the host has rescinded an hv_sock channel whose rescind
+   * callback kept it, its driver's remove runs and the relid is released. Linux waits for the
+   * rescind ("we always get a rescind msg when a connection is closed"); this returns false
+   * until it has been handled, and the caller retries from its rescind callback.
+   */
+  unregisterHvsockDevice(ch: GuestChannel): boolean {
+    if (!(ch.offer.flags & ChannelFlags.TLNPI_PROVIDER_OFFER)) throw new VmbusError('EINVAL', `channel ${ch.relid} is not an hv_sock channel`);
+    if (!this.channels.includes(ch)) return true;
+    if (!ch.rescindHandled || !ch.probeDone) return false;
+    const driver = ch.driver;
+    ch.driver = undefined;
+    driver?.remove?.(ch);
+    this.remove(ch);
+    return true;
   }
 
   /** The channel with this relid, if mapped. */
@@ -600,6 +629,12 @@ export class VmbusClient implements ChannelOwner {
     if (!ch.probeDone) return false;
     ch.rescindHandled = true;
     if (!ch.primary) {
+      // A rescind callback (hv_sock's) takes the rescind instead: the device stays until its
+      // driver unregisters it (vmbus_onoffer_rescind, vmbus_hvsock_device_unregister).
+      if (ch.onRescind && ch.driver) {
+        ch.onRescind(ch);
+        return true;
+      }
       const driver = ch.driver;
       ch.driver = undefined;
       driver?.remove?.(ch);
