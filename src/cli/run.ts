@@ -85,7 +85,7 @@ async function runInThread(m: Machine, o: RunOptions, print: (r: LogRecord) => v
   m.boot();
   if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot());
   const booted = m.kernel.stage === 'booted';
-  if (steps && booted) await runScript(m, steps, (line) => out(o.json ? JSON.stringify({ script: line }) : `hvkit script: ${line}`));
+  if (steps && booted) await runScript(m, steps, (line) => out(o.json ? JSON.stringify({ script: line }) : `hvkit script: ${line}`), { readFile: (path) => readFileSync(path) });
   if (typeof o.until === 'number') {
     const ns = Math.round(o.until * 1e9);
     if (o.pace) await m.runPaced(ns);

@@ -4,13 +4,20 @@ import { DEVICE_CLASS, DEFAULT_DEVICES, type DeviceTypeName } from './catalog.js
 import type { GuestModule, HostContext, HostDevice } from './device.js';
 import { heartbeatService } from './heartbeat/guest.js';
 import { attachHeartbeat } from './heartbeat/host.js';
+import { fcopyService } from './fcopy/guest.js';
+import { attachFcopy } from './fcopy/host.js';
+import { hvSockModule } from './hvsock/guest.js';
 import { hvUtilsModule } from './ic/guest.js';
+import { makeKvpService } from './kvp/guest.js';
+import { attachKvp } from './kvp/host.js';
 import { opaqueModules } from './opaque/guest.js';
 import { attachOpaque } from './opaque/host.js';
 import { shutdownService } from './shutdown/guest.js';
 import { attachShutdown } from './shutdown/host.js';
 import { timesyncService } from './timesync/guest.js';
 import { attachTimesync } from './timesync/host.js';
+import { vssService } from './vss/guest.js';
+import { attachVss } from './vss/host.js';
 
 export interface DeviceSpec {
   readonly type: DeviceTypeName;
@@ -28,6 +35,9 @@ const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceT
   ['heartbeat', attachHeartbeat],
   ['shutdown', attachShutdown],
   ['timesync', attachTimesync],
+  ['kvp', attachKvp],
+  ['vss', attachVss],
+  ['fcopy', attachFcopy],
 ]);
 
 /**
@@ -70,5 +80,5 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  * kernel loads them as modules in whatever order udev asks; the model fixes one.
  */
 export function builtinModules(pageSize: number): GuestModule[] {
-  return [...opaqueModules(pageSize), hvUtilsModule([shutdownService, timesyncService, heartbeatService], { pageSize })];
+  return [...opaqueModules(pageSize), hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

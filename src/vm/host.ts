@@ -35,16 +35,21 @@ export class Host {
   /** Host-side log lines (device back ends), with their virtual time. */
   readonly log: { ns: number; text: string }[] = [];
   readonly wallClockStartNs: bigint;
+  /** What the host's device back ends get (undefined without VMBus). */
+  readonly context: HostContext | undefined;
 
   constructor(config: HostConfig) {
     const { vmbus, devices, wallClockStartNs, ...partition } = config;
     this.wallClockStartNs = wallClockStartNs ?? DEFAULT_WALL_CLOCK_START_NS;
     this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
-    if (vmbus === false) return;
+    if (vmbus === false) {
+      this.context = undefined;
+      return;
+    }
     const v = this.partition.release.vmbusVersion;
     this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), ...(typeof vmbus === 'object' ? vmbus : {}) });
     const clock = this.partition.clock;
-    const ctx: HostContext = {
+    const ctx: HostContext = (this.context = {
       server: this.vmbus.server,
       release: this.partition.release.id,
       now: () => clock.nowNs,
@@ -52,7 +57,7 @@ export class Host {
       log: (text) => void this.log.push({ ns: clock.nowNs, text }),
       wallClockNs: () => this.wallClockNs(),
       referenceTime: () => this.partition.referenceTime.now(),
-    };
+    });
     this.devices.push(...attachDevices(ctx, devices));
   }
 

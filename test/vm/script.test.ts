@@ -67,3 +67,60 @@ describe('script steps against a VM', () => {
     expect(lines.slice(1)).toEqual(['line 1: shutdown: the VM has no shutdown device', 'line 2: heartbeat: the VM has no heartbeat device']);
   });
 });
+
+describe('script steps for every integration service and hv_sock', () => {
+  it('kvp set, get, enumerate and delete in the external pool; the guest daemon keeps them in its pool file', async () => {
+    const m = new Machine({ release: 'ws2022', vps: 2, memory: 64 << 20 });
+    m.boot();
+    const lines: string[] = [];
+    await runScript(m, parseScript('kvp set 0 Greeting "hello world"\nkvp get 0 Greeting\nkvp enumerate 0\nkvp delete 0 Greeting\nkvp enumerate 0'), (l) => lines.push(l));
+    expect(lines[0]).toBe('line 1: kvp set 0 "Greeting": ok');
+    // Linux 6.1 answers a GET of an existing key with an empty value (the kernel passes value_size 0 to the daemon).
+    expect(lines[1]).toBe('line 2: kvp get 0 "Greeting": ok ""');
+    expect(lines[2]).toBe('line 3: kvp enumerate 0: ok, 1 entries\n  "Greeting" = "hello world"');
+    expect(lines[3]).toBe('line 4: kvp delete 0 "Greeting": ok');
+    expect(lines[4]).toBe('line 5: kvp enumerate 0: ok, 0 entries');
+    expect(m.kernel.services.files.exists('/var/lib/hyperv/.kvp_pool_0')).toBe(true);
+  });
+
+  it('copy-file copies a host file into the guest tree (fcopy must be in the device set)', async () => {
+    const m = new Machine({ release: 'ws2022', vps: 2, memory: 64 << 20, devices: [{ type: 'shutdown' }, { type: 'fcopy' }] });
+    m.boot();
+    const data = new Uint8Array(20_000).map((_, i) => (i * 7) & 0xff);
+    const lines: string[] = [];
+    await runScript(m, parseScript('copy-file /host/data.bin /tmp/in/ --create-path\ncopy-file /host/data.bin /tmp/in/\ncopy-file /host/data.bin /tmp/in/ --overwrite'), (l) => lines.push(l), { readFile: () => data });
+    expect(lines[0]).toBe('line 1: copy-file /host/data.bin -> /tmp/in/ data.bin: copied (20000 bytes)');
+    expect(m.kernel.services.files.read('/tmp/in/data.bin')).toEqual(data);
+    // Without --overwrite an existing file is refused at START_FILE_COPY.
+    expect(lines[1]).toMatch(/^line 2: copy-file \/host\/data\.bin -> \/tmp\/in\/ data\.bin: failed at start \(status 0x[0-9a-f]+\) \(20000 bytes\)$/);
+    expect(lines[2]).toBe('line 3: copy-file /host/data.bin -> /tmp/in/ data.bin: copied (20000 bytes)');
+    const none = new Machine({ vps: 1, memory: 64 << 20 });
+    none.boot();
+    await runScript(none, parseScript('copy-file a /tmp/'), (l) => lines.push(l), { readFile: () => data });
+    expect(lines[3]).toBe('line 1: copy-file: the VM has no file copy device (add "fcopy" to its devices)');
+  });
+
+  it('vss check, freeze and thaw; timesync sync brings the guest clock to the host clock', async () => {
+    const m = new Machine({ release: 'ws2022', vps: 2, memory: 64 << 20 });
+    m.boot();
+    // Put the guest's clock 5 minutes off.
+    m.kernel.services.adjustRealtimeNs(-300_000_000_000n);
+    const lines: string[] = [];
+    await runScript(m, parseScript('vss check\nvss freeze\nvss thaw\ntimesync sync'), (l) => lines.push(l));
+    expect(lines.slice(0, 3)).toEqual(['line 1: vss check: succeeded', 'line 2: vss freeze: succeeded', 'line 3: vss thaw: succeeded']);
+    const skew = BigInt(/is (-?\d+) ns off/.exec(lines[3]!)![1]!);
+    expect(skew < 0n ? -skew : skew).toBeLessThan(50_000_000n);
+  });
+
+  it('hvsock echo: a guest listener echoes what the host sends; before VMBus 4.0 there is no hv_sock', async () => {
+    const m = new Machine({ release: 'ws2022', vps: 2, memory: 64 << 20 });
+    m.boot();
+    const lines: string[] = [];
+    await runScript(m, parseScript('hvsock echo 5000 "ping over hv_sock"'), (l) => lines.push(l));
+    expect(lines).toEqual(['line 1: hvsock echo 5000: sent 17 bytes, got "ping over hv_sock" back']);
+    const old = new Machine({ release: 'ws2012r2', vps: 1, memory: 64 << 20 });
+    old.boot();
+    await runScript(old, parseScript('hvsock echo 5000 x'), (l) => lines.push(l));
+    expect(lines[1]).toMatch(/^line 1: hvsock echo 5000: the guest has no hv_sock/);
+  });
+});
