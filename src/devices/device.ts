@@ -101,6 +101,15 @@ export interface GuestFiles {
   list(path: string): string[];
 }
 
+/** append() for trees that have no append of their own: read, concatenate, write back. */
+export function appendByRewrite(files: Pick<GuestFiles, 'read' | 'write'>, path: string, data: Uint8Array): void {
+  const old = files.read(path) ?? new Uint8Array(0);
+  const next = new Uint8Array(old.length + data.length);
+  next.set(old);
+  next.set(data, old.length);
+  files.write(path, next);
+}
+
 /**
  * The absolute, normalised form of a guest path ("." and ".." resolved, repeated "/" folded), or
  * undefined when it is not absolute or would climb above the root.

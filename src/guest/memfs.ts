@@ -1,6 +1,6 @@
 // The guest's file tree kept in memory: what a VM without a state directory (tests, a browser)
 // gives its daemons. Same semantics as the folder-backed tree in src/vm/dirfs.ts.
-import { GuestFileError, normaliseGuestPath, type GuestFiles } from '../devices/device.js';
+import { appendByRewrite, GuestFileError, normaliseGuestPath, type GuestFiles } from '../devices/device.js';
 
 export class MemoryFiles implements GuestFiles {
   private readonly files = new Map<string, Uint8Array>();
@@ -31,11 +31,7 @@ export class MemoryFiles implements GuestFiles {
   }
 
   append(path: string, data: Uint8Array): void {
-    const old = this.read(path) ?? new Uint8Array(0);
-    const next = new Uint8Array(old.length + data.length);
-    next.set(old);
-    next.set(data, old.length);
-    this.write(path, next);
+    appendByRewrite(this, path, data);
   }
 
   remove(path: string): void {

@@ -12,7 +12,7 @@
 // cannot be told apart from files and are not guarded against.
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { GuestFileError, normaliseGuestPath, type FileErrno, type GuestFiles } from '../devices/device.js';
+import { appendByRewrite, GuestFileError, normaliseGuestPath, type FileErrno, type GuestFiles } from '../devices/device.js';
 
 /** Node's error codes as the errno a Linux daemon would see. */
 const ERRNO: Readonly<Record<string, FileErrno>> = {
@@ -173,11 +173,7 @@ export class DirectoryFiles implements GuestFiles {
   }
 
   append(path: string, data: Uint8Array): void {
-    const old = this.read(path) ?? new Uint8Array(0);
-    const next = new Uint8Array(old.length + data.length);
-    next.set(old);
-    next.set(data, old.length);
-    this.write(path, next);
+    appendByRewrite(this, path, data);
   }
 
   remove(path: string): void {
