@@ -53,6 +53,11 @@ export function registerRun(program: Command, out: (line: string) => void, statu
         if (r.level === 'debug' && !o.verbose) return;
         out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text, ...(r.annotation ? { annotation: true } : {}) }) : formatRecord(r));
       };
+      // The daemons' syslog (the guest's journal) only with --verbose, marked as such.
+      const printJournal = (r: LogRecord) => {
+        if (!o.verbose) return;
+        out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, journal: r.text }) : formatRecord({ ...r, text: `journal: ${r.text}` }));
+      };
       const kernel = { vmbusSynic: true, vmbus: o.vmbus };
       const steps = o.script ? readScript(o.script) : undefined;
       if (steps && o.threads) throw new UsageError('--script runs the guest in this thread; drop --threads');
@@ -62,7 +67,7 @@ export function registerRun(program: Command, out: (line: string) => void, statu
       const trace = o.trace ? openTraceFile(o.trace) : undefined;
       const stop = trace ? attachTrace(m.partition, trace) : undefined;
       try {
-        status.code = m instanceof ThreadedMachine ? await runThreaded(m, o, print, out) : await runInThread(m, o, print, out, steps);
+        status.code = m instanceof ThreadedMachine ? await runThreaded(m, o, print, printJournal, out) : await runInThread(m, o, print, printJournal, out, steps);
       } finally {
         stop?.();
         await trace?.close();
@@ -80,8 +85,11 @@ export function registerRun(program: Command, out: (line: string) => void, statu
     });
 }
 
-async function runInThread(m: Machine, o: RunOptions, print: (r: LogRecord) => void, out: (line: string) => void, steps?: readonly Step[]): Promise<number> {
+type Printer = (r: LogRecord) => void;
+
+async function runInThread(m: Machine, o: RunOptions, print: Printer, printJournal: Printer, out: (line: string) => void, steps?: readonly Step[]): Promise<number> {
   m.kernel.log.onRecord(print);
+  m.kernel.journal.onRecord(printJournal);
   m.boot();
   if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot());
   const booted = m.kernel.stage === 'booted';
@@ -101,12 +109,13 @@ async function runInThread(m: Machine, o: RunOptions, print: (r: LogRecord) => v
 }
 
 /** The guest in a worker: its log comes back when the workload ends. */
-async function runThreaded(m: ThreadedMachine, o: RunOptions, print: (r: LogRecord) => void, out: (line: string) => void): Promise<number> {
+async function runThreaded(m: ThreadedMachine, o: RunOptions, print: Printer, printJournal: Printer, out: (line: string) => void): Promise<number> {
   const args: RunArgs = { until: o.until, limitSeconds: SHUTDOWN_LIMIT_S };
   if (o.until === 'shutdown' && !m.host.shutdownGuest()) throw new UsageError('--until shutdown needs a shutdown device');
   const seconds = typeof o.until === 'number' ? o.until : o.until === 'shutdown' ? SHUTDOWN_LIMIT_S : 0;
   const r = await m.run<RunResult>(workload('run'), args, seconds * 1000 + THREADED_SLACK_MS);
   r.log.forEach(print);
+  r.journal.forEach(printJournal);
   if (r.error) out(`hvkit: the guest thread failed: ${r.error}`);
   if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted);
   if (o.json) out(JSON.stringify({ state: r.state }));

@@ -18,14 +18,13 @@ export const DEVICE_TYPES = [
   'network',
   'fcopy',
   'ide',
-  'stream',
 ] as const;
 export type DeviceTypeName = (typeof DEVICE_TYPES)[number];
 
 /** What hvkit's emulated Hyper-V offers a Generation 2 VM when the configuration names no devices. */
 export const DEFAULT_DEVICES: readonly DeviceTypeName[] = ['balloon', 'keyboard', 'video', 'mouse', 'shutdown', 'timesync', 'heartbeat', 'kvp', 'vss', 'scsi', 'network'];
 
-export const DEVICE_CLASS: Record<Exclude<DeviceTypeName, 'stream'>, string> = {
+export const DEVICE_CLASS: Record<DeviceTypeName, string> = {
   balloon: DeviceClass.DM,
   keyboard: DeviceClass.KBD,
   video: DeviceClass.SYNTHVID,

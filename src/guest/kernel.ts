@@ -52,6 +52,11 @@ export interface GuestPlatform {
   powerOff?(kind: 'poweroff' | 'reboot'): void;
   /** The guest's file tree (its disk); in memory when not given. */
   readonly files?: GuestFiles;
+  /**
+   * Make sure the machine looks at the kernel again after `ns` of virtual time, even if nothing
+   * else happens then: the kernel's timer wheel (delayed work) has work due.
+   */
+  wakeAfter?(ns: number): void;
 }
 
 export interface KernelOptions {
@@ -69,6 +74,9 @@ export interface KernelOptions {
 }
 
 export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192], modules: [], hostname: 'hvkit' };
+
+/** How long after delayed work falls due the kernel asks to be woken: one 100 ns reference tick. */
+const WAKE_SLACK_NS = 100;
 
 /** x86 HYPERVISOR_CALLBACK_VECTOR: VMBus and message-mode stimer0 interrupts (irq_vectors.h). */
 export const HYPERVISOR_CALLBACK_VECTOR = 0xf3;
@@ -266,10 +274,11 @@ export class Kernel {
 
   /**
    * Runs in process context: due delayed work, the VMBus work queues (offers, rescinds), then a
-   * requested shutdown. The machine calls it after every interrupt round, so delayed work runs
-   * at the first tick after it falls due.
+   * requested shutdown. The machine calls it after every interrupt round and at the wake-ups
+   * delayed work asks for. A kernel that panicked or left runs nothing.
    */
   runWork(): number {
+    if (this.stage === 'panicked' || this.stage === 'halted' || this.stage === 'kexec') return 0;
     let n = this.runTimers();
     n += this.vmbus?.runWork() ?? 0;
     const kind = this.pendingShutdown;
@@ -285,6 +294,9 @@ export class Kernel {
   delayedWork(delayNs: number, work: () => void): { cancel(): boolean } {
     const t = { due: this.schedClock() + Math.max(0, delayNs), work, done: false };
     this.timers.push(t);
+    // A tick may not come (arm64 has no stimer tick here, and NO_HZ idles): ask for a wake-up
+    // one reference-counter tick after the work falls due.
+    this.platform.wakeAfter?.(Math.max(0, delayNs) + WAKE_SLACK_NS);
     return {
       cancel: () => {
         const pending = !t.done;
@@ -295,7 +307,7 @@ export class Kernel {
   }
 
   private runTimers(): number {
-    if (this.timers.length === 0 || this.stage === 'halted' || this.stage === 'kexec') return 0;
+    if (this.timers.length === 0) return 0;
     const now = this.schedClock();
     const due = this.timers.filter((t) => !t.done && t.due <= now).sort((a, b) => a.due - b.due);
     for (let i = this.timers.length - 1; i >= 0; i--) if (this.timers[i]!.done || this.timers[i]!.due <= now) this.timers.splice(i, 1);
@@ -374,7 +386,7 @@ export class Kernel {
    */
   takeInterrupts(index: number, limit = Infinity): number {
     const cpu = this.cpus[index];
-    if (!cpu?.online || cpu.stopped || this.stage === 'halted' || this.stage === 'kexec') return 0;
+    if (!cpu?.online || cpu.stopped || this.stage === 'halted' || this.stage === 'kexec' || this.stage === 'panicked') return 0;
     let n = 0;
     const outer = this.currentCpu;
     this.currentCpu = index;

@@ -8,6 +8,7 @@ import { HvMessageType, SintIndex } from '../tlfs/synic.js';
 import { HV_CRASH_CTL_CRASH_NOTIFY, HV_CRASH_CTL_CRASH_NOTIFY_MSG } from '../tlfs/msr.js';
 import { VmbusError } from '../vmbus/client/errors.js';
 import { ChannelMessageType } from '../vmbus/wire/constants.js';
+import { MessageHeader } from '../vmbus/wire/messages.js';
 import { HvMessage } from '../tlfs/synic.js';
 import { readSlot, signalEom } from './hyperv/synic.js';
 import { hvCpuDie, hypervCleanup } from './hyperv/x86.js';
@@ -62,6 +63,8 @@ export function panic(k: Kernel, message: string, options: Partial<PanicOptions>
   if (k.stage === 'panicked' || k.stage === 'kexec' || k.stage === 'off') return;
   const kdump = options.kdump ?? true;
   const self = k.cpus[k.currentCpu] ?? k.bsp;
+  // panic() starts with local_irq_disable(): the slots are polled by hand from here on.
+  self.ops.cpu.interruptsEnabled = false;
   k.log.printk('emerg', `Kernel panic - not syncing: ${message}`);
   k.stage = 'panicked';
   stopOtherCpus(k, self.index);
@@ -150,7 +153,8 @@ function pollSlots(k: Kernel): boolean {
       if (!c.synic) continue;
       const slot = readSlot(mem, c.synic, SintIndex.VMBUS);
       if (slot.type === HvMessageType.NONE) continue;
-      if (slot.payload.length >= 4 && new DataView(slot.payload.buffer, slot.payload.byteOffset).getUint32(0, true) === ChannelMessageType.UNLOAD_RESPONSE) done = true;
+      const header = slot.payload.length >= MessageHeader.size ? MessageHeader.decode(slot.payload) : undefined;
+      if (header?.msgtype === ChannelMessageType.UNLOAD_RESPONSE) done = true;
       signalEom(mem, c.ops, c.synic, SintIndex.VMBUS, slot.type);
     }
     if (done) return true;

@@ -4,8 +4,8 @@ import type { GuestFiles, GuestServices } from '../devices/device.js';
 import { MemoryFiles } from './memfs.js';
 import type { Kernel } from './kernel.js';
 
-/** The RTC the guest reads at boot when the platform gives none: 2026-01-01T00:00:00Z. */
-const DEFAULT_RTC_NS = 1_767_225_600_000_000_000n;
+/** Without an RTC Linux's clock starts at the epoch, as here. */
+const NO_RTC_NS = 0n;
 
 export class KernelServices implements GuestServices {
   /** CLOCK_REALTIME minus sched_clock, ns: set from the RTC at boot, moved by settimeofday. */
@@ -14,7 +14,7 @@ export class KernelServices implements GuestServices {
   readonly files: GuestFiles;
 
   constructor(private readonly k: Kernel) {
-    this.realtimeOffset = k.platform.rtcNs?.() ?? DEFAULT_RTC_NS;
+    this.realtimeOffset = k.platform.rtcNs?.() ?? NO_RTC_NS;
     this.files = k.platform.files ?? new MemoryFiles();
   }
 

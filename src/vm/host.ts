@@ -35,6 +35,7 @@ export class Host {
   /** Host-side log lines (device back ends), with their virtual time. */
   readonly log: { ns: number; text: string }[] = [];
   readonly wallClockStartNs: bigint;
+  private shutdownPoll: { cancel(): void } | undefined;
   /** What the host's device back ends get (undefined without VMBus). */
   readonly context: HostContext | undefined;
 
@@ -83,15 +84,24 @@ export class Host {
     if (!sd) return false;
     const clock = this.partition.clock;
     const attempt = (): void => {
+      this.shutdownPoll = undefined;
       if (sd.phase === 'ready') sd.request(kind, false, 'hvkit: shutdown requested');
-      else clock.schedule(clock.nowNs + SHUTDOWN_POLL_NS, attempt);
+      else if (sd.phase !== 'failed') this.shutdownPoll = clock.schedule(clock.nowNs + SHUTDOWN_POLL_NS, attempt);
+      else this.log.push({ ns: clock.nowNs, text: 'shutdown: the IC failed to negotiate; nobody to ask' });
     };
     attempt();
     return true;
   }
 
-  /** Stops the back ends' own timers. */
+  /** Adds a back end made after the VM was (the hv_sock provider, on first use), so dispose reaches it. */
+  adopt(device: HostDevice): void {
+    this.devices.push(device);
+  }
+
+  /** Stops the back ends' own timers and the shutdown poll. */
   dispose(): void {
+    this.shutdownPoll?.cancel();
+    this.shutdownPoll = undefined;
     for (const d of this.devices) d.dispose?.();
   }
 }

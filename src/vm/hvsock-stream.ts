@@ -123,19 +123,17 @@ export interface HostSide {
   readonly vmbus: PartitionVmbus | undefined;
 }
 
-const hosts = new WeakMap<object, HvsockHost>();
-
 /**
- * The machine's host hv_sock provider: the `hvsock` device if its device set has one, otherwise
- * one made on first use (the VM id given, or a fixed one).
+ * The machine's host hv_sock provider, made on first use (the VM id given, or a fixed one) and
+ * handed to the host so that its dispose closes it.
  */
 export function hostHvsock(m: HostSide, options: HvsockHostOptions & { vmId?: string } = {}): HvsockHost {
-  const existing = m.host.device<HvsockHost>('hvsock') ?? hosts.get(m);
+  const existing = m.host.device<HvsockHost>('hvsock');
   if (existing) return existing;
   const ctx = m.host.context;
   if (!ctx) throw new Error('the machine has no VMBus');
   const h = new HvsockHost(ctx, options.vmId ?? '6876736b-0000-4000-8000-00000000766d', options);
-  hosts.set(m, h);
+  m.host.adopt(h);
   return h;
 }
 

@@ -47,6 +47,7 @@ export class Machine {
         waitUntil: (done, ns) => this.waitUntil(done, ns),
         fadtHypervisorId: 'MsHyperV',
         ...(files ? { files } : {}),
+        wakeAfter: (ns) => void this.partition.clock.schedule(this.nowNs + ns, () => {}),
         // The RTC the guest reads at boot is the host's clock then.
         rtcNs: () => this.host.wallClockNs(),
         powerOff: (kind) => {

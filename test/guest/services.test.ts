@@ -33,3 +33,30 @@ describe('kernel services', () => {
     expect(drift < 0n ? -drift : drift).toBeLessThan(1_000_000_000n);
   });
 });
+
+describe('delayed work without a tick, and a panicked kernel', () => {
+  it('arm64 with no devices (no stimer tick, no host timers): delayed work still runs when due', () => {
+    const m = new Machine({ arch: 'arm64', vps: 1, memory: 64 << 20, devices: [] });
+    m.boot();
+    const s = m.kernel.services;
+    let ranAt: number | undefined;
+    const start = m.nowNs;
+    s.scheduleDelayedWork(2_000_000_000, () => (ranAt = m.nowNs - start));
+    expect(m.waitUntil(() => ranAt !== undefined, 60e9)).toBe(true);
+    expect(ranAt).toBeGreaterThanOrEqual(2_000_000_000);
+    expect(ranAt).toBeLessThan(2_001_000_000);
+  });
+
+  it('after panic the kernel takes no interrupts and runs no work', () => {
+    const m = new Machine({ vps: 2, memory: 64 << 20, devices: [] });
+    m.boot();
+    let ran = false;
+    m.kernel.services.scheduleDelayedWork(1_000_000, () => (ran = true));
+    m.kernel.panic('stop', { kdump: false });
+    const irqs = () => m.kernel.cpus.map((c) => [...c.irqs.values()].reduce((a, b) => a + b, 0));
+    const before = irqs();
+    m.runFor(1_000_000_000);
+    expect(irqs()).toEqual(before);
+    expect(ran).toBe(false);
+  });
+});

@@ -86,7 +86,7 @@ describe('parseVmConfig: valid files', () => {
   });
 
   it('the defaults are fresh objects: changing one result does not change the next', () => {
-    parseVmConfig({}).devices.push({ type: 'stream' });
+    parseVmConfig({}).devices.push({ type: 'ide' });
     expect(parseVmConfig({}).devices).toHaveLength(DEFAULT_DEVICES.length);
   });
 
@@ -99,7 +99,7 @@ describe('parseVmConfig: valid files', () => {
       apicIds: [3, 2, 1, 0],
       memory: '1G',
       pageSize: '64k',
-      devices: ['scsi', { type: 'network', instance: GUID_A.toUpperCase() }, { type: 'stream' }, { type: 'stream', instance: GUID_B }, 'scsi'],
+      devices: ['scsi', { type: 'network', instance: GUID_A.toUpperCase() }, { type: 'ide' }, { type: 'ide', instance: GUID_B }, 'scsi'],
     };
     const expected: VmConfig = {
       release: 'ws2025',
@@ -108,7 +108,7 @@ describe('parseVmConfig: valid files', () => {
       memory: GIB,
       pageSize: 65536,
       apicIds: [3, 2, 1, 0],
-      devices: [{ type: 'scsi' }, { type: 'network', instance: GUID_A }, { type: 'stream' }, { type: 'stream', instance: GUID_B }, { type: 'scsi' }],
+      devices: [{ type: 'scsi' }, { type: 'network', instance: GUID_A }, { type: 'ide' }, { type: 'ide', instance: GUID_B }, { type: 'scsi' }],
     };
     expect(parseVmConfig(file)).toStrictEqual(expected);
     const path = join(dir, 'full.json');
@@ -147,6 +147,7 @@ describe('parseVmConfig: each error names the file and the field', () => {
 
   it('release not a known release', () => expectFieldError({ release: 'ws2008' }, '/release', `must be one of ${RELEASE_IDS.join(', ')}`));
   it('arch not x64, x86 or arm64', () => expectFieldError({ arch: 'riscv64' }, '/arch', 'must be one of x64, x86, arm64'));
+  it('a device type hvkit cannot attach from a VM file (the test-only stream device)', () => expectFieldError({ devices: ['stream'] }, '/devices/0', `must be one of ${DEVICE_TYPES.join(', ')}`));
 
   it('cpus 0', () => expectFieldError({ cpus: 0 }, '/cpus', 'must be an integer >= 1'));
   it('cpus fractional', () => expectFieldError({ cpus: 1.5 }, '/cpus', 'must be an integer >= 1'));

@@ -23,6 +23,9 @@ export interface GuestThreadData {
   builtinModules: boolean;
   /** The VM's state directory, holding the guest's file tree; in memory when absent. */
   stateDir?: string;
+  /** The host's wall clock when the guest starts (what its RTC reads), and the CPUs' APIC ids. */
+  rtcNs: bigint;
+  apicIds: number[];
   workload: string;
   args: unknown;
   /** Virtual nanoseconds per wall-clock nanosecond. */
@@ -51,7 +54,8 @@ async function main(d: GuestThreadData): Promise<void> {
   };
   const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize) : [] };
   const files = d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) };
-  const kernel: Kernel = new Kernel({ memory, cpus, elapse: (ns) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files }, options);
+  const platform = { memory, cpus, apicIds: d.apicIds, rtcNs: () => d.rtcNs, elapse: (ns: number) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files };
+  const kernel: Kernel = new Kernel(platform, options);
   let result: unknown;
   let error: string | undefined;
   try {
@@ -61,7 +65,7 @@ async function main(d: GuestThreadData): Promise<void> {
   } catch (e) {
     error = e instanceof Error ? (e.stack ?? e.message) : String(e);
   }
-  parentPort!.postMessage({ log: kernel.log.records, result, error, state: kernel.state() });
+  parentPort!.postMessage({ log: kernel.log.records, journal: kernel.journal.records, result, error, state: kernel.state() });
   Atomics.store(h, W.GUEST_DONE, error ? 2 : 1);
   Atomics.add(h, W.HOST_WAKE, 1);
   Atomics.notify(h, W.HOST_WAKE);

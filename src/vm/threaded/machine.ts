@@ -22,6 +22,8 @@ export interface ThreadedConfig extends Omit<MachineConfig, 'files'> {
 
 export interface GuestReport<R> {
   log: LogRecord[];
+  /** The guest's journal (its daemons' syslog lines). */
+  journal: LogRecord[];
   result: R | undefined;
   error: string | undefined;
   state: KernelState;
@@ -40,6 +42,8 @@ export class ThreadedMachine {
   private readonly block: ControlBlock;
   private readonly traps: TrapServer;
   private readonly speed: number;
+  /** APIC ids in the firmware's CPU order (Linux CPU n is the n-th). */
+  private readonly apicIds: number[];
 
   constructor(private readonly config: ThreadedConfig = {}) {
     const { kernel: _kernel, speed, stateDir: _stateDir, ...host } = config;
@@ -49,6 +53,7 @@ export class ThreadedMachine {
     this.vmbus = this.host.vmbus;
     // Firmware lists CPUs by APIC id, as the in-thread machine does.
     const vps = [...this.partition.vps].sort((a, b) => a.apicId - b.apicId);
+    this.apicIds = vps.map((vp) => vp.apicId);
     this.block = new ControlBlock(new SharedArrayBuffer(controlBytes(vps.length)), vps.length);
     this.traps = new TrapServer(
       this.block,
@@ -74,6 +79,8 @@ export class ThreadedMachine {
       kernel: { ...this.config.kernel, modules: undefined },
       builtinModules: this.config.kernel?.modules === undefined,
       ...(this.config.stateDir === undefined ? {} : { stateDir: this.config.stateDir }),
+      rtcNs: this.host.wallClockNs(),
+      apicIds: this.apicIds,
       workload: workload.href,
       args,
       speed: this.speed,

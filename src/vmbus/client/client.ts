@@ -254,9 +254,9 @@ export class VmbusClient implements ChannelOwner {
 
   /**
    * vmbus_hvsock_device_unregister: once the host has rescinded an hv_sock channel whose rescind
-   * callback kept it, its driver's remove runs and the relid is released. Linux waits for the
-   * rescind ("we always get a rescind msg when a connection is closed"); this returns false
-   * until it has been handled, and the caller retries from its rescind callback.
+   * callback kept it, its driver's remove runs and the relid is released. Linux relies on the
+   * host rescinding every closed hv_sock connection and waits for that; this returns false until
+   * the rescind has been handled, and the caller retries from its rescind callback.
    */
   unregisterHvsockDevice(ch: GuestChannel): boolean {
     if (!(ch.offer.flags & ChannelFlags.TLNPI_PROVIDER_OFFER)) throw new VmbusError('EINVAL', `channel ${ch.relid} is not an hv_sock channel`);
