@@ -8,10 +8,12 @@ import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketError, parsePacket, 
  * Reads every packet of a batch and parses it: good ones go to `onPacket`, ones that do not
  * parse to `onBad` (the reader skips them). Returns how many were read.
  */
-export function readPackets(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, onBad: (e: PacketError) => void): number {
+export function readPackets(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, onBad: (e: PacketError) => void, onRaw?: (bytes: Uint8Array) => void): number {
   let n = 0;
   for (let raw = batch.next(); raw; raw = batch.next()) {
     n++;
+    // Seen as the ring held it, before parsing: a packet that does not parse crossed too.
+    onRaw?.(raw.bytes);
     let p: ParsedPacket;
     try {
       p = parsePacket(raw.bytes);

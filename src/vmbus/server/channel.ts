@@ -4,10 +4,10 @@
 import { traceHex, type TraceDirection, type TraceEmitter } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { pagedRing } from '../ring/memory.js';
-import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
+import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
-import { PacketDescriptor, PacketError, parsePacket, type ParsedPacket } from '../wire/packets.js';
+import { PacketDescriptor, type ParsedPacket } from '../wire/packets.js';
 import type { Gpadl } from '../gpadl.js';
 
 /** What a device offers (vmbus.md §2.3). */
@@ -151,7 +151,8 @@ export class HostChannel {
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
         const events = this.ctx.events;
-        n += events?.active ? this.readTraced(batch, onPacket, events) : readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`));
+        const trace = events?.active ? (bytes: Uint8Array) => this.tracePacket(events, 'to-host', bytes) : undefined;
+        n += readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (reader.readable() === 0 && !reader.unmask()) return;
@@ -160,28 +161,6 @@ export class HostChannel {
       reader.unmask();
       this.ctx.kick(this);
     });
-    return n;
-  }
-
-  /**
-   * readPackets with every packet traced as the ring held it, before it is parsed: one the
-   * guest got wrong crossed the boundary too.
-   */
-  private readTraced(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, events: TraceEmitter): number {
-    let n = 0;
-    for (let raw = batch.next(); raw; raw = batch.next()) {
-      n++;
-      this.tracePacket(events, 'to-host', raw.bytes);
-      let p: ParsedPacket;
-      try {
-        p = parsePacket(raw.bytes);
-      } catch (e) {
-        if (!(e instanceof PacketError)) throw e;
-        this.ctx.violation(this, `packet: ${e.message}`);
-        continue;
-      }
-      onPacket(p);
-    }
     return n;
   }
 
