@@ -90,8 +90,11 @@ export interface GuestFiles {
   read(path: string): Uint8Array | undefined;
   /** Creates or replaces the file (`exclusive`: EEXIST if it exists); parents must exist. */
   write(path: string, data: Uint8Array, options?: { exclusive?: boolean }): void;
-  /** Appends, creating the file if needed. */
-  append(path: string, data: Uint8Array): void;
+  /**
+   * pwrite: writes `data` into the existing file at byte `offset` (a safe integer ≥ 0, else
+   * EINVAL), keeping the rest; past the end the gap reads as zeros. ENOENT if there is no file.
+   */
+  writeAt(path: string, offset: number, data: Uint8Array): void;
   remove(path: string): void;
   exists(path: string): boolean;
   isDirectory(path: string): boolean;
@@ -99,15 +102,6 @@ export interface GuestFiles {
   mkdirs(path: string): void;
   /** Entry names of a directory, sorted. */
   list(path: string): string[];
-}
-
-/** append() for trees that have no append of their own: read, concatenate, write back. */
-export function appendByRewrite(files: Pick<GuestFiles, 'read' | 'write'>, path: string, data: Uint8Array): void {
-  const old = files.read(path) ?? new Uint8Array(0);
-  const next = new Uint8Array(old.length + data.length);
-  next.set(old);
-  next.set(data, old.length);
-  files.write(path, next);
 }
 
 /**

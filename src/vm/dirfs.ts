@@ -6,13 +6,15 @@
 // no NUL, absolute); then every component that exists on the host is checked: a symbolic link
 // is followed only if where it leads (its realpath, or for a dangling one the target it names)
 // is inside the root, else EACCES; anything but a regular file or a directory (a FIFO, a
-// device, a socket) is refused with EACCES, so a read never blocks or touches hardware. The
+// device, a socket) is refused with EACCES, so a read or write never blocks or touches hardware.
+// Files are opened with O_NOFOLLOW and O_NONBLOCK and checked with fstat after the open, so a
+// link or a FIFO put in place after the checks is refused too. The
 // guest cannot make links itself (GuestFiles has no such call); the checks guard against a
 // state directory prepared, or changed, by someone else. Hard links to files outside the root
 // cannot be told apart from files and are not guarded against.
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { appendByRewrite, GuestFileError, normaliseGuestPath, type FileErrno, type GuestFiles } from '../devices/device.js';
+import { GuestFileError, normaliseGuestPath, type FileErrno, type GuestFiles } from '../devices/device.js';
 
 /** Node's error codes as the errno a Linux daemon would see. */
 const ERRNO: Readonly<Record<string, FileErrno>> = {
@@ -24,6 +26,8 @@ const ERRNO: Readonly<Record<string, FileErrno>> = {
   EPERM: 'EACCES',
   EROFS: 'EACCES',
   ELOOP: 'EACCES',
+  // A FIFO with no reader, opened O_NONBLOCK for writing.
+  ENXIO: 'EACCES',
   EINVAL: 'EINVAL',
   ENAMETOOLONG: 'EINVAL',
   ENOSPC: 'ENOSPC',
@@ -157,10 +161,35 @@ export class DirectoryFiles implements GuestFiles {
     if (r.kind === 'dir') throw new GuestFileError('EISDIR', r.guest, 'is a directory');
     if (options.exclusive && r.kind === 'file') throw new GuestFileError('EEXIST', r.guest, 'file exists');
     this.checkParent(r);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (options.exclusive ? constants.O_EXCL : 0);
+    this.withOpenFile(r.guest, r.host, flags, (fd) => writeAll(fd, data, 0, r.guest));
+  }
+
+  writeAt(path: string, offset: number, data: Uint8Array): void {
+    const r = this.resolve(path);
+    if (r.kind === 'dir') throw new GuestFileError('EISDIR', r.guest, 'is a directory');
+    if (r.kind === 'none') throw new GuestFileError('ENOENT', r.guest, 'no such file');
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(offset + data.length)) throw new GuestFileError('EINVAL', r.guest, `offset ${offset} is not a file position`);
+    // pwrite: past the end the file grows, the gap reading as zeros.
+    this.withOpenFile(r.guest, r.host, constants.O_WRONLY, (fd) => writeAll(fd, data, offset, r.guest));
+  }
+
+  /**
+   * Opens `host` with `flags` plus O_NOFOLLOW and O_NONBLOCK, checks that what was opened is a
+   * regular file (a link or FIFO swapped in after resolve() is refused, and never waited on), and
+   * runs `use` on it.
+   */
+  private withOpenFile(guest: string, host: string, flags: number, use: (fd: number) => void): void {
     try {
-      writeFileSync(r.host, data, { flag: options.exclusive ? 'wx' : 'w' });
+      const fd = openSync(host, flags | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
+      try {
+        if (!fstatSync(fd).isFile()) throw new GuestFileError('EACCES', guest, 'not a regular file');
+        use(fd);
+      } finally {
+        closeSync(fd);
+      }
     } catch (e) {
-      throw this.error(e, r.guest);
+      throw this.error(e, guest);
     }
   }
 
@@ -170,10 +199,6 @@ export class DirectoryFiles implements GuestFiles {
     const parent = this.resolve(r.guest.slice(0, r.guest.lastIndexOf('/')) || '/');
     if (parent.kind === 'none') throw new GuestFileError('ENOENT', r.guest, 'no such directory');
     if (parent.kind === 'file') throw new GuestFileError('ENOTDIR', r.guest, 'the parent is a file');
-  }
-
-  append(path: string, data: Uint8Array): void {
-    appendByRewrite(this, path, data);
   }
 
   remove(path: string): void {
@@ -221,5 +246,14 @@ export class DirectoryFiles implements GuestFiles {
     } catch (e) {
       throw this.error(e, r.guest);
     }
+  }
+}
+
+/** writeSync until every byte of `data` is at `position` on: a write may take fewer. */
+function writeAll(fd: number, data: Uint8Array, position: number, guest: string): void {
+  for (let done = 0; done < data.length; ) {
+    const n = writeSync(fd, data, done, data.length - done, position + done);
+    if (n <= 0) throw new GuestFileError('EIO', guest, 'the host file system wrote nothing');
+    done += n;
   }
 }

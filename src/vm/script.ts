@@ -233,7 +233,8 @@ async function runStep(m: Machine, step: Step, host: ScriptHost | undefined): Pr
       const t = fc.copyFile(step.guestDir, step.name, data, { overwrite: step.overwrite, createPath: step.createPath });
       settle(m, () => t.result !== undefined);
       const r = t.result;
-      const why = r && 'status' in r ? ` at ${r.step} (status 0x${r.status.toString(16)})` : r && 'reason' in r ? `: ${r.reason}` : '';
+      const at = r && 'step' in r ? ` at ${r.step}` : '';
+      const why = r && 'status' in r ? `${at} (status 0x${r.status.toString(16)})` : r && 'reason' in r ? `${at}: ${r.reason}` : at;
       return `copy-file ${step.hostFile} -> ${step.guestDir} ${step.name}: ${r?.outcome ?? 'no answer'}${why} (${data.length} bytes)`;
     }
     case 'vss': {

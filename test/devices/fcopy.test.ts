@@ -15,7 +15,7 @@ import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
 import { WireError } from '../../src/tlfs/struct.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
+import { deafService, hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
 
 const INSTANCE = 'c2a7e915-5d0b-4b6e-9f3a-7e18d4c6b052';
 const HV_ERROR_ALREADY_EXISTS = 0x80070050;
@@ -100,6 +100,20 @@ describe("file copy in a VM: hv_utils loaded by the kernel, on the kernel's own 
     expect(journal()).toEqual(['info: HV_FCOPY: kernel module version: 1', 'info: HV_FCOPY: Target file name: /srv/in//big.bin']);
   });
 
+  it('copies 16 MiB byte for byte (each fragment written in place, so the copy is linear in the size)', () => {
+    const { m, fcopy, files } = vm();
+    const size = 16 * 1024 * 1024;
+    const data = bytes(size, 9);
+    const t = fcopy.copyFile('/srv/', 'large.bin', data, { createPath: true });
+    m.waitUntil(() => t.result !== undefined, 600 * S);
+    expect(t.result?.outcome).toBe('copied');
+    expect(t.steps.length).toBe(1 + Math.ceil(size / 6144) + 1);
+    expect(t.steps.every((s) => s.status === 0)).toBe(true);
+    const got = files.read('/srv/large.bin')!;
+    expect(got.length).toBe(size);
+    expect(Buffer.compare(got, data)).toBe(0);
+  });
+
   it("a stopped daemon: HV_E_FAIL once the kernel's 30 s timer has run", () => {
     const { m, fcopy, service } = vm();
     service.instances[0]!.daemon.stop();
@@ -110,6 +124,49 @@ describe("file copy in a VM: hv_utils loaded by the kernel, on the kernel's own 
     m.waitUntil(() => t.result !== undefined, 0.2e9);
     expect(t.result).toEqual({ outcome: 'failed', step: 'start', status: HV_E_FAIL, steps: [{ op: 'start', status: HV_E_FAIL }] });
     expect(m.kernel.services.uptimeNs() - t0).toBeGreaterThanOrEqual(30 * S);
+  });
+});
+
+describe('file copy: answers that are none, a guest that does not answer, and dispose', () => {
+  it("a reply to WRITE_TO_FILE with the wrong type ends the copy as a bad answer; the next copy starts", () => {
+    const { m, fcopy, files, hostLog } = start('ws2022');
+    files.mkdirs('/d');
+    const read = fcopy.onGuestPayload.bind(fcopy);
+    let answers = 0;
+    fcopy.onGuestPayload = (p) => {
+      const b = p.slice();
+      // The answer to the first WRITE_TO_FILE (after START) comes back as ICMSGTYPE_VSS (5), not ICMSGTYPE_FCOPY (7).
+      if (answers++ === 1) b[12] = 5;
+      read(b);
+    };
+    expect(copy(m, fcopy, '/d', 'x', bytes(10))).toEqual({ outcome: 'bad-answer', step: 'write', reason: 'answer of type 5 to a request of type 7', steps: [{ op: 'start', status: 0 }] });
+    expect(hostLog.slice(-2)).toEqual(['fcopy: protocol violation: answer of type 5 to a request of type 7', "fcopy: copy of x failed at write: the guest's answer is no valid answer: answer of type 5 to a request of type 7"]);
+    expect(copy(m, fcopy, '/d', 'y', bytes(10))).toEqual({ outcome: 'copied', steps: okSteps(10) });
+    expect(files.read('/d/y')).toEqual(bytes(10));
+  });
+
+  it('a guest that never answers: the step settles timeout after 35 s; dispose settles a copy under way as closed', () => {
+    const deaf = deafService(makeFcopyService());
+    const m = new Machine({ release: 'ws2022', vps: 2, devices: [], kernel: { vmbus: true, modules: [] } });
+    const hostLog: string[] = [];
+    const fcopy = attachFcopy(hostContext(m, hostLog), INSTANCE);
+    m.boot();
+    hvUtilsModule([deaf.service]).init(m.kernel.services, (d) => m.kernel.vmbus!.registerDriver(d));
+    m.runFor(1e6);
+    expect(fcopy.phase).toBe('ready');
+    deaf.state.deaf = true;
+    const t = fcopy.copyFile('/', 'f', bytes(3));
+    m.runFor(34.9 * S);
+    expect(t.result).toBeUndefined();
+    m.waitUntil(() => t.result !== undefined, 0.2 * S);
+    expect(t.result).toEqual({ outcome: 'timeout', step: 'start', steps: [] });
+    expect(hostLog.at(-1)).toBe('fcopy: copy of f failed at start: no answer within 35 s');
+    const u = fcopy.copyFile('/', 'g', bytes(3));
+    m.runFor(1 * S);
+    fcopy.dispose();
+    expect(u.result).toEqual({ outcome: 'closed', steps: [] });
+    expect(fcopy.phase).toBe('offered');
+    expect(fcopy.copyFile('/', 'h', bytes(1)).result).toEqual({ outcome: 'not-ready' });
   });
 });
 

@@ -12,6 +12,15 @@ import { encodeIcMessage, encodeNegotiate, icMessageBody, LINUX_UTIL_VERSIONS, p
 import { heartbeatService } from '../../src/devices/heartbeat/guest.js';
 import { attachHeartbeat } from '../../src/devices/heartbeat/host.js';
 import { shutdownService } from '../../src/devices/shutdown/guest.js';
+import { attachShutdown } from '../../src/devices/shutdown/host.js';
+import { timesyncService } from '../../src/devices/timesync/guest.js';
+import { attachTimesync } from '../../src/devices/timesync/host.js';
+import { makeKvpService } from '../../src/devices/kvp/guest.js';
+import { attachKvp } from '../../src/devices/kvp/host.js';
+import { makeVssService } from '../../src/devices/vss/guest.js';
+import { attachVss } from '../../src/devices/vss/host.js';
+import { makeFcopyService } from '../../src/devices/fcopy/guest.js';
+import { attachFcopy } from '../../src/devices/fcopy/host.js';
 import { RELEASE_IDS, release } from '../../src/hypervisor/release.js';
 import { WireError } from '../../src/tlfs/struct.js';
 import type { VmbusDriver } from '../../src/vmbus/client/client.js';
@@ -20,7 +29,7 @@ import type { VmbusServer } from '../../src/vmbus/server/server.js';
 import { makeVersion } from '../../src/vmbus/wire/constants.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { fakeGuestChannel, hostContext, stubServices, utilHarness, v } from './services.js';
+import { deafService, fakeGuestChannel, hostContext, stubServices, utilHarness, v } from './services.js';
 
 const hex = (s: string) => Uint8Array.from(s.trim().split(/\s+/).map((b) => parseInt(b, 16)));
 const u16 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint16(at, true);
@@ -205,11 +214,21 @@ describe('IC parsers against arbitrary bytes', () => {
 class TestIc extends IcHost {
   readyCount = 0;
   answers: IcResponse[] = [];
+  /** What ended requests other than an answer: "bad: <reason>", "timeout", and the onClosed reasons. */
+  ended: string[] = [];
   protected onReady(): void {
     this.readyCount++;
   }
-  ask(type: number, body: Uint8Array): boolean {
-    return this.sendRequest(type, body, (r) => this.answers.push(r));
+  protected override onClosed(why: 'closed' | 'revoked' | 'disposed'): void {
+    this.ended.push(`closed: ${why}`);
+  }
+  /** A request whose bad answers and (with `timeoutNs`) timeout are recorded in `ended`. */
+  ask(type: number, body: Uint8Array, timeoutNs?: number): boolean {
+    return this.sendRequest(type, body, {
+      answer: (r) => this.answers.push(r),
+      bad: (reason) => this.ended.push(`bad: ${reason}`),
+      ...(timeoutNs !== undefined ? { timeout: { ns: timeoutNs, expired: () => this.ended.push('timeout') } } : {}),
+    });
   }
 }
 
@@ -226,9 +245,31 @@ function hostHarness(offer = { framework: [v('1.0'), v('3.0')], message: [v('1.0
       return ch;
     },
   } as unknown as VmbusServer;
-  const ctx: HostContext = { server, release: 'ws2022', now: () => 0, schedule: () => ({ cancel() {} }), log: (t) => log.push(t), wallClockNs: () => 0n, referenceTime: () => 0n };
+  // The host's clock and timers: `advance` moves the clock and runs what fell due.
+  let now = 0;
+  const timers: { at: number; f: () => void; live: boolean }[] = [];
+  const ctx: HostContext = {
+    server,
+    release: 'ws2022',
+    now: () => now,
+    schedule: (at, f) => {
+      const t = { at, f, live: true };
+      timers.push(t);
+      return { cancel: () => void (t.live = false) };
+    },
+    log: (t) => log.push(t),
+    wallClockNs: () => 0n,
+    referenceTime: () => 0n,
+  };
+  const advance = (ns: number) => {
+    now += ns;
+    for (const t of timers.filter((x) => x.live && x.at <= now)) {
+      t.live = false;
+      t.f();
+    }
+  };
   const host = new TestIc(ctx, { type: 'test', classId: HEARTBEAT, instanceId: '00000000-0000-4000-8000-000000000001', offer });
-  return { host, sent, log, ch, spec: () => spec, handler: () => handler };
+  return { host, sent, log, ch, spec: () => spec, handler: () => handler, advance, liveTimers: () => timers.filter((t) => t.live).length };
 }
 
 /** The guest's answer to `request`, as Linux's heartbeat callback would send it. */
@@ -293,27 +334,115 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     const h = hostHarness();
     h.host.open(h.ch);
     h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
-    h.host.ask(1, new Uint8Array(16));
-    const answer = (patch: (b: Uint8Array) => void) => {
-      const b = h.sent[1]!.slice();
+    const ask = () => {
+      h.host.ask(1, new Uint8Array(16));
+      return h.sent.at(-1)!;
+    };
+    const answer = (req: Uint8Array, patch: (b: Uint8Array) => void = () => {}) => {
+      const b = req.slice();
       b[AT.icflags] = 5;
       patch(b);
       h.host.onGuestPayload(b);
     };
-    answer((b) => (b[AT.icflags] = 3));
-    answer((b) => (b[AT.transId] = 9));
-    answer((b) => (b[AT.icmsgtype] = 2));
-    expect(h.host.answers).toEqual([]);
-    expect(h.host.violations).toEqual(['icflags 0x3 do not mark an answer', 'no request with transaction id 9 is waiting', 'answer of type 2 to a request of type 1']);
-    // The mismatched type used up the transaction: a correct late answer is now unexpected too.
-    answer(() => {});
-    expect(h.host.answers.length).toBe(0);
-    h.host.ask(1, new Uint8Array(16));
-    const b = h.sent[2]!.slice();
-    b[AT.icflags] = 5;
-    h.host.onGuestPayload(b);
+    // A reply naming no waiting request: a violation, and the request still waits.
+    const first = ask();
+    answer(first, (b) => (b[AT.transId] = 9));
+    expect(h.host.waiting).toBe(1);
+    answer(first);
+    expect(h.host.answers.map((a) => a.header.ictransaction_id)).toEqual([1]);
+    // The request's id with flags that do not mark an answer, or of another type: the request is
+    // over, as a bad answer; a correct answer after that is unexpected.
+    const second = ask();
+    answer(second, (b) => (b[AT.icflags] = 3));
+    answer(second);
+    const third = ask();
+    answer(third, (b) => (b[AT.icmsgtype] = 2));
+    answer(third);
     expect(h.host.answers.length).toBe(1);
-    expect(h.host.answers[0]!.header.ictransaction_id).toBe(2);
+    expect(h.host.waiting).toBe(0);
+    expect(h.host.ended).toEqual(['bad: icflags 0x3 do not mark an answer', 'bad: answer of type 2 to a request of type 1']);
+    expect(h.host.violations).toEqual([
+      'no request with transaction id 9 is waiting',
+      'icflags 0x3 do not mark an answer',
+      'no request with transaction id 2 is waiting',
+      'answer of type 2 to a request of type 1',
+      'no request with transaction id 3 is waiting',
+    ]);
+  });
+
+  it('headers that name a waiting request but do not hold together end it as a bad answer; too short to name one, only a violation', () => {
+    const h = hostHarness();
+    h.host.open(h.ch);
+    h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
+    h.host.ask(1, new Uint8Array(16));
+    h.host.onGuestPayload(new Uint8Array(27));
+    expect(h.host.waiting).toBe(1);
+    const b = h.sent[1]!.slice();
+    b[AT.icflags] = 5;
+    b[AT.icmsgsize] = 17; // one byte more than the pipe header holds
+    h.host.onGuestPayload(b);
+    expect(h.host.waiting).toBe(0);
+    expect(h.host.ended).toEqual(['bad: icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
+    expect(h.host.violations).toEqual(['icmsg_hdr: the message needs 28 bytes of headers, has 27', 'icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
+  });
+
+  it('a bad answer to NEGOTIATE fails the negotiation instead of leaving it waiting', () => {
+    const h = hostHarness();
+    h.host.open(h.ch);
+    const a = linuxAnswer(h.sent[0]!);
+    a[AT.icmsgtype] = 1;
+    h.host.onGuestPayload(a);
+    expect(h.host.phase).toBe('failed');
+    expect(h.log).toEqual(['test: protocol violation: answer of type 1 to a request of type 0', 'test: version negotiation failed: NEGOTIATE answer: answer of type 1 to a request of type 0']);
+  });
+
+  it("a request with a timeout: forgotten when it expires, a late answer is a violation; an answer in time cancels the timer", () => {
+    const h = hostHarness();
+    h.host.open(h.ch);
+    h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
+    h.host.ask(1, new Uint8Array(16), 35e9);
+    h.advance(35e9 - 1);
+    expect(h.host.ended).toEqual([]);
+    expect(h.host.waiting).toBe(1);
+    h.advance(1);
+    expect(h.host.ended).toEqual(['timeout']);
+    expect(h.host.waiting).toBe(0);
+    const late = h.sent[1]!.slice();
+    late[AT.icflags] = 5;
+    h.host.onGuestPayload(late);
+    expect(h.host.answers).toEqual([]);
+    expect(h.host.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    h.host.ask(1, new Uint8Array(16), 35e9);
+    const inTime = h.sent[2]!.slice();
+    inTime[AT.icflags] = 5;
+    h.host.onGuestPayload(inTime);
+    expect(h.host.answers.length).toBe(1);
+    expect(h.liveTimers()).toBe(0);
+    h.advance(100e9);
+    expect(h.host.ended).toEqual(['timeout']);
+  });
+
+  it('dispose: back to offered, requests forgotten with their timers, onClosed told why; no later open, no later packet', () => {
+    const h = hostHarness();
+    h.host.open(h.ch);
+    h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
+    h.host.ask(1, new Uint8Array(16), 35e9);
+    h.host.dispose();
+    expect(h.host.phase).toBe('offered');
+    expect(h.host.waiting).toBe(0);
+    expect(h.liveTimers()).toBe(0);
+    expect(h.host.ended).toEqual(['closed: disposed']);
+    expect(h.host.ask(1, new Uint8Array(16))).toBe(false);
+    expect(h.host.open(h.ch)).toBe(0x8000ffff); // STATUS_UNSUCCESSFUL
+    expect(h.sent.length).toBe(2);
+    const late = h.sent[1]!.slice();
+    late[AT.icflags] = 5;
+    const ch = { receive: (f: (p: { type: number; payload: Uint8Array }) => void) => (f({ type: 6, payload: late }), 1) } as unknown as HostChannel;
+    h.host.signal(ch);
+    expect(h.host.answers).toEqual([]);
+    expect(h.host.violationCount).toBe(0);
+    h.host.dispose();
+    expect(h.host.ended).toEqual(['closed: disposed']);
   });
 
   it('logs the first ten violations of an open, then only counts them', () => {
@@ -346,6 +475,45 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+describe('every IC host stops with the VM (dispose)', () => {
+  it('heartbeat, shutdown, time sync, KVP, VSS and file copy: offered again, what waits settles closed, no timer runs on, nothing more is sent or logged', () => {
+    const m = new Machine({ release: 'ws2022', vps: 2, devices: [], kernel: { vmbus: true, modules: [] } });
+    const log: string[] = [];
+    const ctx = hostContext(m, log);
+    const id = (n: number) => `00000000-0000-4000-8000-00000000010${n}`;
+    const hb = attachHeartbeat(ctx, id(1));
+    const sd = attachShutdown(ctx, id(2));
+    const ts = attachTimesync(ctx, id(3));
+    const kvp = attachKvp(ctx, id(4), { readIntrinsic: false });
+    const vss = attachVss(ctx, id(5));
+    const fcopy = attachFcopy(ctx, id(6));
+    const hosts = [hb, sd, ts, kvp, vss, fcopy];
+    m.boot();
+    // The one-at-a-time ICs' guests stop answering once up, so that their requests wait.
+    const deaf = [deafService(shutdownService), deafService(makeKvpService()), deafService(makeVssService()), deafService(makeFcopyService())];
+    hvUtilsModule([heartbeatService, timesyncService, ...deaf.map((d) => d.service)]).init(stubServices(() => m.nowNs).services, (d) => m.kernel.vmbus!.registerDriver(d));
+    m.runFor(5e9);
+    expect(hosts.map((h) => h.phase)).toEqual(['ready', 'ready', 'ready', 'ready', 'ready', 'ready']);
+    expect(hb.state).toBe('ok');
+    for (const d of deaf) d.state.deaf = true;
+    const waiting = [sd.request('shutdown', false).done, kvp.get(0, 'k').done, vss.freeze().done, fcopy.copyFile('/', 'f', new Uint8Array(1)).done];
+    m.runFor(1e9);
+    const [hbSent, tsSent, lines] = [hb.sent, ts.sentCount, log.length];
+    for (const h of hosts) h.dispose();
+    expect(hosts.map((h) => h.phase)).toEqual(['offered', 'offered', 'offered', 'offered', 'offered', 'offered']);
+    expect(hb.state).toBe('no-contact');
+    m.runFor(60e9);
+    expect([hb.sent, ts.sentCount, log.length]).toEqual([hbSent, tsSent, lines]);
+    return Promise.all(waiting).then((results) => {
+      expect(results).toEqual([{ outcome: 'closed' }, { outcome: 'closed' }, { outcome: 'closed' }, { outcome: 'closed', steps: [] }]);
+      expect(sd.request('restart', false).result).toEqual({ outcome: 'not-ready' });
+      expect(kvp.set(0, 'a', 'b').result).toEqual({ outcome: 'not-ready' });
+      expect(vss.thaw().result).toEqual({ outcome: 'not-ready' });
+      expect(ts.sendSync()).toBeUndefined();
+    });
   });
 });
 

@@ -332,6 +332,42 @@ describe("KVP host: what it sends (hv_kvp_msg after the IC headers, 2580 bytes o
     ]);
   });
 
+  it('by default a transaction waits 35 s (HV_UTIL_TIMEOUT and a margin); a reply of the wrong type ends it at once; the queue moves on', () => {
+    const h = hostHarness();
+    h.open();
+    const a = h.host.set(0, 'a', '1');
+    const b = h.host.get(0, 'b');
+    const c = h.host.delete(0, 'c');
+    h.advance(35e9 - 1);
+    expect(a.result).toBeUndefined();
+    h.advance(1);
+    expect(a.result).toEqual({ outcome: 'timeout' });
+    expect(h.log.at(-1)).toBe("kvp: set EXTERNAL 'a': no answer within 35 s");
+    // The GET (KVP_OP_GET 0) went out next; its reply carries its transaction id but ICMSGTYPE_HEARTBEAT (1).
+    expect(h.sent.at(-1)![AT.op]).toBe(0);
+    h.answer(HV_S_OK, (dv) => dv.setUint16(AT.icmsgtype, 1, true));
+    expect(b.result).toEqual({ outcome: 'bad-answer', reason: 'answer of type 1 to a request of type 2' });
+    expect(h.log.slice(-2)).toEqual(["kvp: protocol violation: answer of type 1 to a request of type 2", "kvp: get EXTERNAL 'b': the guest's answer is no valid answer: answer of type 1 to a request of type 2"]);
+    // And the DELETE (KVP_OP_DELETE 2) was sent in its turn.
+    expect(h.sent.at(-1)![AT.op]).toBe(2);
+    h.answer(HV_S_OK);
+    expect(c.result).toEqual({ outcome: 'ok' });
+  });
+
+  it('dispose: what is in flight and queued settles closed, the IC is offered again, later requests are not-ready', () => {
+    const h = hostHarness();
+    h.open();
+    const a = h.host.set(0, 'a', '1');
+    const b = h.host.enumerate(1);
+    h.host.dispose();
+    expect([a.result, b.result]).toEqual([{ outcome: 'closed' }, { outcome: 'closed', entries: [] }]);
+    expect(h.host.phase).toBe('offered');
+    expect(h.host.set(0, 'x', 'y').result).toEqual({ outcome: 'not-ready' });
+    const sent = h.sent.length;
+    h.advance(100e9);
+    expect(h.sent.length).toBe(sent);
+  });
+
   it('enumerate: index by index until HV_S_CONT; a failure keeps what came before; answers are checked', () => {
     const h = hostHarness();
     h.open();

@@ -182,3 +182,31 @@ export function utilHarness<I extends UtilServiceInstance = UtilServiceInstance>
   driver.probe(ch.channel);
   return { ...stub, ...ch, driver, util: driver.channels.get(ch.channel.relid)! as UtilChannel, instance: instance as I };
 }
+
+/**
+ * `inner`, deaf while `state.deaf`: its channel callback then reads nothing, as a guest that never
+ * answers. `hear` ends that and reads what waits (the host does not signal a ring that was not empty).
+ */
+export function deafService(inner: UtilService) {
+  const state = { deaf: false };
+  let run: (() => void) | undefined;
+  const service: UtilService = {
+    name: inner.name,
+    classId: inner.classId,
+    attach(util) {
+      const i = inner.attach(util);
+      run = () => i.onChannelCallback();
+      return {
+        onChannelCallback: () => {
+          if (!state.deaf) i.onChannelCallback();
+        },
+        deinit: () => i.deinit?.(),
+      };
+    },
+  };
+  const hear = () => {
+    state.deaf = false;
+    run?.();
+  };
+  return { state, service, hear };
+}

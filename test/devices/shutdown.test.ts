@@ -12,7 +12,7 @@ import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
 import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { hostContext, HV_E_FAIL, stubServices, utilHarness, v } from './services.js';
+import { deafService, hostContext, HV_E_FAIL, stubServices, utilHarness, v } from './services.js';
 
 const INSTANCE = 'b6650ff7-33bc-4840-8048-e0676786f393';
 
@@ -113,6 +113,42 @@ describe.each(RELEASE_IDS)('shutdown on %s', (release) => {
     m.waitUntil(() => first.result !== undefined, 1e9);
     expect(first.result).toEqual({ outcome: 'accepted' });
     expect(sd.requests.map((r) => r.result?.outcome)).toEqual(['not-ready', 'accepted', 'in-progress']);
+  });
+});
+
+describe('shutdown: a guest that does not answer, and an answer that is none', () => {
+  it('no answer within 35 s: the request settles timeout and the next one is sent', () => {
+    const deaf = deafService(shutdownService);
+    const { m, sd, hostLog, guest } = start('ws2022', deaf.service);
+    deaf.state.deaf = true;
+    const r = sd.request('restart', false);
+    m.runFor(35e9 - 1);
+    expect(r.result).toBeUndefined();
+    m.runFor(1e6);
+    expect(r.result).toEqual({ outcome: 'timeout' });
+    expect(hostLog.slice(-2)).toEqual(['shutdown: asking the guest to restart', 'shutdown: the request to restart: no answer within 35 s']);
+    // The guest hears again: the old restart is answered (too late for the host) and carried out;
+    // a new request is not refused as in progress.
+    const next = sd.request('shutdown', false);
+    // Its callback reads one packet per interrupt (hv_util.c shutdown_onchannelcallback), and
+    // the host signals no ring that was not empty: run it once per waiting packet.
+    deaf.hear();
+    deaf.hear();
+    m.waitUntil(() => next.result !== undefined, 1e9);
+    expect(next.result).toEqual({ outcome: 'accepted' });
+    expect(sd.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    expect(guest.shutdowns).toEqual(['reboot', 'poweroff']);
+  });
+
+  it("an answer with the request's id and the wrong type settles bad-answer", () => {
+    const { m, sd } = start('ws2022');
+    const read = sd.onGuestPayload.bind(sd);
+    sd.onGuestPayload = (p) => {
+      const b = p.slice();
+      b[12] = 1; // ICMSGTYPE_HEARTBEAT, not ICMSGTYPE_SHUTDOWN (3)
+      read(b);
+    };
+    expect(ask(m, sd, 'shutdown', false)).toEqual({ outcome: 'bad-answer', reason: 'answer of type 1 to a request of type 3' });
   });
 });
 

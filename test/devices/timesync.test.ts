@@ -9,7 +9,7 @@ import type { HostContext } from '../../src/devices/device.js';
 import { hvUtilsModule, type HvUtilsDriver, type UtilService } from '../../src/devices/ic/guest.js';
 import { prepNegotiateResp } from '../../src/devices/ic/negotiate.js';
 import { makeTimesyncService, timesyncOf, type TimesyncService } from '../../src/devices/timesync/guest.js';
-import { attachTimesync, HOST_DEFAULT_EPOCH_NS, TIMESYNC_VERSIONS, type TimesyncHost, type TimesyncOptions } from '../../src/devices/timesync/host.js';
+import { attachTimesync, TIMESYNC_VERSIONS, type TimesyncHost, type TimesyncOptions } from '../../src/devices/timesync/host.js';
 import { decodeTimesyncMessage, encodeTimesyncMessage, IcTimesyncData, IcTimesyncRefData, parentTimeFromUnixNs, TimesyncMessage, TimesyncMessageV4, unixNsFromParentTime } from '../../src/devices/timesync/wire.js';
 import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
 import { WireError } from '../../src/tlfs/struct.js';
@@ -263,6 +263,36 @@ describe('time sync host', () => {
     expect(ts.sent.every((s) => s.answer?.status === 0)).toBe(true);
   });
 
+  it('a message the guest never answers is given up on after 35 s, and the next period samples again', () => {
+    const { m, ts, hold, hostLog } = start('ws2022');
+    m.runFor(5e9 - 2e6);
+    hold.state.hold = true;
+    m.runFor(5e9); // the SAMPLE at 5 s goes out, unanswered
+    const sample = ts.sent[1]!;
+    expect(sample.kind).toBe('sample');
+    m.runFor(sample.atNs + 35e9 - 1e6 - m.nowNs); // up to just before its 35 s are over: only skipped periods
+    expect([ts.sent.length, sample.unanswered]).toEqual([2, undefined]);
+    m.runFor(5e9 + 2e6); // the timeout, then a period that sends again
+    expect(sample.unanswered).toEqual({ outcome: 'timeout' });
+    expect(ts.sent.map((x) => x.kind)).toEqual(['sync', 'sample', 'sample']);
+    expect(hostLog.filter((l) => l.includes('no answer within'))).toEqual([`timesync: time sample sent at ${new Date(Number((HOST_EPOCH + BigInt(sample.atNs)) / 1_000_000n)).toISOString()}: no answer within 35 s (further ones are not logged)`]);
+  });
+
+  it("a reply with the message's transaction id and the wrong type ends the wait for it at once", () => {
+    const { m, ts } = start('ws2022');
+    const read = ts.onGuestPayload.bind(ts);
+    ts.onGuestPayload = (p) => {
+      const b = p.slice();
+      b[12] = 1; // ICMSGTYPE_HEARTBEAT, not ICMSGTYPE_TIMESYNC (4)
+      read(b);
+    };
+    m.runFor(5e9);
+    const sample = ts.sent.at(-1)!;
+    expect(sample.unanswered).toEqual({ outcome: 'bad-answer', reason: 'answer of type 1 to a request of type 4' });
+    m.runFor(5e9);
+    expect(ts.skipped).toBe(0);
+  });
+
   it('a one-off message before negotiation is not sent; after the guest closes, nothing more is sent', () => {
     const m = new Machine({ release: 'ws2022', vps: 2, devices: [], kernel: { vmbus: true, modules: [] } });
     const ctx = hostContext(m);
@@ -282,13 +312,17 @@ describe('time sync host', () => {
     expect(svc.ptpGettime()).toBeUndefined();
   });
 
-  it('the default wall clock is HOST_DEFAULT_EPOCH_NS (2026-01-01) plus virtual time', () => {
-    expect(HOST_DEFAULT_EPOCH_NS).toBe(BigInt(Date.UTC(2026, 0, 1)) * 1_000_000n);
+  it("by default the host reads the VM's clocks: ctx.wallClockNs and ctx.referenceTime", () => {
     const m = new Machine({ release: 'ws2016', vps: 2, devices: [], kernel: { vmbus: true, modules: [] } });
-    const ctx = hostContext(m);
+    const ctx = hostContext(m, [], { wallClockNs: () => HOST_EPOCH + BigInt(m.nowNs), referenceTime: () => 77n });
     const ts = attachTimesync(ctx, INSTANCE);
     m.runFor(1_234_567);
-    expect(ts.wallClockNs()).toBe(HOST_DEFAULT_EPOCH_NS + 1_234_567n);
+    expect(ts.wallClockNs()).toBe(HOST_EPOCH + 1_234_567n);
+    m.boot();
+    hvUtilsModule([makeTimesyncService()]).init(stubServices(() => m.nowNs).services, (d) => m.kernel.vmbus!.registerDriver(d));
+    m.runFor(1e6);
+    // Version 4.0 on WS2016: the SYNC carries the context's reference time.
+    expect(ts.sent[0]?.vmReferenceTime).toBe(77n);
   });
 
   it('never throws on what a guest sends, in any phase', () => {
@@ -571,7 +605,7 @@ function hostHarness() {
   let t = 0;
   const ch = { sendInband: (b: Uint8Array) => (sent.push(b.slice()), true), receive: () => 0 } as unknown as HostChannel;
   const server = { offer: (_s: unknown, _h: ChannelHandler) => ch } as unknown as VmbusServer;
-  const ctx: HostContext = { server, release: 'ws2022', now: () => (t += 1000), schedule: () => ({ cancel() {} }), log: () => {}, wallClockNs: () => HOST_DEFAULT_EPOCH_NS + BigInt(t), referenceTime: () => BigInt(Math.floor(t / 100)) };
+  const ctx: HostContext = { server, release: 'ws2022', now: () => (t += 1000), schedule: () => ({ cancel() {} }), log: () => {}, wallClockNs: () => HOST_EPOCH + BigInt(t), referenceTime: () => BigInt(Math.floor(t / 100)) };
   const host = attachTimesync(ctx, INSTANCE);
   return { host, sent, ch };
 }

@@ -8,14 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { GuestFileError } from '../../src/devices/device.js';
 import { hvUtilsModule, type UtilService } from '../../src/devices/ic/guest.js';
 import { makeVssService, VssGuest, type VssHooks } from '../../src/devices/vss/guest.js';
-import { attachVss, VSS_HOST_VERSIONS, type VssOptions, type VssResult } from '../../src/devices/vss/host.js';
+import { attachVss, VSS_FREEZE_HOST_TIMEOUT_NS, VSS_HOST_VERSIONS, type VssOptions, type VssResult } from '../../src/devices/vss/host.js';
 import { encodeVssMessage, parseVssMessage } from '../../src/devices/vss/wire.js';
 import { WireError } from '../../src/tlfs/struct.js';
 import { RELEASE_IDS, type ReleaseId } from '../../src/hypervisor/release.js';
 import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
-import { hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
+import { deafService, hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
 
 const INSTANCE = '4f1a0e3c-9b7d-4e2a-8c61-2d5b7f90a1c4';
 const S = 1e9;
@@ -262,6 +262,75 @@ describe("VSS in a VM: hv_utils loaded by the kernel, on the kernel's own servic
     m.runFor(1e6);
     expect(settle(m, vss.freeze())).toEqual({ outcome: 'succeeded', flags: 0 });
     expect(settle(m, vss.thaw())).toEqual({ outcome: 'succeeded', flags: 0 });
+  });
+});
+
+describe('VSS: answers that are none, and a guest that does not answer', () => {
+  const toHex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  const hex = (s: string) => s.replace(/\s+/g, '');
+
+  it("an answer with the request's transaction id and the wrong type: the check settles as a bad answer, and the FREEZE after it is sent", () => {
+    const { m, vss, hostLog } = start('ws2022');
+    const toGuest: string[] = [];
+    const send = vss.hostChannel.send.bind(vss.hostChannel);
+    vss.hostChannel.send = (parts) => (toGuest.push(parts.map(toHex).join('')), send(parts));
+    // The guest's first answer comes back as ICMSGTYPE_KVPEXCHANGE (2) instead of ICMSGTYPE_VSS (5).
+    const read = vss.onGuestPayload.bind(vss);
+    let answers = 0;
+    vss.onGuestPayload = (p) => {
+      const b = p.slice();
+      if (answers++ === 0) b[12] = 2;
+      read(b);
+    };
+    expect(settle(m, vss.hotBackupCheck())).toEqual({ outcome: 'bad-answer', reason: 'answer of type 2 to a request of type 5' });
+    const freeze = vss.freeze();
+    expect(freeze.sentNs).toBeDefined();
+    expect(settle(m, freeze)).toEqual({ outcome: 'succeeded', flags: 0 });
+    // HOT_BACKUP went out as transaction 1, FREEZE as transaction 2 (descriptor, pipe header, icmsg_hdr, hv_vss_msg).
+    expect(toGuest).toEqual([
+      hex('0600 0200 0700 0000 0000000000000000  01000000 20000000  0300 0000 0500 0500 0000 0c00 00000000 01 03 0000  02 00000000000000 00000000'),
+      hex('0600 0200 0700 0000 0000000000000000  01000000 20000000  0300 0000 0500 0500 0000 0c00 00000000 02 03 0000  05 00000000000000 00000000'),
+    ]);
+    expect(hostLog.slice(1)).toEqual([
+      'vss: HOT_BACKUP requested',
+      'vss: protocol violation: answer of type 2 to a request of type 5',
+      "vss: HOT_BACKUP: the guest's answer is no valid answer: answer of type 2 to a request of type 5",
+      'vss: FREEZE requested',
+      'vss: FREEZE succeeded',
+    ]);
+  });
+
+  it('a guest that never answers: the request settles timeout after 35 s, and the next one is sent; a FREEZE would wait 15 min 5 s', () => {
+    const deaf = deafService(makeVssService());
+    const { m, vss, hostLog } = start('ws2022', { service: deaf.service });
+    expect(vss.phase).toBe('ready');
+    deaf.state.deaf = true;
+    const check = vss.hotBackupCheck();
+    expect(settle(m, check, 34.9 * S)).toBeUndefined();
+    expect(settle(m, check, 0.2 * S)).toEqual({ outcome: 'timeout' });
+    expect(check.settledNs! - check.sentNs!).toBe(35 * S);
+    expect(hostLog.slice(1)).toEqual(['vss: HOT_BACKUP requested', 'vss: HOT_BACKUP: no answer within 35 s']);
+    // The slot is free again; the guest hears again: it answers the old check first (too late: a
+    // violation), then the THAW.
+    const thaw = vss.thaw();
+    deaf.hear();
+    expect(settle(m, thaw)).toEqual({ outcome: 'succeeded', flags: 0 });
+    expect(vss.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    expect([vss.timeoutNs, vss.freezeTimeoutNs, VSS_FREEZE_HOST_TIMEOUT_NS]).toEqual([35 * S, 905 * S, 905 * S]);
+  });
+
+  it('dispose (the VM stopped): the request in flight settles closed, the IC is offered again, new requests are not-ready', () => {
+    const deaf = deafService(makeVssService());
+    const { m, vss } = start('ws2022', { service: deaf.service });
+    deaf.state.deaf = true;
+    const freeze = vss.freeze();
+    m.runFor(1e9);
+    vss.dispose();
+    expect(freeze.result).toEqual({ outcome: 'closed' });
+    expect(vss.phase).toBe('offered');
+    expect(vss.thaw().result).toEqual({ outcome: 'not-ready' });
+    m.runFor(40 * S);
+    expect(vss.requests.map((r) => r.result?.outcome)).toEqual(['not-ready', 'closed', 'not-ready']);
   });
 });
 

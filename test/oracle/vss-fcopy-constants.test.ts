@@ -50,12 +50,14 @@ describe(`VSS and file-copy constants against the Linux oracle (${source})`, () 
     expect(F.FCOPY_MAX_PKT_SIZE).toBeGreaterThan(16 + 28 + oracle.structs['hv_do_fcopy']!.size);
   });
 
-  it("hv_vss_msg's other union views sit where hvkit reads them: error over the operation, dm_info over vss_cf", () => {
-    const fields = oracle.structs['hv_vss_msg']!.fields;
-    const at = (n: string) => fields.find((f) => f.name === n)!;
-    expect(at('error').offset_bytes).toBe(V.HvVssMsg.offsets.vss_hdr + V.HvVssHdr.offsets.operation);
+  it("hv_vss_msg's union members sit where VssAt declares them: error over the operation, dm_info.flags over vss_cf.flags", () => {
+    const s = oracle.structs['hv_vss_msg']!;
+    const at = (n: string) => (s.flat ?? s.fields).find((f) => f.name === n)!;
+    expect(at('error').offset_bytes).toBe(V.VssAt.error);
     expect(at('error').size_bytes).toBe(4);
-    expect(at('dm_info').offset_bytes).toBe(V.HvVssMsg.offsets.vss_cf);
+    expect(at('vss_hdr.operation').offset_bytes).toBe(V.VssAt.operation);
+    expect(at('vss_cf.flags').offset_bytes).toBe(V.VssAt.flags);
+    expect(at('dm_info.flags').offset_bytes).toBe(V.VssAt.flags);
     expect(V.HvVssCheckDmInfo.size).toBe(V.HvVssCheckFeature.size);
   });
 });

@@ -1,18 +1,33 @@
 // The guest's file tree in a host folder (src/vm/dirfs.ts): guest /a/b is <root>/a/b; the same
-// answers as the in-memory tree for the same calls; and nothing reaches outside the root —
-// not "..", not a relative or NUL-bearing path, not a symbolic link (to a file, a directory,
-// dangling, relative, through a linked directory, a loop), not a FIFO.
+// answers as the in-memory tree for the same calls; writeAt as pwrite(2) behaves; and nothing
+// reaches outside the root — not "..", not a relative or NUL-bearing path, not a symbolic link
+// (to a file, a directory, dangling, relative, through a linked directory, a loop), not a FIFO,
+// not even a link or FIFO put in place between dirfs's checks and its open.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type * as NodeFs from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GuestFileError, type GuestFiles } from '../../src/devices/device.js';
 import { MemoryFiles } from '../../src/guest/memfs.js';
 import { Machine } from '../../src/vm/machine.js';
 import { DirectoryFiles } from '../../src/vm/dirfs.js';
 import { runs } from '../vmbus/fuzz-runs.js';
+
+/** Runs once, just before dirfs's next openSync: a test's way to swap what is at the path. */
+const race = vi.hoisted(() => ({ beforeOpen: undefined as ((path: string) => void) | undefined }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof NodeFs>();
+  const openSync = (...args: Parameters<typeof fs.openSync>): number => {
+    const hook = race.beforeOpen;
+    race.beforeOpen = undefined;
+    hook?.(String(args[0]));
+    return fs.openSync(...args);
+  };
+  return { ...fs, openSync, default: { ...fs, openSync } };
+});
 
 let base: string;
 let root: string;
@@ -62,8 +77,14 @@ describe('DirectoryFiles: the guest tree in a folder', () => {
       ['write', (f) => f.write('/a/b/file', bytes('one'))],
       ['write exclusive, exists', (f) => f.write('/a/b/file', bytes('two'), { exclusive: true })],
       ['write exclusive, new', (f) => f.write('/a/b/new', bytes('n'), { exclusive: true })],
-      ['append', (f) => f.append('/a/b/file', bytes('+more'))],
-      ['append creates', (f) => f.append('/a/b/appended', bytes('a'))],
+      ['writeAt inside', (f) => f.writeAt('/a/b/file', 1, bytes('NE'))],
+      ['read after writeAt', (f) => f.read('/a/b/file')],
+      ['writeAt past the end', (f) => f.writeAt('/a/b/file', 5, bytes('!'))],
+      ['writeAt of nothing past the end', (f) => f.writeAt('/a/b/file', 100, bytes(''))],
+      ['writeAt a missing file', (f) => f.writeAt('/a/b/nofile', 0, bytes('x'))],
+      ['writeAt a directory', (f) => f.writeAt('/a/b/c', 0, bytes('x'))],
+      ['writeAt a negative offset', (f) => f.writeAt('/a/b/file', -1, bytes('x'))],
+      ['writeAt a fractional offset', (f) => f.writeAt('/a/b/file', 0.5, bytes('x'))],
       ['read', (f) => f.read('/a/b/file')],
       ['read a directory', (f) => f.read('/a/b')],
       ['write over a directory', (f) => f.write('/a/b/c', bytes('x'))],
@@ -120,7 +141,7 @@ describe('DirectoryFiles: the guest tree in a folder', () => {
     for (const p of escaping) {
       expect([p, outcome(() => fs.read(p))]).toEqual([p, 'EACCES']);
       expect([p, outcome(() => fs.write(p, bytes('pwned')))]).toEqual([p, 'EACCES']);
-      expect([p, outcome(() => fs.append(p, bytes('pwned')))]).toEqual([p, 'EACCES']);
+      expect([p, outcome(() => fs.writeAt(p, 0, bytes('pwned')))]).toEqual([p, 'EACCES']);
       expect([p, outcome(() => fs.exists(p))]).toEqual([p, 'EACCES']);
       expect([p, outcome(() => fs.remove(p))]).toEqual([p, 'EACCES']);
     }
@@ -156,6 +177,87 @@ describe('DirectoryFiles: the guest tree in a folder', () => {
     expect(outcome(() => fs.exists('/pipe'))).toBe('EACCES');
   });
 
+  it('writeAt is pwrite: bytes replaced in place, the file grown with zeros past its end, nothing else touched', () => {
+    const fs = new DirectoryFiles(root);
+    fs.write('/f', bytes('hello'));
+    fs.writeAt('/f', 1, bytes('EL'));
+    expect(readFileSync(join(root, 'f'), 'utf8')).toBe('hELlo');
+    fs.writeAt('/f', 8, bytes('!'));
+    expect([...readFileSync(join(root, 'f'))]).toEqual([0x68, 0x45, 0x4c, 0x6c, 0x6f, 0, 0, 0, 0x21]);
+    fs.writeAt('/f', 20, new Uint8Array(0));
+    expect(readFileSync(join(root, 'f')).length).toBe(9);
+    fs.writeAt('/f', 0, bytes('H'));
+    expect([...fs.read('/f')!]).toEqual([0x48, 0x45, 0x4c, 0x6c, 0x6f, 0, 0, 0, 0x21]);
+    expect(outcome(() => fs.writeAt('/g', 0, bytes('x')))).toBe('ENOENT');
+    expect(existsSync(join(root, 'g'))).toBe(false);
+  });
+
+  it('writeAt on both trees matches a plain model of pwrite for arbitrary writes', () => {
+    mkdirSync(root);
+    const write = fc.record({ offset: fc.integer({ min: 0, max: 20000 }), data: fc.uint8Array({ maxLength: 3000 }) });
+    let n = 0;
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), fc.array(write, { maxLength: 12 }), (initial, writes) => {
+        const path = `/w${n++}`;
+        const trees = [new MemoryFiles(), new DirectoryFiles(root)];
+        let model = Uint8Array.from(initial);
+        for (const t of trees) t.write(path, initial);
+        for (const { offset, data } of writes) {
+          for (const t of trees) t.writeAt(path, offset, data);
+          if (data.length === 0) continue;
+          const next = new Uint8Array(Math.max(model.length, offset + data.length));
+          next.set(model);
+          next.set(data, offset);
+          model = next;
+        }
+        for (const t of trees) expect([...t.read(path)!]).toEqual([...model]);
+      }),
+      { numRuns: runs(0.3) },
+    );
+  });
+
+  it('a link or FIFO swapped in after the checks: write and writeAt refuse it (EACCES) without blocking or following it', () => {
+    mkdirSync(root);
+    const fs = new DirectoryFiles(root);
+    const before = outsideState();
+    const toLink = (p: string) => {
+      rmSync(p, { force: true });
+      symlinkSync(join(outside, 'secret'), p);
+    };
+    const toFifo = (p: string) => {
+      rmSync(p, { force: true });
+      execFileSync('mkfifo', [p]);
+    };
+    const calls: [string, (p: string) => void][] = [
+      ['write', (p) => fs.write(p, bytes('pwned'))],
+      ['write exclusive', (p) => fs.write(p, bytes('pwned'), { exclusive: true })],
+      ['writeAt', (p) => fs.writeAt(p, 0, bytes('pwned'))],
+    ];
+    for (const [swap, make] of [
+      ['link', toLink],
+      ['FIFO', toFifo],
+    ] as const) {
+      for (const [what, call] of calls) {
+        // An existing file (a new one for the exclusive write) that becomes a link or a FIFO.
+        const guest = `/${swap}-${what.replace(' ', '-')}`;
+        const host = join(fs.root, guest.slice(1));
+        if (what !== 'write exclusive') writeFileSync(host, 'inside');
+        race.beforeOpen = (opened) => {
+          expect(opened).toBe(host);
+          make(host);
+        };
+        expect([swap, what, outcome(() => call(guest))]).toEqual([swap, what, what === 'write exclusive' ? 'EEXIST' : 'EACCES']);
+        expect(race.beforeOpen).toBeUndefined();
+        unlinkSync(host);
+      }
+    }
+    // A new file whose name becomes a link: O_CREAT does not follow it either.
+    race.beforeOpen = (opened) => symlinkSync(join(outside, 'new-outside'), opened);
+    expect(outcome(() => fs.write('/fresh', bytes('pwned')))).toBe('EACCES');
+    expect(existsSync(join(outside, 'new-outside'))).toBe(false);
+    expect(outsideState()).toBe(before);
+  });
+
   it('for arbitrary paths made of "..", ".", links and names: only GuestFileError, and nothing outside changes', () => {
     mkdirSync(join(root, 'a'), { recursive: true });
     symlinkSync(outside, join(root, 'out'));
@@ -171,7 +273,7 @@ describe('DirectoryFiles: the guest tree in a folder', () => {
           try {
             if (op === 0) fs.read(p);
             else if (op === 1) fs.write(p, bytes('w'));
-            else if (op === 2) fs.append(p, bytes('a'));
+            else if (op === 2) fs.writeAt(p, 3, bytes('a'));
             else if (op === 3) fs.mkdirs(p);
             else if (op === 4) fs.remove(p);
             else if (op === 5) fs.list(p);

@@ -342,11 +342,8 @@ export class FcopyDaemon extends HvutilDaemon {
     const end = offset + BigInt(size);
     if (end > BigInt(this.maxFileBytes)) return Errno.ENOSPC;
     try {
-      const old = this.files.read(path) ?? new Uint8Array(0);
-      const next = new Uint8Array(Math.max(old.length, Number(end)));
-      next.set(old);
-      next.set(this.buffer.subarray(HvDoFcopy.offsets.data, HvDoFcopy.offsets.data + size), Number(offset));
-      this.files.write(path, next);
+      // The end is within maxFileBytes (checked above), so the offset is a safe integer.
+      this.files.writeAt(path, Number(offset), this.buffer.subarray(HvDoFcopy.offsets.data, HvDoFcopy.offsets.data + size));
     } catch (e) {
       return errnoOf(e);
     }

@@ -8,11 +8,16 @@
 // UNVERIFIED (Hyper-V's own sequence is not documented): after a failed WRITE_TO_FILE the host
 // sends CANCEL_FCOPY so the guest drops the partial file; after a failed START nothing follows;
 // the service ids in hv_fcopy_hdr are zero.
+//
+// Each step waits at most IC_HOST_TIMEOUT_NS (35 s: the guest fails a step its daemon has not
+// answered in HV_UTIL_TIMEOUT, 30 s, hv_fcopy.c) and the copy then ends 'timeout'; a reply that is
+// no valid answer ends it 'bad-answer'. Either way nothing more is sent for that copy, so the next
+// one can start.
 import type { ReleaseId } from '../../hypervisor/release.js';
 import { WireError } from '../../tlfs/struct.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { HostContext } from '../device.js';
-import { IcHost, type IcResponse } from '../ic/host.js';
+import { IcHost, IC_HOST_TIMEOUT_NS, type IcResponse } from '../ic/host.js';
 import { icOffer, type IcVersionOffer } from '../ic/versions.js';
 import { HV_S_OK, IcMsgType } from '../ic/wire.js';
 import { CREATE_PATH, DATA_FRAGMENT, encodeDoFcopy, encodeFcopyHdr, encodeStartFcopy, FcopyOp, FCOPY_VERSION, OVER_WRITE, W_MAX_PATH } from './wire.js';
@@ -62,8 +67,12 @@ export type CopyResult =
   | { readonly outcome: 'in-progress' }
   /** A request could not be sent: the host→guest ring is full. */
   | { readonly outcome: 'ring-full'; readonly steps: readonly FcopyStep[] }
-  /** The channel closed before the copy ended. */
-  | { readonly outcome: 'closed'; readonly steps: readonly FcopyStep[] };
+  /** The channel closed (or the VM stopped) before the copy ended. */
+  | { readonly outcome: 'closed'; readonly steps: readonly FcopyStep[] }
+  /** The guest did not answer `step` within the host's timeout. */
+  | { readonly outcome: 'timeout'; readonly step: FcopyStepName; readonly steps: readonly FcopyStep[] }
+  /** The guest's reply to `step` was no valid answer; `reason` says why. */
+  | { readonly outcome: 'bad-answer'; readonly step: FcopyStepName; readonly reason: string; readonly steps: readonly FcopyStep[] };
 
 export interface CopyOptions {
   /** OVER_WRITE: replace an existing file. */
@@ -87,6 +96,8 @@ export interface FcopyOptions {
   offer?: IcVersionOffer;
   /** Data bytes per WRITE_TO_FILE, at most DATA_FRAGMENT (the default). */
   fragmentBytes?: number;
+  /** How long each step waits for the guest's answer; IC_HOST_TIMEOUT_NS (35 s) by default, Infinity for no limit. */
+  timeoutNs?: number;
 }
 
 interface Active {
@@ -102,6 +113,7 @@ export class FcopyHost extends IcHost {
   /** Every copy asked for, in order. */
   readonly transfers: FcopyTransfer[] = [];
   readonly fragmentBytes: number;
+  readonly timeoutNs: number;
   private active: Active | undefined;
 
   constructor(ctx: HostContext, instanceId: string, options: FcopyOptions = {}) {
@@ -109,6 +121,7 @@ export class FcopyHost extends IcHost {
     const f = options.fragmentBytes ?? DATA_FRAGMENT;
     if (!Number.isInteger(f) || f < 1 || f > DATA_FRAGMENT) throw new RangeError(`fragmentBytes must be 1..${DATA_FRAGMENT}, not ${f}`);
     this.fragmentBytes = f;
+    this.timeoutNs = options.timeoutNs ?? IC_HOST_TIMEOUT_NS;
   }
 
   protected onReady(): void {}
@@ -158,7 +171,23 @@ export class FcopyHost extends IcHost {
 
   /** Sends one request of the copy; its answer decides the next. */
   private step(a: Active, op: FcopyStepName, body: Uint8Array, fragment?: { offset: number; size: number }): void {
-    const sent = this.sendRequest(IcMsgType.FCOPY, body, (r) => this.onAnswer(a, op, r, fragment));
+    const name = a.transfer.fileName;
+    const sent = this.sendRequest(IcMsgType.FCOPY, body, {
+      answer: (r) => this.onAnswer(a, op, r, fragment),
+      bad: (reason) => {
+        if (this.active !== a) return;
+        this.log(`copy of ${name} failed at ${op}: the guest's answer is no valid answer: ${reason}`);
+        this.end(a, { outcome: 'bad-answer', step: op, reason, steps: a.transfer.steps });
+      },
+      timeout: {
+        ns: this.timeoutNs,
+        expired: () => {
+          if (this.active !== a) return;
+          this.log(`copy of ${name} failed at ${op}: no answer within ${this.timeoutNs / 1e9} s`);
+          this.end(a, { outcome: 'timeout', step: op, steps: a.transfer.steps });
+        },
+      },
+    });
     if (!sent) this.end(a, { outcome: 'ring-full', steps: a.transfer.steps });
   }
 

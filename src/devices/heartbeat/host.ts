@@ -1,6 +1,6 @@
 // The host end of the heartbeat IC: once negotiated it sends a heartbeat request every two
-// seconds ("Every two seconds, Hyper-V send us a heartbeat request message": Linux hv_util.c)
-// with an increasing sequence number, records the numbers the guest answers (the request's plus
+// seconds (the period a comment in Linux's hv_util.c heartbeat_onchannelcallback gives) with an
+// increasing sequence number, records the numbers the guest answers (the request's plus
 // one), and tells whether the guest is alive: 'no-contact' until a first valid answer (and again
 // once the guest closes the channel), 'ok' while it answers, 'lost' when it stops.
 //
@@ -91,16 +91,11 @@ export class HeartbeatHost extends IcHost {
     }
   }
 
-  protected override onClosed(): void {
+  protected override onClosed(why: 'closed' | 'revoked' | 'disposed'): void {
     this.timer?.cancel();
     this.timer = undefined;
-    if (this.state !== 'no-contact') this.log('the guest closed the channel: no contact');
+    if (this.state !== 'no-contact' && why !== 'disposed') this.log('the guest closed the channel: no contact');
     this.state = 'no-contact';
-  }
-
-  override dispose(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
   }
 }
 

@@ -40,9 +40,9 @@ export type GuestDelay = (ns: number, f: () => void) => { cancel(): void };
 
 export interface HvSockGuestOptions {
   /**
-   * The kernel's delayed work, for the connect timeout (2 s) and the close timeout (8 s). Without
-   * it neither fires: a connect the host ignores stays pending, and a closing socket waits for
-   * the rescind. The callback must not block; it only changes socket state.
+   * The timer for the connect timeout (2 s) and the close timeout (8 s): the kernel's delayed
+   * work (services.scheduleDelayedWork) unless given. The callback must not block; it only
+   * changes socket state.
    */
   delay?: GuestDelay;
   /** The first local port connect() tries (Linux starts at a random port above 1023). */
@@ -134,7 +134,7 @@ export class GuestHvSocket extends HvSocket {
       this.owner.defer(() => this.giveUp(new HvSocketError('ENODEV', `TL_CONNECT_REQUEST not sent: ${e.message}`)));
       return;
     }
-    this.connectTimer = this.owner.delay?.(timeoutNs, () => {
+    this.connectTimer = this.owner.delay(timeoutNs, () => {
       this.connectTimer = undefined;
       if (this.state === 'connecting') this.giveUp(new HvSocketError('ETIMEDOUT', `no connection to port ${this.remotePort} within ${timeoutNs / 1e9} s`));
     });
@@ -206,7 +206,7 @@ export class GuestHvSocket extends HvSocket {
       this.released();
       return;
     }
-    this.closeTimer = this.owner.delay?.(HVS_CLOSE_TIMEOUT_NS, () => {
+    this.closeTimer = this.owner.delay(HVS_CLOSE_TIMEOUT_NS, () => {
       this.closeTimer = undefined;
       // hvs_close_timeout: the socket goes; vmbus_hvsock_device_unregister still waits for the rescind.
       this.abandoned = true;
@@ -331,7 +331,7 @@ export class HvSockGuest {
   readonly driver: VmbusDriver;
   private readonly bound = new Map<number, GuestHvSocket | GuestHvListener>();
   private nextPort: number;
-  readonly delay: GuestDelay | undefined;
+  readonly delay: GuestDelay;
   private readonly connectTimeoutNs: number;
   /** Offers the driver took no socket for (no listener, or not in SYN_SENT), for inspection. */
   unmatchedOffers = 0;
@@ -342,7 +342,7 @@ export class HvSockGuest {
     options: HvSockGuestOptions = {},
   ) {
     if (client.version < VmbusVersion.WIN10) throw new HvSocketError('ENODEV', `hv_sock needs VMBus 4.0, connected at ${versionString(client.version)}`);
-    this.delay = options.delay;
+    this.delay = options.delay ?? ((ns, f) => services.scheduleDelayedWork(ns, f));
     this.connectTimeoutNs = options.connectTimeoutNs ?? VSOCK_CONNECT_TIMEOUT_NS;
     this.nextPort = options.firstEphemeralPort ?? LAST_RESERVED_PORT + 1;
     this.driver = {
@@ -388,8 +388,7 @@ export class HvSockGuest {
 
   /** @internal Work for later, outside the caller's stack (a failed connect reports after connect() returns). */
   defer(f: () => void): void {
-    if (this.delay) this.delay(0, f);
-    else queueMicrotask(f);
+    this.delay(0, f);
   }
 
   /** __vsock_bind_connectible: the next free port above the reserved ones. */
@@ -463,7 +462,7 @@ export class HvSockGuest {
 /**
  * The hv_sock module (hvs_init): below VMBus 4.0 it does not load (-ENODEV); otherwise it
  * registers the driver. `instance` is the transport once loaded. Its timers are the kernel's
- * delayed work unless `options.delay` says otherwise.
+ * delayed work unless `options.delay` says otherwise (HvSockGuest's default).
  */
 export function hvSockModule(options: HvSockGuestOptions = {}): GuestModule & { readonly instance: HvSockGuest | undefined } {
   let instance: HvSockGuest | undefined;
@@ -477,7 +476,7 @@ export function hvSockModule(options: HvSockGuestOptions = {}): GuestModule & { 
         services.note(`hv_sock: not loaded, VMBus ${c ? versionString(c.version) : 'is not connected'} (needs 4.0)`);
         return;
       }
-      instance = new HvSockGuest(c, services, { delay: (ns, f) => services.scheduleDelayedWork(ns, f), ...options });
+      instance = new HvSockGuest(c, services, options);
       register(instance.driver);
     },
   };

@@ -13,7 +13,7 @@ import { PacketDescriptor } from '../../vmbus/wire/packets.js';
 /** The header in front of every hv_sock packet's data. */
 export const VmpipeProtoHeader = struct('vmpipe_proto_header', { pkt_type: u32, data_size: u32 });
 
-/** HVS_MTU_SIZE: the most data one packet may carry ("per the host side's design"). */
+/** HVS_MTU_SIZE: the most data one packet may carry, a limit the host sets (hyperv_transport.c). */
 export const HVS_MTU_SIZE = 16384;
 /** HVS_SEND_BUF_SIZE: Linux sends at most one 4 KiB page per packet, header included. */
 export const HVS_SEND_BUF_SIZE = 4096 - VmpipeProtoHeader.size;

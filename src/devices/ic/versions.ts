@@ -5,12 +5,12 @@
 //  - heartbeat 1.0 and 3.0: the only heartbeat versions Linux knows (hv_util.c hb_versions);
 //    Linux before 4.11 chose 3.0 for every host from Windows 7 on (util_probe), and guests on
 //    Windows 10 2004 and WS2022 hosts log "Heartbeat IC version 3.0" (captured dmesg);
-//  - shutdown 3.1 adds restart: Linux commit "hv_utils: Support host-initiated restart request"
-//    (2020, "newer versions of Hyper-V also support a restart"), and Msvm_ShutdownComponent's
-//    InitiateReboot needs Windows Server 2016; 3.2 adds hibernate: Linux commit "hv_utils: Support
-//    host-initiated hibernation request" ("required for the host to send the hibernation
-//    request"), and a guest on a Windows 10 2004 (build 19041) host logs "Shutdown IC version
-//    3.2"; OpenVMM offers 1.0, 3.0, 3.1, 3.2 (hyperv_ic/src/shutdown.rs SHUTDOWN_VERSIONS).
+//  - shutdown 3.1 adds restart: the 2020 Linux commit "hv_utils: Support host-initiated restart
+//    request" says newer Hyper-V hosts can also ask for a restart, and Msvm_ShutdownComponent's
+//    InitiateReboot needs Windows Server 2016; 3.2 adds hibernate: the Linux commit "hv_utils:
+//    Support host-initiated hibernation request" says the host needs that version to send it, and
+//    a guest on a Windows 10 2004 (build 19041) host logs "Shutdown IC version 3.2"; OpenVMM
+//    offers 1.0, 3.0, 3.1, 3.2 (hyperv_ic/src/shutdown.rs SHUTDOWN_VERSIONS).
 import type { ReleaseId } from '../../hypervisor/release.js';
 import { icVersion, UTIL_FW_VERSION, UTIL_WS2K8_FW_VERSION } from './wire.js';
 
@@ -20,7 +20,10 @@ export interface IcVersionOffer {
   readonly message: readonly number[];
 }
 
-/** The ICs hvkit's host implements so far; later ICs add a column. */
+/**
+ * The ICs whose host tables live here. The later ICs (time sync, KVP, VSS, file copy) keep their
+ * own per-release tables beside their host and pass them to icOffer.
+ */
 export type HostIcName = 'heartbeat' | 'shutdown';
 
 /** Every release lists both framework versions, oldest first as OpenVMM does. */

@@ -12,8 +12,8 @@
 // gets HV_E_FAIL. After every answer the channel is polled again (hv_poll_channel), so queued
 // requests are taken one after the other.
 //
-// Nothing in a request is length-checked beyond the 28 header bytes (the driver says its users
-// "should provide validation", and none does): a short request is read with whatever the
+// Nothing in a request is length-checked beyond the 28 header bytes (hv_kvp.c leaves such checks
+// to the driver's users, and none makes them): a short request is read with whatever the
 // receive buffer held past it; a key or value's size is taken as a UTF-16 unit count, bounded
 // only by a NUL and the UTF-8 room (511 and 2047 bytes), lone surrogates are dropped. Answers to
 // ENUMERATE are cut to 254 and 1022 UTF-16 units. GET answers an empty value for a key that

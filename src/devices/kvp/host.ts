@@ -1,6 +1,6 @@
 // The host end of the KVP IC: get, set, delete and enumerate a guest pool, one transaction on
-// the channel at a time, the rest queued in order (Linux's driver handles one at a time and the
-// host "ensures" it: hv_kvp.c; OpenVMM kvp.rs keeps one request in flight). An enumeration is
+// the channel at a time, the rest queued in order (Linux's driver serves one at a time and relies
+// on the host to send no more: hv_kvp.c; OpenVMM kvp.rs keeps one request in flight). An enumeration is
 // the host's index loop: index 0, 1, ... until the guest answers a non-zero status, HV_S_CONT
 // (ERROR_NO_MORE_ITEMS) marking the end. Keys and values are JS strings sent as UTF-16LE with
 // a terminator, within HV_KVP_EXCHANGE_MAX_KEY_SIZE / _VALUE_SIZE bytes; a string over its
@@ -12,11 +12,15 @@
 // pool, which Linux's daemon answers from the OS (FullyQualifiedDomainName, OSName, ...).
 // Optionally it first puts host facts into AUTO_EXTERNAL, as Hyper-V does for its "host-only"
 // items (which keys it sends is UNVERIFIED, so none by default).
+//
+// Each transaction waits at most IC_HOST_TIMEOUT_NS (35 s: the guest fails a request its daemon
+// has not answered in HV_UTIL_TIMEOUT, 30 s, hv_kvp.c) and then settles 'timeout', so a guest that
+// answers nothing cannot stall the queue; a reply that is no valid answer settles 'bad-answer'.
 import type { ReleaseId } from '../../hypervisor/release.js';
 import { WireError } from '../../tlfs/struct.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { HostContext } from '../device.js';
-import { IcHost, type IcResponse } from '../ic/host.js';
+import { IcHost, IC_HOST_TIMEOUT_NS, type IcResponse } from '../ic/host.js';
 import { icOffer, type IcVersionOffer } from '../ic/versions.js';
 import { HV_S_CONT, HV_S_OK, icVersion, IcMsgType } from '../ic/wire.js';
 import {
@@ -77,11 +81,11 @@ export type KvpFailure =
   | { readonly outcome: 'ring-full' }
   /** The channel closed before the guest answered. */
   | { readonly outcome: 'closed' }
-  /** No answer within the host's timeout (options.timeoutNs). */
+  /** No answer within the host's timeout (options.timeoutNs, 35 s by default). */
   | { readonly outcome: 'timeout' }
   /** The guest answered with a failure status (HV_E_FAIL, or HV_S_CONT where it is not "no such key"). */
   | { readonly outcome: 'failed'; readonly status: number }
-  /** The guest's answer does not parse (the reason names the field). */
+  /** The guest's reply is no valid answer: a wrong type or flags, or a body that does not parse (the reason names the field). */
   | { readonly outcome: 'bad-answer'; readonly reason: string };
 
 export type KvpSetResult = { readonly outcome: 'ok' } | KvpFailure;
@@ -107,8 +111,8 @@ export interface KvpOptions {
   offer?: IcVersionOffer;
   /**
    * How long the host waits for each answer before it gives up on the request (then 'timeout',
-   * and a late answer is ignored). Default: forever, as OpenVMM; a Linux guest without its
-   * daemon never answers.
+   * and a late answer is a violation). Default IC_HOST_TIMEOUT_NS (35 s); Infinity waits forever,
+   * as OpenVMM does.
    */
   timeoutNs?: number;
   /** Enumerate the AUTO pool once the channel is up (default true). */
@@ -142,9 +146,6 @@ export class KvpHost extends IcHost {
   guestIntrinsicAtNs: number | undefined;
   private readonly queue: Job[] = [];
   private current: Job | undefined;
-  /** Identifies the transaction in flight; answers to an abandoned one are dropped. */
-  private token: object | undefined;
-  private timer: { cancel(): void } | undefined;
   private readonly options: KvpOptions;
 
   constructor(ctx: HostContext, instanceId: string, options: KvpOptions = {}) {
@@ -307,56 +308,46 @@ export class KvpHost extends IcHost {
 
   /** Sends the job's next transaction and waits for its answer. */
   private transact(job: Job): void {
-    const token = {};
-    this.token = token;
-    if (!this.sendRequest(IcMsgType.KVPEXCHANGE, job.body(), (r) => this.onAnswer(token, r))) {
+    const t = this.options.timeoutNs ?? IC_HOST_TIMEOUT_NS;
+    const sent = this.sendRequest(IcMsgType.KVPEXCHANGE, job.body(), {
+      answer: (r) => this.onAnswer(job, r),
+      bad: (reason) => {
+        this.log(`${job.label}: the guest's answer is no valid answer: ${reason}`);
+        this.finish(job, { outcome: 'bad-answer', reason });
+      },
+      timeout: {
+        ns: t,
+        expired: () => {
+          this.log(`${job.label}: no answer within ${t / 1e9} s`);
+          this.finish(job, { outcome: 'timeout' });
+        },
+      },
+    });
+    if (!sent) {
       this.log(`${job.label}: not sent, the ring is full`);
-      return this.finish(job, { outcome: 'ring-full' });
-    }
-    const t = this.options.timeoutNs;
-    if (t !== undefined) {
-      this.timer = this.ctx.schedule(this.ctx.now() + t, () => {
-        this.timer = undefined;
-        if (this.token !== token) return;
-        this.log(`${job.label}: no answer within ${t / 1e9} s`);
-        this.finish(job, { outcome: 'timeout' });
-      });
+      this.finish(job, { outcome: 'ring-full' });
     }
   }
 
-  private onAnswer(token: object, r: IcResponse): void {
-    if (token !== this.token || !this.current) return this.violation(`an answer to a KVP request the host gave up on (transaction ${r.header.ictransaction_id})`);
-    this.timer?.cancel();
-    this.timer = undefined;
-    const job = this.current;
+  private onAnswer(job: Job, r: IcResponse): void {
+    // The base class hands out only answers to the transaction waiting, which is the current job's.
+    if (this.current !== job) return;
     if (!job.answer(r)) return this.transact(job);
-    this.token = undefined;
     this.current = undefined;
     this.pump();
   }
 
   private finish(job: Job, f: KvpFailure): void {
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.token = undefined;
     if (this.current === job) this.current = undefined;
     job.fail(f);
     this.pump();
   }
 
   protected override onClosed(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.token = undefined;
     const jobs = [...(this.current ? [this.current] : []), ...this.queue];
     this.current = undefined;
     this.queue.length = 0;
     for (const j of jobs) j.fail({ outcome: 'closed' });
-  }
-
-  override dispose(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
   }
 }
 

@@ -28,7 +28,7 @@ export const KvpOp = { GET: 0, SET: 1, DELETE: 2, ENUMERATE: 3, GET_IP_INFO: 4, 
 export const KVP_OP_REGISTER = 4;
 export const KVP_OP_REGISTER1 = 100;
 
-/** enum hv_kvp_exchg_pool. OpenVMM: AUTO_INTERNAL "is never exchanged between host and guest". */
+/** enum hv_kvp_exchg_pool. AUTO_INTERNAL never crosses between host and guest (OpenVMM hyperv_ic_protocol kvp.rs). */
 export const KvpPool = { EXTERNAL: 0, GUEST: 1, AUTO: 2, AUTO_EXTERNAL: 3, AUTO_INTERNAL: 4, COUNT: 5 } as const;
 export type KvpPoolId = 0 | 1 | 2 | 3 | 4;
 export const KVP_POOL_NAMES: Readonly<Record<KvpPoolId, string>> = { 0: 'EXTERNAL', 1: 'GUEST', 2: 'AUTO', 3: 'AUTO_EXTERNAL', 4: 'AUTO_INTERNAL' };

@@ -1,12 +1,16 @@
 // The host end of the shutdown IC: `request` asks the guest to shut down, restart or hibernate,
 // and reports what the guest answered. One request at a time (OpenVMM shutdown.rs answers
 // AlreadyInProgress to a second). Restart needs message version 3.1 and hibernate 3.2 (the Linux
-// commits that added them: "updated protocol version that has restart support", and 3.2 "is
-// required for the host to send the hibernation request"); with an older version the host does
-// not send them.
+// commits that added them say the newer protocol versions are what carry the restart and the
+// hibernate requests); with an older version the host does not send them.
+//
+// A Linux guest answers at once, from its channel callback, before the shutdown work runs
+// (hv_util.c shutdown_onchannelcallback); the host still waits at most IC_HOST_TIMEOUT_NS (35 s,
+// the bound the daemon-backed ICs use) so that a guest ignoring the channel cannot hold the one
+// request slot: UNVERIFIED how long Hyper-V waits.
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { HostContext } from '../device.js';
-import { IcHost, InFlight, type IcResponse, type IcUnanswered } from '../ic/host.js';
+import { IcHost, IC_HOST_TIMEOUT_NS, InFlight, type IcResponse, type IcUnanswered } from '../ic/host.js';
 import { hostIcOffer, type IcVersionOffer } from '../ic/versions.js';
 import { HV_S_OK, icVersion, IcMsgType } from '../ic/wire.js';
 import { encodeShutdownMessage, type ShutdownKind } from './wire.js';
@@ -19,6 +23,7 @@ export type ShutdownResult =
   | { readonly outcome: 'accepted' }
   /** The guest answered with a failure status (HV_E_FAIL: e.g. it cannot hibernate). */
   | { readonly outcome: 'refused'; readonly status: number }
+  /** Not sent, or not answered in time or properly: see IcUnanswered. */
   | IcUnanswered;
 
 export interface ShutdownRequest {
@@ -40,6 +45,8 @@ export const SHUTDOWN_MIN_VERSION: Readonly<Record<ShutdownKind, number>> = {
 export interface ShutdownOptions {
   /** Versions to offer instead of the release's (fault injection, tests). */
   offer?: IcVersionOffer;
+  /** How long a request waits for the guest's answer before it settles 'timeout'; IC_HOST_TIMEOUT_NS by default, Infinity for no limit. */
+  timeoutNs?: number;
 }
 
 const VERB: Readonly<Record<ShutdownKind, string>> = { shutdown: 'shut down', restart: 'restart', hibernate: 'hibernate' };
@@ -47,10 +54,12 @@ const VERB: Readonly<Record<ShutdownKind, string>> = { shutdown: 'shut down', re
 export class ShutdownHost extends IcHost {
   /** Every request made, in order. */
   readonly requests: ShutdownRequest[] = [];
+  readonly timeoutNs: number;
   private readonly outstanding = new InFlight<ShutdownRequest, ShutdownResult>();
 
   constructor(ctx: HostContext, instanceId: string, options: ShutdownOptions = {}) {
     super(ctx, { type: 'shutdown', classId: DeviceClass.SHUTDOWN, instanceId, offer: options.offer ?? hostIcOffer(ctx.release, 'shutdown') });
+    this.timeoutNs = options.timeoutNs ?? IC_HOST_TIMEOUT_NS;
   }
 
   protected onReady(): void {}
@@ -71,6 +80,8 @@ export class ShutdownHost extends IcHost {
       body: () => encodeShutdownMessage(kind, force, reason),
       unsupported: (version) => `cannot ask the guest to ${VERB[kind]}: shutdown IC version ${version} has no such request`,
       onAnswer: (r) => this.onAnswer(r),
+      name: `the request to ${VERB[kind]}`,
+      timeoutNs: this.timeoutNs,
     });
     if (sent) this.log(`asking the guest to ${VERB[kind]}${force ? ' (forced)' : ''}${reason ? `: ${reason}` : ''}`);
     return req;

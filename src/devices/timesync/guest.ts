@@ -14,12 +14,9 @@
 //  - a reading more than 600 s past its sample is stale: the PTP read fails with ESTALE, a SYNC
 //    work does not step, and "TIMESYNC IC: Stale time stamp" is printed once.
 //
-// The reference counter: Linux reads it with hv_read_reference_counter(). GuestServices has no
-// such call yet, so the service takes one as an option; without it, it uses the kernel's
-// reference counter if GuestServices ever offers one, else sched_clock / 100 ns, which is what
-// Linux's sched_clock on Hyper-V counts (the reference counter minus its value when sched_clock
-// started, hv_sched_clock_offset), so exact for elapsed times but off by that start value when
-// compared with the host's vmreferencetime.
+// The reference counter: Linux reads it with hv_read_reference_counter(); the service reads it
+// through GuestServices.referenceCounter(), the partition's counter as the guest sees it, which
+// the host's vmreferencetime is comparable with. An option can replace it (fault injection, tests).
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { GuestServices } from '../device.js';
 import type { UtilChannel, UtilService, UtilServiceInstance } from '../ic/guest.js';
@@ -38,7 +35,7 @@ const TIME_SETTOD_SEC_MAX = KTIME_SEC_MAX - 30n * 365n * 24n * 3600n;
 const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
 
 export interface TimesyncServiceOptions {
-  /** hv_read_reference_counter(): the partition reference counter, 100 ns ticks (see above). */
+  /** hv_read_reference_counter() instead of GuestServices.referenceCounter(): 100 ns ticks (see above). */
   readonly referenceCounter?: () => bigint;
 }
 
@@ -181,7 +178,7 @@ export function timesyncOf(util: UtilChannel): TimesyncService | undefined {
   return instances.get(util);
 }
 
-/** hv_read_reference_counter as the guest can read it: see the header comment. */
+/** hv_read_reference_counter: the option's, else the kernel's (GuestServices.referenceCounter). */
 function referenceCounter(services: GuestServices, option: (() => bigint) | undefined): () => bigint {
   if (option) return option;
   return () => services.referenceCounter();
@@ -201,5 +198,5 @@ export function makeTimesyncService(options: TimesyncServiceOptions = {}): UtilS
   };
 }
 
-/** The time sync service reading the reference counter the default way (see the header comment). */
+/** The time sync service reading the kernel's reference counter (GuestServices.referenceCounter). */
 export const timesyncService: UtilService = makeTimesyncService();

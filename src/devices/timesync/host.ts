@@ -9,11 +9,13 @@
 //
 // Like OpenVMM, at most one scheduled message is waiting for its answer: a period that finds the
 // previous one unanswered sends nothing (hvkit's choice: OpenVMM instead waits for the answer and
-// then five more seconds, so a guest that never answers stops its samples for good).
+// then five more seconds, so a guest that never answers stops its samples for good). hvkit gives
+// up on a message after IC_HOST_TIMEOUT_NS (35 s; Linux answers from its channel callback at
+// once) or once the guest's reply to it is no valid answer, and the next period sends again.
 import type { ReleaseId } from '../../hypervisor/release.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { HostContext } from '../device.js';
-import { IcHost, type IcResponse } from '../ic/host.js';
+import { IcHost, IC_HOST_TIMEOUT_NS, type IcResponse } from '../ic/host.js';
 import { icOffer, type IcVersionOffer } from '../ic/versions.js';
 import { HV_S_OK, IcMsgType } from '../ic/wire.js';
 import { carriesReferenceTime, encodeTimesyncMessage, IcTimesyncFlag, parentTimeFromUnixNs, TS_VERSION_1, TS_VERSION_3, TS_VERSION_4 } from './wire.js';
@@ -37,12 +39,6 @@ export const TIMESYNC_VERSIONS: Readonly<Record<ReleaseId, readonly number[]>> =
 
 /** OpenVMM's SAMPLE_PERIOD. */
 export const TIMESYNC_SAMPLE_PERIOD_NS = 5e9;
-
-/**
- * The host's wall clock when no other is given: this instant plus virtual time. It is the time
- * hvkit's guest RTC reads at boot (2026-01-01T00:00:00Z), so both agree until one of them moves.
- */
-export const HOST_DEFAULT_EPOCH_NS = 1_767_225_600_000_000_000n;
 
 /** Messages kept for inspection. */
 const MAX_KEPT = 1024;
@@ -78,24 +74,24 @@ export interface TimesyncSent {
   readonly body: Uint8Array;
   /** Set when the guest answers. */
   answer: TimesyncAnswer | undefined;
+  /** Set when the host gave up on it: no answer in time, or a reply that was no valid answer. */
+  unanswered: { readonly outcome: 'timeout' } | { readonly outcome: 'bad-answer'; readonly reason: string } | undefined;
 }
 
 export interface TimesyncOptions {
   /** Period of the SAMPLE messages; OpenVMM's five seconds by default. */
   periodNs?: number;
-  /**
-   * The host's UTC wall clock, ns since the Unix epoch. HostContext has no wall clock yet; by
-   * default HOST_DEFAULT_EPOCH_NS plus virtual time.
-   */
+  /** The host's UTC wall clock, ns since the Unix epoch, instead of the VM's (ctx.wallClockNs). */
   wallClockNs?: () => bigint;
   /**
-   * The partition's reference counter now, in 100 ns ticks (TIME_REF_COUNT as the guest reads it).
-   * HostContext does not give it yet; by default virtual time / 100, which can run a tick ahead of
-   * a partition whose TSC rate does not divide evenly.
+   * The partition's reference counter now, in 100 ns ticks (TIME_REF_COUNT as the guest reads
+   * it), instead of the partition's own (ctx.referenceTime): fault injection, tests.
    */
   referenceTime?: () => bigint;
   /** Versions to offer instead of the release's (fault injection, tests). */
   offer?: IcVersionOffer;
+  /** How long the host waits for the answer to a scheduled message; IC_HOST_TIMEOUT_NS (35 s) by default, Infinity for no limit. */
+  timeoutNs?: number;
 }
 
 /** ISO text of a Unix time in ns, or the number where Date cannot show it. */
@@ -114,16 +110,19 @@ export class TimesyncHost extends IcHost {
   /** Periods that sent nothing because the previous message was unanswered. */
   skipped = 0;
   readonly periodNs: number;
+  readonly timeoutNs: number;
   private readonly wallClock: () => bigint;
   private readonly refTime: () => bigint;
   private timer: { cancel(): void } | undefined;
   /** The last scheduled message (SYNC or SAMPLE), while unanswered. */
   private outstanding: TimesyncSent | undefined;
   private ringFullLogged = false;
+  private timeoutLogged = false;
 
   constructor(ctx: HostContext, instanceId: string, options: TimesyncOptions = {}) {
     super(ctx, { type: 'timesync', classId: DeviceClass.TS, instanceId, offer: options.offer ?? icOffer(ctx.release, TIMESYNC_VERSIONS) });
     this.periodNs = options.periodNs ?? TIMESYNC_SAMPLE_PERIOD_NS;
+    this.timeoutNs = options.timeoutNs ?? IC_HOST_TIMEOUT_NS;
     this.wallClock = options.wallClockNs ?? (() => ctx.wallClockNs());
     this.refTime = options.referenceTime ?? (() => ctx.referenceTime());
   }
@@ -138,6 +137,7 @@ export class TimesyncHost extends IcHost {
     this.answeredCount = 0;
     this.skipped = 0;
     this.ringFullLogged = false;
+    this.timeoutLogged = false;
     this.outstanding = undefined;
     // The initial time, as on start or resume.
     this.scheduled('sync');
@@ -147,7 +147,7 @@ export class TimesyncHost extends IcHost {
   private tick(): void {
     this.timer = undefined;
     if (this.phase !== 'ready') return;
-    if (this.outstanding && !this.outstanding.answer) this.skipped++;
+    if (this.outstanding && !this.outstanding.answer && !this.outstanding.unanswered) this.skipped++;
     else this.scheduled('sample');
     this.timer = this.ctx.schedule(this.ctx.now() + this.periodNs, () => this.tick());
   }
@@ -174,8 +174,21 @@ export class TimesyncHost extends IcHost {
     const vmReferenceTime = carriesReferenceTime(v.message) ? BigInt.asUintN(64, this.refTime()) : undefined;
     const flags = FLAGS[kind];
     const body = encodeTimesyncMessage(v.message, { parentTime, vmReferenceTime, flags });
-    const record: TimesyncSent = { kind, flags, version: v.message, atNs: this.ctx.now(), wallClockNs: wall, parentTime, vmReferenceTime, body, answer: undefined };
-    if (!this.sendRequest(IcMsgType.TIMESYNC, body, (r) => this.onAnswer(record, r))) return undefined;
+    const record: TimesyncSent = { kind, flags, version: v.message, atNs: this.ctx.now(), wallClockNs: wall, parentTime, vmReferenceTime, body, answer: undefined, unanswered: undefined };
+    const sent = this.sendRequest(IcMsgType.TIMESYNC, body, {
+      answer: (r) => this.onAnswer(record, r),
+      bad: (reason) => (record.unanswered = { outcome: 'bad-answer', reason }),
+      timeout: {
+        ns: this.timeoutNs,
+        expired: () => {
+          record.unanswered = { outcome: 'timeout' };
+          if (this.timeoutLogged) return;
+          this.timeoutLogged = true;
+          this.log(`time ${kind} sent at ${isoTime(wall)}: no answer within ${this.timeoutNs / 1e9} s (further ones are not logged)`);
+        },
+      },
+    });
+    if (!sent) return undefined;
     this.sentCount++;
     this.sent.push(record);
     if (this.sent.length > MAX_KEPT) this.sent.shift();
@@ -203,11 +216,6 @@ export class TimesyncHost extends IcHost {
     this.timer?.cancel();
     this.timer = undefined;
     this.outstanding = undefined;
-  }
-
-  override dispose(): void {
-    this.timer?.cancel();
-    this.timer = undefined;
   }
 }
 

@@ -29,7 +29,7 @@ import { trackedService, type UtilChannel, type UtilService } from '../ic/guest.
 import { HvutilKernel } from '../ic/hvutil.js';
 import { Errno, HvutilState, HV_UTIL_TIMEOUT_NS, type HvutilTransport } from '../ic/transport.js';
 import { HV_E_FAIL, HV_S_OK, ICMSG_HDR, IcMsgType, LINUX_UTIL_VERSIONS } from '../ic/wire.js';
-import { HvVssMsg, VssOp, VSS_FREEZE_TIMEOUT_S, VSS_HBU_NO_AUTO_RECOVERY, VSS_MAX_PKT_SIZE, VSS_OP_REGISTER, VSS_OP_REGISTER1 } from './wire.js';
+import { HvVssMsg, VssAt, VssOp, VSS_FREEZE_TIMEOUT_S, VSS_HBU_NO_AUTO_RECOVERY, VSS_MAX_PKT_SIZE, VSS_OP_REGISTER, VSS_OP_REGISTER1 } from './wire.js';
 
 // --- The kernel half: hv_snapshot.c ------------------------------------------------------------
 
@@ -73,7 +73,7 @@ export class VssGuest extends HvutilKernel {
   }
 
   private get operation(): number {
-    return this.util.buffer[ICMSG_HDR + HvVssMsg.offsets.vss_hdr]!;
+    return this.util.buffer[ICMSG_HDR + VssAt.operation]!;
   }
 
   /** vss_handle_request. */
@@ -92,7 +92,7 @@ export class VssGuest extends HvutilKernel {
         this.sendOp();
         return;
       case VssOp.GET_DM_INFO:
-        this.dv.setUint32(ICMSG_HDR + HvVssMsg.offsets.vss_cf, 0, true);
+        this.dv.setUint32(ICMSG_HDR + VssAt.flags, 0, true);
         break;
       default:
         break;
@@ -106,7 +106,7 @@ export class VssGuest extends HvutilKernel {
     const op = this.operation;
     if (this.state !== HvutilState.HOSTMSG_RECEIVED) return;
     const msg = new Uint8Array(HvVssMsg.size);
-    msg[HvVssMsg.offsets.vss_hdr] = op;
+    msg[VssAt.operation] = op;
     this.state = HvutilState.USERSPACE_REQ;
     this.timeout.schedule(op === VssOp.FREEZE ? VSS_FREEZE_TIMEOUT_S * 1e9 : HV_UTIL_TIMEOUT_NS);
     const rc = this.device.send(msg);
@@ -129,7 +129,7 @@ export class VssGuest extends HvutilKernel {
   /** vss_on_msg: what the daemon writes. */
   protected onMsg(msg: Uint8Array): number {
     if (msg.length !== HvVssMsg.size) return -Errno.EINVAL;
-    const op = msg[HvVssMsg.offsets.vss_hdr]!;
+    const op = msg[VssAt.operation]!;
     if (op === VSS_OP_REGISTER || op === VSS_OP_REGISTER1) {
       if (this.state > HvutilState.READY) return -Errno.EINVAL;
       return this.handshake(op);
@@ -137,9 +137,9 @@ export class VssGuest extends HvutilKernel {
     if (this.state === HvutilState.USERSPACE_REQ) {
       this.state = HvutilState.USERSPACE_RECV;
       // Never true for hv_vss_daemon's answers (see the top of this file).
-      if (op === VssOp.HOT_BACKUP) this.dv.setUint32(ICMSG_HDR + HvVssMsg.offsets.vss_cf, VSS_HBU_NO_AUTO_RECOVERY, true);
+      if (op === VssOp.HOT_BACKUP) this.dv.setUint32(ICMSG_HDR + VssAt.flags, VSS_HBU_NO_AUTO_RECOVERY, true);
       if (this.timeout.cancel()) {
-        this.respond(new DataView(msg.buffer, msg.byteOffset).getUint32(0, true));
+        this.respond(new DataView(msg.buffer, msg.byteOffset).getUint32(VssAt.error, true));
         this.pollChannel();
       }
       return 0;
@@ -200,7 +200,7 @@ export class VssDaemon extends HvutilDaemon {
     const afterThaw = (): void => {
       if (gen !== this.generation) return;
       const reg = new Uint8Array(HvVssMsg.size);
-      reg[HvVssMsg.offsets.vss_hdr] = VSS_OP_REGISTER1;
+      reg[VssAt.operation] = VSS_OP_REGISTER1;
       if (this.register(gen, reg, (e) => `registration to kernel failed; error: ${errText(e)}`)) this.pump(gen);
     };
     if (!this.frozen) return afterThaw();
@@ -239,7 +239,7 @@ export class VssDaemon extends HvutilDaemon {
         continue;
       }
       const msg = r;
-      const op = msg[HvVssMsg.offsets.vss_hdr]!;
+      const op = msg[VssAt.operation]!;
       if (op === VssOp.FREEZE || op === VssOp.THAW) {
         this.busy = true;
         let inline = true;
@@ -269,7 +269,7 @@ export class VssDaemon extends HvutilDaemon {
     const fd = this.fd;
     if (gen !== this.generation || !this.running || !fd) return;
     // `error` is the union member over vss_hdr: it overwrites the operation byte.
-    new DataView(msg.buffer, msg.byteOffset).setUint32(0, error >>> 0, true);
+    new DataView(msg.buffer, msg.byteOffset).setUint32(VssAt.error, error >>> 0, true);
     const w = fd.write(msg);
     if (w !== HvVssMsg.size) {
       const e = w < 0 ? -w : Errno.EINVAL;

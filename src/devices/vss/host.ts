@@ -1,8 +1,12 @@
 // The host end of the VSS IC: what Hyper-V's backup sends a guest around a checkpoint. A hot-backup
 // check first (VSS_OP_HOT_BACKUP: can the guest take part?), then FREEZE before the snapshot and
 // THAW after it; each request waits for the guest's answer, one at a time, and settles with the
-// guest's status. FREEZE and THAW need message version 5.0 ("only supported with IC version >=
-// 5.0": include/uapi/linux/hyperv.h); with an older version the host does not send them.
+// guest's status. FREEZE and THAW need message version 5.0 (include/uapi/linux/hyperv.h marks
+// them as new in that version); with an older version the host does not send them.
+//
+// Each request waits at most a little longer than the guest kernel waits for its daemon
+// (hv_snapshot.c: VSS_FREEZE_TIMEOUT, 15 min, for FREEZE; HV_UTIL_TIMEOUT, 30 s, for the rest)
+// and then settles 'timeout', so a guest that answers nothing cannot hold the one request slot.
 //
 // UNVERIFIED: real hosts append LUN data to FREEZE (up to 6260 bytes: vmbus.md §9.8) that Linux
 // ignores; hvkit sends the bare 12-byte hv_vss_msg with flags 0.
@@ -10,10 +14,10 @@ import type { ReleaseId } from '../../hypervisor/release.js';
 import { WireError } from '../../tlfs/struct.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { HostContext } from '../device.js';
-import { IcHost, InFlight, type IcResponse, type IcUnanswered } from '../ic/host.js';
+import { IC_ANSWER_MARGIN_NS, IcHost, IC_HOST_TIMEOUT_NS, InFlight, type IcResponse, type IcUnanswered } from '../ic/host.js';
 import { icOffer, type IcVersionOffer } from '../ic/versions.js';
 import { HV_S_OK, icVersion, IcMsgType } from '../ic/wire.js';
-import { encodeVssMessage, parseVssMessage, VssOp, vssOpName, VSS_FREEZE_MIN_VERSION } from './wire.js';
+import { encodeVssMessage, parseVssMessage, VssOp, vssOpName, VSS_FREEZE_MIN_VERSION, VSS_FREEZE_TIMEOUT_S } from './wire.js';
 
 /**
  * The VSS message versions each release lists in its NEGOTIATE, oldest first. Sources: Linux and
@@ -37,9 +41,11 @@ export type VssResult =
   | { readonly outcome: 'succeeded'; readonly flags: number }
   /** The guest answered with a failure status (HV_E_FAIL: no daemon, a failed freeze, a timeout). */
   | { readonly outcome: 'failed'; readonly status: number }
-  /** The guest's answer had no room for hv_vss_msg. */
-  | { readonly outcome: 'bad-answer'; readonly reason: string }
+  /** Not sent, or not answered in time or properly ('bad-answer' also when the body has no room for hv_vss_msg). */
   | IcUnanswered;
+
+/** The host's wait for a FREEZE answer: the guest's VSS_FREEZE_TIMEOUT (15 min) plus the margin. */
+export const VSS_FREEZE_HOST_TIMEOUT_NS = VSS_FREEZE_TIMEOUT_S * 1e9 + IC_ANSWER_MARGIN_NS;
 
 export interface VssRequest {
   readonly operation: number;
@@ -54,6 +60,10 @@ export interface VssRequest {
 export interface VssOptions {
   /** Versions to offer instead of the release's (fault injection, tests). */
   offer?: IcVersionOffer;
+  /** How long a request other than FREEZE waits for its answer; IC_HOST_TIMEOUT_NS (35 s) by default, Infinity for no limit. */
+  timeoutNs?: number;
+  /** How long a FREEZE waits for its answer; VSS_FREEZE_HOST_TIMEOUT_NS (15 min 5 s) by default. */
+  freezeTimeoutNs?: number;
 }
 
 export class VssHost extends IcHost {
@@ -61,10 +71,14 @@ export class VssHost extends IcHost {
   readonly requests: VssRequest[] = [];
   /** The guest said its file systems are frozen (a FREEZE succeeded and no THAW since). */
   guestFrozen = false;
+  readonly timeoutNs: number;
+  readonly freezeTimeoutNs: number;
   private readonly outstanding = new InFlight<VssRequest, VssResult>();
 
   constructor(ctx: HostContext, instanceId: string, options: VssOptions = {}) {
     super(ctx, { type: 'vss', classId: DeviceClass.VSS, instanceId, offer: options.offer ?? icOffer(ctx.release, VSS_HOST_VERSIONS) });
+    this.timeoutNs = options.timeoutNs ?? IC_HOST_TIMEOUT_NS;
+    this.freezeTimeoutNs = options.freezeTimeoutNs ?? VSS_FREEZE_HOST_TIMEOUT_NS;
   }
 
   protected onReady(): void {}
@@ -104,6 +118,8 @@ export class VssHost extends IcHost {
       body: () => encodeVssMessage(operation, flags),
       unsupported: (version) => `cannot send ${name}: VSS IC version ${version} has no such operation`,
       onAnswer: (r) => this.onAnswer(r),
+      name,
+      timeoutNs: operation === VssOp.FREEZE ? this.freezeTimeoutNs : this.timeoutNs,
     });
     if (!sent) return req;
     req.sentNs = this.ctx.now();

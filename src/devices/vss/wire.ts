@@ -4,8 +4,9 @@
 //
 // Linux declares hv_vss_msg as two unions: { vss_hdr | int error } at 0 and { vss_cf | dm_info }
 // at 8. On the wire (host <-> kernel) only vss_hdr and the flags matter; `error` is the daemon's
-// answer to the kernel and overlays the operation byte (see guest.ts). dm_info.flags sits where
-// vss_cf.flags does, so one declaration, with vss_cf, serves both views.
+// answer to the kernel and overlays the operation byte (see guest.ts). struct.ts has no unions, so
+// HvVssMsg declares the vss_hdr and vss_cf views and VssAt the other members' places, beside it
+// (the oracle test checks both against Linux's layout).
 import { bytes, struct, u32, u8, WireError, type Infer } from '../../tlfs/struct.js';
 import { icVersion } from '../ic/wire.js';
 
@@ -16,6 +17,15 @@ export const HvVssCheckDmInfo = struct('hv_vss_check_dm_info', { flags: u32 });
 export const HvVssMsg = struct('hv_vss_msg', { vss_hdr: HvVssHdr, vss_cf: HvVssCheckFeature });
 
 export type VssMessage = Infer<typeof HvVssMsg>;
+
+/** Where the members of hv_vss_msg's unions sit, counted from its start. */
+export const VssAt = {
+  operation: HvVssMsg.offsets.vss_hdr + HvVssHdr.offsets.operation,
+  /** `int error`, the first union's other member: the daemon's answer, written over vss_hdr. */
+  error: HvVssMsg.offsets.vss_hdr,
+  /** vss_cf.flags, and dm_info.flags, the second union's other view of the same four bytes. */
+  flags: HvVssMsg.offsets.vss_cf + HvVssCheckFeature.offsets.flags,
+} as const;
 
 /** enum hv_vss_op. FREEZE, THAW and AUTO_RECOVER exist only from message version 5.0 (the header's comment). */
 export const VssOp = {
