@@ -25,7 +25,11 @@ export interface DeviceSpec {
   readonly instance?: string;
 }
 
-/** Hyper-V signals these through MNF monitor pages (OpenVMM offers storage and network with `use_mnf`). */
+/**
+ * Offered with an MNF monitor id: the high-rate devices, where the monitor page saves hypercalls
+ * (vmbus.md §4.2). Which devices a real Hyper-V monitors is UNVERIFIED; lsvmbus on Hyper-V shows
+ * monitor ids on storage and network.
+ */
 const MONITORED: ReadonlySet<DeviceTypeName> = new Set(['scsi', 'ide', 'network']);
 
 type HostFactory = (ctx: HostContext, instanceId: string) => HostDevice;
