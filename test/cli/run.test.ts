@@ -140,6 +140,25 @@ describe('hvkit run', () => {
   }, 60_000);
 });
 
+describe('hvkit run --script and --state', () => {
+  it("a script's KVP set lands in the guest daemon's pool file inside the state directory", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvkit-state-'));
+    const script = join(dir, 'steps.txt');
+    writeFileSync(script, 'kvp set 0 Owner "hvkit test"\nshutdown\n');
+    const r = await run('run', '--state', join(dir, 'vm'), '--script', script);
+    expect(r.code).toBe(0);
+    expect(r.lines).toContain('hvkit script: line 1: kvp set 0 "Owner": ok');
+    expect(r.lines).toContain('hvkit script: line 2: shutdown shutdown: accepted, the guest powered off');
+    // hv_kvp_daemon's record: a 512-byte key then a 2048-byte value, NUL-padded UTF-8.
+    const pool = readFileSync(join(dir, 'vm/var/lib/hyperv/.kvp_pool_0'));
+    expect(pool.length).toBe(2560);
+    expect(pool.subarray(0, 6).toString('utf8')).toBe('Owner\0');
+    expect(pool.subarray(512, 523).toString('utf8')).toBe('hvkit test\0');
+    const bad = await run('run', '--script', join(dir, 'missing.txt'));
+    expect(bad.code).toBe(2);
+  });
+});
+
 describe('hvkit run --trace, read back with hvkit trace', () => {
   it('records the boot from the first CPUID; trace FILE decodes it, filtered by kind and channel', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hvkit-trace-'));
