@@ -24,8 +24,8 @@ export function formatTime(ns: number): string {
 const h = (v: number | bigint): string => `0x${v.toString(16)}`;
 /** Text from a file kept on its line: anything but printable ASCII is shown quoted and escaped. */
 const safe = (s: string): string => (/^[\x20-\x7e]*$/.test(s) ? s : JSON.stringify(s));
-/** Small numbers in decimal, larger ones in hex, as describe.ts does. */
-const num = (n: number): string => (n < 10 ? String(n) : h(n));
+/** Connection ids and codes in hex whatever their value, as C's "%#x" (0 stays "0"). */
+const num = (n: number): string => (n === 0 ? '0' : h(n));
 
 /** Bytes shown at most in a line; --json has them all. */
 const SHOWN_BYTES = 32;

@@ -60,7 +60,7 @@ describe('hvkit decode: the worked examples of vmbus.md §13', () => {
       '  version_supported = 1 (accepted)',
       '  connection_state = 0 (SUCCESSFUL)',
       '  padding = 0',
-      '  msg_conn_id = 1',
+      '  msg_conn_id = 0x1',
     ]);
   });
 
@@ -71,7 +71,7 @@ describe('hvkit decode: the worked examples of vmbus.md §13', () => {
     expect(lines).toContain('  type = 6 (VM_PKT_DATA_INBAND)');
     expect(lines).toContain('  offset8 = 2 (16 bytes)');
     expect(lines).toContain('  len8 = 3 (24 bytes)');
-    expect(lines).toContain('  flags = 1 (COMPLETION_REQUESTED)');
+    expect(lines).toContain('  flags = 0x1 (COMPLETION_REQUESTED)');
     expect(lines).toContain('  trans_id = 0x1122334455667788');
     expect(lines).toContain('  payload = 68656c6c6f000000 (8 bytes; ascii "hello")');
     // The next packet starts at 0x40 + 24 + 8: the trailer holds 0x40 in its upper half.
@@ -84,8 +84,8 @@ describe('hvkit decode: the worked examples of vmbus.md §13', () => {
     expect(code).toBe(0);
     expect(lines[0]).toBe('channel message GPADL_HEADER (8), 92 bytes');
     expect(lines).toContain('  gpadl = 0xe1e10 (925200)');
-    expect(lines).toContain('  range_buflen = 0x48 (72)');
-    expect(lines).toContain('  range[0].byte_count = 0x8000 (32768)');
+    expect(lines).toContain('  range_buflen = 72');
+    expect(lines).toContain('  range[0].byte_count = 32768');
     expect(lines).toContain('  range[0].pfn_array = 0x12340 0x12341 0x12342 0x12343 0x12344 0x12345 0x12346 0x12347');
   });
 });
@@ -148,7 +148,7 @@ describe('hvkit decode: input forms', () => {
     expect(fromBin.lines[0]).toBe('channel message INITIATE_CONTACT (14), 40 bytes');
     const txt = join(tmp, 'version.txt');
     writeFileSync(txt, VERSION_RESPONSE + '\n');
-    expect((await run(txt)).lines).toContain('  msg_conn_id = 1');
+    expect((await run(txt)).lines).toContain('  msg_conn_id = 0x1');
     const split = await run(...'0f 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00'.split(' '));
     expect(split.lines).toContain('  version_supported = 1 (accepted)');
   });
@@ -177,9 +177,9 @@ describe('hvkit decode: input forms', () => {
     const { code, lines } = await run(hexOf(slot));
     expect(code).toBe(0);
     expect(lines[0]).toBe('synic message VMBUS (1), 256 bytes');
-    expect(lines).toContain('  header.payload_size = 0x10 (16)');
+    expect(lines).toContain('  header.payload_size = 16');
     expect(lines).toContain('    channel message VERSION_RESPONSE (15), 16 bytes');
-    expect(lines).toContain('      msg_conn_id = 1');
+    expect(lines).toContain('      msg_conn_id = 0x1');
     // A payload_size over 240 is named.
     slot[4] = 241;
     const bad = await run('--as', 'slot', hexOf(slot));

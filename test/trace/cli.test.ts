@@ -48,7 +48,7 @@ describe('hvkit trace', () => {
     expect(code).toBe(0);
     expect(lines.length).toBe(recorded);
     expect(lines[0]).toMatch(/^ {4}0\.000000 vp0 {2}trap {5}cpuid 0x1 -> /);
-    expect(lines).toContainEqual(expect.stringMatching(/ vp0 {2}to-host {2}msg conn 4 {2}INITIATE_CONTACT vmbus_version_requested=0x50003 \(version 5\.3\) /));
+    expect(lines).toContainEqual(expect.stringMatching(/ vp0 {2}to-host {2}msg conn 0x4 {2}INITIATE_CONTACT vmbus_version_requested=0x50003 \(version 5\.3\) /));
     expect(lines).toContainEqual(expect.stringMatching(/ vp0 {2}to-guest msg sint 2 {2}VERSION_RESPONSE version_supported=1 \(accepted\) /));
   });
 
@@ -104,7 +104,7 @@ describe('hvkit trace', () => {
   it('a missing file or a bad option is a usage error, status 2', async () => {
     const missing = await run(join(tmp, 'nope.jsonl'));
     expect(missing.code).toBe(2);
-    expect(missing.err).toMatch(/^hvkit: trace: cannot read '.*nope\.jsonl': ENOENT/);
+    expect(missing.err).toMatch(/^hvkit trace: cannot read '.*nope\.jsonl': ENOENT/);
     expect((await run(file, '--kind', 'interrupt')).code).toBe(2);
     expect((await run(file, '--channel', 'one')).code).toBe(2);
     expect((await run(file, '--dir', 'up')).code).toBe(2);

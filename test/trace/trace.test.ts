@@ -213,7 +213,7 @@ describe('a channel in use, traced', () => {
 
   it('the whole session reads as lines; the echo shows as text', () => {
     const lines = [...selectEvents(events)].map(formatEvent);
-    expect(lines.some((l) => /^ {4}0\.\d{6} vp0 {2}to-host {2}msg conn 4 {2}INITIATE_CONTACT vmbus_version_requested=0x50003 \(version 5\.3\)/.test(l))).toBe(true);
+    expect(lines.some((l) => /^ {4}0\.\d{6} vp0 {2}to-host {2}msg conn 0x4 {2}INITIATE_CONTACT vmbus_version_requested=0x50003 \(version 5\.3\)/.test(l))).toBe(true);
     const ch = `ch${host.relid}`.padEnd(4);
     const conn = `0x${host.connectionId.toString(16)}`;
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`${ch} to-guest pkt VM_PKT_DATA_INBAND trans 0x7 24 bytes payload=68656c6c6f000000 \\(8 bytes; ascii "hello"\\)$`)));
@@ -384,14 +384,14 @@ describe('one line per event', () => {
     // vmbus.md §13's INITIATE_CONTACT requesting 5.3.
     const contact = '0e00000000000000030005000000000002000000000000000000000001000000' + '0010000001000000';
     expect(formatEvent({ ns: 4_512_000, kind: 'message', dir: 'to-host', vp: 0, connection: 4, type: 1, payload: contact })).toBe(
-      '    0.004512 vp0  to-host  msg conn 4  INITIATE_CONTACT vmbus_version_requested=0x50003 (version 5.3) target_vcpu=0 msg_sint=2 msg_vtl=0 feature_flags=0 monitor_page1=0x100000000 monitor_page2=0x100001000',
+      '    0.004512 vp0  to-host  msg conn 0x4  INITIATE_CONTACT vmbus_version_requested=0x50003 (version 5.3) target_vcpu=0 msg_sint=2 msg_vtl=0 feature_flags=0 monitor_page1=0x100000000 monitor_page2=0x100001000',
     );
     expect(formatEvent({ ns: 0, kind: 'message', dir: 'to-guest', vp: 0, sint: 2, type: 1, payload: '0f000000000000000100000001000000' })).toBe(
-      '    0.000000 vp0  to-guest msg sint 2  VERSION_RESPONSE version_supported=1 (accepted) connection_state=0 (SUCCESSFUL) msg_conn_id=1',
+      '    0.000000 vp0  to-guest msg sint 2  VERSION_RESPONSE version_supported=1 (accepted) connection_state=0 (SUCCESSFUL) msg_conn_id=0x1',
     );
     // Not a channel message hvkit knows: the error of `hvkit decode` and the bytes.
     expect(formatEvent({ ns: 0, kind: 'message', dir: 'to-host', vp: 0, connection: 1, type: 1, payload: '63000000' })).toBe(
-      '    0.000000 vp0  to-host  msg conn 1  VMBUS channel message: header: needs 8 bytes, have 4: payload=63000000',
+      '    0.000000 vp0  to-host  msg conn 0x1  VMBUS channel message: header: needs 8 bytes, have 4: payload=63000000',
     );
     const timer = TimerMessagePayload.encode({ timer_index: 1, reserved: 0, expiration_time: 0x1234n, delivery_time: 0x1240n });
     expect(formatEvent({ ns: 0, kind: 'message', dir: 'to-guest', vp: 1, sint: 3, type: HvMessageType.TIMER_EXPIRED, payload: traceHex(timer) })).toBe(
@@ -406,7 +406,7 @@ describe('one line per event', () => {
     // vmbus.md §13's "hello" packet.
     const hello = '0600020003000100887766554433221168656c6c6f000000';
     expect(formatEvent({ ns: 0, kind: 'packet', dir: 'to-host', channel: 3, type: 6, transId: 0x1122334455667788n, length: 24, bytes: hello })).toBe(
-      '    0.000000 ch3  to-host  pkt VM_PKT_DATA_INBAND trans 0x1122334455667788 24 bytes flags=1 (COMPLETION_REQUESTED) payload=68656c6c6f000000 (8 bytes; ascii "hello")',
+      '    0.000000 ch3  to-host  pkt VM_PKT_DATA_INBAND trans 0x1122334455667788 24 bytes flags=0x1 (COMPLETION_REQUESTED) payload=68656c6c6f000000 (8 bytes; ascii "hello")',
     );
     const bad = '0500020002000000' + '0100000000000000';
     expect(formatEvent({ ns: 0, kind: 'packet', dir: 'to-host', channel: 3, type: 5, transId: 1n, length: 16, bytes: bad })).toBe(

@@ -125,8 +125,43 @@ const withNote = (main: string, extra: (string | undefined)[]): string => {
   const parts = extra.filter((x) => x !== undefined && x !== '');
   return parts.length ? `${main} (${parts.join('; ')})` : main;
 };
-/** Small numbers read best in decimal; larger ones in hex with the decimal beside. */
-const numberText = (n: number, note?: string): string => (n < 10 ? withNote(String(n), [note]) : withNote(`0x${n.toString(16)}`, [String(n), note]));
+/**
+ * Fields that are addresses, handles, offsets into a ring, flags, statuses, versions or
+ * connection ids read best in hex, whatever their value; every other number (relids, indices,
+ * counts, sizes) in decimal. One base per field, so that a field prints the same way in every
+ * message and trace line.
+ */
+const HEX_FIELDS = new Set([
+  'gpadl',
+  'ringbuffer_gpadlhandle',
+  'monitor_page1',
+  'monitor_page2',
+  'interrupt_page',
+  'chn_flags',
+  'feature_flags',
+  'feature_bits',
+  'supported_features',
+  'flags',
+  'creation_status',
+  'status',
+  'vmbus_version_requested',
+  'version',
+  'connection_id',
+  'connectionid',
+  'msg_conn_id',
+  'msgtype',
+  'start_offset',
+  'byte_offset',
+  'read_index',
+  'write_index',
+  'interrupt_mask',
+  'pending_send_sz',
+]);
+/** A hex field as C's "%#x" prints it (0 stays "0"), with the decimal beside from 10 on. */
+const numberText = (n: number, hexField: boolean, note?: string): string => {
+  if (!hexField) return withNote(String(n), [note]);
+  return withNote(n === 0 ? '0' : `0x${n.toString(16)}`, [n >= 10 ? String(n) : undefined, note]);
+};
 const u64Text = (n: bigint): string => `0x${n.toString(16)}`;
 
 function bytesText(b: Uint8Array, note?: string): string {
@@ -137,7 +172,7 @@ function bytesText(b: Uint8Array, note?: string): string {
 function leaf(path: Path, v: unknown, notes: Notes): Field {
   const name = dotted(path);
   const note = (x: number | bigint | string) => notes[name]?.(x);
-  if (typeof v === 'number') return { path, name, value: v, text: numberText(v, note(v)) };
+  if (typeof v === 'number') return { path, name, value: v, text: numberText(v, HEX_FIELDS.has(String(path[path.length - 1])), note(v)) };
   if (typeof v === 'bigint') return { path, name, value: u64Text(v), text: withNote(u64Text(v), [note(v)]) };
   if (v instanceof Uint8Array) return { path, name, value: hex(v), text: bytesText(v) };
   const s = String(v);

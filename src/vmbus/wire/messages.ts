@@ -1,7 +1,7 @@
 // VMBus channel messages (vmbus.md §2): one declaration per message, a table of what each type
 // is, and a decoder that names the field at fault. Linux: include/linux/hyperv.h; the
 // OpenVMM-only forms follow vm/devices/vmbus/vmbus_core/src/protocol.rs.
-import { bits, bytes, flex, guid, struct, u16, u32, u64, u8, WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
+import { bits, bytes, flatten, flex, guid, struct, u16, u32, u64, u8, WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
 import { ChannelMessageType, MAX_SIZE_CHANNEL_MESSAGE, MAX_USER_DEFINED_BYTES, VmbusVersion } from './constants.js';
 
 export const MessageHeader = struct('vmbus_channel_message_header', { msgtype: u32, padding: u32 });
@@ -164,8 +164,11 @@ export class ChannelMessageError extends WireError {
 
 /** The first field of `s` that does not fit in `length` bytes. */
 function missingField(s: Struct<FieldSpec>, length: number): string {
-  for (const f of s.layout) if (f.offset + f.type.size > length) return `${s.name}.${f.name}`;
-  return s.name;
+  // The first leaf cut short, by the name Linux gives it (flatten names anonymous members' leaves).
+  const fields = flatten(s);
+  const isLeaf = (name: string) => !fields.some((g) => g.name.startsWith(`${name}.`) || g.name.startsWith(`${name}[`));
+  const f = fields.find((g) => g.offset + g.size > length && isLeaf(g.name));
+  return f ? `${s.name}.${f.name}` : s.name;
 }
 
 /**
