@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { guidToBytes } from '../tlfs/struct.js';
 import type { ChannelSnapshot, DeviceSnapshot, RingSnapshot, VmbusSnapshot } from '../vmbus/client/snapshot.js';
+import { LINUX_CHANNEL_STATE } from '../vmbus/client/channel.js';
 
 /** hvkit's guest has a single NUMA node, so cpu_to_node() of any target CPU is 0. */
 const NUMA_NODE = 0;
@@ -66,7 +67,7 @@ function deviceFiles(dev: DeviceSnapshot): [string, string][] {
   const primary = dev.channels[0];
   // Every attribute that reads the primary channel fails with ENODEV without one.
   if (primary) {
-    files.push(['id', d(dev.id)], ['state', d(primary.state)]);
+    files.push(['id', d(dev.id)], ['state', d(LINUX_CHANNEL_STATE[primary.state])]);
     // vmbus_dev_attr_is_visible hides monitor_id and the six monitor page files unless the offer
     // allocated a monitor.
     if (primary.monitorId !== undefined) files.push(['monitor_id', d(primary.monitorId)]);

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatLsvmbus, LSVMBUS_CLASS_DESCRIPTIONS, lsvmbusExitCode } from '../../src/cli/lsvmbus.js';
+import { formatLsvmbus, LSVMBUS_CLASS_DESCRIPTIONS, vmbusSysfsExists } from '../../src/cli/lsvmbus.js';
 import { writeSysfs } from '../../src/cli/sysfs.js';
 import type { ChannelSnapshot, DeviceSnapshot, VmbusSnapshot } from '../../src/vmbus/client/snapshot.js';
 import { channelSnapshot } from './snapshots.js';
@@ -34,7 +34,7 @@ const snapshot: VmbusSnapshot = {
       channel(15, 3, { subChannelIndex: 2 }),
     ], 3),
     device(2, SCSI, 'D34B2567-B9B6-42B9-8778-0A4EC0B955BF', [channel(2, 1)], 1),
-    device(105, HVSOCK, 'c0ffee00-1234-4abc-8def-0123456789ab', [channel(105, 0, { state: 0 })]),
+    device(105, HVSOCK, 'c0ffee00-1234-4abc-8def-0123456789ab', [channel(105, 0, { state: 'offer' })]),
     device(9, KVP, '242ff919-07db-4180-9c2e-b86cb68c8c55', [channel(9, 0)], 9),
   ],
 };
@@ -98,11 +98,11 @@ describe('formatLsvmbus', () => {
   it('an empty connected bus prints nothing; a bus that never connected has no sysfs folder', () => {
     const empty: VmbusSnapshot = { state: 'connected', version: '5.3', devices: [] };
     expect(formatLsvmbus(empty, 1)).toEqual([]);
-    expect(lsvmbusExitCode(empty)).toBe(0);
+    expect(vmbusSysfsExists(empty)).toBe(true);
     const none: VmbusSnapshot = { state: 'disconnected', version: '', devices: [] };
     expect(formatLsvmbus(none, 0)).toEqual(["/sys/bus/vmbus/devices doesn't exist: exiting..."]);
-    expect(lsvmbusExitCode(none)).toBe(255);
-    expect(lsvmbusExitCode(snapshot)).toBe(0);
+    expect(vmbusSysfsExists(none)).toBe(false);
+    expect(vmbusSysfsExists(snapshot)).toBe(true);
   });
 
   it("vmbus_dev_dict: lsvmbus's descriptions for every class it knows", () => {

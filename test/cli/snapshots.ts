@@ -4,7 +4,7 @@ import type { ChannelSnapshot } from '../../src/vmbus/client/snapshot.js';
 /** An opened channel with no rings, monitor or counters unless `over` says otherwise. */
 export function channelSnapshot(over: Partial<ChannelSnapshot> & { relid: number }): ChannelSnapshot {
   return {
-    state: 3,
+    state: 'opened',
     subChannelIndex: 0,
     monitorId: undefined,
     targetCpu: 0,

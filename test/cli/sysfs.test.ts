@@ -37,7 +37,7 @@ const nic: DeviceSnapshot = {
       monitor: { serverPending: 0x80000008, clientPending: 8, serverLatency: 100, clientLatency: 200, serverConnId: 0xab00010e, clientConnId: 0x10e },
     }),
     channel({ relid: 20, subChannelIndex: 1, targetCpu: 1, monitorId: 9, monitor: { serverPending: 0, clientPending: 0x200, serverLatency: 0, clientLatency: 65535, serverConnId: 0, clientConnId: 0 } }),
-    channel({ relid: 15, subChannelIndex: 2, targetCpu: 2, state: 0 }),
+    channel({ relid: 15, subChannelIndex: 2, targetCpu: 2, state: 'offer' }),
   ],
 };
 
@@ -67,7 +67,7 @@ const sock: DeviceSnapshot = {
   deviceType: 16,
   vendorId: 0x1414,
   driver: undefined,
-  channels: [channel({ relid: 9, state: 0 })],
+  channels: [channel({ relid: 9, state: 'offer' })],
 };
 
 const snapshot: VmbusSnapshot = { state: 'connected', version: '5.3', devices: [nic, heartbeat, sock] };

@@ -79,7 +79,7 @@ export interface ChannelOwner {
 }
 
 /** Linux's enum vmbus_channel_state values (include/linux/hyperv.h). */
-const LINUX_CHANNEL_STATE: Record<GuestChannelState, number> = { offer: 0, opening: 1, open: 2, opened: 3 };
+export const LINUX_CHANNEL_STATE: Readonly<Record<GuestChannelState, number>> = { offer: 0, opening: 1, open: 2, opened: 3 };
 
 /** hv_ringbuffer_get_debuginfo: the control page's view of one ring, read without checks. */
 function ringSnapshot(mem: RingMemory): RingSnapshot {
@@ -525,7 +525,7 @@ export class GuestChannel {
     const monitorId = this.offer.monitorId;
     return {
       relid: this.relid,
-      state: LINUX_CHANNEL_STATE[this.state],
+      state: this.state,
       subChannelIndex: this.offer.subChannelIndex,
       monitorId,
       targetCpu: this.targetCpu,

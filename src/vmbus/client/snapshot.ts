@@ -1,6 +1,7 @@
 // The guest's VMBus state as plain data, the fields Linux exposes in sysfs
 // (drivers/hv/vmbus_drv.c: the device attributes and the channels/<relid>/ directory), so
 // lsvmbus, a sysfs writer or a debugger can show it without touching live objects.
+import type { GuestChannelState } from './channel.js';
 
 /** One ring's debug info, as hv_ringbuffer_get_debuginfo reads it from the control page. */
 export interface RingSnapshot {
@@ -32,8 +33,8 @@ export interface MonitorSnapshot {
 
 export interface ChannelSnapshot {
   relid: number;
-  /** Linux's enum vmbus_channel_state: 0 offer, 1 opening, 2 open, 3 opened. */
-  state: number;
+  /** Linux's enum vmbus_channel_state by name (sysfs shows its number, LINUX_CHANNEL_STATE). */
+  state: GuestChannelState;
   subChannelIndex: number;
   /** monitorid from the offer (0xff-like values are what the host sent; undefined when not allocated). */
   monitorId: number | undefined;
