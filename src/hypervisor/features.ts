@@ -11,7 +11,7 @@ import {
   PrivHigh,
   type CpuidResult,
 } from '../tlfs/cpuid.js';
-import { HvRegister } from '../tlfs/registers.js';
+import { HV_MAXIMUM_PROCESSORS, HV_MAXIMUM_PROCESSORS_ARM64, HvRegister } from '../tlfs/registers.js';
 import {
   ARM64_HINTS,
   MODELLED_HINTS,
@@ -26,6 +26,9 @@ import type { Arch } from './cpu-interface.js';
 
 export type { Arch };
 export const ARCHES: readonly Arch[] = ['x64', 'x86', 'arm64'];
+
+/** The most VPs a partition of this architecture can have, whatever the release allows. */
+export const ARCH_MAX_VPS: Readonly<Record<Arch, number>> = { x64: HV_MAXIMUM_PROCESSORS, x86: HV_MAXIMUM_PROCESSORS, arm64: HV_MAXIMUM_PROCESSORS_ARM64 };
 
 export interface IsolationConfig {
   type: 'vbs' | 'snp' | 'tdx';

@@ -1,7 +1,7 @@
 // A partition: guest memory, N virtual processors, the release it emulates, virtual time, and
 // the partition-wide synthetic state (guest OS id, hypercall page, reference TSC page, crash
 // registers, ports). Guest code reaches it only through each VP's CPU port.
-import { GuestMemory } from '../memory/guest-memory.js';
+import { GuestMemory, MAX_GUEST_MEMORY } from '../memory/guest-memory.js';
 import { OverlayPage } from '../memory/overlay.js';
 import { gpnFieldToGpa, type GuestPageSize } from '../memory/pages.js';
 import { MiscX64 } from '../tlfs/cpuid.js';
@@ -17,7 +17,7 @@ import { HvStatus } from '../tlfs/status.js';
 import { HvPortType } from '../tlfs/synic.js';
 import { TscPage } from '../tlfs/time.js';
 import { VirtualClock } from './clock.js';
-import { computeFeatures, type Arch, type FeatureOverrides, type Features, type IsolationConfig } from './features.js';
+import { ARCH_MAX_VPS, computeFeatures, type Arch, type FeatureOverrides, type Features, type IsolationConfig } from './features.js';
 import { PortTable, type HostMessage, type PortSpec } from './ports.js';
 import { ReferenceTime } from './reference-time.js';
 import { release, type Release, type ReleaseId } from './release.js';
@@ -156,6 +156,7 @@ export class Partition {
     this.arch = c.arch;
     if (!['x64', 'x86', 'arm64'].includes(c.arch)) throw new PartitionConfigError('arch', `'${String(c.arch)}' is not x64, x86 or arm64`);
     if (!Number.isInteger(c.vps) || c.vps < 1) throw new PartitionConfigError('vps', `${c.vps} is not a positive integer`);
+    if (c.vps > ARCH_MAX_VPS[c.arch]) throw new PartitionConfigError('vps', `${c.vps} exceeds the ${ARCH_MAX_VPS[c.arch]} virtual processors ${c.arch} allows`);
     if (c.vps > this.release.maxVirtualProcessors) {
       throw new PartitionConfigError('vps', `${c.vps} exceeds the ${this.release.maxVirtualProcessors} virtual processors ${this.release.name} allows`);
     }
@@ -164,6 +165,7 @@ export class Partition {
     if (!Number.isSafeInteger(c.memory) || c.memory <= 0 || c.memory % c.pageSize !== 0) {
       throw new PartitionConfigError('memory', `${c.memory} is not a positive multiple of the ${c.pageSize}-byte page`);
     }
+    if (c.memory > MAX_GUEST_MEMORY) throw new PartitionConfigError('memory', `${c.memory} is more than the ${MAX_GUEST_MEMORY}-byte maximum`);
     if (c.apicIds !== undefined) {
       const ids = c.apicIds;
       if (ids.length !== c.vps || new Set(ids).size !== ids.length || ids.some((x) => !Number.isInteger(x) || x < 0 || x > 0xffffffff)) {

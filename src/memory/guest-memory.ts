@@ -13,6 +13,12 @@ export interface GuestMemoryOptions {
   buffer?: SharedArrayBuffer;
 }
 
+/**
+ * The most RAM a VM can have: all of it is one SharedArrayBuffer that both threads view as one
+ * Uint8Array, and Node 20's V8 caps a typed array at 2^32 elements.
+ */
+export const MAX_GUEST_MEMORY = 2 ** 32;
+
 export class GuestMemory {
   readonly size: number;
   readonly pageSize: GuestPageSize;
@@ -27,6 +33,7 @@ export class GuestMemory {
     if (!Number.isSafeInteger(opts.size) || opts.size <= 0 || opts.size % pageSize !== 0) {
       throw new RangeError(`guest memory size ${opts.size} is not a positive multiple of the ${pageSize}-byte page`);
     }
+    if (opts.size > MAX_GUEST_MEMORY) throw new RangeError(`guest memory size ${opts.size} is more than the ${MAX_GUEST_MEMORY}-byte maximum`);
     if (opts.buffer && opts.buffer.byteLength !== opts.size) {
       throw new RangeError(`shared buffer is ${opts.buffer.byteLength} bytes, expected ${opts.size}`);
     }

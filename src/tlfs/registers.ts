@@ -55,6 +55,10 @@ export const registerName = (name: number): string => regNames.get(name) ?? `HV_
 /** HV_PARTITION_ID_SELF and the VP index sentinels (tlfs.md §4.12.6). */
 export const HV_PARTITION_ID_SELF = 0xffff_ffff_ffff_ffffn;
 export const HV_VP_INDEX_SELF = 0xfffffffe;
+
+/** HV_MAXIMUM_PROCESSORS: the most VPs a partition can have, x86 and arm64 (tlfs.md §7.3). */
+export const HV_MAXIMUM_PROCESSORS = 2048;
+export const HV_MAXIMUM_PROCESSORS_ARM64 = 320;
 export const HV_ANY_VP = 0xffffffff;
 /** Linux's marker for a CPU whose VP index is not yet known (hv_vp_index[]). */
 export const VP_INVAL = 0xffffffff;

@@ -6,8 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { DEFAULT_DEVICES, type DeviceTypeName } from '../devices/catalog.js';
-import type { Arch } from '../hypervisor/features.js';
+import { ARCH_MAX_VPS, type Arch } from '../hypervisor/features.js';
 import { RELEASES, type ReleaseId } from '../hypervisor/release.js';
+import { MAX_GUEST_MEMORY } from '../memory/guest-memory.js';
 import type { GuestPageSize } from '../memory/pages.js';
 
 export interface VmDevice {
@@ -44,8 +45,11 @@ export const DEFAULT_VM_CONFIG: Readonly<VmConfig> = Object.freeze({
 /** A floor far below any real guest's needs, there to catch sizes given in the wrong unit ("256"). */
 export const MIN_MEMORY = 16 * MIB;
 
+/** The ceiling of the memory model (guest-memory.ts). */
+export const MAX_MEMORY = MAX_GUEST_MEMORY;
+
 /** HV_MAXIMUM_PROCESSORS (tlfs.md §7.3); a release may allow fewer (Release.maxVirtualProcessors). */
-export const ARCH_MAX_VPS: Readonly<Record<Arch, number>> = { x64: 2048, x86: 2048, arm64: 320 };
+export { ARCH_MAX_VPS };
 
 const PAGE_SIZES: Readonly<Record<string, GuestPageSize>> = { '4k': 4096, '16k': 16384, '64k': 65536 };
 
@@ -218,13 +222,47 @@ interface VmConfigFile {
   devices?: (DeviceTypeName | { type: DeviceTypeName; instance?: string })[];
 }
 
-/** Checks a parsed JSON value against the schema and the rules beyond it; returns it normalized. */
-export function parseVmConfig(json: unknown, source = 'vm.json'): VmConfig {
+/** The top-level fields a command-line flag can set, in the file's own form. */
+export type VmOverrideField = 'release' | 'arch' | 'cpus' | 'memory' | 'pageSize';
+
+/**
+ * Settings given outside the file (`hvkit run --vps 4`), each with the option to name when it is
+ * wrong. They replace the file's fields and then face the same checks.
+ */
+export type VmOverrides = Partial<Record<VmOverrideField, { value: unknown; option: string }>>;
+
+/** The page size as a file writes it. */
+export function pageSizeName(bytes: GuestPageSize): '4k' | '16k' | '64k' {
+  return `${bytes / 1024}k` as '4k' | '16k' | '64k';
+}
+
+/** "256M", "4G", "1536K", "12345": the shortest exact form of a byte count. */
+export function formatByteSize(bytes: number): string {
+  for (const [unit, size] of [['G', 1 << 30], ['M', 1 << 20], ['K', 1 << 10]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  return String(bytes);
+}
+
+/**
+ * Checks a parsed JSON value, with `overrides` applied, against the schema and the rules beyond
+ * it; returns it normalized. An error names the file and field, or the option that set it.
+ */
+export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOverrides = {}): VmConfig {
+  const fromFile = json !== null && typeof json === 'object' && !Array.isArray(json);
+  const merged: unknown = fromFile ? { ...json, ...Object.fromEntries(Object.entries(overrides).map(([k, o]) => [k, o.value])) } : json;
+  // An error in an overridden field is the option's, not the file's.
+  const blame = (pointer: string, reason: string): ConfigError => {
+    const field = pointer.split('/')[1] as VmOverrideField | undefined;
+    const o = field === undefined ? undefined : overrides[field];
+    return o ? new ConfigError(o.option, undefined, reason) : new ConfigError(source, pointer, reason);
+  };
   const check = validate();
-  if (!check(json)) throw schemaError(source, check.errors ?? []);
-  const f = json as VmConfigFile;
+  if (!check(merged)) {
+    const e = schemaError(source, check.errors ?? []);
+    throw e.pointer === undefined ? e : blame(e.pointer, e.reason);
+  }
+  const f = merged as VmConfigFile;
   const fail = (pointer: string, reason: string): never => {
-    throw new ConfigError(source, pointer, reason);
+    throw blame(pointer, reason);
   };
 
   const release = f.release ?? DEFAULT_VM_CONFIG.release;
@@ -252,7 +290,8 @@ export function parseVmConfig(json: unknown, source = 'vm.json'): VmConfig {
     memory = f.memory ?? DEFAULT_VM_CONFIG.memory;
     if (!Number.isSafeInteger(memory)) fail('/memory', 'size out of range');
   }
-  if (memory < MIN_MEMORY) fail('/memory', `${memory} bytes is less than the ${MIN_MEMORY / MIB} MiB minimum`);
+  if (memory < MIN_MEMORY) fail('/memory', `${formatByteSize(memory)} is less than the ${formatByteSize(MIN_MEMORY)} minimum`);
+  if (memory > MAX_MEMORY) fail('/memory', `${formatByteSize(memory)} is more than the ${formatByteSize(MAX_MEMORY)} maximum (all of RAM is one SharedArrayBuffer, and Node 20 views at most 4 GiB of one)`);
   if (memory % pageSize !== 0) fail('/memory', `${memory} bytes is not a multiple of the ${pageSize}-byte page`);
 
   const devices: VmDevice[] =
@@ -273,7 +312,7 @@ export function parseVmConfig(json: unknown, source = 'vm.json'): VmConfig {
 }
 
 /** Parses the text of a configuration file; a syntax error names the line and column. */
-export function parseVmConfigText(text: string, source = 'vm.json'): VmConfig {
+export function parseVmConfigText(text: string, source = 'vm.json', overrides: VmOverrides = {}): VmConfig {
   // Editors on Windows often save JSON with a byte order mark, which JSON.parse rejects.
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   let json: unknown;
@@ -282,18 +321,18 @@ export function parseVmConfigText(text: string, source = 'vm.json'): VmConfig {
   } catch (e) {
     throw syntaxError(source, body, e);
   }
-  return parseVmConfig(json, source);
+  return parseVmConfig(json, source, overrides);
 }
 
 /** Reads and parses a configuration file; errors name `path` as the source. */
-export function loadVmConfig(path: string): VmConfig {
+export function loadVmConfig(path: string, overrides: VmOverrides = {}): VmConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new ConfigError(path, undefined, `cannot read: ${(e as Error).message}`);
   }
-  return parseVmConfigText(text, path);
+  return parseVmConfigText(text, path, overrides);
 }
 
 // --- JSON syntax errors ----------------------------------------------------------------------------

@@ -182,8 +182,23 @@ describe('parseVmConfig: each error names the file and the field', () => {
     expectFieldError({ memory: 1e300 }, '/memory', 'size out of range');
   });
   it('memory below 16 MiB', () => {
-    expectFieldError({ memory: '15M' }, '/memory', '15728640 bytes is less than the 16 MiB minimum');
-    expectFieldError({ memory: 256 }, '/memory', '256 bytes is less than the 16 MiB minimum');
+    expectFieldError({ memory: '15M' }, '/memory', '15M is less than the 16M minimum');
+    expectFieldError({ memory: 256 }, '/memory', '256 is less than the 16M minimum');
+  });
+
+  it('settings given as flags face the same checks; an error names the flag, not the file', () => {
+    const e = configError(() => parseVmConfig({ arch: 'arm64' }, 'vm.json', { cpus: { value: 321, option: '--vps' } }));
+    expect(e.message).toBe('--vps: 321 exceeds the 320 virtual processors arm64 allows');
+    expect(configError(() => parseVmConfig({}, 'vm.json', { memory: { value: 0, option: '--memory' } })).message).toBe('--memory: must be an integer >= 1');
+    // The file's own field is still the file's fault.
+    expect(configError(() => parseVmConfig({ cpus: 2, apicIds: [0, 1] }, 'vm.json', { cpus: { value: 3, option: '--vps' } })).message).toBe('vm.json: /apicIds: must list one APIC id per CPU: 3, not 2');
+    expect(parseVmConfig({ release: 'ws2016', cpus: 4 }, 'vm.json', { release: { value: 'ws2022', option: '--release' } })).toMatchObject({ release: 'ws2022', vps: 4 });
+  });
+
+  it('memory above 4 GiB, the most one SharedArrayBuffer can be viewed as on Node 20', () => {
+    expectFieldError({ memory: '8G' }, '/memory', '8G is more than the 4G maximum (all of RAM is one SharedArrayBuffer, and Node 20 views at most 4 GiB of one)');
+    expectFieldError({ memory: 4 * GIB + 4096 }, '/memory', '4194308K is more than the 4G maximum (all of RAM is one SharedArrayBuffer, and Node 20 views at most 4 GiB of one)');
+    expect(parseVmConfig({ memory: '4G' }).memory).toBe(4 * GIB);
   });
   it('memory not a multiple of the page size', () => {
     expectFieldError({ memory: 20_000_000 }, '/memory', '20000000 bytes is not a multiple of the 4096-byte page');
