@@ -15,4 +15,19 @@ process.stdout.on('error', (e) => {
   if (e.code === 'EPIPE') process.exit(0);
   throw e;
 });
-process.exitCode = await cli.main(process.argv);
+// Ctrl-C: a command that listens stops cleanly (it prints what it has, exit 130); otherwise, or
+// at a second Ctrl-C, the process ends at once with 130.
+const handlers = new Set();
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted || handlers.size === 0) process.exit(130);
+  interrupted = true;
+  for (const h of handlers) h();
+});
+const interrupts = {
+  listen(h) {
+    handlers.add(h);
+    return () => handlers.delete(h);
+  },
+};
+process.exitCode = await cli.main(process.argv, cli.stdio(interrupts));

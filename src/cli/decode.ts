@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { DECODE_AS, describeBytes, errorLine, formatReport, HexTextError, parseHexText, reportJson, type DecodeAs } from '../vmbus/wire/describe.js';
 import type { Io } from './main.js';
-import { UsageError } from './run.js';
+import { UsageError } from './errors.js';
 
 interface DecodeOptions {
   as: DecodeAs;
@@ -46,7 +46,7 @@ async function readInput(args: readonly string[]): Promise<Uint8Array> {
   const arg = args[0]!;
   if (arg === '-') return fileContents(await readStdin(), 'stdin');
   if (isPath(arg)) return fileContents(readFile(arg), `'${arg}'`);
-  if (!HEXISH.test(arg)) throw new UsageError(`decode: cannot read '${arg}': no such file, and it is not hex`);
+  if (!HEXISH.test(arg)) throw new UsageError(`cannot read '${arg}': no such file, and it is not hex`);
   return hexArgument(arg);
 }
 
@@ -63,7 +63,7 @@ function readFile(path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new UsageError(`decode: cannot read '${path}': ${(e as Error).message}`);
+    throw new UsageError(`cannot read '${path}': ${(e as Error).message}`);
   }
 }
 
@@ -77,19 +77,19 @@ function hexArgument(text: string): Uint8Array {
   try {
     return parseHexText(text);
   } catch (e) {
-    if (e instanceof HexTextError) throw new UsageError(`decode: bad hex: ${e.message}`);
+    if (e instanceof HexTextError) throw new UsageError(`bad hex: ${e.message}`);
     throw e;
   }
 }
 
 /** A file holds either the bytes themselves or hex text; text is printable ASCII and line breaks only. */
 function fileContents(data: Uint8Array, what: string): Uint8Array {
-  if (!data.length) throw new UsageError(`decode: ${what} is empty`);
+  if (!data.length) throw new UsageError(`${what} is empty`);
   if (!data.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) return new Uint8Array(data);
   try {
     return parseHexText(Buffer.from(data).toString('latin1'));
   } catch (e) {
-    if (e instanceof HexTextError) throw new UsageError(`decode: ${what} holds text that is not hex: ${e.message}`);
+    if (e instanceof HexTextError) throw new UsageError(`${what} holds text that is not hex: ${e.message}`);
     throw e;
   }
 }

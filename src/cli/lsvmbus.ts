@@ -42,10 +42,6 @@ export function vmbusSysfsExists(snapshot: VmbusSnapshot): boolean {
   return snapshot.state !== 'disconnected' || snapshot.devices.length > 0;
 }
 
-/** The script's exit status: 0, or 255 (exit(-1)) when the bus folder is missing. */
-export function lsvmbusExitCode(snapshot: VmbusSnapshot): number {
-  return vmbusSysfsExists(snapshot) ? 0 : 255;
-}
 
 /** Python's "%2s": right-aligned in at least two columns. */
 const w2 = (s: string): string => s.padStart(2);

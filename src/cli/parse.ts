@@ -1,19 +1,8 @@
 // Parsers for command-line values; each failure names the option and what it expected.
 import { InvalidArgumentError } from 'commander';
-import { RELEASE_IDS, type ReleaseId } from '../hypervisor/release.js';
-import type { Arch } from '../hypervisor/features.js';
 import type { GuestPageSize } from '../memory/pages.js';
 import { parseByteSize } from '../vm/config.js';
-
-export function parseRelease(v: string): ReleaseId {
-  if (!(RELEASE_IDS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${RELEASE_IDS.join(', ')}`);
-  return v as ReleaseId;
-}
-
-export function parseArch(v: string): Arch {
-  if (v !== 'x64' && v !== 'x86' && v !== 'arm64') throw new InvalidArgumentError('expected x64, x86 or arm64');
-  return v;
-}
+import { STEP_LIMIT_S } from '../vm/script.js';
 
 export function parsePositiveInt(v: string): number {
   const n = Number(v);
@@ -29,15 +18,20 @@ export function parseSize(v: string): number {
 }
 
 export function parsePageSize(v: string): GuestPageSize {
-  const n = parseSize(v);
+  const size = parseByteSize(v);
+  const n = size.ok ? size.bytes : 0;
   if (n !== 4096 && n !== 16384 && n !== 65536) throw new InvalidArgumentError('expected 4k, 16k or 64k');
   return n;
 }
 
-/** "booted", "shutdown", or a number of seconds of virtual time to run after boot. */
+/**
+ * "booted", "shutdown", or a number of seconds of virtual time to run after boot, bounded as a
+ * script's `wait` is: an hour of virtual time is already minutes of wall time with devices.
+ */
 export function parseUntil(v: string): 'booted' | 'shutdown' | number {
   if (v === 'booted' || v === 'shutdown') return v;
   const s = Number(v);
   if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(s)) throw new InvalidArgumentError('expected "booted", "shutdown" or a number of seconds');
+  if (s > STEP_LIMIT_S) throw new InvalidArgumentError(`${v} seconds is more than the ${STEP_LIMIT_S}-second limit (as a script's wait)`);
   return s;
 }

@@ -1,18 +1,26 @@
-// `hvkit run`: boot a VM with its devices, print the guest's kernel log, and stop once the guest
-// reaches the requested point. `hvkit lsvmbus`: boot the same way, then list the VMBus devices.
-import { mkdirSync, readFileSync } from 'node:fs';
+// `hvkit run`: boot a VM with its devices, print the guest's kernel log as it is printed, run a
+// script against it, and stop once the guest reaches the requested point. `hvkit lsvmbus`: boot
+// the same way, then list the VMBus devices. Everything a run can refuse is refused before boot.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { formatRecord, type LogRecord } from '../guest/klog.js';
+import type { KernelState } from '../guest/kernel.js';
+import { formatRecord, LOG_LEVELS, type LogRecord } from '../guest/klog.js';
 import { attachTrace } from '../trace/attach.js';
-import { openTraceFile } from '../trace/writer.js';
+import { openTraceFile, type TraceFile } from '../trace/writer.js';
 import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
+import type { VmConfig } from '../vm/config.js';
 import { DirectoryFiles } from '../vm/dirfs.js';
 import { Machine } from '../vm/machine.js';
-import { parseScript, runScript, type Step } from '../vm/script.js';
+import { parseScript, runScript, SCRIPT_STEPS, STEP_LIMIT_S, type Step, type StepResult } from '../vm/script.js';
 import { ThreadedMachine } from '../vm/threaded/machine.js';
+import { MAX_CPUS } from '../vm/threaded/protocol.js';
 import type { RunArgs, RunResult } from '../vm/threaded/workloads/run.js';
-import { formatLsvmbus, lsvmbusExitCode } from './lsvmbus.js';
+import { EXIT, EXIT_CODES_HELP, RunFailure, UsageError } from './errors.js';
+import { formatLsvmbus, vmbusSysfsExists } from './lsvmbus.js';
+import type { Io, Status } from './main.js';
+import { outputDirectory, outputFile, sysfsDirectory } from './outputs.js';
 import { parseUntil } from './parse.js';
+import { Progress } from './progress.js';
 import { writeSysfs } from './sysfs.js';
 import { addVmOptions, machineConfig, vmFromOptions, type VmOptions } from './vm-options.js';
 
@@ -23,6 +31,7 @@ interface RunOptions extends VmOptions {
   verbose: boolean;
   pace: boolean;
   threads: boolean;
+  keepGoing: boolean;
   sysfs?: string;
   trace?: string;
   script?: string;
@@ -33,93 +42,186 @@ interface RunOptions extends VmOptions {
 const SHUTDOWN_LIMIT_S = 120;
 /** The longest a --threads run may take on the wall clock, beyond its virtual time. */
 const THREADED_SLACK_MS = 60_000;
+/** Journal lines at this level and worse are shown without --verbose: they say why a daemon failed. */
+const JOURNAL_ALWAYS = LOG_LEVELS.indexOf('warn');
 
 /** Adds `run` and `lsvmbus`; `status.code` receives the exit status. */
-export function registerRun(program: Command, out: (line: string) => void, status: { code: number }): void {
+export function registerRun(program: Command, io: Io, status: Status): void {
   addVmOptions(program.command('run').description('boot a VM and print the guest kernel log'))
     .option('--no-vmbus', 'do not connect to VMBus (the SynIC is still set up)')
-    .option('--until <point>', '"booted", "shutdown" (the host asks the guest to shut down), or seconds of virtual time after boot', parseUntil, 'booted')
+    .option('--until <point>', `"booted", "shutdown" (the host asks the guest to shut down), or seconds of virtual time after boot (at most ${STEP_LIMIT_S})`, parseUntil, 'booted')
     .option('--threads', 'run the guest kernel in a worker thread, concurrently with the host', false)
-    .option('--pace', 'run the virtual time after boot no faster than wall-clock time', false)
-    .option('--json', 'print the log as JSON lines, then the final state', false)
-    .option('--verbose', 'include debug-level lines (pr_debug and hvkit step notes)', false)
-    .option('--sysfs <dir>', "write the guest's /sys/bus/vmbus/devices tree into DIR once booted")
+    .option('--pace', 'run virtual time no faster than the wall clock, from the start of the boot', false)
+    .option('--json', 'print JSON lines: log records, script results, then the final state', false)
+    .option('--verbose', 'include debug-level lines (pr_debug, hvkit step notes) and the whole guest journal', false)
+    .option('--sysfs <dir>', "write the guest's /sys/bus/vmbus/devices tree into DIR once booted (new, empty, or an earlier export)")
     .option('--trace <file>', 'write every trap, message, signal and packet as JSON lines')
-    .option('--script <file>', 'host actions to run once booted, one per line (see src/vm/script.ts)')
+    .option('--script <file>', `host actions once booted, one per line: ${SCRIPT_STEPS.join(', ')} (hvkit help script)`)
+    .option('--keep-going', 'run the script steps after a failed one too (the exit status is still 1)', false)
     .option('--state <dir>', "the VM's state directory: the guest's file tree (KVP pools, copied files) lives there")
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .action(async (o: RunOptions, cmd: Command) => {
-      const vm = machineConfig(vmFromOptions(cmd, o));
-      const print = (r: LogRecord) => {
-        if (r.level === 'debug' && !o.verbose) return;
-        out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text, ...(r.annotation ? { annotation: true } : {}) }) : formatRecord(r));
-      };
-      // The daemons' syslog (the guest's journal) only with --verbose, marked as such.
-      const printJournal = (r: LogRecord) => {
-        if (!o.verbose) return;
-        out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, journal: r.text }) : formatRecord({ ...r, text: `journal: ${r.text}` }));
-      };
-      const kernel = { vmbusSynic: true, vmbus: o.vmbus };
-      const steps = o.script ? readScript(o.script) : undefined;
-      if (steps && o.threads) throw new UsageError('--script runs the guest in this thread; drop --threads');
-      if (o.state) mkdirSync(o.state, { recursive: true });
-      const m = o.threads ? new ThreadedMachine({ ...vm, kernel, ...(o.state ? { stateDir: o.state } : {}) }) : new Machine({ ...vm, kernel, ...(o.state ? { files: new DirectoryFiles(o.state) } : {}) });
-      // Attached before boot, so the trace starts with the first CPUID.
-      const trace = o.trace ? openTraceFile(o.trace) : undefined;
-      const stop = trace ? attachTrace(m.partition, trace) : undefined;
-      try {
-        status.code = m instanceof ThreadedMachine ? await runThreaded(m, o, print, printJournal, out) : await runInThread(m, o, print, printJournal, out, steps);
-      } finally {
-        stop?.();
-        await trace?.close();
-      }
+      status.code = await run(io, vmFromOptions(cmd, o), o);
     });
 
   addVmOptions(program.command('lsvmbus').description("boot a VM and list its VMBus devices as Linux's lsvmbus does"))
     .option('-v, --verbose', 'more detail; -vv for more', (_: string, n: number) => n + 1, 0)
-    .action((o: VmOptions & { verbose: number }, cmd: Command) => {
+    .option('--json', 'the devices and their channels as JSON', false)
+    .action((o: VmOptions & { verbose: number; json: boolean }, cmd: Command) => {
       const m = new Machine(machineConfig(vmFromOptions(cmd, o)));
       m.boot();
       const snapshot: VmbusSnapshot = m.kernel.vmbus?.snapshot() ?? { state: 'disconnected', version: '', devices: [] };
-      for (const line of formatLsvmbus(snapshot, Math.min(2, o.verbose) as 0 | 1 | 2)) out(line);
-      status.code = lsvmbusExitCode(snapshot);
+      if (o.json) io.out(JSON.stringify(snapshot, null, 2));
+      else for (const line of formatLsvmbus(snapshot, Math.min(2, o.verbose) as 0 | 1 | 2)) io.out(line);
+      if (!vmbusSysfsExists(snapshot)) status.code = EXIT.failure;
     });
 }
 
-type Printer = (r: LogRecord) => void;
+/** Where a run's output goes: the log, the journal, script results and the final state. */
+class RunOutput {
+  private readonly progress: Progress | undefined;
+  readonly line: (text: string) => void;
 
-async function runInThread(m: Machine, o: RunOptions, print: Printer, printJournal: Printer, out: (line: string) => void, steps?: readonly Step[]): Promise<number> {
-  m.kernel.log.onRecord(print);
-  m.kernel.journal.onRecord(printJournal);
-  m.boot();
-  if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot());
-  const booted = m.kernel.stage === 'booted';
-  if (steps && booted) await runScript(m, steps, (line) => out(o.json ? JSON.stringify({ script: line }) : `hvkit script: ${line}`), { readFile: (path) => readFileSync(path) });
-  if (typeof o.until === 'number') {
-    const ns = Math.round(o.until * 1e9);
-    if (o.pace) await m.runPaced(ns);
-    else m.runFor(ns);
-  } else if (o.until === 'shutdown' && m.kernel.stage === 'booted') {
-    if (!m.host.shutdownGuest()) throw new UsageError('--until shutdown needs a shutdown device');
-    m.waitUntil(() => m.kernel.stage === 'halted', SHUTDOWN_LIMIT_S * 1e9);
+  constructor(
+    private readonly io: Io,
+    private readonly o: RunOptions,
+    source: { virtualNs(): number; packets(): number } | undefined,
+    endNs: number | undefined,
+  ) {
+    // A progress line only for a person at a terminal, never into --json.
+    this.progress = io.progress && source && !o.json ? new Progress(source, { ...io.progress, ...(endNs === undefined ? {} : { endNs }) }, io.out) : undefined;
+    this.line = this.progress ? (t) => this.progress!.print(t) : io.out;
   }
-  if (o.json) out(JSON.stringify({ state: m.kernel.state() }));
-  // A script may end the guest itself: booting was what --until booted asked for.
-  if (steps && booted && o.until !== 'shutdown' && m.kernel.stage === 'halted') return 0;
-  return reached(o.until, m.kernel.stage) ? 0 : 1;
+
+  log = (r: LogRecord): void => {
+    if (r.level === 'debug' && !this.o.verbose) return;
+    this.line(this.o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text, ...(r.annotation ? { annotation: true } : {}) }) : formatRecord(r));
+  };
+
+  /** The daemons' syslog: its warnings and errors always, the rest with --verbose. */
+  journal = (r: LogRecord): void => {
+    if (!this.o.verbose && LOG_LEVELS.indexOf(r.level) > JOURNAL_ALWAYS) return;
+    this.line(this.o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, journal: r.text }) : formatRecord({ ...r, text: `journal: ${r.text}` }));
+  };
+
+  step = (r: StepResult): void => {
+    this.line(this.o.json ? JSON.stringify({ script: r }) : `hvkit script: line ${r.line}: ${r.status === 'failed' ? 'FAILED: ' : ''}${r.text}`);
+  };
+
+  state(vm: VmConfig, state: KernelState): void {
+    if (!this.o.json) return;
+    const machine = { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, devices: vm.devices.map((d) => d.type) };
+    this.line(JSON.stringify({ state: { vm: machine, ...state } }));
+  }
+
+  stop(): void {
+    this.progress?.stop();
+  }
 }
 
-/** The guest in a worker: its log comes back when the workload ends. */
-async function runThreaded(m: ThreadedMachine, o: RunOptions, print: Printer, printJournal: Printer, out: (line: string) => void): Promise<number> {
+async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
+  const steps = o.script ? readScript(o.script) : undefined;
+  if (o.threads && steps) throw new UsageError('--script: script steps run with the guest in this thread; drop --threads');
+  if (o.threads && vm.vps > MAX_CPUS) throw new UsageError(`--threads: at most ${MAX_CPUS} VPs with the guest in a worker, not ${vm.vps}`);
+  if (o.until === 'shutdown' && !o.vmbus) throw new UsageError('--until shutdown: the host asks through the shutdown IC, which needs VMBus; drop --no-vmbus');
+  if (o.until === 'shutdown' && !vm.devices.some((d) => d.type === 'shutdown')) throw new UsageError('--until shutdown: the VM has no shutdown device');
+  if (o.state) outputDirectory('--state', o.state);
+  if (o.sysfs) sysfsDirectory('--sysfs', o.sysfs);
+  const trace = o.trace ? outputFile('--trace', o.trace, openTraceFile) : undefined;
+
+  const stop = new AbortController();
+  const unlisten = io.interrupts?.listen(() => stop.abort());
+  let output: RunOutput | undefined;
+  try {
+    const config = { ...machineConfig(vm), kernel: { vmbusSynic: true, vmbus: o.vmbus } };
+    const endNs = typeof o.until === 'number' ? o.until * 1e9 : undefined;
+    if (o.threads) {
+      const m = new ThreadedMachine({ ...config, ...(o.state ? { stateDir: o.state } : {}) });
+      output = new RunOutput(io, o, progressSource(m), endNs);
+      return await traced(m, trace, () => runThreaded(m, vm, o, output!, stop.signal));
+    }
+    const m = new Machine({ ...config, ...(o.state ? { files: new DirectoryFiles(o.state) } : {}), ...(o.pace ? { pace: {} } : {}) });
+    output = new RunOutput(io, o, progressSource(m), endNs);
+    return await traced(m, trace, () => runInThread(m, vm, o, output!, stop.signal, steps));
+  } finally {
+    output?.stop();
+    unlisten?.();
+    await trace?.close();
+  }
+}
+
+/** Runs `body` with the trace attached from the first CPUID on. */
+async function traced(m: Machine | ThreadedMachine, trace: TraceFile | undefined, body: () => Promise<number>): Promise<number> {
+  const detach = trace ? attachTrace(m.partition, trace) : undefined;
+  try {
+    return await body();
+  } finally {
+    detach?.();
+  }
+}
+
+/** What the progress line reads: the virtual clock and the host's packet counters. */
+function progressSource(m: Machine | ThreadedMachine): { virtualNs(): number; packets(): number } {
+  return {
+    virtualNs: () => m.partition.clock.nowNs,
+    packets: () => {
+      let n = 0;
+      for (const ch of m.vmbus?.server.channels.values() ?? []) n += ch.packetsReceived + ch.packetsSent;
+      return n;
+    },
+  };
+}
+
+async function runInThread(m: Machine, vm: VmConfig, o: RunOptions, out: RunOutput, signal: AbortSignal, steps?: readonly Step[]): Promise<number> {
+  m.kernel.log.onRecord(out.log);
+  m.kernel.journal.onRecord(out.journal);
+  m.boot();
+  if (signal.aborted) return EXIT.interrupted;
+  if (m.kernel.stage !== 'booted') throw new RunFailure(`the guest did not boot: it is ${m.kernel.stage}`);
+  if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot());
+  let failed: StepResult[] = [];
+  if (steps) {
+    const results = await runScript(m, steps, out.step, { keepGoing: o.keepGoing, signal, host: { readFile: (path) => readFileSync(path) } });
+    failed = results.filter((r) => r.status === 'failed');
+  }
+  if (typeof o.until === 'number') {
+    await m.runForAsync(o.until * 1e9, { signal });
+  } else if (o.until === 'shutdown' && m.kernel.stage === 'booted') {
+    m.host.shutdownGuest();
+    await m.waitUntilAsync(() => m.kernel.stage === 'halted', SHUTDOWN_LIMIT_S * 1e9, { signal });
+  }
+  out.state(vm, m.kernel.state());
+  if (signal.aborted) return EXIT.interrupted;
+  if (failed.length) throw new RunFailure(`${failed.length} of ${steps!.length} script steps failed (line ${failed.map((r) => r.line).join(', ')})`);
+  // A script may end the guest itself: booting was what --until booted asked for.
+  const stage = m.kernel.stage as string;
+  const endedByScript = steps !== undefined && o.until !== 'shutdown' && stage === 'halted';
+  if (!endedByScript) reached(o.until, stage, m.nowNs);
+  return EXIT.ok;
+}
+
+/** The guest in a worker: its log streams back as it is printed. */
+async function runThreaded(m: ThreadedMachine, vm: VmConfig, o: RunOptions, out: RunOutput, signal: AbortSignal): Promise<number> {
   const args: RunArgs = { until: o.until, limitSeconds: SHUTDOWN_LIMIT_S };
-  if (o.until === 'shutdown' && !m.host.shutdownGuest()) throw new UsageError('--until shutdown needs a shutdown device');
+  if (o.until === 'shutdown') m.host.shutdownGuest();
   const seconds = typeof o.until === 'number' ? o.until : o.until === 'shutdown' ? SHUTDOWN_LIMIT_S : 0;
-  const r = await m.run<RunResult>(workload('run'), args, seconds * 1000 + THREADED_SLACK_MS);
-  r.log.forEach(print);
-  r.journal.forEach(printJournal);
-  if (r.error) out(`hvkit: the guest thread failed: ${r.error}`);
+  const r = await m.run<RunResult>(workload('run'), args, { maxMs: seconds * 1000 + THREADED_SLACK_MS, signal, onLog: out.log, onJournal: out.journal });
+  if (signal.aborted) {
+    out.state(vm, r.state);
+    return EXIT.interrupted;
+  }
+  if (r.error) throw new RunFailure(`the guest thread failed: ${r.error.split('\n')[0]}`);
   if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted);
-  if (o.json) out(JSON.stringify({ state: r.state }));
-  return reached(o.until, r.result?.stage ?? r.state.stage) ? 0 : 1;
+  out.state(vm, r.state);
+  reached(o.until, r.result?.stage ?? r.state.stage, undefined);
+  return EXIT.ok;
+}
+
+/** Throws a RunFailure unless the guest got where --until asked. */
+function reached(until: RunOptions['until'], stage: string, nowNs: number | undefined): void {
+  const at = nowNs === undefined ? '' : ` at ${(nowNs / 1e9).toFixed(3)} s`;
+  if (until === 'shutdown' && stage !== 'halted') throw new RunFailure(`the guest did not power off within ${SHUTDOWN_LIMIT_S} s of being asked: it is ${stage}`);
+  if (until !== 'shutdown' && stage !== 'booted') throw new RunFailure(`the guest stopped running${at}: it is ${stage}`);
 }
 
 function readScript(path: string): Step[] {
@@ -127,21 +229,12 @@ function readScript(path: string): Step[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new UsageError(`cannot read the script ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new UsageError(`--script: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   return parseScript(text, path);
-}
-
-function reached(until: RunOptions['until'], stage: string): boolean {
-  return until === 'shutdown' ? stage === 'halted' : stage === 'booted';
 }
 
 /** A built workload module: workers run JavaScript, so from sources (tests) use the build. */
 function workload(name: string): URL {
   return import.meta.url.endsWith('.ts') ? new URL(`../../dist/vm/threaded/workloads/${name}.js`, import.meta.url) : new URL(`../vm/threaded/workloads/${name}.js`, import.meta.url);
-}
-
-/** A request hvkit cannot carry out as asked: printed without a stack, exit status 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
 }

@@ -9,7 +9,7 @@ import { ChannelResolver, matches, type TraceFilter } from '../trace/filter.js';
 import { formatEvent } from '../trace/format.js';
 import { readTraceFile, TraceFileError } from '../trace/reader.js';
 import type { Io } from './main.js';
-import { UsageError } from './run.js';
+import { UsageError } from './errors.js';
 
 interface TraceOptions {
   channel?: number[];
@@ -18,7 +18,10 @@ interface TraceOptions {
   json: boolean;
 }
 
-/** Each value may itself be a comma-separated list: `--channel 1,2` or `--channel 1 2`. */
+/**
+ * A list option: repeat it or give a comma-separated list (`--channel 1,2` or `--channel 1
+ * --channel 2`). It takes one word at a time, so that `--kind packet FILE` leaves FILE alone.
+ */
 function listParser<T>(what: string, parse: (s: string) => T | undefined): (v: string, previous: T[] | undefined) => T[] {
   return (v, previous) => {
     const out = [...(previous ?? [])];
@@ -41,9 +44,9 @@ export function registerTrace(program: Command, io: Io, status: { code: number }
     .command('trace')
     .description('print a trace recorded with `run --trace`: every trap, message, signal and packet between guest and host, and what the hypervisor did on its own')
     .argument('<file>', 'a trace file (JSON lines)')
-    .option('--channel <relid...>', 'only events about these VMBus channels (messages, signals, packets)', parseChannels)
-    .option('--kind <kind...>', `only these kinds: ${TRACE_KINDS.join(', ')}`, parseKinds)
-    .option('--dir <dir...>', `only messages, signals and packets going this way: ${TRACE_DIRECTIONS.join(', ')}`, parseDirs)
+    .option('--channel <relids>', 'only events about these VMBus channels (messages, signals, packets); repeat or separate with commas', parseChannels)
+    .option('--kind <kinds>', `only these kinds, repeated or separated with commas: ${TRACE_KINDS.join(', ')}`, parseKinds)
+    .option('--dir <dir>', `only messages, signals and packets going this way: ${TRACE_DIRECTIONS.join(', ')}`, parseDirs)
     .option('--json', 'print the events as JSON lines, their channels filled in', false)
     .action(async (file: string, o: TraceOptions) => {
       const filter: TraceFilter = { channels: o.channel ?? [], kinds: o.kind ?? [], dirs: o.dir ?? [] };
@@ -60,7 +63,7 @@ export function registerTrace(program: Command, io: Io, status: { code: number }
           return;
         }
         const code = (e as NodeJS.ErrnoException).code;
-        if (typeof code === 'string') throw new UsageError(`trace: cannot read '${file}': ${(e as Error).message}`);
+        if (typeof code === 'string') throw new UsageError(`cannot read '${file}': ${(e as Error).message}`);
         throw e;
       }
     });

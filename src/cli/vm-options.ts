@@ -1,14 +1,14 @@
 // The options that describe a VM, shared by `run` and `lsvmbus`: a configuration file and the
 // flags that override it. A flag given on the command line wins over the file; the file wins
 // over the flags' defaults.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { DeviceSpec } from '../devices/registry.js';
-import type { Arch } from '../hypervisor/features.js';
-import type { ReleaseId } from '../hypervisor/release.js';
+import { ARCHES, ARCH_MAX_VPS, type Arch } from '../hypervisor/features.js';
+import { RELEASE_IDS, type ReleaseId } from '../hypervisor/release.js';
 import type { GuestPageSize } from '../memory/pages.js';
-import { DEFAULT_VM_CONFIG, loadVmConfig, type VmConfig } from '../vm/config.js';
+import { DEFAULT_VM_CONFIG, MAX_MEMORY, MIN_MEMORY, formatByteSize, loadVmConfig, pageSizeName, parseVmConfig, type VmConfig, type VmOverrideField, type VmOverrides } from '../vm/config.js';
 import type { MachineConfig } from '../vm/machine.js';
-import { parseArch, parsePageSize, parsePositiveInt, parseRelease, parseSize } from './parse.js';
+import { parsePageSize, parsePositiveInt, parseSize } from './parse.js';
 
 export interface VmOptions {
   config?: string;
@@ -22,25 +22,28 @@ export interface VmOptions {
 export function addVmOptions(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'VM configuration file (JSON, see schema/vm.schema.json)')
-    .option('--release <release>', 'Hyper-V release to emulate', parseRelease, DEFAULT_VM_CONFIG.release)
-    .option('--arch <arch>', 'guest architecture: x64, x86 or arm64', parseArch, DEFAULT_VM_CONFIG.arch)
-    .option('--vps <n>', 'virtual processors', parsePositiveInt, DEFAULT_VM_CONFIG.vps)
-    .option('--memory <size>', 'guest RAM, e.g. 256M or 1G', parseSize, DEFAULT_VM_CONFIG.memory)
-    .option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)', parsePageSize, DEFAULT_VM_CONFIG.pageSize);
+    .addOption(new Option('--release <release>', 'Hyper-V release to emulate').choices(RELEASE_IDS).default(DEFAULT_VM_CONFIG.release))
+    .addOption(new Option('--arch <arch>', 'guest architecture').choices(ARCHES).default(DEFAULT_VM_CONFIG.arch))
+    .option('--vps <n>', `virtual processors (at most ${ARCH_MAX_VPS.x64} on x64 and x86, ${ARCH_MAX_VPS.arm64} on arm64, fewer on older releases)`, parsePositiveInt, DEFAULT_VM_CONFIG.vps)
+    .addOption(new Option('--memory <size>', `guest RAM, ${formatByteSize(MIN_MEMORY)} to ${formatByteSize(MAX_MEMORY)}`).argParser(parseSize).default(DEFAULT_VM_CONFIG.memory, formatByteSize(DEFAULT_VM_CONFIG.memory)))
+    .addOption(new Option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)').argParser(parsePageSize).default(DEFAULT_VM_CONFIG.pageSize, pageSizeName(DEFAULT_VM_CONFIG.pageSize)));
 }
 
-/** The VM the options describe: the file's settings, overridden by flags given explicitly. */
+/**
+ * The VM the options describe: the file's settings, overridden by flags given explicitly. Flags
+ * face the file's own checks, and an error names the flag.
+ */
 export function vmFromOptions(cmd: Command, o: VmOptions): VmConfig {
-  const base: VmConfig = o.config ? loadVmConfig(o.config) : { ...DEFAULT_VM_CONFIG, devices: [...DEFAULT_VM_CONFIG.devices] };
-  const given = (name: keyof VmOptions) => cmd.getOptionValueSource(name) === 'cli';
-  return {
-    ...base,
-    ...(given('release') ? { release: o.release } : {}),
-    ...(given('arch') ? { arch: o.arch } : {}),
-    ...(given('vps') ? { vps: o.vps } : {}),
-    ...(given('memory') ? { memory: o.memory } : {}),
-    ...(given('pageSize') ? { pageSize: o.pageSize } : {}),
+  const overrides: VmOverrides = {};
+  const flag = (name: keyof VmOptions, field: VmOverrideField, value: unknown) => {
+    if (cmd.getOptionValueSource(name) === 'cli') overrides[field] = { value, option: `--${name === 'pageSize' ? 'page-size' : name}` };
   };
+  flag('release', 'release', o.release);
+  flag('arch', 'arch', o.arch);
+  flag('vps', 'cpus', o.vps);
+  flag('memory', 'memory', o.memory);
+  flag('pageSize', 'pageSize', pageSizeName(o.pageSize));
+  return o.config ? loadVmConfig(o.config, overrides) : parseVmConfig({}, 'the defaults', overrides);
 }
 
 /** A Machine configuration for a VM configuration. */

@@ -14,6 +14,40 @@ export interface MachineConfig extends HostConfig {
   kernel?: Partial<KernelOptions>;
   /** The guest's file tree (its disk): KVP pools, copied files. In memory unless given. */
   files?: GuestFiles;
+  /** Virtual time no faster than the wall clock, from the first instruction of the boot on. */
+  pace?: PaceOptions;
+}
+
+export interface PaceOptions {
+  /** Virtual nanoseconds per wall-clock nanosecond (default 1). */
+  speed?: number;
+  /** The wall clock in ms (default performance.now). */
+  now?: () => number;
+  /** Blocks for `ms` (default Atomics.wait, which a browser's main thread does not allow). */
+  sleep?: (ms: number) => void;
+}
+
+/** Holds virtual time back until the wall clock catches up with it. */
+class Pacer {
+  private readonly speed: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => void;
+  private origin: { wallMs: number; ns: number } | undefined;
+
+  constructor(opts: PaceOptions) {
+    this.speed = opts.speed ?? 1;
+    if (!(this.speed > 0)) throw new RangeError(`pace speed ${this.speed} is not positive`);
+    this.now = opts.now ?? (() => globalThis.performance.now());
+    const word = new Int32Array(new SharedArrayBuffer(4));
+    this.sleep = opts.sleep ?? ((ms) => void Atomics.wait(word, 0, 0, ms));
+  }
+
+  /** Returns once virtual time may move to `ns`; the first call starts the clock. */
+  hold(fromNs: number, toNs: number): void {
+    this.origin ??= { wallMs: this.now(), ns: fromNs };
+    const dueMs = this.origin.wallMs + (toNs - this.origin.ns) / 1e6 / this.speed;
+    for (let left = dueMs - this.now(); left > 0; left = dueMs - this.now()) this.sleep(left);
+  }
 }
 
 /** How a run ended: the guest powered off or asked for a restart. */
@@ -30,8 +64,11 @@ export class Machine {
   readonly vmbus: PartitionVmbus | undefined;
   exit: MachineExit | undefined;
 
+  private readonly pacer: Pacer | undefined;
+
   constructor(config: MachineConfig = {}) {
-    const { kernel, files, ...host } = config;
+    const { kernel, files, pace, ...host } = config;
+    this.pacer = pace ? new Pacer(pace) : undefined;
     this.host = new Host(host);
     this.partition = this.host.partition;
     this.vmbus = this.host.vmbus;
@@ -89,29 +126,37 @@ export class Machine {
       if (done()) return true;
       const next = clock.nextEventNs();
       if (next === undefined || next > end) break;
+      this.pacer?.hold(clock.nowNs, next);
       clock.advanceTo(next);
     }
+    this.pacer?.hold(clock.nowNs, end);
     clock.advanceTo(end);
     this.deliverInterrupts();
     return done();
   }
 
   /**
-   * Runs for `ns` of virtual time no faster than wall-clock time (times `speed`), for
-   * interactive runs. `now` reads a wall clock in ms; `sleep` waits.
+   * waitUntil in slices of about `sliceMs` of wall time, yielding to the event loop between
+   * them so that signals, streams and timers are served during a long run. Stops early, without
+   * `done()`, once `signal` is aborted.
    */
-  async runPaced(ns: number, opts: { speed?: number; now?: () => number; sleep?: (ms: number) => Promise<void> } = {}): Promise<void> {
-    const speed = opts.speed ?? 1;
-    const now = opts.now ?? (() => globalThis.performance.now());
-    const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-    const startWall = now();
-    const start = this.nowNs;
-    const end = start + ns;
-    while (this.nowNs < end) {
-      const target = Math.min(end, start + Math.floor((now() - startWall) * 1e6 * speed));
-      if (target > this.nowNs) this.runFor(target - this.nowNs);
-      if (this.nowNs < end) await sleep(1);
+  async waitUntilAsync(done: () => boolean, ns: number, opts: { signal?: AbortSignal; sliceMs?: number } = {}): Promise<boolean> {
+    const sliceMs = opts.sliceMs ?? 20;
+    const now = () => globalThis.performance.now();
+    const end = this.nowNs + Math.max(0, ns);
+    for (;;) {
+      const sliceEnd = now() + sliceMs;
+      // A paced machine sleeps between events: one slice never holds more than its share.
+      const step = this.pacer ? Math.min(end - this.nowNs, sliceMs * 1e6) : end - this.nowNs;
+      if (this.waitUntil(() => done() || now() >= sliceEnd, step) && done()) return true;
+      if (this.nowNs >= end || opts.signal?.aborted) return done();
+      await yieldToEventLoop();
     }
+  }
+
+  /** runFor in slices (waitUntilAsync). */
+  async runForAsync(ns: number, opts: { signal?: AbortSignal; sliceMs?: number } = {}): Promise<void> {
+    await this.waitUntilAsync(() => false, ns, opts);
   }
 
   /** Every CPU takes its interrupts, then the kernel runs its queued work, until all is quiet. */
@@ -123,4 +168,10 @@ export class Machine {
       if (n === 0) return;
     }
   }
+}
+
+/** Lets the event loop run: setImmediate where there is one (Node), else a zero timeout. */
+function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (f: () => void) => void };
+  return new Promise<void>((r) => (g.setImmediate ? g.setImmediate(r) : setTimeout(r, 0)));
 }

@@ -1,22 +1,12 @@
-// Host actions scripted against a running VM (`hvkit run --script FILE`): one step per line,
-// `#` starts a comment, words are split on blanks and may be quoted ("two words", 'x y').
+// Host actions scripted against a running VM (`hvkit run --script FILE`): one step per line.
 // Each step acts through a device's host back end, then lets virtual time run until the guest
-// has answered (or a bound passes), and reports one line.
-//
-//   wait SECONDS                              let virtual time pass
-//   heartbeat                                 the heartbeat's state and last sequence number
-//   shutdown [restart|hibernate] [--force]    ask the guest through the shutdown IC
-//   kvp set POOL KEY VALUE | get POOL KEY | delete POOL KEY | enumerate POOL     (pools 0-4)
-//   copy-file HOST_FILE GUEST_DIR [NAME] [--overwrite] [--create-path]          (file copy IC)
-//   vss check | freeze | thaw                 the backup IC's hot-backup check, freeze, thaw
-//   timesync sync | sample                    send the guest the host's time now
-//   hvsock echo PORT TEXT                     a guest echo listener on PORT; the host connects,
-//                                             sends TEXT and reads it back
+// has answered (or a bound passes), and reports one result: a status, its values as data, and a
+// line for a person. The grammar is SCRIPT_GRAMMAR, which `hvkit help script` prints.
 import type { HostDevice } from '../devices/device.js';
 import type { FcopyHost } from '../devices/fcopy/host.js';
 import type { HeartbeatHost } from '../devices/heartbeat/host.js';
 import type { HostHvSocket } from '../devices/hvsock/host.js';
-import type { KvpHost } from '../devices/kvp/host.js';
+import type { KvpFailure, KvpHost } from '../devices/kvp/host.js';
 import type { KvpPoolId } from '../devices/kvp/wire.js';
 import type { ShutdownHost, ShutdownKind } from '../devices/shutdown/host.js';
 import type { TimesyncHost } from '../devices/timesync/host.js';
@@ -78,6 +68,40 @@ function words(text: string, fail: (reason: string) => never): string[] {
 /** The longest a step may wait for the guest, virtual seconds; `wait` is bounded the same way. */
 export const STEP_LIMIT_S = 3600;
 
+/** Every step, in the order the grammar lists them. */
+export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock'] as const satisfies readonly Step['op'][];
+
+/** The whole grammar, as `hvkit help script` prints it. */
+export const SCRIPT_GRAMMAR = `A script is host actions against the running VM, one step per line, run in order once the
+guest has booted. Words are separated by blanks; "double" or 'single' quotes group words; #
+outside quotes starts a comment. Each step waits (in virtual time) for the guest's answer and
+prints one result. A step that fails (an error, a refusal, a device the VM lacks, or a guest that
+has halted) makes hvkit run exit 1; the steps after it are skipped unless --keep-going is given.
+
+  wait SECONDS                                 let SECONDS of virtual time pass (at most ${STEP_LIMIT_S})
+  heartbeat                                    the host's heartbeat state and the guest's last answer;
+                                               fails unless the guest answers
+  shutdown [restart|hibernate] [--force]       ask the guest through the shutdown IC; succeeds
+                                               once it has powered off (or restarted)
+  kvp set POOL KEY VALUE                       set KEY in the guest's KVP pool POOL (0 to 4)
+  kvp get POOL KEY                             read one key (Linux 6.1 answers with an empty value)
+  kvp delete POOL KEY                          delete one key; fails if there is none
+  kvp enumerate POOL                           list every key and value of the pool
+  copy-file HOST_FILE GUEST_DIR [NAME] [--overwrite] [--create-path]
+                                               copy a host file into the guest (file copy IC;
+                                               needs "fcopy" in the VM file's devices)
+  vss check | vss freeze | vss thaw            the backup IC: hot-backup check, freeze, thaw
+  timesync sync | timesync sample              send the guest the host's time now
+  hvsock echo PORT TEXT                        a guest echo listener on PORT (hv_sock, VMBus 4.0
+                                               and later); the host connects, sends TEXT and
+                                               reads it back
+
+Example:
+  kvp set 0 Greeting "hello world"
+  kvp enumerate 0
+  heartbeat
+  shutdown`;
+
 function parseLine(w: string[], line: number, fail: (reason: string) => never): Step {
   const [op, ...args] = w;
   const flags = new Set(args.filter((a) => a.startsWith('--')));
@@ -135,7 +159,7 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
       return { op, line, port: Number(portText), text: text! };
     }
     default:
-      return fail(`unknown step "${op}"; steps: wait, heartbeat, shutdown, kvp, copy-file, vss, timesync, hvsock`);
+      return fail(`unknown step "${op}"; steps: ${SCRIPT_STEPS.join(', ')} (hvkit help script)`);
   }
 }
 
@@ -153,9 +177,13 @@ export function parseScript(text: string, source = 'script'): Step[] {
   return steps;
 }
 
-/** Runs virtual time until `done` or `limitS` seconds passed; whether it got done. */
-function settle(m: Machine, done: () => boolean, limitS = STEP_LIMIT_S): boolean {
-  return m.waitUntil(done, limitS * 1e9);
+/** Where a script runs: its machine, how to stop it early, and the host files it may copy. */
+export interface ScriptOptions {
+  /** Run the steps after a failed one too (make -k); by default they are skipped. */
+  readonly keepGoing?: boolean;
+  /** Aborting stops the step under way at its next slice; the rest are skipped. */
+  readonly signal?: AbortSignal;
+  readonly host?: ScriptHost;
 }
 
 /** What the steps need of the host they run on: reading a file to copy into the guest. */
@@ -163,132 +191,289 @@ export interface ScriptHost {
   readFile(path: string): Uint8Array;
 }
 
-/** Runs the steps in order against a booted machine, reporting one line per step; stops if the guest halts. */
-export async function runScript(m: Machine, steps: readonly Step[], report: (line: string) => void, host?: ScriptHost): Promise<void> {
+export type StepStatus = 'ok' | 'failed' | 'skipped';
+
+/** One step's outcome: its status, what it found as data, and the same for a person. */
+export interface StepResult {
+  readonly line: number;
+  /** The step's name: wait, heartbeat, shutdown, kvp, ... */
+  readonly step: Step['op'];
+  readonly status: StepStatus;
+  /** JSON-friendly values: the outcome, the guest's answer, counts. */
+  readonly values: Readonly<Record<string, unknown>>;
+  /** One line (an enumeration adds one indented line per entry), without the line number. */
+  readonly text: string;
+}
+
+/**
+ * Runs the steps in order against a booted machine, reporting each result as it comes. A step
+ * fails on an error, a refusal, a missing device or a guest that has halted; the steps after it
+ * are skipped unless `keepGoing`. Returns every result.
+ */
+export async function runScript(m: Machine, steps: readonly Step[], report: (r: StepResult) => void, opts: ScriptOptions = {}): Promise<StepResult[]> {
+  const results: StepResult[] = [];
+  let failed = false;
   for (const step of steps) {
-    if (m.kernel.stage !== 'booted') {
-      report(`line ${step.line}: ${step.op}: skipped, the guest is ${m.kernel.stage}`);
-      continue;
-    }
-    report(`line ${step.line}: ${await runStep(m, step, host)}`);
+    let r: StepResult;
+    if (opts.signal?.aborted) r = result(step, 'skipped', {}, `${stepTitle(step)}: skipped, the run was interrupted`);
+    else if (failed && !opts.keepGoing) r = result(step, 'skipped', {}, `${stepTitle(step)}: skipped after the failed step above (--keep-going runs it)`);
+    else if (m.kernel.stage !== 'booted') r = result(step, 'failed', { guest: m.kernel.stage }, `${stepTitle(step)}: not run, the guest is ${m.kernel.stage}`);
+    else r = await runStep(new StepContext(m, opts.signal), step, opts.host);
+    failed ||= r.status === 'failed';
+    results.push(r);
+    report(r);
+  }
+  return results;
+}
+
+/** The step as a person would write it, without its long arguments: "kvp get 0 \"key\"". */
+export function stepTitle(step: Step): string {
+  switch (step.op) {
+    case 'wait':
+      return `wait ${step.seconds}`;
+    case 'heartbeat':
+      return 'heartbeat';
+    case 'shutdown':
+      return `shutdown${step.kind === 'shutdown' ? '' : ` ${step.kind}`}${step.force ? ' --force' : ''}`;
+    case 'kvp':
+      return `kvp ${step.action} ${step.pool}${step.action === 'enumerate' ? '' : ` ${quote(step.key)}`}`;
+    case 'copy-file':
+      return `copy-file ${step.hostFile} -> ${step.guestDir} ${step.name}`;
+    case 'vss':
+    case 'timesync':
+      return `${step.op} ${step.action}`;
+    case 'hvsock':
+      return `hvsock echo ${step.port}`;
   }
 }
 
-/** A device of the machine, ready (its IC negotiated) or not there. */
-function ready<T extends HostDevice & { phase: string }>(m: Machine, type: string): T | undefined {
-  const d = m.host.device<T>(type);
-  if (d) settle(m, () => d.phase === 'ready' || d.phase === 'failed', 10);
-  return d;
+function result(step: Step, status: StepStatus, values: Record<string, unknown>, text: string): StepResult {
+  return { line: step.line, step: step.op, status, values, text };
+}
+
+/** The machine a step drives, with virtual time run in slices that an abort stops. */
+class StepContext {
+  constructor(
+    readonly m: Machine,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
+
+  /** Runs virtual time until `done` or `limitS` seconds passed; whether it got done. */
+  settle(done: () => boolean, limitS = STEP_LIMIT_S): Promise<boolean> {
+    return this.m.waitUntilAsync(done, limitS * 1e9, this.signal ? { signal: this.signal } : {});
+  }
+
+  async run(seconds: number): Promise<void> {
+    await this.settle(() => false, seconds);
+  }
+
+  /** A device of the machine, ready (its IC negotiated) or not there. */
+  async ready<T extends HostDevice & { phase: string }>(type: string): Promise<T | undefined> {
+    const d = this.m.host.device<T>(type);
+    if (d) await this.settle(() => d.phase === 'ready' || d.phase === 'failed', 10);
+    return d;
+  }
 }
 
 const quote = (s: string): string => JSON.stringify(s);
+const hex = (n: number): string => `0x${n.toString(16)}`;
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
-async function runStep(m: Machine, step: Step, host: ScriptHost | undefined): Promise<string> {
+/** Why a device request did not get an answer, in words (IcUnanswered and the like). */
+function unanswered(r: { outcome: string; reason?: string; version?: number }, device: string): string {
+  switch (r.outcome) {
+    case 'not-ready':
+      return `not sent: the ${device} channel is not open and negotiated (a guest daemon that failed to start says why in the journal)`;
+    case 'unsupported':
+      return `not sent: the negotiated version ${r.version === undefined ? '' : `${r.version >>> 16}.${r.version & 0xffff} `}has no such request`;
+    case 'in-progress':
+      return 'not sent: an earlier request is still waiting for its answer';
+    case 'ring-full':
+      return 'not sent: the ring to the guest is full';
+    case 'closed':
+      return 'the channel closed before the guest answered';
+    case 'timeout':
+      return 'no answer within the host\'s timeout';
+    case 'bad-answer':
+      return `the guest's answer is not valid: ${r.reason ?? 'unknown reason'}`;
+    default:
+      return r.outcome;
+  }
+}
+
+/** A status the guest answered with, named where IC statuses have a name. */
+function statusText(status: number): string {
+  const names: Record<number, string> = { 0x80004005: 'HV_E_FAIL', 0x80070103: 'HV_S_CONT', 0x80070032: 'HV_ERROR_NOT_SUPPORTED', 0x800704f7: 'HV_ERROR_MACHINE_LOCKED', 0x8007048f: 'HV_ERROR_DEVICE_NOT_CONNECTED', 0x80070050: 'HV_ERROR_ALREADY_EXISTS', 0x80070070: 'HV_ERROR_DISK_FULL' };
+  const name = names[status >>> 0];
+  return name ? `${name} (${hex(status >>> 0)})` : hex(status >>> 0);
+}
+
+function kvpFailure(r: KvpFailure | { outcome: 'not-found' }): string {
+  switch (r.outcome) {
+    case 'not-found':
+      return 'no such key';
+    case 'invalid': {
+      const p = r.problem;
+      if (p.reason === 'too-long') return `refused: the ${r.field} is ${p.bytes} bytes in UTF-16 with its terminator; Linux's limit is ${p.max}`;
+      if (p.reason === 'ill-formed') return `refused: the ${r.field} is not UTF-16 (a lone surrogate at index ${p.at})`;
+      if (p.reason === 'nul') return `refused: the ${r.field} holds a NUL at index ${p.at}`;
+      return `refused: pool ${p.pool} is not 0 to 4`;
+    }
+    case 'failed':
+      return `the guest answered ${statusText(r.status)}`;
+    default:
+      return unanswered(r, 'KVP');
+  }
+}
+
+async function runStep(c: StepContext, step: Step, host: ScriptHost | undefined): Promise<StepResult> {
+  const { m } = c;
+  const ok = (values: Record<string, unknown>, text: string) => result(step, 'ok', values, text);
+  const fail = (values: Record<string, unknown>, text: string) => result(step, 'failed', values, text);
   switch (step.op) {
     case 'wait':
-      m.runFor(step.seconds * 1e9);
-      return `waited ${step.seconds} s`;
+      await c.run(step.seconds);
+      return ok({ seconds: step.seconds }, `waited ${step.seconds} s`);
     case 'heartbeat': {
-      const hb = m.host.device<HeartbeatHost>('heartbeat');
-      if (!hb) return 'heartbeat: the VM has no heartbeat device';
-      return `heartbeat: ${hb.state}, ${hb.sent} sent, last answer ${hb.answered.at(-1) ?? 'none'}`;
+      const hb = await c.ready<HeartbeatHost>('heartbeat');
+      if (!hb) return fail({ outcome: 'no-device' }, 'heartbeat: the VM has no heartbeat device');
+      // A heartbeat goes out as soon as the IC is up: give the guest until it would count as lost.
+      await c.settle(() => hb.state !== 'no-contact', hb.lostAfterNs / 1e9);
+      const last = hb.answered.at(-1);
+      // A u64 as a JSON number while it is exact, else as a decimal string.
+      const lastAnswer = last === undefined ? null : BigInt(last) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(last) : String(last);
+      const values = { state: hb.state, sent: hb.sent, lastAnswer };
+      const text = `heartbeat: ${hb.state}; ${plural(hb.sent, 'heartbeat')} sent, ${last === undefined ? 'none answered' : `the last answered with sequence number ${last}`}`;
+      return hb.state === 'ok' ? ok(values, text) : fail(values, text);
     }
     case 'shutdown': {
+      const what = stepTitle(step);
       const sd = m.host.device<ShutdownHost>('shutdown');
-      if (!sd) return 'shutdown: the VM has no shutdown device';
-      settle(m, () => sd.phase === 'ready' || sd.phase === 'failed', 10);
+      if (!sd) return fail({ kind: step.kind, outcome: 'no-device' }, `${what}: the VM has no shutdown device`);
+      await c.settle(() => sd.phase === 'ready' || sd.phase === 'failed', 10);
       const req = sd.request(step.kind, step.force, 'hvkit script');
-      settle(m, () => req.result !== undefined || m.kernel.stage !== 'booted');
-      if (req.result?.outcome === 'accepted') settle(m, () => m.kernel.stage !== 'booted', 60);
-      return `shutdown ${step.kind}${step.force ? ' --force' : ''}: ${req.result?.outcome ?? 'no answer'}${m.kernel.stage === 'halted' ? `, the guest ${m.kernel.haltedBy === 'reboot' ? 'restarted' : 'powered off'}` : ''}`;
+      await c.settle(() => req.result !== undefined || m.kernel.stage !== 'booted');
+      const r = req.result;
+      if (r?.outcome === 'accepted') await c.settle(() => m.kernel.stage !== 'booted', 60);
+      const halted = m.kernel.stage === 'halted';
+      const guest = halted ? (m.kernel.haltedBy === 'reboot' ? 'restarted' : 'powered off') : m.kernel.stage;
+      const values = { kind: step.kind, force: step.force, outcome: r?.outcome ?? 'no-answer', guest, ...(r && 'status' in r ? { status: r.status } : {}) };
+      if (!r) return fail(values, `${what}: no answer from the guest`);
+      if (r.outcome === 'accepted') return halted ? ok(values, `${what}: accepted, the guest ${guest}`) : fail(values, `${what}: accepted, but the guest is still ${guest} after 60 s`);
+      return fail(values, `${what}: ${r.outcome === 'refused' ? `refused, the guest answered ${statusText(r.status)}` : unanswered(r, 'shutdown')}`);
     }
     case 'kvp': {
-      const kvp = ready<KvpHost>(m, 'kvp');
-      if (!kvp) return 'kvp: the VM has no KVP device';
-      const what = `kvp ${step.action} ${step.pool}${step.action === 'enumerate' ? '' : ` ${quote(step.key)}`}`;
+      const what = stepTitle(step);
+      const kvp = await c.ready<KvpHost>('kvp');
+      if (!kvp) return fail({ outcome: 'no-device' }, `${what}: the VM has no KVP device`);
       if (step.action === 'enumerate') {
         const req = kvp.enumerate(step.pool);
-        settle(m, () => req.result !== undefined);
+        await c.settle(() => req.result !== undefined);
         const r = req.result;
-        if (!r) return `${what}: no answer`;
-        return `${what}: ${r.outcome}, ${r.entries.length} entries${r.entries.map((e) => `\n  ${quote(e.key)} = ${quote(e.value)}`).join('')}`;
+        if (!r) return fail({ outcome: 'no-answer' }, `${what}: no answer from the guest`);
+        const entries = r.entries.map((e) => ({ key: e.key, value: e.value }));
+        const list = r.entries.map((e) => `\n  ${quote(e.key)} = ${quote(e.value)}`).join('');
+        if (r.outcome !== 'ok') return fail({ outcome: r.outcome, entries }, `${what}: ${kvpFailure(r)}, after ${plural(entries.length, 'entry', 'entries')}${list}`);
+        return ok({ outcome: 'ok', entries }, `${what}: ${plural(entries.length, 'entry', 'entries')}${list}`);
       }
       const req = step.action === 'set' ? kvp.set(step.pool, step.key, step.value) : step.action === 'get' ? kvp.get(step.pool, step.key) : kvp.delete(step.pool, step.key);
-      settle(m, () => req.result !== undefined);
+      await c.settle(() => req.result !== undefined);
       const r = req.result;
-      if (!r) return `${what}: no answer`;
-      const value = r.outcome === 'ok' && 'value' in r ? ` ${quote(String(r.value))}` : '';
-      return `${what}: ${r.outcome}${value}${'status' in r ? ` (status 0x${r.status.toString(16)})` : ''}`;
+      if (!r) return fail({ outcome: 'no-answer' }, `${what}: no answer from the guest`);
+      if (r.outcome !== 'ok') return fail({ outcome: r.outcome, ...('status' in r ? { status: r.status } : {}) }, `${what}: ${kvpFailure(r)}`);
+      if (!('value' in r)) return ok({ outcome: 'ok' }, `${what}: ok`);
+      const value = String(r.value);
+      // Linux 6.1's kernel asks its daemon for a value with value_size 0 (hv_kvp.c), so every GET of
+      // an existing key comes back empty; enumerating reads the value.
+      const note = value === '' ? ` (Linux 6.1 answers a get with an empty value; "kvp enumerate ${step.pool}" reads it)` : '';
+      return ok({ outcome: 'ok', value }, `${what}: ${quote(value)}${note}`);
     }
     case 'copy-file': {
-      const fc = ready<FcopyHost>(m, 'fcopy');
-      if (!fc) return 'copy-file: the VM has no file copy device (add "fcopy" to its devices)';
-      if (!host) return 'copy-file: no host files to read here';
+      const what = stepTitle(step);
+      const fc = await c.ready<FcopyHost>('fcopy');
+      if (!fc) return fail({ outcome: 'no-device' }, 'copy-file: the VM has no file copy device (add "fcopy" to its devices)');
+      if (!host) return fail({ outcome: 'no-host-files' }, 'copy-file: no host files to read here');
       let data: Uint8Array;
       try {
         data = host.readFile(step.hostFile);
       } catch (e) {
-        return `copy-file: cannot read ${step.hostFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+        return fail({ outcome: 'unreadable', error: (e as NodeJS.ErrnoException).code ?? String(e) }, `copy-file: cannot read ${step.hostFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
       }
       const t = fc.copyFile(step.guestDir, step.name, data, { overwrite: step.overwrite, createPath: step.createPath });
-      settle(m, () => t.result !== undefined);
+      await c.settle(() => t.result !== undefined);
       const r = t.result;
-      const at = r && 'step' in r ? ` at ${r.step}` : '';
-      const why = r && 'status' in r ? `${at} (status 0x${r.status.toString(16)})` : r && 'reason' in r ? `${at}: ${r.reason}` : at;
-      return `copy-file ${step.hostFile} -> ${step.guestDir} ${step.name}: ${r?.outcome ?? 'no answer'}${why} (${data.length} bytes)`;
+      const values = { outcome: r?.outcome ?? 'no-answer', bytes: data.length, ...(r && 'step' in r ? { failedStep: r.step } : {}), ...(r && 'status' in r ? { status: r.status } : {}) };
+      if (r?.outcome === 'copied') return ok(values, `${what}: copied ${plural(data.length, 'byte')}`);
+      const why = !r
+        ? 'no answer from the guest'
+        : r.outcome === 'failed'
+          ? `the guest failed ${r.step} with ${statusText(r.status)}`
+          : r.outcome === 'invalid'
+            ? `refused: ${r.reason}`
+            : r.outcome === 'cancelled'
+              ? 'cancelled'
+              : `${unanswered(r, 'file copy')}${'step' in r ? ` (at ${r.step})` : ''}`;
+      return fail(values, `${what}: ${why}`);
     }
     case 'vss': {
-      const vss = ready<VssHost>(m, 'vss');
-      if (!vss) return 'vss: the VM has no VSS device';
+      const vss = await c.ready<VssHost>('vss');
+      if (!vss) return fail({ outcome: 'no-device' }, `vss ${step.action}: the VM has no VSS device`);
       const req = step.action === 'check' ? vss.hotBackupCheck() : step.action === 'freeze' ? vss.freeze() : vss.thaw();
-      settle(m, () => req.result !== undefined);
+      await c.settle(() => req.result !== undefined);
       const r = req.result;
-      return `vss ${step.action}: ${r?.outcome ?? 'no answer'}${r && 'status' in r ? ` (status 0x${r.status.toString(16)})` : ''}`;
+      if (!r) return fail({ outcome: 'no-answer' }, `vss ${step.action}: no answer from the guest`);
+      if (r.outcome === 'succeeded') return ok({ outcome: r.outcome, flags: r.flags }, `vss ${step.action}: succeeded`);
+      const values = { outcome: r.outcome, ...('status' in r ? { status: r.status } : {}) };
+      return fail(values, `vss ${step.action}: ${r.outcome === 'failed' ? `the guest answered ${statusText(r.status)}` : unanswered(r, 'VSS')}`);
     }
     case 'timesync': {
-      const ts = ready<TimesyncHost>(m, 'timesync');
-      if (!ts) return 'timesync: the VM has no time sync device';
+      const ts = await c.ready<TimesyncHost>('timesync');
+      if (!ts) return fail({ outcome: 'no-device' }, `timesync ${step.action}: the VM has no time sync device`);
       const sent = step.action === 'sync' ? ts.sendSync() : ts.sendSample();
-      if (!sent) return `timesync ${step.action}: not sent (${ts.phase})`;
-      m.runFor(10_000_000);
-      const skew = m.kernel.services.realtimeNs() - m.host.wallClockNs();
-      return `timesync ${step.action}: sent ${new Date(Number(sent.wallClockNs / 1_000_000n)).toISOString()}; the guest's clock is ${skew} ns off the host's`;
+      if (!sent) return fail({ outcome: 'not-sent', phase: ts.phase }, `timesync ${step.action}: not sent, the device is ${ts.phase}`);
+      await c.run(0.01);
+      const skew = Number(m.kernel.services.realtimeNs() - m.host.wallClockNs());
+      const at = new Date(Number(sent.wallClockNs / 1_000_000n)).toISOString();
+      return ok({ outcome: 'sent', hostTime: at, guestSkewNs: skew }, `timesync ${step.action}: sent ${at}; the guest's clock is ${skew} ns off the host's`);
     }
     case 'hvsock':
-      return hvsockEcho(m, step.port, step.text);
+      return hvsockEcho(c, step);
   }
 }
 
-/** A guest echo listener on `port` (socat VSOCK-LISTEN:port EXEC:cat), then a host connection through it. */
-function hvsockEcho(m: Machine, port: number, text: string): string {
-  const what = `hvsock echo ${port}`;
+/** A guest echo listener on the port (socat VSOCK-LISTEN:port EXEC:cat), then a host connection through it. */
+async function hvsockEcho(c: StepContext, step: Extract<Step, { op: 'hvsock' }>): Promise<StepResult> {
+  const { m } = c;
+  const what = stepTitle(step);
   let guest;
   try {
     guest = guestHvsock(m);
   } catch (e) {
-    return `${what}: ${(e as Error).message}`;
+    return result(step, 'failed', { outcome: 'no-hvsock' }, `${what}: ${(e as Error).message}`);
   }
-  const listener = guest.listen(port, (s) => {
+  const listener = guest.listen(step.port, (s) => {
     s.on.data = (b) => void s.write(b);
     s.on.end = () => s.end();
   });
-  const sent = new TextEncoder().encode(text);
+  const sent = new TextEncoder().encode(step.text);
   const got: Uint8Array[] = [];
   let error: string | undefined;
   let closed = false;
-  const c: HostHvSocket = hostHvsock(m).connect(port);
-  c.on.connect = () => {
-    c.write(sent);
-    c.end();
+  const conn: HostHvSocket = hostHvsock(m).connect(step.port);
+  conn.on.connect = () => {
+    conn.write(sent);
+    conn.end();
   };
-  c.on.data = (b) => void got.push(b);
-  c.on.error = (e) => void (error = e.message);
-  c.on.close = () => void (closed = true);
-  settle(m, () => closed, 30);
+  conn.on.data = (b) => void got.push(b);
+  conn.on.error = (e) => void (error = e.message);
+  conn.on.close = () => void (closed = true);
+  await c.settle(() => closed, 30);
   listener.close();
   const all = new Uint8Array(got.reduce((n, b) => n + b.length, 0));
   got.reduce((at, b) => (all.set(b, at), at + b.length), 0);
   const back = new TextDecoder().decode(all);
-  if (error) return `${what}: ${error}`;
-  return `${what}: sent ${sent.length} bytes, got ${quote(back)} back${back === text ? '' : ' (different!)'}`;
+  if (error) return result(step, 'failed', { outcome: 'error', error }, `${what}: ${error}`);
+  const values = { outcome: back === step.text ? 'echoed' : 'different', sent: sent.length, received: back };
+  if (back !== step.text) return result(step, 'failed', values, `${what}: sent ${plural(sent.length, 'byte')}, got ${quote(back)} back, which differs`);
+  return result(step, 'ok', values, `${what}: sent ${plural(sent.length, 'byte')}, got ${quote(back)} back`);
 }

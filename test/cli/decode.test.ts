@@ -101,6 +101,16 @@ describe('hvkit decode: errors name the field', () => {
     expect(err).toBe('hvkit decode: channel message: vmbus_channel_offer_channel.child_relid: OFFERCHANNEL needs 196 bytes, have 186\n');
   });
 
+  it('a cut in a bit field names the bit field as Linux does, not the member that holds it', async () => {
+    // monitor_allocated is bit 0 of offset 189, is_dedicated_interrupt bit 0 of offset 190 (vmbus.md §2.3).
+    for (const [length, field] of [[189, 'monitor_allocated'], [191, 'is_dedicated_interrupt']] as const) {
+      const cut = new Uint8Array(length);
+      cut[0] = 1;
+      const { err } = await run(hexOf(cut));
+      expect(err).toBe(`hvkit decode: channel message: vmbus_channel_offer_channel.${field}: OFFERCHANNEL needs 196 bytes, have ${length}\n`);
+    }
+  });
+
   it('a packet whose offset8 points inside the descriptor names offset8, exit 1', async () => {
     const inside = await run('06 00 01 00 02 00 00 00 01 00 00 00 00 00 00 00');
     expect(inside.code).toBe(1);

@@ -1,11 +1,12 @@
 // `hvkit run`: the command line, its output formats, its errors, and the built command itself.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { SCRIPT_STEPS } from '../../src/vm/script.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -45,7 +46,7 @@ describe('hvkit run', () => {
   it('a bad option is an error naming it, exit 2', async () => {
     const bad = await run('run', '--no-vmbus', '--release', 'ws2030');
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain("option '--release <release>' argument 'ws2030' is invalid. expected one of ws2012");
+    expect(bad.err).toBe("hvkit run: option '--release <release>' argument 'ws2030' is invalid. Allowed choices are ws2012, ws2012r2, ws2016, ws2019, ws2022, ws2025.\n");
     expect((await run('run', '--no-vmbus', '--vps', '0')).code).toBe(2);
     expect((await run('run', '--no-vmbus', '--page-size', '64k')).code).toBe(2); // x64 has 4 KiB pages only
     expect((await run('run', '--no-vmbus', '--release', 'ws2012', '--vps', '65')).code).toBe(2); // WS2012 allows 64
@@ -89,7 +90,7 @@ describe('hvkit run', () => {
     writeFileSync(join(dir, 'vm.json'), JSON.stringify({ devices: ['heartbeat'] }));
     const none = await run('run', '--until', 'shutdown', '--config', join(dir, 'vm.json'));
     expect(none.code).toBe(2);
-    expect(none.err).toContain('--until shutdown needs a shutdown device');
+    expect(none.err).toBe('hvkit run: --until shutdown: the VM has no shutdown device\n');
   });
 
   it('--json prints the log as JSON lines, then the state: CPUs, channels with target CPU and rings', async () => {
@@ -116,7 +117,7 @@ describe('hvkit run', () => {
     writeFileSync(file, JSON.stringify({ cpus: 0 }));
     const bad = await run('run', '--config', file);
     expect(bad.code).toBe(2);
-    expect(bad.err).toBe(`hvkit: ${file}: /cpus: must be an integer >= 1\n`);
+    expect(bad.err).toBe(`hvkit run: ${file}: /cpus: must be an integer >= 1\n`);
   });
 
   it('--sysfs DIR writes one folder per device with Linux attribute files', async () => {
@@ -148,7 +149,7 @@ describe('hvkit run --script and --state', () => {
     const r = await run('run', '--state', join(dir, 'vm'), '--script', script);
     expect(r.code).toBe(0);
     expect(r.lines).toContain('hvkit script: line 1: kvp set 0 "Owner": ok');
-    expect(r.lines).toContain('hvkit script: line 2: shutdown shutdown: accepted, the guest powered off');
+    expect(r.lines).toContain('hvkit script: line 2: shutdown: accepted, the guest powered off');
     // hv_kvp_daemon's record: a 512-byte key then a 2048-byte value, NUL-padded UTF-8.
     const pool = readFileSync(join(dir, 'vm/var/lib/hyperv/.kvp_pool_0'));
     expect(pool.length).toBe(2560);
@@ -156,6 +157,26 @@ describe('hvkit run --script and --state', () => {
     expect(pool.subarray(512, 523).toString('utf8')).toBe('hvkit test\0');
     const bad = await run('run', '--script', join(dir, 'missing.txt'));
     expect(bad.code).toBe(2);
+  });
+});
+
+describe('hvkit run: why a guest daemon failed, without --verbose', () => {
+  it('the journal\'s warnings and errors are shown; the step that needed the daemon says where to look', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hvkit-state-'));
+    // hv_kvp_daemon keeps its pools in /var/lib/hyperv; a file there stops it at start.
+    mkdirSync(join(dir, 'vm/var/lib'), { recursive: true });
+    writeFileSync(join(dir, 'vm/var/lib/hyperv'), '');
+    const script = join(dir, 'steps.txt');
+    writeFileSync(script, 'kvp set 0 a b\nkvp enumerate 0\n');
+    const r = await run('run', '--state', join(dir, 'vm'), '--script', script);
+    expect(r.lines.some((l) => l.endsWith('journal: KVP: Failed to initialize the pools'))).toBe(true);
+    expect(r.lines.filter((l) => l.startsWith('hvkit script:'))).toEqual([
+      'hvkit script: line 1: FAILED: kvp set 0 "a": not sent: the KVP channel is not open and negotiated (a guest daemon that failed to start says why in the journal)',
+      'hvkit script: line 2: kvp enumerate 0: skipped after the failed step above (--keep-going runs it)',
+    ]);
+    expect(r.code).toBe(1);
+    // The journal's informational lines stay behind --verbose.
+    expect(r.lines.some((l) => l.includes('journal: KVP: KVP starting'))).toBe(false);
   });
 });
 
@@ -193,5 +214,35 @@ describe('hvkit lsvmbus', () => {
     const vv = await run('lsvmbus', '-vv', '--vps', '4');
     expect(vv.lines.filter((l) => l.startsWith('\tSysfs path: /sys/bus/vmbus/devices/'))).toHaveLength(11);
     expect(vv.lines.filter((l) => l.startsWith('\tDevice_ID = {'))).toHaveLength(11);
+  });
+});
+
+describe('--json carries data, and --help says what there is', () => {
+  it('the final state names the VM (release, arch, VPs, memory, page size) and each channel state', async () => {
+    const r = await run('run', '--json', '--release', 'ws2019', '--vps', '3', '--memory', '128M');
+    const { state } = JSON.parse(r.lines.at(-1)!) as { state: { vm: unknown; vmbus: { devices: { channels: { state: string }[] }[] } } };
+    expect(state.vm).toEqual({ release: 'ws2019', arch: 'x64', vps: 3, memory: 128 << 20, pageSize: 4096, devices: ['balloon', 'keyboard', 'video', 'mouse', 'shutdown', 'timesync', 'heartbeat', 'kvp', 'vss', 'scsi', 'network'] });
+    expect(new Set(state.vmbus.devices.flatMap((d) => d.channels.map((c) => c.state)))).toEqual(new Set(['opened']));
+  });
+
+  it('lsvmbus --json: the devices and their channels', async () => {
+    const r = await run('lsvmbus', '--json');
+    expect(r.code).toBe(0);
+    const snapshot = JSON.parse(r.lines.join('\n')) as { version: string; devices: { id: number; classId: string; channels: { relid: number; state: string }[] }[] };
+    expect(snapshot.version).toBe('5.3');
+    expect(snapshot.devices.map((d) => d.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(snapshot.devices[10]!.channels[0]).toMatchObject({ relid: 11, state: 'opened' });
+  });
+
+  it('--help lists the releases, the defaults as 256M and 4k, and the exit codes; help script has every step', async () => {
+    const help = (await run('run', '--help')).lines.join('\n').replace(/\s+/g, ' ');
+    expect(help).toContain('choices: "ws2012", "ws2012r2", "ws2016", "ws2019", "ws2022", "ws2025", default: "ws2022"');
+    expect(help).toContain('(default: 256M)');
+    expect(help).toContain('(default: 4k)');
+    expect(help).toContain('130 interrupted (Ctrl-C)');
+    expect(help).not.toMatch(/src\/vm\/script\.ts/); // no pointer into sources the package does not ship
+    const grammar = (await run('help', 'script')).lines.join('\n');
+    for (const step of SCRIPT_STEPS) expect(grammar).toMatch(new RegExp(`^  ${step}\\b`, 'm'));
+    expect(grammar).toContain('--keep-going');
   });
 });

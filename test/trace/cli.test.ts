@@ -42,6 +42,14 @@ beforeAll(async () => {
 });
 
 describe('hvkit trace', () => {
+  it('prints each number of a field in one base whatever its value: relids in decimal, connection ids in hex', async () => {
+    const { lines } = await run(file, '--kind', 'message');
+    const relids = lines.flatMap((l) => [...l.matchAll(/child_relid=(\S+)/g)].map((m) => m[1]!));
+    expect(relids.length).toBeGreaterThan(2);
+    expect(relids.filter((r) => !/^\d+$/.test(r))).toEqual([]);
+    expect(lines.filter((l) => / conn (?!0x)\d/.test(l))).toEqual([]);
+  });
+
   it('prints one decoded line per event', async () => {
     const { code, lines, err } = await run(file);
     expect(err).toBe('');
@@ -55,6 +63,9 @@ describe('hvkit trace', () => {
   it('--kind and --dir keep only those events', async () => {
     const { code, lines } = await run(file, '--kind', 'packet');
     expect(code).toBe(0);
+    // Options before the file: each takes one word, so the file is not read as a kind.
+    expect(await run('--kind', 'packet', file)).toEqual({ code: 0, lines, err: '' });
+    expect((await run('--channel', String(relid), '--kind', 'packet', '--dir', 'to-host', file)).lines).toEqual(lines.filter((l) => l.includes(' to-host ')));
     expect(lines.length).toBeGreaterThanOrEqual(2);
     expect(lines.every((l) => / pkt VM_PKT_/.test(l))).toBe(true);
     const both = await run(file, '--kind', 'signal,packet', '--dir', 'to-guest');

@@ -43,21 +43,49 @@ describe('Machine', () => {
     expect(m.kernel.cpus[0]!.clockevent!.ticks).toBe(ticks);
   });
 
-  it('paced runs follow the wall clock (times the speed) and stop at the requested time', async () => {
+  it('a paced machine follows the wall clock (times the speed) from the first step of its boot', () => {
+    let wall = 0;
+    const ahead: number[] = [];
+    const box: { m?: Machine } = {};
+    let start: number | undefined;
+    const pace = {
+      speed: 2,
+      now: () => {
+        const m = box.m;
+        if (m) {
+          start ??= m.nowNs;
+          // Virtual time never runs ahead of the wall clock times the speed.
+          if (m.nowNs - start > wall * 1e6 * 2) ahead.push(m.nowNs);
+        }
+        return wall;
+      },
+      sleep: (ms: number) => void (wall += ms),
+    };
+    const m = (box.m = new Machine({ vps: 1, memory: 64 << 20, devices: [{ type: 'shutdown' }], pace }));
+    m.boot();
+    const booted = m.nowNs;
+    expect(booted).toBeGreaterThan(100_000_000); // the boot itself takes virtual time
+    expect(wall).toBeCloseTo(booted / 1e6 / 2, 3); // and as much wall time at speed 2
+    m.runFor(20_000_000);
+    expect(wall).toBeCloseTo((booted + 20_000_000) / 1e6 / 2, 3);
+    expect(m.host.shutdownGuest()).toBe(true);
+    m.waitUntil(() => m.kernel.stage === 'halted', 60e9);
+    expect(m.kernel.stage).toBe('halted');
+    expect(wall).toBeCloseTo(m.nowNs / 1e6 / 2, 3); // the shutdown is paced too
+    expect(ahead).toEqual([]);
+  });
+
+  it('runs in slices that yield to the event loop, and stops when told', async () => {
     const m = new Machine({ vps: 1, memory: 64 << 20 });
     m.boot();
     const start = m.nowNs;
-    let wall = 0;
-    const seen: number[] = [];
-    await m.runPaced(20_000_000, {
-      speed: 2,
-      now: () => wall,
-      sleep: async () => {
-        seen.push(m.nowNs - start);
-        wall += 4; // 4 ms of wall time per wait = 8 ms of virtual time at speed 2
-      },
-    });
-    expect(seen).toEqual([0, 8_000_000, 16_000_000]);
-    expect(m.nowNs - start).toBe(20_000_000);
+    const stop = new AbortController();
+    // Aborted from the event loop: without yielding, this would run only after the whole hour.
+    setImmediate(() => stop.abort());
+    await m.runForAsync(3600e9, { signal: stop.signal, sliceMs: 1 });
+    expect(m.nowNs - start).toBeGreaterThan(0);
+    expect(m.nowNs - start).toBeLessThan(3600e9);
+    await m.runForAsync(1e9);
+    expect(m.nowNs).toBeGreaterThan(start);
   });
 });

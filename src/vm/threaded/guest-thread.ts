@@ -2,7 +2,8 @@
 // workload module, and reports the log and the workload's result. Waiting means sleeping on
 // the doorbell the host rings when a CPU has an interrupt (Atomics.wait).
 import { parentPort, workerData } from 'node:worker_threads';
-import { Kernel, type KernelOptions } from '../../guest/kernel.js';
+import { Kernel, type KernelOptions, type KernelState } from '../../guest/kernel.js';
+import type { LogRecord } from '../../guest/klog.js';
 import type { Arch } from '../../hypervisor/cpu-interface.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import type { GuestPageSize } from '../../memory/pages.js';
@@ -32,6 +33,11 @@ export interface GuestThreadData {
   speed: number;
 }
 
+/** What the guest thread posts: each log and journal line as it is printed, then its report. */
+export type GuestMessage =
+  | { type: 'log' | 'journal'; record: LogRecord }
+  | { type: 'report'; report: { log: LogRecord[]; journal: LogRecord[]; result: unknown; error: string | undefined; state: KernelState } };
+
 async function main(d: GuestThreadData): Promise<void> {
   const block = new ControlBlock(d.control, d.cpus);
   const h = block.header;
@@ -56,6 +62,9 @@ async function main(d: GuestThreadData): Promise<void> {
   const files = d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) };
   const platform = { memory, cpus, apicIds: d.apicIds, rtcNs: () => d.rtcNs, elapse: (ns: number) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files };
   const kernel: Kernel = new Kernel(platform, options);
+  // Log lines go out as they are printed, so the host shows them live (and has them if it stops us).
+  kernel.log.onRecord((record) => parentPort!.postMessage({ type: 'log', record } satisfies GuestMessage));
+  kernel.journal.onRecord((record) => parentPort!.postMessage({ type: 'journal', record } satisfies GuestMessage));
   let result: unknown;
   let error: string | undefined;
   try {
@@ -65,7 +74,7 @@ async function main(d: GuestThreadData): Promise<void> {
   } catch (e) {
     error = e instanceof Error ? (e.stack ?? e.message) : String(e);
   }
-  parentPort!.postMessage({ log: kernel.log.records, journal: kernel.journal.records, result, error, state: kernel.state() });
+  parentPort!.postMessage({ type: 'report', report: { log: kernel.log.records, journal: kernel.journal.records, result, error, state: kernel.state() } } satisfies GuestMessage);
   Atomics.store(h, W.GUEST_DONE, error ? 2 : 1);
   Atomics.add(h, W.HOST_WAKE, 1);
   Atomics.notify(h, W.HOST_WAKE);

@@ -9,7 +9,7 @@ import type { KernelState } from '../../guest/kernel.js';
 import type { PartitionVmbus } from '../../vmbus/server/partition-io.js';
 import { Host } from '../host.js';
 import type { MachineConfig } from '../machine.js';
-import type { GuestThreadData } from './guest-thread.js';
+import type { GuestMessage, GuestThreadData } from './guest-thread.js';
 import { ControlBlock, controlBytes, W } from './protocol.js';
 import { TrapServer } from './trap-server.js';
 
@@ -30,6 +30,18 @@ export interface GuestReport<R> {
   /** Wall-clock milliseconds the host loop ran, and the traps it served. */
   wallMs: number;
   traps: number;
+}
+
+/** How a run is bounded and observed. */
+export interface ThreadedRunOptions {
+  /** Wall-clock milliseconds the host serves the guest at most (default 60 s). */
+  maxMs?: number;
+  /** Aborting stops the host loop; the guest thread then reports what it has. */
+  signal?: AbortSignal;
+  /** Each kernel log line, as the guest prints it. */
+  onLog?: (r: LogRecord) => void;
+  /** Each journal line (the daemons' syslog), as it is written. */
+  onJournal?: (r: LogRecord) => void;
 }
 
 /** Polls of the wake word before the host loop sleeps. */
@@ -63,9 +75,11 @@ export class ThreadedMachine {
 
   /**
    * Boots the guest in a worker, runs `workload` (the URL of a JavaScript module whose default
-   * export receives the kernel and `args`; see workloads/) there, and serves it until it finishes or `maxMs` of wall time pass.
+   * export receives the kernel and `args`; see workloads/) there, and serves it until it
+   * finishes, `maxMs` of wall time pass or `signal` aborts.
    */
-  async run<R>(workload: URL, args: unknown, maxMs = 60_000): Promise<GuestReport<R>> {
+  async run<R>(workload: URL, args: unknown, options: number | ThreadedRunOptions = {}): Promise<GuestReport<R>> {
+    const opts: ThreadedRunOptions = typeof options === 'number' ? { maxMs: options } : options;
     // Node cannot load TypeScript in a worker: run from source (the tests), the worker runs the
     // built guest thread, so `npm run build` must have run.
     const script = import.meta.url.endsWith('.ts') ? new URL('../../../dist/vm/threaded/guest-thread.js', import.meta.url) : new URL('./guest-thread.js', import.meta.url);
@@ -89,7 +103,11 @@ export class ThreadedMachine {
     // A guest thread that dies stops the host loop at its next slice.
     const gone = { now: false };
     const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps'>>((resolve, reject) => {
-      worker.once('message', resolve);
+      worker.on('message', (m: GuestMessage) => {
+        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps'>);
+        else if (m.type === 'log') opts.onLog?.(m.record);
+        else opts.onJournal?.(m.record);
+      });
       worker.once('error', (e) => {
         gone.now = true;
         reject(e);
@@ -99,7 +117,9 @@ export class ThreadedMachine {
     report.catch(() => undefined); // observed below, after the loop
     const started = performance.now();
     try {
-      await this.serve(started + maxMs, gone);
+      await this.serve(started + (opts.maxMs ?? 60_000), gone, opts.signal);
+      // A guest still running learns that the host stopped at its next trap or wait, and reports.
+      this.stopServing();
       // The timer is cleared either way: a pending one would keep the process alive for 5 s.
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the guest thread did not report')), 5000)));
@@ -110,20 +130,26 @@ export class ThreadedMachine {
         clearTimeout(timer);
       }
     } finally {
-      Atomics.store(this.block.header, W.HOST_STOPPED, 1);
-      for (const s of this.block.slots) Atomics.notify(s.words, 0);
+      this.stopServing();
       await worker.terminate();
       this.host.dispose();
     }
   }
 
+  private stopServing(): void {
+    Atomics.store(this.block.header, W.HOST_STOPPED, 1);
+    for (const s of this.block.slots) Atomics.notify(s.words, 0);
+    Atomics.add(this.block.header, W.DOORBELL, 1);
+    Atomics.notify(this.block.header, W.DOORBELL);
+  }
+
   /** The host loop, in slices that let this thread's event loop run in between. */
-  private async serve(deadline: number, gone: { now: boolean }): Promise<void> {
+  private async serve(deadline: number, gone: { now: boolean }, signal: AbortSignal | undefined): Promise<void> {
     const h = this.block.header;
     const clock = this.partition.clock;
     const wallStart = performance.now();
     const virtualStart = clock.nowNs;
-    while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && performance.now() < deadline) {
+    while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && !signal?.aborted && performance.now() < deadline) {
       const slice = performance.now() + 20;
       while (!Atomics.load(h, W.GUEST_DONE) && performance.now() < slice) {
         const seen = Atomics.load(h, W.HOST_WAKE);

@@ -80,6 +80,9 @@ export class HostChannel {
   /** Signals sent to the guest, and received from it, for inspection and benchmarks. */
   signalsSent = 0;
   signalsReceived = 0;
+  /** Packets read from the guest and written to it. */
+  packetsReceived = 0;
+  packetsSent = 0;
   /** @internal The device's signal handler is due to run: more signals change nothing. */
   signalPending = false;
 
@@ -152,7 +155,9 @@ export class HostChannel {
         const batch = reader.batch();
         const events = this.ctx.events;
         const trace = events?.active ? (bytes: Uint8Array) => this.tracePacket(events, 'to-host', bytes) : undefined;
-        n += readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
+        const read = readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
+        n += read;
+        this.packetsReceived += read;
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (reader.readable() === 0 && !reader.unmask()) return;
@@ -187,6 +192,7 @@ export class HostChannel {
         const r = writer.write(parts);
         const events = this.ctx.events;
         // Traced before the signal it may raise, which follows it in the trace.
+        if (r.written) this.packetsSent++;
         if (r.written && events?.active) this.tracePacket(events, 'to-guest', padded(parts));
         if (r.signal) this.signal();
         return r.written;
