@@ -44,7 +44,7 @@ export default tseslint.config(
   },
   ...layers.map(layerRules),
   {
-    files: ['bin/**/*.js'],
+    files: ['bin/**/*.js', 'scripts/**/*.mjs'],
     languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
   },
 );

@@ -1,0 +1,46 @@
+// hvkit's public API: `import { Machine } from 'hvkit'`. A machine and its configuration, the
+// device API a host back end uses, the driver API a guest driver uses, the ring, the decoder and
+// the trace. Everything else is internal and may change.
+
+// A whole VM: host, guest and the deterministic scheduler; or the guest in a worker thread.
+export { Machine, type MachineConfig, type MachineExit, type PaceOptions } from './vm/machine.js';
+export { ThreadedMachine, type GuestReport, type ThreadedConfig, type ThreadedRunOptions } from './vm/threaded/machine.js';
+export type { GuestContext, Workload } from './vm/threaded/guest-context.js';
+export { Host, type HostConfig } from './vm/host.js';
+export { ConfigError, DEFAULT_VM_CONFIG, loadVmConfig, parseVmConfig, parseVmConfigText, type VmConfig, type VmDevice } from './vm/config.js';
+export { parseScript, runScript, SCRIPT_GRAMMAR, ScriptError, type ScriptOptions, type Step, type StepResult } from './vm/script.js';
+export { DirectoryFiles } from './vm/dirfs.js';
+export { connectToVm, guestConnect, guestListen, HvsockDuplex, listen, runUntilClosed, runWhile } from './vm/hvsock-stream.js';
+
+// The hypervisor and the releases it emulates.
+export { Partition, PartitionConfigError, type PartitionConfig } from './hypervisor/partition.js';
+export { RELEASE_IDS, RELEASES, type ReleaseId } from './hypervisor/release.js';
+export { ARCHES, type Arch } from './hypervisor/features.js';
+
+// The device API (host side) and the driver API (guest side).
+export { VmbusServer, type Violation } from './vmbus/server/server.js';
+export { HostChannel, type ChannelHandler, type OfferSpec, type OpenRequest } from './vmbus/server/channel.js';
+export { VmbusClient, type VmbusDriver } from './vmbus/client/client.js';
+export { GuestChannel, type OpenOptions } from './vmbus/client/channel.js';
+export type { ChannelSnapshot, DeviceSnapshot, VmbusSnapshot } from './vmbus/client/snapshot.js';
+export type { ParsedPacket } from './vmbus/wire/packets.js';
+export { DeviceClass } from './vmbus/wire/guids.js';
+export { DEFAULT_DEVICES, DEVICE_TYPES, type DeviceTypeName } from './devices/catalog.js';
+export type { DeviceSpec } from './devices/registry.js';
+export type { GuestFiles, HostContext, HostDevice } from './devices/device.js';
+
+// The ring buffer, and the decoder of `hvkit decode`.
+export { initRing, RingCorruptError, RingReader, RingWriter } from './vmbus/ring/ring.js';
+export { contiguousRing, pagedRing, type RingMemory } from './vmbus/ring/memory.js';
+export { describeBytes, formatReport, reportJson, type DecodeAs, type Decoded } from './vmbus/wire/describe.js';
+
+// The guest kernel's state and log.
+export type { Kernel, KernelState } from './guest/kernel.js';
+export type { LogRecord } from './guest/klog.js';
+
+// Traces: the event stream, recording it, reading it back.
+export type { TraceEvent, TraceKind } from './hypervisor/trace.js';
+export { attachTrace } from './trace/attach.js';
+export { openTraceFile, type TraceFile } from './trace/writer.js';
+export { parseTrace, readTraceFile, TraceFileError } from './trace/reader.js';
+export { formatEvent } from './trace/format.js';
