@@ -361,7 +361,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     expect(h.host.answers.length).toBe(1);
     expect(h.host.waiting).toBe(0);
     expect(h.host.ended).toEqual(['bad: icflags 0x3 do not mark an answer', 'bad: answer of type 2 to a request of type 1']);
-    expect(h.host.violations).toEqual([
+    expect(h.host.violations.items).toEqual([
       'no request with transaction id 9 is waiting',
       'icflags 0x3 do not mark an answer',
       'no request with transaction id 2 is waiting',
@@ -383,7 +383,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     h.host.onGuestPayload(b);
     expect(h.host.waiting).toBe(0);
     expect(h.host.ended).toEqual(['bad: icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
-    expect(h.host.violations).toEqual(['icmsg_hdr: the message needs 28 bytes of headers, has 27', 'icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
+    expect(h.host.violations.items).toEqual(['icmsg_hdr: the message needs 28 bytes of headers, has 27', 'icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
   });
 
   it('a bad answer to NEGOTIATE fails the negotiation instead of leaving it waiting', () => {
@@ -411,7 +411,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     late[AT.icflags] = 5;
     h.host.onGuestPayload(late);
     expect(h.host.answers).toEqual([]);
-    expect(h.host.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    expect(h.host.violations.items).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
     h.host.ask(1, new Uint8Array(16), 35e9);
     const inTime = h.sent[2]!.slice();
     inTime[AT.icflags] = 5;
@@ -440,7 +440,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     const ch = { receive: (f: (p: { type: number; payload: Uint8Array }) => void) => (f({ type: 6, payload: late }), 1) } as unknown as HostChannel;
     h.host.signal(ch);
     expect(h.host.answers).toEqual([]);
-    expect(h.host.violationCount).toBe(0);
+    expect(h.host.violations.total).toBe(0);
     h.host.dispose();
     expect(h.host.ended).toEqual(['closed: disposed']);
   });
@@ -449,7 +449,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     const h = hostHarness();
     h.host.open(h.ch);
     for (let i = 0; i < 25; i++) h.host.onGuestPayload(new Uint8Array(3));
-    expect(h.host.violationCount).toBe(25);
+    expect(h.host.violations.total).toBe(25);
     expect(h.log.length).toBe(10);
     expect(h.log[9]).toMatch(/further violations are not logged\)$/);
   });

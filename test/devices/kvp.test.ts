@@ -319,7 +319,7 @@ describe("KVP host: what it sends (hv_kvp_msg after the IC headers, 2580 bytes o
     expect(h.log.at(-1)).toBe("kvp: get EXTERNAL 'c': no answer within 5 s");
     // The late answer is dropped, and said so.
     h.answer(HV_S_OK);
-    expect(h.host.violations.at(-1)).toMatch(/gave up on/);
+    expect(h.host.violations.items.at(-1)).toMatch(/gave up on/);
     h.setFull(true);
     expect(h.host.set(0, 'x', 'y').result).toEqual({ outcome: 'ring-full' });
     h.setFull(false);
@@ -773,7 +773,7 @@ describe("KVP without a working daemon (hv_kvp.c's states and HV_UTIL_TIMEOUT)",
     // Restarted, it answers the request the host gave up on; the host drops that answer.
     expect(service.startDaemon()).toBe(true);
     m.runFor(1e6);
-    expect(kvp.violations.at(-1)).toMatch(/gave up on/);
+    expect(kvp.violations.items.at(-1)).toMatch(/gave up on/);
     expect(settle(m, kvp.enumerate(POOL.GUEST))).toEqual({ outcome: 'ok', entries: [{ key: 'k', value: 'v', type: 1 }] });
   });
 

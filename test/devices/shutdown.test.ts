@@ -136,7 +136,7 @@ describe('shutdown: a guest that does not answer, and an answer that is none', (
     deaf.hear();
     m.waitUntil(() => next.result !== undefined, 1e9);
     expect(next.result).toEqual({ outcome: 'accepted' });
-    expect(sd.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    expect(sd.violations.items).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
     expect(guest.shutdowns).toEqual(['reboot', 'poweroff']);
   });
 

@@ -196,7 +196,7 @@ describe('VSS: a freeze that outlives the timeout', () => {
     ]);
     // Nothing more reaches the host, and the next backup works.
     m.runFor(1e8);
-    expect(vss.violationCount).toBe(0);
+    expect(vss.violations.total).toBe(0);
     expect(settle(m, vss.freeze())).toEqual({ outcome: 'succeeded', flags: 0 });
     expect(settle(m, vss.thaw())).toEqual({ outcome: 'succeeded', flags: 0 });
     expect(calls).toEqual(['freeze', 'thaw', 'freeze', 'thaw']);
@@ -315,7 +315,7 @@ describe('VSS: answers that are none, and a guest that does not answer', () => {
     const thaw = vss.thaw();
     deaf.hear();
     expect(settle(m, thaw)).toEqual({ outcome: 'succeeded', flags: 0 });
-    expect(vss.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    expect(vss.violations.items).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
     expect([vss.timeoutNs, vss.freezeTimeoutNs, VSS_FREEZE_HOST_TIMEOUT_NS]).toEqual([35 * S, 905 * S, 905 * S]);
   });
 
