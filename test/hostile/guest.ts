@@ -22,6 +22,9 @@ export const HOSTILE_PAGES = {
   hypercall: PAGE.hypercall,
   simp: PAGE.simp(0),
   siefp: PAGE.siefp(0),
+  /** VP 1's. */
+  simp1: PAGE.simp(1),
+  siefp1: PAGE.siefp(1),
   input: PAGE.input(0),
   /** Rings and buffers from here up (GPADLs). */
   rings: 0x100000,
@@ -29,7 +32,9 @@ export const HOSTILE_PAGES = {
 
 export class HostileGuest {
   readonly host: Host;
+  /** VP 0, where the guest works; VP 1 only takes the messages the host is asked to send there. */
   readonly g: TestGuest;
+  readonly g1: TestGuest;
   /** The connection id messages go to: 4 from VMBus 5.0, else 1. */
   messageConnection = 1;
 
@@ -37,13 +42,17 @@ export class HostileGuest {
     this.host = new Host({ vps: 2, memory: 16 << 20, devices: [], ...config });
     const p = this.host.partition;
     this.g = new TestGuest(p, 0, new X64Port(p.vps[0]!));
+    this.g1 = new TestGuest(p, 1, new X64Port(p.vps[1]!));
     this.g.enableHypercalls();
-    this.g.wrmsr(HvMsr.SIMP, BigInt(HOSTILE_PAGES.simp) | 1n);
-    this.g.wrmsr(HvMsr.SIEFP, BigInt(HOSTILE_PAGES.siefp) | 1n);
-    this.g.wrmsr(sintMsr(2), BigInt(VECTOR));
-    this.g.wrmsr(HvMsr.SCONTROL, 1n);
-    // Interrupts are taken and EOId, but the slot is only freed when the test says so.
-    this.g.handler = () => true;
+    // Every SINT of both VPs takes messages: a contact may ask for answers on any of them.
+    for (const [g, vp] of [[this.g, 0], [this.g1, 1]] as const) {
+      g.wrmsr(HvMsr.SIMP, BigInt(simpOf(vp)) | 1n);
+      g.wrmsr(HvMsr.SIEFP, BigInt(vp === 0 ? HOSTILE_PAGES.siefp : PAGE.siefp(1)) | 1n);
+      for (let s = 0; s < 16; s++) g.wrmsr(sintMsr(s), BigInt(VECTOR));
+      g.wrmsr(HvMsr.SCONTROL, 1n);
+      // Interrupts are taken and EOId, but slots are only freed when the test says so.
+      g.handler = () => true;
+    }
   }
 
   get partition() {
@@ -73,28 +82,33 @@ export class HostileGuest {
     return status(this.g.hypercall({ code: HvCall.SIGNAL_EVENT, fast: true }, BigInt(connectionId) | (BigInt(flag) << 32n)));
   }
 
-  /** The message in SINT2's slot, decoded, or undefined when the slot is empty. */
-  slot(): ChannelMessage | undefined {
-    const base = HOSTILE_PAGES.simp + 2 * HV_MESSAGE_SIZE;
+  /** The message in a slot (VP 0's SINT2 by default), decoded, or undefined when the slot is empty. */
+  slot(sint = 2, vp = 0): ChannelMessage | undefined {
+    const base = simpOf(vp) + sint * HV_MESSAGE_SIZE;
     if (this.memory.read32(base) === 0) return undefined;
-    const size = this.memory.read8(base + 4);
+    const size = Math.min(this.memory.read8(base + 4), 240);
     return decodeChannelMessage(this.memory.read(base + 16, size));
   }
 
-  /** Frees the slot (message_type = NONE) and writes EOM, as Linux's vmbus_on_msg_dpc does. */
-  eom(): void {
-    this.memory.write32(HOSTILE_PAGES.simp + 2 * HV_MESSAGE_SIZE, 0);
-    this.g.wrmsr(HvMsr.EOM, 0n);
+  /** Frees a slot (message_type = NONE) and writes EOM, as Linux's vmbus_on_msg_dpc does. */
+  eom(sint = 2, vp = 0): void {
+    this.memory.write32(simpOf(vp) + sint * HV_MESSAGE_SIZE, 0);
+    (vp === 0 ? this.g : this.g1).wrmsr(HvMsr.EOM, 0n);
   }
 
-  /** Takes every message the host has queued for SINT2. */
+  /** Takes every message the host has queued for VP 0's SINT2; the other slots are emptied too. */
   drain(): ChannelMessage[] {
     const out: ChannelMessage[] = [];
-    this.g.drain();
-    for (let m = this.slot(); m; m = this.slot()) {
-      out.push(m);
-      this.eom();
-      this.g.drain();
+    for (const vp of [0, 1]) {
+      const g = vp === 0 ? this.g : this.g1;
+      g.drain();
+      for (let s = 0; s < 16; s++) {
+        while (this.memory.read32(simpOf(vp) + s * HV_MESSAGE_SIZE) !== 0) {
+          if (vp === 0 && s === 2) out.push(this.slot()!);
+          this.eom(s, vp);
+          g.drain();
+        }
+      }
     }
     return out;
   }
@@ -117,6 +131,15 @@ export class HostileGuest {
     return this.drain().filter((m) => m.type === T.OFFERCHANNEL);
   }
 
+  /** INITIATE_CONTACT at 5.3 and REQUESTOFFERS, answers taken, nothing asserted (for storms). */
+  reconnect(): void {
+    this.messageConnection = VMBUS_MESSAGE_CONNECTION_ID_4;
+    this.post(encodeChannelMessage(T.INITIATE_CONTACT, { vmbus_version_requested: VmbusVersion.WIN10_V5_3, target_vcpu: 0, msg_sint: 2, msg_vtl: 0, reserved: 0, feature_flags: 0, monitor_page1: 0n, monitor_page2: 0n }));
+    this.drain();
+    this.post(encodeChannelMessage(T.REQUESTOFFERS, {}));
+    this.drain();
+  }
+
   /** The messages of a GPADL of `pages` frames from `firstPfn` on `relid`, as Linux sends them. */
   gpadlMessagesFor(relid: number, handle: number, firstPfn: number, pages: number): Uint8Array[] {
     const pfns = Array.from({ length: pages }, (_, i) => firstPfn + i);
@@ -133,6 +156,8 @@ export class HostileGuest {
     return this.post(encodeChannelMessage(T.OPENCHANNEL, { child_relid: relid, openid: relid, ringbuffer_gpadlhandle: handle, target_vp: 0, downstream_ringbuffer_pageoffset: downstream, userdata: new Uint8Array(120) }));
   }
 }
+
+const simpOf = (vp: number): number => (vp === 0 ? HOSTILE_PAGES.simp : PAGE.simp(1));
 
 /** The 4 KiB pages whose bytes differ between two copies of RAM. */
 export function changedPages(before: Uint8Array, after: Uint8Array): number[] {
