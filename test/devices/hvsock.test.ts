@@ -20,6 +20,7 @@ import { inband } from '../../src/vmbus/packet.js';
 import { Ctl } from '../../src/vmbus/ring/memory.js';
 import { runs } from '../vmbus/fuzz-runs.js';
 import { hostContext, stubServices } from './services.js';
+import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
 
 const VM_ID = '5e3d7c21-8a4b-4c6d-9e0f-112233445566';
 const hex = (s: string) => s.replace(/\s+/g, '');
@@ -368,7 +369,8 @@ describe.each(HVSOCK_RELEASES)('hv_sock on %s', (release) => {
 describe('streams of random sizes, both ways at once, with half-close and slow readers', () => {
   it.each(['ws2016', 'ws2022'] as const)('%s: every byte arrives in order, EOF after it, and the connection is released', (release) => {
     const r = rig(release);
-    fc.assert(
+    fuzz(
+      'hvsock.streams',
       fc.property(
         fc.record({
           fromGuest: fc.boolean(),
@@ -433,7 +435,7 @@ describe('streams of random sizes, both ways at once, with half-close and slow r
           expect(h.stats.packetsOut).toBeGreaterThanOrEqual(Math.ceil(c.down / 2048) + 1);
         },
       ),
-      { numRuns: runs(0.15) },
+      runs(0.15),
     );
     expect(r.m.vmbus!.server.violations.items).toEqual([]);
   });
@@ -618,7 +620,8 @@ describe('a peer that closes mid-stream', () => {
 
 describe('malformed input (fuzz)', () => {
   it('parseHvsPayload on arbitrary bytes: the data or HvsockWireError, both modes', () => {
-    fc.assert(
+    fuzz(
+      'hvsock.wire',
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.boolean(), (b, strict) => {
         try {
           const d = parseHvsPayload(b, strict);
@@ -627,14 +630,16 @@ describe('malformed input (fuzz)', () => {
           expect(e).toBeInstanceOf(HvsockWireError);
         }
       }),
-      { numRuns: runs(1) },
+      runs(1),
     );
   });
 
-  it('host → guest: arbitrary packets after a valid prefix; the guest delivers the data or fails with EIO, and the connection still ends', () => {
-    const r = rig('ws2022');
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 48 }), fc.integer({ min: 0, max: 3 }), (garbage, type) => {
+  itFuzzEachRelease(
+    'host → guest: arbitrary packets after a valid prefix; the guest delivers the data or fails with EIO, and the connection still ends',
+    'hvsock.guest-socket',
+    (release) => {
+      const r = rig(release);
+      return fc.property(fc.uint8Array({ maxLength: 48 }), fc.integer({ min: 0, max: 3 }), (garbage, type) => {
         const { g, h } = connectFromGuest(r);
         const gr = receiver(g);
         const hc = [...r.m.vmbus!.server.channels.values()].find((c) => c.isOpen)!;
@@ -657,15 +662,18 @@ describe('malformed input (fuzz)', () => {
         g.close();
         h.close();
         expect(r.m.waitUntil(() => released(r), 10e9)).toBe(true);
-      }),
-      { numRuns: runs(0.1) },
-    );
-  });
+      });
+    },
+    runs(0.1),
+    HVSOCK_RELEASES,
+  );
 
-  it('guest → host: arbitrary packets; the host takes valid data, else reports EIO and rescinds', () => {
-    const r = rig('ws2022');
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 48 }), fc.integer({ min: 0, max: 3 }), (garbage, type) => {
+  itFuzzEachRelease(
+    'guest → host: arbitrary packets; the host takes valid data, else reports EIO and rescinds',
+    'hvsock.host-socket',
+    (release) => {
+      const r = rig(release);
+      return fc.property(fc.uint8Array({ maxLength: 48 }), fc.integer({ min: 0, max: 3 }), (garbage, type) => {
         const { g, h } = connectFromGuest(r);
         const hr = receiver(h);
         const gr = receiver(g);
@@ -690,10 +698,11 @@ describe('malformed input (fuzz)', () => {
         g.close();
         h.close();
         expect(r.m.waitUntil(() => released(r), 10e9)).toBe(true);
-      }),
-      { numRuns: runs(0.1) },
-    );
-  });
+      });
+    },
+    runs(0.1),
+    HVSOCK_RELEASES,
+  );
 
   /** A DATA header claiming `size` bytes with only `have` behind it. */
   const lying = (size: number, have: number) => {
@@ -776,13 +785,15 @@ describe('malformed input (fuzz)', () => {
     expect(r.m.waitUntil(() => released(r), 10e9)).toBe(true);
   });
 
-  it('arbitrary hv_sock offers: the guest opens only those for a socket that waits for them', () => {
-    const r = rig('ws2022');
-    // A user that closes its end once the host is done with it.
-    const l = r.guest!.listen(6000, (s) => void (s.on.end = () => s.close()));
-    let accepted = 0;
-    fc.assert(
-      fc.property(fc.uuid(), fc.uuid(), fc.uint8Array({ minLength: 120, maxLength: 120 }), fc.boolean(), fc.oneof(fc.constant(6000), fc.nat()), (type, instance, user, template, port) => {
+  itFuzzEachRelease(
+    'arbitrary hv_sock offers: the guest opens only those for a socket that waits for them',
+    'hvsock.guest-offers',
+    (release) => {
+      const r = rig(release);
+      // A user that closes its end once the host is done with it.
+      const l = r.guest!.listen(6000, (s) => void (s.on.end = () => s.close()));
+      let accepted = 0;
+      return fc.property(fc.uuid(), fc.uuid(), fc.uint8Array({ minLength: 120, maxLength: 120 }), fc.boolean(), fc.oneof(fc.constant(6000), fc.nat()), (type, instance, user, template, port) => {
         const before = r.guest!.unmatchedOffers;
         const classId = template ? serviceIdOfPort(port) : type;
         const ch = r.m.vmbus!.server.offer({ classId, instanceId: instance, flags: 0x2011, userDefined: user }, {});
@@ -793,14 +804,14 @@ describe('malformed input (fuzz)', () => {
         expect(ch.isOpen).toBe(mine);
         r.m.vmbus!.server.revoke(ch);
         r.m.runFor(1e6);
-      }),
-      { numRuns: runs(0.2) },
-    );
-    l.close();
-    expect(l.accepted).toBe(accepted);
-    expect(accepted).toBeGreaterThan(0);
-    expect(r.m.waitUntil(() => r.m.kernel.vmbus!.channels.length === 0, 1e9)).toBe(true);
-  });
+        // Each offer the guest took was accepted by its listener, and every channel is gone again.
+        expect(l.accepted).toBe(accepted);
+        expect(r.m.waitUntil(() => r.m.kernel.vmbus!.channels.length === 0, 1e9)).toBe(true);
+      });
+    },
+    runs(0.2),
+    HVSOCK_RELEASES,
+  );
 });
 
 // --- What the VMBus client gained -------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { HvRegister, HV_PARTITION_ID_SELF, HV_VP_INDEX_SELF, sintRegister } from
 import { HvStatus } from '../../src/tlfs/status.js';
 import { PAGE, partition, status, repsCompleted, type TestGuest } from './harness.js';
 import type { Arm64Port, X64Port } from '../../src/hypervisor/cpu.js';
+import { fuzz } from '../fuzz/fuzz.js';
 
 const fault = (g: TestGuest, msr: number, v?: bigint) => {
   const cpu = g.cpu as X64Port;
@@ -141,7 +142,8 @@ describe('synthetic MSRs: reset values and access rules', () => {
     for (const arch of ['x64', 'x86'] as const) {
       const { guests } = partition({ arch, vps: 2 });
       const msr = fc.oneof(fc.integer({ min: 0x40000000, max: 0x40000120 }), fc.integer({ min: 0x40001080, max: 0x400010a0 }), fc.integer({ min: 0, max: 0xffffffff }));
-      fc.assert(
+      fuzz(
+        'synthetic-msrs.any-access',
         fc.property(fc.array(fc.tuple(fc.nat(1), msr, fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.boolean()), { maxLength: 200 }), (ops) => {
           for (const [vp, m, v, write] of ops) {
             const cpu = guests[vp]!.cpu as X64Port;
@@ -149,7 +151,7 @@ describe('synthetic MSRs: reset values and access rules', () => {
             expect(r === undefined || r === '#GP').toBe(true);
           }
         }),
-        { numRuns: 100 },
+        100,
       );
     }
   });
@@ -241,12 +243,14 @@ describe('arm64: the same registers through HvCallGetVpRegisters / HvCallSetVpRe
   it('every synthetic register the arm64 guest names is reachable and consistent with an SMCCC round trip', () => {
     const { guests } = partition({ arch: 'arm64' });
     const g = guests[0]!;
-    fc.assert(
+    fuzz(
+      'synthetic-msrs.arm64-registers',
       fc.property(fc.constantFrom(...[0, 1, 2, 3, 15].map(sintRegister)), fc.integer({ min: 16, max: 255 }), fc.boolean(), (name, vector, masked) => {
         const value = BigInt(vector) | (masked ? 1n << 16n : 0n);
         expect(status(setReg(g, name, value))).toBe(0);
         expect(getReg(g, name).low).toBe(value);
       }),
+      100,
     );
   });
 
