@@ -271,7 +271,10 @@ class Release extends OnChannel {
     const ch = m.channels.get(this.relid);
     if (m.version === undefined || !ch) return [];
     if (ch.state === 'revoked') m.channels.delete(this.relid);
-    else if (ch.state === 'offered') Object.assign(ch, { state: 'released' }), ch.gpadls.clear();
+    else if (ch.state === 'offered') {
+      ch.state = 'released';
+      ch.gpadls.clear();
+    }
     return [];
   }
   act(r: Real): void {

@@ -12,7 +12,10 @@ import { itFuzz } from '../fuzz/fuzz.js';
 const concat = (parts: readonly Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 };
 /** Packet bytes as they sit in a ring: the parts, zero-padded to 8 bytes. */
