@@ -2,7 +2,8 @@
 // spread over worker threads. HVKIT_FUZZ_RUNS cases per property (10^6 by default), or at most
 // HVKIT_FUZZ_SECONDS each; HVKIT_FUZZ_THREADS workers (all cores by default). Prints the inputs
 // each property ran and how fast; a failure's seed and path are saved under fuzz/regressions/,
-// which `npm test` replays. Extra arguments go to vitest (a file, or -t NAME to pick targets).
+// which `npm test` replays. Arguments: fuzz target names (regular expressions: `synic vmbus-`)
+// pick targets; test files (`test/….test.ts`) and options (`-t …`) go to vitest.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -20,7 +21,9 @@ function fuzzFiles(dir: string): string[] {
   });
 }
 
-const args = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const only = argv.filter((a) => !a.startsWith('-') && !a.endsWith('.ts') && !/^\d/.test(a));
+const args = argv.filter((a) => !only.includes(a));
 const files = args.some((a) => a.endsWith('.ts')) ? [] : fuzzFiles(join(root, 'test'));
 const work = mkdtempSync(join(tmpdir(), 'hvkit-fuzz-'));
 const report = join(work, 'report.jsonl');
@@ -32,7 +35,7 @@ const started = Date.now();
 const vitest = spawnSync('npx', ['vitest', 'run', '--pool=threads', `--maxWorkers=${threads}`, '--testTimeout=0', '--reporter=dot', ...files, ...args], {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, HVKIT_FUZZ: '1', HVKIT_FUZZ_RUNS: runs, HVKIT_FUZZ_REPORT: report },
+  env: { ...process.env, HVKIT_FUZZ: '1', HVKIT_FUZZ_RUNS: runs, HVKIT_FUZZ_REPORT: report, ...(only.length ? { HVKIT_FUZZ_ONLY: only.join('|') } : {}) },
 });
 
 interface Row {

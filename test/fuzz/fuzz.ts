@@ -17,6 +17,8 @@ const positive = (v: string | undefined): number | undefined => {
 };
 const RUNS = positive(env.HVKIT_FUZZ_RUNS) ?? 1_000_000;
 const SECONDS = positive(env.HVKIT_FUZZ_SECONDS);
+/** `npm run fuzz -- NAME…`: only the targets whose name matches. */
+const ONLY = env.HVKIT_FUZZ_ONLY ? new RegExp(env.HVKIT_FUZZ_ONLY) : undefined;
 
 export const REGRESSIONS = new URL('../../fuzz/regressions/', import.meta.url);
 
@@ -56,6 +58,7 @@ type Property = fc.IRawProperty<any, false>;
  * (under `npm run fuzz`, the fuzzing volume). Throws fast-check's report on a failure.
  */
 export function fuzz(name: string, property: Property, testRuns: number): void {
+  if (FUZZING && ONLY && !ONLY.test(name)) return;
   for (const r of regressions()) {
     if (r.property === name) fc.assert(property, { seed: r.seed, path: r.path, endOnFailure: true });
   }
