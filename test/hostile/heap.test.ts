@@ -2,7 +2,7 @@
 // after a full GC grows by less than a fixed margin, while a control that keeps a few bytes per
 // step (what an unbounded record does) grows far beyond it. Needs --expose-gc (vitest.config.ts).
 import { describe, expect, it } from 'vitest';
-import { SCENARIOS, type Scenario } from './scenarios.js';
+import { DEFECTS, SCENARIOS, type Scenario } from './scenarios.js';
 
 const STEPS = 100_000;
 const WARM_UP = 5_000;
@@ -32,7 +32,7 @@ function growth(scenario: Scenario, each: (i: number) => void = () => undefined)
 }
 
 describe.runIf(gc)('the host heap under 10^5 hostile steps', () => {
-  it.each(SCENARIOS.map((s) => [s.name, s] as const))('%s: grows less than 1 MiB', (name, scenario) => {
+  it.each([...SCENARIOS, ...DEFECTS].map((s) => [s.name, s] as const))('%s: grows less than 1 MiB', (name, scenario) => {
     const { bytes, sizes } = growth(scenario);
     console.log(`heap: ${name}: ${(bytes / 1024).toFixed(0)} KiB per ${STEPS} steps ${JSON.stringify(sizes)}`);
     expect(bytes).toBeLessThan(MARGIN);

@@ -13,12 +13,12 @@ import { encodeChannelMessage } from '../../src/vmbus/wire/messages.js';
 import { MonitorPage } from '../../src/vmbus/wire/packets.js';
 import { ECHO_CLASS, EchoDevice, instanceId, text } from '../vmbus/harness.js';
 import { changedPages, HostileGuest, HOSTILE_PAGES } from './guest.js';
-import { SCENARIOS } from './scenarios.js';
+import { DEFECTS, SCENARIOS } from './scenarios.js';
 
 const STEPS = 3000;
 
 describe('a hostile guest', () => {
-  it.each(SCENARIOS.map((s) => [s.name, s] as const))('%s: nothing outside the shared pages changes, no host fault, the VM still works', (_name, scenario) => {
+  it.each([...SCENARIOS, ...DEFECTS].map((s) => [s.name, s] as const))('%s: nothing outside the shared pages changes, no host fault, the VM still works', (_name, scenario) => {
     for (const seed of [1, 2]) {
       const a = scenario.setup(seed);
       const before = a.ram();

@@ -2,6 +2,7 @@
 // scenarios.test.ts checks what must hold after them (nothing outside the shared pages changed,
 // the VM still works), heap.test.ts that 10^5 steps leave the host's heap bounded.
 import { HvMsr } from '../../src/tlfs/msr.js';
+import { hostHvsock } from '../../src/vm/hvsock-stream.js';
 import { Machine } from '../../src/vm/machine.js';
 import { contiguousRing, Ctl } from '../../src/vmbus/ring/memory.js';
 import { RingReader, RingWriter } from '../../src/vmbus/ring/ring.js';
@@ -367,6 +368,73 @@ export const twoVms: Scenario = {
     };
   },
 };
+
+// --- The six defects of issue 10, each as the attack that showed it -------------------------------
+
+/** One message a step from a connected guest that takes its answers (or, `keepSlot`, never does). */
+function oneMessage(name: string, make: (i: number) => Uint8Array, options: { keepSlot?: boolean; setup?: (h: HostileGuest) => void } = {}): Scenario {
+  return {
+    name,
+    setup() {
+      const h = new HostileGuest({ memory: RAM });
+      h.server.offer({ classId: ECHO_CLASS, instanceId: instanceId(1) }, new EchoBack());
+      options.setup?.(h);
+      h.connect();
+      h.gpadl(1, 0xe1e10, RING_PFN, 8);
+      h.open(1, 0xe1e10, 4);
+      h.drain();
+      return {
+        shared: new Set([...basePages(), ...range(RING_PFN, 8)]),
+        step(i) {
+          h.post(make(i));
+          if (!options.keepSlot) h.drain();
+        },
+        ram: () => h.memory.bytes.slice(),
+        check() {
+          h.drain();
+          echoes(h, `after ${name}`);
+        },
+        sizes: () => sizes(h),
+      };
+    },
+  };
+}
+
+const SERVICE = '00001388-facb-11e6-bd58-64006a7986d3'; // AF_VSOCK port 5000
+const endpoint = (i: number) => `${(i >>> 0).toString(16).padStart(8, '0')}-0000-4000-8000-00000000e0e0`;
+
+export const DEFECTS: readonly Scenario[] = [
+  oneMessage('hv_sock connection requests with fresh endpoint ids (relids, the host log)', (i) => encodeChannelMessage(T.TL_CONNECT_REQUEST, { guest_endpoint_id: endpoint(i), host_service_id: SERVICE }), {
+    setup: (h) => hostHvsock({ host: h.host, partition: h.partition, vmbus: h.host.vmbus }).listen(5000, () => undefined),
+  }),
+  oneMessage('MODIFYCHANNEL with the message slot never freed (queued answers)', () => encodeChannelMessage(T.MODIFYCHANNEL, { child_relid: 1, target_vp: 0 }), { keepSlot: true }),
+  oneMessage('GPADL_BODY for handles nobody assembles (violation records)', (i) => encodeChannelMessage(T.GPADL_BODY, { msgnumber: 0, gpadl: i }, new Uint8Array(8))),
+  oneMessage('GPADL headers whose bodies never come (GPADLs in assembly)', (i) => gpadlMessages(1, 0x100000 + i, range(RING_PFN, 30), 30 * 4096)[0]!),
+  {
+    name: 'a hostile host offering and rescinding channels (the guest kernel log)',
+    setup() {
+      const m = new Machine({ vps: 2, memory: 32 << 20, devices: [], kernel: { modules: [] } });
+      m.boot();
+      m.runFor(1e6);
+      const server = m.vmbus!.server;
+      return {
+        shared: new Set(),
+        step(i) {
+          const ch = server.offer({ classId: ECHO_CLASS, instanceId: endpoint(i) }, {});
+          m.runFor(10_000);
+          server.revoke(ch);
+          m.runFor(10_000);
+        },
+        // The guest is not under attack from itself: its own memory is its business.
+        ram: () => new Uint8Array(0),
+        check() {
+          if (m.kernel.log.dropped === 0) throw new Error('the kernel log never wrapped');
+        },
+        sizes: () => ({ klogRecords: m.kernel.log.records.length, klogDropped: m.kernel.log.dropped, guestChannels: m.kernel.vmbus!.channels.length, hostChannels: server.channels.size, faults: m.partition.hostFaults.length, violationsKept: server.violations.length, hostLog: m.host.log.length }),
+      };
+    },
+  },
+];
 
 export const SCENARIOS: readonly Scenario[] = [messageStorm, ramEdges, ringsUnderOverlays, ringScribbles, twoVms];
 
