@@ -520,15 +520,14 @@ describe('VSS host against arbitrary answers', () => {
   itFuzzEachRelease(
     'never throws on what a guest sends, and a request waiting always settles once answered',
     'vss.host',
-    (release) => {
-      const { m, vss } = start(release);
-      return fc.property(fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 4 }), (payloads) => {
+    (release) =>
+      fc.property(fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 4 }), (payloads) => {
+        const { m, vss } = start(release);
         const req = vss.freeze();
         for (const p of payloads) vss.onGuestPayload(p);
         m.waitUntil(() => req.result !== undefined, 1e8);
         expect(req.result).toBeDefined();
-      });
-    },
+      }),
     Math.min(RUNS, 50),
   );
 });

@@ -2,7 +2,8 @@
 // the few cases its test gives, after replaying every counterexample saved for it under
 // fuzz/regressions/. Under `npm run fuzz` (scripts/fuzz.ts sets HVKIT_FUZZ=1) it runs
 // HVKIT_FUZZ_RUNS cases (10^6 by default) or for HVKIT_FUZZ_SECONDS, reports how many it ran,
-// and saves a failure's seed and path for the replay.
+// and saves a failure's seed and path for the replay. A property builds its state (a machine, a
+// partition) inside each run: runs are independent, so a saved path replays just that case.
 import fc from 'fast-check';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { it } from 'vitest';

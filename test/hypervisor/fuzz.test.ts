@@ -81,67 +81,57 @@ function stillWorks(r: ReturnType<typeof setup>) {
 }
 
 describe('any hypercall input gets a status, on every ABI', () => {
-  // Each property ends by checking that the partition still works (stillWorks) after its storm.
+  // Each case is a fresh partition, and ends by checking that it still works (stillWorks).
   itFuzzEachRelease(
     'x64: any RCX, RDX, R8, XMM0-5 and input bytes',
     'hypercall-abi.x64',
-    (release) => {
-      const r = setup('x64', release);
-      const cpu = r.guests[0]!.cpu as X64Port;
-      return fc
-        .property(control, gpa, gpa, fc.array(U64, { minLength: 12, maxLength: 12 }), fc.uint8Array({ minLength: 64, maxLength: 64 }), (rcx, rdx, r8, xmm, bytes) => {
-          r.p.memory.write(PAGE.input(0), bytes);
-          const regs = { rcx, rdx, r8, rax: 0n, xmm: [...xmm] };
-          expect(cpu.vmcall(regs)).toBeUndefined();
-          checkResult(regs.rax, rcx);
-        })
-        .afterEach(() => stillWorks(r));
-    },
+    (release) =>
+      fc.property(control, gpa, gpa, fc.array(U64, { minLength: 12, maxLength: 12 }), fc.uint8Array({ minLength: 64, maxLength: 64 }), (rcx, rdx, r8, xmm, bytes) => {
+        const r = setup('x64', release);
+        r.p.memory.write(PAGE.input(0), bytes);
+        const regs = { rcx, rdx, r8, rax: 0n, xmm: [...xmm] };
+        expect((r.guests[0]!.cpu as X64Port).vmcall(regs)).toBeUndefined();
+        checkResult(regs.rax, rcx);
+        stillWorks(r);
+      }),
     500,
   );
 
   itFuzzEachRelease(
     'x86-32: any EDX:EAX, EBX:ECX, EDI:ESI',
     'hypercall-abi.x86',
-    (release) => {
-      const r = setup('x86', release);
-      const cpu = r.guests[0]!.cpu as X86_32Port;
-      return fc
-        .property(control, gpa, gpa, fc.uint8Array({ minLength: 64, maxLength: 64 }), fc.boolean(), (ctl, input, output, bytes, vmcall) => {
-          r.p.memory.write(PAGE.input(0), bytes);
-          const lo = (v: bigint) => Number(v & 0xffffffffn);
-          const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
-          const regs = { edx: hi(ctl), eax: lo(ctl), ebx: hi(input), ecx: lo(input), edi: hi(output), esi: lo(output) };
-          // Through VMCALL, or a CALL into the hypercall page (wherever the guest put it).
-          expect(vmcall ? cpu.vmcall(regs) : (r.guests[1]!.cpu as X86_32Port).vmcall(regs)).toBeUndefined();
-          checkResult((BigInt(regs.edx >>> 0) << 32n) | BigInt(regs.eax >>> 0), ctl);
-        })
-        .afterEach(() => stillWorks(r));
-    },
+    (release) =>
+      fc.property(control, gpa, gpa, fc.uint8Array({ minLength: 64, maxLength: 64 }), fc.nat(1), (ctl, input, output, bytes, vp) => {
+        const r = setup('x86', release);
+        r.p.memory.write(PAGE.input(0), bytes);
+        const lo = (v: bigint) => Number(v & 0xffffffffn);
+        const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
+        const regs = { edx: hi(ctl), eax: lo(ctl), ebx: hi(input), ecx: lo(input), edi: hi(output), esi: lo(output) };
+        expect((r.guests[vp]!.cpu as X86_32Port).vmcall(regs)).toBeUndefined();
+        checkResult((BigInt(regs.edx >>> 0) << 32n) | BigInt(regs.eax >>> 0), ctl);
+        stillWorks(r);
+      }),
     400,
   );
 
   itFuzzEachRelease(
     'arm64: any X0..X17 through HVC #0',
     'hypercall-abi.arm64',
-    (release) => {
-      const r = setup('arm64', release);
-      const cpu = r.guests[0]!.cpu as Arm64Port;
-      const x0 = fc.oneof(fc.constant(0x46000001n), U64);
-      return fc.property(x0, control, gpa, gpa, fc.array(U64, { minLength: 14, maxLength: 14 }), (f, ctl, a, b, rest) => {
+    (release) =>
+      fc.property(fc.oneof(fc.constant(0x46000001n), U64), control, gpa, gpa, fc.array(U64, { minLength: 14, maxLength: 14 }), (f, ctl, a, b, rest) => {
+        const r = setup('arm64', release);
         const x = [f, ctl, a, b, ...rest];
-        expect(cpu.hvc(0, { x })).toBeUndefined();
+        expect((r.guests[0]!.cpu as Arm64Port).hvc(0, { x })).toBeUndefined();
         expect(x).toHaveLength(18);
         if (Number(f & 0xffffffffn) === 0x46000001) checkResult(x[0]!, ctl);
-      });
-    },
+      }),
     400,
   );
 
-  itFuzzEachRelease('any sequence of host and guest port operations leaves the ports consistent', 'hypercall-abi.ports', (release) => {
-    const r = setup('x64', release);
-    const g = r.guests[0]!;
-    return fc.property(fc.array(fc.tuple(fc.nat(4), fc.integer({ min: -1, max: 0x1000000 }), fc.nat(8)), { maxLength: 40 }), (ops) => {
+  itFuzzEachRelease('any sequence of host and guest port operations leaves the ports consistent', 'hypercall-abi.ports', (release) =>
+    fc.property(fc.array(fc.tuple(fc.nat(4), fc.integer({ min: -1, max: 0x1000000 }), fc.nat(8)), { maxLength: 40 }), (ops) => {
+      const r = setup('x64', release);
+      const g = r.guests[0]!;
         for (const [op, id, other] of ops) {
           const st = [
             () => r.p.createPort(id, { type: 'event', vp: other % 3, sint: other, baseFlag: other * 100, flagCount: other }),
@@ -152,6 +142,5 @@ describe('any hypercall input gets a status, on every ABI', () => {
           ][op]!();
           expect(STATUSES.has(st)).toBe(true);
         }
-      });
-  }, 100);
+      }), 100);
 });
