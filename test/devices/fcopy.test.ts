@@ -185,7 +185,7 @@ describe('file copy: data', () => {
         expect(r).toEqual({ outcome: 'copied', steps: okSteps(size) });
         expect(files.read(`/data/${name}`)).toEqual(data);
       }),
-    Math.min(RUNS, 40),
+    Math.min(RUNS, 10),
   );
 
   it('a smaller fragment size works the same', () => {
@@ -395,7 +395,7 @@ describe('file copy: destinations that leave the directory (hvkit is stricter th
         }
       });
     },
-    Math.min(RUNS, 60),
+    Math.min(RUNS, 15),
   );
 });
 
@@ -570,7 +570,7 @@ describe('file copy host against arbitrary answers', () => {
         m.waitUntil(() => t.result !== undefined, S);
         expect(t.result).toBeDefined();
       }),
-    Math.min(RUNS, 40),
+    Math.min(RUNS, 10),
   );
 
   it('host version table: 1.1 on every release', () => {

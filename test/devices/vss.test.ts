@@ -528,6 +528,6 @@ describe('VSS host against arbitrary answers', () => {
         m.waitUntil(() => req.result !== undefined, 1e8);
         expect(req.result).toBeDefined();
       }),
-    Math.min(RUNS, 50),
+    Math.min(RUNS, 10),
   );
 });

@@ -94,7 +94,7 @@ describe('any hypercall input gets a status, on every ABI', () => {
         checkResult(regs.rax, rcx);
         stillWorks(r);
       }),
-    500,
+    200,
   );
 
   itFuzzEachRelease(
@@ -111,7 +111,7 @@ describe('any hypercall input gets a status, on every ABI', () => {
         checkResult((BigInt(regs.edx >>> 0) << 32n) | BigInt(regs.eax >>> 0), ctl);
         stillWorks(r);
       }),
-    400,
+    150,
   );
 
   itFuzzEachRelease(
@@ -125,7 +125,7 @@ describe('any hypercall input gets a status, on every ABI', () => {
         expect(x).toHaveLength(18);
         if (Number(f & 0xffffffffn) === 0x46000001) checkResult(x[0]!, ctl);
       }),
-    400,
+    150,
   );
 
   itFuzzEachRelease('any sequence of host and guest port operations leaves the ports consistent', 'hypercall-abi.ports', (release) =>
