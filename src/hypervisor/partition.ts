@@ -87,7 +87,7 @@ export class PartitionConfigError extends Error {
 
 /** An exception host code threw where the guest or the clock entered it, caught there. */
 export interface HostFault {
-  /** Which host code: "channel 3 (…) signal", "timer", "message port". */
+  /** Which host code: "channel 3 (…) signal", "device timer", "VMBus message port". */
   readonly where: string;
   readonly error: string;
   readonly ns: number;

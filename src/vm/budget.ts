@@ -2,7 +2,7 @@
 // refusal the protocol defines (DESIGN.md "Budgets"; README "Resource budget").
 import { DEFAULT_HVSOCK_CONNECTIONS_PER_SERVICE } from '../devices/hvsock/host.js';
 import { DEFAULT_PARTITION_CONFIG } from '../hypervisor/partition.js';
-import { BudgetError, DEFAULT_SERVER_BUDGET, serverBudget, type ServerBudget } from '../vmbus/server/budget.js';
+import { BudgetError, checkBounds, DEFAULT_SERVER_BUDGET, serverBudget, type ServerBudget } from '../vmbus/server/budget.js';
 
 export interface VmBudget extends ServerBudget {
   /** hv_sock connections to one host service, offered or open. */
@@ -24,8 +24,8 @@ export const DEFAULT_BUDGET: VmBudget = {
 export function vmBudget(budget: Partial<VmBudget> = {}): VmBudget {
   for (const k of Object.keys(budget)) if (!(k in DEFAULT_BUDGET)) throw new BudgetError(k, 'is not a bound hvkit knows');
   const b = { ...DEFAULT_BUDGET, ...budget };
-  for (const [field, v] of Object.entries(b)) if (!Number.isSafeInteger(v) || v < 1) throw new BudgetError(field, `${v} is not a positive integer`);
-  return { ...b, ...serverBudget(b) };
+  checkBounds(b);
+  return { ...b, ...serverBudget(serverPart(b)) };
 }
 
 /** The server's part of a VM budget. */

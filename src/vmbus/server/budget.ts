@@ -37,10 +37,15 @@ export class BudgetError extends RangeError {
   }
 }
 
+/** Throws BudgetError for the first bound that is not a positive integer. */
+export function checkBounds(b: object): void {
+  for (const [field, v] of Object.entries(b)) if (!Number.isSafeInteger(v) || v < 1) throw new BudgetError(field, `${v} is not a positive integer`);
+}
+
 /** The defaults with `budget`'s values, each checked. */
 export function serverBudget(budget: Partial<ServerBudget> = {}): ServerBudget {
   const b = { ...DEFAULT_SERVER_BUDGET, ...budget };
-  for (const [field, v] of Object.entries(b)) if (!Number.isSafeInteger(v) || v < 1) throw new BudgetError(field, `${v} is not a positive integer`);
+  checkBounds(b);
   if (b.channels > MAX_CHANNEL_RELIDS - 1) throw new BudgetError('channels', `${b.channels} exceeds the ${MAX_CHANNEL_RELIDS - 1} relids VMBus has`);
   return b;
 }
