@@ -66,6 +66,22 @@ describe('rings over overlay pages: the host writes the RAM beneath, never the o
     expect(new TextDecoder().decode(p.bytes.subarray(p.offset, p.offset + 7))).toBe('echo me');
   });
 
+  it('the same under the VP assist page: the host reads and writes the ring beneath, the page keeps its contents', () => {
+    const h = open();
+    const assist = h.partition.vps[0]!.vpAssistPage;
+    new RingWriter(contiguousRing(h.memory, HOSTILE_PAGES.rings, 4 * 4096)).write(inband(text('echo me'), 5n));
+    // Over the outbound ring's control page: the host must still see the guest's write index.
+    h.g.wrmsr(HvMsr.VP_ASSIST_PAGE, BigInt(HOSTILE_PAGES.rings) | 1n);
+    const overlay = assist.bytes.slice();
+    h.signal(0x2001);
+    h.run(2000);
+    expect(Buffer.from(assist.bytes)).toEqual(Buffer.from(overlay));
+    h.g.wrmsr(HvMsr.VP_ASSIST_PAGE, 0n);
+    const b = new RingReader(contiguousRing(h.memory, INBOUND, 4 * 4096)).batch();
+    const p = b.next()!;
+    expect(new TextDecoder().decode(p.bytes.subarray(p.offset, p.offset + 7))).toBe('echo me');
+  });
+
   it('the SynIC keeps delivering into the overlay while the host writes ring data beneath it', () => {
     const h = open();
     h.g.wrmsr(HvMsr.SIMP, BigInt(INBOUND) | 1n);
