@@ -16,7 +16,7 @@ import type { MsHyperV } from './hyperv/common.js';
 import { readSlot, signalEom, synicDisable, synicEnable, type SynicPages } from './hyperv/synic.js';
 import { HYPERV_STIMER0_VECTOR, ReferenceClock, Stimer0Clockevent } from './hyperv/timer.js';
 import { apicEoi, bootX86 } from './hyperv/x86.js';
-import { KernelLog } from './klog.js';
+import { KernelLog, LOG_BUF_BYTES } from './klog.js';
 import { PageAllocator } from './mm.js';
 import { KernelVmbusTransport } from './vmbus.js';
 import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
@@ -71,9 +71,11 @@ export interface KernelOptions {
   /** VMBus driver modules, initialised in this order once VMBus is connected. */
   modules: readonly GuestModule[];
   hostname: string;
+  /** Size of the kernel log ring and of the journal, bytes (log_buf_len). */
+  logBufBytes: number;
 }
 
-export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192], modules: [], hostname: 'hvkit' };
+export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192], modules: [], hostname: 'hvkit', logBufBytes: LOG_BUF_BYTES };
 
 /** How long after delayed work falls due the kernel asks to be woken: one 100 ns reference tick. */
 const WAKE_SLACK_NS = 100;
@@ -151,8 +153,8 @@ export class Kernel {
     options: Partial<KernelOptions> = {},
   ) {
     this.options = { ...DEFAULT_KERNEL, ...options };
-    this.log = new KernelLog(() => this.schedClock());
-    this.journal = new KernelLog(() => this.schedClock());
+    this.log = new KernelLog(() => this.schedClock(), this.options.logBufBytes);
+    this.journal = new KernelLog(() => this.schedClock(), this.options.logBufBytes);
     // The kernel image and early allocations occupy the first 16 MiB (or a quarter of small RAM).
     this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4));
     this.refClock = new ReferenceClock(platform.memory);

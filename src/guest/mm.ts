@@ -1,6 +1,8 @@
 // The guest's physical page allocator: whole guest pages (4, 16 or 64 KiB) from the RAM above
 // the kernel image, and 4 KiB Hyper-V pages, which a 16 or 64 KiB kernel carves out of its
-// own pages as Linux's hv_alloc_hyperv_page() does with kmalloc(4096) (tlfs.md §7.5).
+// own pages as Linux's hv_alloc_hyperv_page() does with kmalloc(4096) (tlfs.md §7.5). Freed
+// multi-page blocks are reused for blocks of the same size, as the buddy allocator would: a guest
+// that opens and closes channels for ever does not run out of RAM.
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { HV_HYP_PAGE_SIZE } from '../memory/pages.js';
 
@@ -12,6 +14,8 @@ export class PageAllocator {
   private next: number;
   private readonly freePages: number[] = [];
   private readonly freeHvPages: number[] = [];
+  /** Freed contiguous blocks, by their number of pages. */
+  private readonly freeBlocks = new Map<number, number[]>();
 
   constructor(
     private readonly mem: GuestMemory,
@@ -27,7 +31,7 @@ export class PageAllocator {
 
   /** One zeroed guest page; returns its GPA. */
   allocPage(): number {
-    const gpa = this.freePages.pop() ?? this.bump();
+    const gpa = this.freePages.pop() ?? this.bump() ?? this.splitBlock();
     this.mem.fill(gpa, this.mem.pageSize);
     return gpa;
   }
@@ -57,22 +61,40 @@ export class PageAllocator {
   allocContiguous(bytes: number): number {
     const pages = Math.ceil(bytes / this.mem.pageSize);
     if (pages === 1) return this.allocPage();
-    if (this.next + pages * this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`no ${pages} contiguous pages left at 0x${this.next.toString(16)}`);
-    const gpa = this.next;
-    this.next += pages * this.mem.pageSize;
+    let gpa = this.freeBlocks.get(pages)?.pop();
+    if (gpa === undefined) {
+      if (this.next + pages * this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`no ${pages} contiguous pages left at 0x${this.next.toString(16)}`);
+      gpa = this.next;
+      this.next += pages * this.mem.pageSize;
+    }
     this.mem.fill(gpa, pages * this.mem.pageSize);
     return gpa;
   }
 
-  /** Returns pages from allocContiguous one by one to the free list. */
+  /** Returns a block from allocContiguous. */
   freeContiguous(gpa: number, bytes: number): void {
-    for (let off = 0; off < bytes; off += this.mem.pageSize) this.freePage(gpa + off);
+    const pages = Math.ceil(bytes / this.mem.pageSize);
+    if (pages === 1) return this.freePage(gpa);
+    const list = this.freeBlocks.get(pages) ?? [];
+    list.push(gpa);
+    this.freeBlocks.set(pages, list);
   }
 
-  private bump(): number {
-    if (this.next + this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`guest RAM exhausted at 0x${this.next.toString(16)}`);
+  private bump(): number | undefined {
+    if (this.next + this.mem.pageSize > this.mem.size) return undefined;
     const gpa = this.next;
     this.next += this.mem.pageSize;
     return gpa;
+  }
+
+  /** With RAM used up, a free block becomes single pages. */
+  private splitBlock(): number {
+    for (const [pages, list] of this.freeBlocks) {
+      const gpa = list.pop();
+      if (gpa === undefined) continue;
+      for (let i = 1; i < pages; i++) this.freePages.push(gpa + i * this.mem.pageSize);
+      return gpa;
+    }
+    throw new OutOfMemoryError(`guest RAM exhausted at 0x${this.next.toString(16)}`);
   }
 }

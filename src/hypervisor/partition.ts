@@ -2,6 +2,7 @@
 // the partition-wide synthetic state (guest OS id, hypercall page, reference TSC page, crash
 // registers, ports). Guest code reaches it only through each VP's CPU port.
 import { GuestMemory, MAX_GUEST_MEMORY } from '../memory/guest-memory.js';
+import { BoundedLog } from '../tlfs/bounded-log.js';
 import { OverlayPage } from '../memory/overlay.js';
 import { gpnFieldToGpa, type GuestPageSize } from '../memory/pages.js';
 import { MiscX64 } from '../tlfs/cpuid.js';
@@ -50,6 +51,8 @@ export interface PartitionConfig {
   crashMessage: boolean;
   /** What HvCallGetPartitionId answers. */
   partitionId: bigint;
+  /** Host faults kept for inspection (all are counted). */
+  hostFaults: number;
 }
 
 export const DEFAULT_PARTITION_CONFIG: PartitionConfig = {
@@ -68,6 +71,7 @@ export const DEFAULT_PARTITION_CONFIG: PartitionConfig = {
   repContinuation: 'restart',
   crashMessage: true,
   partitionId: 0x1n,
+  hostFaults: 100,
 };
 
 /** A configuration value the hypervisor cannot run with. */
@@ -79,6 +83,14 @@ export class PartitionConfigError extends Error {
   ) {
     super(`${field}: ${reason}`);
   }
+}
+
+/** An exception host code threw where the guest or the clock entered it, caught there. */
+export interface HostFault {
+  /** Which host code: "channel 3 (…) signal", "device timer", "VMBus message port". */
+  readonly where: string;
+  readonly error: string;
+  readonly ns: number;
 }
 
 /** What the guest reported through the crash MSRs (tlfs.md §2.7, §7.1). */
@@ -148,6 +160,12 @@ export class Partition {
   readonly deviceInterrupts = new Map<bigint, { vector: number; targets: number[] | 'all' } | undefined>();
   /** Partition resets requested through HV_X64_MSR_RESET. */
   resets = 0;
+  /**
+   * Exceptions host code threw at a boundary (a device's handler, a host timer, a message port),
+   * the most recent ones and a count of all: recorded there, never propagated into the guest's
+   * hypercall or the host's run loop.
+   */
+  readonly hostFaults: BoundedLog<HostFault>;
 
   constructor(config: Partial<PartitionConfig> = {}) {
     const c: PartitionConfig = { ...DEFAULT_PARTITION_CONFIG, ...config };
@@ -174,6 +192,8 @@ export class Partition {
     }
     if (!Number.isInteger(c.messageQueueDepth) || c.messageQueueDepth < 1) throw new PartitionConfigError('messageQueueDepth', 'must be at least 1');
     if (!Number.isInteger(c.repQuantum) || c.repQuantum < 1) throw new PartitionConfigError('repQuantum', 'must be at least 1');
+    if (!Number.isInteger(c.hostFaults) || c.hostFaults < 1) throw new PartitionConfigError('hostFaults', 'must be at least 1');
+    this.hostFaults = new BoundedLog(c.hostFaults);
     this.features = computeFeatures(this.release, c.arch, c.features, c.isolation);
     this.memory = new GuestMemory({ size: c.memory, pageSize: c.pageSize });
     this.referenceTime = new ReferenceTime(this.clock, c.tscHz);
@@ -307,6 +327,25 @@ export class Partition {
     this.tscInvariantControl = 0n;
     this.resets++;
     if (this.events.active) this.events.emit({ kind: 'reset' });
+  }
+
+  // --- Host faults ---------------------------------------------------------------------------
+
+  /** Records an exception host code threw at a boundary (see hostFaults). */
+  hostFault(where: string, error: unknown): void {
+    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    this.hostFaults.push({ where, error: text, ns: this.clock.nowNs });
+  }
+
+  /** `f` as host code entered at a boundary: what it throws is recorded (hostFault), not propagated. */
+  guard<A extends unknown[]>(where: string, f: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        f(...args);
+      } catch (e) {
+        this.hostFault(where, e);
+      }
+    };
   }
 
   // --- Ports, connections, messages and events (tlfs.md §5.8) --------------------------------

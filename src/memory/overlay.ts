@@ -5,6 +5,11 @@
 // guest accesses cost nothing extra, a guest in another thread sees the overlay through the
 // shared buffer, and the hypervisor writes the page exactly where the guest reads it. Overlays
 // stack: mapping a second overlay on the same GPN hides the first until the second goes.
+//
+// Overlays are what the guest's processors see. The host reaches guest memory through the GPA
+// map, beneath them (TLFS "GPA Overlay Pages": an overlaid page is obscured "to the virtual
+// processor"; a parent that wants the VP's view uses HvReadGpa/HvWriteGpa): gpaMapPage() is that
+// view, the RAM page an overlay hides.
 import { GpaOutOfRangeError } from './errors.js';
 import { HV_HYP_PAGE_SIZE } from './pages.js';
 
@@ -70,6 +75,8 @@ interface Stack {
 
 export class OverlayTable {
   private readonly stacks = new Map<number, Stack>();
+  /** Changes whenever an overlay is mapped or unmapped: a host mapping taken before is stale. */
+  generation = 0;
 
   constructor(private readonly ram: Uint8Array) {}
 
@@ -91,6 +98,18 @@ export class OverlayTable {
     return false;
   }
 
+  /**
+   * Page `gpn` of the GPA map, as the host sees it: RAM, or the RAM page an overlay hides there.
+   * Valid until `generation` changes.
+   */
+  gpaMapPage(gpn: number): Uint8Array {
+    const stack = this.stacks.get(gpn);
+    if (stack) return stack.base;
+    const gpa = gpn * HV_HYP_PAGE_SIZE;
+    if (!Number.isSafeInteger(gpn) || gpn < 0 || gpa + HV_HYP_PAGE_SIZE > this.ram.length) throw new GpaOutOfRangeError(gpa, HV_HYP_PAGE_SIZE, this.ram.length);
+    return this.ram.subarray(gpa, gpa + HV_HYP_PAGE_SIZE);
+  }
+
   /** The overlay the guest sees at `gpn`, if any. */
   visibleAt(gpn: number): OverlayPage | undefined {
     const s = this.stacks.get(gpn);
@@ -105,6 +124,7 @@ export class OverlayTable {
     }
     if (page.gpn === gpn) return;
     if (page.gpn !== undefined) this.unmap(page);
+    this.generation++;
     const window = this.ram.subarray(gpa, gpa + HV_HYP_PAGE_SIZE);
     let stack = this.stacks.get(gpn);
     if (!stack) {
@@ -123,6 +143,7 @@ export class OverlayTable {
     const stack = this.stacks.get(gpn);
     page.gpn = undefined;
     if (!stack) return;
+    this.generation++;
     const i = stack.layers.indexOf(page);
     if (i < 0) return;
     const top = i === stack.layers.length - 1;

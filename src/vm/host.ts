@@ -1,12 +1,14 @@
 // The host side of a VM, the same whether the guest runs on this thread or in a worker: the
 // partition, its VMBus server at the release's version, and the device back ends it offers.
 import { Partition, type PartitionConfig } from '../hypervisor/partition.js';
+import { BoundedLog } from '../tlfs/bounded-log.js';
 import type { HostContext, HostDevice } from '../devices/device.js';
 import { attachDevices, type DeviceSpec } from '../devices/registry.js';
 import type { ShutdownHost, ShutdownKind } from '../devices/shutdown/host.js';
 import { attachVmbusServer, type PartitionVmbus } from '../vmbus/server/partition-io.js';
 import type { ServerOptions } from '../vmbus/server/server.js';
 import { makeVersion } from '../vmbus/wire/constants.js';
+import { serverPart, vmBudget, type VmBudget } from './budget.js';
 
 export interface HostConfig extends Partial<PartitionConfig> {
   /** The host's VMBus server: on (the release's highest version), off, or these options. */
@@ -15,6 +17,8 @@ export interface HostConfig extends Partial<PartitionConfig> {
   devices?: readonly DeviceSpec[];
   /** The host's wall clock at virtual time 0, UTC ns since 1970. */
   wallClockStartNs?: bigint;
+  /** Bounds on what the guest can make the host hold (budget.ts); the defaults where not given. */
+  budget?: Partial<VmBudget>;
 }
 
 /** 2026-01-01T00:00:00Z: where the host's clock and the guest's RTC start unless told otherwise. */
@@ -32,29 +36,33 @@ export class Host {
   readonly vmbus: PartitionVmbus | undefined;
   /** The device back ends, in offer order. */
   readonly devices: HostDevice[] = [];
-  /** Host-side log lines (device back ends), with their virtual time. */
-  readonly log: { ns: number; text: string }[] = [];
+  /** Host-side log lines (device back ends), with their virtual time: the most recent ones, and a count of all. */
+  readonly log: BoundedLog<{ ns: number; text: string }>;
+  readonly budget: VmBudget;
   readonly wallClockStartNs: bigint;
   private shutdownPoll: { cancel(): void } | undefined;
   /** What the host's device back ends get (undefined without VMBus). */
   readonly context: HostContext | undefined;
 
   constructor(config: HostConfig) {
-    const { vmbus, devices, wallClockStartNs, ...partition } = config;
+    const { vmbus, devices, wallClockStartNs, budget, ...partition } = config;
     this.wallClockStartNs = wallClockStartNs ?? DEFAULT_WALL_CLOCK_START_NS;
-    this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), ...partition });
+    this.budget = vmBudget(budget);
+    this.log = new BoundedLog(this.budget.hostLogLines);
+    this.partition = new Partition({ ...(partition.arch === 'arm64' ? { tscHz: ARM64_COUNTER_HZ } : {}), hostFaults: this.budget.hostFaults, ...partition });
     if (vmbus === false) {
       this.context = undefined;
       return;
     }
     const v = this.partition.release.vmbusVersion;
-    this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), ...(typeof vmbus === 'object' ? vmbus : {}) });
+    this.vmbus = attachVmbusServer(this.partition, { maxVersion: makeVersion(v.major, v.minor), budget: serverPart(this.budget), ...(typeof vmbus === 'object' ? vmbus : {}) });
     const clock = this.partition.clock;
     const ctx: HostContext = (this.context = {
       server: this.vmbus.server,
       release: this.partition.release.id,
       now: () => clock.nowNs,
-      schedule: (at, f) => clock.schedule(at, f),
+      // Device timers are host code the clock enters: what they throw is recorded, not propagated.
+      schedule: (at, f) => clock.schedule(at, this.partition.guard('device timer', f)),
       log: (text) => void this.log.push({ ns: clock.nowNs, text }),
       wallClockNs: () => this.wallClockNs(),
       referenceTime: () => this.partition.referenceTime.now(),
@@ -86,7 +94,7 @@ export class Host {
     const attempt = (): void => {
       this.shutdownPoll = undefined;
       if (sd.phase === 'ready') sd.request(kind, false, 'hvkit: shutdown requested');
-      else if (sd.phase !== 'failed') this.shutdownPoll = clock.schedule(clock.nowNs + SHUTDOWN_POLL_NS, attempt);
+      else if (sd.phase !== 'failed') this.shutdownPoll = this.context!.schedule(clock.nowNs + SHUTDOWN_POLL_NS, attempt);
       else this.log.push({ ns: clock.nowNs, text: 'shutdown: the IC failed to negotiate; nobody to ask' });
     };
     attempt();

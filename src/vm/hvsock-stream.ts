@@ -132,7 +132,7 @@ export function hostHvsock(m: HostSide, options: HvsockHostOptions & { vmId?: st
   if (existing) return existing;
   const ctx = m.host.context;
   if (!ctx) throw new Error('the machine has no VMBus');
-  const h = new HvsockHost(ctx, options.vmId ?? '6876736b-0000-4000-8000-00000000766d', options);
+  const h = new HvsockHost(ctx, options.vmId ?? '6876736b-0000-4000-8000-00000000766d', { connectionsPerService: m.host.budget.hvsockConnectionsPerService, ...options });
   m.host.adopt(h);
   return h;
 }

@@ -82,7 +82,9 @@ export class GpadlError extends WireError {
  * range_buflen / 8 of them are in (extra trailing bytes in a message are ignored, as OpenVMM does).
  */
 export class GpadlAssembly {
-  private readonly words: bigint[] = [];
+  /** At most 8191 words (range_buflen is a u16): 64 KiB however long the guest takes. */
+  private readonly words: BigUint64Array;
+  private count = 0;
   readonly expected: number;
 
   constructor(
@@ -94,16 +96,17 @@ export class GpadlAssembly {
     if (rangeBufLen % 8 !== 0 || rangeBufLen < GpaRange.size) throw new GpadlError('range_buflen', `${rangeBufLen} is not a multiple of 8 of at least 8`);
     if (rangeCount === 0) throw new GpadlError('rangecount', 'a GPADL needs at least one range');
     this.expected = rangeBufLen / 8;
+    this.words = new BigUint64Array(this.expected);
   }
 
   get complete(): boolean {
-    return this.words.length >= this.expected;
+    return this.count >= this.expected;
   }
 
   /** Adds range data (whole u64s; a trailing partial u64 is ignored). */
   append(data: Uint8Array): void {
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    for (let i = 0; i + 8 <= data.length && this.words.length < this.expected; i += 8) this.words.push(dv.getBigUint64(i, true));
+    for (let i = 0; i + 8 <= data.length && this.count < this.expected; i += 8) this.words[this.count++] = dv.getBigUint64(i, true);
   }
 
   /** Validates the complete data into ranges (OpenVMM Gpadl::append and range checks). */
@@ -111,14 +114,14 @@ export class GpadlAssembly {
     const out: GpadlRange[] = [];
     let at = 0;
     for (let r = 0; r < this.rangeCount; r++) {
-      const head = this.words[at++];
-      if (head === undefined) throw new GpadlError(`range[${r}]`, 'missing');
+      if (at >= this.count) throw new GpadlError(`range[${r}]`, 'missing');
+      const head = this.words[at++]!;
       const byteCount = Number(head & 0xffffffffn);
       const byteOffset = Number(head >> 32n);
       if (byteCount === 0) throw new GpadlError(`range[${r}].byte_count`, 'is zero');
       if (byteOffset >= HV_HYP_PAGE_SIZE) throw new GpadlError(`range[${r}].byte_offset`, `${byteOffset} is not within a page`);
       const n = Math.ceil((byteOffset + byteCount) / HV_HYP_PAGE_SIZE);
-      if (at + n > this.words.length) throw new GpadlError(`range[${r}].pfn_array`, `needs ${n} PFNs, ${this.words.length - at} left`);
+      if (at + n > this.count) throw new GpadlError(`range[${r}].pfn_array`, `needs ${n} PFNs, ${this.count - at} left`);
       const pfns: number[] = [];
       for (let k = 0; k < n; k++) {
         const pfn = this.words[at++]!;
@@ -138,6 +141,13 @@ export class Gpadl {
     readonly handle: number,
     readonly ranges: readonly GpadlRange[],
   ) {}
+
+  /** Pages named, over all ranges. */
+  get pages(): number {
+    let n = 0;
+    for (const r of this.ranges) n += r.pfns.length;
+    return n;
+  }
 
   /** One range as a PfnList (the buffer a device reads and writes). */
   pfnList(range = 0): PfnList {

@@ -16,6 +16,7 @@ import { WireError } from '../../src/tlfs/struct.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
 import { deafService, hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
+import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
 
 const INSTANCE = 'c2a7e915-5d0b-4b6e-9f3a-7e18d4c6b052';
 const HV_ERROR_ALREADY_EXISTS = 0x80070050;
@@ -171,21 +172,21 @@ describe('file copy: answers that are none, a guest that does not answer, and di
 });
 
 describe('file copy: data', () => {
-  it('files of arbitrary sizes arrive byte for byte, in DATA_FRAGMENT pieces at their offsets', () => {
-    const { m, fcopy, files } = start('ws2022');
-    files.mkdirs('/data');
-    let n = 0;
-    fc.assert(
+  itFuzzEachRelease(
+    'files of arbitrary sizes arrive byte for byte, in DATA_FRAGMENT pieces at their offsets',
+    'fcopy.file-round-trip',
+    (release) =>
       fc.property(fc.oneof(fc.integer({ min: 0, max: 20000 }), fc.constantFrom(0, 1, 6143, 6144, 6145, 12288, 40000)), fc.integer({ min: 0, max: 255 }), (size, seed) => {
+        const { m, fcopy, files } = start(release);
+        files.mkdirs('/data');
         const data = bytes(size, seed);
-        const name = `f${n++}`;
+        const name = 'f0';
         const r = copy(m, fcopy, '/data', name, data);
         expect(r).toEqual({ outcome: 'copied', steps: okSteps(size) });
         expect(files.read(`/data/${name}`)).toEqual(data);
       }),
-      { numRuns: Math.min(RUNS, 40) },
-    );
-  });
+    Math.min(RUNS, 10),
+  );
 
   it('a smaller fragment size works the same', () => {
     const { m, fcopy, files } = start('ws2019', { host: { fragmentBytes: 1000 } });
@@ -359,12 +360,14 @@ describe('file copy: destinations that leave the directory (hvkit is stricter th
     expect(files.read('/etc/x')).toEqual(bytes(4));
   });
 
-  it('for arbitrary paths and names, anything written is the file directly inside the destination', () => {
-    const { m, fcopy, files } = start('ws2022');
-    const part = fc.constantFrom('', '.', '..', '/', 'a', 'b', 'é', '\\');
-    const text = fc.array(part, { maxLength: 6 }).map((a) => a.join(''));
-    fc.assert(
-      fc.property(text, text, fc.boolean(), (path, name, createPath) => {
+  itFuzzEachRelease(
+    'for arbitrary paths and names, anything written is the file directly inside the destination',
+    'fcopy.guest-paths',
+    (release) => {
+      const part = fc.constantFrom('', '.', '..', '/', 'a', 'b', 'é', '\\');
+      const text = fc.array(part, { maxLength: 6 }).map((a) => a.join(''));
+      return fc.property(text, text, fc.boolean(), (path, name, createPath) => {
+        const { m, fcopy, files } = start(release);
         const snapshot = (dir: string, out: string[] = []): string[] => {
           for (const e of files.list(dir)) {
             const p = dir === '/' ? `/${e}` : `${dir}/${e}`;
@@ -382,14 +385,18 @@ describe('file copy: destinations that leave the directory (hvkit is stricter th
           return;
         }
         const dir = normaliseGuestPath(path)!;
+        // Directories come from the path as written, cut at each '/' (hv_fcopy_daemon walks it so):
+        // "/a/.." creates /a on the way to /.
+        const onTheWay: string[] = [];
+        for (let q = path.indexOf('/', 1); q >= 0; q = path.indexOf('/', q + 1)) onTheWay.push(normaliseGuestPath(path.slice(0, q)) ?? '/');
         for (const p of added) {
-          if (files.isDirectory(p)) expect(`${dir}/`.startsWith(`${p}/`) || dir === p, p).toBe(true);
+          if (files.isDirectory(p)) expect(onTheWay.some((d) => d === p || d.startsWith(`${p}/`)), p).toBe(true);
           else expect(p).toBe(normaliseGuestPath(`${dir}/${name}`));
         }
-      }),
-      { numRuns: Math.min(RUNS, 60) },
-    );
-  });
+      });
+    },
+    Math.min(RUNS, 15),
+  );
 });
 
 describe('file copy on the wire', () => {
@@ -422,7 +429,8 @@ describe('file copy on the wire', () => {
     expect(parseFcopyMessage(encodeStartFcopy('/p', 'n', 1, 7n))).toEqual({ op: 0, fileName: 'n', pathName: '/p', copyFlags: 1, fileSize: 7n });
     const w = parseFcopyMessage(encodeDoFcopy(5n, Uint8Array.from([9, 8])));
     expect(w).toEqual({ op: 1, offset: 5n, data: Uint8Array.from([9, 8]) });
-    fc.assert(
+    fuzz(
+      'fcopy.wire',
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ minLength: 6196, maxLength: 6300 })), fc.integer({ min: 0, max: 4 }), (b, op) => {
         if (b.length >= 4) new DataView(b.buffer).setUint32(0, op, true);
         try {
@@ -431,7 +439,7 @@ describe('file copy on the wire', () => {
           expect(e).toBeInstanceOf(WireError);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
@@ -508,7 +516,8 @@ describe('file copy guest service: packet by packet', () => {
   });
 
   it('never throws on arbitrary packets; answers keep their length, flags 5 and the request id; nothing lands outside /in', () => {
-    fc.assert(
+    fuzz(
+      'fcopy.guest-driver',
       fc.property(
         fc.array(
           fc.oneof(
@@ -543,26 +552,26 @@ describe('file copy guest service: packet by packet', () => {
           for (const e of f.files.list('/in')) expect(f.files.isDirectory(`/in/${e}`)).toBe(false);
         },
       ),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
 
 describe('file copy host against arbitrary answers', () => {
-  it('never throws on what a guest sends, and the copy under way still ends', () => {
-    const { m, fcopy, files } = start('ws2022');
-    files.mkdirs('/h');
-    let n = 0;
-    fc.assert(
+  itFuzzEachRelease(
+    'never throws on what a guest sends, and the copy under way still ends',
+    'fcopy.host',
+    (release) =>
       fc.property(fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 4 }), (payloads) => {
-        const t = fcopy.copyFile('/h', `x${n++}`, bytes(7000));
+        const { m, fcopy, files } = start(release);
+        files.mkdirs('/h');
+        const t = fcopy.copyFile('/h', 'x0', bytes(7000));
         for (const p of payloads) fcopy.onGuestPayload(p);
         m.waitUntil(() => t.result !== undefined, S);
         expect(t.result).toBeDefined();
       }),
-      { numRuns: Math.min(RUNS, 40) },
-    );
-  });
+    Math.min(RUNS, 10),
+  );
 
   it('host version table: 1.1 on every release', () => {
     for (const r of RELEASE_IDS) expect(FCOPY_HOST_VERSIONS[r]).toEqual([v('1.1')]);

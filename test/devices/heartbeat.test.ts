@@ -14,6 +14,7 @@ import type { GuestChannel } from '../../src/vmbus/client/channel.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
 import { hostContext, stubServices, utilHarness, v } from './services.js';
+import { fuzz } from '../fuzz/fuzz.js';
 
 const INSTANCE = '2dd1ce17-079e-403c-b352-a1921ee207ee';
 
@@ -107,7 +108,7 @@ describe.each(RELEASE_IDS)('heartbeat on %s', (release) => {
     expect(hb.state).toBe('ok');
     expect(hb.lastAnswerNs! - t0).toBeGreaterThan(4e9);
     expect(hostLog).toEqual([`heartbeat: IC version ${e.message} (framework ${e.framework})`, 'heartbeat: the guest answers: OK']);
-    expect(hb.violations).toEqual([]);
+    expect(hb.violations.items).toEqual([]);
     expect(m.kernel.log.records.filter((r) => r.text.includes('registering driver hv_utils')).length).toBe(1);
   });
 
@@ -244,7 +245,8 @@ describe('heartbeat guest service: packet by packet', () => {
   });
 
   it('never throws on arbitrary packets, and every answer has the length it was received with', () => {
-    fc.assert(
+    fuzz(
+      'heartbeat.guest-driver',
       fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((s) => request(s))), { maxLength: 6 }), (payloads) => {
         const f = fakeUtil(payloads);
         f.instance.onChannelCallback();
@@ -253,7 +255,7 @@ describe('heartbeat guest service: packet by packet', () => {
           expect(s.bytes[25]).toBe(5);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });

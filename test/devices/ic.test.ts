@@ -30,6 +30,8 @@ import { makeVersion } from '../../src/vmbus/wire/constants.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
 import { deafService, fakeGuestChannel, hostContext, stubServices, utilHarness, v } from './services.js';
+import { hostIcOffer, type IcVersionOffer } from '../../src/devices/ic/versions.js';
+import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
 
 const hex = (s: string) => Uint8Array.from(s.trim().split(/\s+/).map((b) => parseInt(b, 16)));
 const u16 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint16(at, true);
@@ -158,7 +160,8 @@ describe("vmbus_prep_negotiate_resp (Linux's choice, written in place)", () => {
 
   it('for arbitrary buffers: never throws, touches only icmsgsize and bytes 28..43, and a match is in both lists', () => {
     const versions = fc.array(fc.constantFrom(...['1.0', '3.0', '3.1', '3.2', '4.0', '5.0', '2.0', '0.0'].map(v)), { maxLength: 5 });
-    fc.assert(
+    fuzz(
+      'ic.prep-negotiate-resp',
       fc.property(fc.uint8Array({ maxLength: 96 }), fc.nat({ max: 120 }), versions, versions, (bytes, len, fw, srv) => {
         const buf = bytes.slice();
         const before = buf.slice();
@@ -171,7 +174,7 @@ describe("vmbus_prep_negotiate_resp (Linux's choice, written in place)", () => {
           expect([u16(buf, AT.frameCount), u16(buf, AT.msgCount)]).toEqual([1, 1]);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
@@ -186,25 +189,27 @@ describe('IC parsers against arbitrary bytes', () => {
   };
 
   it('parseIcMessage, icMessageBody and parseNegotiate throw nothing but WireError', () => {
-    fc.assert(
+    fuzz(
+      'ic.wire',
       fc.property(fc.uint8Array({ maxLength: 600 }), (b) => {
         onlyWireErrors(() => parseIcMessage(b));
         onlyWireErrors(() => icMessageBody(b));
         onlyWireErrors(() => parseNegotiate(b));
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 
   it('a valid message with random fields parses back to what was built', () => {
     const u16a = fc.integer({ min: 0, max: 0xffff });
-    fc.assert(
+    fuzz(
+      'ic.wire-round-trip',
       fc.property(u16a, u16a, u16a, fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 300 }), (type, fw, msg, status, id, flags, body) => {
         const m = icMessageBody(encodeIcMessage({ type, framework: fw * 0x10000 + 1, message: msg, status, transactionId: id, flags, body }));
         expect(m.header).toMatchObject({ icmsgtype: type, icverframe: { major: fw, minor: 1 }, icvermsg: { major: 0, minor: msg }, status, ictransaction_id: id, icflags: flags, icmsgsize: body.length });
         expect(m.body).toEqual(body);
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
@@ -232,7 +237,7 @@ class TestIc extends IcHost {
   }
 }
 
-function hostHarness(offer = { framework: [v('1.0'), v('3.0')], message: [v('1.0'), v('3.0')] }) {
+function hostHarness(offer: IcVersionOffer = { framework: [v('1.0'), v('3.0')], message: [v('1.0'), v('3.0')] }) {
   const sent: Uint8Array[] = [];
   const log: string[] = [];
   let handler: ChannelHandler | undefined;
@@ -361,7 +366,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     expect(h.host.answers.length).toBe(1);
     expect(h.host.waiting).toBe(0);
     expect(h.host.ended).toEqual(['bad: icflags 0x3 do not mark an answer', 'bad: answer of type 2 to a request of type 1']);
-    expect(h.host.violations).toEqual([
+    expect(h.host.violations.items).toEqual([
       'no request with transaction id 9 is waiting',
       'icflags 0x3 do not mark an answer',
       'no request with transaction id 2 is waiting',
@@ -383,7 +388,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     h.host.onGuestPayload(b);
     expect(h.host.waiting).toBe(0);
     expect(h.host.ended).toEqual(['bad: icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
-    expect(h.host.violations).toEqual(['icmsg_hdr: the message needs 28 bytes of headers, has 27', 'icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
+    expect(h.host.violations.items).toEqual(['icmsg_hdr: the message needs 28 bytes of headers, has 27', 'icmsg_hdr.icmsgsize: 17 bytes exceed the 16 the pipe header holds']);
   });
 
   it('a bad answer to NEGOTIATE fails the negotiation instead of leaving it waiting', () => {
@@ -411,7 +416,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     late[AT.icflags] = 5;
     h.host.onGuestPayload(late);
     expect(h.host.answers).toEqual([]);
-    expect(h.host.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    expect(h.host.violations.items).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
     h.host.ask(1, new Uint8Array(16), 35e9);
     const inTime = h.sent[2]!.slice();
     inTime[AT.icflags] = 5;
@@ -440,7 +445,7 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     const ch = { receive: (f: (p: { type: number; payload: Uint8Array }) => void) => (f({ type: 6, payload: late }), 1) } as unknown as HostChannel;
     h.host.signal(ch);
     expect(h.host.answers).toEqual([]);
-    expect(h.host.violationCount).toBe(0);
+    expect(h.host.violations.total).toBe(0);
     h.host.dispose();
     expect(h.host.ended).toEqual(['closed: disposed']);
   });
@@ -449,15 +454,18 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
     const h = hostHarness();
     h.host.open(h.ch);
     for (let i = 0; i < 25; i++) h.host.onGuestPayload(new Uint8Array(3));
-    expect(h.host.violationCount).toBe(25);
+    expect(h.host.violations.total).toBe(25);
     expect(h.log.length).toBe(10);
     expect(h.log[9]).toMatch(/further violations are not logged\)$/);
   });
 
-  it('never throws on what a guest sends, in any phase', () => {
-    fc.assert(
+  // The versions offered are the release's heartbeat IC's.
+  itFuzzEachRelease(
+    'never throws on what a guest sends, in any phase',
+    'ic.host',
+    (release) =>
       fc.property(fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 8 }), fc.boolean(), (payloads, negotiated) => {
-        const h = hostHarness();
+        const h = hostHarness(hostIcOffer(release, 'heartbeat'));
         h.host.open(h.ch);
         if (negotiated) h.host.onGuestPayload(linuxAnswer(h.sent[0]!));
         for (const p of payloads) h.host.onGuestPayload(p);
@@ -473,9 +481,8 @@ describe('IC host: offer, NEGOTIATE, answers', () => {
         }
         expect(['negotiating', 'ready', 'failed']).toContain(h.host.phase);
       }),
-      { numRuns: RUNS },
-    );
-  });
+    RUNS,
+  );
 });
 
 describe('every IC host stops with the VM (dispose)', () => {

@@ -24,6 +24,7 @@ import type { VmbusServer } from '../../src/vmbus/server/server.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS, runs } from '../vmbus/fuzz-runs.js';
 import { hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
+import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
 
 const INSTANCE = '242ff919-07db-4180-9c2e-b86cb68c8c55';
 const HV_S_OK = 0;
@@ -156,7 +157,7 @@ function readyGuest(options: KvpServiceOptions = {}, prepare?: (s: GuestServices
 }
 
 /** The host on a recording channel: what it sends, and what it logs. */
-function hostHarness(options: KvpOptions = {}) {
+function hostHarness(options: KvpOptions = {}, release: ReleaseId = 'ws2022') {
   const sent: Uint8Array[] = [];
   const log: string[] = [];
   let handler: ChannelHandler | undefined;
@@ -173,7 +174,7 @@ function hostHarness(options: KvpOptions = {}) {
   const host = attachKvp(
     {
       server,
-      release: 'ws2022',
+      release,
       now: () => now,
       schedule: (at, f) => {
         const t = { at, f, live: true };
@@ -319,7 +320,7 @@ describe("KVP host: what it sends (hv_kvp_msg after the IC headers, 2580 bytes o
     expect(h.log.at(-1)).toBe("kvp: get EXTERNAL 'c': no answer within 5 s");
     // The late answer is dropped, and said so.
     h.answer(HV_S_OK);
-    expect(h.host.violations.at(-1)).toMatch(/gave up on/);
+    expect(h.host.violations.items.at(-1)).toMatch(/gave up on/);
     h.setFull(true);
     expect(h.host.set(0, 'x', 'y').result).toEqual({ outcome: 'ring-full' });
     h.setFull(false);
@@ -415,13 +416,15 @@ describe("KVP host: what it sends (hv_kvp_msg after the IC headers, 2580 bytes o
     expect(c.result).toMatchObject({ outcome: 'bad-answer', reason: 'the guest answered more than 3 entries' });
   });
 
-  it('never throws on what a guest sends, whatever is waiting; every request settles with a typed outcome', () => {
-    const outcomes = new Set(['ok', 'not-found', 'failed', 'bad-answer', 'invalid', 'not-ready', 'ring-full', 'closed', 'timeout']);
-    fc.assert(
-      fc.property(
+  itFuzzEachRelease(
+    'never throws on what a guest sends, whatever is waiting; every request settles with a typed outcome',
+    'kvp.host',
+    (release) => {
+      const outcomes = new Set(['ok', 'not-found', 'failed', 'bad-answer', 'invalid', 'not-ready', 'ring-full', 'closed', 'timeout']);
+      return fc.property(
         fc.array(fc.oneof(fc.uint8Array({ maxLength: 3000 }), fc.record({ status: fc.constantFrom(0, HV_S_CONT, HV_E_FAIL, 1), edits: fc.array(fc.tuple(fc.nat({ max: 2607 }), fc.integer({ min: 0, max: 255 })), { maxLength: 40 }) })), { maxLength: 8 }),
         (steps) => {
-          const h = hostHarness();
+          const h = hostHarness({}, release);
           h.open();
           const reqs = [h.host.get(0, 'k'), h.host.enumerate(1), h.host.delete(2, 'd'), h.host.set(3, 'k', 'v'), h.host.enumerate(4)];
           for (const s of steps) {
@@ -431,10 +434,10 @@ describe("KVP host: what it sends (hv_kvp_msg after the IC headers, 2580 bytes o
           h.close();
           for (const r of reqs) expect(outcomes.has((r.result as { outcome: string }).outcome)).toBe(true);
         },
-      ),
-      { numRuns: RUNS },
-    );
-  });
+      );
+    },
+    RUNS,
+  );
 });
 
 describe('KVP strings on the wire', () => {
@@ -444,7 +447,8 @@ describe('KVP strings on the wire', () => {
   });
 
   it('decodeKvpString / decodeKvpValue throw nothing but WireError, and decode what encodeKvpString made', () => {
-    fc.assert(
+    fuzz(
+      'kvp.wire-strings',
       fc.property(fc.uint8Array({ maxLength: 600 }), fc.integer({ min: -10, max: 700 }), fc.integer({ min: 0, max: 12 }), (area, size, type) => {
         for (const f of [() => decodeKvpString(area, size, 's', 'f'), () => decodeKvpValue(area, type, size, 's')]) {
           try {
@@ -454,9 +458,10 @@ describe('KVP strings on the wire', () => {
           }
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
-    fc.assert(
+    fuzz(
+      'kvp.wire-string-round-trip',
       fc.property(fc.string({ unit: 'grapheme', maxLength: 100 }), (s) => {
         fc.pre(!s.includes('\0'));
         const r = encodeKvpString(s, 2048);
@@ -465,7 +470,7 @@ describe('KVP strings on the wire', () => {
         area.set(r.bytes);
         expect(decodeKvpString(area, r.size, 's', 'f')).toBe(s);
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
@@ -494,22 +499,24 @@ describe('the kernel conversions', () => {
   });
 
   it('on arbitrary bytes: never throw, never write more than asked, and well-formed text round-trips', () => {
-    fc.assert(
+    fuzz(
+      'kvp.utf-conversions',
       fc.property(fc.uint8Array({ maxLength: 600 }), fc.integer({ min: -3, max: 700 }), fc.integer({ min: -5, max: 400 }), fc.integer({ min: 0, max: 600 }), (b, at, inlen, maxout) => {
         expect(utf16sToUtf8s(b, at, inlen, maxout).length).toBeLessThanOrEqual(Math.max(0, maxout));
         const r = utf8sToUtf16s(b, at, inlen, maxout);
         expect(r.units.length).toBeLessThanOrEqual(Math.max(0, maxout));
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
-    fc.assert(
+    fuzz(
+      'kvp.utf-round-trip',
       fc.property(fc.string({ unit: 'grapheme', maxLength: 60 }), (s) => {
         fc.pre(!s.includes('\0'));
         const u8 = utf16sToUtf8s(units(s), 0, s.length, 4096);
         expect(Buffer.from(u8).toString('utf8')).toBe(s);
         expect(utf8sToUtf16s(u8, 0, u8.length, 4096)).toEqual({ units: Array.from({ length: s.length }, (_, i) => s.charCodeAt(i)), ret: s.length });
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
@@ -773,7 +780,7 @@ describe("KVP without a working daemon (hv_kvp.c's states and HV_UTIL_TIMEOUT)",
     // Restarted, it answers the request the host gave up on; the host drops that answer.
     expect(service.startDaemon()).toBe(true);
     m.runFor(1e6);
-    expect(kvp.violations.at(-1)).toMatch(/gave up on/);
+    expect(kvp.violations.items.at(-1)).toMatch(/gave up on/);
     expect(settle(m, kvp.enumerate(POOL.GUEST))).toEqual({ outcome: 'ok', entries: [{ key: 'k', value: 'v', type: 1 }] });
   });
 
@@ -1006,7 +1013,8 @@ describe('KVP guest: answers byte for byte, and what a hostile host gets', () =>
       }),
       fc.tuple(fc.string({ maxLength: 300 }), fc.string({ maxLength: 1100 }), fc.integer({ min: 0, max: 4 })).map(([k, val, p]) => setPacket(p, k, val)),
     );
-    fc.assert(
+    fuzz(
+      'kvp.guest-driver',
       fc.property(fc.array(request, { maxLength: 6 }), (packets) => {
         const h = readyGuest();
         for (const p of packets) h.deliver(p);
@@ -1017,7 +1025,7 @@ describe('KVP guest: answers byte for byte, and what a hostile host gets', () =>
         }
         for (let n = 0; n < 5; n++) expect((pool(h.files, n) ?? new Uint8Array(0)).length % RECORD).toBe(0);
       }),
-      { numRuns: runs(0.5) },
+      runs(0.5),
     );
   });
 });
@@ -1053,7 +1061,8 @@ describe('the device between kernel and daemon, written by anything', () => {
   });
 
   it("whatever user space writes or reads, in any order: the kernel never throws and answers keep the request's length", () => {
-    fc.assert(
+    fuzz(
+      'kvp.guest-user-space',
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.uint8Array({ maxLength: 7500 }), fc.integer({ min: 0, max: 8000 })), { maxLength: 8 }), (steps) => {
         const h = guestHarness({ daemon: 'manual' });
         h.deliver(negotiatePacket());
@@ -1084,14 +1093,15 @@ describe('the device between kernel and daemon, written by anything', () => {
           expect(sentLength).toContain(s.bytes.length);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
 
 describe("the daemon's pools and facts on arbitrary files", () => {
   it('any pool file: enumerating, setting and deleting never throw anything but the daemon ending', () => {
-    fc.assert(
+    fuzz(
+      'kvp.daemon-pool-files',
       fc.property(fc.uint8Array({ maxLength: 3 * RECORD + 7 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: -2, max: 5 })), { maxLength: 6 }), (file, ops) => {
         const files = new MemoryFiles();
         files.mkdirs('/var/lib/hyperv');
@@ -1114,12 +1124,13 @@ describe("the daemon's pools and facts on arbitrary files", () => {
         const after = files.read('/var/lib/hyperv/.kvp_pool_0')!;
         if (!Buffer.from(after).equals(Buffer.from(file))) expect(after.length % RECORD).toBe(0);
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 
   it('any /etc/os-release or redhat-release: the AUTO pool is answered', () => {
-    fc.assert(
+    fuzz(
+      'kvp.daemon-os-release',
       fc.property(fc.uint8Array({ maxLength: 1200 }), fc.boolean(), (content, redhat) => {
         const h = readyGuest({}, (s) => {
           s.files.mkdirs('/etc');
@@ -1129,7 +1140,7 @@ describe("the daemon's pools and facts on arbitrary files", () => {
         expect(h.sent.length).toBe(12);
         expect(u32(h.last(), AT.status)).toBe(HV_S_CONT);
       }),
-      { numRuns: runs(0.25) },
+      runs(0.25),
     );
   });
 });

@@ -19,6 +19,7 @@ import type { VmbusServer } from '../../src/vmbus/server/server.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
 import { hostContext, HV_E_FAIL, stubServices, utilHarness, v } from './services.js';
+import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
 
 const INSTANCE = '2dd1ce17-079e-403c-b352-a1921ee207ee';
 const hex = (s: string) => s.replace(/\s+/g, '');
@@ -138,7 +139,7 @@ describe.each(RELEASE_IDS)('time sync on %s', (release) => {
     expect(want - GUEST_RTC).toBeGreaterThan(4n * 365n * 86_400n * 1_000_000_000n);
     // The guest answered: the body echoed, status S_OK.
     expect(sync.answer).toMatchObject({ status: 0, echoed: true });
-    expect(ts.violations).toEqual([]);
+    expect(ts.violations.items).toEqual([]);
   });
 
   it(`a SYNC that waited 3 s in the ring: ${v4 ? 'v4 adds the reference time it waited' : 'v3 has no reference time, the clock is 3 s behind'}`, () => {
@@ -325,10 +326,12 @@ describe('time sync host', () => {
     expect(ts.sent[0]?.vmReferenceTime).toBe(77n);
   });
 
-  it('never throws on what a guest sends, in any phase', () => {
-    fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 8 }), fc.boolean(), (payloads, negotiate) => {
-        const h = hostHarness();
+  itFuzzEachRelease(
+    'never throws on what a guest sends, in any phase',
+    'timesync.host',
+    (release) => {
+      return fc.property(fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 8 }), fc.boolean(), (payloads, negotiate) => {
+        const h = hostHarness(release);
         h.host.open(h.ch);
         if (negotiate) h.host.onGuestPayload(linuxNegotiateAnswer(h.sent[0]!));
         for (const p of payloads) h.host.onGuestPayload(p);
@@ -346,10 +349,10 @@ describe('time sync host', () => {
           h.host.onGuestPayload(b);
         }
         if (h.host.phase === 'ready') expect(h.host.sendSample()).toBeDefined();
-      }),
-      { numRuns: RUNS },
-    );
-  });
+      });
+    },
+    RUNS,
+  );
 });
 
 // --- The guest service, packet by packet ----------------------------------------------------------
@@ -536,7 +539,8 @@ describe('time sync guest service: packet by packet', () => {
       fc.tuple(fc.bigInt({ min: 0n, max: U64_MAX }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 30 })).map(([p, fl, n]) => message(4, '3.0', v3Body(p, fl, n))),
       fc.constantFrom(negotiate('4.0'), negotiate('3.0'), negotiate('1.0'), negotiate('2.0')),
     );
-    fc.assert(
+    fuzz(
+      'timesync.guest-driver',
       fc.property(fc.array(anyMessage, { maxLength: 8 }), fc.bigInt({ min: 0n, max: U64_MAX }), (payloads, now) => {
         const ref = { now };
         const f = fakeUtil(payloads, ref);
@@ -552,7 +556,7 @@ describe('time sync guest service: packet by packet', () => {
         expect(p.ns).toBeGreaterThanOrEqual(-(1n << 63n));
         expect(p.ns).toBeLessThan(1n << 63n);
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
@@ -576,7 +580,8 @@ describe('time sync wire format', () => {
   });
 
   it('decoders throw nothing but WireError on arbitrary bytes, and read what the encoder wrote', () => {
-    fc.assert(
+    fuzz(
+      'timesync.wire',
       fc.property(fc.uint8Array({ maxLength: 40 }), fc.constantFrom(v('1.0'), v('3.0'), v('4.0'), 0, 0x80000000), (b, ver) => {
         try {
           const m = decodeTimesyncMessage(ver, b);
@@ -586,26 +591,27 @@ describe('time sync wire format', () => {
           expect(e).toBeInstanceOf(WireError);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
-    fc.assert(
+    fuzz(
+      'timesync.wire-round-trip',
       fc.property(fc.bigInt({ min: 0n, max: U64_MAX }), fc.bigInt({ min: 0n, max: U64_MAX }), fc.integer({ min: 0, max: 255 }), fc.constantFrom(v('1.0'), v('3.0'), v('4.0')), (p, r, fl, ver) => {
         const m = decodeTimesyncMessage(ver, encodeTimesyncMessage(ver, { parentTime: p, vmReferenceTime: r, flags: fl }));
         expect(m).toEqual(ver === v('4.0') ? { parentTime: p, vmReferenceTime: r, flags: fl } : { parentTime: p, flags: fl });
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
 
 // --- A host over a recording channel (for the fuzzing above) -------------------------------------
 
-function hostHarness() {
+function hostHarness(release: ReleaseId = 'ws2022') {
   const sent: Uint8Array[] = [];
   let t = 0;
   const ch = { sendInband: (b: Uint8Array) => (sent.push(b.slice()), true), receive: () => 0 } as unknown as HostChannel;
   const server = { offer: (_s: unknown, _h: ChannelHandler) => ch } as unknown as VmbusServer;
-  const ctx: HostContext = { server, release: 'ws2022', now: () => (t += 1000), schedule: () => ({ cancel() {} }), log: () => {}, wallClockNs: () => HOST_EPOCH + BigInt(t), referenceTime: () => BigInt(Math.floor(t / 100)) };
+  const ctx: HostContext = { server, release, now: () => (t += 1000), schedule: () => ({ cancel() {} }), log: () => {}, wallClockNs: () => HOST_EPOCH + BigInt(t), referenceTime: () => BigInt(Math.floor(t / 100)) };
   const host = attachTimesync(ctx, INSTANCE);
   return { host, sent, ch };
 }

@@ -16,6 +16,7 @@ import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { Machine } from '../../src/vm/machine.js';
 import { RUNS } from '../vmbus/fuzz-runs.js';
 import { deafService, hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
+import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
 
 const INSTANCE = '4f1a0e3c-9b7d-4e2a-8c61-2d5b7f90a1c4';
 const S = 1e9;
@@ -196,7 +197,7 @@ describe('VSS: a freeze that outlives the timeout', () => {
     ]);
     // Nothing more reaches the host, and the next backup works.
     m.runFor(1e8);
-    expect(vss.violationCount).toBe(0);
+    expect(vss.violations.total).toBe(0);
     expect(settle(m, vss.freeze())).toEqual({ outcome: 'succeeded', flags: 0 });
     expect(settle(m, vss.thaw())).toEqual({ outcome: 'succeeded', flags: 0 });
     expect(calls).toEqual(['freeze', 'thaw', 'freeze', 'thaw']);
@@ -315,7 +316,7 @@ describe('VSS: answers that are none, and a guest that does not answer', () => {
     const thaw = vss.thaw();
     deaf.hear();
     expect(settle(m, thaw)).toEqual({ outcome: 'succeeded', flags: 0 });
-    expect(vss.violations).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
+    expect(vss.violations.items).toEqual(['an answer with transaction id 1 to a request the host gave up on']);
     expect([vss.timeoutNs, vss.freezeTimeoutNs, VSS_FREEZE_HOST_TIMEOUT_NS]).toEqual([35 * S, 905 * S, 905 * S]);
   });
 
@@ -473,7 +474,8 @@ describe('VSS guest service: packet by packet', () => {
   });
 
   it('never throws on arbitrary packets; every answer keeps its length, flags 5 and the request id', () => {
-    fc.assert(
+    fuzz(
+      'vss.guest-driver',
       fc.property(
         fc.array(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 0xffffffff })).map(([op, flags]) => request(op, { flags }))), { maxLength: 6 }),
         fc.constantFrom<'ok' | 'fail' | 'hang'>('ok', 'fail', 'hang'),
@@ -493,14 +495,15 @@ describe('VSS guest service: packet by packet', () => {
           expect(new Set(f.sent.map((x) => x.id)).size).toBe(f.sent.length);
         },
       ),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });
 
 describe('VSS host against arbitrary answers', () => {
   it('parseVssMessage throws nothing but WireError', () => {
-    fc.assert(
+    fuzz(
+      'vss.wire',
       fc.property(fc.uint8Array({ maxLength: 40 }), (b) => {
         try {
           const m = parseVssMessage(b);
@@ -510,20 +513,21 @@ describe('VSS host against arbitrary answers', () => {
           expect(e).toBeInstanceOf(WireError);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 
-  it('never throws on what a guest sends, and a request waiting always settles once answered', () => {
-    const { m, vss } = start('ws2022');
-    fc.assert(
+  itFuzzEachRelease(
+    'never throws on what a guest sends, and a request waiting always settles once answered',
+    'vss.host',
+    (release) =>
       fc.property(fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 4 }), (payloads) => {
+        const { m, vss } = start(release);
         const req = vss.freeze();
         for (const p of payloads) vss.onGuestPayload(p);
         m.waitUntil(() => req.result !== undefined, 1e8);
         expect(req.result).toBeDefined();
       }),
-      { numRuns: Math.min(RUNS, 50) },
-    );
-  });
+    Math.min(RUNS, 10),
+  );
 });

@@ -2,12 +2,14 @@
 // never an exception escaping the hypervisor and never broken state (tlfs.md §4.9; issue
 // "Bad input"). Runs on every hypercall ABI.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import type { Arm64Port, X64Port, X86_32Port } from '../../src/hypervisor/cpu.js';
 import { HYPERCALLS } from '../../src/hypervisor/hypercall/index.js';
 import { HvCall } from '../../src/tlfs/hypercall-codes.js';
 import { HvMsr, sintMsr } from '../../src/tlfs/msr.js';
 import { HvStatus } from '../../src/tlfs/status.js';
+import type { ReleaseId } from '../../src/hypervisor/release.js';
+import { itFuzzEachRelease } from '../fuzz/fuzz.js';
 import { PAGE, partition } from './harness.js';
 
 const U64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
@@ -36,8 +38,8 @@ const gpa = fc.oneof(
   U64,
 );
 
-function setup(arch: 'x64' | 'x86' | 'arm64') {
-  const r = partition({ arch, vps: 2, release: 'ws2025', repQuantum: 3, isolation: { type: 'snp', paravisor: true, sharedGpaBoundaryBits: 0 } });
+function setup(arch: 'x64' | 'x86' | 'arm64', release: ReleaseId) {
+  const r = partition({ arch, vps: 2, release, repQuantum: 3, isolation: { type: 'snp', paravisor: true, sharedGpaBoundaryBits: 0 } });
   for (const g of r.guests) {
     if (arch !== 'arm64') {
       g.enableHypercalls();
@@ -79,64 +81,57 @@ function stillWorks(r: ReturnType<typeof setup>) {
 }
 
 describe('any hypercall input gets a status, on every ABI', () => {
-  it('x64: any RCX, RDX, R8, XMM0-5 and input bytes', () => {
-    const r = setup('x64');
-    const cpu = r.guests[0]!.cpu as X64Port;
-    fc.assert(
+  // Each case is a fresh partition, and ends by checking that it still works (stillWorks).
+  itFuzzEachRelease(
+    'x64: any RCX, RDX, R8, XMM0-5 and input bytes',
+    'hypercall-abi.x64',
+    (release) =>
       fc.property(control, gpa, gpa, fc.array(U64, { minLength: 12, maxLength: 12 }), fc.uint8Array({ minLength: 64, maxLength: 64 }), (rcx, rdx, r8, xmm, bytes) => {
+        const r = setup('x64', release);
         r.p.memory.write(PAGE.input(0), bytes);
         const regs = { rcx, rdx, r8, rax: 0n, xmm: [...xmm] };
-        expect(cpu.vmcall(regs)).toBeUndefined();
+        expect((r.guests[0]!.cpu as X64Port).vmcall(regs)).toBeUndefined();
         checkResult(regs.rax, rcx);
+        stillWorks(r);
       }),
-      { numRuns: 3000 },
-    );
-    stillWorks(r);
-  });
+    200,
+  );
 
-  it('x86-32: any EDX:EAX, EBX:ECX, EDI:ESI', () => {
-    const r = setup('x86');
-    const cpu = r.guests[0]!.cpu as X86_32Port;
-    const u32 = fc.integer({ min: 0, max: 0xffffffff });
-    fc.assert(
-      fc.property(control, gpa, gpa, fc.uint8Array({ minLength: 64, maxLength: 64 }), (ctl, input, output, bytes) => {
+  itFuzzEachRelease(
+    'x86-32: any EDX:EAX, EBX:ECX, EDI:ESI',
+    'hypercall-abi.x86',
+    (release) =>
+      fc.property(control, gpa, gpa, fc.uint8Array({ minLength: 64, maxLength: 64 }), fc.nat(1), (ctl, input, output, bytes, vp) => {
+        const r = setup('x86', release);
         r.p.memory.write(PAGE.input(0), bytes);
         const lo = (v: bigint) => Number(v & 0xffffffffn);
         const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn);
         const regs = { edx: hi(ctl), eax: lo(ctl), ebx: hi(input), ecx: lo(input), edi: hi(output), esi: lo(output) };
-        expect(cpu.vmcall(regs)).toBeUndefined();
+        expect((r.guests[vp]!.cpu as X86_32Port).vmcall(regs)).toBeUndefined();
         checkResult((BigInt(regs.edx >>> 0) << 32n) | BigInt(regs.eax >>> 0), ctl);
+        stillWorks(r);
       }),
-      { numRuns: 2000 },
-    );
-    fc.assert(
-      fc.property(u32, u32, u32, (a, b, c) => {
-        expect((r.guests[1]!.cpu as X86_32Port).vmcall({ edx: a, eax: b, ebx: c, ecx: a, edi: b, esi: c })).toBeUndefined();
-      }),
-    );
-    stillWorks(r);
-  });
+    150,
+  );
 
-  it('arm64: any X0..X17 through HVC #0', () => {
-    const r = setup('arm64');
-    const cpu = r.guests[0]!.cpu as Arm64Port;
-    const x0 = fc.oneof(fc.constant(0x46000001n), U64);
-    fc.assert(
-      fc.property(x0, control, gpa, gpa, fc.array(U64, { minLength: 14, maxLength: 14 }), (f, ctl, a, b, rest) => {
+  itFuzzEachRelease(
+    'arm64: any X0..X17 through HVC #0',
+    'hypercall-abi.arm64',
+    (release) =>
+      fc.property(fc.oneof(fc.constant(0x46000001n), U64), control, gpa, gpa, fc.array(U64, { minLength: 14, maxLength: 14 }), (f, ctl, a, b, rest) => {
+        const r = setup('arm64', release);
         const x = [f, ctl, a, b, ...rest];
-        expect(cpu.hvc(0, { x })).toBeUndefined();
+        expect((r.guests[0]!.cpu as Arm64Port).hvc(0, { x })).toBeUndefined();
         expect(x).toHaveLength(18);
         if (Number(f & 0xffffffffn) === 0x46000001) checkResult(x[0]!, ctl);
       }),
-      { numRuns: 2000 },
-    );
-  });
+    150,
+  );
 
-  it('any sequence of host and guest port operations leaves the ports consistent', () => {
-    const r = setup('x64');
-    const g = r.guests[0]!;
-    fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(4), fc.integer({ min: -1, max: 0x1000000 }), fc.nat(8)), { maxLength: 40 }), (ops) => {
+  itFuzzEachRelease('any sequence of host and guest port operations leaves the ports consistent', 'hypercall-abi.ports', (release) =>
+    fc.property(fc.array(fc.tuple(fc.nat(4), fc.integer({ min: -1, max: 0x1000000 }), fc.nat(8)), { maxLength: 40 }), (ops) => {
+      const r = setup('x64', release);
+      const g = r.guests[0]!;
         for (const [op, id, other] of ops) {
           const st = [
             () => r.p.createPort(id, { type: 'event', vp: other % 3, sint: other, baseFlag: other * 100, flagCount: other }),
@@ -147,7 +142,5 @@ describe('any hypercall input gets a status, on every ABI', () => {
           ][op]!();
           expect(STATUSES.has(st)).toBe(true);
         }
-      }),
-    );
-  });
+      }), 100);
 });

@@ -10,6 +10,7 @@ import { HvRegister, HV_PARTITION_ID_SELF, HV_VP_INDEX_SELF, sintRegister } from
 import { HvStatus } from '../../src/tlfs/status.js';
 import { PAGE, partition, status, repsCompleted, type TestGuest } from './harness.js';
 import type { Arm64Port, X64Port } from '../../src/hypervisor/cpu.js';
+import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
 
 const fault = (g: TestGuest, msr: number, v?: bigint) => {
   const cpu = g.cpu as X64Port;
@@ -137,22 +138,24 @@ describe('synthetic MSRs: reset values and access rules', () => {
     expect(p.crashes[1]!.message).toBeUndefined();
   });
 
-  it('any MSR number and value: RDMSR/WRMSR answer a value or #GP, never throw', () => {
-    for (const arch of ['x64', 'x86'] as const) {
-      const { guests } = partition({ arch, vps: 2 });
-      const msr = fc.oneof(fc.integer({ min: 0x40000000, max: 0x40000120 }), fc.integer({ min: 0x40001080, max: 0x400010a0 }), fc.integer({ min: 0, max: 0xffffffff }));
-      fc.assert(
+  const msr = fc.oneof(fc.integer({ min: 0x40000000, max: 0x40000120 }), fc.integer({ min: 0x40001080, max: 0x400010a0 }), fc.integer({ min: 0, max: 0xffffffff }));
+  for (const arch of ['x64', 'x86'] as const) {
+    // Each case a fresh partition of the release: its features decide which MSRs exist.
+    itFuzzEachRelease(
+      `any MSR number and value on ${arch}: RDMSR/WRMSR answer a value or #GP, never throw`,
+      `synthetic-msrs.${arch}`,
+      (release) =>
         fc.property(fc.array(fc.tuple(fc.nat(1), msr, fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.boolean()), { maxLength: 200 }), (ops) => {
+          const { guests } = partition({ arch, vps: 2, release, memory: 1 << 20 });
           for (const [vp, m, v, write] of ops) {
             const cpu = guests[vp]!.cpu as X64Port;
             const r = write ? cpu.wrmsr(m, v) : cpu.rdmsr(m).fault;
             expect(r === undefined || r === '#GP').toBe(true);
           }
         }),
-        { numRuns: 100 },
-      );
-    }
-  });
+      20,
+    );
+  }
 });
 
 // Which MSRs each privilege bit grants (tlfs.md 1.3), to check that every bit a release offers is
@@ -241,12 +244,14 @@ describe('arm64: the same registers through HvCallGetVpRegisters / HvCallSetVpRe
   it('every synthetic register the arm64 guest names is reachable and consistent with an SMCCC round trip', () => {
     const { guests } = partition({ arch: 'arm64' });
     const g = guests[0]!;
-    fc.assert(
+    fuzz(
+      'synthetic-msrs.arm64-registers',
       fc.property(fc.constantFrom(...[0, 1, 2, 3, 15].map(sintRegister)), fc.integer({ min: 16, max: 255 }), fc.boolean(), (name, vector, masked) => {
         const value = BigInt(vector) | (masked ? 1n << 16n : 0n);
         expect(status(setReg(g, name, value))).toBe(0);
         expect(getReg(g, name).low).toBe(value);
       }),
+      100,
     );
   });
 

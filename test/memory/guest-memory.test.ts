@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GpaOutOfRangeError, GuestMemory, hvPageCount, hvPagesPerGuestPage, hvPfnsOfGuestPage, gpaToPfn, gpaToPfnUp, pfnToGpa } from '../../src/memory/index.js';
+import { fuzz } from '../fuzz/fuzz.js';
 
 describe('guest memory', () => {
   it('is shared, little-endian, and sized in guest pages', () => {
@@ -30,7 +31,8 @@ describe('guest memory', () => {
 
   it('any (gpa, length) either succeeds inside RAM or fails with GpaOutOfRangeError', () => {
     const m = new GuestMemory({ size: 16384 });
-    fc.assert(
+    fuzz(
+      'guest-memory.bounds',
       fc.property(fc.oneof(fc.integer({ min: -10, max: 20000 }), fc.double()), fc.integer({ min: -5, max: 20000 }), (gpa, len) => {
         const inside = Number.isSafeInteger(gpa) && gpa >= 0 && len >= 0 && gpa + len <= 16384;
         try {
@@ -42,6 +44,7 @@ describe('guest memory', () => {
           expect(inside).toBe(false);
         }
       }),
+      100,
     );
   });
 });

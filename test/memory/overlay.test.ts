@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GuestMemory, OverlayPage } from '../../src/memory/index.js';
+import { fuzz } from '../fuzz/fuzz.js';
 
 describe('overlay pages (tlfs.md 2.4)', () => {
   it('while mapped the guest sees the overlay; once unmapped, its own page again', () => {
@@ -60,7 +61,8 @@ describe('overlay pages (tlfs.md 2.4)', () => {
       fc.record({ k: fc.constant('guest' as const), gpa: fc.nat(pages * 4096 - 1), v: fc.nat(255) }),
       fc.record({ k: fc.constant('hv' as const), p: fc.nat(2), off: fc.nat(4095), v: fc.nat(255) }),
     );
-    fc.assert(
+    fuzz(
+      'overlay.model',
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
         const m = new GuestMemory({ size: pages * 4096 });
         const ov = [0, 1, 2].map((i) => new OverlayPage(`o${i}`));
@@ -95,7 +97,7 @@ describe('overlay pages (tlfs.md 2.4)', () => {
         for (let g = 0; g < pages; g++) expect(same(m.read(g * 4096, 4096), visible(g)), `GPN ${g}`).toBe(true);
         for (let p = 0; p < 3; p++) expect(same(ov[p]!.bytes, content[p]!), `overlay ${p}`).toBe(true);
       }),
-      { numRuns: 300 },
+      300,
     );
   });
 });

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { GuestMemory, PfnList, PfnListError } from '../../src/memory/index.js';
+import { fuzz } from '../fuzz/fuzz.js';
 
 describe('PFN lists', () => {
   it('merge consecutive frames into runs', () => {
@@ -25,7 +26,8 @@ describe('PFN lists', () => {
 
   it('gather and scatter agree with a byte-by-byte reference over any frame list', () => {
     const frames = 16;
-    fc.assert(
+    fuzz(
+      'pfn-list.model',
       fc.property(
         fc.array(fc.nat(frames - 1), { minLength: 1, maxLength: 6 }),
         fc.nat(4095),
@@ -49,7 +51,7 @@ describe('PFN lists', () => {
           for (let i = 0; i < dst.length; i++) expect(dst[i]).toBe(m.read8(l.gpaAt(pos + i)));
         },
       ),
-      { numRuns: 300 },
+      300,
     );
   });
 

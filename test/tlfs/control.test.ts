@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { HypercallControl, decodeControl, encodeControl, encodeResult, resultRepsCompleted, resultStatus } from '../../src/tlfs/control.js';
 import { HvCall } from '../../src/tlfs/hypercall-codes.js';
 import { HvStatus, statusName } from '../../src/tlfs/status.js';
+import { fuzz } from '../fuzz/fuzz.js';
 
 describe('hypercall control value', () => {
   it('encodes a rep call with a variable header as Linux hv_do_rep_hypercall does', () => {
@@ -12,7 +13,8 @@ describe('hypercall control value', () => {
   });
 
   it('decodes any 64-bit value exactly as the bit-field declaration does', () => {
-    fc.assert(
+    fuzz(
+      'hypercall-control.decode',
       fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (v) => {
         const c = decodeControl(v);
         const d = HypercallControl.decode(v);
@@ -25,7 +27,7 @@ describe('hypercall control value', () => {
         expect(c.reservedSet).toBe(d.reserved0 !== 0 || d.reserved1 !== 0 || d.reserved2 !== 0);
         if (!c.reservedSet && !c.nested) expect(encodeControl(c)).toBe(v);
       }),
-      { numRuns: 2000 },
+      2000,
     );
   });
 

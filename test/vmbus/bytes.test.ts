@@ -105,6 +105,9 @@ describe('§13 worked examples', () => {
       signalGuest: () => undefined,
       watchMonitor: () => undefined,
       defer: (f) => f(),
+      fault: (_where, e) => {
+        throw e;
+      },
     };
     const server = new VmbusServer(io, { maxVersion: VmbusVersion.WIN10_V5_3 });
     // The §13 contact, with both monitor pages zero (allowed: both or neither, §2.15) since

@@ -1,5 +1,5 @@
-// How many cases each VMBus property test runs. `npm test` keeps the default small so the
-// suite stays fast; `npm run fuzz` sets HVKIT_FUZZ_RUNS high for a long hunt.
+// How many cases a property test runs under `npm test` (200, or HVKIT_FUZZ_RUNS): few, so the suite
+// stays fast. `npm run fuzz` runs the fuzz targets at its own volume (test/fuzz/fuzz.ts).
 const fromEnv = Number(process.env.HVKIT_FUZZ_RUNS);
 
 export const RUNS = Number.isSafeInteger(fromEnv) && fromEnv > 0 ? fromEnv : 200;

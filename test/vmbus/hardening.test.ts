@@ -680,7 +680,7 @@ describe('§12 from the host side: "a host implementation should make sure it ne
     }
     expect([...connIdOf.keys()].sort()).toEqual([1, 2, 3, 4]); // relid 2 reused after RELID_RELEASED
     expect(new Set(connIdOf.values()).size).toBe(connIdOf.size);
-    expect(rig.server.violations).toEqual([]);
+    expect(rig.server.violations.items).toEqual([]);
   });
 });
 

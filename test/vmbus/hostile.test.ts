@@ -89,7 +89,9 @@ describe('hostile peers', () => {
 
   it('a guest without monitor pages is offered no monitor, even for a device that asks for one', () => {
     const posted: Uint8Array[] = [];
-    const io: ServerIo = { memory: new GuestMemory({ size: 1 << 20 }), vpCount: 1, post: (_vp, _s, m) => void posted.push(m), listen: () => undefined, signalGuest: () => undefined, watchMonitor: () => undefined, defer: (f) => f() };
+    const io: ServerIo = { memory: new GuestMemory({ size: 1 << 20 }), vpCount: 1, post: (_vp, _s, m) => void posted.push(m), listen: () => undefined, signalGuest: () => undefined, watchMonitor: () => undefined, defer: (f) => f(), fault: (_w, e) => {
+      throw e;
+    } };
     const server = new VmbusServer(io, { maxVersion: VmbusVersion.WIN10_V5_3 });
     server.offer({ classId: '11111111-2222-4333-8444-555555555555', instanceId: '11111111-2222-4333-8444-000000000001', monitor: true }, {});
     server.handleMessage(encodeChannelMessage(T.INITIATE_CONTACT, { vmbus_version_requested: VmbusVersion.WIN10_V5_3, target_vcpu: 0, msg_sint: 2, msg_vtl: 0, reserved: 0, feature_flags: 0, monitor_page1: 0n, monitor_page2: 0n }), 0);

@@ -267,7 +267,7 @@ describe('races that bit other implementations', () => {
     expect(rig.names().slice(-1)).toEqual(['RELID_RELEASED(1)']);
     expect(rig.server.channels.size).toBe(0);
     expect(rig.client.channels).toEqual([]);
-    expect(rig.server.violations).toEqual([]);
+    expect(rig.server.violations.items).toEqual([]);
   });
 
   it('rescind during GPADL set-up: the waiter wakes with ENODEV and the host drops the GPADL', () => {
@@ -284,7 +284,7 @@ describe('races that bit other implementations', () => {
     expect(rig.m.kernel.log.lines().map((l) => l.slice(15))).toContain(`hv_vmbus: probe failed for device ${instanceId(1)} (-19)`);
     expect(rig.names().filter((n) => !n.startsWith('INITIATE') && n !== 'REQUESTOFFERS')).toEqual(['GPADL_HEADER(1)', 'RELID_RELEASED(1)']);
     expect(rig.server.state().gpadls).toBe(0);
-    expect(rig.server.violations).toEqual([]);
+    expect(rig.server.violations.items).toEqual([]);
   });
 
   it('sub-channels are rescinded before their primary, and released before it', () => {
@@ -306,7 +306,7 @@ describe('races that bit other implementations', () => {
     expect(rig.names(from)).toEqual(['CLOSECHANNEL(2)', 'RELID_RELEASED(2)', 'CLOSECHANNEL(3)', 'RELID_RELEASED(3)', 'CLOSECHANNEL(1)', 'RELID_RELEASED(1)']);
     expect(rig.server.channels.size).toBe(0);
     expect(rig.client.channels).toEqual([]);
-    expect(rig.server.violations).toEqual([]);
+    expect(rig.server.violations.items).toEqual([]);
   });
 
   it('a relid is reused only after RELID_RELEASED', () => {

@@ -6,6 +6,7 @@ import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { contiguousRing, Ctl, pagedRing, type RingMemory } from '../../src/vmbus/ring/memory.js';
 import { initRing, RingCorruptError, RingReader, RingWriter } from '../../src/vmbus/ring/ring.js';
 import { PacketDescriptor } from '../../src/vmbus/wire/packets.js';
+import { fuzz } from '../fuzz/fuzz.js';
 
 /** An in-band packet carrying `payload` (descriptor + payload; the ring pads it). */
 function packet(payload: Uint8Array, transId = 0n): Uint8Array[] {
@@ -68,7 +69,8 @@ describe('signalling rules against a model (vmbus.md §7.4, §7.6)', () => {
       fc.record({ k: fc.constant('read' as const), max: fc.integer({ min: 1, max: 5 }) }),
       fc.record({ k: fc.constant('mask' as const), on: fc.boolean() }),
     );
-    fc.assert(
+    fuzz(
+      'ring.signalling-model',
       fc.property(fc.array(op, { maxLength: 80 }), fc.boolean(), (ops, paged) => {
         const mem = new GuestMemory({ size: 64 * 4096 });
         const r = paged ? pagedRing(mem, [9, 3, 20, 21, 5]) : contiguousRing(mem, 0x8000, 5 * 4096);
@@ -133,7 +135,7 @@ describe('signalling rules against a model (vmbus.md §7.4, §7.6)', () => {
         for (const want of queue) expect(Buffer.compare(payloadOf(b.next()!, want.length), want)).toBe(0);
         expect(b.next()).toBeUndefined();
       }),
-      { numRuns: 300 },
+      300,
     );
   });
 
@@ -173,7 +175,8 @@ describe('signalling rules against a model (vmbus.md §7.4, §7.6)', () => {
 
 describe('a hostile peer never causes a wild access (vmbus.md §12)', () => {
   it('a reader facing arbitrary indices and bytes returns valid packets or RingCorruptError', () => {
-    fc.assert(
+    fuzz(
+      'ring.reader-hostile-indices',
       fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.uint8Array({ minLength: 4096, maxLength: 4096 }), fc.boolean(), (wi, ri, data, strict) => {
         const { mem, r } = ring(2);
         mem.write(0x4000 + 4096, data);
@@ -194,7 +197,7 @@ describe('a hostile peer never causes a wild access (vmbus.md §12)', () => {
           expect(e).toBeInstanceOf(RingCorruptError);
         }
       }),
-      { numRuns: 500 },
+      500,
     );
   });
 
@@ -208,7 +211,8 @@ describe('a hostile peer never causes a wild access (vmbus.md §12)', () => {
   });
 
   it('a writer facing an arbitrary read index writes valid packets or reports corruption', () => {
-    fc.assert(
+    fuzz(
+      'ring.writer-hostile-read-index',
       fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.nat(3000), (ri, n) => {
         const { r } = ring(2);
         Atomics.store(r.control, Ctl.READ_INDEX, ri);
@@ -221,7 +225,7 @@ describe('a hostile peer never causes a wild access (vmbus.md §12)', () => {
           expect(e).toBeInstanceOf(RingCorruptError);
         }
       }),
-      { numRuns: 500 },
+      500,
     );
   });
 

@@ -9,7 +9,7 @@
 // enum's names: PRE_RS5 (0) before Windows Server 2019 (RS5), RS5 (1) from it.
 import type { ReleaseId } from '../../hypervisor/release.js';
 import type { HostChannel } from '../../vmbus/server/channel.js';
-import { STATUS_UNSUCCESSFUL } from '../../vmbus/server/server.js';
+import { OfferError, STATUS_UNSUCCESSFUL } from '../../vmbus/server/server.js';
 import { PacketType, VmbusVersion, versionString } from '../../vmbus/wire/constants.js';
 import type { ParsedPacket } from '../../vmbus/wire/packets.js';
 import type { HostContext, HostDevice } from '../device.js';
@@ -24,6 +24,11 @@ export const HOST_CHUNK_BYTES = 2048;
 export const ACCEPT_TIMEOUT_NS = 5e9;
 /** OpenVMM's hybrid-vsock relay waits this long for the guest to accept a host connection. */
 export const CONNECT_TIMEOUT_NS = 2e9;
+/**
+ * Guest connections one host service takes at once, offered or open (hvkit's bound: OpenVMM has
+ * none of its own but the relids; this leaves most of them to other services and devices).
+ */
+export const DEFAULT_HVSOCK_CONNECTIONS_PER_SERVICE = 256;
 
 export interface HvsockHostOptions {
   /** Data bytes per packet the host writes, up to HVS_MTU_SIZE (2048: OpenVMM). */
@@ -34,6 +39,8 @@ export interface HvsockHostOptions {
   connectTimeoutNs?: number;
   /** Seeds the endpoint ids of host connections (Hyper-V makes them random). */
   seed?: number;
+  /** Guest connections one service takes at once; more are refused (DEFAULT_HVSOCK_CONNECTIONS_PER_SERVICE). */
+  connectionsPerService?: number;
 }
 
 /** The hv_sock parameters' version a release's host writes (see the note above). */
@@ -82,7 +89,7 @@ export class HostHvSocket extends HvSocket {
     super(fromHost ? endpointId : serviceId, fromHost ? serviceId : endpointId);
   }
 
-  /** @internal Offers the connection's channel and waits for the guest to open it. */
+  /** @internal Offers the connection's channel and waits for the guest to open it; OfferError when no relid is free. */
   offer(timeoutNs: number): void {
     const ctx = this.host.ctx;
     this.channel = ctx.server.offer(
@@ -299,6 +306,7 @@ export class HvsockHost implements HostDevice {
   readonly chunkBytes: number;
   private readonly acceptTimeoutNs: number;
   private readonly connectTimeoutNs: number;
+  private readonly connectionsPerService: number;
   private readonly listeners = new Map<string, HostHvListener>();
   /** Connections whose channel is offered or open. */
   readonly connections = new Set<HostHvSocket>();
@@ -315,6 +323,7 @@ export class HvsockHost implements HostDevice {
     this.chunkBytes = chunk;
     this.acceptTimeoutNs = options.acceptTimeoutNs ?? ACCEPT_TIMEOUT_NS;
     this.connectTimeoutNs = options.connectTimeoutNs ?? CONNECT_TIMEOUT_NS;
+    this.connectionsPerService = options.connectionsPerService ?? DEFAULT_HVSOCK_CONNECTIONS_PER_SERVICE;
     this.seed = (options.seed ?? 0x68767363) >>> 0 || 1;
     ctx.server.tlConnect = (endpoint, service) => this.onTlConnect(endpoint, service);
   }
@@ -344,9 +353,20 @@ export class HvsockHost implements HostDevice {
       this.later(() => sock.refuse(new HvSocketError('ECONNREFUSED', why)));
       return sock;
     }
-    this.connections.add(sock);
-    sock.offer(this.connectTimeoutNs);
+    if (!this.start(sock, this.connectTimeoutNs)) this.later(() => sock.refuse(new HvSocketError('ECONNREFUSED', 'no relid is free for the channel')));
     return sock;
+  }
+
+  /** Offers a connection's channel; false (and nothing kept) when the server has no relid left. */
+  private start(sock: HostHvSocket, timeoutNs: number): boolean {
+    try {
+      sock.offer(timeoutNs);
+    } catch (e) {
+      if (!(e instanceof OfferError)) throw e;
+      return false;
+    }
+    this.connections.add(sock);
+    return true;
   }
 
   /** Stops listening and closes every connection. */
@@ -358,22 +378,24 @@ export class HvsockHost implements HostDevice {
 
   /** TL_CONNECT_REQUEST: accepted (an offer follows) if someone listens on the service. */
   private onTlConnect(endpoint: string, service: string): boolean {
-    const l = this.listeners.get(service.toLowerCase());
-    if (!l) {
-      this.log(`hvsock: connection from ${endpoint} to ${service} refused: nothing listens there`);
+    // A refusal is a TL_CONNECT_RESULT with STATUS_CONNECTION_REFUSED (the server sends it from
+    // 4.1), as OpenVMM's relay answers a request it cannot serve (hvsock.rs, channels.rs).
+    const refuse = (why: string) => {
+      this.log(`hvsock: connection from ${endpoint} to ${service} refused: ${why}`);
       return false;
-    }
+    };
+    const l = this.listeners.get(service.toLowerCase());
+    if (!l) return refuse('nothing listens there');
+    let taken = 0;
     for (const s of this.connections) {
+      if (s.fromHost || s.serviceId !== service.toLowerCase()) continue;
+      taken++;
       // The same pair again would be a second channel with the same GUIDs, which the guest drops.
-      if (s.serviceId === service.toLowerCase() && s.endpointId === endpoint.toLowerCase()) {
-        this.log(`hvsock: connection from ${endpoint} to ${service} refused: that endpoint is already connected`);
-        return false;
-      }
+      if (s.endpointId === endpoint.toLowerCase()) return refuse('that endpoint is already connected');
     }
+    if (taken >= this.connectionsPerService) return refuse(`the service has ${taken} connections already`);
     const sock = new HostHvSocket(this, service.toLowerCase(), endpoint.toLowerCase(), false, l);
-    this.connections.add(sock);
-    sock.offer(this.acceptTimeoutNs);
-    return true;
+    return this.start(sock, this.acceptTimeoutNs) || refuse('no relid is free for the channel');
   }
 
   /** @internal */

@@ -12,6 +12,7 @@
 // one request in flight give each a host-side timeout a little longer than the guest's own
 // (IC_HOST_TIMEOUT_NS), so a guest that answers nothing cannot block the next request. dispose()
 // (the VM stopped) ends everything as a closed channel does.
+import { BoundedLog } from '../../tlfs/bounded-log.js';
 import type { ChannelHandler, HostChannel } from '../../vmbus/server/channel.js';
 import { STATUS_UNSUCCESSFUL } from '../../vmbus/server/server.js';
 import { ChannelFlags, MAX_PIPE_USER_DEFINED_BYTES, PacketType, VMBUS_PIPE_TYPE_MESSAGE } from '../../vmbus/wire/constants.js';
@@ -139,9 +140,8 @@ export abstract class IcHost implements ChannelHandler, HostDevice {
   channel: HostChannel | undefined;
   /** The offered channel (for inspection and rescind). */
   readonly hostChannel: HostChannel;
-  /** What the guest got wrong (the most recent ones), and how many times in all. */
-  readonly violations: string[] = [];
-  violationCount = 0;
+  /** What the guest got wrong: the most recent ones, and a count of all. */
+  readonly violations = new BoundedLog<string>(MAX_KEPT_VIOLATIONS);
   private loggedViolations = 0;
   private nextTransactionId = 0;
   private readonly pending = new Map<number, Pending>();
@@ -309,9 +309,7 @@ export abstract class IcHost implements ChannelHandler, HostDevice {
 
   /** Records what the guest got wrong; the first few per open are logged. */
   protected violation(what: string): void {
-    this.violationCount++;
     this.violations.push(what);
-    if (this.violations.length > MAX_KEPT_VIOLATIONS) this.violations.shift();
     if (this.loggedViolations < MAX_LOGGED_VIOLATIONS) {
       this.loggedViolations++;
       this.log(`protocol violation: ${what}${this.loggedViolations === MAX_LOGGED_VIOLATIONS ? ' (further violations are not logged)' : ''}`);

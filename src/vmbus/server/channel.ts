@@ -3,7 +3,7 @@
 // host→guest one, signalling the guest by Linux's rules.
 import { traceHex, type TraceDirection, type TraceEmitter } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { pagedRing } from '../ring/memory.js';
+import { hostRing } from './gpa-map.js';
 import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
@@ -77,6 +77,8 @@ export class HostChannel {
   corrupt: string | undefined;
   private reader: RingReader | undefined;
   private writer: RingWriter | undefined;
+  /** The rings' frames, and the overlay generation they were mapped at (gpa-map.ts). */
+  private rings: { incoming: readonly number[]; outgoing: readonly number[]; generation: number } | undefined;
   /** Signals sent to the guest, and received from it, for inspection and benchmarks. */
   signalsSent = 0;
   signalsReceived = 0;
@@ -103,17 +105,30 @@ export class HostChannel {
   attachRings(incoming: readonly number[], outgoing: readonly number[]): void {
     this.corrupt = undefined;
     this.signalPending = false;
-    this.reader = new RingReader(pagedRing(this.ctx.memory, incoming), { kind: 'strict' });
-    const out = pagedRing(this.ctx.memory, outgoing);
-    this.writer = new RingWriter(out);
+    this.mapRings(incoming, outgoing);
     // The host honours pending_send_sz on the ring it writes (OpenVMM sets the bit there).
-    this.writer.setFeaturePendingSendSize(true);
+    this.writer!.setFeaturePendingSendSize(true);
+  }
+
+  /** Maps the rings through the GPA map as it is now (an overlay the guest moves changes it). */
+  private mapRings(incoming: readonly number[], outgoing: readonly number[]): void {
+    const mem = this.ctx.memory;
+    this.rings = { incoming, outgoing, generation: mem.overlays.generation };
+    this.reader = new RingReader(hostRing(mem, incoming), { kind: 'strict' });
+    this.writer = new RingWriter(hostRing(mem, outgoing));
+  }
+
+  /** Maps the rings again if an overlay was mapped or unmapped since (a rare, guest-made event). */
+  private remapIfMoved(): void {
+    const r = this.rings;
+    if (r && r.generation !== this.ctx.memory.overlays.generation) this.mapRings(r.incoming, r.outgoing);
   }
 
   /** @internal */
   detachRings(): void {
     this.reader = undefined;
     this.writer = undefined;
+    this.rings = undefined;
   }
 
   /**
@@ -146,6 +161,7 @@ export class HostChannel {
    * starve the rest.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
+    this.remapIfMoved();
     const reader = this.reader;
     if (!reader || this.corrupt) return 0;
     let n = 0;
@@ -185,6 +201,7 @@ export class HostChannel {
 
   /** Writes one packet; signals the guest if its ring went from empty to non-empty. False if full. */
   send(parts: readonly Uint8Array[]): boolean {
+    this.remapIfMoved();
     const writer = this.writer;
     if (!writer || this.corrupt) return false;
     return (
@@ -252,6 +269,7 @@ export class HostChannel {
 
   /** Runs a ring operation; a corrupt ring marks the channel and is reported, not thrown. */
   private guard<T>(f: () => T): T | undefined {
+    this.remapIfMoved();
     try {
       return f();
     } catch (e) {

@@ -7,6 +7,8 @@
 // rescind, modify); the host's rules follow OpenVMM where Linux is silent.
 import type { TraceEmitter } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
+import { BoundedLog } from '../../tlfs/bounded-log.js';
+import { HvStatus } from '../../tlfs/status.js';
 import { guidToBytes } from '../../tlfs/struct.js';
 import { Gpadl, GpadlAssembly, GpadlError, GPADL_HEADER_DATA } from '../gpadl.js';
 import {
@@ -20,7 +22,9 @@ import {
 } from '../wire/constants.js';
 import { ChannelMessageError, decodeChannelMessage, encodeChannelMessage, VersionResponse2, type ChannelMessage } from '../wire/messages.js';
 import { MONITOR_GROUPS, MonitorPage, MonitorParameter, MONITORS_PER_GROUP } from '../wire/packets.js';
+import { serverBudget, type ServerBudget } from './budget.js';
 import { HostChannel, type ChannelHandler, type OfferSpec } from './channel.js';
+import { hostWrite } from './gpa-map.js';
 
 /** What the host does to the guest, done by whoever runs the server (see partition-io.ts). */
 export interface ServerIo {
@@ -36,6 +40,13 @@ export interface ServerIo {
   watchMonitor(gpa: number | undefined, onTrigger: (monitorId: number) => void): void;
   /** Runs `f` on the host's own time, after the current guest action. */
   defer(f: () => void): void;
+  /**
+   * Host messages posted (post) that have not reached a guest's message slot yet. From
+   * `budget.queuedMessages` of them on, the host takes no more guest messages. None: unbounded.
+   */
+  backlog?(): number;
+  /** Host code (a device) threw where the guest entered it: record it (it is not propagated). */
+  fault(where: string, error: unknown): void;
   /** Where the channels' ring packets are traced (the partition's event stream); none: not traced. */
   readonly events?: TraceEmitter | undefined;
 }
@@ -45,6 +56,13 @@ export interface ServerOptions {
   maxVersion: number;
   /** 6.0 feature flags the host supports (vmbus.md §3.5); a connection gets the intersection. */
   features?: number;
+  /** Bounds on what the guest can make the host hold (budget.ts); the defaults where not given. */
+  budget?: Partial<ServerBudget>;
+}
+
+/** The host cannot offer a channel: every relid it may use is taken (OpenVMM OfferError::TooManyChannels). */
+export class OfferError extends RangeError {
+  override readonly name = 'OfferError';
 }
 
 /** Statuses the host puts in result messages (vmbus.md §0; OpenVMM's values). */
@@ -86,26 +104,37 @@ export class VmbusServer {
   connection: Connection | undefined;
   readonly channels = new Map<number, HostChannel>();
   private readonly gpadls = new Map<string, Gpadl>();
+  /** Pages the complete GPADLs name, in all (budget.gpadlPages). */
+  private gpadlPages = 0;
   private readonly pending = new Map<number, GpadlAssembly>();
-  readonly violations: Violation[] = [];
+  readonly budget: ServerBudget;
+  /** What the guest got wrong: the most recent ones, and a count of all. */
+  readonly violations: BoundedLog<Violation>;
   onViolation: ((v: Violation) => void) | undefined;
   tlConnect: TlConnectHandler | undefined;
   /** Messages handled, for inspection. */
   received = 0;
+  /** Guest messages refused with INSUFFICIENT_BUFFERS while host messages waited (budget.queuedMessages). */
+  busy = 0;
   private watchedMonitorPage: number | undefined;
 
   constructor(
     readonly io: ServerIo,
     readonly options: ServerOptions,
-  ) {}
+  ) {
+    this.budget = serverBudget(options.budget);
+    this.violations = new BoundedLog(this.budget.violations);
+  }
 
   // --- The device API ------------------------------------------------------------------------
 
   /**
    * Registers a channel. It is offered to the guest now if the guest has asked for offers,
-   * otherwise when it does. Relids are the lowest free, from 1.
+   * otherwise when it does. Relids are the lowest free, from 1. Throws OfferError when
+   * `budget.channels` are offered already (a revoked relid counts until the guest releases it).
    */
   offer(spec: OfferSpec, handler: ChannelHandler): HostChannel {
+    if (this.channels.size >= this.budget.channels) throw new OfferError(`no free relid: ${this.channels.size} channels of ${this.budget.channels} are offered`);
     const relid = this.freeRelid();
     const offer = {
       classId: spec.classId.toLowerCase(),
@@ -154,7 +183,7 @@ export class VmbusServer {
     this.dropGpadls(ch.relid);
     ch.state = 'revoked';
     this.toGuest(encodeChannelMessage(T.RESCIND_CHANNELOFFER, { child_relid: ch.relid }));
-    ch.handler.revoked?.(ch);
+    this.device(ch, 'revoked', () => ch.handler.revoked?.(ch), undefined);
   }
 
   // --- Guest messages ----------------------------------------------------------------------
@@ -164,6 +193,12 @@ export class VmbusServer {
    * hypercall status for the guest's HvCallPostMessage (SUCCESS: the host took it).
    */
   handleMessage(payload: Uint8Array, _fromVp: number): number {
+    // Back-pressure: while the guest leaves the host's answers in the queue, the host takes no
+    // more of its messages (OpenVMM lib.rs reads none while it has messages to send; vmbus.md §1.3).
+    if (this.io.backlog && this.io.backlog() >= this.budget.queuedMessages) {
+      this.busy++;
+      return HvStatus.INSUFFICIENT_BUFFERS;
+    }
     this.received++;
     let m: ChannelMessage;
     try {
@@ -300,6 +335,10 @@ export class VmbusServer {
     if (!ch || ch.state === 'unoffered' || ch.state === 'released') return this.violation('GPADL_HEADER', `relid ${relid} is ${ch ? ch.state : 'unknown'}`);
     if (this.pending.has(handle)) return this.violation('GPADL_HEADER', `handle 0x${handle.toString(16)} is still being assembled`);
     if (this.gpadls.has(key(relid, handle))) return this.gpadlCreated(relid, handle, STATUS_UNSUCCESSFUL);
+    if (this.pending.size >= this.budget.gpadlsInAssembly) {
+      this.violation('GPADL_HEADER', `${this.pending.size} GPADLs are being assembled already (budget.gpadlsInAssembly)`);
+      return this.gpadlCreated(relid, handle, STATUS_UNSUCCESSFUL);
+    }
     let a: GpadlAssembly;
     try {
       a = new GpadlAssembly(relid, handle, rangeCount, rangeBufLen);
@@ -324,13 +363,22 @@ export class VmbusServer {
     this.pending.delete(a.handle);
     const ch = this.channels.get(a.relid);
     if (!ch || ch.state === 'revoked') return;
+    let g: Gpadl;
     try {
-      this.gpadls.set(key(a.relid, a.handle), new Gpadl(a.relid, a.handle, a.ranges(this.io.memory.size)));
+      g = new Gpadl(a.relid, a.handle, a.ranges(this.io.memory.size));
     } catch (e) {
       if (!(e instanceof GpadlError)) throw e;
       this.violation('GPADL', e.message);
       return this.gpadlCreated(a.relid, a.handle, STATUS_UNSUCCESSFUL);
     }
+    // The guest's GPADL creation fails with a status, as when Hyper-V cannot map one (vmbus.md §5).
+    const over = this.gpadls.size >= this.budget.gpadls ? `${this.gpadls.size} GPADLs exist already (budget.gpadls)` : this.gpadlPages + g.pages > this.budget.gpadlPages ? `${g.pages} more pages would exceed the ${this.budget.gpadlPages} of budget.gpadlPages` : undefined;
+    if (over) {
+      this.violation('GPADL', over);
+      return this.gpadlCreated(a.relid, a.handle, STATUS_UNSUCCESSFUL);
+    }
+    this.gpadls.set(key(a.relid, a.handle), g);
+    this.gpadlPages += g.pages;
     this.gpadlCreated(a.relid, a.handle, 0);
   }
 
@@ -347,7 +395,7 @@ export class VmbusServer {
       return this.violation('GPADL_TEARDOWN', `no GPADL 0x${handle.toString(16)} on relid ${relid}`);
     }
     if (ch?.isOpen && ch.ringGpadl === handle) return this.violation('GPADL_TEARDOWN', `GPADL 0x${handle.toString(16)} holds the rings of open channel ${relid}`);
-    this.gpadls.delete(key(relid, handle));
+    this.dropGpadl(key(relid, handle), g);
     this.gpadlTorndown(handle);
   }
 
@@ -355,8 +403,13 @@ export class VmbusServer {
     this.toGuest(encodeChannelMessage(T.GPADL_TORNDOWN, { gpadl: handle }));
   }
 
+  private dropGpadl(k: string, g: Gpadl): void {
+    this.gpadls.delete(k);
+    this.gpadlPages -= g.pages;
+  }
+
   private dropGpadls(relid: number): void {
-    for (const [k, g] of this.gpadls) if (g.relid === relid) this.gpadls.delete(k);
+    for (const [k, g] of this.gpadls) if (g.relid === relid) this.dropGpadl(k, g);
     for (const [h, a] of this.pending) if (a.relid === relid) this.pending.delete(h);
   }
 
@@ -391,7 +444,8 @@ export class VmbusServer {
     ch.attachRings(rings.incoming, rings.outgoing);
     ch.state = 'open';
     ch.holdSignals = true;
-    const status = ch.handler.open?.(ch, { openId, targetVp, userData }) ?? 0;
+    // A device that throws refuses the open.
+    const status = this.device(ch, 'open', () => ch.handler.open?.(ch, { openId, targetVp, userData }) ?? 0, STATUS_UNSUCCESSFUL);
     if (status !== 0) {
       // Refused: the device never had the channel open, so it gets no close.
       ch.holdSignals = false;
@@ -416,8 +470,7 @@ export class VmbusServer {
       ch.signalPending = false;
       if (!ch.isOpen) return;
       const h = ch.handler;
-      if (h.signal) h.signal(ch);
-      else if (h.packet) ch.receive((p) => h.packet!(ch, p));
+      this.device(ch, 'signal', () => (h.signal ? h.signal(ch) : h.packet ? ch.receive((p) => h.packet!(ch, p)) : undefined), undefined);
       ch.unmaskIncoming();
     });
   }
@@ -455,7 +508,7 @@ export class VmbusServer {
     for (const page of c.monitorPages) {
       if (page === 0) continue;
       const at = page + MonitorPage.offsets.parameter + MonitorParameter.size * ch.monitorId;
-      if (this.io.memory.contains(at, MonitorParameter.size)) this.io.memory.write(at, MonitorParameter.encode({ connectionid: ch.connectionId, flagnumber: 0, rsvdz: 0 }));
+      if (this.io.memory.contains(at, MonitorParameter.size)) hostWrite(this.io.memory, at, MonitorParameter.encode({ connectionid: ch.connectionId, flagnumber: 0, rsvdz: 0 }));
     }
   }
 
@@ -464,7 +517,7 @@ export class VmbusServer {
     if (ch.state === 'open') {
       this.io.listen(ch.connectionId, undefined);
       ch.state = 'offered';
-      ch.handler.close?.(ch);
+      this.device(ch, 'close', () => ch.handler.close?.(ch), undefined);
     }
     ch.detachRings();
     this.updateMonitorWatch();
@@ -512,7 +565,8 @@ export class VmbusServer {
   private onTlConnect(endpoint: string, service: string): void {
     const c = this.connection!;
     if (c.version < VmbusVersion.WIN10) return this.violation('TL_CONNECT_REQUEST', `needs version 4.0, connected at ${versionString(c.version)}`);
-    if (this.tlConnect?.(endpoint, service)) return;
+    const tl = this.tlConnect;
+    if (tl && this.guarded('hv_sock connect', () => tl(endpoint, service), false)) return;
     if (c.version >= VmbusVersion.WIN10_V4_1) {
       this.toGuest(encodeChannelMessage(T.TL_CONNECT_RESULT, { endpoint_id: endpoint, service_id: service, status: STATUS_CONNECTION_REFUSED }));
     }
@@ -532,6 +586,7 @@ export class VmbusServer {
       else ch.state = 'unoffered';
     }
     this.gpadls.clear();
+    this.gpadlPages = 0;
     this.pending.clear();
     this.connection = undefined;
     this.updateMonitorWatch();
@@ -546,7 +601,7 @@ export class VmbusServer {
 
   private freeRelid(): number {
     for (let r = 1; r < MAX_CHANNEL_RELIDS; r++) if (!this.channels.has(r)) return r;
-    throw new RangeError('no free relid');
+    throw new OfferError('no free relid');
   }
 
   private freeMonitorId(): number | undefined {
@@ -561,6 +616,21 @@ export class VmbusServer {
     this.onViolation?.(v);
   }
 
+  /** Runs host code the guest's message entered; an exception is recorded (io.fault), never thrown. */
+  private guarded<R>(where: string, f: () => R, otherwise: R): R {
+    try {
+      return f();
+    } catch (e) {
+      this.io.fault(where, e);
+      return otherwise;
+    }
+  }
+
+  /** A device's handler, guarded: what the guest sees when it throws is `otherwise`. */
+  private device<R>(ch: HostChannel, what: string, f: () => R, otherwise: R): R {
+    return this.guarded(`channel ${ch.relid} (${ch.offer.classId}) ${what}`, f, otherwise);
+  }
+
   /** The server's state as data. */
   state(): { connection: { version: string; targetVp: number; sint: number } | undefined; channels: { relid: number; class: string; state: string; targetVp: number; corrupt?: string }[]; gpadls: number; violations: number } {
     const c = this.connection;
@@ -568,7 +638,7 @@ export class VmbusServer {
       connection: c && { version: versionString(c.version), targetVp: c.targetVp, sint: c.sint },
       channels: [...this.channels.values()].map((ch) => ({ relid: ch.relid, class: ch.offer.classId, state: ch.state, targetVp: ch.targetVp, ...(ch.corrupt ? { corrupt: ch.corrupt } : {}) })),
       gpadls: this.gpadls.size,
-      violations: this.violations.length,
+      violations: this.violations.total,
     };
   }
 }

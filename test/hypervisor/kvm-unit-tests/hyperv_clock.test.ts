@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { HvMsr } from '../../../src/tlfs/msr.js';
 import { TscPage } from '../../../src/tlfs/time.js';
 import { PAGE, partition, type TestGuest } from '../harness.js';
+import { fuzz } from '../../fuzz/fuzz.js';
 
 /** A consistent snapshot of the TSC page, retrying while the sequence changes (hv_read_tsc_page). */
 function snapshot(g: TestGuest) {
@@ -47,7 +48,8 @@ describe('hyperv_clock (tlfs.md 8.4)', () => {
   });
 
   it('8.4.4 on every vCPU, page time before ≤ MSR ≤ page time after, and nothing steps back', () => {
-    fc.assert(
+    fuzz(
+      'tsc-page.monotonic',
       fc.property(fc.array(fc.tuple(fc.nat(3), fc.nat(5000), fc.nat(5000)), { minLength: 50, maxLength: 400 }), fc.integer({ min: 10_000_001, max: 5_000_000_000 }), (steps, tscHz) => {
         const { p, guests } = partition({ vps: 4, tscHz });
         guests[0]!.wrmsr(HvMsr.REFERENCE_TSC, BigInt(PAGE.tsc) | 1n);
@@ -65,7 +67,7 @@ describe('hyperv_clock (tlfs.md 8.4)', () => {
           last[vp] = { t1, msr };
         }
       }),
-      { numRuns: 40 },
+      40,
     );
   });
 
