@@ -49,5 +49,5 @@ export function vmFromOptions(cmd: Command, o: VmOptions): VmConfig {
 /** A Machine configuration for a VM configuration. */
 export function machineConfig(vm: VmConfig): MachineConfig {
   const devices: DeviceSpec[] = vm.devices.map((d) => ({ type: d.type, ...(d.instance ? { instance: d.instance } : {}) }));
-  return { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, ...(vm.apicIds ? { apicIds: vm.apicIds } : {}), devices };
+  return { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, ...(vm.apicIds ? { apicIds: vm.apicIds } : {}), ...(vm.budget ? { budget: vm.budget } : {}), devices };
 }

@@ -9,6 +9,8 @@ import { DEFAULT_DEVICES, type DeviceTypeName } from '../devices/catalog.js';
 import { ARCH_MAX_VPS, type Arch } from '../hypervisor/features.js';
 import { RELEASES, type ReleaseId } from '../hypervisor/release.js';
 import { MAX_GUEST_MEMORY } from '../memory/guest-memory.js';
+import { BudgetError } from '../vmbus/server/budget.js';
+import { vmBudget, type VmBudget } from './budget.js';
 import type { GuestPageSize } from '../memory/pages.js';
 
 export interface VmDevice {
@@ -28,6 +30,8 @@ export interface VmConfig {
   /** APIC id of each VP by VP index; absent means the identity. */
   apicIds?: number[];
   devices: VmDevice[];
+  /** Bounds that differ from the defaults (budget.ts). */
+  budget?: Partial<VmBudget>;
 }
 
 const MIB = 1 << 20;
@@ -220,6 +224,7 @@ interface VmConfigFile {
   memory?: number | string;
   pageSize?: '4k' | '16k' | '64k';
   devices?: (DeviceTypeName | { type: DeviceTypeName; instance?: string })[];
+  budget?: Partial<VmBudget>;
 }
 
 /** The top-level fields a command-line flag can set, in the file's own form. */
@@ -308,6 +313,17 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
 
   const config: VmConfig = { release, arch, vps, memory, pageSize, devices };
   if (f.apicIds !== undefined) config.apicIds = [...f.apicIds];
+  if (f.budget !== undefined) {
+    // The schema bounds each field; the machine's own check is the final word.
+    try {
+      vmBudget(f.budget);
+    } catch (e) {
+      if (e instanceof BudgetError) fail(`/budget/${e.field}`, e.message.slice(`budget.${e.field}: `.length));
+      throw e;
+    }
+    if (f.budget.channels !== undefined && f.budget.channels < devices.length) fail('/budget/channels', `${f.budget.channels} is fewer than the ${devices.length} devices the host offers`);
+    config.budget = { ...f.budget };
+  }
   return config;
 }
 

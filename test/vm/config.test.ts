@@ -195,6 +195,14 @@ describe('parseVmConfig: each error names the file and the field', () => {
     expect(parseVmConfig({ release: 'ws2016', cpus: 4 }, 'vm.json', { release: { value: 'ws2022', option: '--release' } })).toMatchObject({ release: 'ws2022', vps: 4 });
   });
 
+  it('budget: bounds by name, each a positive integer, channels enough for the devices', () => {
+    expect(parseVmConfig({ budget: { channels: 64, queuedMessages: 4 } }).budget).toEqual({ channels: 64, queuedMessages: 4 });
+    expectFieldError({ budget: { channels: 3000 } }, '/budget/channels', 'must be an integer from 1 to 2047');
+    expectFieldError({ budget: { gpadls: 0 } }, '/budget/gpadls', 'must be an integer >= 1');
+    expectFieldError({ budget: { rings: 2 } }, '/budget/rings', 'unknown field');
+    expectFieldError({ budget: { channels: 4 } }, '/budget/channels', '4 is fewer than the 11 devices the host offers');
+  });
+
   it('memory above 4 GiB, the most one SharedArrayBuffer can be viewed as on Node 20', () => {
     expectFieldError({ memory: '8G' }, '/memory', '8G is more than the 4G maximum (all of RAM is one SharedArrayBuffer, and Node 20 views at most 4 GiB of one)');
     expectFieldError({ memory: 4 * GIB + 4096 }, '/memory', '4194308K is more than the 4G maximum (all of RAM is one SharedArrayBuffer, and Node 20 views at most 4 GiB of one)');
