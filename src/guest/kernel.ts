@@ -23,7 +23,7 @@ import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
 import { kexec, panic, type PanicOptions } from './revoke.js';
 import { KernelServices } from './services.js';
 import type { GuestFiles, GuestModule } from '../devices/device.js';
-import type { GuestNetConfig } from '../devices/net/guest/module.js';
+import type { GuestNetConfig } from '../devices/network/netvsc/module.js';
 
 /** One SINT's slot of event flags: 2048 bits (tlfs.md §5.6). */
 const HV_EVENT_FLAGS_BYTES = 256;

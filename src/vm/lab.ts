@@ -2,7 +2,7 @@
 // virtual time. Each machine keeps its own clock; the lab moves them all forward a quantum at a
 // time, so that a frame one VM sends reaches the other within a quantum of virtual time, and a
 // run is as deterministic as one machine's.
-import { VirtualSwitch } from '../devices/net/switch.js';
+import { VirtualSwitch } from '../devices/network/switch.js';
 import { Machine, type MachineConfig } from './machine.js';
 
 export interface LabVm {

@@ -2,9 +2,9 @@
 // buffer sizes and limits of hyperv_net.h, RNDIS message types, statuses and OIDs of rndis.h,
 // the NDIS object and offload constants, and the per-packet info types.
 import { describe, expect, it } from 'vitest';
-import * as nvsp from '../../src/devices/net/wire/nvsp.js';
-import * as rndis from '../../src/devices/net/wire/rndis.js';
-import * as ndis from '../../src/devices/net/wire/ndis.js';
+import * as nvsp from '../../src/devices/network/wire/nvsp.js';
+import * as rndis from '../../src/devices/network/wire/rndis.js';
+import * as ndis from '../../src/devices/network/wire/ndis.js';
 import { loadOracle } from './oracle.js';
 
 const { oracle, source } = loadOracle();

@@ -15,7 +15,7 @@ import { TIMESYNC_LAYOUTS } from '../../src/devices/timesync/wire.js';
 import { VSS_LAYOUTS } from '../../src/devices/vss/wire.js';
 import { FCOPY_LAYOUTS } from '../../src/devices/fcopy/wire.js';
 import { HVSOCK_LAYOUTS } from '../../src/devices/hvsock/wire.js';
-import { NET_LAYOUTS } from '../../src/devices/net/wire/index.js';
+import { NET_LAYOUTS } from '../../src/devices/network/wire/index.js';
 
 /** Every declared layout the oracle checks. */
 export const LAYOUTS = [...TLFS_LAYOUTS, ...VMBUS_LAYOUTS, ...IC_LAYOUTS, ...HEARTBEAT_LAYOUTS, ...SHUTDOWN_LAYOUTS, ...KVP_LAYOUTS, ...TIMESYNC_LAYOUTS, ...VSS_LAYOUTS, ...FCOPY_LAYOUTS, ...HVSOCK_LAYOUTS, ...NET_LAYOUTS];
