@@ -17,6 +17,8 @@ export class Lab {
   readonly switches = new Map<string, VirtualSwitch>();
   readonly vms: LabVm[] = [];
   private ns = 0;
+  /** Called for each switch as it is created (a capture taps it). */
+  onSwitch: ((sw: VirtualSwitch) => void) | undefined;
 
   constructor(readonly quantumNs = LAB_QUANTUM_NS) {}
 
@@ -31,6 +33,7 @@ export class Lab {
     if (!s) {
       s = new VirtualSwitch(name, { now: () => this.ns });
       this.switches.set(name, s);
+      this.onSwitch?.(s);
     }
     return s;
   }

@@ -16,3 +16,26 @@ export function guestNetwork(m: Machine): NetvscGuest {
 export function hostNics(m: Machine): NetvspDevice[] {
   return m.devices.filter((d): d is NetvspDevice => d.type === 'network');
 }
+
+/** The guest's network interfaces as sysfs shows them (net/<name>/ under their VMBus device). */
+export function netInterfaces(m: Machine): { busId: string; name: string; address: string; mtu: number; up: boolean; carrier: boolean; queues: number }[] {
+  let g;
+  try {
+    g = guestNetwork(m);
+  } catch {
+    return [];
+  }
+  return g.devices.map((d) => ({ busId: d.busId, name: d.name, address: d.macString, mtu: d.mtu, up: d.up, carrier: d.carrier, queues: d.queues }));
+}
+
+/** Each NIC as both sides see it, for --json: the guest's interface and the host's device. */
+export function netState(m: Machine): unknown[] {
+  const hosts = hostNics(m);
+  let guest: Record<string, unknown>[] = [];
+  try {
+    guest = guestNetwork(m).state();
+  } catch {
+    // no guest side
+  }
+  return hosts.map((h, i) => ({ host: h.state(), guest: guest[i] }));
+}
