@@ -50,8 +50,10 @@ export class Lab {
     return this.vms.find((v) => v.name === name)?.machine;
   }
 
+  /** Boots every VM in turn; lab time starts where the last boot left its clock. */
   boot(): void {
     for (const v of this.vms) v.machine.boot();
+    this.ns = Math.max(this.ns, ...this.vms.map((v) => v.machine.nowNs));
   }
 
   /** Moves every machine to `ns` from now, quantum by quantum, checking `done` after each; returns done(). */

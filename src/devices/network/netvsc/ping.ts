@@ -52,6 +52,8 @@ export class Ping {
   private readonly linger: number;
   private readonly ident: number;
   private startNs = 0;
+  /** cur_time: when ping last sent or received; the statistics' "time" runs to it (iputils finish()). */
+  private lastNs = 0;
   private timer: { cancel(): boolean } | undefined;
   onLine: ((line: string) => void) | undefined;
 
@@ -95,6 +97,7 @@ export class Ping {
     }
     for (let i = 16; i < this.size; i++) data[i] = i & 0xff;
     this.sentAt.set(seq, now);
+    this.lastNs = now;
     this.inet.sendEcho(this.dst, this.ident, seq, data);
     if (this.transmitted < this.count) this.timer = this.services.scheduleDelayedWork(this.interval, () => this.sendNext());
     else this.timer = this.services.scheduleDelayedWork(this.linger, () => this.finish());
@@ -104,6 +107,7 @@ export class Ping {
     const sent = this.sentAt.get(r.seq);
     if (sent === undefined || r.from !== this.dst || this.done) return;
     this.sentAt.delete(r.seq);
+    this.lastNs = r.atNs;
     this.received++;
     const us = (r.atNs - sent) / 1000;
     this.rtts.push(us / 1000);
@@ -118,7 +122,7 @@ export class Ping {
     if (this.done) return;
     this.done = true;
     this.inet.onEcho(this.ident, undefined);
-    const elapsedMs = Math.floor((this.services.uptimeNs() - this.startNs) / 1e6);
+    const elapsedMs = Math.floor((this.lastNs - this.startNs) / 1e6 + 0.5);
     const loss = this.transmitted ? (100 * (this.transmitted - this.received)) / this.transmitted : 0;
     this.emit('');
     this.emit(`--- ${ipString(this.dst)} ping statistics ---`);
