@@ -43,7 +43,7 @@ describe('hvkit lab', () => {
     expect(code).toBe(0);
     expect(lines).toContain('a: [    0.000000] Linux version 6.1.192 (hvkit guest model) #1 SMP');
     expect(lines).toContain('b: [    0.000000] Linux version 6.1.192 (hvkit guest model) #1 SMP');
-    expect(lines.some((l) => /^b: \[ *[\d.]+\]      device=eth0, hwaddr=00:15:5d:[0-9a-f:]{8}, ipaddr=10\.0\.0\.2, mask=255\.255\.255\.0, gw=255\.255\.255\.255$/.test(l))).toBe(true);
+    expect(lines.some((l) => /^b: \[ *[\d.]+\] {6}device=eth0, hwaddr=00:15:5d:[0-9a-f:]{8}, ipaddr=10\.0\.0\.2, mask=255\.255\.255\.0, gw=255\.255\.255\.255$/.test(l))).toBe(true);
     expect(lines).toContain('a: hvkit script: line 1: ping b: 3 of 3 answered');
     expect(lines).toContain('a:   PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.');
     for (const seq of [1, 2, 3]) expect(lines.some((l) => new RegExp(`^a:   64 bytes from 10\\.0\\.0\\.2: icmp_seq=${seq} ttl=64 time=\\d+\\.\\d+ ms$`).test(l))).toBe(true);
