@@ -3,7 +3,7 @@
 // sizeof(struct nvsp_message)), readers check that the body they are about to read is there,
 // as netvsc_send_completion and netvsc_receive do (drivers/net/hyperv/netvsc.c).
 import { WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
-import { NVSP_BODY, NvspMessage, NvspMessageHeader } from './wire/nvsp.js';
+import { NVSP_BODY, Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessage, NvspMessageHeader, NvspMsgType } from './wire/nvsp.js';
 
 /** An NVSP message that is too short or wrong; `field` names what. */
 export class NvspError extends WireError {
@@ -36,4 +36,36 @@ export function nvspBody<F extends FieldSpec>(S: Struct<F>, payload: Uint8Array)
 export function nvspU32(payload: Uint8Array, bodyOffset: number): number {
   const at = NVSP_BODY + bodyOffset;
   return (payload[at]! | (payload[at + 1]! << 8) | (payload[at + 2]! << 16) | (payload[at + 3]! << 24)) >>> 0;
+}
+
+// The per-frame messages of both directions, written field by field at their declared offsets:
+// the generic encoder walks an object per call, which the data path cannot afford.
+const RP = Nvsp1SendRndisPacket.offsets;
+
+function put32(out: Uint8Array, at: number, v: number): void {
+  out[at] = v;
+  out[at + 1] = v >>> 8;
+  out[at + 2] = v >>> 16;
+  out[at + 3] = v >>> 24;
+}
+
+/** SEND_RNDIS_PKT (nvsp_1_message_send_rndis_packet). */
+export function nvspRndisPacket(channelType: number, sectionIndex: number, sectionSize: number): Uint8Array {
+  const out = new Uint8Array(NvspMessage.size);
+  put32(out, NvspMessageHeader.offsets.msg_type, NvspMsgType.SEND_RNDIS_PKT);
+  put32(out, NVSP_BODY + RP.channel_type, channelType);
+  put32(out, NVSP_BODY + RP.send_buf_section_index, sectionIndex);
+  put32(out, NVSP_BODY + RP.send_buf_section_size, sectionSize);
+  return out;
+}
+
+/**
+ * SEND_RNDIS_PKT_COMPLETE (nvsp_1_message_send_rndis_packet_complete): a whole nvsp_message from
+ * the host; netvsc's receive completions send only the header and status (`size` 8).
+ */
+export function nvspRndisPacketComplete(status: number, size: number = NvspMessage.size): Uint8Array {
+  const out = new Uint8Array(size);
+  put32(out, NvspMessageHeader.offsets.msg_type, NvspMsgType.SEND_RNDIS_PKT_COMPLETE);
+  put32(out, NVSP_BODY + Nvsp1SendRndisPacketComplete.offsets.status, status);
+  return out;
 }

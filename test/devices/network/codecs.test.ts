@@ -5,11 +5,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { be16, completeL4Checksum, csumFinish, ipv4ChecksumOk, ipv4Of, l4ChecksumOk, parseCidr, parseIpv4, parseMac, sum16, udpFrame, icmpEchoFrame, ETH_HLEN, Udp, Ip4, flowOf } from '../../../src/devices/network/ether.js';
-import { NvspError, nvspBody, nvspMessage, nvspType } from '../../../src/devices/network/nvsp.js';
+import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType } from '../../../src/devices/network/nvsp.js';
 import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader } from '../../../src/devices/network/rndis.js';
 import { rssHash, toeplitz } from '../../../src/devices/network/toeplitz.js';
 import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
-import { Nvsp1SendRndisPacket, NvspMessageInit, NvspMsgType } from '../../../src/devices/network/wire/nvsp.js';
+import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
 import { PpiType, RndisMsg, RndisPacket, RndisQueryComplete, RndisQueryRequest, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
 import { RUNS } from '../../vmbus/fuzz-runs.js';
 
@@ -21,6 +21,13 @@ describe('NVSP messages', () => {
     expect(hex(m)).toBe('01000000' + '01000600' + '01000600' + '00'.repeat(28));
     expect(nvspType(m)).toBe(1);
     expect(nvspBody(NvspMessageInit, m)).toEqual({ min_protocol_ver: 0x60001, max_protocol_ver: 0x60001 });
+  });
+
+  it('the per-frame builders write what the generic encoder would', () => {
+    const body = { channel_type: 1, send_buf_section_index: 0xffffffff, send_buf_section_size: 0 };
+    expect(nvspRndisPacket(1, 0xffffffff, 0)).toEqual(nvspMessage(NvspMsgType.SEND_RNDIS_PKT, Nvsp1SendRndisPacket, body));
+    expect(nvspRndisPacketComplete(2)).toEqual(nvspMessage(NvspMsgType.SEND_RNDIS_PKT_COMPLETE, Nvsp1SendRndisPacketComplete, { status: 2 }));
+    expect(nvspRndisPacketComplete(1, NvspRecvCompletion.size)).toEqual(NvspRecvCompletion.encode({ hdr: { msg_type: NvspMsgType.SEND_RNDIS_PKT_COMPLETE }, status: 1 }));
   });
 
   it('a body shorter than its struct is an NvspError naming it', () => {

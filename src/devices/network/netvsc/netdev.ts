@@ -94,6 +94,8 @@ export class NetDevice {
   readonly taps = new Set<(frame: Uint8Array, meta: RxMeta) => void>();
   /** Carrier and presence changes, for the stack (gratuitous ARP) and "user space". */
   readonly watchers = new Set<(dev: NetDevice, event: 'carrier-on' | 'carrier-off' | 'notify-peers' | 'mtu') => void>();
+  /** netif_tx_wake_queue: the driver freed transmit room (a completion came back); a sender waiting for room may go on. */
+  readonly txWakers = new Set<(dev: NetDevice) => void>();
 
   constructor(
     /** "eth0". */
@@ -152,6 +154,11 @@ export class NetDevice {
   /** __netdev_notify_peers: the stack sends gratuitous ARP. */
   notifyPeers(): void {
     for (const w of this.watchers) w(this, 'notify-peers');
+  }
+
+  /** Called by the driver when transmit resources come back. */
+  txWake(): void {
+    for (const w of this.txWakers) w(this);
   }
 
   /** netif_receive_skb: counted, then to raw listeners and the stack. */

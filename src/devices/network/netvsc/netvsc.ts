@@ -14,7 +14,7 @@ import { PacketType, VmbusVersion } from '../../../vmbus/wire/constants.js';
 import { TransferPageHeader, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestServices } from '../../device.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
-import { nvspBody, nvspMessage, nvspType } from '../nvsp.js';
+import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
 import { parseRndisPacketGuest, ppiU32, rndisHeader, RndisError, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
@@ -40,7 +40,6 @@ import {
   Nvsp1SendNdisVersion,
   Nvsp1SendReceiveBuffer,
   Nvsp1SendReceiveBufferComplete,
-  Nvsp1SendRndisPacket,
   Nvsp1SendRndisPacketComplete,
   Nvsp1SendSendBuffer,
   Nvsp1SendSendBufferComplete,
@@ -122,6 +121,14 @@ export interface NetvscEthStats {
   wakeQueue: number;
 }
 
+
+/** The completions netvsc_send_completion hands to the waiting initialiser, in its case order, with the body each needs. */
+const INIT_COMPLETIONS: readonly (readonly [number, number, string])[] = [
+  [NvspMsgType.INIT_COMPLETE, NvspMessageInitComplete.size, 'nvsp_msg'],
+  [NvspMsgType.SEND_RECV_BUF_COMPLETE, Nvsp1SendReceiveBufferComplete.size, 'nvsp_msg1'],
+  [NvspMsgType.SEND_SEND_BUF_COMPLETE, Nvsp1SendSendBufferComplete.size, 'nvsp_msg1'],
+  [NvspMsgType.SUBCHANNEL, Nvsp5SubchannelComplete.size, 'nvsp_msg5'],
+];
 /**
  * One NIC: the netvsc_device (channels, buffers, versions) and its net_device. It lives from
  * probe to remove; the netvsc_device part is torn down and rebuilt by an MTU change.
@@ -590,7 +597,7 @@ export class Netvsc implements NetDeviceOps {
     const at = sb.gpa + s * sb.sectionSize;
     const hl = writeRndisPacketHeader(mem, at, frame.length, ppis);
     mem.set(frame, at + hl);
-    const msg = nvspMessage(NvspMsgType.SEND_RNDIS_PKT, Nvsp1SendRndisPacket, { channel_type: RndisChannelType.DATA, send_buf_section_index: s, send_buf_section_size: total });
+    const msg = nvspRndisPacket(RndisChannelType.DATA, s, total);
     return this.sendPacket(q, msg, undefined, { q, section: s, bounce: -1, bytes: frame.length });
   }
 
@@ -618,7 +625,7 @@ export class Netvsc implements NetDeviceOps {
       this.ethStats.txTooBig++;
       return 'dropped';
     }
-    const msg = nvspMessage(NvspMsgType.SEND_RNDIS_PKT, Nvsp1SendRndisPacket, { channel_type: RndisChannelType.DATA, send_buf_section_index: NETVSC_INVALID_INDEX, send_buf_section_size: 0 });
+    const msg = nvspRndisPacket(RndisChannelType.DATA, NETVSC_INVALID_INDEX, 0);
     return this.sendPacket(q, msg, ranges, { q, section: -1, bounce: slot, bytes: frame.length });
   }
 
@@ -665,7 +672,7 @@ export class Netvsc implements NetDeviceOps {
       ranges.push({ byteCount: n, byteOffset: a % 4096, pfns: [Math.floor(a / 4096)] });
       off += n;
     }
-    const nv = nvspMessage(NvspMsgType.SEND_RNDIS_PKT, Nvsp1SendRndisPacket, { channel_type: RndisChannelType.CONTROL, send_buf_section_index: NETVSC_INVALID_INDEX, send_buf_section_size: 0 });
+    const nv = nvspRndisPacket(RndisChannelType.CONTROL, NETVSC_INVALID_INDEX, 0);
     let id: bigint | undefined;
     try {
       id = this.primary.sendGpaDirect(ranges, nv, { control: gpa, bytes: msg.length });
@@ -685,9 +692,14 @@ export class Netvsc implements NetDeviceOps {
       ch.receive(() => undefined);
       return;
     }
+    this.freedTx = false;
     ch.receive((p) => this.processPacket(c, p));
     this.sendRecvCompletions(c);
+    if (this.freedTx) this.netdev.txWake();
   }
+
+  /** A transmit completion freed room during this poll (netvsc_send_tx_complete wakes the queue). */
+  private freedTx = false;
 
   /** netvsc_process_raw_pkt. */
   private processPacket(c: NvChannel, p: ParsedPacket): void {
@@ -714,17 +726,10 @@ export class Netvsc implements NetDeviceOps {
     }
     if (msg.length < NvspMessageHeader.size) return this.log('err', `nvsp_message length too small: ${msg.length}`);
     const type = nvspType(msg);
-    const need: Record<number, [number, string]> = {
-      [NvspMsgType.INIT_COMPLETE]: [NvspMessageInitComplete.size, 'nvsp_msg'],
-      [NvspMsgType.SEND_RECV_BUF_COMPLETE]: [Nvsp1SendReceiveBufferComplete.size, 'nvsp_msg1'],
-      [NvspMsgType.SEND_SEND_BUF_COMPLETE]: [Nvsp1SendSendBufferComplete.size, 'nvsp_msg1'],
-      [NvspMsgType.SUBCHANNEL]: [Nvsp5SubchannelComplete.size, 'nvsp_msg5'],
-    };
-    if (type in need) {
+    const at = INIT_COMPLETIONS.findIndex(([t]) => t === type);
+    if (at >= 0) {
       // Linux falls through the cases, so INIT_COMPLETE must also be as long as the longer ones below it.
-      const order = [NvspMsgType.INIT_COMPLETE, NvspMsgType.SEND_RECV_BUF_COMPLETE, NvspMsgType.SEND_SEND_BUF_COMPLETE, NvspMsgType.SUBCHANNEL];
-      for (const t of order.slice(order.indexOf(type as (typeof order)[number]))) {
-        const [size, name] = need[t]!;
+      for (const [, size, name] of INIT_COMPLETIONS.slice(at)) {
         if (msg.length < NvspMessageHeader.size + size) return this.log('err', `${name} length too small: ${msg.length}`);
       }
       const copy = new Uint8Array(40);
@@ -734,7 +739,7 @@ export class Netvsc implements NetDeviceOps {
     }
     if (type === NvspMsgType.SEND_RNDIS_PKT_COMPLETE) {
       if (msg.length < NvspMessageHeader.size + Nvsp1SendRndisPacketComplete.size) return this.log('err', `nvsp_rndis_pkt_complete length too small: ${msg.length}`);
-      const status = nvspBody(Nvsp1SendRndisPacketComplete, msg).status;
+      const status = nvspU32(msg, Nvsp1SendRndisPacketComplete.offsets.status);
       if (status !== NvspStatus.SUCCESS) this.log('err', `nvsp_rndis_pkt_complete error status: ${status.toString(16)}`);
       const ctx = c.ch.completeRequest(p.transId) as (TxContext & { control?: number }) | undefined;
       if (ctx === undefined) return this.log('err', 'Incorrect transaction id');
@@ -743,6 +748,7 @@ export class Netvsc implements NetDeviceOps {
         return;
       }
       this.freeTx(ctx);
+      this.freedTx = true;
       const q = this.chans[ctx.q];
       if (q) {
         q.txPackets++;
@@ -892,7 +898,7 @@ export class Netvsc implements NetDeviceOps {
   private sendRecvCompletions(c: NvChannel): void {
     while (c.completions.length) {
       const r = c.completions[0]!;
-      const msg = NvspRecvCompletion.encode({ hdr: { msg_type: NvspMsgType.SEND_RNDIS_PKT_COMPLETE }, status: r.status });
+      const msg = nvspRndisPacketComplete(r.status, NvspRecvCompletion.size);
       let sent = false;
       try {
         sent = c.ch.sendCompletion(r.tid, msg);

@@ -20,8 +20,8 @@ import type { ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { HostContext, HostDevice } from '../../device.js';
 import { NO_NETWORK, type NetBackend, type NetEndpoint, type NetLink } from '../backend.js';
 import { ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
-import { NvspError, nvspBody, nvspMessage, nvspType, nvspU32 } from '../nvsp.js';
-import { parseRndisPacketHost, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
+import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
+import { parseRndisPacketHost, ppiBytes, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
 import { rssHash } from '../toeplitz.js';
 import { CsumInfoReceive } from '../wire/ndis.js';
 import {
@@ -36,7 +36,6 @@ import {
   Nvsp1SendRndisPacket,
   Nvsp1SendSendBuffer,
   Nvsp1SendSendBufferComplete,
-  Nvsp1SendRndisPacketComplete,
   Nvsp2SendNdisConfig,
   Nvsp5SendIndirectTable,
   Nvsp5SubchannelComplete,
@@ -71,6 +70,7 @@ import {
   RndisSetComplete,
   RndisSetRequest,
   RndisStatus,
+  RndisPacket,
 } from '../wire/rndis.js';
 import { DEFAULT_OFFLOADS, queryOid, setOid, type AdapterState } from './adapter.js';
 import { SectionPool, SharedBuffer } from './buffers.js';
@@ -153,6 +153,11 @@ function passesFilter(filter: number, frame: Uint8Array, mac: Mac): boolean {
   if (isMulticast(frame, 0)) return (filter & (NdisPacketType.ALL_MULTICAST | NdisPacketType.MULTICAST)) !== 0;
   return (filter & NdisPacketType.DIRECTED) !== 0 && macEquals(frame, 0, mac);
 }
+
+
+/** Each receive-checksum verdict bit as a number, from the declared bitfield (per frame, BigInt arithmetic costs too much). */
+const RX_CSUM_BITS = ['ip_checksum_succeeded', 'ip_checksum_failed', 'tcp_checksum_succeeded', 'tcp_checksum_failed', 'udp_checksum_succeeded', 'udp_checksum_failed'] as const;
+const RX_CSUM = Object.fromEntries(RX_CSUM_BITS.map((k) => [k, Number(CsumInfoReceive.fields.receive.encode({ [k]: true }))])) as Record<(typeof RX_CSUM_BITS)[number], number>;
 
 /** The default MAC: Microsoft's Hyper-V prefix 00:15:5D, then three bytes of the instance GUID. */
 export function defaultMac(instanceId: string): Mac {
@@ -673,14 +678,14 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   }
 
   private completeTx(q: Queue, transId: bigint, status: number): void {
-    if (q.completions.length === 0 && q.ch.sendCompletion(transId, nvspMessage(NvspMsgType.SEND_RNDIS_PKT_COMPLETE, Nvsp1SendRndisPacketComplete, { status }))) return;
+    if (q.completions.length === 0 && q.ch.sendCompletion(transId, nvspRndisPacketComplete(status))) return;
     q.completions.push({ transId, status });
   }
 
   private flushCompletions(q: Queue): void {
     while (q.completions.length) {
       const c = q.completions[0]!;
-      if (!q.ch.sendCompletion(c.transId, nvspMessage(NvspMsgType.SEND_RNDIS_PKT_COMPLETE, Nvsp1SendRndisPacketComplete, { status: c.status }))) {
+      if (!q.ch.sendCompletion(c.transId, nvspRndisPacketComplete(c.status))) {
         q.ch.waitForSpace(128);
         return;
       }
@@ -791,11 +796,8 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
     const rb = this.recvBuffer;
     if (!rb) return true; // gone meanwhile: dropped with the buffer
-    const hdr = new Uint8Array(RNDIS_HEADER_SIZE + 64);
-    const hlen = writeRndisPacketHeader(hdr, 0, frame.length, ppis);
-    const msg = new Uint8Array(hlen + frame.length);
-    msg.set(hdr.subarray(0, hlen));
-    msg.set(frame, hlen);
+    const msg = new Uint8Array(RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + frame.length);
+    msg.set(frame, writeRndisPacketHeader(msg, 0, frame.length, ppis));
     if (!this.sendInSection(q, msg, RndisChannelType.DATA, RESERVED_CONTROL_SECTIONS)) return false;
     this.stats.rxFrames++;
     this.stats.rxBytes += frame.length;
@@ -810,16 +812,9 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     const ipOk = ipv4ChecksumOk(frame, ip);
     const l4 = ip.protocol === IpProto.TCP || ip.protocol === IpProto.UDP ? l4ChecksumOk(frame, ip) : undefined;
     const tcp = ip.protocol === IpProto.TCP;
-    return Number(
-      CsumInfoReceive.fields.receive.encode({
-        ip_checksum_succeeded: ipOk,
-        ip_checksum_failed: !ipOk,
-        tcp_checksum_succeeded: tcp && l4 === true,
-        tcp_checksum_failed: tcp && l4 === false,
-        udp_checksum_succeeded: !tcp && l4 === true,
-        udp_checksum_failed: !tcp && l4 === false,
-      }),
-    );
+    let v = ipOk ? RX_CSUM.ip_checksum_succeeded : RX_CSUM.ip_checksum_failed;
+    if (l4 !== undefined) v |= tcp ? (l4 ? RX_CSUM.tcp_checksum_succeeded : RX_CSUM.tcp_checksum_failed) : l4 ? RX_CSUM.udp_checksum_succeeded : RX_CSUM.udp_checksum_failed;
+    return v;
   }
 
   /**
@@ -837,7 +832,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     if (rb.pool.available <= reserve) return false;
     const s = rb.pool.take();
     rb.buf.write(s * rb.sectionSize, msg);
-    const nvsp = nvspMessage(NvspMsgType.SEND_RNDIS_PKT, Nvsp1SendRndisPacket, { channel_type: channelType, send_buf_section_index: NETVSC_INVALID_INDEX, send_buf_section_size: 0 });
+    const nvsp = nvspRndisPacket(channelType, NETVSC_INVALID_INDEX, 0);
     if (q.ch.send(transferPages(rb.id, [{ byteCount: msg.length, byteOffset: s * rb.sectionSize }], BigInt(s), nvsp))) return true;
     rb.pool.give(s);
     q.ch.waitForSpace(128);
