@@ -185,6 +185,11 @@ export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength:
   return headerLen;
 }
 
+/** Rewrites the msg_len of the RNDIS message at `at` (netvsc pads a batched packet to pkt_align). */
+export function setRndisMessageLength(out: Uint8Array, at: number, length: number): void {
+  setU32(out, at + RndisMessage.offsets.msg_len, length);
+}
+
 /**
  * A control message: the header, `S` encoded, then `info` (an information buffer whose offset
  * the body names as S.size, the usual place).

@@ -7,10 +7,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ARP_REPLY, ARP_REQUEST, arpFrame, BROADCAST_MAC, EtherType, parseIpv4, writeEth } from '../../../src/devices/network/ether.js';
-import { nvspMessage } from '../../../src/devices/network/nvsp.js';
+import { nvspMessage, nvspRndisPacketComplete } from '../../../src/devices/network/nvsp.js';
 import { writeRndisPacketHeader } from '../../../src/devices/network/rndis.js';
 import { MAX_RX_QUEUE } from '../../../src/devices/network/netvsp/netvsp.js';
-import { Nvsp1SendRndisPacket, NvspMsgType } from '../../../src/devices/network/wire/nvsp.js';
+import { Nvsp1SendRndisPacket, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
 import { PpiType, RndisPacket, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
 import { transferPages } from '../../../src/vmbus/packet.js';
 import { PacketType } from '../../../src/vmbus/wire/constants.js';
@@ -100,6 +100,30 @@ describe('the host facing a hostile guest', () => {
     r.m.runFor(10e6);
     expect(r.host.stats.rxFrames).toBe(usable + MAX_RX_QUEUE);
     expect(r.host.recvBuffer!.pool.outstanding).toBe(0);
+  });
+
+  it('a completion naming a section inside a batch, or one never lent: refused and counted; the batch comes back only with its first', () => {
+    const r = nicRig();
+    const nic = r.nic as unknown as { sendRecvCompletions: (c: unknown) => void };
+    const real = nic.sendRecvCompletions;
+    nic.sendRecvCompletions = () => undefined;
+    for (let i = 0; i < 3; i++) r.sw.inject(broadcast());
+    r.m.runFor(1e6);
+    const rb = r.host.recvBuffer!;
+    const [batch] = [...rb.batches.values()];
+    expect(batch).toHaveLength(3);
+    const done = nvspRndisPacketComplete(1, NvspRecvCompletion.size);
+    r.nic.primary.sendCompletion(BigInt(batch![1]!), done);
+    r.nic.primary.sendCompletion(5n, done);
+    r.m.runFor(1e6);
+    expect(r.host.stats.badCompletions).toBe(2);
+    expect(r.host.violations.slice(-2)).toEqual([`completion for receive section ${batch![1]} that was not lent on its own (it is in the batch of ${batch![0]})`, 'completion for receive section 5 that was not lent']);
+    expect(rb.pool.outstanding).toBe(3);
+    nic.sendRecvCompletions = real;
+    real.call(r.nic, (r.nic as unknown as { chans: unknown[] }).chans[0]);
+    r.m.runFor(1e6);
+    expect(rb.pool.outstanding).toBe(0);
+    expect(r.dev.stats.rxPackets).toBeGreaterThanOrEqual(3);
   });
 
   it('a flood of broadcasts on the switch while the guest is busy: bounded queues, drops counted per NIC, the guest takes what fit', () => {

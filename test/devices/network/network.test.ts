@@ -6,11 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { RELEASE_IDS, type ReleaseId } from '../../../src/hypervisor/release.js';
 import { ETH_HLEN, EtherType, Ip4, IpProto, Tcp, csumFinish, parseIpv4, put16, put32, pseudoSum, sum16, writeEth, writeIpv4, macString } from '../../../src/devices/network/ether.js';
-import { nvspType } from '../../../src/devices/network/nvsp.js';
+import { nvspBody, nvspType } from '../../../src/devices/network/nvsp.js';
 import { rssHash } from '../../../src/devices/network/toeplitz.js';
 import { NVSP_MAX_BY_RELEASE } from '../../../src/devices/network/netvsp/versions.js';
 import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
-import { NvspMsgType, NvspVersion } from '../../../src/devices/network/wire/nvsp.js';
+import { Nvsp1SendRndisPacket, NvspMsgType, NvspVersion } from '../../../src/devices/network/wire/nvsp.js';
+import { RndisPacket, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
+import { TransferPageHeader } from '../../../src/vmbus/wire/packets.js';
 import { PacketType } from '../../../src/vmbus/wire/constants.js';
 import { labRig, mac, nicRig, payloadOf, recordWire } from './rig.js';
 
@@ -114,6 +116,42 @@ describe('two VMs on a switch', () => {
     expect(b.host.stats.txChecksummed).toBeGreaterThanOrEqual(60);
     expect(b.inet.stats.udpInErrors).toBe(0);
     expect(a.dev.features.txCsumUdp4).toBe(true);
+  });
+
+  it('a burst: netvsc packs up to max_pkt frames in a send section; the receiving host hands the frames of one instant to the guest in one transfer-page packet, completed once', () => {
+    const { lab, vm } = labRig(2);
+    const a = vm('a');
+    const b = vm('b');
+    const aWire = recordWire(a.m);
+    const bWire = recordWire(b.m);
+    const got: string[] = [];
+    b.guest.raw('eth0', (f) => void got.push(hex(f)));
+    const frames = Array.from({ length: 20 }, (_, i) => {
+      const f = new Uint8Array(100).fill(i);
+      writeEth(f, mac(2), mac(1), 0x88b5);
+      return f;
+    });
+    const before = a.dev.stats.txPackets;
+    expect(a.guest.raw('eth0', () => undefined).sendBatch(frames)).toBe(20);
+    expect(lab.waitUntil(() => got.length === 20, 1e9)).toBe(true);
+    expect(got).toEqual(frames.map(hex));
+    // 8 + 8 + 4: INITIALIZE_CMPLT's max_pkt_per_msg (8); each RNDIS packet but a section's last padded to 8 bytes.
+    const sends = aWire.filter((p) => p.dir === 'to-host' && p.type === PacketType.DATA_INBAND).map((p) => payloadOf(p));
+    const u32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint32(at, true);
+    // A raw frame carries no PPI: the 8-byte header, rndis_packet and 100 bytes, 144 (a multiple of 8).
+    const each = RNDIS_HEADER_SIZE + RndisPacket.size + 100;
+    expect(each).toBe(144);
+    expect(sends.map((m) => [nvspType(m), nvspBody(Nvsp1SendRndisPacket, m).send_buf_section_size])).toEqual([
+      [NvspMsgType.SEND_RNDIS_PKT, 8 * each],
+      [NvspMsgType.SEND_RNDIS_PKT, 8 * each],
+      [NvspMsgType.SEND_RNDIS_PKT, 4 * each],
+    ]);
+    const xfers = bWire.filter((p) => p.dir === 'to-guest' && p.type === PacketType.DATA_USING_XFER_PAGES);
+    expect(xfers.map((p) => u32(p.bytes, TransferPageHeader.offsets.range_cnt))).toEqual([20]);
+    const comps = bWire.filter((p) => p.dir === 'to-host' && p.type === PacketType.COMP);
+    expect(comps.map((p) => p.transId)).toEqual([xfers[0]!.transId]);
+    expect(b.host.recvBuffer!.pool.outstanding).toBe(0);
+    expect(a.dev.stats.txPackets - before).toBe(20);
   });
 
   it('the switch learns each MAC once it has sent, and floods only what it does not know', () => {

@@ -24,6 +24,11 @@ export interface GuestNetConfig {
 /** A raw frame socket on an interface (AF_PACKET): send frames as they are, see every frame received. */
 export interface RawSocket {
   send(frame: Uint8Array): XmitResult;
+  /**
+   * Sends frames back to back (netdev_xmit_more on all but the last, so netvsc may put several
+   * in one send section); stops at the first that is not taken. Returns how many were.
+   */
+  sendBatch(frames: readonly Uint8Array[]): number;
   close(): void;
 }
 
@@ -150,7 +155,11 @@ export class NetvscGuest {
     if (!dev) throw new Error(`no interface ${name}`);
     const tap = (f: Uint8Array, m: RxMeta) => onFrame(f.slice(), m);
     dev.taps.add(tap);
-    return { send: (frame) => dev.xmit(frame), close: () => void dev.taps.delete(tap) };
+    const sendBatch = (frames: readonly Uint8Array[]): number => {
+      for (let i = 0; i < frames.length; i++) if (dev.xmit(frames[i]!, { more: i < frames.length - 1 }) !== 'ok') return i;
+      return frames.length;
+    };
+    return { send: (frame) => dev.xmit(frame), sendBatch, close: () => void dev.taps.delete(tap) };
   }
 
   state(): Record<string, unknown>[] {

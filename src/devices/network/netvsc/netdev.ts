@@ -15,6 +15,8 @@ export interface TxMeta {
   queue?: number;
   /** skb hash (skb_get_hash_raw), sent to the host as NBL_HASH_VALUE when there are several queues. */
   hash?: number;
+  /** netdev_xmit_more: another frame follows at once, so the driver may hold this one to batch them. */
+  more?: boolean;
 }
 
 /** What the device learnt of a received frame (from the host's per-packet info). */

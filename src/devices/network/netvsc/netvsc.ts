@@ -15,7 +15,7 @@ import { TransferPageHeader, type ParsedPacket } from '../../../vmbus/wire/packe
 import type { GuestServices } from '../../device.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { parseRndisPacketGuest, ppiU32, rndisHeader, RndisError, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
+import { parseRndisPacketGuest, ppiU32, rndisHeader, RndisError, setRndisMessageLength, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -100,6 +100,16 @@ interface NvChannel {
   /** RSC fragments of the frame being assembled (rsc.data/len, rsc.cnt). */
   rsc: Uint8Array[];
   rscPpi: { csum: number | undefined; hash: number | undefined };
+  /** The multi-send data (nvchan->msd): a send section being filled with packets while more follow. */
+  msd: Msd | undefined;
+}
+
+/** A send section holding `count` RNDIS packets (each padded to pkt_align) not yet sent. */
+interface Msd {
+  readonly section: number;
+  len: number;
+  count: number;
+  bytes: number;
 }
 
 /** What a transmit completion frees: a send section, a bounce slot, counters. */
@@ -108,6 +118,8 @@ interface TxContext {
   readonly section: number;
   readonly bounce: number;
   readonly bytes: number;
+  /** Frames the send carries (several when batched in one section); 1 when absent. */
+  readonly packets?: number;
 }
 
 /** The ethtool counters netvsc keeps (netvsc_ethtool_stats), those the model moves. */
@@ -256,7 +268,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined } };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -534,6 +546,13 @@ export class Netvsc implements NetDeviceOps {
 
   /** netvsc_start_xmit. */
   xmit(dev: NetDevice, frame: Uint8Array, meta: TxMeta): XmitResult {
+    const r = this.xmitOne(dev, frame, meta);
+    // The last of a burst, or a frame not taken: whatever waits in a section goes now.
+    if (!meta.more || r !== 'ok') for (const c of this.chans) if (c?.msd) this.sendMsd(c.index, c.msd);
+    return r;
+  }
+
+  private xmitOne(dev: NetDevice, frame: Uint8Array, meta: TxMeta): XmitResult {
     const sb = this.sendBuf;
     if (!sb || this.destroying || !dev.present) {
       dev.stats.txDropped++;
@@ -561,7 +580,9 @@ export class Netvsc implements NetDeviceOps {
       dev.stats.txDropped++;
       return 'dropped';
     }
-    const r = total + this.rndis!.pktAlign < sb.sectionSize ? this.sendInSection(q, frame, ppis, total) : this.sendAsPages(q, frame, ppis, total);
+    const pending = this.chans[q]!.msd;
+    if (total + this.rndis!.pktAlign >= sb.sectionSize && pending) this.sendMsd(q, pending); // page buffers go after what was batched
+    const r = total + this.rndis!.pktAlign < sb.sectionSize ? this.sendInSection(q, frame, ppis, total, meta.more === true) : this.sendAsPages(q, frame, ppis, total);
     if (r === 'ok') {
       dev.stats.txPackets++;
       dev.stats.txBytes += frame.length;
@@ -586,19 +607,54 @@ export class Netvsc implements NetDeviceOps {
     return i;
   }
 
-  private sendInSection(q: number, frame: Uint8Array, ppis: readonly PpiValue[], total: number): XmitResult {
+  /**
+   * netvsc_send with a send section: the packet joins the section being filled (when there is
+   * one, it holds fewer than max_pkt packets and the packet fits), or takes a new one. While
+   * `more` follow (netdev_xmit_more) the packet is padded to pkt_align and kept; otherwise the
+   * section goes, and a batch that the packet could not join goes first.
+   */
+  private sendInSection(q: number, frame: Uint8Array, ppis: readonly PpiValue[], total: number, more: boolean): XmitResult {
     const sb = this.sendBuf!;
-    const s = this.takeSection();
-    if (s < 0) {
-      this.ethStats.txSendFull++;
-      return this.sendAsPages(q, frame, ppis, total);
+    const c = this.chans[q]!;
+    const align = this.rndis!.pktAlign;
+    let m = c.msd;
+    if (m && !(m.count < this.rndis!.maxPkt && m.len + total + align < sb.sectionSize)) {
+      this.sendMsd(q, m);
+      m = undefined;
+    }
+    if (!m) {
+      const s = this.takeSection();
+      if (s < 0) {
+        this.ethStats.txSendFull++;
+        return this.sendAsPages(q, frame, ppis, total);
+      }
+      m = { section: s, len: 0, count: 0, bytes: 0 };
     }
     const mem = this.t.memory.bytes;
-    const at = sb.gpa + s * sb.sectionSize;
+    const at = sb.gpa + m.section * sb.sectionSize + m.len;
     const hl = writeRndisPacketHeader(mem, at, frame.length, ppis);
     mem.set(frame, at + hl);
-    const msg = nvspRndisPacket(RndisChannelType.DATA, s, total);
-    return this.sendPacket(q, msg, undefined, { q, section: s, bounce: -1, bytes: frame.length });
+    m.count++;
+    m.bytes += frame.length;
+    if (more) {
+      // netvsc_copy_to_send_buf: the packet's msg_len grows to the next pkt_align boundary.
+      const padded = Math.ceil(total / align) * align;
+      mem.fill(0, at + total, at + padded);
+      setRndisMessageLength(mem, at, padded);
+      m.len += padded;
+      c.msd = m;
+      return 'ok';
+    }
+    m.len += total;
+    c.msd = undefined;
+    return this.sendPacket(q, nvspRndisPacket(RndisChannelType.DATA, m.section, m.len), undefined, { q, section: m.section, bounce: -1, bytes: m.bytes, packets: m.count });
+  }
+
+  /** Sends a batch a packet could not join; if the ring refuses it, its packets are dropped (netvsc frees msd_skb). */
+  private sendMsd(q: number, m: Msd): void {
+    this.chans[q]!.msd = undefined;
+    const r = this.sendPacket(q, nvspRndisPacket(RndisChannelType.DATA, m.section, m.len), undefined, { q, section: m.section, bounce: -1, bytes: m.bytes, packets: m.count });
+    if (r !== 'ok') this.netdev.stats.txDropped += m.count;
   }
 
   /** Large frames: the RNDIS header and the frame in guest pages, sent as page buffers (one per 4 KiB piece, fill_pg_buf). */
@@ -751,7 +807,7 @@ export class Netvsc implements NetDeviceOps {
       this.freedTx = true;
       const q = this.chans[ctx.q];
       if (q) {
-        q.txPackets++;
+        q.txPackets += ctx.packets ?? 1;
         q.txBytes += ctx.bytes;
       }
       return;

@@ -16,7 +16,7 @@ import type { HostChannel } from '../../../vmbus/server/channel.js';
 import { STATUS_UNSUCCESSFUL } from '../../../vmbus/server/server.js';
 import { PacketType } from '../../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
-import type { ParsedPacket } from '../../../vmbus/wire/packets.js';
+import { TransferPageHeader, TransferPageRange, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { HostContext, HostDevice } from '../../device.js';
 import { NO_NETWORK, type NetBackend, type NetEndpoint, type NetLink } from '../backend.js';
 import { ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
@@ -92,6 +92,8 @@ const PACKET_ALIGNMENT_FACTOR = 3;
 const MAX_TRANSFER_SIZE = 0xefffffff;
 /** Limits on what waits (see the header). */
 export const MAX_RX_QUEUE = 256;
+/** Frames in one transfer-page packet at most (OpenVMM RX_BATCH_SIZE). */
+const RX_BATCH_SIZE = 375;
 const MAX_CONTROL_QUEUED_BYTES = 100 * 1024;
 const MAX_PENDING_COMPLETIONS = 4096;
 const MAX_VIOLATIONS = 64;
@@ -135,6 +137,18 @@ export interface NetvspStats {
   controlDropped: number;
 }
 
+/** The guest's receive buffer as the host lends it out. */
+interface RecvBuffer {
+  readonly buf: SharedBuffer;
+  readonly id: number;
+  readonly sectionSize: number;
+  readonly pool: SectionPool;
+  /** For each section lent with frames, the first section of its batch (its transaction id); -1 otherwise. */
+  readonly batchOf: Int32Array;
+  /** The sections of each batch, by its first. */
+  readonly batches: Map<number, number[]>;
+}
+
 interface Queue {
   readonly index: number;
   ch: HostChannel;
@@ -142,6 +156,8 @@ interface Queue {
   readonly rx: Uint8Array[];
   /** Transmit completions waiting for ring space: trans id, status. */
   readonly completions: { transId: bigint; status: number }[];
+  /** A flush of `rx` is scheduled (frames that arrive meanwhile go in the same packet). */
+  flushScheduled: boolean;
 }
 
 type Phase = 'closed' | 'init' | 'operational';
@@ -190,7 +206,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   readonly adapter: AdapterState;
   phase: Phase = 'closed';
   rndisState: 'uninitialized' | 'initialized' | 'halted' = 'uninitialized';
-  recvBuffer: { buf: SharedBuffer; id: number; sectionSize: number; pool: SectionPool } | undefined;
+  recvBuffer: RecvBuffer | undefined;
   sendBuffer: { buf: SharedBuffer; id: number; sectionSize: number; count: number } | undefined;
   /** Every channel: the primary first, then sub-channels by index. */
   readonly queues: (Queue | undefined)[] = [];
@@ -279,9 +295,18 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     if (frame.length < ETH_HLEN || !passesFilter(a.packetFilter, frame, a.currentMac)) return drop('filtered');
     if (frame.length > a.mtu) return drop('tooBig');
     const q = this.pickQueue(frame);
+    if (q.rx.length >= MAX_RX_QUEUE) this.flushRx(q); // a burst longer than the queue: what fits goes now
     if (q.rx.length >= MAX_RX_QUEUE) return drop('queueFull');
     q.rx.push(frame.slice());
-    this.flushRx(q);
+    // Frames that arrive in the same instant (a burst the sender's host forwarded in one poll)
+    // reach the guest in one packet.
+    if (!q.flushScheduled) {
+      q.flushScheduled = true;
+      this.ctx.schedule(this.ctx.now(), () => {
+        q.flushScheduled = false;
+        if (this.queues[q.index] === q) this.flushRx(q);
+      });
+    }
     return true;
   }
 
@@ -310,7 +335,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   private onOpen(ch: HostChannel, index: number): number {
     if (index === 0) this.reset();
     else if (this.phase !== 'operational') return STATUS_UNSUCCESSFUL; // a sub-channel of a device not set up
-    this.queues[index] = { index, ch, rx: [], completions: [] };
+    this.queues[index] = { index, ch, rx: [], completions: [], flushScheduled: false };
     while (this.stats.rxPerChannel.length <= index) this.stats.rxPerChannel.push(0);
     if (index === 0) this.phase = 'init';
     else if (this.openQueues === this.subchannels.length + 1) this.sendIndirectionTable();
@@ -386,14 +411,28 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
   }
 
-  /** A receive completion: the guest is done with the section the trans id names. */
+  /**
+   * A receive completion: the guest is done with the section the trans id names (a control
+   * message) or with the batch of frames that section starts. A completion naming a section
+   * that was not lent, or one inside a batch, is refused.
+   */
   private onCompletion(q: Queue, p: ParsedPacket): void {
-    const rb = this.recvBuffer;
-    if (!rb || p.transId > 0xffffffffn || !rb.pool.give(Number(p.transId))) {
-      this.stats.badCompletions++;
-      return this.violation(`completion for receive section ${p.transId} that was not lent`);
-    }
     void q;
+    const rb = this.recvBuffer;
+    const id = p.transId <= 0xffffffffn ? Number(p.transId) : -1;
+    const first = rb && id >= 0 && id < rb.pool.count ? rb.batchOf[id]! : -1;
+    if (rb && first === id) {
+      for (const s of rb.batches.get(first)!) {
+        rb.batchOf[s] = -1;
+        rb.pool.give(s);
+      }
+      rb.batches.delete(first);
+      return;
+    }
+    if (!rb || first !== -1 || !rb.pool.give(id)) {
+      this.stats.badCompletions++;
+      return this.violation(`completion for receive section ${p.transId} that was not lent${first !== -1 ? ` on its own (it is in the batch of ${first})` : ''}`);
+    }
   }
 
   private complete(q: Queue, transId: bigint, payload?: Uint8Array): void {
@@ -479,7 +518,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     const sectionSize = Math.max(NETVSC_RECV_SECTION_SIZE, this.adapter.mtu + RX_HEADER_ROOM);
     const count = Math.floor(buf.size / sectionSize);
     if (count <= RESERVED_CONTROL_SECTIONS) return fail(`${buf.size} bytes hold ${count} sections of ${sectionSize}, too few`);
-    this.recvBuffer = { buf, id: m.id, sectionSize, pool: new SectionPool(count) };
+    this.recvBuffer = { buf, id: m.id, sectionSize, pool: new SectionPool(count), batchOf: new Int32Array(count).fill(-1), batches: new Map() };
     this.complete(
       q,
       p.transId,
@@ -778,31 +817,64 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
   }
 
+  /**
+   * Hands the waiting frames to the guest: as many as there are sections for (leaving the
+   * control reserve), each an RNDIS packet in its own section, all named by one transfer-page
+   * packet whose transaction id is the first section; the guest's completion of that id returns
+   * them all (OpenVMM netvsp sends its ready receive buffers together, up to RX_BATCH_SIZE).
+   */
   private flushRx(q: Queue): void {
+    const rb = this.recvBuffer;
+    if (!rb) return void (q.rx.length = 0); // gone meanwhile: dropped with the buffer
+    if (!rb.buf.live(this.queues[0]?.ch ?? q.ch)) return;
     while (q.rx.length) {
-      const f = q.rx[0]!;
-      if (!this.writeFrame(q, f)) return;
-      q.rx.shift();
+      const n = Math.min(q.rx.length, RX_BATCH_SIZE, rb.pool.available - RESERVED_CONTROL_SECTIONS);
+      if (n <= 0) return;
+      const sections: number[] = [];
+      const ranges: { byteCount: number; byteOffset: number }[] = [];
+      let bytes = 0;
+      for (let i = 0; i < n; i++) {
+        const frame = q.rx[i]!;
+        const msg = this.rndisFrame(frame);
+        if (msg.length > rb.sectionSize) {
+          // Only after an MTU change the buffer was not sized for: dropped, counted.
+          this.stats.rxDropped.tooBig++;
+          continue;
+        }
+        const s = rb.pool.take();
+        rb.buf.write(s * rb.sectionSize, msg);
+        sections.push(s);
+        ranges.push({ byteCount: msg.length, byteOffset: s * rb.sectionSize });
+        bytes += frame.length;
+      }
+      if (sections.length) {
+        const first = sections[0]!;
+        if (!q.ch.send(transferPages(rb.id, ranges, BigInt(first), nvspRndisPacket(RndisChannelType.DATA, NETVSC_INVALID_INDEX, 0)))) {
+          for (const s of sections) rb.pool.give(s);
+          q.ch.waitForSpace(TransferPageHeader.offsets.ranges + TransferPageRange.size * ranges.length + NvspMessage.size);
+          return;
+        }
+        for (const s of sections) rb.batchOf[s] = first;
+        rb.batches.set(first, sections);
+        this.stats.rxFrames += sections.length;
+        this.stats.rxBytes += bytes;
+        this.stats.rxPerChannel[q.index] = (this.stats.rxPerChannel[q.index] ?? 0) + sections.length;
+      }
+      q.rx.splice(0, n);
     }
   }
 
-  /** Writes one frame as an RNDIS packet into a receive section and hands it to the guest. */
-  private writeFrame(q: Queue, frame: Uint8Array): boolean {
+  /** One frame as an RNDIS packet message, with the receive checksum and (under vRSS) hash PPIs. */
+  private rndisFrame(frame: Uint8Array): Uint8Array {
     const ppis: PpiValue[] = [{ type: PpiType.TCPIP_CHKSUM, value: this.rxChecksumInfo(frame) }];
     const rss = this.adapter.rss;
     if (rss) {
       const flow = flowOf(frame);
       if (flow) ppis.push({ type: PpiType.NBL_HASH_VALUE, value: rssHash(rss.key, flow) });
     }
-    const rb = this.recvBuffer;
-    if (!rb) return true; // gone meanwhile: dropped with the buffer
     const msg = new Uint8Array(RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + frame.length);
     msg.set(frame, writeRndisPacketHeader(msg, 0, frame.length, ppis));
-    if (!this.sendInSection(q, msg, RndisChannelType.DATA, RESERVED_CONTROL_SECTIONS)) return false;
-    this.stats.rxFrames++;
-    this.stats.rxBytes += frame.length;
-    this.stats.rxPerChannel[q.index] = (this.stats.rxPerChannel[q.index] ?? 0) + 1;
-    return true;
+    return msg;
   }
 
   /** The receive checksum PPI: what the host verified of the frame's IPv4 and TCP/UDP checksums. */
