@@ -864,7 +864,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
   }
 
-  /** One frame as an RNDIS packet message, with the receive checksum and (under vRSS) hash PPIs. */
+  /** One frame as an RNDIS packet message, with the receive checksum and (under vRSS) hash PPIs; valid until the next call. */
   private rndisFrame(frame: Uint8Array): Uint8Array {
     const ppis: PpiValue[] = [{ type: PpiType.TCPIP_CHKSUM, value: this.rxChecksumInfo(frame) }];
     const rss = this.adapter.rss;
@@ -872,10 +872,15 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       const flow = flowOf(frame);
       if (flow) ppis.push({ type: PpiType.NBL_HASH_VALUE, value: rssHash(rss.key, flow) });
     }
-    const msg = new Uint8Array(RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + frame.length);
+    const len = RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + frame.length;
+    if (this.rxScratch.length < len) this.rxScratch = new Uint8Array(len);
+    const msg = this.rxScratch.subarray(0, len);
     msg.set(frame, writeRndisPacketHeader(msg, 0, frame.length, ppis));
     return msg;
   }
+
+  /** Where rndisFrame builds each message before it is copied into its section (reused: no allocation per frame). */
+  private rxScratch = new Uint8Array(0);
 
   /** The receive checksum PPI: what the host verified of the frame's IPv4 and TCP/UDP checksums. */
   private rxChecksumInfo(frame: Uint8Array): number {
