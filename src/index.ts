@@ -12,6 +12,18 @@ export { parseScript, runScript, SCRIPT_GRAMMAR, ScriptError, type ScriptOptions
 export { DirectoryFiles } from './vm/dirfs.js';
 export { connectToVm, guestConnect, guestListen, HvsockDuplex, listen, runUntilClosed, runWhile } from './vm/hvsock-stream.js';
 
+// Networking: the NICs of a machine, switches, labs of several VMs, captures, QEMU-framed sockets.
+export { guestNetwork, hostNics } from './vm/network.js';
+export { Lab, type LabVm } from './vm/lab.js';
+export { VirtualSwitch, type SwitchOptions, type SwitchStats } from './devices/network/switch.js';
+export { NO_NETWORK, type FrameTap, type NetBackend, type NetEndpoint, type NetLink } from './devices/network/backend.js';
+export { NetvspDevice, type NicOptions, type NetvspStats } from './devices/network/netvsp/netvsp.js';
+export type { NetvscGuest, GuestNetConfig, RawSocket } from './devices/network/netvsc/module.js';
+export type { NetDevice } from './devices/network/netvsc/netdev.js';
+export { PcapngWriter } from './devices/network/pcapng.js';
+export { PcapFile, PcapBackend } from './vm/network/pcap-file.js';
+export { StreamBackend, UdpBackend } from './vm/network/sockets.js';
+
 // The hypervisor and the releases it emulates.
 export { Partition, PartitionConfigError, type PartitionConfig } from './hypervisor/partition.js';
 export { RELEASE_IDS, RELEASES, type ReleaseId } from './hypervisor/release.js';

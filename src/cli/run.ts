@@ -11,6 +11,7 @@ import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
 import type { VmConfig } from '../vm/config.js';
 import { DirectoryFiles } from '../vm/dirfs.js';
 import { Machine } from '../vm/machine.js';
+import { netInterfaces, netState } from '../vm/network.js';
 import { parseScript, runScript, SCRIPT_STEPS, STEP_LIMIT_S, type Step, type StepResult } from '../vm/script.js';
 import { ThreadedMachine } from '../vm/threaded/machine.js';
 import { MAX_CPUS } from '../vm/threaded/protocol.js';
@@ -23,6 +24,7 @@ import { parseUntil } from './parse.js';
 import { Progress } from './progress.js';
 import { writeSysfs } from './sysfs.js';
 import { addVmOptions, machineConfig, vmFromOptions, type VmOptions } from './vm-options.js';
+import { openRunNics } from './nics.js';
 
 interface RunOptions extends VmOptions {
   vmbus: boolean;
@@ -108,10 +110,10 @@ class RunOutput {
     this.line(this.o.json ? JSON.stringify({ script: r }) : `hvkit script: line ${r.line}: ${r.status === 'failed' ? 'FAILED: ' : ''}${r.text}`);
   };
 
-  state(vm: VmConfig, state: KernelState): void {
+  state(vm: VmConfig, state: KernelState, network?: unknown[]): void {
     if (!this.o.json) return;
     const machine = { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, devices: vm.devices.map((d) => d.type) };
-    this.line(JSON.stringify({ state: { vm: machine, ...state } }));
+    this.line(JSON.stringify({ state: { vm: machine, ...state, ...(network?.length ? { network } : {}) } }));
   }
 
   stop(): void {
@@ -132,20 +134,28 @@ async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
   const stop = new AbortController();
   const unlisten = io.interrupts?.listen(() => stop.abort());
   let output: RunOutput | undefined;
+  // The NICs' back ends (sockets, capture files) are opened before boot: one that cannot be is refused now.
+  let clock: { nowNs: number } | undefined;
+  const nets = await openRunNics(vm, () => clock?.nowNs ?? 0);
   try {
-    const config = { ...machineConfig(vm), kernel: { vmbusSynic: true, vmbus: o.vmbus } };
+    const base = machineConfig(vm, nets);
+    const config = { ...base, kernel: { ...base.kernel, vmbusSynic: true, vmbus: o.vmbus } };
     const endNs = typeof o.until === 'number' ? o.until * 1e9 : undefined;
     if (o.threads) {
       const m = new ThreadedMachine({ ...config, ...(o.state ? { stateDir: o.state } : {}) });
+      clock = m.partition.clock;
       output = new RunOutput(io, o, progressSource(m), endNs);
       return await traced(m, trace, () => runThreaded(m, vm, o, output!, stop.signal));
     }
-    const m = new Machine({ ...config, ...(o.state ? { files: new DirectoryFiles(o.state) } : {}), ...(o.pace ? { pace: {} } : {}) });
+    // A NIC on a socket talks to peers in real time: virtual time may not run ahead of them.
+    const m = new Machine({ ...config, ...(o.state ? { files: new DirectoryFiles(o.state) } : {}), ...(o.pace || nets.live ? { pace: {} } : {}) });
+    clock = m.partition.clock;
     output = new RunOutput(io, o, progressSource(m), endNs);
     return await traced(m, trace, () => runInThread(m, vm, o, output!, stop.signal, steps));
   } finally {
     output?.stop();
     unlisten?.();
+    nets.close();
     await trace?.close();
   }
 }
@@ -178,7 +188,7 @@ async function runInThread(m: Machine, vm: VmConfig, o: RunOptions, out: RunOutp
   m.boot();
   if (signal.aborted) return EXIT.interrupted;
   if (m.kernel.stage !== 'booted') throw new RunFailure(`the guest did not boot: it is ${m.kernel.stage}`);
-  if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot());
+  if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot(), netInterfaces(m));
   let failed: StepResult[] = [];
   if (steps) {
     const results = await runScript(m, steps, out.step, { keepGoing: o.keepGoing, signal, host: { readFile: (path) => readFileSync(path) } });
@@ -190,7 +200,7 @@ async function runInThread(m: Machine, vm: VmConfig, o: RunOptions, out: RunOutp
     m.host.shutdownGuest();
     await m.waitUntilAsync(() => m.kernel.stage === 'halted', SHUTDOWN_LIMIT_S * 1e9, { signal });
   }
-  out.state(vm, m.kernel.state());
+  out.state(vm, m.kernel.state(), netState(m));
   if (signal.aborted) return EXIT.interrupted;
   if (failed.length) throw new RunFailure(`${failed.length} of ${steps!.length} script steps failed (line ${failed.map((r) => r.line).join(', ')})`);
   // A script may end the guest itself: booting was what --until booted asked for.

@@ -119,18 +119,52 @@ function channelFiles(ch: ChannelSnapshot): [string, string][] {
   return files;
 }
 
+/** A network interface on a VMBus device, as net/<name>/ under the device shows it. */
+export interface NetInterfaceSnapshot {
+  /** The VMBus device's instance GUID. */
+  readonly busId: string;
+  readonly name: string;
+  readonly address: string;
+  readonly mtu: number;
+  readonly up: boolean;
+  readonly carrier: boolean;
+  readonly queues: number;
+}
+
+/**
+ * net/<ifname>/ (net/core/net-sysfs.c): the address, its length, the MTU, ARPHRD_ETHER, the
+ * operational state; carrier only while the interface is up (reading it fails with EINVAL
+ * otherwise); queues/rx-N and tx-N per queue.
+ */
+function netFiles(n: NetInterfaceSnapshot): [string, string][] {
+  const files: [string, string][] = [
+    ['address', `${n.address}\n`],
+    ['addr_len', '6\n'],
+    ['mtu', `${n.mtu}\n`],
+    ['type', '1\n'],
+    ['operstate', `${n.up && n.carrier ? 'up' : 'down'}\n`],
+  ];
+  if (n.up) files.push(['carrier', `${n.carrier ? 1 : 0}\n`]);
+  for (let q = 0; q < n.queues; q++) files.push([`queues/rx-${q}/rps_cpus`, '0\n'], [`queues/tx-${q}/tx_timeout`, '0\n']);
+  return files;
+}
+
 /**
  * Every file of the tree, keyed by its path relative to /sys/bus/vmbus/devices
- * ("<instance guid>/id", "<instance guid>/channels/<relid>/cpu"), in Linux's attribute order.
- * A disconnected bus with no devices yields an empty map.
+ * ("<instance guid>/id", "<instance guid>/channels/<relid>/cpu"), in Linux's attribute order;
+ * a NIC's interface under "<instance guid>/net/<name>/". A disconnected bus with no devices
+ * yields an empty map.
  */
-export function sysfsFiles(snapshot: VmbusSnapshot): Map<string, string> {
+export function sysfsFiles(snapshot: VmbusSnapshot, nets: readonly NetInterfaceSnapshot[] = []): Map<string, string> {
   const files = new Map<string, string>();
   for (const dev of snapshot.devices) {
     const dir = deviceDirName(dev);
     for (const [name, text] of deviceFiles(dev)) files.set(`${dir}/${name}`, text);
     for (const ch of dev.channels) {
       for (const [name, text] of channelFiles(ch)) files.set(`${dir}/channels/${ch.relid >>> 0}/${name}`, text);
+    }
+    for (const n of nets.filter((x) => guidText(x.busId) === dir)) {
+      for (const [name, text] of netFiles(n)) files.set(`${dir}/net/${n.name}/${name}`, text);
     }
   }
   return files;
@@ -140,9 +174,9 @@ export function sysfsFiles(snapshot: VmbusSnapshot): Map<string, string> {
  * Writes the tree under `dir`, which stands for /sys/bus/vmbus/devices: `dir/<instance guid>/...`.
  * Creates folders as needed and overwrites files of the same name; leaves anything else alone.
  */
-export async function writeSysfs(dir: string, snapshot: VmbusSnapshot): Promise<void> {
+export async function writeSysfs(dir: string, snapshot: VmbusSnapshot, nets: readonly NetInterfaceSnapshot[] = []): Promise<void> {
   await mkdir(dir, { recursive: true });
-  for (const [path, text] of sysfsFiles(snapshot)) {
+  for (const [path, text] of sysfsFiles(snapshot, nets)) {
     const file = join(dir, ...path.split('/'));
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, text);

@@ -8,6 +8,9 @@ import { RELEASE_IDS, type ReleaseId } from '../hypervisor/release.js';
 import type { GuestPageSize } from '../memory/pages.js';
 import { DEFAULT_VM_CONFIG, MAX_MEMORY, MIN_MEMORY, formatByteSize, loadVmConfig, pageSizeName, parseVmConfig, type VmConfig, type VmOverrideField, type VmOverrides } from '../vm/config.js';
 import type { MachineConfig } from '../vm/machine.js';
+import type { OpenedNics } from '../vm/network/backends.js';
+import { checkNicFields, parseNicSpec } from '../vm/network/nic-config.js';
+import { UsageError } from './errors.js';
 import { parsePageSize, parsePositiveInt, parseSize } from './parse.js';
 
 export interface VmOptions {
@@ -17,6 +20,7 @@ export interface VmOptions {
   vps: number;
   memory: number;
   pageSize: GuestPageSize;
+  nic: string[];
 }
 
 export function addVmOptions(cmd: Command): Command {
@@ -26,7 +30,13 @@ export function addVmOptions(cmd: Command): Command {
     .addOption(new Option('--arch <arch>', 'guest architecture').choices(ARCHES).default(DEFAULT_VM_CONFIG.arch))
     .option('--vps <n>', `virtual processors (at most ${ARCH_MAX_VPS.x64} on x64 and x86, ${ARCH_MAX_VPS.arm64} on arm64, fewer on older releases)`, parsePositiveInt, DEFAULT_VM_CONFIG.vps)
     .addOption(new Option('--memory <size>', `guest RAM, ${formatByteSize(MIN_MEMORY)} to ${formatByteSize(MAX_MEMORY)}`).argParser(parseSize).default(DEFAULT_VM_CONFIG.memory, formatByteSize(DEFAULT_VM_CONFIG.memory)))
-    .addOption(new Option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)').argParser(parsePageSize).default(DEFAULT_VM_CONFIG.pageSize, pageSizeName(DEFAULT_VM_CONFIG.pageSize)));
+    .addOption(new Option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)').argParser(parsePageSize).default(DEFAULT_VM_CONFIG.pageSize, pageSizeName(DEFAULT_VM_CONFIG.pageSize)))
+    .option(
+      '--nic <spec>',
+      'a NIC: switch=NAME | pcap=FILE | udp=HOST:PORT,peer=HOST:PORT | stream=HOST:PORT[,server=on], then [,mac=MAC][,queues=N][,ip=ADDR/PREFIX][,gateway=ADDR]; repeat for more NICs (the first configures the VM\'s first network device)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    );
 }
 
 /**
@@ -43,11 +53,48 @@ export function vmFromOptions(cmd: Command, o: VmOptions): VmConfig {
   flag('vps', 'cpus', o.vps);
   flag('memory', 'memory', o.memory);
   flag('pageSize', 'pageSize', pageSizeName(o.pageSize));
-  return o.config ? loadVmConfig(o.config, overrides) : parseVmConfig({}, 'the defaults', overrides);
+  const vm = o.config ? loadVmConfig(o.config, overrides) : parseVmConfig({}, 'the defaults', overrides);
+  return withNics(vm, o.nic ?? []);
 }
 
-/** A Machine configuration for a VM configuration. */
-export function machineConfig(vm: VmConfig): MachineConfig {
-  const devices: DeviceSpec[] = vm.devices.map((d) => ({ type: d.type, ...(d.instance ? { instance: d.instance } : {}) }));
-  return { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, ...(vm.apicIds ? { apicIds: vm.apicIds } : {}), ...(vm.budget ? { budget: vm.budget } : {}), devices };
+/**
+ * Applies --nic options: the n-th configures the VM's n-th network device, the rest add network
+ * devices at the end. Each is checked as the VM file's fields are; an error names --nic.
+ */
+export function withNics(vm: VmConfig, specs: readonly string[]): VmConfig {
+  if (specs.length === 0) return vm;
+  const devices = vm.devices.map((d) => ({ ...d }));
+  const slots = devices.flatMap((d, i) => (d.type === 'network' ? [i] : []));
+  specs.forEach((spec, n) => {
+    const fail = (reason: string): never => {
+      throw new UsageError(`--nic ${JSON.stringify(spec)}: ${reason}`);
+    };
+    const nic = checkNicFields('network', parseNicSpec(spec, fail), (field, reason) => fail(`${field}: ${reason}`))!;
+    const at = slots[n];
+    if (at === undefined) devices.push({ type: 'network', nic });
+    else devices[at] = { ...devices[at]!, nic };
+  });
+  const seen = new Map<string, string>();
+  for (const d of devices) {
+    const mac = d.nic?.mac;
+    if (!mac) continue;
+    if (seen.has(mac)) throw new UsageError(`--nic: two NICs have the MAC ${mac}`);
+    seen.set(mac, mac);
+  }
+  if (devices.length > 2047) throw new UsageError('--nic: a VM has at most 2047 devices');
+  return { ...vm, devices };
+}
+
+/**
+ * A Machine configuration for a VM configuration: with `net`, its NICs' opened back ends; the
+ * guest's addresses come from the network devices either way.
+ */
+export function machineConfig(vm: VmConfig, net?: OpenedNics): MachineConfig {
+  const devices: DeviceSpec[] = vm.devices.map((d, i) => {
+    const nic = net?.nics.get(i);
+    return { type: d.type, ...(d.instance ? { instance: d.instance } : {}), ...(nic ? { nic } : {}) };
+  });
+  const interfaces = vm.devices.filter((d) => d.type === 'network').map((d) => (d.nic?.ip ? { address: d.nic.ip, ...(d.nic.gateway ? { gateway: d.nic.gateway } : {}) } : undefined));
+  const kernel = interfaces.some(Boolean) ? { kernel: { network: { interfaces } } } : {};
+  return { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, ...(vm.apicIds ? { apicIds: vm.apicIds } : {}), ...(vm.budget ? { budget: vm.budget } : {}), devices, ...kernel };
 }

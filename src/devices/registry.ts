@@ -9,6 +9,8 @@ import { attachFcopy } from './fcopy/host.js';
 import { hvSockModule } from './hvsock/guest.js';
 import { hvUtilsModule } from './ic/guest.js';
 import { makeKvpService } from './kvp/guest.js';
+import { netvscModule, type GuestNetConfig } from './network/netvsc/module.js';
+import { attachNetvsp, type NicOptions } from './network/netvsp/netvsp.js';
 import { attachKvp } from './kvp/host.js';
 import { opaqueModules } from './opaque/guest.js';
 import { attachOpaque } from './opaque/host.js';
@@ -23,6 +25,8 @@ export interface DeviceSpec {
   readonly type: DeviceTypeName;
   /** Instance GUID; derived from the type and its position when not given. */
   readonly instance?: string;
+  /** A network device's MAC, queues and back end. */
+  readonly nic?: NicOptions;
 }
 
 /**
@@ -72,6 +76,7 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
     const n = seen.get(spec.type) ?? 0;
     seen.set(spec.type, n + 1);
     const instanceId = (spec.instance ?? deriveInstanceId(spec.type, n)).toLowerCase();
+    if (spec.type === 'network') return attachNetvsp(ctx, instanceId, spec.nic);
     const factory = HOST_FACTORIES.get(spec.type);
     if (factory) return factory(ctx, instanceId);
     return attachOpaque(ctx, spec.type, DEVICE_CLASS[spec.type], instanceId, { monitor: MONITORED.has(spec.type) });
@@ -82,6 +87,8 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  * The guest's VMBus driver modules, in the order the kernel initialises them. A distribution
  * kernel loads them as modules in whatever order udev asks; the model fixes one.
  */
-export function builtinModules(pageSize: number): GuestModule[] {
-  return [...opaqueModules(pageSize), hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
+export function builtinModules(pageSize: number, options: { network?: GuestNetConfig } = {}): GuestModule[] {
+  // hv_netvsc takes the place the opaque NIC driver had, so drivers register in the same order.
+  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m));
+  return [...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

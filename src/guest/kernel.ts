@@ -23,6 +23,7 @@ import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
 import { kexec, panic, type PanicOptions } from './revoke.js';
 import { KernelServices } from './services.js';
 import type { GuestFiles, GuestModule } from '../devices/device.js';
+import type { GuestNetConfig } from '../devices/network/netvsc/module.js';
 
 /** One SINT's slot of event flags: 2048 bits (tlfs.md §5.6). */
 const HV_EVENT_FLAGS_BYTES = 256;
@@ -73,6 +74,8 @@ export interface KernelOptions {
   hostname: string;
   /** Size of the kernel log ring and of the journal, bytes (log_buf_len). */
   logBufBytes: number;
+  /** The network configuration the built-in modules get: the ip= boot parameter for eth0, addresses for the rest. */
+  network?: GuestNetConfig;
 }
 
 export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192], modules: [], hostname: 'hvkit', logBufBytes: LOG_BUF_BYTES };

@@ -12,11 +12,14 @@ import { MAX_GUEST_MEMORY } from '../memory/guest-memory.js';
 import { BudgetError } from '../vmbus/server/budget.js';
 import { vmBudget, type VmBudget } from './budget.js';
 import type { GuestPageSize } from '../memory/pages.js';
+import { checkNicFields, type NicConfig, type NicFields } from './network/nic-config.js';
 
 export interface VmDevice {
   type: DeviceTypeName;
   /** Instance GUID, lower case; absent when the host is to pick one. */
   instance?: string;
+  /** A network device's back end, MAC, queues and guest address. */
+  nic?: NicConfig;
 }
 
 /** A VM configuration with every default filled in and every size in bytes. */
@@ -223,7 +226,7 @@ interface VmConfigFile {
   apicIds?: number[];
   memory?: number | string;
   pageSize?: '4k' | '16k' | '64k';
-  devices?: (DeviceTypeName | { type: DeviceTypeName; instance?: string })[];
+  devices?: (DeviceTypeName | ({ type: DeviceTypeName; instance?: string } & NicFields))[];
   budget?: Partial<VmBudget>;
 }
 
@@ -302,7 +305,21 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
   const devices: VmDevice[] =
     f.devices === undefined
       ? DEFAULT_VM_CONFIG.devices.map((d) => ({ ...d }))
-      : f.devices.map((d) => (typeof d === 'string' ? { type: d } : d.instance === undefined ? { type: d.type } : { type: d.type, instance: d.instance.toLowerCase() }));
+      : f.devices.map((d, i) => {
+          if (typeof d === 'string') return { type: d };
+          const out: VmDevice = d.instance === undefined ? { type: d.type } : { type: d.type, instance: d.instance.toLowerCase() };
+          const nic = checkNicFields(d.type, d, (field, reason) => fail(`/devices/${i}/${field}`, reason));
+          if (nic) out.nic = nic;
+          return out;
+        });
+  const macs = new Map<string, number>();
+  devices.forEach((d, i) => {
+    const m = d.nic?.mac;
+    if (m === undefined) return;
+    const first = macs.get(m);
+    if (first !== undefined) fail(`/devices/${i}/mac`, `duplicates the MAC of /devices/${first}`);
+    macs.set(m, i);
+  });
   const seen = new Map<string, number>();
   devices.forEach((d, i) => {
     if (d.instance === undefined) return;

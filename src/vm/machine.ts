@@ -92,7 +92,7 @@ export class Machine {
           this.host.dispose();
         },
       },
-      { modules: builtinModules(this.partition.memory.pageSize), ...kernel },
+      { modules: builtinModules(this.partition.memory.pageSize, kernel?.network ? { network: kernel.network } : {}), ...kernel },
     );
   }
 

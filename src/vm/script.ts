@@ -13,6 +13,7 @@ import type { TimesyncHost } from '../devices/timesync/host.js';
 import type { VssHost } from '../devices/vss/host.js';
 import { guestHvsock, hostHvsock } from './hvsock-stream.js';
 import type { Machine } from './machine.js';
+import { parseNetStep, runNetStep, type NetStep } from './net-steps.js';
 
 /** A script line that is not a step: names the file, the line and what is wrong. */
 export class ScriptError extends Error {
@@ -34,7 +35,8 @@ export type Step =
   | { readonly op: 'copy-file'; readonly line: number; readonly hostFile: string; readonly guestDir: string; readonly name: string; readonly overwrite: boolean; readonly createPath: boolean }
   | { readonly op: 'vss'; readonly line: number; readonly action: 'check' | 'freeze' | 'thaw' }
   | { readonly op: 'timesync'; readonly line: number; readonly action: 'sync' | 'sample' }
-  | { readonly op: 'hvsock'; readonly line: number; readonly port: number; readonly text: string };
+  | { readonly op: 'hvsock'; readonly line: number; readonly port: number; readonly text: string }
+  | { readonly op: 'net'; readonly line: number; readonly net: NetStep };
 
 /** Splits a line into words: blanks separate, quotes group, `#` outside quotes ends the line. */
 function words(text: string, fail: (reason: string) => never): string[] {
@@ -69,7 +71,7 @@ function words(text: string, fail: (reason: string) => never): string[] {
 export const STEP_LIMIT_S = 3600;
 
 /** Every step, in the order the grammar lists them. */
-export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock'] as const satisfies readonly Step['op'][];
+export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'net'] as const satisfies readonly Step['op'][];
 
 /** The whole grammar, as `hvkit help script` prints it. */
 export const SCRIPT_GRAMMAR = `A script is host actions against the running VM, one step per line, run in order once the
@@ -95,6 +97,12 @@ has halted) makes hvkit run exit 1; the steps after it are skipped unless --keep
   hvsock echo PORT TEXT                        a guest echo listener on PORT (hv_sock, VMBus 4.0
                                                and later); the host connects, sends TEXT and
                                                reads it back
+  net ping VM|IP [COUNT]                       the guest pings (COUNT requests, default 3) and prints
+                                               ping's lines; VM names another VM of the lab
+  net udp-echo IP PORT TEXT                    the guest sends TEXT to a UDP echo service and reads
+                                               it back (every hvkit guest runs one on port 7)
+  net link up|down                             connect or disconnect the first NIC's virtual cable;
+                                               succeeds once the guest sees the carrier change
 
 Example:
   kvp set 0 Greeting "hello world"
@@ -158,6 +166,12 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
       if (sub !== 'echo' || plain.length !== 3 || !/^\d+$/.test(portText!) || Number(portText) > 0x7fffffff) fail('hvsock: expected echo PORT TEXT');
       return { op, line, port: Number(portText), text: text! };
     }
+    case 'net': {
+      onlyFlags([]);
+      const net = parseNetStep(plain);
+      if (typeof net === 'string') return fail(net);
+      return { op, line, net };
+    }
     default:
       return fail(`unknown step "${op}"; steps: ${SCRIPT_STEPS.join(', ')} (hvkit help script)`);
   }
@@ -184,6 +198,15 @@ export interface ScriptOptions {
   /** Aborting stops the step under way at its next slice; the rest are skipped. */
   readonly signal?: AbortSignal;
   readonly host?: ScriptHost;
+  /** The lab the machine is part of: its clock moves every VM, and it names the other VMs. */
+  readonly lab?: ScriptLab;
+}
+
+/** What a lab lends a VM's script: its clock (all VMs move together) and the other VMs' addresses. */
+export interface ScriptLab {
+  waitUntilAsync(done: () => boolean, ns: number, opts: { signal?: AbortSignal }): Promise<boolean>;
+  /** The first address of the VM named `name`, or undefined. */
+  resolve(name: string): string | undefined;
 }
 
 /** What the steps need of the host they run on: reading a file to copy into the guest. */
@@ -218,7 +241,7 @@ export async function runScript(m: Machine, steps: readonly Step[], report: (r: 
     if (opts.signal?.aborted) r = result(step, 'skipped', {}, `${stepTitle(step)}: skipped, the run was interrupted`);
     else if (failed && !opts.keepGoing) r = result(step, 'skipped', {}, `${stepTitle(step)}: skipped after the failed step above (--keep-going runs it)`);
     else if (m.kernel.stage !== 'booted') r = result(step, 'failed', { guest: m.kernel.stage }, `${stepTitle(step)}: not run, the guest is ${m.kernel.stage}`);
-    else r = await runStep(new StepContext(m, opts.signal), step, opts.host);
+    else r = await runStep(new StepContext(m, opts.signal, opts.lab), step, opts.host);
     failed ||= r.status === 'failed';
     results.push(r);
     report(r);
@@ -244,6 +267,8 @@ export function stepTitle(step: Step): string {
       return `${step.op} ${step.action}`;
     case 'hvsock':
       return `hvsock echo ${step.port}`;
+    case 'net':
+      return step.net.action === 'ping' ? `net ping ${step.net.target}` : step.net.action === 'udp-echo' ? `net udp-echo ${step.net.ip} ${step.net.port}` : `net link ${step.net.up ? 'up' : 'down'}`;
   }
 }
 
@@ -256,11 +281,13 @@ class StepContext {
   constructor(
     readonly m: Machine,
     private readonly signal: AbortSignal | undefined,
+    readonly lab?: ScriptLab,
   ) {}
 
   /** Runs virtual time until `done` or `limitS` seconds passed; whether it got done. */
   settle(done: () => boolean, limitS = STEP_LIMIT_S): Promise<boolean> {
-    return this.m.waitUntilAsync(done, limitS * 1e9, this.signal ? { signal: this.signal } : {});
+    const opts = this.signal ? { signal: this.signal } : {};
+    return (this.lab ?? this.m).waitUntilAsync(done, limitS * 1e9, opts);
   }
 
   async run(seconds: number): Promise<void> {
@@ -438,6 +465,10 @@ async function runStep(c: StepContext, step: Step, host: ScriptHost | undefined)
     }
     case 'hvsock':
       return hvsockEcho(c, step);
+    case 'net': {
+      const r = await runNetStep(m, step.net, (done, limitS) => c.settle(done, limitS), c.lab ? (name) => c.lab!.resolve(name) : undefined);
+      return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);
+    }
   }
 }
 

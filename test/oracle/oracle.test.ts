@@ -54,6 +54,17 @@ const RENAMES: Record<string, Record<string, string | null>> = {
   vmbus_channel_initiate_contact: { msg_vtl: null, reserved: null, feature_flags: 'padding2' },
   // Linux's view of feature_bits is a union with `value`; the other 31 bits are unnamed.
   hv_ring_buffer: { 'feature_bits.reserved': null },
+  // Padding and the unnamed high bits of the network structures (hyperv_net.h leaves them unnamed).
+  nvsp_2_vsc_capability: { reserved: null },
+  nvsp_2_send_ndis_config: { 'capability.reserved': null },
+  // The Packet Direct unions are declared as their common part and opaque bytes.
+  nvsp_6_pd_api_req: { u: null },
+  nvsp_6_pd_api_comp: { u: null },
+  ndis_offload_params: { pad1: null, pad2: null },
+  ndis_ipsecv2_offload: { pad1: null },
+  ndis_offload: { 'ipsecv2.pad1': null, pad1: null },
+  ndis_recv_scale_param: { pad1: null, pad2: null },
+  ndis_tcp_ip_checksum_info: { 'transmit.reserved2': null, 'receive.reserved': null },
 };
 
 function oracleField(fields: OracleField[], name: string): OracleField | undefined {

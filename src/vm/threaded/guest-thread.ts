@@ -58,7 +58,7 @@ async function main(d: GuestThreadData): Promise<void> {
       Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
     }
   };
-  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize) : [] };
+  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, d.kernel.network ? { network: d.kernel.network } : {}) : [] };
   const files = d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) };
   const platform = { memory, cpus, apicIds: d.apicIds, rtcNs: () => d.rtcNs, elapse: (ns: number) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files };
   const kernel: Kernel = new Kernel(platform, options);

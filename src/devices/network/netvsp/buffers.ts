@@ -1,0 +1,89 @@
+// The guest's receive and send buffers as the host maps them: each is a GPADL of one range, cut
+// into fixed-size sections. The host reads and writes them only through these, and only while
+// the GPADL still exists on the channel, so nothing outside what the guest shared is touched.
+import type { GuestMemory } from '../../../memory/guest-memory.js';
+import type { PfnList } from '../../../memory/pfn-list.js';
+import type { Gpadl } from '../../../vmbus/gpadl.js';
+import type { HostChannel } from '../../../vmbus/server/channel.js';
+
+export class SharedBuffer {
+  readonly size: number;
+  /** The GPA of byte 0 when the buffer is one run of pages: then reads and writes are plain copies. */
+  private readonly base: number | undefined;
+  private readonly list: PfnList;
+
+  constructor(
+    private readonly mem: GuestMemory,
+    readonly gpadl: Gpadl,
+    readonly handle: number,
+  ) {
+    this.list = gpadl.pfnList(0);
+    this.size = this.list.length;
+    this.base = this.list.contiguous && this.list.pfns.length > 0 ? this.list.pfns[0]! * 4096 + this.list.offset : undefined;
+  }
+
+  /** Whether the guest still shares the buffer on `ch` (it has not torn the GPADL down). */
+  live(ch: HostChannel): boolean {
+    return ch.gpadl(this.handle) === this.gpadl;
+  }
+
+  /** Copies `src` into the buffer at `offset` (the caller checked the range). */
+  write(offset: number, src: Uint8Array): void {
+    if (this.base !== undefined) this.mem.bytes.set(src, this.base + offset);
+    else this.list.scatter(this.mem, offset, src);
+  }
+
+  /** A live view of [offset, offset + len) when contiguous, else a copy. */
+  read(offset: number, len: number): Uint8Array {
+    if (this.base !== undefined) return this.mem.bytes.subarray(this.base + offset, this.base + offset + len);
+    const out = new Uint8Array(len);
+    this.list.gather(this.mem, offset, out);
+    return out;
+  }
+
+  /** A copy of [offset, offset + len). */
+  copy(offset: number, len: number): Uint8Array {
+    return this.base !== undefined ? this.mem.bytes.slice(this.base + offset, this.base + offset + len) : this.read(offset, len);
+  }
+}
+
+/**
+ * A free list of receive sections: which are lent to the guest (in a transfer-page packet not
+ * yet completed) and which the host may fill. Taking and returning are O(1).
+ */
+export class SectionPool {
+  private readonly free: Int32Array;
+  private top: number;
+  private readonly lent: Uint8Array;
+
+  constructor(readonly count: number) {
+    this.free = new Int32Array(count);
+    for (let i = 0; i < count; i++) this.free[i] = count - 1 - i;
+    this.top = count;
+    this.lent = new Uint8Array(count);
+  }
+
+  get available(): number {
+    return this.top;
+  }
+
+  get outstanding(): number {
+    return this.count - this.top;
+  }
+
+  /** A free section, or -1. */
+  take(): number {
+    if (this.top === 0) return -1;
+    const s = this.free[--this.top]!;
+    this.lent[s] = 1;
+    return s;
+  }
+
+  /** Returns section `s`; false if it was not lent (a completion the guest made up). */
+  give(s: number): boolean {
+    if (!Number.isInteger(s) || s < 0 || s >= this.count || !this.lent[s]) return false;
+    this.lent[s] = 0;
+    this.free[this.top++] = s;
+    return true;
+  }
+}

@@ -1,0 +1,205 @@
+// Building and reading RNDIS messages, for both ends. Readers apply the checks of their side:
+// the guest those of rndis_filter.c (rndis_filter_receive, rndis_filter_receive_data,
+// rndis_get_ppi), the host those of OpenVMM's netvsp (handle_rndis_packet_message); a message
+// that fails them is refused with an RndisError naming the field, never read out of bounds.
+import { WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
+import { RNDIS_HEADER_SIZE, RndisMessage, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
+
+export class RndisError extends WireError {
+  constructor(field: string, reason: string) {
+    super('rndis_message', field, reason);
+  }
+}
+
+const P = RndisPacket.offsets;
+const PPI = RndisPerPacketInfo.offsets;
+const u32At = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+const setU32 = (b: Uint8Array, at: number, v: number): void => {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = (v >>> 24) & 0xff;
+};
+
+export interface RndisHeader {
+  readonly type: number;
+  /** msg_len: the whole message, header included; checked against what holds it. */
+  readonly length: number;
+}
+
+/**
+ * The header of the message at the start of `buf` (`buf.length` bytes hold it): msg_len must be
+ * at least the header and at most `buf.length` (rndis_filter_receive).
+ */
+export function rndisHeader(buf: Uint8Array): RndisHeader {
+  if (buf.length < RNDIS_HEADER_SIZE) throw new RndisError('', `needs ${RNDIS_HEADER_SIZE} bytes, have ${buf.length}`);
+  const length = u32At(buf, RndisMessage.offsets.msg_len);
+  if (length < RNDIS_HEADER_SIZE || length > buf.length) throw new RndisError('msg_len', `${length} is not within [${RNDIS_HEADER_SIZE}, ${buf.length}]`);
+  return { type: u32At(buf, RndisMessage.offsets.ndis_msg_type), length };
+}
+
+/** A body after the header, checked to fit the message's `length` (each side's `msg_len - RNDIS_HEADER_SIZE < sizeof` checks). */
+export function rndisBody<F extends FieldSpec>(S: Struct<F>, buf: Uint8Array, length: number): StructValue<F> {
+  if (length - RNDIS_HEADER_SIZE < S.size) throw new RndisError(`msg.${S.name}`, `needs ${RNDIS_HEADER_SIZE + S.size} bytes, msg_len is ${length}`);
+  return S.decode(buf, RNDIS_HEADER_SIZE);
+}
+
+/**
+ * The information buffer a completion or request points at (info_buf_offset counts from the
+ * body, after the header): it must lie inside the message and start after the fixed part.
+ */
+export function rndisInfo(buf: Uint8Array, length: number, bodySize: number, offset: number, len: number, field: string): Uint8Array {
+  if (offset < bodySize) throw new RndisError(`${field}_offset`, `${offset} points into the fixed part (${bodySize} bytes)`);
+  if (length - RNDIS_HEADER_SIZE < offset || length - RNDIS_HEADER_SIZE - offset < len) throw new RndisError(`${field}len`, `${len} bytes at ${offset} leave the ${length}-byte message`);
+  return buf.subarray(RNDIS_HEADER_SIZE + offset, RNDIS_HEADER_SIZE + offset + len);
+}
+
+// --- Per-packet info ----------------------------------------------------------------------
+
+export interface Ppi {
+  readonly type: number;
+  readonly internal: boolean;
+  /** The element's value: from ppi_offset to the end of the element (a view). */
+  readonly value: Uint8Array;
+}
+
+/** The little-endian u32 a PPI carries (every PPI netvsc uses is one u32). */
+export function ppiU32(p: Ppi): number {
+  return p.value.length >= 4 ? u32At(p.value, 0) : 0;
+}
+
+export interface ParsedRndisPacket {
+  /** Where the frame starts in the buffer, and its length. */
+  readonly dataOffset: number;
+  readonly dataLength: number;
+  readonly ppis: readonly Ppi[];
+  /** Set when the per-packet info was not valid and was ignored (the guest's view; the host refuses such packets). */
+  readonly ppiError?: RndisError;
+}
+
+/**
+ * Walks `len` bytes of PPI elements at `at`; each element needs a size of at least its header
+ * that fits what is left, and a value offset inside it. Linux's rndis_get_ppi loops forever on
+ * a size of zero or too large (it neither advances nor stops); the model stops instead.
+ */
+function walkPpis(buf: Uint8Array, at: number, len: number): { ppis: Ppi[]; error?: RndisError } {
+  const ppis: Ppi[] = [];
+  let i = 0;
+  while (len > 0) {
+    if (len < RndisPerPacketInfo.size) return { ppis, error: new RndisError(`ppi[${i}]`, `${len} bytes left, less than a PPI header`) };
+    const size = u32At(buf, at + PPI.size);
+    const word = u32At(buf, at + PPI._type);
+    const offset = u32At(buf, at + PPI.ppi_offset);
+    if (size < RndisPerPacketInfo.size || size > len) return { ppis, error: new RndisError(`ppi[${i}].size`, `${size} is not within [${RndisPerPacketInfo.size}, ${len}]`) };
+    if (offset >= size || offset < RndisPerPacketInfo.size) return { ppis, error: new RndisError(`ppi[${i}].ppi_offset`, `${offset} is not within [${RndisPerPacketInfo.size}, ${size})`) };
+    ppis.push({ type: word & 0x7fffffff, internal: word >>> 31 === 1, value: buf.subarray(at + offset, at + size) });
+    at += size;
+    len -= size;
+    i++;
+  }
+  return { ppis };
+}
+
+/**
+ * The guest's reading of an RNDIS_MSG_PACKET in `buf` (a transfer-page range of `buf.length`
+ * bytes; the header already checked): the data offset must lie inside the range and the data
+ * fit after it (rndis_filter_receive_data); PPIs are read if their offset and length fit the
+ * packet (rndis_get_ppi), and ignored otherwise.
+ */
+export function parseRndisPacketGuest(buf: Uint8Array): ParsedRndisPacket {
+  if (buf.length < RNDIS_HEADER_SIZE + RndisPacket.size) throw new RndisError('msg.pkt', `data_buflen ${buf.length} is too small`);
+  const b = RNDIS_HEADER_SIZE;
+  const dataOffsetField = u32At(buf, b + P.data_offset);
+  const dataLen = u32At(buf, b + P.data_len);
+  if (dataOffsetField >= buf.length - RNDIS_HEADER_SIZE) throw new RndisError('msg.pkt.data_offset', `${dataOffsetField} is not inside the ${buf.length}-byte buffer`);
+  const dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
+  if (buf.length - dataOffset < dataLen) throw new RndisError('msg.pkt.data_len', `${dataLen} bytes do not fit the ${buf.length - dataOffset} after the data offset`);
+  const rpktLen = buf.length - RNDIS_HEADER_SIZE;
+  const ppiOffset = u32At(buf, b + P.per_pkt_info_offset);
+  const ppiLen = u32At(buf, b + P.per_pkt_info_len);
+  if (ppiOffset === 0) return { dataOffset, dataLength: dataLen, ppis: [] };
+  if (ppiOffset < RndisPacket.size || ppiOffset > rpktLen) return { dataOffset, dataLength: dataLen, ppis: [], ppiError: new RndisError('msg.pkt.per_pkt_info_offset', `${ppiOffset} is invalid`) };
+  if (ppiLen < RndisPerPacketInfo.size || ppiLen > rpktLen - ppiOffset) return { dataOffset, dataLength: dataLen, ppis: [], ppiError: new RndisError('msg.pkt.per_pkt_info_len', `${ppiLen} is invalid`) };
+  const w = walkPpis(buf, b + ppiOffset, ppiLen);
+  return w.error ? { dataOffset, dataLength: dataLen, ppis: w.ppis, ppiError: w.error } : { dataOffset, dataLength: dataLen, ppis: w.ppis };
+}
+
+/**
+ * The host's reading of one RNDIS_MSG_PACKET of `length` bytes at `buf[0..]` (OpenVMM
+ * handle_rndis_packet_message): no out-of-band data or VC handle, data of at least one byte
+ * inside the message, and PPIs that lie inside it; anything else refuses the packet.
+ */
+export function parseRndisPacketHost(buf: Uint8Array, length: number): ParsedRndisPacket {
+  if (length - RNDIS_HEADER_SIZE < RndisPacket.size) throw new RndisError('msg.pkt', `msg_len ${length} is too small for the packet header`);
+  const b = RNDIS_HEADER_SIZE;
+  if (u32At(buf, b + P.num_oob_data_elements) !== 0 || u32At(buf, b + P.oob_data_len) !== 0 || u32At(buf, b + P.oob_data_offset) !== 0) throw new RndisError('msg.pkt.oob_data_offset', 'out-of-band data is not supported');
+  if (u32At(buf, b + P.vc_handle) !== 0) throw new RndisError('msg.pkt.vc_handle', 'must be zero');
+  const body = length - RNDIS_HEADER_SIZE;
+  const dataOffsetField = u32At(buf, b + P.data_offset);
+  const dataLen = u32At(buf, b + P.data_len);
+  if (dataOffsetField > body || body - dataOffsetField < dataLen || dataLen === 0) throw new RndisError('msg.pkt.data_len', `${dataLen} bytes at offset ${dataOffsetField} do not fit the ${body}-byte packet`);
+  const ppiOffset = u32At(buf, b + P.per_pkt_info_offset);
+  const ppiLen = u32At(buf, b + P.per_pkt_info_len);
+  if (ppiLen === 0) return { dataOffset: b + dataOffsetField, dataLength: dataLen, ppis: [] };
+  if (ppiOffset > body || body - ppiOffset < ppiLen) throw new RndisError('msg.pkt.per_pkt_info_offset', `${ppiLen} bytes at ${ppiOffset} leave the ${body}-byte packet`);
+  const w = walkPpis(buf, b + ppiOffset, ppiLen);
+  if (w.error) throw w.error;
+  return { dataOffset: b + dataOffsetField, dataLength: dataLen, ppis: w.ppis };
+}
+
+// --- Building -----------------------------------------------------------------------------
+
+export interface PpiValue {
+  readonly type: number;
+  readonly internal?: boolean;
+  readonly value: number;
+}
+
+/** Bytes the PPIs of `ppis` take: a header and one u32 each (NDIS_*_PPI_SIZE). */
+export const ppiBytes = (count: number): number => count * (RndisPerPacketInfo.size + 4);
+
+/**
+ * Writes the header of an RNDIS_MSG_PACKET for a `frameLength`-byte frame, with `ppis` after the
+ * packet header and the frame after them (netvsc_xmit and init_ppi_data), at `out[at..]`.
+ * Returns the header's length; the frame goes right after it. msg_len covers the frame.
+ */
+export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
+  const ppiLen = ppiBytes(ppis.length);
+  const headerLen = RNDIS_HEADER_SIZE + RndisPacket.size + ppiLen;
+  out.fill(0, at, at + headerLen);
+  setU32(out, at + RndisMessage.offsets.ndis_msg_type, 1 /* RNDIS_MSG_PACKET */);
+  setU32(out, at + RndisMessage.offsets.msg_len, headerLen + frameLength);
+  const b = at + RNDIS_HEADER_SIZE;
+  setU32(out, b + P.data_offset, RndisPacket.size + ppiLen);
+  setU32(out, b + P.data_len, frameLength);
+  setU32(out, b + P.per_pkt_info_offset, RndisPacket.size);
+  setU32(out, b + P.per_pkt_info_len, ppiLen);
+  let p = b + RndisPacket.size;
+  for (const ppi of ppis) {
+    setU32(out, p + PPI.size, RndisPerPacketInfo.size + 4);
+    setU32(out, p + PPI._type, ((ppi.type & 0x7fffffff) | (ppi.internal ? 0x80000000 : 0)) >>> 0);
+    setU32(out, p + PPI.ppi_offset, RndisPerPacketInfo.size);
+    setU32(out, p + RndisPerPacketInfo.size, ppi.value >>> 0);
+    p += RndisPerPacketInfo.size + 4;
+  }
+  return headerLen;
+}
+
+/** Rewrites the msg_len of the RNDIS message at `at` (netvsc pads a batched packet to pkt_align). */
+export function setRndisMessageLength(out: Uint8Array, at: number, length: number): void {
+  setU32(out, at + RndisMessage.offsets.msg_len, length);
+}
+
+/**
+ * A control message: the header, `S` encoded, then `info` (an information buffer whose offset
+ * the body names as S.size, the usual place).
+ */
+export function rndisControl<F extends FieldSpec>(type: number, S: Struct<F>, body: StructValue<F>, info: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const len = RNDIS_HEADER_SIZE + S.size + info.length;
+  const out = new Uint8Array(len);
+  setU32(out, RndisMessage.offsets.ndis_msg_type, type);
+  setU32(out, RndisMessage.offsets.msg_len, len);
+  S.encode(body, out, RNDIS_HEADER_SIZE);
+  out.set(info, RNDIS_HEADER_SIZE + S.size);
+  return out;
+}

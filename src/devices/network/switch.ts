@@ -1,0 +1,138 @@
+// A virtual switch inside the process, like a Hyper-V external-less ("private") vSwitch: a
+// learning bridge. Each NIC connected to it is a port; the switch learns source MAC addresses,
+// sends a unicast frame to the port that owns its destination, and floods broadcast,
+// multicast and unknown-destination frames to every other port. Its tables are bounded: past
+// `maxMacs` addresses it stops learning and floods instead. Delivery is synchronous; each NIC
+// bounds what it queues and counts what it drops, so a broadcast flood costs drops, not memory.
+import type { FrameTap, NetBackend, NetEndpoint, NetLink } from './backend.js';
+import { ETH_HLEN, isMulticast, macKey } from './ether.js';
+
+export interface SwitchOptions {
+  /** Learned addresses at most (default 4096). */
+  maxMacs?: number;
+  /** Ports at most (default 1024). */
+  maxPorts?: number;
+  /** Virtual time for captures. */
+  now?: () => number;
+}
+
+export interface SwitchStats {
+  /** Frames the ports sent into the switch. */
+  frames: number;
+  /** Frames delivered to a port (a flood counts once per port). */
+  delivered: number;
+  /** Frames sent to every other port (broadcast, multicast, unknown destination). */
+  flooded: number;
+  /** Deliveries a port refused (its NIC dropped the frame). */
+  refused: number;
+  /** Frames too short to be Ethernet, dropped. */
+  runts: number;
+  /** Source addresses not learned because the table was full. */
+  unlearned: number;
+}
+
+interface Port {
+  readonly id: number;
+  readonly endpoint: NetEndpoint;
+  open: boolean;
+}
+
+export class VirtualSwitch implements NetBackend {
+  readonly kind = 'switch';
+  readonly stats: SwitchStats = { frames: 0, delivered: 0, flooded: 0, refused: 0, runts: 0, unlearned: 0 };
+  private readonly ports: Port[] = [];
+  /** MAC (as a number) → port. */
+  private readonly table = new Map<number, Port>();
+  private readonly taps: FrameTap[] = [];
+  private nextId = 1;
+  private readonly maxMacs: number;
+  private readonly maxPorts: number;
+  private readonly now: () => number;
+
+  constructor(
+    readonly name: string,
+    options: SwitchOptions = {},
+  ) {
+    this.maxMacs = options.maxMacs ?? 4096;
+    this.maxPorts = options.maxPorts ?? 1024;
+    this.now = options.now ?? (() => 0);
+  }
+
+  get description(): string {
+    return `switch ${this.name}`;
+  }
+
+  /** Every frame entering the switch also goes to `tap` (the lab's --pcap). */
+  addTap(tap: FrameTap): void {
+    this.taps.push(tap);
+  }
+
+  /** Addresses learned so far. */
+  get learned(): number {
+    return this.table.size;
+  }
+
+  /** The endpoint names of the open ports. */
+  get portNames(): string[] {
+    return this.ports.map((p) => p.endpoint.name);
+  }
+
+  connect(endpoint: NetEndpoint): NetLink {
+    if (this.ports.length >= this.maxPorts) throw new RangeError(`switch ${this.name}: ${this.maxPorts} ports already connected`);
+    const port: Port = { id: this.nextId++, endpoint, open: true };
+    this.ports.push(port);
+    return {
+      transmit: (frame) => {
+        if (port.open) this.forward(port, frame);
+      },
+      close: () => this.disconnect(port),
+    };
+  }
+
+  /** Sends a frame into the switch as if from a port named `from` that nobody can reach (a test's raw injector). */
+  inject(frame: Uint8Array, from = 'inject'): void {
+    this.forward({ id: 0, endpoint: { name: from, mac: new Uint8Array(6), deliver: () => false }, open: true }, frame, false);
+  }
+
+  private disconnect(port: Port): void {
+    port.open = false;
+    const i = this.ports.indexOf(port);
+    if (i >= 0) this.ports.splice(i, 1);
+    for (const [mac, p] of this.table) if (p === port) this.table.delete(mac);
+  }
+
+  private forward(from: Port, frame: Uint8Array, learn = true): void {
+    this.stats.frames++;
+    if (frame.length < ETH_HLEN) {
+      this.stats.runts++;
+      return;
+    }
+    for (const t of this.taps) t.frame(frame, this.now(), from.endpoint.name);
+    if (learn && !isMulticast(frame, 6)) this.learn(macKey(frame, 6), from);
+    if (!isMulticast(frame, 0)) {
+      const to = this.table.get(macKey(frame, 0));
+      if (to) {
+        if (to !== from) this.deliver(to, frame);
+        return;
+      }
+    }
+    this.stats.flooded++;
+    for (const p of [...this.ports]) if (p !== from) this.deliver(p, frame);
+  }
+
+  private learn(mac: number, port: Port): void {
+    const known = this.table.get(mac);
+    if (known === port) return;
+    if (!known && this.table.size >= this.maxMacs) {
+      this.stats.unlearned++;
+      return;
+    }
+    this.table.set(mac, port);
+  }
+
+  private deliver(port: Port, frame: Uint8Array): void {
+    if (!port.open) return;
+    if (port.endpoint.deliver(frame)) this.stats.delivered++;
+    else this.stats.refused++;
+  }
+}

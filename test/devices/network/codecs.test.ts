@@ -1,0 +1,188 @@
+// The network codecs on their own: NVSP and RNDIS messages built and read back, the checks each
+// side's reader makes (lengths that lie, offsets that leave the message, PPIs that do not fit),
+// arbitrary bytes fed to every reader, the Toeplitz hash against Microsoft's verification
+// vectors, and the Internet checksum helpers against frames built by hand.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { be16, completeL4Checksum, csumFinish, ipv4ChecksumOk, ipv4Of, l4ChecksumOk, parseCidr, parseIpv4, parseMac, sum16, udpFrame, icmpEchoFrame, ETH_HLEN, Udp, Ip4, flowOf } from '../../../src/devices/network/ether.js';
+import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType } from '../../../src/devices/network/nvsp.js';
+import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader } from '../../../src/devices/network/rndis.js';
+import { rssHash, toeplitz } from '../../../src/devices/network/toeplitz.js';
+import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
+import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
+import { PpiType, RndisMsg, RndisPacket, RndisQueryComplete, RndisQueryRequest, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
+import { fuzz } from '../../fuzz/fuzz.js';
+import { RUNS } from '../../vmbus/fuzz-runs.js';
+
+const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+
+describe('NVSP messages', () => {
+  it('are the whole 40-byte nvsp_message, type first, body at 4 (what netvsc sends)', () => {
+    const m = nvspMessage(NvspMsgType.INIT, NvspMessageInit, { min_protocol_ver: 0x60001, max_protocol_ver: 0x60001 });
+    expect(hex(m)).toBe('01000000' + '01000600' + '01000600' + '00'.repeat(28));
+    expect(nvspType(m)).toBe(1);
+    expect(nvspBody(NvspMessageInit, m)).toEqual({ min_protocol_ver: 0x60001, max_protocol_ver: 0x60001 });
+  });
+
+  it('the per-frame builders write what the generic encoder would', () => {
+    const body = { channel_type: 1, send_buf_section_index: 0xffffffff, send_buf_section_size: 0 };
+    expect(nvspRndisPacket(1, 0xffffffff, 0)).toEqual(nvspMessage(NvspMsgType.SEND_RNDIS_PKT, Nvsp1SendRndisPacket, body));
+    expect(nvspRndisPacketComplete(2)).toEqual(nvspMessage(NvspMsgType.SEND_RNDIS_PKT_COMPLETE, Nvsp1SendRndisPacketComplete, { status: 2 }));
+    expect(nvspRndisPacketComplete(1, NvspRecvCompletion.size)).toEqual(NvspRecvCompletion.encode({ hdr: { msg_type: NvspMsgType.SEND_RNDIS_PKT_COMPLETE }, status: 1 }));
+  });
+
+  it('a body shorter than its struct is an NvspError naming it', () => {
+    const short = nvspMessage(NvspMsgType.SEND_RNDIS_PKT).subarray(0, 10);
+    expect(() => nvspBody(Nvsp1SendRndisPacket, short)).toThrow(/nvsp_1_message_send_rndis_packet.*needs 16 bytes, have 10/);
+    expect(() => nvspType(new Uint8Array(3))).toThrow(NvspError);
+  });
+
+  it('arbitrary bytes: reading a type and a body either works or is an NvspError', () => {
+    fuzz(
+      'network.nvsp-reader',
+      fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+        try {
+          nvspType(b);
+          nvspBody(Nvsp1SendRndisPacket, b);
+        } catch (e) {
+          expect(e).toBeInstanceOf(NvspError);
+        }
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('RNDIS messages', () => {
+  it('a packet header with PPIs reads back on both sides, the frame right after the PPIs', () => {
+    const frame = new Uint8Array(60).map((_, i) => i);
+    const buf = new Uint8Array(200);
+    const hl = writeRndisPacketHeader(buf, 0, frame.length, [
+      { type: PpiType.TCPIP_CHKSUM, value: 0x12345678 },
+      { type: PpiType.NBL_HASH_VALUE, value: 0xdeadbeef },
+    ]);
+    expect(hl).toBe(RNDIS_HEADER_SIZE + RndisPacket.size + 32);
+    buf.set(frame, hl);
+    const msg = buf.subarray(0, hl + frame.length);
+    expect(rndisHeader(msg)).toEqual({ type: RndisMsg.PACKET, length: hl + 60 });
+    for (const p of [parseRndisPacketGuest(msg), parseRndisPacketHost(msg, msg.length)]) {
+      expect(p.dataOffset).toBe(hl);
+      expect(p.dataLength).toBe(60);
+      expect(p.ppis.map((x) => [x.type, ppiU32(x)])).toEqual([
+        [PpiType.TCPIP_CHKSUM, 0x12345678],
+        [PpiType.NBL_HASH_VALUE, 0xdeadbeef],
+      ]);
+    }
+  });
+
+  it('a msg_len that lies (beyond the buffer, below the header) is refused', () => {
+    const m = rndisControl(RndisMsg.QUERY, RndisQueryRequest, { req_id: 1, oid: 1, info_buflen: 0, info_buf_offset: 20, dev_vc_handle: 0 });
+    new DataView(m.buffer).setUint32(4, 1000, true);
+    expect(() => rndisHeader(m)).toThrow(/msg_len: 1000 is not within \[8, 28\]/);
+    new DataView(m.buffer).setUint32(4, 4, true);
+    expect(() => rndisHeader(m)).toThrow(RndisError);
+  });
+
+  it('an information buffer that leaves the message, or overlaps the fixed part, is refused', () => {
+    const c = rndisControl(RndisMsg.QUERY_C, RndisQueryComplete, { req_id: 1, status: 0, info_buflen: 8, info_buf_offset: 16 }, new Uint8Array(8));
+    expect(rndisInfo(c, c.length, RndisQueryComplete.size, 16, 8, 'info_buf').length).toBe(8);
+    expect(() => rndisInfo(c, c.length, RndisQueryComplete.size, 16, 9, 'info_buf')).toThrow(/info_buflen/);
+    expect(() => rndisInfo(c, c.length, RndisQueryComplete.size, 8, 4, 'info_buf')).toThrow(/info_buf_offset/);
+    expect(() => rndisBody(RndisQueryComplete, c, 12)).toThrow(/needs 24 bytes/);
+  });
+
+  it('PPI offsets that leave the message: the host refuses the packet, the guest drops the PPIs and keeps the frame', () => {
+    const buf = new Uint8Array(128);
+    const hl = writeRndisPacketHeader(buf, 0, 20, [{ type: PpiType.TCPIP_CHKSUM, value: 1 }]);
+    const msg = buf.subarray(0, hl + 20);
+    const dv = new DataView(msg.buffer, msg.byteOffset);
+    dv.setUint32(RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_len, 0x1000, true);
+    expect(() => parseRndisPacketHost(msg, msg.length)).toThrow(/per_pkt_info_offset/);
+    const g = parseRndisPacketGuest(msg);
+    expect(g.ppis).toEqual([]);
+    expect(g.ppiError?.field).toBe('msg.pkt.per_pkt_info_len');
+    expect(g.dataLength).toBe(20);
+    // A PPI whose own size is zero: Linux's rndis_get_ppi would loop forever; both readers stop.
+    dv.setUint32(RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_len, 16, true);
+    dv.setUint32(RNDIS_HEADER_SIZE + RndisPacket.size, 0, true);
+    expect(() => parseRndisPacketHost(msg, msg.length)).toThrow(/ppi\[0\]\.size/);
+    expect(parseRndisPacketGuest(msg).ppiError?.field).toBe('ppi[0].size');
+  });
+
+  it('data that does not fit after the data offset is refused on both sides', () => {
+    const buf = new Uint8Array(100);
+    const hl = writeRndisPacketHeader(buf, 0, 40, []);
+    const msg = buf.subarray(0, hl + 40);
+    new DataView(msg.buffer).setUint32(RNDIS_HEADER_SIZE + RndisPacket.offsets.data_len, 41, true);
+    expect(() => parseRndisPacketGuest(msg)).toThrow(/data_len/);
+    expect(() => parseRndisPacketHost(msg, msg.length)).toThrow(/data_len/);
+  });
+
+  it('arbitrary bytes: every reader either returns ranges inside the buffer or throws an RndisError', () => {
+    fuzz(
+      'network.rndis-readers',
+      fc.property(fc.uint8Array({ maxLength: 160 }), fc.nat(200), (b, lenHint) => {
+        const inside = (p: ReturnType<typeof parseRndisPacketGuest>) => {
+          expect(p.dataOffset + p.dataLength).toBeLessThanOrEqual(b.length);
+          for (const x of p.ppis) expect(x.value.byteOffset + x.value.length).toBeLessThanOrEqual(b.byteOffset + b.length);
+        };
+        for (const f of [() => rndisHeader(b), () => inside(parseRndisPacketGuest(b)), () => inside(parseRndisPacketHost(b, Math.min(b.length, lenHint)))]) {
+          try {
+            f();
+          } catch (e) {
+            expect(e).toBeInstanceOf(RndisError);
+          }
+        }
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('Toeplitz (Microsoft "Verifying the RSS hash calculation")', () => {
+  // Source 66.9.149.187:2794 → destination 161.142.100.80:1766.
+  const flow = { src: parseIpv4('66.9.149.187')!, dst: parseIpv4('161.142.100.80')!, sport: 2794, dport: 1766 };
+  it('IPv4 2-tuple and TCP 4-tuple with netvsc_hash_key give the published hashes', () => {
+    expect(rssHash(NETVSC_HASH_KEY, { src: flow.src, dst: flow.dst }).toString(16)).toBe('323e8fc2');
+    expect(rssHash(NETVSC_HASH_KEY, flow).toString(16)).toBe('51ccc178');
+  });
+  it('a second vector: 199.92.111.2:14230 → 65.69.140.83:4739', () => {
+    const f = { src: parseIpv4('199.92.111.2')!, dst: parseIpv4('65.69.140.83')!, sport: 14230, dport: 4739 };
+    expect(rssHash(NETVSC_HASH_KEY, { src: f.src, dst: f.dst }).toString(16)).toBe('d718262a');
+    expect(rssHash(NETVSC_HASH_KEY, f).toString(16)).toBe('c626b0ea');
+  });
+  it('an input of zeros hashes to 0', () => expect(toeplitz(NETVSC_HASH_KEY, new Uint8Array(12))).toBe(0));
+});
+
+describe('frames and checksums', () => {
+  const mac = parseMac('00:15:5d:00:00:01')!;
+  const mac2 = parseMac('00:15:5d:00:00:02')!;
+  it('a UDP frame carries valid IPv4 and UDP checksums; an offloaded one is completed later', () => {
+    const payload = new Uint8Array(33).map((_, i) => i * 7);
+    const o = { dstMac: mac2, srcMac: mac, src: parseIpv4('10.0.0.1')!, dst: parseIpv4('10.0.0.2')!, sport: 5000, dport: 7, id: 1 };
+    const f = udpFrame(o, payload);
+    const ip = ipv4Of(f)!;
+    expect(ipv4ChecksumOk(f, ip)).toBe(true);
+    expect(l4ChecksumOk(f, ip)).toBe(true);
+    const partial = udpFrame({ ...o, offload: true }, payload);
+    expect(hex(partial.subarray(0, ETH_HLEN + Ip4.LEN + Udp.CHECKSUM))).toBe(hex(f.subarray(0, ETH_HLEN + Ip4.LEN + Udp.CHECKSUM)));
+    expect(l4ChecksumOk(partial, ipv4Of(partial)!)).toBe(false);
+    completeL4Checksum(partial, ipv4Of(partial)!);
+    expect(hex(partial)).toBe(hex(f));
+  });
+  it('ICMP echo: the checksum over header and data is zero-sum; flows of TCP have ports, others not', () => {
+    const f = icmpEchoFrame({ dstMac: mac2, srcMac: mac, src: 1, dst: 2, type: 8, ident: 1, seq: 1, ipId: 1 }, new Uint8Array(56));
+    const ip = ipv4Of(f)!;
+    expect(csumFinish(sum16(f, ip.l4, ip.l4 + 64))).toBe(0);
+    expect(flowOf(f)).toEqual({ src: 1, dst: 2 });
+    expect(be16(f, 12)).toBe(0x0800);
+  });
+  it('addresses: CIDR, dotted quads and MACs parse or say no', () => {
+    expect(parseCidr('10.0.0.2/24')).toEqual({ address: 0x0a000002, prefix: 24 });
+    expect(parseCidr('10.0.0.2')).toEqual({ address: 0x0a000002, prefix: 24 });
+    expect(parseCidr('10.0.0.256/24')).toBeUndefined();
+    expect(parseCidr('10.0.0.2/33')).toBeUndefined();
+    expect(parseMac('00:15:5D:AA:bb:cc')).toEqual(new Uint8Array([0, 0x15, 0x5d, 0xaa, 0xbb, 0xcc]));
+    expect(parseMac('00:15:5d:aa:bb')).toBeUndefined();
+  });
+});
