@@ -3,7 +3,7 @@
 // the same kernel, in the same mode. Wall-clock time of the whole boot; virtual time is the same.
 import { Machine } from '../src/vm/machine.js';
 import { ThreadedMachine } from '../src/vm/threaded/machine.js';
-import type { Measurement, MeasurementGroup } from './index.js';
+import { median, type Measurement, type MeasurementGroup } from './index.js';
 
 const EMPTY = { devices: [], vmbus: false as const, kernel: { vmbusSynic: false, vmbus: false } };
 
@@ -32,7 +32,6 @@ async function threadedMs(config: ConstructorParameters<typeof ThreadedMachine>[
   return median(times);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const NAMES = [
   'baseline: empty VM start, in-thread',
