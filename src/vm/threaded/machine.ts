@@ -1,6 +1,8 @@
 // A machine whose guest runs in a worker thread (DESIGN.md principle 4): the partition, its
 // devices and VMBus stay on this thread; the guest kernel runs in the worker over the same
-// guest RAM. Traps cross in the control block; virtual time follows the wall clock.
+// guest RAM. Traps cross in the control block; virtual time follows the wall clock. The host
+// loop polls (the trap slots, and the rings of channels that are streaming) before it sleeps,
+// as a host with a core to spare does.
 import { Worker } from 'node:worker_threads';
 import { cpuPort } from '../../hypervisor/cpu.js';
 import type { Partition } from '../../hypervisor/partition.js';
@@ -32,8 +34,10 @@ export interface GuestReport<R> {
   traps: number;
 }
 
-/** Polls of the wake word before the host loop sleeps. */
-const HOST_SPIN_LOOPS = 50_000;
+/** Wall time the host loop polls with nothing to do before it sleeps. */
+const HOST_POLL_MS = 0.2;
+/** Wall time a channel's ring is polled after it last had packets (NAPI's budget, roughly). */
+const RING_POLL_NS = 200_000;
 
 export class ThreadedMachine {
   readonly host: Host;
@@ -48,7 +52,9 @@ export class ThreadedMachine {
   constructor(private readonly config: ThreadedConfig = {}) {
     const { kernel: _kernel, speed, stateDir: _stateDir, ...host } = config;
     this.speed = speed ?? 1;
-    this.host = new Host(host);
+    // The server polls streaming rings here: a host thread of its own can afford it.
+    const vmbus = host.vmbus === false ? false : { ...(typeof host.vmbus === 'object' ? host.vmbus : {}), pollNs: RING_POLL_NS * this.speed };
+    this.host = new Host({ ...host, vmbus });
     this.partition = this.host.partition;
     this.vmbus = this.host.vmbus;
     // Firmware lists CPUs by APIC id, as the in-thread machine does.
@@ -117,27 +123,44 @@ export class ThreadedMachine {
     }
   }
 
-  /** The host loop, in slices that let this thread's event loop run in between. */
+  /**
+   * The host loop, in slices that let this thread's event loop run in between: it answers traps,
+   * moves virtual time (running due events), polls streaming rings and publishes interrupts.
+   * With nothing to do it polls the trap slots a while, then sleeps until a trap arrives or the
+   * next timer is due (at most 1 ms): waking a sleeping thread costs tens of microseconds.
+   */
   private async serve(deadline: number, gone: { now: boolean }): Promise<void> {
     const h = this.block.header;
     const clock = this.partition.clock;
+    const traps = this.traps;
+    const server = this.vmbus?.server;
     const wallStart = performance.now();
     const virtualStart = clock.nowNs;
+    let busyAt = wallStart;
     while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && performance.now() < deadline) {
       const slice = performance.now() + 20;
-      while (!Atomics.load(h, W.GUEST_DONE) && performance.now() < slice) {
-        const seen = Atomics.load(h, W.HOST_WAKE);
-        const served = this.traps.serveAll();
-        clock.advanceTo(virtualStart + (performance.now() - wallStart) * 1e6 * this.speed);
-        this.traps.publishInterrupts();
-        if (served) continue;
-        // Poll for a trap a little, then sleep until one arrives or the next timer is due (at
-        // most 1 ms): waking a sleeping thread costs tens of microseconds.
+      for (;;) {
+        const now = performance.now();
+        if (Atomics.load(h, W.GUEST_DONE) || now >= slice) break;
+        let busy = traps.serveAll();
+        clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
+        if (server?.polling) busy += server.poll(clock.nowNs);
+        traps.publishInterrupts();
+        if (busy || server?.polling) {
+          if (busy) busyAt = now;
+          continue;
+        }
         const next = clock.nextEventNs();
         const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
-        if (dueMs <= 0.05) continue;
-        for (let spin = 0; spin < HOST_SPIN_LOOPS && Atomics.load(h, W.HOST_WAKE) === seen; spin++);
-        if (Atomics.load(h, W.HOST_WAKE) === seen) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, 1));
+        if (dueMs <= 0.05 || now - busyAt < HOST_POLL_MS) {
+          for (let spin = 0; spin < 200 && !traps.pending(); spin++);
+          continue;
+        }
+        const seen = Atomics.load(h, W.HOST_WAKE);
+        Atomics.store(h, W.HOST_SLEEPING, 1);
+        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, 1));
+        Atomics.store(h, W.HOST_SLEEPING, 0);
+        busyAt = performance.now();
       }
       await new Promise<void>((r) => setImmediate(r));
     }

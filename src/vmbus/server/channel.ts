@@ -82,6 +82,12 @@ export class HostChannel {
   signalsReceived = 0;
   /** @internal The device's signal handler is due to run: more signals change nothing. */
   signalPending = false;
+  /**
+   * @internal The server polls the guest→host ring (ServerOptions.pollNs): its interrupt_mask
+   * stays set, so that receive() leaves it set, and `lastData` says when it last had packets.
+   */
+  polling = false;
+  lastData = 0;
 
   constructor(
     readonly relid: number,
@@ -100,6 +106,7 @@ export class HostChannel {
   attachRings(incoming: readonly number[], outgoing: readonly number[]): void {
     this.corrupt = undefined;
     this.signalPending = false;
+    this.polling = false;
     this.reader = new RingReader(pagedRing(this.ctx.memory, incoming), { kind: 'strict' });
     const out = pagedRing(this.ctx.memory, outgoing);
     this.writer = new RingWriter(out);
@@ -140,7 +147,7 @@ export class HostChannel {
    * at again after each commit and after unmasking: a packet written meanwhile raised no signal
    * (hv_signal_on_write), so stopping there could leave it unread. A ring that never drains is
    * handed back to the device as a fresh signal after a few rounds, so one channel cannot
-   * starve the rest.
+   * starve the rest. While the server polls the ring, the mask stays set and the poll comes back.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
     const reader = this.reader;
@@ -155,9 +162,14 @@ export class HostChannel {
         n += readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
+        if (this.polling) {
+          if (reader.readable() === 0) return;
+          continue;
+        }
         if (reader.readable() === 0 && !reader.unmask()) return;
         reader.mask();
       }
+      if (this.polling) return;
       reader.unmask();
       this.ctx.kick(this);
     });

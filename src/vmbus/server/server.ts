@@ -45,6 +45,13 @@ export interface ServerOptions {
   maxVersion: number;
   /** 6.0 feature flags the host supports (vmbus.md §3.5); a connection gets the intersection. */
   features?: number;
+  /**
+   * Once signalled, keep reading a channel's guest→host ring until it has been empty this long
+   * (virtual ns), its interrupt_mask set so that the guest writes without signalling, as Linux's
+   * NAPI and OpenVMM's ring polling do; whoever runs the server calls poll(). 0 (the default):
+   * read only when signalled, as a deterministic machine does.
+   */
+  pollNs?: number;
 }
 
 /** Statuses the host puts in result messages (vmbus.md §0; OpenVMM's values). */
@@ -93,6 +100,8 @@ export class VmbusServer {
   /** Messages handled, for inspection. */
   received = 0;
   private watchedMonitorPage: number | undefined;
+  /** Channels whose guest→host ring is being polled. */
+  private readonly polled = new Set<HostChannel>();
 
   constructor(
     readonly io: ServerIo,
@@ -415,11 +424,57 @@ export class VmbusServer {
     this.io.defer(() => {
       ch.signalPending = false;
       if (!ch.isOpen) return;
-      const h = ch.handler;
-      if (h.signal) h.signal(ch);
-      else if (h.packet) ch.receive((p) => h.packet!(ch, p));
-      ch.unmaskIncoming();
+      if (this.options.pollNs) {
+        // Poll from now on: the ring stays masked until it has been idle for pollNs.
+        ch.polling = true;
+        ch.lastData = Number.NEGATIVE_INFINITY;
+        this.polled.add(ch);
+      }
+      this.runDevice(ch);
+      if (!ch.polling) ch.unmaskIncoming();
     });
+  }
+
+  /** The device reads what the guest sent: its signal handler, or the server hands it each packet. */
+  private runDevice(ch: HostChannel): void {
+    const h = ch.handler;
+    if (h.signal) h.signal(ch);
+    else if (h.packet) ch.receive((p) => h.packet!(ch, p));
+  }
+
+  /** Whether some channel's ring is being polled: the runner should call poll() again soon. */
+  get polling(): boolean {
+    return this.polled.size > 0;
+  }
+
+  /**
+   * One round of polling (ServerOptions.pollNs) at virtual time `nowNs`: each polled channel
+   * with packets waiting has its device run; one idle for pollNs is unmasked and looked at once
+   * more (a packet written just before raised no signal), then left to the guest's signals.
+   * Returns how many devices ran.
+   */
+  poll(nowNs: number): number {
+    let ran = 0;
+    for (const ch of this.polled) {
+      if (!ch.isOpen || ch.corrupt !== undefined || !ch.polling) {
+        ch.polling = false;
+        this.polled.delete(ch);
+        continue;
+      }
+      if (ch.readable() > 0) {
+        ch.lastData = nowNs;
+        this.runDevice(ch);
+        ran++;
+      } else if (ch.lastData === Number.NEGATIVE_INFINITY) {
+        ch.lastData = nowNs;
+      } else if (nowNs - ch.lastData >= this.options.pollNs!) {
+        ch.polling = false;
+        this.polled.delete(ch);
+        ch.unmaskIncoming();
+        if (ch.readable() > 0) this.guestSignalled(ch, false);
+      }
+    }
+    return ran;
   }
 
   private onMonitor(monitorId: number): void {

@@ -1,14 +1,17 @@
 // A guest-thread workload: the stream device's driver streams to the host (and checks what the
-// host streams back) for `seconds` of virtual time, or until it has sent `frames` frames, then
-// both ends send FIN. Reports the wall time from the channel's open to the host's FIN.
+// host streams back) for `seconds` of virtual time, or until it has sent `frames` frames (and
+// received `framesIn`), then both ends send FIN. Reports the wall time from the channel's open
+// to the host's FIN.
 import { StreamDriver, type StreamDriverOptions } from '../../../devices/stream/guest.js';
 import type { StreamStats } from '../../../devices/stream/frame.js';
 import type { GuestContext } from '../guest-context.js';
 
 export interface StreamArgs extends StreamDriverOptions {
   seconds: number;
-  /** Stop after this many frames instead (`seconds` then bounds the run, in virtual time). */
+  /** Stop after sending this many frames instead (`seconds` then bounds the run, in virtual time). */
   frames?: number;
+  /** ... and once this many have come from the host. */
+  framesIn?: number;
 }
 
 export interface StreamResult {
@@ -23,11 +26,11 @@ export interface StreamResult {
 export default function stream(ctx: GuestContext<StreamArgs>): StreamResult {
   const vmbus = ctx.kernel.vmbus;
   if (!vmbus) throw new Error('VMBus is not connected');
-  const { frames, seconds } = ctx.args;
+  const { frames, framesIn = 0, seconds } = ctx.args;
   const drv = new StreamDriver(ctx.args);
   vmbus.registerDriver(drv);
   const t0 = performance.now();
-  ctx.waitUntil(() => frames !== undefined && drv.stats.framesOut >= frames, seconds * 1e9);
+  ctx.waitUntil(() => frames !== undefined && drv.stats.framesOut >= frames && drv.stats.framesIn >= framesIn, seconds * 1e9);
   drv.stop();
   const finished = ctx.waitUntil(() => drv.finished(), 10e9);
   const ms = performance.now() - t0;
