@@ -35,7 +35,7 @@ export const SLOT_ARGS = 24;
 const ARGS_AT = 32;
 
 export const S = {
-  /** IDLE → REQUEST (guest) → RESPONSE (host) → IDLE (guest). */
+  /** IDLE, then REQUEST (guest) → RESPONSE (host) → REQUEST (guest) … */
   STATE: 0,
   OP: 1,
   FAULT: 2,

@@ -47,9 +47,8 @@ class RemoteCpu {
       Atomics.wait(w, S.STATE, State.REQUEST, 50);
       Atomics.store(w, S.WAITING, 0);
     }
-    const fault = FAULTS[w[S.FAULT]!];
-    Atomics.store(w, S.STATE, State.IDLE);
-    return fault;
+    // STATE stays RESPONSE until the next request: the host acts only on REQUEST.
+    return FAULTS[w[S.FAULT]!];
   }
 
   protected get aux(): number {

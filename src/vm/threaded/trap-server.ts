@@ -60,7 +60,10 @@ export class TrapServer {
     let ring = false;
     for (let i = 0; i < this.cpus.length; i++) {
       const pending = this.cpus[i]!.vp.apic.deliverable() !== undefined ? 1 : 0;
-      if (Atomics.exchange(h, W.PENDING + i, pending) !== pending && pending) ring = true;
+      // Written only when it changes: the guest reads these words while it polls.
+      if (Atomics.load(h, W.PENDING + i) === pending) continue;
+      Atomics.store(h, W.PENDING + i, pending);
+      if (pending) ring = true;
     }
     if (ring) {
       Atomics.add(h, W.DOORBELL, 1);
