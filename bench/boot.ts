@@ -3,7 +3,8 @@
 // the same kernel, in the same mode. Wall-clock time of the whole boot; virtual time is the same.
 import { Machine } from '../src/vm/machine.js';
 import { ThreadedMachine } from '../src/vm/threaded/machine.js';
-import { median, type Measurement, type MeasurementGroup } from './index.js';
+import type { Measurement, MeasurementGroup } from './index.js';
+import { median } from './stats.js';
 
 const EMPTY = { devices: [], vmbus: false as const, kernel: { vmbusSynic: false, vmbus: false } };
 

@@ -7,6 +7,7 @@ import { Bench } from 'tinybench';
 import { bootGroup } from './boot.js';
 import { hypervisorCases } from './hypervisor.js';
 import { hvsockGroup } from './hvsock.js';
+import { median } from './stats.js';
 import { ringCases, vmbusGroup } from './vmbus.js';
 import { workerGroup } from './worker.js';
 
@@ -54,7 +55,6 @@ export interface MeasurementGroup {
 
 const BATCH = 1000;
 const ROUNDS = 5;
-export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** The baselines: a plain function call, and a plain copy of 256 bytes (one SynIC slot). */
 function baselines(): Case[] {

@@ -108,8 +108,10 @@ export function workerGroup(): MeasurementGroup {
         );
       }
       if ([STREAM_IN_THREAD, STREAM_WORKER, PER_SIGNAL].some(wanted)) {
-        const inThread = streamInThread(FRAMES);
-        const s = await streamInWorker(FRAMES);
+        // The fastest of two streams each way (stats.ts fastest() says why).
+        const inThread = Math.max(streamInThread(FRAMES), streamInThreadOnce(FRAMES));
+        const runs = [await streamInWorker(FRAMES), await streamInWorker(FRAMES)];
+        const s = runs[0]!.bytesPerSec >= runs[1]!.bytesPerSec ? runs[0]! : runs[1]!;
         out.push(
           { name: STREAM_IN_THREAD, value: inThread, unit: 'bytes/s' },
           { name: STREAM_WORKER, value: s.bytesPerSec, unit: 'bytes/s', ratio: s.bytesPerSec / inThread, baseline: STREAM_IN_THREAD, goal: { of: 'ratio', atLeast: 0.5, text: '≥ 0.5× in-thread' } },

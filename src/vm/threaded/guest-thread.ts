@@ -33,7 +33,7 @@ export interface GuestThreadData {
 }
 
 /** Wall time the guest polls for an interrupt before it sleeps. */
-const GUEST_POLL_MS = 0.2;
+const GUEST_POLL_MS = 0.5;
 
 async function main(d: GuestThreadData): Promise<void> {
   const block = new ControlBlock(d.control, d.cpus);

@@ -37,9 +37,9 @@ export interface GuestReport<R> {
 /** Traps answered back to back before the host loop moves time and publishes interrupts. */
 const TRAP_BURST = 16;
 /** Wall time the host loop polls with nothing to do before it sleeps. */
-const HOST_POLL_MS = 0.2;
+const HOST_POLL_MS = 0.5;
 /** Wall time a channel's ring is polled after it last had packets (NAPI's budget, roughly). */
-const RING_POLL_NS = 200_000;
+const RING_POLL_NS = 1_000_000;
 
 export class ThreadedMachine {
   readonly host: Host;
