@@ -34,6 +34,8 @@ export interface GuestThreadData {
 
 /** Wall time the guest polls for an interrupt before it sleeps. */
 const GUEST_POLL_MS = 0.5;
+/** A host loop whose beat has not moved for this long is not running: polling for it is in its way. */
+const HOST_SILENT_MS = 0.05;
 
 async function main(d: GuestThreadData): Promise<void> {
   const block = new ControlBlock(d.control, d.cpus);
@@ -44,6 +46,9 @@ async function main(d: GuestThreadData): Promise<void> {
   const waitUntil = (done: () => boolean, ns: number): boolean => {
     const end = performance.now() + ns / 1e6 / d.speed;
     let busyAt = performance.now();
+    // The host's beat, and when it last moved: polling waits for the host, so only while it runs.
+    let beat = Atomics.load(h, W.HOST_BEAT);
+    let beatAt = busyAt;
     for (;;) {
       const bell = Atomics.load(h, W.DOORBELL);
       // One interrupt per CPU between looks at done(): a streaming device interrupts without end.
@@ -58,7 +63,12 @@ async function main(d: GuestThreadData): Promise<void> {
         busyAt = now;
         continue;
       }
-      if (now - busyAt < GUEST_POLL_MS) {
+      const hostBeat = Atomics.load(h, W.HOST_BEAT);
+      if (hostBeat !== beat) {
+        beat = hostBeat;
+        beatAt = now;
+      }
+      if (now - busyAt < GUEST_POLL_MS && now - beatAt < HOST_SILENT_MS) {
         for (let spin = 0; spin < 200 && Atomics.load(h, W.DOORBELL) === bell; spin++);
         continue;
       }

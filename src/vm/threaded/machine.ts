@@ -139,9 +139,11 @@ export class ThreadedMachine {
     const wallStart = performance.now();
     const virtualStart = clock.nowNs;
     let busyAt = wallStart;
+    let rounds = 0;
     while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && performance.now() < deadline) {
       const slice = performance.now() + 20;
       for (;;) {
+        if ((++rounds & 15) === 0) Atomics.add(h, W.HOST_BEAT, 1);
         // A guest trapping back to back is answered first: the next request usually follows
         // within a fraction of a microsecond. The rest of the loop runs every TRAP_BURST traps.
         let busy = 0;
@@ -156,19 +158,23 @@ export class ThreadedMachine {
         clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
         if (server?.polling) busy += server.poll(clock.nowNs);
         traps.publishInterrupts();
-        if (busy || server?.polling) {
-          if (busy) busyAt = now;
+        if (busy) {
+          busyAt = now;
           continue;
         }
+        // Polling (the slots, a streaming ring) is worth it while the guest runs. A guest that
+        // sleeps traps and writes nothing until it is woken, and may need this core to wake.
         const next = clock.nextEventNs();
         const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
-        if (dueMs <= 0.05 || now - busyAt < HOST_POLL_MS) {
+        const guestRuns = Atomics.load(h, W.GUEST_SLEEPING) === 0;
+        if (guestRuns && (server?.polling || dueMs <= 0.05 || now - busyAt < HOST_POLL_MS)) {
           for (let spin = 0; spin < 100 && !traps.pending(); spin++);
           continue;
         }
+        // A ring being polled is looked at again soon even so: the guest may wake on its own.
         const seen = Atomics.load(h, W.HOST_WAKE);
         Atomics.store(h, W.HOST_SLEEPING, 1);
-        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, 1));
+        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling ? 0.05 : 1));
         Atomics.store(h, W.HOST_SLEEPING, 0);
         busyAt = performance.now();
       }

@@ -8,6 +8,11 @@
 // sleeper raises its flag, looks once more, then waits on the word the other side changes; the
 // other side changes the word, then reads the flag. Atomics are sequentially consistent, so at
 // least one of the two sees the other: the sleeper does not sleep, or the waker notifies.
+//
+// Polling pays only while the peer runs. On a machine with fewer free cores than threads, a
+// polling side may be keeping its peer off the core it waits for: so the host beats a counter
+// while it runs, and stops polling while the guest sleeps; the guest stops polling when the
+// beat stops.
 
 /** Header words (Int32). */
 export const W = {
@@ -23,12 +28,14 @@ export const W = {
   HOST_SLEEPING: 4,
   /** 1 while the guest sleeps on DOORBELL. */
   GUEST_SLEEPING: 5,
-  /** Per-CPU "an interrupt is deliverable" hints start here. */
+  /** Per-CPU "an interrupt is deliverable" hints start here (MAX_CPUS words). */
   PENDING: 16,
+  /** Bumped by the host loop as it goes round: on a cache line of its own, after the hints. */
+  HOST_BEAT: 256,
 } as const;
 
 export const MAX_CPUS = 240;
-const HEADER_BYTES = 4 * (W.PENDING + MAX_CPUS);
+const HEADER_BYTES = 4 * (W.HOST_BEAT + 16);
 /** One CPU's request slot: state, op, fault, aux, waiting, then 24 64-bit arguments. */
 export const SLOT_BYTES = 256;
 export const SLOT_ARGS = 24;

@@ -26,6 +26,9 @@ export class TrapServer {
     readonly cpus: readonly { port: Port; vp: Vp }[],
   ) {
     this.x64 = cpus.map(() => ({ rcx: 0n, rdx: 0n, r8: 0n, rax: 0n, xmm: new Array<bigint>(12).fill(0n) }));
+    // An interrupt raised on the host (a device signalling mid-batch) is published at once, not
+    // when the loop comes round: the guest may be waiting for it with nothing else to do.
+    cpus.forEach(({ vp }, i) => (vp.apic.onRaise = () => this.publish(i)));
     this.x86 = cpus.map(() => ({ eax: 0, edx: 0, ebx: 0, ecx: 0, esi: 0, edi: 0 }));
     this.arm64 = cpus.map(() => new Array<bigint>(18).fill(0n));
   }
@@ -56,19 +59,19 @@ export class TrapServer {
 
   /** Publishes which CPUs have a deliverable interrupt, ringing the doorbell for new ones. */
   publishInterrupts(): void {
+    for (let i = 0; i < this.cpus.length; i++) this.publish(i);
+  }
+
+  /** Publishes CPU `i`'s hint; a new interrupt rings the doorbell. */
+  private publish(i: number): void {
     const h = this.block.header;
-    let ring = false;
-    for (let i = 0; i < this.cpus.length; i++) {
-      const pending = this.cpus[i]!.vp.apic.deliverable() !== undefined ? 1 : 0;
-      // Written only when it changes: the guest reads these words while it polls.
-      if (Atomics.load(h, W.PENDING + i) === pending) continue;
-      Atomics.store(h, W.PENDING + i, pending);
-      if (pending) ring = true;
-    }
-    if (ring) {
-      Atomics.add(h, W.DOORBELL, 1);
-      if (Atomics.load(h, W.GUEST_SLEEPING) !== 0) Atomics.notify(h, W.DOORBELL);
-    }
+    const pending = this.cpus[i]!.vp.apic.deliverable() !== undefined ? 1 : 0;
+    // Written only when it changes: the guest reads these words while it polls.
+    if (Atomics.load(h, W.PENDING + i) === pending) return;
+    Atomics.store(h, W.PENDING + i, pending);
+    if (!pending) return;
+    Atomics.add(h, W.DOORBELL, 1);
+    if (Atomics.load(h, W.GUEST_SLEEPING) !== 0) Atomics.notify(h, W.DOORBELL);
   }
 
   private perform(i: number): Fault | undefined {
