@@ -50,6 +50,7 @@ async function main(d: GuestThreadData): Promise<void> {
     let beat = Atomics.load(h, W.HOST_BEAT);
     let beatAt = busyAt;
     for (;;) {
+      Atomics.add(h, W.GUEST_BEAT, 1);
       const bell = Atomics.load(h, W.DOORBELL);
       // One interrupt per CPU between looks at done(): a streaming device interrupts without end.
       for (let i = 0; i < kernel.cpus.length; i++) kernel.takeInterrupts(i, 1);

@@ -34,6 +34,8 @@ export interface GuestReport<R> {
   traps: number;
 }
 
+/** A guest whose beat has not moved for this long is not running: polling for it is in its way. */
+const GUEST_SILENT_MS = 0.05;
 /** Traps answered back to back before the host loop moves time and publishes interrupts. */
 const TRAP_BURST = 16;
 /** Wall time the host loop polls with nothing to do before it sleeps. */
@@ -140,6 +142,9 @@ export class ThreadedMachine {
     const virtualStart = clock.nowNs;
     let busyAt = wallStart;
     let rounds = 0;
+    // The guest's beat, and when it last moved.
+    let beat = Atomics.load(h, W.GUEST_BEAT);
+    let beatAt = wallStart;
     while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && performance.now() < deadline) {
       const slice = performance.now() + 20;
       for (;;) {
@@ -166,15 +171,21 @@ export class ThreadedMachine {
         // sleeps traps and writes nothing until it is woken, and may need this core to wake.
         const next = clock.nextEventNs();
         const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
-        const guestRuns = Atomics.load(h, W.GUEST_SLEEPING) === 0;
+        const guestBeat = Atomics.load(h, W.GUEST_BEAT);
+        if (guestBeat !== beat) {
+          beat = guestBeat;
+          beatAt = now;
+        }
+        const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
+        const guestRuns = guestAwake && now - beatAt < GUEST_SILENT_MS;
         if (guestRuns && (server?.polling || dueMs <= 0.05 || now - busyAt < HOST_POLL_MS)) {
           for (let spin = 0; spin < 100 && !traps.pending(); spin++);
           continue;
         }
-        // A ring being polled is looked at again soon even so: the guest may wake on its own.
+        // Nap: a ring being polled is looked at again soon, a trap wakes the host at once.
         const seen = Atomics.load(h, W.HOST_WAKE);
         Atomics.store(h, W.HOST_SLEEPING, 1);
-        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling ? 0.05 : 1));
+        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
         Atomics.store(h, W.HOST_SLEEPING, 0);
         busyAt = performance.now();
       }

@@ -10,9 +10,8 @@
 // least one of the two sees the other: the sleeper does not sleep, or the waker notifies.
 //
 // Polling pays only while the peer runs. On a machine with fewer free cores than threads, a
-// polling side may be keeping its peer off the core it waits for: so the host beats a counter
-// while it runs, and stops polling while the guest sleeps; the guest stops polling when the
-// beat stops.
+// polling side may be keeping its peer off the core it waits for: so each side beats a counter
+// as it goes round its loops, and a side whose peer's beat has stopped naps instead of polling.
 
 /** Header words (Int32). */
 export const W = {
@@ -32,10 +31,12 @@ export const W = {
   PENDING: 16,
   /** Bumped by the host loop as it goes round: on a cache line of its own, after the hints. */
   HOST_BEAT: 256,
+  /** Bumped by the guest as it waits (for interrupts, for answers): on the next cache line. */
+  GUEST_BEAT: 272,
 } as const;
 
 export const MAX_CPUS = 240;
-const HEADER_BYTES = 4 * (W.HOST_BEAT + 16);
+const HEADER_BYTES = 4 * (W.GUEST_BEAT + 16);
 /** One CPU's request slot: state, op, fault, aux, waiting, then 24 64-bit arguments. */
 export const SLOT_BYTES = 256;
 export const SLOT_ARGS = 24;

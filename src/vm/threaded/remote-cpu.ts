@@ -39,7 +39,9 @@ class RemoteCpu {
       Atomics.add(h, W.HOST_WAKE, 1);
       Atomics.notify(h, W.HOST_WAKE);
     }
-    for (let spin = 0; spin < SPIN_LOOPS && Atomics.load(w, S.STATE) === State.REQUEST; spin++);
+    for (let spin = 0; spin < SPIN_LOOPS && Atomics.load(w, S.STATE) === State.REQUEST; spin++) {
+      if ((spin & 255) === 255) Atomics.add(h, W.GUEST_BEAT, 1);
+    }
     while (Atomics.load(w, S.STATE) === State.REQUEST) {
       if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
       Atomics.store(w, S.WAITING, 1);
