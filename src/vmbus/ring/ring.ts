@@ -8,11 +8,16 @@
 // read after the write_index load that revealed them (vmbus.md §7.8).
 //
 // This is the data plane, so it runs at memory speed: layout constants are plain numbers,
-// descriptors, padding and trailers are direct byte stores, packet bytes move with one
-// TypedArray.set per contiguous piece, and the fast calls allocate nothing per packet:
+// descriptors and trailers are 32-bit stores, small packets are copied out as word moves and
+// larger ones with one TypedArray.set per contiguous piece, and the fast calls make nothing per
+// packet (but the view a large copy out of shared memory needs):
 // - writing: WriteBatch.reserve() hands out a packet's room in the ring, filled in place;
-// - reading: ReadBatch.view() shows the packet where it lies (host side) or in the reader's
-//   private copy (guest side); ReadBatch.readInto() copies it into the caller's buffer.
+// - reading: ReadBatch.view() shows the host the packet where it lies; ReadBatch.readInto()
+//   copies it into the caller's buffer.
+// Where hvkit is the guest (Linux's reader), every packet is first copied out of the ring and
+// its lengths checked and rewritten in the copy, as hv_pkt_iter_first does: the guest acts only
+// on bytes the host can no longer change (vmbus.md §12). Only the strict (host) reader's view
+// lies in the ring.
 // test/vmbus/reference-ring.ts keeps the plain implementation this one matches byte for byte.
 import { WireError } from '../../tlfs/struct.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
@@ -149,8 +154,6 @@ abstract class RingEnd {
     return true;
   }
 }
-
-
 
 /** Copies out up to this size move words; larger ones are one TypedArray.set. */
 const SMALL_COPY = 320;

@@ -84,10 +84,12 @@ export class HostChannel {
   signalPending = false;
   /**
    * @internal The server polls the guest→host ring (ServerOptions.pollNs): its interrupt_mask
-   * stays set, so that receive() leaves it set, and `lastData` says when it last had packets.
+   * stays set, so that receive() leaves it set. `lastActive` is when the device last ran for
+   * new packets (-1: not yet), `leftUnread` what it left in the ring then.
    */
   polling = false;
-  lastData = 0;
+  lastActive = -1;
+  leftUnread = 0;
 
   constructor(
     readonly relid: number,

@@ -425,13 +425,14 @@ export class VmbusServer {
       ch.signalPending = false;
       if (!ch.isOpen) return;
       if (this.options.pollNs) {
-        // Poll from now on: the ring stays masked until it has been idle for pollNs.
+        // Poll from now on: the ring stays masked until nothing new has come for pollNs.
         ch.polling = true;
-        ch.lastData = Number.NEGATIVE_INFINITY;
+        ch.lastActive = -1; // from the first round on
         this.polled.add(ch);
       }
       this.runDevice(ch);
-      if (!ch.polling) ch.unmaskIncoming();
+      if (ch.polling) ch.leftUnread = ch.readable();
+      else ch.unmaskIncoming();
     });
   }
 
@@ -449,9 +450,10 @@ export class VmbusServer {
 
   /**
    * One round of polling (ServerOptions.pollNs) at virtual time `nowNs`: each polled channel
-   * with packets waiting has its device run; one idle for pollNs is unmasked and looked at once
-   * more (a packet written just before raised no signal), then left to the guest's signals.
-   * Returns how many devices ran.
+   * whose ring got packets since the last round has its device run (a device that leaves them,
+   * as a paused socket does, is not run again for the same ones). One with nothing new for
+   * pollNs is unmasked and looked at once more (a packet written just before raised no signal),
+   * then left to the guest's signals. Returns how many devices ran.
    */
   poll(nowNs: number): number {
     let ran = 0;
@@ -461,17 +463,20 @@ export class VmbusServer {
         this.polled.delete(ch);
         continue;
       }
-      if (ch.readable() > 0) {
-        ch.lastData = nowNs;
+      // Only the device consumes, so between rounds the count only grows: a change means news.
+      const waiting = ch.readable();
+      if (waiting !== ch.leftUnread) {
+        ch.lastActive = nowNs;
         this.runDevice(ch);
+        ch.leftUnread = ch.readable();
         ran++;
-      } else if (ch.lastData === Number.NEGATIVE_INFINITY) {
-        ch.lastData = nowNs;
-      } else if (nowNs - ch.lastData >= this.options.pollNs!) {
+      } else if (ch.lastActive < 0) {
+        ch.lastActive = nowNs;
+      } else if (nowNs - ch.lastActive >= this.options.pollNs!) {
         ch.polling = false;
         this.polled.delete(ch);
         ch.unmaskIncoming();
-        if (ch.readable() > 0) this.guestSignalled(ch, false);
+        if (ch.readable() !== ch.leftUnread) this.guestSignalled(ch, false);
       }
     }
     return ran;
