@@ -51,7 +51,7 @@ async function pingPongNs(count: number, spin: boolean, rounds: number): Promise
 
 async function trapNs(count: number, rounds: number): Promise<number> {
   const m = new ThreadedMachine({ vps: 1, memory: 64 << 20, speed: 4, vmbus: false });
-  const r = await m.run<{ nsPerTrap: number }>(new URL('../src/vm/threaded/workloads/traps.js', import.meta.url), { count, rounds }, 60_000);
+  const r = await m.run<{ nsPerTrap: number }>(new URL('../src/vm/threaded/workloads/traps.js', import.meta.url), { count, rounds }, 120_000);
   if (r.error || !r.result) throw new Error(`trap timing failed: ${r.error ?? 'no result'}`);
   return r.result.nsPerTrap;
 }
@@ -98,9 +98,9 @@ export function workerGroup(): MeasurementGroup {
     async run(_perOpNs, wanted) {
       const out: Measurement[] = [];
       if ([SPIN, SLEEP, TRAP].some(wanted)) {
-        const spin = await pingPongNs(20_000, true, 10);
+        const spin = await pingPongNs(10_000, true, 10);
         const sleep = await pingPongNs(2_000, false, 10);
-        const trap = await trapNs(20_000, 10);
+        const trap = await trapNs(10_000, 10);
         out.push(
           { name: SPIN, value: spin, unit: 'ns' },
           { name: SLEEP, value: sleep, unit: 'ns' },

@@ -164,11 +164,13 @@ export class ThreadedMachine {
         if (server?.polling) busy += server.poll(clock.nowNs);
         traps.publishInterrupts();
         if (busy) {
-          busyAt = now;
+          // A trap answered or a packet read: the guest has been running.
+          busyAt = beatAt = now;
           continue;
         }
-        // Polling (the slots, a streaming ring) is worth it while the guest runs. A guest that
-        // sleeps traps and writes nothing until it is woken, and may need this core to wake.
+        // Poll a while after the last trap or packet, and on while a ring is polled, but then
+        // only while the guest runs: a guest that sleeps traps and writes nothing until it is
+        // woken, and one that is not running may need this core to run at all.
         const next = clock.nextEventNs();
         const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
         const guestBeat = Atomics.load(h, W.GUEST_BEAT);
@@ -178,7 +180,7 @@ export class ThreadedMachine {
         }
         const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
         const guestRuns = guestAwake && now - beatAt < GUEST_SILENT_MS;
-        if (guestRuns && (server?.polling || dueMs <= 0.05 || now - busyAt < HOST_POLL_MS)) {
+        if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS) || (guestRuns && server?.polling)) {
           for (let spin = 0; spin < 100 && !traps.pending(); spin++);
           continue;
         }
