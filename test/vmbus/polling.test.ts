@@ -16,9 +16,14 @@ class Sink implements ChannelHandler {
   runs = 0;
   paused = false;
   readonly payloads: number[] = [];
+  /** Runs after the device has read: the guest writing at that moment, in a real VM's other thread. */
+  meanwhile: (() => void) | undefined;
   signal(ch: HostChannel): void {
     this.runs++;
     if (!this.paused) ch.receive((p) => this.payloads.push(p.payload[0]!));
+    const f = this.meanwhile;
+    this.meanwhile = undefined;
+    f?.();
   }
 }
 
@@ -61,6 +66,8 @@ describe('the host polls a streaming ring (pollNs)', () => {
     expect(g.sigEvents).toBe(1);
     expect(r.server.poll(now())).toBe(1);
     expect(dev.payloads).toEqual([1, 2, 3]);
+    // A device that read runs once more (there may be more); one that read nothing does not.
+    expect(r.server.poll(now())).toBe(1);
     expect(r.server.poll(now())).toBe(0);
     // A paused device leaves its packets: it runs once for them, not again for the same ones.
     dev.paused = true;
@@ -69,15 +76,23 @@ describe('the host polls a streaming ring (pollNs)', () => {
     expect(r.server.poll(now())).toBe(1);
     expect(r.server.poll(now())).toBe(0);
     expect(dev.runs).toBe(runs + 1);
+    // What the guest writes meanwhile is news: the device runs for it (and reads it, resumed).
+    dev.paused = false;
+    send(g, 5);
+    expect(r.server.poll(now())).toBe(1);
+    expect(dev.payloads).toEqual([1, 2, 3, 4, 5]);
+    r.server.poll(now());
+    dev.paused = true;
+    send(g, 6);
+    r.server.poll(now());
     // Nothing new for pollNs: the mask comes off, and what the device left stays its business.
     r.m.runFor(POLL_NS);
     r.server.poll(now());
     expect(r.server.polling).toBe(false);
     expect(masked(g)).toBe(0);
-    expect(dev.runs).toBe(runs + 1);
     dev.paused = false;
     r.m.runFor(2 * DEVICE_LATENCY_NS);
-    expect(dev.payloads).toEqual([1, 2, 3]);
+    expect(dev.payloads).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('a packet written as polling ends, just before the mask comes off, is read', () => {
@@ -100,5 +115,19 @@ describe('the host polls a streaming ring (pollNs)', () => {
     expect(g.sigEvents).toBe(1);
     r.m.runFor(2 * DEVICE_LATENCY_NS);
     expect(dev.payloads).toEqual([1, 2]);
+  });
+
+  it('packets the guest writes while the device runs are read at the next round, even as many as it read (a busy VM)', () => {
+    const { r, dev, ch } = rig();
+    const g = ch();
+    send(g, 1);
+    r.m.runFor(2 * DEVICE_LATENCY_NS);
+    // The device reads one packet, and the guest writes one meanwhile: the count is unchanged.
+    send(g, 2);
+    dev.meanwhile = () => send(g, 3);
+    r.server.poll(r.m.nowNs);
+    expect(dev.payloads).toEqual([1, 2]);
+    r.server.poll(r.m.nowNs);
+    expect(dev.payloads).toEqual([1, 2, 3]);
   });
 });

@@ -3,7 +3,7 @@
 // host→guest one, signalling the guest by Linux's rules.
 import { traceHex, type TraceDirection, type TraceEmitter } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { pagedRing } from '../ring/memory.js';
+import { Ctl, pagedRing } from '../ring/memory.js';
 import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
@@ -84,12 +84,13 @@ export class HostChannel {
   signalPending = false;
   /**
    * @internal The server polls the guest→host ring (ServerOptions.pollNs): its interrupt_mask
-   * stays set, so that receive() leaves it set. `lastActive` is when the device last ran for
-   * new packets (-1: not yet), `leftUnread` what it left in the ring then.
+   * stays set, so that receive() leaves it set. `lastActive` is when the device last ran (-1:
+   * not yet); `seenWrite` where the guest's writes stood when it began, `consumed` whether it read.
    */
   polling = false;
   lastActive = -1;
-  leftUnread = 0;
+  seenWrite = -1;
+  consumed = false;
 
   constructor(
     readonly relid: number,
@@ -133,6 +134,17 @@ export class HostChannel {
   /** @internal Clears the mask if the device's handler did not (it did not call receive). */
   unmaskIncoming(): void {
     this.guard(() => this.reader?.unmask());
+  }
+
+  /**
+   * @internal The guest→host ring's write and read indices as they stand, unchecked (-1 without
+   * rings): polling only compares them with earlier values, to see that something moved.
+   */
+  incomingWriteIndex(): number {
+    return this.reader ? Atomics.load(this.reader.mem.control, Ctl.WRITE_INDEX) : -1;
+  }
+  incomingReadIndex(): number {
+    return this.reader ? Atomics.load(this.reader.mem.control, Ctl.READ_INDEX) : -1;
   }
 
   /** Bytes waiting in the guest→host ring. */

@@ -424,15 +424,16 @@ export class VmbusServer {
     this.io.defer(() => {
       ch.signalPending = false;
       if (!ch.isOpen) return;
-      if (this.options.pollNs) {
-        // Poll from now on: the ring stays masked until nothing new has come for pollNs.
-        ch.polling = true;
-        ch.lastActive = -1; // from the first round on
-        this.polled.add(ch);
+      if (!this.options.pollNs) {
+        this.runDevice(ch);
+        ch.unmaskIncoming();
+        return;
       }
-      this.runDevice(ch);
-      if (ch.polling) ch.leftUnread = ch.readable();
-      else ch.unmaskIncoming();
+      // Poll from now on: the ring stays masked until nothing new has come for pollNs.
+      ch.polling = true;
+      ch.lastActive = -1; // from the first round on
+      this.polled.add(ch);
+      this.pollDevice(ch);
     });
   }
 
@@ -449,11 +450,12 @@ export class VmbusServer {
   }
 
   /**
-   * One round of polling (ServerOptions.pollNs) at virtual time `nowNs`: each polled channel
-   * whose ring got packets since the last round has its device run (a device that leaves them,
-   * as a paused socket does, is not run again for the same ones). One with nothing new for
-   * pollNs is unmasked and looked at once more (a packet written just before raised no signal),
-   * then left to the guest's signals. Returns how many devices ran.
+   * One round of polling (ServerOptions.pollNs) at virtual time `nowNs`: the device of each
+   * polled channel runs if the guest wrote since its last run, or if that run consumed packets
+   * (there may be more); a device that leaves packets, as a paused socket does, is not run again
+   * for the same ones. A channel with nothing new for pollNs is unmasked and looked at once more
+   * (a packet written just before raised no signal), then left to the guest's signals. Returns
+   * how many devices ran.
    */
   poll(nowNs: number): number {
     let ran = 0;
@@ -463,12 +465,9 @@ export class VmbusServer {
         this.polled.delete(ch);
         continue;
       }
-      // Only the device consumes, so between rounds the count only grows: a change means news.
-      const waiting = ch.readable();
-      if (waiting !== ch.leftUnread) {
+      if (ch.incomingWriteIndex() !== ch.seenWrite || ch.consumed) {
         ch.lastActive = nowNs;
-        this.runDevice(ch);
-        ch.leftUnread = ch.readable();
+        this.pollDevice(ch);
         ran++;
       } else if (ch.lastActive < 0) {
         ch.lastActive = nowNs;
@@ -476,10 +475,19 @@ export class VmbusServer {
         ch.polling = false;
         this.polled.delete(ch);
         ch.unmaskIncoming();
-        if (ch.readable() !== ch.leftUnread) this.guestSignalled(ch, false);
+        if (ch.incomingWriteIndex() !== ch.seenWrite) this.guestSignalled(ch, false);
       }
     }
     return ran;
+  }
+
+  /** Runs a polled channel's device, noting where the guest's writes stood and whether it read. */
+  private pollDevice(ch: HostChannel): void {
+    // Taken before the run: what the guest writes meanwhile is new at the next round.
+    ch.seenWrite = ch.incomingWriteIndex();
+    const read = ch.incomingReadIndex();
+    this.runDevice(ch);
+    ch.consumed = ch.incomingReadIndex() !== read;
   }
 
   private onMonitor(monitorId: number): void {
