@@ -4,10 +4,9 @@
 // output, and decides on rep continuation (§4.6). Nothing a guest passes can make it throw.
 //
 // A fast hypercall is a guest's doorbell (VMBus signals the host with one per batch of
-// packets), so the path costs about twenty function calls: the call is found in a table
-// indexed by its code, the control value is split without BigInt arithmetic, result values are
-// made once, and blocks, views and the context are reused. No object is made and no try/catch
-// is entered per call.
+// packets), so the path is kept lean: the call is found in a table indexed by its code, the
+// control value is split without BigInt arithmetic, result values are made once, and blocks,
+// views and the context are reused. No object is made and no try/catch is entered per call.
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import { decodeControl, decodeControlInto, encodeResult, type Control } from '../../tlfs/control.js';
 import { HvStatus } from '../../tlfs/status.js';
