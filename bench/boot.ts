@@ -3,7 +3,8 @@
 // the same kernel, in the same mode. Wall-clock time of the whole boot; virtual time is the same.
 import { Machine } from '../src/vm/machine.js';
 import { ThreadedMachine } from '../src/vm/threaded/machine.js';
-import type { Measurement } from './vmbus.js';
+import type { Measurement, MeasurementGroup } from './index.js';
+import { median } from './stats.js';
 
 const EMPTY = { devices: [], vmbus: false as const, kernel: { vmbusSynic: false, vmbus: false } };
 
@@ -32,17 +33,27 @@ async function threadedMs(config: ConstructorParameters<typeof ThreadedMachine>[
   return median(times);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function bootMeasurements(): Promise<Measurement[]> {
+const NAMES = [
+  'baseline: empty VM start, in-thread',
+  'boot with the default devices open, in-thread',
+  'baseline: empty VM start, guest in a worker',
+  'boot with the default devices open, guest in a worker',
+] as const;
+
+export function bootGroup(): MeasurementGroup {
+  return { names: NAMES, run: bootMeasurements };
+}
+
+async function bootMeasurements(): Promise<Measurement[]> {
   const emptyIn = inThreadMs(EMPTY, 15);
   const fullIn = inThreadMs({}, 15);
   const emptyThreaded = await threadedMs(EMPTY, 3);
   const fullThreaded = await threadedMs({}, 3);
   return [
-    { name: 'baseline: empty VM start, in-thread', value: emptyIn, unit: 'ms' },
-    { name: 'boot with the default devices open, in-thread', value: fullIn, unit: 'ms', ratio: fullIn / emptyIn, baseline: 'empty VM start, in-thread' },
-    { name: 'baseline: empty VM start, guest in a worker', value: emptyThreaded, unit: 'ms' },
-    { name: 'boot with the default devices open, guest in a worker', value: fullThreaded, unit: 'ms', ratio: fullThreaded / emptyThreaded, baseline: 'empty VM start, worker' },
+    { name: NAMES[0], value: emptyIn, unit: 'ms' },
+    { name: NAMES[1], value: fullIn, unit: 'ms', ratio: fullIn / emptyIn, baseline: NAMES[0] },
+    { name: NAMES[2], value: emptyThreaded, unit: 'ms' },
+    { name: NAMES[3], value: fullThreaded, unit: 'ms', ratio: fullThreaded / emptyThreaded, baseline: NAMES[2] },
   ];
 }

@@ -3,17 +3,21 @@
 // in-thread (the deterministic Machine: wall time of the transfer) and with the guest in a
 // worker (ThreadedMachine). Each figure is reported against the in-thread ring throughput of
 // 4 KiB packets measured in the same run ("ring write+read, 4 KiB packets" of bench/vmbus.ts):
-// hv_sock moves its data in packets of at most 4088 bytes.
+// hv_sock moves its data in packets of at most 4088 bytes. The 64 KiB writes over 64 KiB rings
+// are also the hv_sock streaming pair: the worker's figure over the in-thread one.
 //
 // Linux's published anchor (hv_sock ring sizing patch, Sunil Muthuswamy, 2019): about 470 MB/s
-// with the default rings, about 2,085 MB/s with 32 KiB send buffers at 64 KiB messages.
+// with the default rings, about 2,085 MB/s with 32 KiB send buffers at 64 KiB messages. Those
+// are the goals, in bytes/s (MB = 10^6 bytes); 128 B writes aim at 100 MB/s.
 import { HvSockGuest } from '../src/devices/hvsock/guest.js';
 import type { HostHvSocket } from '../src/devices/hvsock/host.js';
 import { Machine } from '../src/vm/machine.js';
 import { hostHvsock } from '../src/vm/hvsock-stream.js';
 import { ThreadedMachine } from '../src/vm/threaded/machine.js';
 import type { HvsockArgs, HvsockResult } from '../src/vm/threaded/workloads/hvsock.js';
-import type { Measurement } from './vmbus.js';
+import type { Goal, Measurement, MeasurementGroup } from './index.js';
+import { fastest } from './stats.js';
+import { label } from './vmbus.js';
 
 /** The baseline: bench/vmbus.ts's ring case for the packet size hv_sock sends. */
 const RING_CASE = 'ring write+read, 4 KiB packets';
@@ -21,7 +25,6 @@ const WRITES = [128, 4096, 65536] as const;
 const RINGS = [{ label: 'default rings', bytes: 24576 }, { label: '64 KiB rings', bytes: 65536 }] as const;
 const PORT = 5000;
 
-const label = (n: number) => (n >= 1024 ? `${n / 1024} KiB` : `${n} B`);
 
 /** A host service that counts what arrives and answers EOF with its own. */
 function sink(onDone?: (bytes: number) => void) {
@@ -76,25 +79,69 @@ async function inWorker(total: number, writeBytes: number, ringBytes: number): P
   const tm = new ThreadedMachine({ release: 'ws2022', vps: 2, memory: 64 << 20, devices: [], kernel: { modules: [] } });
   const counter = sink();
   hostHvsock(tm).listen(PORT, counter.accept);
-  const args: HvsockArgs = { port: PORT, bytes: total, writeBytes, ringBytes };
+  // The worker's code is compiled afresh: a quarter of the transfer goes first, untimed.
+  const warmupBytes = total / 4;
+  const args: HvsockArgs = { port: PORT, bytes: total, writeBytes, ringBytes, warmupBytes };
   const r = await tm.run<HvsockResult>(new URL('../src/vm/threaded/workloads/hvsock.js', import.meta.url), args, 120_000);
-  if (r.error || !r.result?.finished || counter.st.bytes !== total) throw new Error(`hv_sock worker bench failed: ${r.error ?? r.result?.error ?? `${counter.st.bytes} of ${total} bytes`}`);
+  if (r.error || !r.result?.finished || counter.st.bytes !== total + warmupBytes) throw new Error(`hv_sock worker bench failed: ${r.error ?? r.result?.error ?? `${counter.st.bytes} of ${total + warmupBytes} bytes`}`);
   return r.result.ms;
 }
 
 /** Bytes moved per case: enough for the timing to be well above the noise, small writes cost more per byte. */
 const totalFor = (writeBytes: number, worker: boolean) => (writeBytes < 1024 ? 2 : worker ? 32 : 16) << 20;
 
-export async function hvsockMeasurements(perOpNs: Map<string, number>): Promise<Measurement[]> {
+const rowName = (mode: string, writeBytes: number, ring: string) => `hv_sock ${mode} guest → host, ${label(writeBytes)} writes, ${ring}`;
+const STREAM_IN_THREAD = 'in-thread guest → host streaming, hv_sock 64 KiB writes';
+const STREAM_WORKER = 'worker guest → host streaming, hv_sock 64 KiB writes';
+const MODES = ['in-thread', 'worker'] as const;
+
+/**
+ * Linux's figures as goals (bytes/s): 470 MB/s with the default rings and 100 MB/s at 128 B,
+ * and the 2,085 MB/s of 64 KiB rings at 64 KiB kept in-thread (where it was reached; the
+ * worker's figure is held to half the in-thread one instead).
+ */
+function goalFor(writeBytes: number, ring: (typeof RINGS)[number], mode: (typeof MODES)[number]): Goal | undefined {
+  if (writeBytes === 128) return { of: 'value', atLeast: 100e6, text: '≥ 100 MB/s' };
+  if (ring.bytes === 65536 && writeBytes === 65536) return mode === 'in-thread' ? { of: 'value', atLeast: 2085e6, text: '≥ 2,085 MB/s (Linux)' } : undefined;
+  if (ring.bytes === 24576) return { of: 'value', atLeast: 470e6, text: '≥ 470 MB/s (Linux)' };
+  return undefined;
+}
+
+export function hvsockGroup(): MeasurementGroup {
+  const names = [STREAM_IN_THREAD, STREAM_WORKER, ...MODES.flatMap((mode) => RINGS.flatMap((ring) => WRITES.map((w) => rowName(mode, w, ring.label))))];
+  return { names, needs: [RING_CASE], run: (perOpNs, wanted) => hvsockMeasurements(perOpNs, wanted) };
+}
+
+async function hvsockMeasurements(perOpNs: ReadonlyMap<string, number>, wanted: (name: string) => boolean): Promise<Measurement[]> {
   const ringNs = perOpNs.get(RING_CASE);
   if (ringNs === undefined) throw new Error(`hv_sock bench needs the '${RING_CASE}' case`);
   const ringBytesPerSec = (4096 * 1e9) / ringNs;
   const out: Measurement[] = [];
-  const add = (mode: string, writeBytes: number, ring: string, total: number, ms: number) => {
-    const bytesPerSec = (total * 1e3) / ms;
-    out.push({ name: `hv_sock ${mode} guest → host, ${label(writeBytes)} writes, ${ring}`, value: bytesPerSec, unit: 'bytes/s', ratio: bytesPerSec / ringBytesPerSec, baseline: 'ring bytes/s (4 KiB packets)' });
-  };
-  for (const ring of RINGS) for (const w of WRITES) add('in-thread', w, ring.label, totalFor(w, false), inThread(totalFor(w, false), w, ring.bytes));
-  for (const ring of RINGS) for (const w of WRITES) add('worker', w, ring.label, totalFor(w, true), await inWorker(totalFor(w, true), w, ring.bytes));
+  const streaming: Partial<Record<(typeof MODES)[number], number>> = {};
+  const wantStreaming = wanted(STREAM_IN_THREAD) || wanted(STREAM_WORKER);
+  for (const mode of MODES) {
+    for (const ring of RINGS) {
+      for (const w of WRITES) {
+        const isStreaming = w === 65536 && ring.bytes === 65536;
+        if (!wanted(rowName(mode, w, ring.label)) && !(isStreaming && wantStreaming)) continue;
+        const total = totalFor(w, mode === 'worker');
+        // In-thread, a first transfer warms the code up: the figure is the steady state. The
+        // fastest of a few transfers is taken (fastest() says why).
+        if (mode === 'in-thread') inThread(total / 4, w, ring.bytes);
+        const ms = mode === 'worker' ? await fastest(2, () => inWorker(total, w, ring.bytes)) : await fastest(3, () => inThread(total, w, ring.bytes));
+        const bytesPerSec = (total * 1e3) / ms;
+        const goal = goalFor(w, ring, mode);
+        out.push({ name: rowName(mode, w, ring.label), value: bytesPerSec, unit: 'bytes/s', ratio: bytesPerSec / ringBytesPerSec, baseline: RING_CASE, ...(goal ? { goal } : {}) });
+        if (isStreaming) streaming[mode] = bytesPerSec;
+      }
+    }
+  }
+  const inThreadRate = streaming['in-thread'];
+  const workerRate = streaming.worker;
+  if (inThreadRate === undefined || workerRate === undefined) return out;
+  out.unshift(
+    { name: STREAM_IN_THREAD, value: inThreadRate, unit: 'bytes/s' },
+    { name: STREAM_WORKER, value: workerRate, unit: 'bytes/s', ratio: workerRate / inThreadRate, baseline: STREAM_IN_THREAD, goal: { of: 'ratio', atLeast: 0.5, text: '≥ 0.5× in-thread' } },
+  );
   return out;
 }

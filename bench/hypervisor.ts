@@ -36,15 +36,22 @@ export function hypervisorCases(batch: number): Case[] {
   const fn = 'baseline: function call';
   const cases: Case[] = [];
 
-  {
-    const { cpu } = x64Partition();
+  // The guest's doorbell, and what tracing adds to it: nothing while no one listens (the same
+  // call in a partition whose trace had a listener that has left), and the events when one does.
+  const SIGNAL = 'hypercall x64 fast: SignalEvent to a host port';
+  for (const tracing of ['off', 'was on', 'on'] as const) {
+    const { p, cpu } = x64Partition();
+    const leave = p.events.on(() => undefined);
+    if (tracing === 'was on') leave();
     const regs = { rcx: 0n, rdx: 0n, r8: 0n, rax: 0n, xmm: [] as bigint[] };
     const control = encodeControl({ code: HvCall.SIGNAL_EVENT, fast: true });
     cases.push({
-      name: 'hypercall x64 fast: SignalEvent to a host port',
-      baseline: fn,
+      name: tracing === 'off' ? SIGNAL : tracing === 'was on' ? `${SIGNAL}, a trace listener came and went` : `${SIGNAL}, traced (a listener)`,
+      baseline: tracing === 'was on' ? SIGNAL : fn,
       batch,
       unit: 'call',
+      ...(tracing === 'off' ? { goal: { of: 'ratio' as const, atMost: 20, text: '≤ 20 function calls' } } : {}),
+      ...(tracing === 'was on' ? { goal: { of: 'ratio' as const, atMost: 1.1, text: '≈ 1× untraced (within 10%)' } } : {}),
       run: () => {
         for (let i = 0; i < batch; i++) {
           regs.rcx = control;
@@ -54,6 +61,7 @@ export function hypervisorCases(batch: number): Case[] {
         check(regs.rax, 'SignalEvent');
       },
     });
+    if (tracing === 'off') leave();
   }
 
   {

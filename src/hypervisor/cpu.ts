@@ -2,7 +2,7 @@
 // (tlfs.md §4.1 x86-64, §4.2 x86-32, §3.2 arm64 SMCCC) into the ABI-neutral dispatcher, and
 // every trap emits a trace event.
 import { ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID, HV_FUNC_ID, HV_SMCCC_UID } from '../tlfs/registers.js';
-import { decodeControl, type Control } from '../tlfs/control.js';
+import { decodeControl } from '../tlfs/control.js';
 import { MiscX64 } from '../tlfs/cpuid.js';
 import type {
   Arm64Cpu,
@@ -17,7 +17,7 @@ import type {
 } from './cpu-interface.js';
 import { cpuidLeaf } from './features.js';
 import { hypercalls } from './hypercall/index.js';
-import type { HypercallRequest, HypercallResponse } from './hypercall/dispatch.js';
+import { HypercallRequest } from './hypercall/dispatch.js';
 import { registerByMsr, sendIcr } from './registers.js';
 import type { HypercallTrap, Unstamped } from './trace.js';
 import type { Vp } from './vp.js';
@@ -30,14 +30,33 @@ const X2APIC_TPR = 0x808;
 const X2APIC_EOI = 0x80b;
 const X2APIC_ICR = 0x830;
 
-/** Memory-based calls have no fast registers. */
-const NO_REGS: bigint[] = [];
-const VMCALL = [0x0f, 0x01, 0xc1];
-const VMMCALL = [0x0f, 0x01, 0xd9];
+/** 64-bit values from and to 32-bit register pairs, through these views: BigInt arithmetic costs far more. */
+const PAIR = new BigUint64Array(1);
+const HALF = new Uint32Array(PAIR.buffer);
+const LOW = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+function pair(hi: number, lo: number): bigint {
+  HALF[LOW] = lo >>> 0;
+  HALF[1 - LOW] = hi >>> 0;
+  return PAIR[0]!;
+}
+function low32(v: bigint): number {
+  PAIR[0] = v;
+  return HALF[LOW]!;
+}
+function high32(v: bigint): number {
+  PAIR[0] = v;
+  return HALF[1 - LOW]!;
+}
+
+const VMCALL = [0x0f, 0x01, 0xc1] as const;
+const VMMCALL = [0x0f, 0x01, 0xd9] as const;
 const MASK32 = 0xffffffffn;
+
 
 abstract class CpuPort {
   interruptsEnabled = false;
+  /** The call being made, reused for every call. */
+  protected abstract readonly req: HypercallRequest;
 
   constructor(readonly vp: Vp) {}
 
@@ -50,30 +69,32 @@ abstract class CpuPort {
   }
 
   /**
-   * One hypercall invocation. The caller loops while `restartControl` is set: the hypervisor
-   * continues a long rep call by having the instruction re-executed (§4.6).
+   * One hypercall invocation of `this.req`, which holds its answer afterwards. The caller loops
+   * while `restartControl` is set: the hypervisor continues a long rep call by having the
+   * instruction re-executed (§4.6).
    */
-  protected invoke(req: HypercallRequest, c: Control): HypercallResponse {
-    const r = hypercalls.dispatch(this.vp, req, c);
+  protected invoke(): void {
+    const req = this.req;
+    hypercalls.dispatch(this.vp, req);
     const events = this.vp.partition.events;
     if (events.active) {
       events.emit({
-        ...this.hypercallTrap(req.control, c, req.inputGpa, req.outputGpa),
-        status: Number(r.result & 0xffffn),
-        repsCompleted: Number((r.result >> 32n) & 0xfffn),
+        ...this.hypercallTrap(req.control, req.inputGpa, req.outputGpa),
+        status: Number(req.result & 0xffffn),
+        repsCompleted: Number((req.result >> 32n) & 0xfffn),
       });
     }
-    return r;
   }
 
   /** A hypercall instruction refused with `fault` (the hypercall page is off). */
   protected hypercallFault(control: bigint, input: bigint, output: bigint, fault: Fault): Fault {
     const events = this.vp.partition.events;
-    if (events.active) events.emit({ ...this.hypercallTrap(control, decodeControl(control), input, output), fault });
+    if (events.active) events.emit({ ...this.hypercallTrap(control, input, output), fault });
     return fault;
   }
 
-  private hypercallTrap(control: bigint, c: Control, input: bigint, output: bigint): Unstamped<HypercallTrap> {
+  private hypercallTrap(control: bigint, input: bigint, output: bigint): Unstamped<HypercallTrap> {
+    const c = decodeControl(control);
     return { kind: 'trap', what: 'hypercall', vp: this.vp.index, control, code: c.code, fast: c.fast, repCount: c.repCount, repStart: c.repStart, input, output };
   }
 }
@@ -175,8 +196,11 @@ abstract class X86Port<R> extends CpuPort {
     const mem = this.vp.partition.memory;
     if (!mem.contains(gpa, 3)) return '#GP';
     const b = mem.bytes;
-    const is = (op: number[]) => b[gpa] === op[0] && b[gpa + 1] === op[1] && b[gpa + 2] === op[2];
-    return is(VMCALL) || is(VMMCALL) ? this.vmcall(regs) : '#UD';
+    const b0 = b[gpa];
+    const b1 = b[gpa + 1];
+    const b2 = b[gpa + 2];
+    const hypercall = (b0 === VMCALL[0] && b1 === VMCALL[1] && b2 === VMCALL[2]) || (b0 === VMMCALL[0] && b1 === VMMCALL[1] && b2 === VMMCALL[2]);
+    return hypercall ? this.vmcall(regs) : '#UD';
   }
 
   abstract vmcall(regs: R): Fault | undefined;
@@ -187,60 +211,90 @@ abstract class X86Port<R> extends CpuPort {
   }
 }
 
+/** x64 fast registers (tlfs.md §4.1): RDX, R8, then XMM0..5 as low and high halves, read and written in place. */
+class X64Request extends HypercallRequest {
+  regs: X64Registers = { rcx: 0n, rdx: 0n, r8: 0n, rax: 0n, xmm: [] };
+  fastRegister(i: number): bigint {
+    const r = this.regs;
+    return i === 0 ? r.rdx : i === 1 ? r.r8 : (r.xmm[i - 2] ?? 0n);
+  }
+  setFastRegister(i: number, v: bigint): void {
+    const r = this.regs;
+    if (i === 0) r.rdx = v;
+    else if (i === 1) r.r8 = v;
+    else {
+      // Halves before this one read as 0 (as the port hands back all twelve of a fast call).
+      while (r.xmm.length < i - 2) r.xmm.push(0n);
+      r.xmm[i - 2] = v;
+    }
+  }
+}
+
 export class X64Port extends X86Port<X64Registers> implements X64Cpu {
   readonly arch = 'x64';
   protected readonly x2apic = true;
+  protected readonly req = new X64Request();
 
   vmcall(regs: X64Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
     const misc = this.vp.partition.features.misc;
     const xmmIn = (misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
     const xmmOut = xmmIn && (misc & MiscX64.HYPERCALL_XMM_OUTPUT) !== 0;
+    const req = this.req;
+    req.regs = regs;
     for (;;) {
-      const c = decodeControl(regs.rcx);
       // Fast input: RDX, R8, then XMM0..5 (low, high) when XMM input is offered.
-      const fast = c.fast ? [regs.rdx, regs.r8] : NO_REGS;
-      if (c.fast && xmmIn) for (let i = 0; i < 12; i++) fast.push(regs.xmm[i] ?? 0n);
-      const r = this.invoke({ control: regs.rcx, inputGpa: regs.rdx, outputGpa: regs.r8, fastRegisters: fast, fastOutput: xmmOut }, c);
-      regs.rax = r.result;
-      if (c.fast) {
-        regs.rdx = fast[0]!;
-        regs.r8 = fast[1]!;
-        for (let i = 2; i < fast.length; i++) regs.xmm[i - 2] = fast[i]!;
-      }
-      if (r.restartControl === undefined) return undefined;
-      regs.rcx = r.restartControl;
+      req.control = regs.rcx;
+      req.inputGpa = regs.rdx;
+      req.outputGpa = regs.r8;
+      req.fastCount = xmmIn ? 14 : 2;
+      req.fastOutput = xmmOut;
+      this.invoke();
+      regs.rax = req.result;
+      // A fast call hands back all twelve XMM halves it was offered.
+      if (req.fast && xmmIn) while (regs.xmm.length < 12) regs.xmm.push(0n);
+      if (req.restartControl === undefined) return undefined;
+      regs.rcx = req.restartControl;
       // The re-executed VMCALL traps afresh: if an element disabled hypercalls, it is #UD.
       if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
     }
   }
 }
 
+/** x86-32 fast input (tlfs.md §4.2): EBX:ECX and EDI:ESI, the input and output GPA pairs; no fast output. */
+class X86Request extends HypercallRequest {
+  fastRegister(i: number): bigint {
+    return i === 0 ? this.inputGpa : i === 1 ? this.outputGpa : 0n;
+  }
+  setFastRegister(): void {}
+}
+
 export class X86_32Port extends X86Port<X86Registers> implements X86_32Cpu {
   readonly arch = 'x86';
   protected readonly x2apic = false;
+  protected readonly req = new X86Request();
 
   vmcall(regs: X86Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return this.refuse(regs);
-    const pair = (hi: number, lo: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    const req = this.req;
     for (;;) {
-      const control = pair(regs.edx, regs.eax);
-      const c = decodeControl(control);
-      const input = pair(regs.ebx, regs.ecx);
-      const output = pair(regs.edi, regs.esi);
-      // Only 16 bytes of fast input exist in 32-bit mode, and no fast output.
-      const r = this.invoke({ control, inputGpa: input, outputGpa: output, fastRegisters: c.fast ? [input, output] : NO_REGS, fastOutput: false }, c);
+      req.control = pair(regs.edx, regs.eax);
+      // Only 16 bytes of fast input exist in 32-bit mode (EBX:ECX, EDI:ESI), and no fast output.
+      req.inputGpa = pair(regs.ebx, regs.ecx);
+      req.outputGpa = pair(regs.edi, regs.esi);
+      req.fastCount = 2;
+      req.fastOutput = false;
+      this.invoke();
       // On continuation EDX:EAX holds the updated control for the re-executed call.
-      const v = r.restartControl ?? r.result;
-      regs.edx = Number((v >> 32n) & MASK32);
-      regs.eax = Number(v & MASK32);
-      if (r.restartControl === undefined) return undefined;
+      const v = req.restartControl ?? req.result;
+      regs.edx = high32(v);
+      regs.eax = low32(v);
+      if (req.restartControl === undefined) return undefined;
       if (!this.hypercallsEnabled) return this.refuse(regs);
     }
   }
 
   private refuse(regs: X86Registers): Fault {
-    const pair = (hi: number, lo: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
     return this.hypercallFault(pair(regs.edx, regs.eax), pair(regs.ebx, regs.ecx), pair(regs.edi, regs.esi), '#UD');
   }
 }
@@ -250,8 +304,20 @@ const ARM_SMCCC_VERSION_FUNC_ID = 0x80000000;
 const ARM_SMCCC_VERSION_1_2 = 0x10002n;
 const SMCCC_RET_NOT_SUPPORTED = 0xffff_ffff_ffff_ffffn;
 
+/** arm64 SMCCC fast registers (tlfs.md §3.2): X2..X17, read and written in place. */
+class Arm64Request extends HypercallRequest {
+  x: bigint[] = [];
+  fastRegister(i: number): bigint {
+    return this.x[2 + i]!;
+  }
+  setFastRegister(i: number, v: bigint): void {
+    this.x[2 + i] = v;
+  }
+}
+
 export class Arm64Port extends CpuPort implements Arm64Cpu {
   readonly arch = 'arm64';
+  protected readonly req = new Arm64Request();
 
   get counterHz(): number {
     return this.vp.partition.referenceTime.tscHz;
@@ -281,15 +347,19 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
       // Hyper-V hypercalls trap as such, from invoke().
       if (events.active) events.emit({ kind: 'trap', what: 'smccc', vp: this.vp.index, func, result: x[0]! });
     } else {
+      const req = this.req;
+      req.x = x;
       for (;;) {
-        const c = decodeControl(x[1]!);
         // Fast input in X2..X17; fast output in the register pairs after it (SMCCC 1.2).
-        const fast = c.fast ? x.slice(2, 18) : NO_REGS;
-        const r = this.invoke({ control: x[1]!, inputGpa: x[2]!, outputGpa: x[3]!, fastRegisters: fast, fastOutput: true }, c);
-        x[0] = r.result;
-        if (c.fast) for (let i = 0; i < fast.length; i++) x[2 + i] = fast[i]!;
-        if (r.restartControl === undefined) break;
-        x[1] = r.restartControl;
+        req.control = x[1]!;
+        req.inputGpa = x[2]!;
+        req.outputGpa = x[3]!;
+        req.fastCount = 16;
+        req.fastOutput = true;
+        this.invoke();
+        x[0] = req.result;
+        if (req.restartControl === undefined) break;
+        x[1] = req.restartControl;
       }
     }
     return undefined;

@@ -14,4 +14,4 @@ export * from './registers.js';
 export * from './cpu.js';
 export type { Arm64Cpu, Arm64Registers, Fault, GuestCpu, MsrRead, X64Cpu, X64Registers, X86_32Cpu, X86Cpu, X86Registers } from './cpu-interface.js';
 export { hypercalls, HYPERCALLS } from './hypercall/index.js';
-export type { HypercallDef, HypercallRequest, HypercallResponse, CallContext } from './hypercall/index.js';
+export type { HypercallDef, HypercallRequest, CallContext } from './hypercall/index.js';

@@ -142,8 +142,10 @@ export class Partition {
   readonly vps: readonly Vp[];
   readonly ports: PortTable;
 
-  guestOsId = 0n;
-  hypercallMsr = 0n;
+  private osId = 0n;
+  private hypercallValue = 0n;
+  /** Whether VMCALL reaches the hypervisor: kept with the two registers it depends on (it is asked on every call). */
+  private enabled = false;
   readonly hypercallPage = new OverlayPage('hypercall page');
   referenceTscMsr = 0n;
   readonly tscPage = new OverlayPage('reference TSC page');
@@ -208,8 +210,23 @@ export class Partition {
 
   // --- Guest OS id and the hypercall page (tlfs.md §2.2, §2.3, §4.13) -------------------------
 
+  get guestOsId(): bigint {
+    return this.osId;
+  }
+  set guestOsId(v: bigint) {
+    this.osId = v;
+    this.enabled = (this.hypercallValue & 1n) !== 0n && v !== 0n;
+  }
+  get hypercallMsr(): bigint {
+    return this.hypercallValue;
+  }
+  set hypercallMsr(v: bigint) {
+    this.hypercallValue = v;
+    this.enabled = (v & 1n) !== 0n && this.osId !== 0n;
+  }
+
   get hypercallsEnabled(): boolean {
-    return (this.hypercallMsr & 1n) !== 0n && this.guestOsId !== 0n;
+    return this.enabled;
   }
 
   writeGuestOsId(v: bigint): WriteFault {

@@ -34,6 +34,12 @@ export class PortTable {
   private readonly ports = new Map<number, Port>();
   /** Connection id → port id. A connection outlives its port (then it answers INVALID_PORT_ID). */
   private readonly connections = new Map<number, number>();
+  /**
+   * The last connection resolved, and what it resolved to: a guest signalling a channel names
+   * the same connection again and again. Any change to the table forgets it.
+   */
+  private lastId = -1;
+  private last: Port | number = HvStatus.INVALID_CONNECTION_ID;
 
   constructor(private readonly vpCount: number) {}
 
@@ -52,10 +58,12 @@ export class PortTable {
     }
     const portType = spec.type === 'event' || spec.type === 'host-event' ? HvPortType.EVENT : HvPortType.MESSAGE;
     this.ports.set(id, { id, spec, portType });
+    this.lastId = -1;
     return HvStatus.SUCCESS;
   }
 
   deletePort(id: number): number {
+    this.lastId = -1;
     return this.ports.delete(id) ? HvStatus.SUCCESS : HvStatus.INVALID_PORT_ID;
   }
 
@@ -64,24 +72,32 @@ export class PortTable {
     if (this.connections.has(connectionId)) return HvStatus.INVALID_CONNECTION_ID;
     if (!this.ports.has(portId)) return HvStatus.INVALID_PORT_ID;
     this.connections.set(connectionId, portId);
+    this.lastId = -1;
     return HvStatus.SUCCESS;
   }
 
   disconnectPort(connectionId: number): number {
+    this.lastId = -1;
     return this.connections.delete(connectionId) ? HvStatus.SUCCESS : HvStatus.INVALID_CONNECTION_ID;
   }
 
   /** The port behind a connection, or the status that says why there is none. */
   resolve(connectionId: number, portType: number): Port | number {
-    const portId = this.connections.get(connectionId);
-    if (portId === undefined) return HvStatus.INVALID_CONNECTION_ID;
-    const port = this.ports.get(portId);
-    if (!port || port.portType !== portType) return HvStatus.INVALID_PORT_ID;
-    return port;
+    let found: Port | number;
+    if (connectionId === this.lastId) found = this.last;
+    else {
+      const portId = this.connections.get(connectionId);
+      found = portId === undefined ? HvStatus.INVALID_CONNECTION_ID : (this.ports.get(portId) ?? HvStatus.INVALID_PORT_ID);
+      this.lastId = connectionId;
+      this.last = found;
+    }
+    if (typeof found === 'number') return found;
+    return found.portType === portType ? found : HvStatus.INVALID_PORT_ID;
   }
 
   clear(): void {
     this.ports.clear();
     this.connections.clear();
+    this.lastId = -1;
   }
 }

@@ -3,6 +3,16 @@
 // high64(tsc × scale) + offset of the same virtual TSC, so the two always agree (§8.4).
 import type { VirtualClock } from './clock.js';
 
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/** ⌊n / d⌋ of safe non-negative integers, exact (a float quotient can round up to the next integer). */
+function floorDiv(n: number, d: number): number {
+  let q = Math.floor(n / d);
+  const r = n - q * d;
+  if (r < 0) q--;
+  else if (r >= d) q++;
+  return q;
+}
 
 export class ReferenceTime {
   readonly tscHz: number;
@@ -10,6 +20,12 @@ export class ReferenceTime {
   readonly scale: bigint;
   /** Signed offset in 100 ns ticks; 0 makes reference time 0 at partition creation. */
   readonly offset: bigint = 0n;
+  /**
+   * tscHz / 10^9 in lowest terms, when their product is a safe integer: then the TSC is computed
+   * with numbers, exactly (a trap reads it often; BigInt arithmetic costs far more).
+   */
+  private readonly hzNum: number;
+  private readonly hzDen: number;
 
   constructor(
     private readonly clock: VirtualClock,
@@ -18,10 +34,24 @@ export class ReferenceTime {
     if (!Number.isSafeInteger(tscHz) || tscHz <= 10_000_000) throw new RangeError(`TSC frequency ${tscHz} Hz must exceed 10 MHz`);
     this.tscHz = tscHz;
     this.scale = (10_000_000n << 64n) / BigInt(tscHz);
+    const g = gcd(tscHz, 1_000_000_000);
+    const num = tscHz / g;
+    const den = 1_000_000_000 / g;
+    const exact = num * den <= Number.MAX_SAFE_INTEGER;
+    this.hzNum = exact ? num : 0;
+    this.hzDen = exact ? den : 0;
   }
 
-  /** The virtual TSC (or arm64 virtual counter) at `ns`. */
+  /** The virtual TSC (or arm64 virtual counter) at `ns`: ⌊ns · tscHz / 10^9⌋. */
   tscAt(ns: number): bigint {
+    const num = this.hzNum;
+    const den = this.hzDen;
+    if (num !== 0 && Number.isSafeInteger(ns) && ns >= 0) {
+      // ns = q·den + r, so ns·num/den = q·num + r·num/den, each part exact.
+      const q = floorDiv(ns, den);
+      const tsc = q * num + floorDiv((ns - q * den) * num, den);
+      if (tsc <= Number.MAX_SAFE_INTEGER) return BigInt(tsc);
+    }
     return (BigInt(ns) * BigInt(this.tscHz)) / 1_000_000_000n;
   }
 

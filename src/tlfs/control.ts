@@ -53,18 +53,27 @@ export interface Control {
 }
 
 export function decodeControl(value: bigint): Control {
-  const v = BigInt.asUintN(64, value);
-  const lo = Number(v & 0xffffffffn);
-  const hi = Number(v >> 32n);
-  return {
-    code: lo & 0xffff,
-    fast: (lo & 0x10000) !== 0,
-    varHeadSize: (lo >>> 17) & 0x3ff,
-    nested: (lo & 0x80000000) !== 0,
-    repCount: hi & 0xfff,
-    repStart: (hi >>> 16) & 0xfff,
-    reservedSet: (lo & 0x78000000) !== 0 || (hi & 0xf000f000) !== 0,
-  };
+  return decodeControlInto(value, { code: 0, fast: false, varHeadSize: 0, nested: false, repCount: 0, repStart: 0, reservedSet: false });
+}
+
+/** A 64-bit value's halves, read through these views: BigInt arithmetic costs far more. */
+const WORD = new BigUint64Array(1);
+const HALVES = new Uint32Array(WORD.buffer);
+const LOW = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+
+/** decodeControl into `out`, which the dispatcher reuses: a hypercall decodes one per call. */
+export function decodeControlInto(value: bigint, out: Control): Control {
+  WORD[0] = value; // modulo 2^64, as BigInt.asUintN(64, value)
+  const lo = HALVES[LOW]!;
+  const hi = HALVES[1 - LOW]!;
+  out.code = lo & 0xffff;
+  out.fast = (lo & 0x10000) !== 0;
+  out.varHeadSize = (lo >>> 17) & 0x3ff;
+  out.nested = (lo & 0x80000000) !== 0;
+  out.repCount = hi & 0xfff;
+  out.repStart = (hi >>> 16) & 0xfff;
+  out.reservedSet = (lo & 0x78000000) !== 0 || (hi & 0xf000f000) !== 0;
+  return out;
 }
 
 export function encodeControl(c: Partial<Omit<Control, 'reservedSet'>> & { code: number }): bigint {

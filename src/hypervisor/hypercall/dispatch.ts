@@ -1,54 +1,78 @@
-// Hypercall dispatch, independent of the calling convention (tlfs.md §4). The ABI adapters
-// (abi.ts) turn registers into a HypercallRequest; this module validates it in the order of
+// Hypercall dispatch, independent of the calling convention (tlfs.md §4). The CPU ports
+// (cpu.ts) put the registers into a HypercallRequest; this module validates it in the order of
 // §4.9, reads the input block (guest memory or registers alike), runs the call, writes the
 // output, and decides on rep continuation (§4.6). Nothing a guest passes can make it throw.
+//
+// A fast hypercall is a guest's doorbell (VMBus signals the host with one per batch of
+// packets), so the path is kept lean: the call is found in a table indexed by its code, the
+// control value is split without BigInt arithmetic, result values are made once, and blocks,
+// views and the context are reused. No object is made and no try/catch is entered per call.
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
-import { decodeControl, encodeResult, type Control } from '../../tlfs/control.js';
+import { decodeControl, decodeControlInto, encodeResult, type Control } from '../../tlfs/control.js';
 import { HvStatus } from '../../tlfs/status.js';
 import type { Features } from '../features.js';
 import type { Partition } from '../partition.js';
 import type { Vp } from '../vp.js';
 
-/** An ABI-neutral hypercall: what the registers said. */
-export interface HypercallRequest {
-  readonly control: bigint;
+/**
+ * An ABI-neutral hypercall: what the registers said, and what the call answers. Each CPU port
+ * owns one, for its calling convention, and fills it in for every call: the hot path makes no
+ * objects, and fast registers are read and written where the port keeps them.
+ */
+export abstract class HypercallRequest {
+  control = 0n;
   /** Memory-based calls: input and output block GPAs (register values, unchecked). */
-  readonly inputGpa: bigint;
-  readonly outputGpa: bigint;
+  inputGpa = 0n;
+  outputGpa = 0n;
   /**
-   * Fast calls: the input registers as qwords in order (x64: RDX, R8, then XMM0..5 low/high
-   * when XMM input is offered). Output is written back into the pairs after the input.
+   * Fast calls: how many input registers there are, as qwords in order (x64: RDX, R8, then
+   * XMM0..5 low/high when XMM input is offered). Output is written into the ones after the input.
    */
-  readonly fastRegisters: bigint[];
+  fastCount = 0;
   /** Whether output may come back in registers (x64 XMM output, arm64 SMCCC 1.2). */
-  readonly fastOutput: boolean;
-}
+  fastOutput = false;
+  /** Fast register `i`, and a write to it (output). */
+  abstract fastRegister(i: number): bigint;
+  abstract setFastRegister(i: number, v: bigint): void;
 
-export interface HypercallResponse {
+  // --- The answer ---
   /** The result value for RAX / EDX:EAX / X0. */
-  readonly result: bigint;
+  result = 0n;
   /** Re-execute the call with this control value (transparent continuation, §4.6). */
-  readonly restartControl?: bigint;
+  restartControl: bigint | undefined = undefined;
+  /** The control value said fast. */
+  fast = false;
 }
 
 /** What a call's body sees: its caller, its decoded control, and its input and output blocks. */
 export class CallContext {
+  readonly partition!: Partition;
+  readonly vp!: Vp;
+  readonly control: Control;
+  private def!: Entry;
+  /** The input block (a copy: the guest cannot change it under the call). */
+  readonly input!: Uint8Array;
   /** A view on the input block. */
   readonly in: DataView;
+  /** The output block, zeroed; written back to the guest on success. */
+  readonly output!: Uint8Array;
+  readonly out: DataView;
 
-  constructor(
-    readonly partition: Partition,
-    readonly vp: Vp,
-    readonly control: Control,
-    private readonly def: HypercallDef,
-    /** The input block (a copy: the guest cannot change it under the call). */
-    readonly input: Uint8Array,
-    inView: DataView,
-    /** The output block, zeroed; written back to the guest on success. */
-    readonly output: Uint8Array,
-    readonly out: DataView,
-  ) {
-    this.in = inView;
+  constructor(frame: Frame) {
+    this.control = frame.control;
+    this.in = frame.in;
+    this.out = frame.out;
+  }
+
+  /** @internal The dispatcher points the context at one call. */
+  static aim(ctx: CallContext, partition: Partition, vp: Vp, def: Entry, input: Uint8Array, output: Uint8Array): CallContext {
+    const m = ctx as unknown as { -readonly [K in keyof CallContext]: CallContext[K] } & { def: Entry };
+    m.partition = partition;
+    m.vp = vp;
+    m.def = def;
+    m.input = input;
+    m.output = output;
+    return ctx;
   }
 
   /** Byte offset of the variable header in `input`. */
@@ -58,12 +82,12 @@ export class CallContext {
 
   /** Byte offset of rep input element `i`. */
   repIn(i: number): number {
-    return this.def.input + 8 * this.control.varHeadSize + i * (this.def.repInput ?? 0);
+    return this.def.input + 8 * this.control.varHeadSize + i * this.def.repInput;
   }
 
   /** Byte offset of rep output element `i`. */
   repOut(i: number): number {
-    return (this.def.output ?? 0) + i * (this.def.repOutput ?? 0);
+    return this.def.output + i * this.def.repOutput;
   }
 }
 
@@ -89,6 +113,36 @@ export interface HypercallDef {
   readonly element?: (ctx: CallContext, i: number) => number;
 }
 
+/**
+ * A call as the table holds it: every field of HypercallDef present, so that all entries share
+ * one shape and reading them stays cheap whichever call is made.
+ */
+class Entry {
+  readonly rep: boolean;
+  readonly input: number;
+  readonly output: number;
+  readonly repInput: number;
+  readonly repOutput: number;
+  readonly varHeader: boolean;
+  readonly fast: boolean;
+  readonly gate: ((f: Features) => boolean) | undefined;
+  readonly run: ((ctx: CallContext) => number) | undefined;
+  readonly element: ((ctx: CallContext, i: number) => number) | undefined;
+
+  constructor(d: HypercallDef) {
+    this.rep = d.rep;
+    this.input = d.input;
+    this.output = d.output ?? 0;
+    this.repInput = d.repInput ?? 0;
+    this.repOutput = d.repOutput ?? 0;
+    this.varHeader = d.varHeader ?? false;
+    this.fast = d.fast ?? true;
+    this.gate = d.gate;
+    this.run = d.run;
+    this.element = d.element;
+  }
+}
+
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** The block checks of tlfs.md §4.7: 8-byte aligned, inside RAM, within one page, not an overlay. */
@@ -101,137 +155,161 @@ function blockStatus(p: Partition, gpa: bigint, size: number): number {
   return HvStatus.SUCCESS;
 }
 
-/** Responses without reps completed are the same every time: build each once. */
-const plain = new Map<number, HypercallResponse>();
-const fail = (status: number, reps = 0): HypercallResponse => {
-  if (reps !== 0) return { result: encodeResult(status, reps) };
-  let r = plain.get(status);
-  if (!r) plain.set(status, (r = { result: encodeResult(status, 0) }));
-  return r;
+/** Result values without reps completed are the same every time: each is made once. */
+const plain: bigint[] = [];
+const result = (status: number, reps = 0): bigint => {
+  if (reps !== 0) return encodeResult(status, reps);
+  return (plain[status & 0xffff] ??= encodeResult(status, 0));
 };
 
 const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
+/** The input block as qwords is filled from the fast registers this way when the machine is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
- * Input and output blocks of one invocation. Blocks never exceed a page (memory calls) or the
- * fast registers (at most 128 bytes), so one page each suffices; the dispatcher reuses a pair
- * and takes fresh ones only if a call re-enters it.
+ * Everything one invocation works in: input and output blocks, the decoded control, the
+ * context. Blocks never exceed a page (memory calls) or the fast registers (at most 128
+ * bytes), so one page each suffices. One frame per nesting level, reused: a call made while
+ * another is in progress (from a host handler) gets the next level's.
  */
-class Blocks {
+class Frame {
   readonly input = new Uint8Array(HV_HYP_PAGE_SIZE);
   readonly in = new DataView(this.input.buffer);
+  readonly in64 = new BigUint64Array(this.input.buffer);
   readonly output = new Uint8Array(HV_HYP_PAGE_SIZE);
   readonly out = new DataView(this.output.buffer);
+  readonly control: Control = decodeControl(0n);
+  readonly ctx = new CallContext(this);
+  /** The blocks' views of the last sizes asked for: a call code asks for the same each time. */
+  private inView = this.input.subarray(0, 0);
+  private outView = this.output.subarray(0, 0);
+
+  inputOf(size: number): Uint8Array {
+    if (this.inView.length !== size) this.inView = this.input.subarray(0, size);
+    return this.inView;
+  }
+  outputOf(size: number): Uint8Array {
+    if (this.outView.length !== size) this.outView = this.output.subarray(0, size);
+    return this.outView;
+  }
 }
 
+/** Call codes are 16 bits: the table has a slot for each. */
+const CODES = 0x10000;
+
 export class HypercallDispatcher {
-  private readonly defs = new Map<number, HypercallDef>();
-  private readonly blocks = new Blocks();
+  /** The calls, indexed by call code. */
+  private readonly table: (Entry | undefined)[] = new Array<Entry | undefined>(CODES).fill(undefined);
+  private readonly frames: Frame[] = [];
+  /**
+   * Calls in progress. Should host code throw through a call (it must not: its entry points
+   * are guarded), the level stays taken and later calls just use the next frame.
+   */
   private depth = 0;
 
   constructor(defs: readonly HypercallDef[]) {
-    for (const d of defs) this.defs.set(d.code, d);
+    for (const d of defs) this.table[d.code & 0xffff] = new Entry(d);
   }
 
   has(code: number): boolean {
-    return this.defs.has(code);
+    return Number.isInteger(code) && code >= 0 && code < CODES && this.table[code] !== undefined;
   }
 
   /**
-   * Runs one hypercall invocation. `c` is `req.control` decoded (the ABI adapter has it already).
-   * The CPU port that trapped emits its event (cpu.ts), with the registers it came in.
+   * Runs one hypercall invocation: reads `req` and writes its answer there. The CPU port that
+   * trapped emits its event (cpu.ts), with the registers it came in.
    */
-  dispatch(vp: Vp, req: HypercallRequest, c: Control = decodeControl(req.control)): HypercallResponse {
-    const blocks = this.depth === 0 ? this.blocks : new Blocks();
+  dispatch(vp: Vp, req: HypercallRequest): void {
+    const frame = this.frames[this.depth] ?? (this.frames[this.depth] = new Frame());
     this.depth++;
-    try {
-      return this.run(vp, req, c, blocks);
-    } finally {
-      this.depth--;
-    }
+    const c = decodeControlInto(req.control, frame.control);
+    req.fast = c.fast;
+    req.restartControl = undefined;
+    req.result = this.run(vp, req, c, frame);
+    this.depth--;
   }
 
-  private run(vp: Vp, req: HypercallRequest, c: Control, blocks: Blocks): HypercallResponse {
+  private run(vp: Vp, req: HypercallRequest, c: Control, frame: Frame): bigint {
     const p = vp.partition;
     // §4.9: code, privilege, reserved bits, shape, then the blocks.
-    const def = this.defs.get(c.code);
-    if (!def) return fail(HvStatus.INVALID_HYPERCALL_CODE);
-    if (def.gate && !def.gate(p.features)) return fail(HvStatus.ACCESS_DENIED);
+    const def = this.table[c.code];
+    if (def === undefined) return result(HvStatus.INVALID_HYPERCALL_CODE);
+    if (def.gate !== undefined && !def.gate(p.features)) return result(HvStatus.ACCESS_DENIED);
     // Bit 31 (nested) is reserved for a partition that is not a nested root (KVM does the same).
-    if (c.reservedSet || c.nested) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+    if (c.reservedSet || c.nested) return result(HvStatus.INVALID_HYPERCALL_INPUT);
     if (def.rep) {
-      if (c.repCount === 0 || c.repStart >= c.repCount) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+      if (c.repCount === 0 || c.repStart >= c.repCount) return result(HvStatus.INVALID_HYPERCALL_INPUT);
     } else if (c.repCount !== 0 || c.repStart !== 0) {
-      return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+      return result(HvStatus.INVALID_HYPERCALL_INPUT);
     }
-    if (c.varHeadSize !== 0 && !def.varHeader) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
-    if (c.fast && def.fast === false) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
+    if (c.varHeadSize !== 0 && !def.varHeader) return result(HvStatus.INVALID_HYPERCALL_INPUT);
+    if (c.fast && !def.fast) return result(HvStatus.INVALID_HYPERCALL_INPUT);
 
     const repInOffset = def.input + 8 * c.varHeadSize;
     const repCount = def.rep ? c.repCount : 0;
-    const inSize = repInOffset + repCount * (def.repInput ?? 0);
-    const outSize = (def.output ?? 0) + repCount * (def.repOutput ?? 0);
+    const inSize = repInOffset + repCount * def.repInput;
+    const outSize = def.output + repCount * def.repOutput;
 
-    const input = blocks.input.subarray(0, inSize);
+    const input = frame.inputOf(inSize);
     if (c.fast) {
-      const capacity = req.fastRegisters.length * 8;
-      if (inSize > capacity) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
-      if (outSize > 0 && (!req.fastOutput || roundUp(inSize, 16) + outSize > capacity)) return fail(HvStatus.INVALID_HYPERCALL_INPUT);
-      for (let i = 0; i * 8 < inSize; i++) blocks.in.setBigUint64(i * 8, req.fastRegisters[i] ?? 0n, true);
+      const capacity = req.fastCount * 8;
+      if (inSize > capacity) return result(HvStatus.INVALID_HYPERCALL_INPUT);
+      if (outSize > 0 && (!req.fastOutput || roundUp(inSize, 16) + outSize > capacity)) return result(HvStatus.INVALID_HYPERCALL_INPUT);
+      if (LITTLE_ENDIAN) for (let i = 0; i * 8 < inSize; i++) frame.in64[i] = req.fastRegister(i);
+      else for (let i = 0; i * 8 < inSize; i++) frame.in.setBigUint64(i * 8, req.fastRegister(i), true);
     } else {
       // The output GPA is looked at only for calls with output (kvm-unit-tests leaves R8 unset).
       // A block error stops the call before any element: "reps completed" is the rep start.
       const inStatus = blockStatus(p, req.inputGpa, inSize);
-      if (inStatus !== HvStatus.SUCCESS) return fail(inStatus, c.repStart);
+      if (inStatus !== HvStatus.SUCCESS) return result(inStatus, c.repStart);
       const outStatus = blockStatus(p, req.outputGpa, outSize);
-      if (outStatus !== HvStatus.SUCCESS) return fail(outStatus, c.repStart);
+      if (outStatus !== HvStatus.SUCCESS) return result(outStatus, c.repStart);
       // Input and output must not overlap (tlfs.md 4.7): a continued call would re-read output.
       if (inSize > 0 && outSize > 0 && req.inputGpa < req.outputGpa + BigInt(outSize) && req.outputGpa < req.inputGpa + BigInt(inSize)) {
-        return fail(HvStatus.INVALID_ALIGNMENT, c.repStart);
+        return result(HvStatus.INVALID_ALIGNMENT, c.repStart);
       }
       // Copy the whole input before any output is written: the guest cannot change it under us.
       if (inSize > 0) input.set(p.memory.view(Number(req.inputGpa), inSize));
     }
 
     // Whole qwords, so fast output can be handed back register by register.
-    const output = blocks.output.subarray(0, roundUp(outSize, 8));
-    output.fill(0);
-    const ctx = new CallContext(p, vp, c, def, input, blocks.in, output, blocks.out);
+    const output = frame.outputOf(roundUp(outSize, 8));
+    if (outSize > 0) output.fill(0);
+    const ctx = CallContext.aim(frame.ctx, p, vp, def, input, output);
 
     if (!def.rep) {
-      const status = def.run ? def.run(ctx) : HvStatus.SUCCESS;
-      if (status === HvStatus.SUCCESS && outSize > 0) this.writeOutput(p, req, c, inSize, output, 0, outSize);
-      return fail(status);
+      const status = def.run !== undefined ? def.run(ctx) : HvStatus.SUCCESS;
+      if (status === HvStatus.SUCCESS && outSize > 0) this.writeOutput(p, req, c, inSize, frame, 0, outSize);
+      return result(status);
     }
 
-    const header = def.run ? def.run(ctx) : HvStatus.SUCCESS;
-    if (header !== HvStatus.SUCCESS) return fail(header, c.repStart);
+    const header = def.run !== undefined ? def.run(ctx) : HvStatus.SUCCESS;
+    if (header !== HvStatus.SUCCESS) return result(header, c.repStart);
     const quantum = p.config.repQuantum;
     let i = c.repStart;
     let status: number = HvStatus.SUCCESS;
     let done = 0;
     while (i < c.repCount && done < quantum) {
-      status = def.element ? def.element(ctx, i) : HvStatus.SUCCESS;
+      status = def.element !== undefined ? def.element(ctx, i) : HvStatus.SUCCESS;
       if (status !== HvStatus.SUCCESS) break;
       i++;
       done++;
     }
     // Output of the elements processed in this invocation, and nothing else.
-    if (i > c.repStart && def.repOutput) this.writeOutput(p, req, c, inSize, output, ctx.repOut(c.repStart), ctx.repOut(i));
-    if (status !== HvStatus.SUCCESS || i === c.repCount) return fail(status, i);
-    if (p.config.repContinuation === 'partial') return fail(HvStatus.SUCCESS, i);
-    const restart = (req.control & ~(0xfffn << 48n)) | (BigInt(i) << 48n);
-    return { result: encodeResult(HvStatus.SUCCESS, i), restartControl: restart };
+    if (i > c.repStart && def.repOutput !== 0) this.writeOutput(p, req, c, inSize, frame, ctx.repOut(c.repStart), ctx.repOut(i));
+    if (status !== HvStatus.SUCCESS || i === c.repCount) return result(status, i);
+    if (p.config.repContinuation === 'partial') return result(HvStatus.SUCCESS, i);
+    req.restartControl = (req.control & ~(0xfffn << 48n)) | (BigInt(i) << 48n);
+    return encodeResult(HvStatus.SUCCESS, i);
   }
 
-  private writeOutput(p: Partition, req: HypercallRequest, c: Control, inSize: number, output: Uint8Array, from: number, to: number): void {
+  private writeOutput(p: Partition, req: HypercallRequest, c: Control, inSize: number, frame: Frame, from: number, to: number): void {
     if (!c.fast) {
-      p.memory.write(Number(req.outputGpa) + from, output.subarray(from, to));
+      p.memory.write(Number(req.outputGpa) + from, frame.output.subarray(from, to));
       return;
     }
     // Fast output fills the register pairs after the last input pair (OpenVMM x86.rs/aarch64.rs).
     const base = roundUp(inSize, 16) / 8;
-    const dv = new DataView(output.buffer);
-    for (let q = Math.floor(from / 8); q * 8 < to; q++) req.fastRegisters[base + q] = dv.getBigUint64(q * 8, true);
+    for (let q = Math.floor(from / 8); q * 8 < to; q++) req.setFastRegister(base + q, frame.out.getBigUint64(q * 8, true));
   }
 }

@@ -34,4 +34,4 @@ export const HYPERCALLS: readonly HypercallDef[] = [
 ];
 
 export const hypercalls = new HypercallDispatcher(HYPERCALLS);
-export type { HypercallDef, HypercallRequest, HypercallResponse, CallContext } from './dispatch.js';
+export type { HypercallDef, HypercallRequest, CallContext } from './dispatch.js';

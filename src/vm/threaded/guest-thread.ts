@@ -38,24 +38,51 @@ export type GuestMessage =
   | { type: 'log' | 'journal'; record: LogRecord }
   | { type: 'report'; report: { log: LogRecord[]; journal: LogRecord[]; result: unknown; error: string | undefined; state: KernelState } };
 
+/** Wall time the guest polls for an interrupt before it sleeps. */
+const GUEST_POLL_MS = 0.5;
+/** A host loop whose beat has not moved for this long is not running: polling for it is in its way. */
+const HOST_SILENT_MS = 0.05;
+
 async function main(d: GuestThreadData): Promise<void> {
   const block = new ControlBlock(d.control, d.cpus);
   const h = block.header;
   const memory = new GuestMemory({ size: d.memory.byteLength, pageSize: d.pageSize, buffer: d.memory });
   const cpus = Array.from({ length: d.cpus }, (_, i) => remoteCpu(d.arch, block, i));
+  // Waiting polls the doorbell a while before it sleeps on it (protocol.ts says who notifies).
   const waitUntil = (done: () => boolean, ns: number): boolean => {
     const end = performance.now() + ns / 1e6 / d.speed;
+    let busyAt = performance.now();
+    // The host's beat, and when it last moved: polling waits for the host, so only while it runs.
+    let beat = Atomics.load(h, W.HOST_BEAT);
+    let beatAt = busyAt;
     for (;;) {
+      Atomics.add(h, W.GUEST_BEAT, 1);
       const bell = Atomics.load(h, W.DOORBELL);
       // One interrupt per CPU between looks at done(): a streaming device interrupts without end.
       for (let i = 0; i < kernel.cpus.length; i++) kernel.takeInterrupts(i, 1);
       kernel.runWork();
       if (done()) return true;
-      const left = end - performance.now();
+      const now = performance.now();
+      const left = end - now;
       if (left <= 0) return done();
       if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
-      if (kernel.cpus.some((c) => c.online && c.ops.cpu.interruptsEnabled && c.ops.cpu.interruptPending())) continue;
+      if (kernel.cpus.some((c) => c.online && c.ops.cpu.interruptsEnabled && c.ops.cpu.interruptPending())) {
+        busyAt = now;
+        continue;
+      }
+      const hostBeat = Atomics.load(h, W.HOST_BEAT);
+      if (hostBeat !== beat) {
+        beat = hostBeat;
+        beatAt = now;
+      }
+      if (now - busyAt < GUEST_POLL_MS && now - beatAt < HOST_SILENT_MS) {
+        for (let spin = 0; spin < 200 && Atomics.load(h, W.DOORBELL) === bell; spin++);
+        continue;
+      }
+      Atomics.store(h, W.GUEST_SLEEPING, 1);
       Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
+      Atomics.store(h, W.GUEST_SLEEPING, 0);
+      busyAt = performance.now();
     }
   };
   const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, d.kernel.network ? { network: d.kernel.network } : {}) : [] };

@@ -1,6 +1,8 @@
 // A machine whose guest runs in a worker thread (DESIGN.md principle 4): the partition, its
 // devices and VMBus stay on this thread; the guest kernel runs in the worker over the same
-// guest RAM. Traps cross in the control block; virtual time follows the wall clock.
+// guest RAM. Traps cross in the control block; virtual time follows the wall clock. The host
+// loop polls (the trap slots, and the rings of channels that are streaming) before it sleeps,
+// as a host with a core to spare does.
 import { Worker } from 'node:worker_threads';
 import { cpuPort } from '../../hypervisor/cpu.js';
 import type { Partition } from '../../hypervisor/partition.js';
@@ -44,8 +46,14 @@ export interface ThreadedRunOptions {
   onJournal?: (r: LogRecord) => void;
 }
 
-/** Polls of the wake word before the host loop sleeps. */
-const HOST_SPIN_LOOPS = 50_000;
+/** A guest whose beat has not moved for this long is not running: polling for it is in its way. */
+const GUEST_SILENT_MS = 0.05;
+/** Traps answered back to back before the host loop moves time and publishes interrupts. */
+const TRAP_BURST = 16;
+/** Wall time the host loop polls with nothing to do before it sleeps. */
+const HOST_POLL_MS = 0.5;
+/** Wall time a channel's ring is polled after it last had packets (NAPI's budget, roughly). */
+const RING_POLL_NS = 1_000_000;
 
 export class ThreadedMachine {
   readonly host: Host;
@@ -60,7 +68,9 @@ export class ThreadedMachine {
   constructor(private readonly config: ThreadedConfig = {}) {
     const { kernel: _kernel, speed, stateDir: _stateDir, ...host } = config;
     this.speed = speed ?? 1;
-    this.host = new Host(host);
+    // The server polls streaming rings here: a host thread of its own can afford it.
+    const vmbus = host.vmbus === false ? false : { ...(typeof host.vmbus === 'object' ? host.vmbus : {}), pollNs: RING_POLL_NS * this.speed };
+    this.host = new Host({ ...host, vmbus });
     this.partition = this.host.partition;
     this.vmbus = this.host.vmbus;
     // Firmware lists CPUs by APIC id, as the in-thread machine does.
@@ -143,27 +153,69 @@ export class ThreadedMachine {
     Atomics.notify(this.block.header, W.DOORBELL);
   }
 
-  /** The host loop, in slices that let this thread's event loop run in between. */
+  /**
+   * The host loop, in slices that let this thread's event loop run in between: it answers traps,
+   * moves virtual time (running due events), polls streaming rings and publishes interrupts.
+   * With nothing to do it polls the trap slots a while, then sleeps until a trap arrives or the
+   * next timer is due (at most 1 ms): waking a sleeping thread costs tens of microseconds.
+   */
   private async serve(deadline: number, gone: { now: boolean }, signal: AbortSignal | undefined): Promise<void> {
     const h = this.block.header;
     const clock = this.partition.clock;
+    const traps = this.traps;
+    const server = this.vmbus?.server;
     const wallStart = performance.now();
     const virtualStart = clock.nowNs;
+    let busyAt = wallStart;
+    let rounds = 0;
+    // The guest's beat, and when it last moved.
+    let beat = Atomics.load(h, W.GUEST_BEAT);
+    let beatAt = wallStart;
     while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && !signal?.aborted && performance.now() < deadline) {
       const slice = performance.now() + 20;
-      while (!Atomics.load(h, W.GUEST_DONE) && performance.now() < slice) {
-        const seen = Atomics.load(h, W.HOST_WAKE);
-        const served = this.traps.serveAll();
-        clock.advanceTo(virtualStart + (performance.now() - wallStart) * 1e6 * this.speed);
-        this.traps.publishInterrupts();
-        if (served) continue;
-        // Poll for a trap a little, then sleep until one arrives or the next timer is due (at
-        // most 1 ms): waking a sleeping thread costs tens of microseconds.
+      for (;;) {
+        if ((++rounds & 15) === 0) Atomics.add(h, W.HOST_BEAT, 1);
+        // A guest trapping back to back is answered first: the next request usually follows
+        // within a fraction of a microsecond. The rest of the loop runs every TRAP_BURST traps.
+        let busy = 0;
+        for (let spin = 0; spin < 100 && busy < TRAP_BURST; spin++) {
+          const n = traps.serveAll();
+          if (n === 0 && busy === 0) break;
+          if (n !== 0) spin = 0;
+          busy += n;
+        }
+        const now = performance.now();
+        if (Atomics.load(h, W.GUEST_DONE) || now >= slice) break;
+        clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
+        if (server?.polling) busy += server.poll(clock.nowNs);
+        traps.publishInterrupts();
+        if (busy) {
+          // A trap answered or a packet read: the guest has been running.
+          busyAt = beatAt = now;
+          continue;
+        }
+        // Poll a while after the last trap or packet, and on while a ring is polled, but then
+        // only while the guest runs: a guest that sleeps traps and writes nothing until it is
+        // woken, and one that is not running may need this core to run at all.
         const next = clock.nextEventNs();
         const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
-        if (dueMs <= 0.05) continue;
-        for (let spin = 0; spin < HOST_SPIN_LOOPS && Atomics.load(h, W.HOST_WAKE) === seen; spin++);
-        if (Atomics.load(h, W.HOST_WAKE) === seen) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, 1));
+        const guestBeat = Atomics.load(h, W.GUEST_BEAT);
+        if (guestBeat !== beat) {
+          beat = guestBeat;
+          beatAt = now;
+        }
+        const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
+        const guestRuns = guestAwake && now - beatAt < GUEST_SILENT_MS;
+        if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS) || (guestRuns && server?.polling)) {
+          for (let spin = 0; spin < 100 && !traps.pending(); spin++);
+          continue;
+        }
+        // Nap: a ring being polled is looked at again soon, a trap wakes the host at once.
+        const seen = Atomics.load(h, W.HOST_WAKE);
+        Atomics.store(h, W.HOST_SLEEPING, 1);
+        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
+        Atomics.store(h, W.HOST_SLEEPING, 0);
+        busyAt = performance.now();
       }
       await new Promise<void>((r) => setImmediate(r));
     }

@@ -1,11 +1,21 @@
 // The shared block through which a guest in a worker thread reaches the hypervisor (DESIGN.md,
 // execution model): one request slot per CPU for traps, answered by the host thread, and
 // counters the host bumps when a CPU has an interrupt to take. All words are accessed with
-// Atomics; a waiting side sleeps in Atomics.wait on the word the other side notifies.
+// Atomics.
+//
+// Both sides poll before they sleep, and a side calls Atomics.notify only when its peer says it
+// sleeps: a notify costs about as much as a whole round trip between two polling threads. The
+// sleeper raises its flag, looks once more, then waits on the word the other side changes; the
+// other side changes the word, then reads the flag. Atomics are sequentially consistent, so at
+// least one of the two sees the other: the sleeper does not sleep, or the waker notifies.
+//
+// Polling pays only while the peer runs. On a machine with fewer free cores than threads, a
+// polling side may be keeping its peer off the core it waits for: so each side beats a counter
+// as it goes round its loops, and a side whose peer's beat has stopped naps instead of polling.
 
 /** Header words (Int32). */
 export const W = {
-  /** Bumped by the guest whenever it posts a trap request: the host loop sleeps on it. */
+  /** Bumped by the guest when it posts a trap request while the host sleeps: the host sleeps on it. */
   HOST_WAKE: 0,
   /** Bumped by the host whenever some CPU got a deliverable interrupt: the guest sleeps on it. */
   DOORBELL: 1,
@@ -13,22 +23,33 @@ export const W = {
   GUEST_DONE: 2,
   /** The host loop has stopped: guest requests will not be answered. */
   HOST_STOPPED: 3,
-  /** Per-CPU "an interrupt is deliverable" hints start here. */
+  /** 1 while the host loop sleeps on HOST_WAKE. */
+  HOST_SLEEPING: 4,
+  /** 1 while the guest sleeps on DOORBELL. */
+  GUEST_SLEEPING: 5,
+  /** Per-CPU "an interrupt is deliverable" hints start here (MAX_CPUS words). */
   PENDING: 16,
+  /** Bumped by the host loop as it goes round: on a cache line of its own, after the hints. */
+  HOST_BEAT: 256,
+  /** Bumped by the guest as it waits (for interrupts, for answers): on the next cache line. */
+  GUEST_BEAT: 272,
 } as const;
 
 export const MAX_CPUS = 240;
-const HEADER_BYTES = 4 * (W.PENDING + MAX_CPUS);
-/** One CPU's request slot: state, op, fault, aux, then 24 64-bit arguments. */
+const HEADER_BYTES = 4 * (W.GUEST_BEAT + 16);
+/** One CPU's request slot: state, op, fault, aux, waiting, then 24 64-bit arguments. */
 export const SLOT_BYTES = 256;
 export const SLOT_ARGS = 24;
+const ARGS_AT = 32;
 
 export const S = {
-  /** IDLE → REQUEST (guest) → RESPONSE (host) → IDLE (guest). */
+  /** IDLE, then REQUEST (guest) → RESPONSE (host) → REQUEST (guest) … */
   STATE: 0,
   OP: 1,
   FAULT: 2,
   AUX: 3,
+  /** 1 while the guest sleeps on STATE for the host's answer. */
+  WAITING: 4,
 } as const;
 export const State = { IDLE: 0, REQUEST: 1, RESPONSE: 2 } as const;
 
@@ -53,10 +74,13 @@ export function controlBytes(cpus: number): number {
   return HEADER_BYTES + cpus * SLOT_BYTES;
 }
 
-/** Typed views of the block: the header, and each CPU's slot as 32-bit words and 64-bit args. */
+/**
+ * Typed views of the block: the header, and each CPU's slot as 32-bit words and 64-bit
+ * arguments. Arguments are unsigned: a register value goes in and comes out as it is.
+ */
 export class ControlBlock {
   readonly header: Int32Array;
-  readonly slots: { words: Int32Array; args: BigInt64Array }[];
+  readonly slots: { words: Int32Array; args: BigUint64Array }[];
 
   constructor(
     readonly buffer: SharedArrayBuffer,
@@ -65,8 +89,8 @@ export class ControlBlock {
     if (cpus > MAX_CPUS) throw new RangeError(`at most ${MAX_CPUS} CPUs in a threaded VM`);
     this.header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
     this.slots = Array.from({ length: cpus }, (_, i) => ({
-      words: new Int32Array(buffer, HEADER_BYTES + i * SLOT_BYTES, 4),
-      args: new BigInt64Array(buffer, HEADER_BYTES + i * SLOT_BYTES + 16, SLOT_ARGS),
+      words: new Int32Array(buffer, HEADER_BYTES + i * SLOT_BYTES, ARGS_AT / 4),
+      args: new BigUint64Array(buffer, HEADER_BYTES + i * SLOT_BYTES + ARGS_AT, SLOT_ARGS),
     }));
   }
 }

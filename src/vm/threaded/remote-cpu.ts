@@ -1,12 +1,13 @@
-// The guest thread's CPUs: each trap becomes a request in the CPU's slot and an Atomics.wait
-// for the host's answer, as a VM exit blocks the vCPU until the hypervisor resumes it. Checks
-// for a pending interrupt read a hint word instead of trapping.
+// The guest thread's CPUs: each trap becomes a request in the CPU's slot and a wait for the
+// host's answer, as a VM exit blocks the vCPU until the hypervisor resumes it: polling first,
+// then Atomics.wait (protocol.ts says when each side notifies). Checks for a pending interrupt
+// read a hint word instead of trapping.
 import type { Arch, Arm64Cpu, Arm64Registers, CpuidResult, Fault, MsrRead, X64Cpu, X64Registers, X86_32Cpu, X86Registers } from '../../hypervisor/cpu-interface.js';
 import type { ControlBlock} from './protocol.js';
 import { FAULTS, Op, S, State, W } from './protocol.js';
 
-/** Polls of the answer before sleeping on it. */
-const SPIN_LOOPS = 20_000;
+/** Polls of the answer before sleeping on it: most traps are answered within a microsecond, while a thread put to sleep takes tens of microseconds to wake. */
+const SPIN_LOOPS = 5_000;
 
 /** The host stopped answering: the guest thread cannot go on. */
 export class HostGoneError extends Error {
@@ -16,7 +17,7 @@ export class HostGoneError extends Error {
 class RemoteCpu {
   interruptsEnabled = false;
   private readonly words: Int32Array;
-  protected readonly args: BigInt64Array;
+  protected readonly args: BigUint64Array;
 
   constructor(
     private readonly block: ControlBlock,
@@ -26,29 +27,34 @@ class RemoteCpu {
     this.args = block.slots[slot]!.args;
   }
 
-  /** Posts the request already in `args`, wakes the host, and sleeps until it answers. */
+  /** Posts the request already in `args`, wakes the host if it sleeps, and waits for its answer. */
   protected trap(op: number, aux = 0): Fault | undefined {
     const w = this.words;
     const h = this.block.header;
-    Atomics.store(w, S.OP, op);
-    Atomics.store(w, S.AUX, aux);
+    // Plain stores: the STATE store publishes them.
+    w[S.OP] = op;
+    w[S.AUX] = aux;
     Atomics.store(w, S.STATE, State.REQUEST);
-    Atomics.add(h, W.HOST_WAKE, 1);
-    Atomics.notify(h, W.HOST_WAKE);
-    // Spin briefly first: most traps are answered within microseconds, while a thread put to
-    // sleep takes tens of microseconds to wake.
-    for (let spin = 0; spin < SPIN_LOOPS && Atomics.load(w, S.STATE) === State.REQUEST; spin++);
+    if (Atomics.load(h, W.HOST_SLEEPING) !== 0) {
+      Atomics.add(h, W.HOST_WAKE, 1);
+      Atomics.notify(h, W.HOST_WAKE);
+    }
+    for (let spin = 0; spin < SPIN_LOOPS && Atomics.load(w, S.STATE) === State.REQUEST; spin++) {
+      if ((spin & 255) === 255) Atomics.add(h, W.GUEST_BEAT, 1);
+    }
     while (Atomics.load(w, S.STATE) === State.REQUEST) {
       if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
+      Atomics.store(w, S.WAITING, 1);
+      // The wait itself checks STATE: an answer that came in between is not slept through.
       Atomics.wait(w, S.STATE, State.REQUEST, 50);
+      Atomics.store(w, S.WAITING, 0);
     }
-    const fault = FAULTS[Atomics.load(w, S.FAULT)];
-    Atomics.store(w, S.STATE, State.IDLE);
-    return fault;
+    // STATE stays RESPONSE until the next request: the host acts only on REQUEST.
+    return FAULTS[w[S.FAULT]!];
   }
 
   protected get aux(): number {
-    return Atomics.load(this.words, S.AUX);
+    return this.words[S.AUX]!;
   }
 
   interruptPending(): boolean {
@@ -75,18 +81,18 @@ abstract class RemoteX86<R> extends RemoteCpu {
   rdmsr(msr: number): MsrRead {
     this.args[0] = BigInt(msr >>> 0);
     const fault = this.trap(Op.RDMSR);
-    return fault ? { fault } : { value: BigInt.asUintN(64, this.args[0]!) };
+    return fault ? { fault } : { value: this.args[0]! };
   }
 
   wrmsr(msr: number, value: bigint): Fault | undefined {
     this.args[0] = BigInt(msr >>> 0);
-    this.args[1] = BigInt.asIntN(64, value);
+    this.args[1] = value;
     return this.trap(Op.WRMSR);
   }
 
   rdtsc(): bigint {
     this.trap(Op.RDTSC);
-    return BigInt.asUintN(64, this.args[0]!);
+    return this.args[0]!;
   }
 
   apicWrite(offset: number, value: number): void {
@@ -115,17 +121,17 @@ export class RemoteX64Cpu extends RemoteX86<X64Registers> implements X64Cpu {
 
   protected hypercall(op: number, regs: X64Registers): Fault | undefined {
     const a = this.args;
-    a[0] = BigInt.asIntN(64, regs.rcx);
-    a[1] = BigInt.asIntN(64, regs.rdx);
-    a[2] = BigInt.asIntN(64, regs.r8);
-    a[3] = BigInt.asIntN(64, regs.rax);
-    for (let i = 0; i < 12; i++) a[4 + i] = BigInt.asIntN(64, regs.xmm[i] ?? 0n);
+    a[0] = regs.rcx;
+    a[1] = regs.rdx;
+    a[2] = regs.r8;
+    a[3] = regs.rax;
+    for (let i = 0; i < 12; i++) a[4 + i] = regs.xmm[i] ?? 0n;
     const fault = this.trap(op);
-    regs.rcx = BigInt.asUintN(64, a[0]!);
-    regs.rdx = BigInt.asUintN(64, a[1]!);
-    regs.r8 = BigInt.asUintN(64, a[2]!);
-    regs.rax = BigInt.asUintN(64, a[3]!);
-    for (let i = 0; i < 12; i++) regs.xmm[i] = BigInt.asUintN(64, a[4 + i]!);
+    regs.rcx = a[0]!;
+    regs.rdx = a[1]!;
+    regs.r8 = a[2]!;
+    regs.rax = a[3]!;
+    for (let i = 0; i < 12; i++) regs.xmm[i] = a[4 + i]!;
     return fault;
   }
 }
@@ -155,16 +161,16 @@ export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
 
   hvc(imm: number, regs: Arm64Registers): Fault | undefined {
     const x = regs.x;
-    for (let i = 0; i < 18; i++) this.args[i] = BigInt.asIntN(64, x[i] ?? 0n);
+    for (let i = 0; i < 18; i++) this.args[i] = x[i] ?? 0n;
     this.args[SLOT_GPA] = BigInt(imm);
     const fault = this.trap(Op.HVC);
-    for (let i = 0; i < 18; i++) x[i] = BigInt.asUintN(64, this.args[i]!);
+    for (let i = 0; i < 18; i++) x[i] = this.args[i]!;
     return fault;
   }
 
   readCounter(): bigint {
     this.trap(Op.READ_COUNTER);
-    return BigInt.asUintN(64, this.args[0]!);
+    return this.args[0]!;
   }
 
   endOfInterrupt(): void {

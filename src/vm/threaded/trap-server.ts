@@ -1,9 +1,10 @@
 // The host thread's side of the control block: it carries out each CPU's trap request on the
-// real CPU port and answers, and it tells the guest which CPUs have an interrupt to take.
+// real CPU port and answers, and it tells the guest which CPUs have an interrupt to take. It
+// notifies a waiting side only when that side says it sleeps (protocol.ts).
 import type { Arm64Port, X64Port, X86_32Port } from '../../hypervisor/cpu.js';
-import type { Fault } from '../../hypervisor/cpu-interface.js';
+import type { Fault, X64Registers, X86Registers } from '../../hypervisor/cpu-interface.js';
 import type { Vp } from '../../hypervisor/vp.js';
-import type { ControlBlock} from './protocol.js';
+import type { ControlBlock } from './protocol.js';
 import { FAULTS, Op, S, State, W } from './protocol.js';
 import { SLOT_GPA } from './remote-cpu.js';
 
@@ -14,23 +15,42 @@ const X86_REGS = ['eax', 'edx', 'ebx', 'ecx', 'esi', 'edi'] as const;
 export class TrapServer {
   /** Traps served, for inspection and benchmarks. */
   served = 0;
+  /** Register images handed to the ports, one per CPU, reused. */
+  private readonly x64: X64Registers[];
+  private readonly x86: X86Registers[];
+  private readonly arm64: bigint[][];
 
   constructor(
     readonly block: ControlBlock,
     /** CPU ports in the guest's CPU order, with their VPs. */
     readonly cpus: readonly { port: Port; vp: Vp }[],
-  ) {}
+  ) {
+    this.x64 = cpus.map(() => ({ rcx: 0n, rdx: 0n, r8: 0n, rax: 0n, xmm: new Array<bigint>(12).fill(0n) }));
+    // An interrupt raised on the host (a device signalling mid-batch) is published at once, not
+    // when the loop comes round: the guest may be waiting for it with nothing else to do.
+    cpus.forEach(({ vp }, i) => (vp.apic.onRaise = () => this.publish(i)));
+    this.x86 = cpus.map(() => ({ eax: 0, edx: 0, ebx: 0, ecx: 0, esi: 0, edi: 0 }));
+    this.arm64 = cpus.map(() => new Array<bigint>(18).fill(0n));
+  }
+
+  /** Whether some CPU has posted a request. */
+  pending(): boolean {
+    const slots = this.block.slots;
+    for (let i = 0; i < slots.length; i++) if (Atomics.load(slots[i]!.words, S.STATE) === State.REQUEST) return true;
+    return false;
+  }
 
   /** Answers every pending request; returns how many. */
   serveAll(): number {
     let n = 0;
-    for (let i = 0; i < this.cpus.length; i++) {
-      const w = this.block.slots[i]!.words;
+    const slots = this.block.slots;
+    for (let i = 0; i < slots.length; i++) {
+      const w = slots[i]!.words;
       if (Atomics.load(w, S.STATE) !== State.REQUEST) continue;
       const fault = this.perform(i);
-      Atomics.store(w, S.FAULT, fault ? FAULTS.indexOf(fault) : 0);
+      w[S.FAULT] = fault ? FAULTS.indexOf(fault) : 0;
       Atomics.store(w, S.STATE, State.RESPONSE);
-      Atomics.notify(w, S.STATE);
+      if (Atomics.load(w, S.WAITING) !== 0) Atomics.notify(w, S.STATE);
       n++;
     }
     this.served += n;
@@ -39,28 +59,30 @@ export class TrapServer {
 
   /** Publishes which CPUs have a deliverable interrupt, ringing the doorbell for new ones. */
   publishInterrupts(): void {
+    for (let i = 0; i < this.cpus.length; i++) this.publish(i);
+  }
+
+  /** Publishes CPU `i`'s hint; a new interrupt rings the doorbell. */
+  private publish(i: number): void {
     const h = this.block.header;
-    let ring = false;
-    for (let i = 0; i < this.cpus.length; i++) {
-      const pending = this.cpus[i]!.vp.apic.deliverable() !== undefined ? 1 : 0;
-      if (Atomics.exchange(h, W.PENDING + i, pending) !== pending && pending) ring = true;
-    }
-    if (ring) {
-      Atomics.add(h, W.DOORBELL, 1);
-      Atomics.notify(h, W.DOORBELL);
-    }
+    const pending = this.cpus[i]!.vp.apic.deliverable() !== undefined ? 1 : 0;
+    // Written only when it changes: the guest reads these words while it polls.
+    if (Atomics.load(h, W.PENDING + i) === pending) return;
+    Atomics.store(h, W.PENDING + i, pending);
+    if (!pending) return;
+    Atomics.add(h, W.DOORBELL, 1);
+    if (Atomics.load(h, W.GUEST_SLEEPING) !== 0) Atomics.notify(h, W.DOORBELL);
   }
 
   private perform(i: number): Fault | undefined {
     const { port } = this.cpus[i]!;
     const { words, args: a } = this.block.slots[i]!;
-    const op = Atomics.load(words, S.OP);
-    const u = (k: number) => BigInt.asUintN(64, a[k]!);
+    const op = words[S.OP]!;
     switch (op) {
       case Op.ACCEPT: {
-        port.interruptsEnabled = Atomics.load(words, S.AUX) !== 0;
+        port.interruptsEnabled = words[S.AUX] !== 0;
         const v = port.acceptInterrupt();
-        Atomics.store(words, S.AUX, v ?? -1);
+        words[S.AUX] = v ?? -1;
         return undefined;
       }
       case Op.EOI:
@@ -70,13 +92,15 @@ export class TrapServer {
         a[0] = BigInt(port.arch === 'arm64' ? port.counterHz : 0);
         return undefined;
       case Op.READ_COUNTER:
-        a[0] = BigInt.asIntN(64, port.arch === 'arm64' ? port.readCounter() : port.rdtsc());
+        a[0] = port.arch === 'arm64' ? port.readCounter() : port.rdtsc();
         return undefined;
       case Op.HVC: {
         if (port.arch !== 'arm64') return '#UD';
-        const x = Array.from({ length: 18 }, (_, k) => u(k));
+        const x = this.arm64[i]!;
+        for (let k = 0; k < 18; k++) x[k] = a[k]!;
+        x.length = 18;
         const fault = port.hvc(Number(a[SLOT_GPA]!), { x });
-        x.forEach((v, k) => (a[k] = BigInt.asIntN(64, v)));
+        for (let k = 0; k < 18; k++) a[k] = x[k]!;
         return fault;
       }
     }
@@ -93,37 +117,46 @@ export class TrapServer {
       case Op.RDMSR: {
         const r = port.rdmsr(Number(a[0]!));
         if (r.fault) return r.fault;
-        a[0] = BigInt.asIntN(64, r.value);
+        a[0] = r.value;
         return undefined;
       }
       case Op.WRMSR:
-        return port.wrmsr(Number(a[0]!), u(1));
+        return port.wrmsr(Number(a[0]!), a[1]!);
       case Op.RDTSC:
-        a[0] = BigInt.asIntN(64, port.rdtsc());
+        a[0] = port.rdtsc();
         return undefined;
       case Op.APIC_WRITE:
         port.apicWrite(Number(a[0]!), Number(a[1]!));
         return undefined;
       case Op.CALL:
       case Op.VMCALL:
-        return port.arch === 'x64' ? this.x64(port, op, a) : this.x86(port, op, a);
+        return port.arch === 'x64' ? this.x64Call(port, i, op, a) : this.x86Call(port, i, op, a);
     }
     return '#UD';
   }
 
-  private x64(port: X64Port, op: number, a: BigInt64Array): Fault | undefined {
-    const u = (k: number) => BigInt.asUintN(64, a[k]!);
-    const regs = { rcx: u(0), rdx: u(1), r8: u(2), rax: u(3), xmm: Array.from({ length: 12 }, (_, k) => u(4 + k)) };
+  private x64Call(port: X64Port, i: number, op: number, a: BigUint64Array): Fault | undefined {
+    const regs = this.x64[i]!;
+    regs.rcx = a[0]!;
+    regs.rdx = a[1]!;
+    regs.r8 = a[2]!;
+    regs.rax = a[3]!;
+    const xmm = regs.xmm;
+    for (let k = 0; k < 12; k++) xmm[k] = a[4 + k]!;
     const fault = op === Op.CALL ? port.call(Number(a[SLOT_GPA]!), regs) : port.vmcall(regs);
-    [regs.rcx, regs.rdx, regs.r8, regs.rax, ...regs.xmm].forEach((v, k) => (a[k] = BigInt.asIntN(64, v)));
+    a[0] = regs.rcx;
+    a[1] = regs.rdx;
+    a[2] = regs.r8;
+    a[3] = regs.rax;
+    for (let k = 0; k < 12; k++) a[4 + k] = xmm[k]!;
     return fault;
   }
 
-  private x86(port: X86_32Port, op: number, a: BigInt64Array): Fault | undefined {
-    const regs = { eax: 0, edx: 0, ebx: 0, ecx: 0, esi: 0, edi: 0 };
-    X86_REGS.forEach((r, k) => (regs[r] = Number(a[k]!) >>> 0));
+  private x86Call(port: X86_32Port, i: number, op: number, a: BigUint64Array): Fault | undefined {
+    const regs = this.x86[i]!;
+    for (let k = 0; k < X86_REGS.length; k++) regs[X86_REGS[k]!] = Number(a[k]!) >>> 0;
     const fault = op === Op.CALL ? port.call(Number(a[SLOT_GPA]!), regs) : port.vmcall(regs);
-    X86_REGS.forEach((r, k) => (a[k] = BigInt(regs[r] >>> 0)));
+    for (let k = 0; k < X86_REGS.length; k++) a[k] = BigInt(regs[X86_REGS[k]!] >>> 0);
     return fault;
   }
 }

@@ -468,7 +468,8 @@ export class VmbusClient implements ChannelOwner {
   }
 
   private drain(q: Queue): number {
-    if (this.busy.has(q)) return 0;
+    // Called on every interrupt: an empty queue costs nothing.
+    if (this.queues[q].length === 0 || this.busy.has(q)) return 0;
     this.busy.add(q);
     const jobs = this.queues[q];
     const later: (() => boolean | void)[] = [];

@@ -24,6 +24,11 @@ export interface RingMemory {
   read(offset: number, dst: Uint8Array): void;
   /** Copies into the data area at `offset`, wrapping at the end. */
   write(offset: number, src: Uint8Array): void;
+  /**
+   * The data area as one array, when it is one run of memory: the ring's fast path reads and
+   * writes it directly. Undefined for a page list that is not contiguous.
+   */
+  readonly window?: Uint8Array;
 }
 
 /** A ring whose data area is one window of memory: copies split only at the wrap point. */
@@ -32,6 +37,7 @@ function windowRing(control: Uint32Array, data: Uint8Array): RingMemory {
   return {
     control,
     dataSize,
+    window: data,
     read(offset, dst) {
       const first = Math.min(dst.length, dataSize - offset);
       dst.set(data.subarray(offset, offset + first));

@@ -4,6 +4,7 @@
 import { traceHex, type TraceDirection, type TraceEmitter } from '../../hypervisor/trace.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { hostRing } from './gpa-map.js';
+import { Ctl } from '../ring/memory.js';
 import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
@@ -87,6 +88,15 @@ export class HostChannel {
   packetsSent = 0;
   /** @internal The device's signal handler is due to run: more signals change nothing. */
   signalPending = false;
+  /**
+   * @internal The server polls the guest→host ring (ServerOptions.pollNs): its interrupt_mask
+   * stays set, so that receive() leaves it set. `lastActive` is when the device last ran (-1:
+   * not yet); `seenWrite` where the guest's writes stood when it began, `consumed` whether it read.
+   */
+  polling = false;
+  lastActive = -1;
+  seenWrite = -1;
+  consumed = false;
 
   constructor(
     readonly relid: number,
@@ -105,6 +115,7 @@ export class HostChannel {
   attachRings(incoming: readonly number[], outgoing: readonly number[]): void {
     this.corrupt = undefined;
     this.signalPending = false;
+    this.polling = false;
     this.mapRings(incoming, outgoing);
     // The host honours pending_send_sz on the ring it writes (OpenVMM sets the bit there).
     this.writer!.setFeaturePendingSendSize(true);
@@ -144,6 +155,17 @@ export class HostChannel {
     this.guard(() => this.reader?.unmask());
   }
 
+  /**
+   * @internal The guest→host ring's write and read indices as they stand, unchecked (-1 without
+   * rings): polling only compares them with earlier values, to see that something moved.
+   */
+  incomingWriteIndex(): number {
+    return this.reader ? Atomics.load(this.reader.mem.control, Ctl.WRITE_INDEX) : -1;
+  }
+  incomingReadIndex(): number {
+    return this.reader ? Atomics.load(this.reader.mem.control, Ctl.READ_INDEX) : -1;
+  }
+
   /** Bytes waiting in the guest→host ring. */
   readable(): number {
     return this.guard(() => this.reader?.readable() ?? 0) ?? 0;
@@ -158,7 +180,7 @@ export class HostChannel {
    * at again after each commit and after unmasking: a packet written meanwhile raised no signal
    * (hv_signal_on_write), so stopping there could leave it unread. A ring that never drains is
    * handed back to the device as a fresh signal after a few rounds, so one channel cannot
-   * starve the rest.
+   * starve the rest. While the server polls the ring, the mask stays set and the poll comes back.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
     this.remapIfMoved();
@@ -176,9 +198,14 @@ export class HostChannel {
         this.packetsReceived += read;
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
+        if (this.polling) {
+          if (reader.readable() === 0) return;
+          continue;
+        }
         if (reader.readable() === 0 && !reader.unmask()) return;
         reader.mask();
       }
+      if (this.polling) return;
       reader.unmask();
       this.ctx.kick(this);
     });

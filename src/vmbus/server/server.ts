@@ -58,6 +58,13 @@ export interface ServerOptions {
   features?: number;
   /** Bounds on what the guest can make the host hold (budget.ts); the defaults where not given. */
   budget?: Partial<ServerBudget>;
+  /**
+   * Once signalled, keep reading a channel's guest→host ring until it has been empty this long
+   * (virtual ns), its interrupt_mask set so that the guest writes without signalling, as Linux's
+   * NAPI and OpenVMM's ring polling do; whoever runs the server calls poll(). 0 (the default):
+   * read only when signalled, as a deterministic machine does.
+   */
+  pollNs?: number;
 }
 
 /** The host cannot offer a channel: every relid it may use is taken (OpenVMM OfferError::TooManyChannels). */
@@ -117,6 +124,8 @@ export class VmbusServer {
   /** Guest messages refused with INSUFFICIENT_BUFFERS while host messages waited (budget.queuedMessages). */
   busy = 0;
   private watchedMonitorPage: number | undefined;
+  /** Channels whose guest→host ring is being polled. */
+  private readonly polled = new Set<HostChannel>();
 
   constructor(
     readonly io: ServerIo,
@@ -469,10 +478,69 @@ export class VmbusServer {
     this.io.defer(() => {
       ch.signalPending = false;
       if (!ch.isOpen) return;
-      const h = ch.handler;
-      this.device(ch, 'signal', () => (h.signal ? h.signal(ch) : h.packet ? ch.receive((p) => h.packet!(ch, p)) : undefined), undefined);
-      ch.unmaskIncoming();
+      if (!this.options.pollNs) {
+        this.runDevice(ch);
+        ch.unmaskIncoming();
+        return;
+      }
+      // Poll from now on: the ring stays masked until nothing new has come for pollNs.
+      ch.polling = true;
+      ch.lastActive = -1; // from the first round on
+      this.polled.add(ch);
+      this.pollDevice(ch);
     });
+  }
+
+  /** The device reads what the guest sent: its signal handler, or the server hands it each packet. */
+  private runDevice(ch: HostChannel): void {
+    const h = ch.handler;
+    this.device(ch, 'signal', () => (h.signal ? h.signal(ch) : h.packet ? ch.receive((p) => h.packet!(ch, p)) : undefined), undefined);
+  }
+
+  /** Whether some channel's ring is being polled: the runner should call poll() again soon. */
+  get polling(): boolean {
+    return this.polled.size > 0;
+  }
+
+  /**
+   * One round of polling (ServerOptions.pollNs) at virtual time `nowNs`: the device of each
+   * polled channel runs if the guest wrote since its last run, or if that run consumed packets
+   * (there may be more); a device that leaves packets, as a paused socket does, is not run again
+   * for the same ones. A channel with nothing new for pollNs is unmasked and looked at once more
+   * (a packet written just before raised no signal), then left to the guest's signals. Returns
+   * how many devices ran.
+   */
+  poll(nowNs: number): number {
+    let ran = 0;
+    for (const ch of this.polled) {
+      if (!ch.isOpen || ch.corrupt !== undefined || !ch.polling) {
+        ch.polling = false;
+        this.polled.delete(ch);
+        continue;
+      }
+      if (ch.incomingWriteIndex() !== ch.seenWrite || ch.consumed) {
+        ch.lastActive = nowNs;
+        this.pollDevice(ch);
+        ran++;
+      } else if (ch.lastActive < 0) {
+        ch.lastActive = nowNs;
+      } else if (nowNs - ch.lastActive >= this.options.pollNs!) {
+        ch.polling = false;
+        this.polled.delete(ch);
+        ch.unmaskIncoming();
+        if (ch.incomingWriteIndex() !== ch.seenWrite) this.guestSignalled(ch, false);
+      }
+    }
+    return ran;
+  }
+
+  /** Runs a polled channel's device, noting where the guest's writes stood and whether it read. */
+  private pollDevice(ch: HostChannel): void {
+    // Taken before the run: what the guest writes meanwhile is new at the next round.
+    ch.seenWrite = ch.incomingWriteIndex();
+    const read = ch.incomingReadIndex();
+    this.runDevice(ch);
+    ch.consumed = ch.incomingReadIndex() !== read;
   }
 
   private onMonitor(monitorId: number): void {
