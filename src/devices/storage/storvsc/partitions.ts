@@ -72,6 +72,8 @@ function scanMsdos(name: string, sectors: number, mbr: Uint8Array, read: SectorR
   for (let i = 0; i < 4; i++) {
     const boot = mbr[446 + 16 * i]!;
     if (boot !== 0 && boot !== 0x80) return undefined;
+    // A protective MBR is the EFI parser's: msdos.c leaves it alone.
+    if (mbr[446 + 16 * i + 4] === GPT_PROTECTIVE) return undefined;
   }
   const partitions: { number: number; start: number; sectors: number }[] = [];
   let line = ` ${name}:`;

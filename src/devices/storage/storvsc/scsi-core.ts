@@ -106,8 +106,8 @@ export class ScsiDevice {
   removable = false;
   inquiry: Uint8Array = new Uint8Array(0);
   readonly vpd = new Map<number, Uint8Array>();
-  /** SDEV_RUNNING, or SDEV_DEL once removed. */
-  state: 'running' | 'del' = 'running';
+  /** SDEV_RUNNING; SDEV_CANCEL while its removal runs (only the driver's own PM requests pass); SDEV_DEL. */
+  state: 'running' | 'cancel' | 'del' = 'running';
   /** Flags storvsc_device_configure and the scan set. */
   noWriteSame = true;
   noReportOpcodes = false;
@@ -189,6 +189,8 @@ export interface ExecuteOptions {
   readonly length?: number;
   readonly retries?: number;
   readonly cpu?: number;
+  /** RQF_PM: a request the upper driver sends while the device is being removed (sd_sync_cache). */
+  readonly pm?: boolean;
 }
 
 /** The outcome of a synchronous command (scsi_execute). */
@@ -296,9 +298,15 @@ export class ScsiCore {
   }
 
   /** Sends a command and calls `done` with its disposition once it is final (retries included). */
-  submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition) => void): void {
+  submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition) => void, pm = false): void {
     const host = cmd.device.host;
-    if (cmd.device.state !== 'running' || host.removed) {
+    // scsi_device_state_check: SDEV_CANCEL passes only PM requests (as BLK_STS_OFFLINE otherwise).
+    if (cmd.device.state === 'cancel' && !pm) {
+      cmd.done = true;
+      done({ ok: false, errno: 'EIO' });
+      return;
+    }
+    if (cmd.device.state === 'del' || host.removed) {
       // scsi_device_state_check: SDEV_DEL refuses everything.
       this.log('err', `${cmd.device.prefix(cmd.device.diskName?.startsWith('sr') ? 'sr' : cmd.device.diskName ? 'sd' : 'scsi')}rejecting I/O to dead device`);
       cmd.done = true;
@@ -328,7 +336,7 @@ export class ScsiCore {
   execute(sdev: ScsiDevice, o: ExecuteOptions): ExecuteResult {
     const cmd = this.newCommand(sdev, o);
     let disposition: Disposition | undefined;
-    this.submit(cmd, o.cpu ?? 0, (d) => (disposition = d));
+    this.submit(cmd, o.cpu ?? 0, (d) => (disposition = d), o.pm);
     const finished = this.transport.waitUntil(() => disposition !== undefined, SYNC_COMMAND_BOUND_NS);
     if (!finished) {
       // Linux would wait on: storvsc_eh_timed_out resets the timer (the host "guarantees to respond").
@@ -522,9 +530,10 @@ export class ScsiCore {
     return r.data;
   }
 
-  /** scsi_remove_device: the upper driver goes first, then the device. */
+  /** scsi_remove_device: SDEV_CANCEL while the upper driver goes, then SDEV_DEL. */
   removeDevice(sdev: ScsiDevice): void {
-    if (sdev.state === 'del') return;
+    if (sdev.state !== 'running') return;
+    sdev.state = 'cancel';
     sdev.onRemove?.();
     sdev.state = 'del';
     const list = sdev.host.devices;

@@ -107,8 +107,8 @@ export class SdDisk implements BlockDevice {
     this.core.log(level, `sd ${this.sdev.name}: [${this.name}] ${text}`);
   }
 
-  private exec(cdb: Uint8Array, direction: 'none' | 'from-device' | 'to-device', length = 0, data?: Uint8Array) {
-    return this.core.execute(this.sdev, { cdb, direction, ...(data ? { data } : { length }), retries: SD_MAX_RETRIES });
+  private exec(cdb: Uint8Array, direction: 'none' | 'from-device' | 'to-device', length = 0, data?: Uint8Array, pm = false) {
+    return this.core.execute(this.sdev, { cdb, direction, ...(data ? { data } : { length }), retries: SD_MAX_RETRIES, pm });
   }
 
   // --- Probe and revalidation -------------------------------------------------------------------
@@ -536,7 +536,8 @@ export class SdDisk implements BlockDevice {
     if (this.removed) return;
     if (this.wce) {
       this.log('notice', 'Synchronizing SCSI cache');
-      const r = this.exec(cdb10(ScsiOp.SYNCHRONIZE_CACHE, 0, 0), 'none');
+      // sd_sync_cache sends it as a PM request: it passes while the device is being removed.
+      const r = this.exec(cdb10(ScsiOp.SYNCHRONIZE_CACHE, 0, 0), 'none', 0, undefined, true);
       if (!r.disposition.ok && !r.timedOut) this.printResult('Synchronize Cache(10) failed', r.cmd);
     }
     this.removed = true;

@@ -108,6 +108,10 @@ export class StorvscDevice {
   private canQueue = 1;
   /** Bad packets seen (pktlen < minlen, unknown trans ids), for inspection. */
   badPackets = 0;
+  /** handle_error_wq: an ordered work queue (one item at a time, in order); host_scan_work queued at most once. */
+  private readonly errorWq: (() => void)[] = [];
+  private errorWqRunning = false;
+  private scanQueued = false;
 
   constructor(
     readonly driver: StorvscDriver,
@@ -550,7 +554,7 @@ export class StorvscDevice {
           if (sense && ((sense.asc === 0x2a && sense.ascq === 0x09) || (sense.asc === 0x3f && sense.ascq !== 0x03 && sense.ascq !== 0x0e))) {
             cmd.hostByte = HostByte.DID_REQUEUE;
             const sdev = cmd.device;
-            this.services.scheduleDelayedWork(0, () => this.driver.rescanDevice?.(sdev));
+            this.queueWork(() => this.driver.rescanDevice?.(sdev));
           }
           return;
         }
@@ -562,7 +566,7 @@ export class StorvscDevice {
         const { channel, id, lun } = cmd.device;
         const host = this.host!;
         // storvsc_remove_lun, on the host's error work queue.
-        this.services.scheduleDelayedWork(0, () => {
+        this.queueWork(() => {
           const sdev = host.device(channel, id, lun);
           if (sdev && !host.removed) this.driver.core.removeDevice(sdev);
         });
@@ -571,14 +575,34 @@ export class StorvscDevice {
     }
   }
 
-  /** storvsc_host_scan on the error work queue: TEST UNIT READY to every device, then a scan. */
+  /** queue_work on handle_error_wq: items run one at a time, in order, in process context. */
+  private queueWork(work: () => void): void {
+    this.errorWq.push(work);
+    if (this.errorWqRunning || this.errorWq.length > 1) return;
+    this.services.scheduleDelayedWork(0, () => {
+      if (this.errorWqRunning) return;
+      this.errorWqRunning = true;
+      try {
+        for (let w = this.errorWq.shift(); w; w = this.errorWq.shift()) w();
+      } finally {
+        this.errorWqRunning = false;
+      }
+    });
+  }
+
+  /**
+   * storvsc_host_scan (host_scan_work, queued at most once): TEST UNIT READY to every device,
+   * whose failures queue their removal, then a scan of the host for new LUNs.
+   */
   private queueHostScan(): void {
     const host = this.host;
-    if (!host) return;
-    this.services.scheduleDelayedWork(0, () => {
+    if (!host || this.scanQueued) return;
+    this.scanQueued = true;
+    this.queueWork(() => {
+      this.scanQueued = false;
       if (host.removed) return;
       for (const d of [...host.devices]) this.driver.core.execute(d, { cdb: new Uint8Array(6), direction: 'none', retries: 1 });
-      // The TEST UNIT READYs may have queued removals; they run before the scan.
+      // Removals the TEST UNIT READYs queued run after this item, before the scan's new devices matter.
       this.driver.core.scanHost(host);
     });
   }
