@@ -6,12 +6,14 @@ import type { DeviceSpec } from '../devices/registry.js';
 import { ARCHES, ARCH_MAX_VPS, type Arch } from '../hypervisor/features.js';
 import { RELEASE_IDS, type ReleaseId } from '../hypervisor/release.js';
 import type { GuestPageSize } from '../memory/pages.js';
-import { DEFAULT_VM_CONFIG, MAX_MEMORY, MIN_MEMORY, formatByteSize, loadVmConfig, pageSizeName, parseVmConfig, type VmConfig, type VmOverrideField, type VmOverrides } from '../vm/config.js';
+import { assignLuns, ConfigError, DEFAULT_VM_CONFIG, MAX_LUN, MAX_MEMORY, MIN_MEMORY, formatByteSize, loadVmConfig, pageSizeName, parseVmConfig, type VmConfig, type VmOverrideField, type VmOverrides } from '../vm/config.js';
+import { openVmDevices } from '../vm/disks.js';
 import type { MachineConfig } from '../vm/machine.js';
-import { parsePageSize, parsePositiveInt, parseSize } from './parse.js';
+import { parseDiskOption, parsePageSize, parsePositiveInt, parseSize, type DiskOption } from './parse.js';
 
 export interface VmOptions {
   config?: string;
+  disk?: DiskOption[];
   release: ReleaseId;
   arch: Arch;
   vps: number;
@@ -26,7 +28,8 @@ export function addVmOptions(cmd: Command): Command {
     .addOption(new Option('--arch <arch>', 'guest architecture').choices(ARCHES).default(DEFAULT_VM_CONFIG.arch))
     .option('--vps <n>', `virtual processors (at most ${ARCH_MAX_VPS.x64} on x64 and x86, ${ARCH_MAX_VPS.arm64} on arm64, fewer on older releases)`, parsePositiveInt, DEFAULT_VM_CONFIG.vps)
     .addOption(new Option('--memory <size>', `guest RAM, ${formatByteSize(MIN_MEMORY)} to ${formatByteSize(MAX_MEMORY)}`).argParser(parseSize).default(DEFAULT_VM_CONFIG.memory, formatByteSize(DEFAULT_VM_CONFIG.memory)))
-    .addOption(new Option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)').argParser(parsePageSize).default(DEFAULT_VM_CONFIG.pageSize, pageSizeName(DEFAULT_VM_CONFIG.pageSize)));
+    .addOption(new Option('--page-size <size>', 'guest page size: 4k, 16k or 64k (16k and 64k on arm64)').argParser(parsePageSize).default(DEFAULT_VM_CONFIG.pageSize, pageSizeName(DEFAULT_VM_CONFIG.pageSize)))
+    .option('--disk <path[,ro][,lun=N][,dvd]>', `a disk image (VHDX or raw) or, with dvd, an ISO, on the VM's first SCSI controller; repeatable (LUNs 0 to ${MAX_LUN})`, parseDiskOption);
 }
 
 /**
@@ -43,11 +46,28 @@ export function vmFromOptions(cmd: Command, o: VmOptions): VmConfig {
   flag('vps', 'cpus', o.vps);
   flag('memory', 'memory', o.memory);
   flag('pageSize', 'pageSize', pageSizeName(o.pageSize));
-  return o.config ? loadVmConfig(o.config, overrides) : parseVmConfig({}, 'the defaults', overrides);
+  const vm = o.config ? loadVmConfig(o.config, overrides) : parseVmConfig({}, 'the defaults', overrides);
+  if (o.disk?.length) addDisks(vm, o.disk);
+  return vm;
 }
 
-/** A Machine configuration for a VM configuration. */
+/** --disk: the disks go to the first SCSI controller, which is added when the VM has none. */
+function addDisks(vm: VmConfig, disks: DiskOption[]): void {
+  let scsi = vm.devices.find((d) => d.type === 'scsi');
+  if (!scsi) vm.devices.push((scsi = { type: 'scsi' }));
+  const name = (d: DiskOption) => `--disk ${[d.path, ...(d.readOnly ? ['ro'] : []), ...(d.lun === undefined ? [] : [`lun=${d.lun}`]), ...(d.dvd ? ['dvd'] : [])].join(',')}`;
+  const added = assignLuns(
+    disks.map((d) => ({ path: d.path, ...(d.lun === undefined ? {} : { lun: d.lun }), readOnly: d.readOnly, dvd: d.dvd, origin: name(d) })),
+    (j, reason) => {
+      throw new ConfigError(name(disks[j]!), undefined, reason);
+    },
+    (scsi.disks ?? []).map((d) => d.lun),
+  );
+  scsi.disks = [...(scsi.disks ?? []), ...added];
+}
+
+/** A Machine configuration for a VM configuration; its disk images are opened (DiskOpenError). */
 export function machineConfig(vm: VmConfig): MachineConfig {
-  const devices: DeviceSpec[] = vm.devices.map((d) => ({ type: d.type, ...(d.instance ? { instance: d.instance } : {}) }));
+  const devices: DeviceSpec[] = openVmDevices(vm);
   return { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, ...(vm.apicIds ? { apicIds: vm.apicIds } : {}), devices };
 }

@@ -4,6 +4,7 @@
 // GUIDs), and normalized into a fully defaulted VmConfig. Every failure is a ConfigError that
 // names the file and the JSON pointer of the field.
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Ajv2020, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { DEFAULT_DEVICES, type DeviceTypeName } from '../devices/catalog.js';
 import { ARCH_MAX_VPS, type Arch } from '../hypervisor/features.js';
@@ -15,7 +16,27 @@ export interface VmDevice {
   type: DeviceTypeName;
   /** Instance GUID, lower case; absent when the host is to pick one. */
   instance?: string;
+  /** A storage controller's disks and DVD drives. */
+  disks?: VmDisk[];
 }
+
+/** A disk image on a storage controller. */
+export interface VmDisk {
+  /** The image file, as written (relative to `base` when not absolute). */
+  path: string;
+  /** Where a relative path starts: the VM file's folder, or the working folder for --disk. */
+  base?: string;
+  /** Who named the disk, for errors: "vm.json: /devices/0/disks/1" or "--disk". */
+  origin?: string;
+  lun: number;
+  readOnly: boolean;
+  dvd: boolean;
+}
+
+/** The device types that take disks. */
+export const STORAGE_DEVICE_TYPES: ReadonlySet<DeviceTypeName> = new Set(['scsi', 'ide', 'fc']);
+/** LUNs 0 to 63 of target 0: Hyper-V's 64 disks per SCSI controller. */
+export const MAX_LUN = 63;
 
 /** A VM configuration with every default filled in and every size in bytes. */
 export interface VmConfig {
@@ -196,6 +217,8 @@ function schemaError(source: string, errors: readonly ErrorObject[]): ConfigErro
     }
     case 'maxItems':
       return new ConfigError(source, at, `must have at most ${String(p.limit)} items`);
+    case 'minLength':
+      return new ConfigError(source, at, Number(p.limit) === 1 ? 'must not be empty' : `must have at least ${String(p.limit)} characters`);
     case 'type':
     case 'minimum':
     case 'maximum':
@@ -219,7 +242,7 @@ interface VmConfigFile {
   apicIds?: number[];
   memory?: number | string;
   pageSize?: '4k' | '16k' | '64k';
-  devices?: (DeviceTypeName | { type: DeviceTypeName; instance?: string })[];
+  devices?: (DeviceTypeName | { type: DeviceTypeName; instance?: string; disks?: { path: string; lun?: number; readOnly?: boolean; dvd?: boolean }[] })[];
 }
 
 /** The top-level fields a command-line flag can set, in the file's own form. */
@@ -297,7 +320,18 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
   const devices: VmDevice[] =
     f.devices === undefined
       ? DEFAULT_VM_CONFIG.devices.map((d) => ({ ...d }))
-      : f.devices.map((d) => (typeof d === 'string' ? { type: d } : d.instance === undefined ? { type: d.type } : { type: d.type, instance: d.instance.toLowerCase() }));
+      : f.devices.map((d, i) => {
+          if (typeof d === 'string') return { type: d };
+          const out: VmDevice = d.instance === undefined ? { type: d.type } : { type: d.type, instance: d.instance.toLowerCase() };
+          if (d.disks !== undefined) {
+            if (!STORAGE_DEVICE_TYPES.has(d.type)) fail(`/devices/${i}/disks`, `only a storage controller (${[...STORAGE_DEVICE_TYPES].join(', ')}) has disks, not ${d.type}`);
+            out.disks = assignLuns(
+              d.disks.map((x, j) => ({ path: x.path, ...(x.lun === undefined ? {} : { lun: x.lun }), readOnly: x.readOnly ?? false, dvd: x.dvd ?? false, origin: `${source}: /devices/${i}/disks/${j}` })),
+              (j, reason) => fail(`/devices/${i}/disks/${j}`, reason),
+            );
+          }
+          return out;
+        });
   const seen = new Map<string, number>();
   devices.forEach((d, i) => {
     if (d.instance === undefined) return;
@@ -309,6 +343,28 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
   const config: VmConfig = { release, arch, vps, memory, pageSize, devices };
   if (f.apicIds !== undefined) config.apicIds = [...f.apicIds];
   return config;
+}
+
+/**
+ * Gives each disk its LUN: the one it names, else the lowest free one; `fail` is told of a LUN
+ * two disks share, or of more disks than LUNs.
+ */
+export function assignLuns(disks: readonly (Omit<VmDisk, 'lun'> & { lun?: number })[], fail: (index: number, reason: string) => never, taken: readonly number[] = []): VmDisk[] {
+  const used = new Map<number, number>(taken.map((l) => [l, -1]));
+  disks.forEach((d, j) => {
+    if (d.lun === undefined) return;
+    const first = used.get(d.lun);
+    if (first !== undefined) fail(j, first < 0 ? `LUN ${d.lun} is taken by a disk of the VM file` : `LUN ${d.lun} duplicates the LUN of disk ${first}`);
+    used.set(d.lun, j);
+  });
+  return disks.map((d, j) => {
+    if (d.lun !== undefined) return { ...d, lun: d.lun };
+    let lun = 0;
+    while (used.has(lun)) lun++;
+    if (lun > MAX_LUN) fail(j, `no free LUN: a controller has LUNs 0 to ${MAX_LUN}`);
+    used.set(lun, j);
+    return { ...d, lun };
+  });
 }
 
 /** Parses the text of a configuration file; a syntax error names the line and column. */
@@ -332,7 +388,10 @@ export function loadVmConfig(path: string, overrides: VmOverrides = {}): VmConfi
   } catch (e) {
     throw new ConfigError(path, undefined, `cannot read: ${(e as Error).message}`);
   }
-  return parseVmConfigText(text, path, overrides);
+  const vm = parseVmConfigText(text, path, overrides);
+  // A relative image path starts at the VM file's folder.
+  for (const d of vm.devices) for (const disk of d.disks ?? []) disk.base = dirname(resolve(path));
+  return vm;
 }
 
 // --- JSON syntax errors ----------------------------------------------------------------------------
