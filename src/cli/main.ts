@@ -5,6 +5,7 @@ import { ConfigError } from '../vm/config.js';
 import { DiskOpenError } from '../vm/disk-file.js';
 import { SCRIPT_GRAMMAR, ScriptError } from '../vm/script.js';
 import { registerDecode } from './decode.js';
+import { registerDisk } from './disk.js';
 import { EXIT, EXIT_CODES_HELP, RunFailure, UsageError } from './errors.js';
 import type { ProgressStream } from './progress.js';
 import { registerRun } from './run.js';
@@ -64,6 +65,7 @@ export function program(io: Io, status: Status): Command {
   registerRun(p, io, status);
   registerDecode(p, io, status);
   registerTrace(p, io, status);
+  registerDisk(p, io, status);
   p.command('help')
     .description('help on a command, or on a topic: script (the --script grammar), exit (exit codes)')
     .argument('[topic]', 'a command or topic')

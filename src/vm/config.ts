@@ -101,12 +101,12 @@ export class ConfigError extends Error {
 
 // --- Sizes (shared with the CLI's --memory and --page-size) --------------------------------------
 
-const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
-const SIZE_SYNTAX = /^(\d+)([kmg]?)i?b?$/i;
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30, t: 2 ** 40 };
+const SIZE_SYNTAX = /^(\d+)([kmgt]?)i?b?$/i;
 
 export type SizeResult = { ok: true; bytes: number } | { ok: false; error: string };
 
-/** "256M", "1G", "512K", "65536" (also "1GiB", "64kb"): a positive byte count, or why not. */
+/** "256M", "1G", "512K", "2T", "65536" (also "1GiB", "64kb"): a positive byte count, or why not. */
 export function parseByteSize(v: string): SizeResult {
   const m = SIZE_SYNTAX.exec(v.trim());
   if (!m) return { ok: false, error: 'expected a size such as 256M or 1G' };

@@ -4,6 +4,7 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, realpathSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { checkRange, DiskIoError, type BlockBackend, type BlockFile } from '../devices/storage/backend.js';
+import { VhdxDisk, VhdxFormatError, type ParentLocator } from '../devices/storage/vhdx/vhdx.js';
 
 /** An image cannot be used as asked: names the path and why. */
 export class DiskOpenError extends Error {
@@ -86,34 +87,48 @@ export class NodeFile implements BlockFile {
   }
 
   size(): number {
-    return fstatSync(this.handle).size;
+    return this.io('stat', () => fstatSync(this.handle).size);
+  }
+
+  /** Runs a file operation; the host's I/O errors (EIO, ENOSPC) become DiskIoError, which the target reports as a medium error. */
+  private io<T>(what: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof DiskIoError) throw e;
+      throw new DiskIoError(`${this.path}: ${what} failed: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
   }
 
   readAt(offset: number, out: Uint8Array): void {
-    let done = 0;
-    while (done < out.length) {
-      const n = readSync(this.handle, out, done, out.length - done, offset + done);
-      if (n === 0) {
-        // Past the end of the file: zeros.
-        out.fill(0, done);
-        return;
+    this.io('read', () => {
+      let done = 0;
+      while (done < out.length) {
+        const n = readSync(this.handle, out, done, out.length - done, offset + done);
+        if (n === 0) {
+          // Past the end of the file: zeros.
+          out.fill(0, done);
+          return;
+        }
+        done += n;
       }
-      done += n;
-    }
+    });
   }
 
   writeAt(offset: number, data: Uint8Array): void {
     if (this.readOnly) throw new DiskIoError(`${this.path} is open read-only`);
-    let done = 0;
-    while (done < data.length) done += writeSync(this.handle, data, done, data.length - done, offset + done);
+    this.io('write', () => {
+      let done = 0;
+      while (done < data.length) done += writeSync(this.handle, data, done, data.length - done, offset + done);
+    });
   }
 
   truncate(bytes: number): void {
-    ftruncateSync(this.handle, bytes);
+    this.io('truncate', () => ftruncateSync(this.handle, bytes));
   }
 
   flush(): void {
-    fsyncSync(this.handle);
+    this.io('flush', () => fsyncSync(this.handle));
   }
 
   close(): void {
@@ -181,16 +196,65 @@ export interface OpenDiskOptions {
 /** The VHDX file identifier's signature at offset 0 ("vhdxfile", MS-VHDX 2.2.1). */
 const VHDX_SIGNATURE = 'vhdxfile';
 
+/** How many differencing disks a chain may stack: a bound, so that a loop of parents ends. */
+export const MAX_PARENT_CHAIN = 16;
+
+/**
+ * Where a differencing disk's parent is: its relative_path from the child's folder, else its
+ * absolute_win32_path, with Windows separators read as '/' (Hyper-V writes ".\\parent.vhdx").
+ */
+export function parentPath(childPath: string, locator: ParentLocator): string {
+  const posix = (p: string) => p.replace(/\\/g, '/');
+  const candidates: string[] = [];
+  if (locator.relativePath) candidates.push(resolve(dirname(childPath), posix(locator.relativePath)));
+  if (locator.absoluteWin32Path) candidates.push(posix(locator.absoluteWin32Path));
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new DiskOpenError(childPath, `its parent is not found (relative_path ${JSON.stringify(locator.relativePath ?? '')}, absolute_win32_path ${JSON.stringify(locator.absoluteWin32Path ?? '')})`);
+  return found;
+}
+
+function openVhdx(file: NodeFile, readOnly: boolean, depth: number): VhdxDisk {
+  try {
+    return VhdxDisk.open(file, {
+      readOnly,
+      openParent: (locator) => {
+        if (depth + 1 >= MAX_PARENT_CHAIN) throw new DiskOpenError(file.path, `its chain of parents is longer than ${MAX_PARENT_CHAIN}`);
+        const parentFile = new NodeFile(parentPath(file.path, locator), true);
+        try {
+          return openImage(parentFile, { readOnly: true }, depth + 1);
+        } catch (e) {
+          parentFile.close();
+          throw e;
+        }
+      },
+    });
+  } catch (e) {
+    if (e instanceof VhdxFormatError || e instanceof DiskIoError) throw new DiskOpenError(file.path, `is not a usable VHDX image: ${e.message}`);
+    throw e;
+  }
+}
+
+function isVhdx(file: BlockFile): boolean {
+  const head = new Uint8Array(8);
+  file.readAt(0, head);
+  return String.fromCharCode(...head) === VHDX_SIGNATURE;
+}
+
+function openImage(file: NodeFile, options: OpenDiskOptions, depth: number): BlockBackend {
+  const readOnly = options.readOnly === true || options.dvd === true;
+  if (isVhdx(file)) {
+    if (options.dvd) throw new DiskOpenError(file.path, 'is a VHDX image; a DVD drive takes an ISO (raw) image');
+    return openVhdx(file, readOnly, depth);
+  }
+  return new RawDisk(file, options.dvd ? 2048 : 512);
+}
+
 /** Opens an image by its content: VHDX when it says so, raw otherwise. Throws DiskOpenError. */
 export function openDisk(path: string, options: OpenDiskOptions = {}): BlockBackend {
   const full = options.relativeTo && !isAbsolute(path) ? resolve(options.relativeTo, path) : path;
-  const readOnly = options.readOnly === true || options.dvd === true;
-  const file = new NodeFile(full, readOnly);
+  const file = new NodeFile(full, options.readOnly === true || options.dvd === true);
   try {
-    const head = new Uint8Array(8);
-    file.readAt(0, head);
-    if (String.fromCharCode(...head) === VHDX_SIGNATURE) throw new DiskOpenError(full, 'is a VHDX image, which this build cannot open yet');
-    return new RawDisk(file, options.dvd ? 2048 : 512);
+    return openImage(file, options, 0);
   } catch (e) {
     file.close();
     throw e;

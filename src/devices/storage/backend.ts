@@ -51,9 +51,6 @@ export interface BlockFile {
   close(): void;
 }
 
-/** Opens another file (a differencing VHDX's parent) relative to the one being opened. */
-export type FileOpener = (path: string, options: { readOnly: boolean; relativeTo?: string }) => BlockFile;
-
 /** Checks that [lba, lba + bytes/sectorSize) lies on the disk and `bytes` is whole blocks. */
 export function checkRange(disk: { sectorSize: number; sectorCount: number }, lba: number, bytes: number): void {
   if (!Number.isSafeInteger(lba) || lba < 0) throw new DiskIoError(`LBA ${lba} is not a block address`);

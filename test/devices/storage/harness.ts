@@ -6,6 +6,7 @@ import { MemoryDisk, type BlockBackend } from '../../../src/devices/storage/back
 import { STORAGE_MODULE_NAME, type StorageModule } from '../../../src/devices/storage/guest.js';
 import type { StorvspHost, StorvspOptions } from '../../../src/devices/storage/host.js';
 import { REQUEST_COMPLETION_FLAG, StorvscRequestType, VmscsiRequest, VSTOR_PACKET_HEADER, VstorOp, VstorPacket } from '../../../src/devices/storage/wire.js';
+import type { BlockRequest, BlockResult } from '../../../src/devices/storage/storvsc/block.js';
 import type { DiskAttachment } from '../../../src/devices/registry.js';
 import type { ReleaseId } from '../../../src/hypervisor/release.js';
 import type { GuestChannel } from '../../../src/vmbus/client/channel.js';
@@ -140,6 +141,12 @@ export function guestMachine(opts: { release?: ReleaseId; vps?: number; disks?: 
   m.boot();
   const mod = m.kernel.options.modules.find((x) => x.name === STORAGE_MODULE_NAME) as StorageModule;
   return { m, host: m.devices[0] as StorvspHost, storage: mod.storage!, lines: () => m.kernel.log.lines('debug') };
+}
+
+/** Runs the VM until the guest's request completes (a second of virtual time at most); its result. */
+export function settleOn(g: { m: Machine }, req: BlockRequest, ns = 1e9): BlockResult | undefined {
+  g.m.waitUntil(() => req.result !== undefined, ns);
+  return req.result;
 }
 
 export const memDisk = (lun: number, bytes = 64 * MIB, o: { readOnly?: boolean; sectorSize?: number } = {}): DiskAttachment & { backend: MemoryDisk } => ({ lun, backend: new MemoryDisk(bytes, o) });

@@ -8,21 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { MemoryDisk } from '../../../src/devices/storage/backend.js';
 import { ScsiDisk } from '../../../src/devices/storage/scsi-disk.js';
 import { VmstorVersion, vmstorVersionString, VstorOp, VstorPacket } from '../../../src/devices/storage/wire.js';
-import type { BlockRequest } from '../../../src/devices/storage/storvsc/block.js';
 import { RELEASE_IDS, type ReleaseId } from '../../../src/hypervisor/release.js';
 import { RUNS } from '../../vmbus/fuzz-runs.js';
-import { guestMachine, memDisk, MIB } from './harness.js';
+import { guestMachine, memDisk, MIB, settleOn } from './harness.js';
 
 /** What each release negotiates with Linux 6.1 (versions.ts; storvsc tries 6.2, 6.0, 5.1). */
 const NEGOTIATED: Record<ReleaseId, number> = { ws2012: VmstorVersion.WIN8, ws2012r2: VmstorVersion.WIN8_1, ws2016: VmstorVersion.WIN10, ws2019: VmstorVersion.WIN10, ws2022: VmstorVersion.WIN10, ws2025: VmstorVersion.WIN10 };
 
 const stripTime = (l: string) => l.replace(/^\[\s*\d+\.\d+\] /, '');
 const storageLines = (lines: string[]) => lines.map(stripTime).filter((l) => /^(scsi|sd |sr |cdrom|hv_storvsc| sd)/.test(l));
-
-function settleOn(g: ReturnType<typeof guestMachine>, req: BlockRequest, ns = 1e9) {
-  g.m.waitUntil(() => req.result !== undefined, ns);
-  return req.result;
-}
 
 describe.each(RELEASE_IDS)('a boot on %s with a disk and a DVD', (release) => {
   it('negotiates its version and prints what a Hyper-V guest prints', () => {
