@@ -6,6 +6,7 @@ import { Bench } from 'tinybench';
 import { bootMeasurements } from './boot.js';
 import { hypervisorCases } from './hypervisor.js';
 import { hvsockMeasurements } from './hvsock.js';
+import { storageMeasurements } from './storage.js';
 import { copyBaseline, ringCases, vmbusMeasurements } from './vmbus.js';
 import { workerMeasurements } from './worker.js';
 
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
     return { name: c.name, unit: c.unit, nsPerOp: ns, opsPerSec: 1e9 / ns, baseline: c.baseline, ratio: ns / perOp.get(c.baseline)!.ns, rme, ...(c.bytes ? { bytesPerSec: (c.bytes * 1e9) / ns } : {}) };
   });
   const perOpNs = new Map([...perOp].map(([k, v]) => [k, v.ns]));
-  const measurements = [...vmbusMeasurements(perOpNs), ...(await workerMeasurements((4096 / perOpNs.get(copyBaseline(4096))!) * 1e9)), ...(await bootMeasurements()), ...(await hvsockMeasurements(perOpNs))];
+  const measurements = [...vmbusMeasurements(perOpNs), ...(await workerMeasurements((4096 / perOpNs.get(copyBaseline(4096))!) * 1e9)), ...(await bootMeasurements()), ...(await hvsockMeasurements(perOpNs)), ...storageMeasurements(perOpNs)];
   if (json) {
     process.stdout.write(JSON.stringify({ node: process.version, rows, measurements }, null, 1) + '\n');
     return;

@@ -10,6 +10,9 @@ import { ScsiDisk } from '../../../src/devices/storage/scsi-disk.js';
 import { VmstorVersion, vmstorVersionString, VstorOp, VstorPacket } from '../../../src/devices/storage/wire.js';
 import { RELEASE_IDS, type ReleaseId } from '../../../src/hypervisor/release.js';
 import { RUNS } from '../../vmbus/fuzz-runs.js';
+import { Machine } from '../../../src/vm/machine.js';
+import { guestStorage } from '../../../src/vm/storage.js';
+import { firstDifference } from './bytes.js';
 import { guestMachine, memDisk, MIB, settleOn } from './harness.js';
 
 /** What each release negotiates with Linux 6.1 (versions.ts; storvsc tries 6.2, 6.0, 5.1). */
@@ -127,6 +130,40 @@ describe('the block device', () => {
     const r = settleOn(g, sda.read(0, 2048));
     expect(r?.ok && r.data?.length).toBe(MIB);
     expect(g.host.stats.srbs - srbs).toBe(4);
+  });
+
+  it("more I/O than the guest has RAM: each command's pages are freed for the next", () => {
+    const d = memDisk(0, 64 * MIB);
+    const m = new Machine({ release: 'ws2022', vps: 2, memory: 16 << 20, devices: [{ type: 'scsi', disks: [d] }] });
+    m.boot();
+    const sda = guestStorage(m)!.disks[0]!;
+    const chunk = new Uint8Array(MIB).map((_, i) => (i >> 9) & 0xff);
+    for (let at = 0; at < 48 * MIB; at += MIB) expect(settleOn({ m }, sda.write(at / 512, chunk))?.ok).toBe(true);
+    for (let at = 0; at < 48 * MIB; at += 8 * MIB) expect(settleOn({ m }, sda.read(at / 512, 2048))?.ok).toBe(true);
+    const back = new Uint8Array(MIB);
+    d.backend.read((47 * MIB) / 512, back);
+    expect(firstDifference(back, chunk)).toBe(-1);
+    // More in flight at once than there are free pages: those without pages fail with ENOMEM,
+    // the rest complete, and the disk works on.
+    const burst = Array.from({ length: 64 }, (_, i) => sda.write(i * 512, chunk.subarray(0, 256 * 1024)));
+    m.waitUntil(() => burst.every((r) => r.result), 1e9);
+    const errnos = new Set(burst.map((r) => (r.result!.ok ? 'ok' : r.result!.errno)));
+    expect(errnos).toEqual(new Set(['ok', 'ENOMEM']));
+    expect(settleOn({ m }, sda.read(0, 2048))?.ok).toBe(true);
+  });
+
+  it('64 KiB guest pages (arm64): each page is sixteen 4 KiB Hyper-V pages in the PFN list, in order', () => {
+    const d = memDisk(0, 16 * MIB);
+    const m = new Machine({ release: 'ws2022', arch: 'arm64', vps: 2, pageSize: 65536, memory: 64 << 20, devices: [{ type: 'scsi', disks: [d] }] });
+    m.boot();
+    const sda = guestStorage(m)!.disks[0]!;
+    const data = new Uint8Array(256 * 1024).map((_, i) => (i * 13 + (i >> 12)) & 0xff);
+    expect(settleOn({ m }, sda.write(8, data))?.ok).toBe(true);
+    const back = new Uint8Array(data.length);
+    d.backend.read(8, back);
+    expect(firstDifference(back, data)).toBe(-1);
+    const r = settleOn({ m }, sda.read(8, 512));
+    expect(firstDifference(r?.ok ? r.data! : new Uint8Array(), data)).toBe(-1);
   });
 
   it('past the end: two lines, EIO, and no command reaches the host', () => {

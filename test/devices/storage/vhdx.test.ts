@@ -26,6 +26,7 @@ import {
   RegionTableHeader,
   seal,
 } from '../../../src/devices/storage/vhdx/format.js';
+import { encodeLogEntry } from '../../../src/devices/storage/vhdx/log.js';
 import { createVhdx, VhdxCrash, VhdxDisk, VhdxFormatError, type CreateVhdxOptions, type VhdxOpenOptions } from '../../../src/devices/storage/vhdx/vhdx.js';
 import { firstDifference } from './bytes.js';
 import { MemoryFile } from './memory-file.js';
@@ -305,6 +306,22 @@ describe('the log', () => {
     expect(() => d.write(4096, pattern(4096, 7))).toThrow(VhdxCrash);
     f.truncate(4 * MIB);
     expect(formatError(() => open(f)).field).toBe('log');
+  });
+
+  it('an entry naming a file far longer than this one is not replayed: the file does not grow', () => {
+    const f = image();
+    const sector = new Uint8Array(4096).fill(0xaa);
+    const logGuid = '11111111-2222-4333-8444-555555555555';
+    f.writeAt(LOG_OFFSET, encodeLogEntry([{ offset: 4 * MIB, data: sector }], { sequence: 1n, logGuid, tail: 0, flushedFileOffset: 4 * MIB, lastFileOffset: 2 ** 40 }));
+    setHeader(f, HEADER2_OFFSET, { log_guid: logGuid });
+    const r = open(f);
+    expect([r.replayed, f.size()]).toEqual([false, 4 * MIB]);
+    // The same entry naming the file's real length is replayed.
+    const g = image();
+    g.writeAt(LOG_OFFSET, encodeLogEntry([{ offset: 3 * MIB + 4096, data: sector }], { sequence: 1n, logGuid, tail: 0, flushedFileOffset: 4 * MIB, lastFileOffset: 4 * MIB }));
+    setHeader(g, HEADER2_OFFSET, { log_guid: logGuid });
+    expect(open(g).replayed).toBe(true);
+    expect(u64At(g, 3 * MIB + 4096)).toBe(0xaaaaaaaaaaaaaaaan);
   });
 
   it('the entry is laid out as MS-VHDX says: "loge", one descriptor per 4 KiB sector, data sectors with the sequence split in two', () => {

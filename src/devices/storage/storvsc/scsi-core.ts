@@ -3,6 +3,7 @@
 // memory, the disposition of each completion (retry, requeue, fail) and the errno the block layer
 // reports, the scan of a host (INQUIRY of LUN 0 of each target, REPORT LUNS, INQUIRY of each LUN,
 // the VPD pages), device removal, and the kernel log lines of all of it.
+import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
 import type { GuestServices } from '../../device.js';
 import type { ClientTransport } from '../../../vmbus/client/transport.js';
 import { normalizeSense, ScsiOp, ScsiStatus, scsiDeviceTypeName, SenseKey, type SenseHeader } from '../scsi.js';
@@ -35,7 +36,22 @@ export const SD_MAX_RETRIES = 5;
 export type DataDirection = 'none' | 'to-device' | 'from-device';
 
 /** What the block layer reports for a failed command, as Linux's errno. */
-export type BlockErrno = 'EIO' | 'ENOLINK' | 'EREMOTEIO' | 'ENODATA' | 'ETIMEDOUT' | 'ENODEV' | 'EOPNOTSUPP' | 'EINVAL' | 'EBUSY' | 'EROFS';
+export type BlockErrno = 'EIO' | 'ENOLINK' | 'EREMOTEIO' | 'ENODATA' | 'ETIMEDOUT' | 'ENODEV' | 'EOPNOTSUPP' | 'EINVAL' | 'EBUSY' | 'EROFS' | 'ENOMEM';
+
+/** A command's data: whole guest pages (their GPAs) holding `length` bytes from the first. */
+export interface DataBuffer {
+  readonly pages: readonly number[];
+  readonly length: number;
+}
+
+/** A buffer's 4 KiB Hyper-V page numbers, in order (page_to_hvpfn of each sg page, split in 4 KiB pages). */
+export function hvPfns(buffer: DataBuffer, pageSize: number): number[] {
+  const perPage = pageSize / HV_HYP_PAGE_SIZE;
+  const count = Math.ceil(buffer.length / HV_HYP_PAGE_SIZE);
+  const pfns: number[] = [];
+  for (const gpa of buffer.pages) for (let k = 0; k < perPage && pfns.length < count; k++) pfns.push(gpa / HV_HYP_PAGE_SIZE + k);
+  return pfns;
+}
 
 /** One command on its way through a host adapter. */
 export class ScsiCmnd {
@@ -59,8 +75,8 @@ export class ScsiCmnd {
     readonly device: ScsiDevice,
     readonly cdb: Uint8Array,
     readonly direction: DataDirection,
-    /** The data buffer: physically contiguous guest memory. */
-    readonly buffer: { readonly gpa: number; readonly length: number } | undefined,
+    /** The data buffer: `length` bytes over whole guest pages, not necessarily contiguous (a scatter list, as a bio's). */
+    readonly buffer: DataBuffer | undefined,
     readonly allowed: number,
   ) {}
 
@@ -271,15 +287,19 @@ export class ScsiCore {
 
   // --- Commands -------------------------------------------------------------------------------
 
-  /** A command with a buffer of `length` bytes from the kernel's pages (freed when it finishes). */
+  /**
+   * A command with a buffer of `length` bytes in single pages of the kernel's (freed when it
+   * finishes): page by page, as the block layer's bio pages are, so that freed pages serve the
+   * next command and I/O never runs the guest out of contiguous memory.
+   */
   newCommand(sdev: ScsiDevice, o: ExecuteOptions): ScsiCmnd {
     const length = o.data?.length ?? o.length ?? 0;
-    let buffer: { gpa: number; length: number } | undefined;
+    let buffer: DataBuffer | undefined;
     if (length > 0) {
       const page = this.memory.pageSize;
-      const gpa = this.transport.allocPages(Math.ceil(length / page) * page);
-      buffer = { gpa, length };
-      if (o.data) this.memory.write(gpa, o.data);
+      const pages = Array.from({ length: Math.ceil(length / page) }, () => this.transport.allocPages(page));
+      buffer = { pages, length };
+      if (o.data) pages.forEach((gpa, i) => this.memory.write(gpa, o.data!.subarray(i * page, (i + 1) * page)));
     }
     const cdb = new Uint8Array(o.cdb);
     return new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
@@ -287,15 +307,20 @@ export class ScsiCore {
 
   freeBuffer(cmd: ScsiCmnd): void {
     if (!cmd.buffer) return;
-    const page = this.memory.pageSize;
-    this.transport.freePages(cmd.buffer.gpa, Math.ceil(cmd.buffer.length / page) * page);
+    for (const gpa of cmd.buffer.pages) this.transport.freePages(gpa, this.memory.pageSize);
   }
 
   /** The data a finished command brought in. */
   received(cmd: ScsiCmnd): Uint8Array {
     if (!cmd.buffer || cmd.direction !== 'from-device') return new Uint8Array(0);
-    return this.memory.read(cmd.buffer.gpa, Math.max(0, cmd.buffer.length - cmd.resid));
+    const out = new Uint8Array(Math.max(0, cmd.buffer.length - cmd.resid));
+    const page = this.memory.pageSize;
+    cmd.buffer.pages.forEach((gpa, i) => {
+      if (i * page < out.length) out.set(this.memory.read(gpa, Math.min(page, out.length - i * page)), i * page);
+    });
+    return out;
   }
+
 
   /** Sends a command and calls `done` with its disposition once it is final (retries included). */
   submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition) => void, pm = false): void {

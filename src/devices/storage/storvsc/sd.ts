@@ -504,7 +504,17 @@ export class SdDisk implements BlockDevice {
     let left = pieces.length;
     let failure: BlockResult | undefined;
     pieces.forEach((p, i) => {
-      const cmd = this.core.newCommand(this.sdev, { cdb: p.cdb, direction: p.direction, ...(p.data ? { data: p.data } : { length: p.length ?? 0 }), retries: SD_MAX_RETRIES });
+      let cmd: ScsiCmnd;
+      try {
+        cmd = this.core.newCommand(this.sdev, { cdb: p.cdb, direction: p.direction, ...(p.data ? { data: p.data } : { length: p.length ?? 0 }), retries: SD_MAX_RETRIES });
+      } catch (e) {
+        // No pages for the buffer (the transport's OutOfMemoryError): this piece fails with ENOMEM
+        // rather than the guest falling over; the request completes once its other pieces have.
+        if (!(e instanceof Error && e.name === 'OutOfMemoryError')) throw e;
+        failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
+        if (--left === 0) settle(req, failure);
+        return;
+      }
       this.core.submit(cmd, o.cpu ?? 0, (d: Disposition) => {
         if (d.ok) {
           if (p.direction === 'from-device') parts[i] = this.core.received(cmd);

@@ -53,7 +53,7 @@ import {
   VSTOR_PACKET_HEADER,
   VstorPacket,
 } from '../wire.js';
-import { HostByte, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
+import { HostByte, hvPfns, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
 
 /** storvsc_ringbuffer_size (128 KiB, rounded by VMBUS_RING_SIZE for the guest's pages). */
 export const STORVSC_RINGBUFFER_SIZE = 128 * 1024;
@@ -429,11 +429,8 @@ export class StorvscDevice {
     let sent: boolean;
     try {
       if (cmd.buffer && cmd.length > 0) {
-        const first = Math.floor(cmd.buffer.gpa / HV_HYP_PAGE_SIZE);
-        const offset = cmd.buffer.gpa % HV_HYP_PAGE_SIZE;
-        const count = Math.ceil((offset + cmd.length) / HV_HYP_PAGE_SIZE);
-        const pfns = Array.from({ length: count }, (_, i) => first + i);
-        sent = ch.sendPacket(gpaDirect([{ byteCount: cmd.length, byteOffset: offset, pfns }], packet, transId));
+        // One multi-page range of the buffer's pages from offset 0 (storvsc_queuecommand's payload).
+        sent = ch.sendPacket(gpaDirect([{ byteCount: cmd.length, byteOffset: 0, pfns: hvPfns(cmd.buffer, this.vmbus.transport.memory.pageSize) }], packet, transId));
       } else {
         sent = ch.sendPacket(inband(packet, transId, true));
       }

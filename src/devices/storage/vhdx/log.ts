@@ -3,7 +3,7 @@
 // places in the file. An image whose header names a log GUID may hold entries not yet applied:
 // opening it finds the newest complete sequence of valid entries and writes them again (replay).
 import { DiskIoError, type BlockFile } from '../backend.js';
-import { checksumValid, LOG_SECTOR, LogDataSector, LogDescriptor, LogEntryHeader, MIB, seal, Signature, ZERO_GUID } from './format.js';
+import { checksumValid, LOG_SECTOR, MAX_BLOCK_SIZE, LogDataSector, LogDescriptor, LogEntryHeader, MIB, seal, Signature, ZERO_GUID } from './format.js';
 
 /** The header section (file identifier, headers, region tables) is never written through the log. */
 const HEADER_SECTION = MIB;
@@ -88,6 +88,10 @@ function readEntry(file: BlockFile, log: LogRegion, at: number, logGuid: string)
   const h = LogEntryHeader.decode(first);
   if (h.log_guid !== logGuid || h.entry_length < LOG_SECTOR || h.entry_length % LOG_SECTOR !== 0 || at + h.entry_length > log.length) return undefined;
   if (h.tail % LOG_SECTOR !== 0 || h.tail >= log.length || h.sequence_number === 0n) return undefined;
+  // A writer grows the file by at most one block before logging the change that uses it: an entry
+  // naming a file much longer than this one is not this file's (and replaying it would grow the
+  // file without bound).
+  if (h.flushed_file_offset > h.last_file_offset || Number(h.last_file_offset) > file.size() + MAX_BLOCK_SIZE) return undefined;
   const entry = new Uint8Array(h.entry_length);
   file.readAt(log.offset + at, entry);
   if (!checksumValid(entry, LogEntryHeader.offsets.checksum)) return undefined;
