@@ -20,14 +20,15 @@ type DiskStep = Extract<Step, { op: 'disk' }>;
 const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 const hex = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 
-function title(step: DiskStep): string {
+/** The step as written (script.ts's stepTitle for disk steps). */
+export function diskStepTitle(step: DiskStep): string {
   switch (step.action) {
     case 'write':
       return `disk write ${step.lun} ${step.lba} ${step.file}`;
     case 'read':
       return `disk read ${step.lun} ${step.lba} ${step.count}${step.file ? ` ${step.file}` : ''}`;
     case 'add':
-      return `disk add ${step.path}`;
+      return `disk add ${step.path}${step.lun === undefined ? '' : ` --lun ${step.lun}`}${step.readOnly ? ' --ro' : ''}${step.dvd ? ' --dvd' : ''}`;
     case 'remove':
       return `disk remove ${step.lun}`;
   }
@@ -35,7 +36,7 @@ function title(step: DiskStep): string {
 
 /** Runs one disk step against the machine's first SCSI controller. */
 export async function diskStep(c: StepContext, step: DiskStep, host: ScriptHost | undefined): Promise<StepResult> {
-  const what = title(step);
+  const what = diskStepTitle(step);
   const done = (status: StepStatus, values: Record<string, unknown>, text: string): StepResult => ({ line: step.line, step: 'disk', status, values, text: `${what}: ${text}` });
   const ok = (values: Record<string, unknown>, text: string) => done('ok', values, text);
   const fail = (values: Record<string, unknown>, text: string) => done('failed', values, text);

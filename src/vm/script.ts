@@ -12,7 +12,7 @@ import type { ShutdownHost, ShutdownKind } from '../devices/shutdown/host.js';
 import type { TimesyncHost } from '../devices/timesync/host.js';
 import type { VssHost } from '../devices/vss/host.js';
 import type { BlockBackend } from '../devices/storage/backend.js';
-import { diskStep, MAX_READ_BLOCKS, READ_SHOWN_BYTES } from './disk-steps.js';
+import { diskStep, diskStepTitle, MAX_READ_BLOCKS, READ_SHOWN_BYTES } from './disk-steps.js';
 import { MAX_LUN } from './config.js';
 import { guestHvsock, hostHvsock } from './hvsock-stream.js';
 import type { Machine } from './machine.js';
@@ -311,16 +311,7 @@ export function stepTitle(step: Step): string {
     case 'hvsock':
       return `hvsock echo ${step.port}`;
     case 'disk':
-      switch (step.action) {
-        case 'write':
-          return `disk write ${step.lun} ${step.lba} ${step.file}`;
-        case 'read':
-          return `disk read ${step.lun} ${step.lba} ${step.count}${step.file ? ` ${step.file}` : ''}`;
-        case 'add':
-          return `disk add ${step.path}${step.lun === undefined ? '' : ` --lun ${step.lun}`}${step.readOnly ? ' --ro' : ''}${step.dvd ? ' --dvd' : ''}`;
-        case 'remove':
-          return `disk remove ${step.lun}`;
-      }
+      return diskStepTitle(step);
   }
 }
 

@@ -158,7 +158,7 @@ describe('script disk steps', () => {
     expect(results.map((r) => [r.status, r.text])).toEqual([
       ['ok', `disk write 0 9 ${join(d, 'in.bin')}: 11 bytes to sda (1 block of 512 bytes from 9), flushed`],
       ['ok', `disk read 0 9 1 ${join(d, 'out.bin')}: 512 bytes from sda, written to ${join(d, 'out.bin')}`],
-      ['ok', `disk add ${b}: LUN 3, the guest's sdb`],
+      ['ok', `disk add ${b} --lun 3 --ro: LUN 3, the guest's sdb`],
       ['ok', expect.stringMatching(/^disk read 3 0 1: 512 bytes from sdb \(sha256 [0-9a-f]{64}\): (42){32}\.\.\.$/)],
       ['ok', "disk remove 3: LUN 3; the guest let sdb go"],
       ['failed', 'disk read 3 0 1: the guest has no disk at LUN 3'],
