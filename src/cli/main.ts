@@ -2,9 +2,11 @@
 import { Command, CommanderError } from 'commander';
 import { PartitionConfigError } from '../hypervisor/partition.js';
 import { ConfigError } from '../vm/config.js';
+import { DiskOpenError } from '../vm/disk-file.js';
 import { SCRIPT_GRAMMAR, ScriptError } from '../vm/script.js';
 import { registerDecode } from './decode.js';
 import { registerLab } from './lab.js';
+import { registerDisk } from './disk.js';
 import { EXIT, EXIT_CODES_HELP, RunFailure, UsageError } from './errors.js';
 import type { ProgressStream } from './progress.js';
 import { registerRun } from './run.js';
@@ -65,6 +67,7 @@ export function program(io: Io, status: Status): Command {
   registerDecode(p, io, status);
   registerTrace(p, io, status);
   registerLab(p, io, status);
+  registerDisk(p, io, status);
   p.command('help')
     .description('help on a command, or on a topic: script (the --script grammar), exit (exit codes)')
     .argument('[topic]', 'a command or topic')
@@ -89,7 +92,7 @@ export async function main(argv: readonly string[] = process.argv, io: Io = stdi
     return status.code;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    if (e instanceof UsageError || e instanceof PartitionConfigError || e instanceof ConfigError || e instanceof ScriptError) return fail(EXIT.usage, e.message);
+    if (e instanceof UsageError || e instanceof PartitionConfigError || e instanceof ConfigError || e instanceof ScriptError || e instanceof DiskOpenError) return fail(EXIT.usage, e.message);
     if (e instanceof RunFailure) return fail(EXIT.failure, e.message);
     // A bug: still one line, the stack only when asked for.
     if (process.env.HVKIT_DEBUG) io.err(`${(e as Error)?.stack ?? String(e)}\n`);

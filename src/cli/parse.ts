@@ -1,7 +1,7 @@
 // Parsers for command-line values; each failure names the option and what it expected.
 import { InvalidArgumentError } from 'commander';
 import type { GuestPageSize } from '../memory/pages.js';
-import { parseByteSize } from '../vm/config.js';
+import { MAX_LUN, parseByteSize } from '../vm/config.js';
 import { STEP_LIMIT_S } from '../vm/script.js';
 
 export function parsePositiveInt(v: string): number {
@@ -34,4 +34,29 @@ export function parseUntil(v: string): 'booted' | 'shutdown' | number {
   if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(s)) throw new InvalidArgumentError('expected "booted", "shutdown" or a number of seconds');
   if (s > STEP_LIMIT_S) throw new InvalidArgumentError(`${v} seconds is more than the ${STEP_LIMIT_S}-second limit (as a script's wait)`);
   return s;
+}
+
+/** What `--disk PATH[,ro][,lun=N][,dvd]` says. */
+export interface DiskOption {
+  path: string;
+  lun?: number;
+  readOnly: boolean;
+  dvd: boolean;
+}
+
+/** "disk.vhdx,ro,lun=3", "ubuntu.iso,dvd": a disk for the VM's first SCSI controller. */
+export function parseDiskOption(v: string, previous: DiskOption[] = []): DiskOption[] {
+  const [path, ...opts] = v.split(',');
+  if (!path) throw new InvalidArgumentError('expected PATH[,ro][,lun=N][,dvd]');
+  const d: DiskOption = { path, readOnly: false, dvd: false };
+  for (const o of opts) {
+    if (o === 'ro') d.readOnly = true;
+    else if (o === 'dvd') d.dvd = true;
+    else if (/^lun=\d+$/.test(o)) {
+      const lun = Number(o.slice(4));
+      if (lun > MAX_LUN) throw new InvalidArgumentError(`lun=${lun} is more than ${MAX_LUN} (a controller has LUNs 0 to ${MAX_LUN})`);
+      d.lun = lun;
+    } else throw new InvalidArgumentError(`unknown disk option '${o}'; options: ro, lun=N, dvd`);
+  }
+  return [...previous, d];
 }

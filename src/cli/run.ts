@@ -1,7 +1,8 @@
 // `hvkit run`: boot a VM with its devices, print the guest's kernel log as it is printed, run a
 // script against it, and stop once the guest reaches the requested point. `hvkit lsvmbus`: boot
 // the same way, then list the VMBus devices. Everything a run can refuse is refused before boot.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { openDisk } from '../vm/disk-file.js';
 import type { Command } from 'commander';
 import type { KernelState } from '../guest/kernel.js';
 import { formatRecord, LOG_LEVELS, type LogRecord } from '../guest/klog.js';
@@ -23,6 +24,7 @@ import { outputDirectory, outputFile, sysfsDirectory } from './outputs.js';
 import { parseUntil } from './parse.js';
 import { Progress } from './progress.js';
 import { writeSysfs } from './sysfs.js';
+import { storageSnapshot } from '../vm/storage.js';
 import { addVmOptions, machineConfig, vmFromOptions, type VmOptions } from './vm-options.js';
 import { openRunNics } from './nics.js';
 
@@ -71,11 +73,16 @@ export function registerRun(program: Command, io: Io, status: Status): void {
     .option('--json', 'the devices and their channels as JSON', false)
     .action((o: VmOptions & { verbose: number; json: boolean }, cmd: Command) => {
       const m = new Machine(machineConfig(vmFromOptions(cmd, o)));
-      m.boot();
-      const snapshot: VmbusSnapshot = m.kernel.vmbus?.snapshot() ?? { state: 'disconnected', version: '', devices: [] };
-      if (o.json) io.out(JSON.stringify(snapshot, null, 2));
-      else for (const line of formatLsvmbus(snapshot, Math.min(2, o.verbose) as 0 | 1 | 2)) io.out(line);
-      if (!vmbusSysfsExists(snapshot)) status.code = EXIT.failure;
+      try {
+        m.boot();
+        const snapshot: VmbusSnapshot = m.kernel.vmbus?.snapshot() ?? { state: 'disconnected', version: '', devices: [] };
+        if (o.json) io.out(JSON.stringify({ ...snapshot, scsi: storageSnapshot(m) }, null, 2));
+        else for (const line of formatLsvmbus(snapshot, Math.min(2, o.verbose) as 0 | 1 | 2)) io.out(line);
+        if (!vmbusSysfsExists(snapshot)) status.code = EXIT.failure;
+      } finally {
+        // The disk images close (and their locks go) with the host.
+        m.host.dispose();
+      }
     });
 }
 
@@ -137,6 +144,7 @@ async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
   // The NICs' back ends (sockets, capture files) are opened before boot: one that cannot be is refused now.
   let clock: { nowNs: number } | undefined;
   const nets = await openRunNics(vm, () => clock?.nowNs ?? 0);
+  let host: { dispose(): void } | undefined;
   try {
     const base = machineConfig(vm, nets);
     const config = { ...base, kernel: { ...base.kernel, vmbusSynic: true, vmbus: o.vmbus } };
@@ -144,15 +152,19 @@ async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
     if (o.threads) {
       const m = new ThreadedMachine({ ...config, ...(o.state ? { stateDir: o.state } : {}) });
       clock = m.partition.clock;
+    host = m.host;
+      host = m.host;
       output = new RunOutput(io, o, progressSource(m), endNs);
       return await traced(m, trace, () => runThreaded(m, vm, o, output!, stop.signal));
     }
     // A NIC on a socket talks to peers in real time: virtual time may not run ahead of them.
     const m = new Machine({ ...config, ...(o.state ? { files: new DirectoryFiles(o.state) } : {}), ...(o.pace || nets.live ? { pace: {} } : {}) });
     clock = m.partition.clock;
+    host = m.host;
     output = new RunOutput(io, o, progressSource(m), endNs);
     return await traced(m, trace, () => runInThread(m, vm, o, output!, stop.signal, steps));
   } finally {
+    host?.dispose();
     output?.stop();
     unlisten?.();
     nets.close();
@@ -188,10 +200,10 @@ async function runInThread(m: Machine, vm: VmConfig, o: RunOptions, out: RunOutp
   m.boot();
   if (signal.aborted) return EXIT.interrupted;
   if (m.kernel.stage !== 'booted') throw new RunFailure(`the guest did not boot: it is ${m.kernel.stage}`);
-  if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot(), netInterfaces(m));
+  if (o.sysfs && m.kernel.vmbus) await writeSysfs(o.sysfs, m.kernel.vmbus.snapshot(), { nets: netInterfaces(m), storage: storageSnapshot(m) });
   let failed: StepResult[] = [];
   if (steps) {
-    const results = await runScript(m, steps, out.step, { keepGoing: o.keepGoing, signal, host: { readFile: (path) => readFileSync(path) } });
+    const results = await runScript(m, steps, out.step, { keepGoing: o.keepGoing, signal, host: { readFile: (path) => readFileSync(path), writeFile: (path, data) => writeFileSync(path, data), openDisk: (path, opts) => openDisk(path, opts) } });
     failed = results.filter((r) => r.status === 'failed');
   }
   if (typeof o.until === 'number') {
@@ -221,7 +233,7 @@ async function runThreaded(m: ThreadedMachine, vm: VmConfig, o: RunOptions, out:
     return EXIT.interrupted;
   }
   if (r.error) throw new RunFailure(`the guest thread failed: ${r.error.split('\n')[0]}`);
-  if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted);
+  if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted, { storage: r.result.storage });
   out.state(vm, r.state);
   reached(o.until, r.result?.stage ?? r.state.stage, undefined);
   return EXIT.ok;

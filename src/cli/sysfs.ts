@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { guidToBytes } from '../tlfs/struct.js';
 import type { ChannelSnapshot, DeviceSnapshot, RingSnapshot, VmbusSnapshot } from '../vmbus/client/snapshot.js';
 import { LINUX_CHANNEL_STATE } from '../vmbus/client/channel.js';
+import type { ScsiHostSnapshot } from '../devices/storage/guest.js';
 
 /** hvkit's guest has a single NUMA node, so cpu_to_node() of any target CPU is 0. */
 const NUMA_NODE = 0;
@@ -150,12 +151,57 @@ function netFiles(n: NetInterfaceSnapshot): [string, string][] {
 }
 
 /**
- * Every file of the tree, keyed by its path relative to /sys/bus/vmbus/devices
- * ("<instance guid>/id", "<instance guid>/channels/<relid>/cpu"), in Linux's attribute order;
- * a NIC's interface under "<instance guid>/net/<name>/". A disconnected bus with no devices
- * yields an empty map.
+ * A storvsc device's SCSI host below it (drivers/scsi/hosts.c, scsi_sysfs.c, sd.c, block/genhd.c,
+ * scsi_transport_fc.c): host<N>/scsi_host/host<N>/{proc_name,can_queue,cmd_per_lun,state};
+ * host<N>/target<N>:<C>:<T>/<H:C:T:L>/{vendor,model,rev,type,scsi_level,state} with
+ * block/<name>/{size,ro,removable,queue/...}; fc_host/host<N>/{port_name,node_name} on FC.
  */
-export function sysfsFiles(snapshot: VmbusSnapshot, nets: readonly NetInterfaceSnapshot[] = []): Map<string, string> {
+function scsiHostFiles(h: ScsiHostSnapshot): [string, string][] {
+  const host = `host${h.host}`;
+  const files: [string, string][] = [
+    [`${host}/scsi_host/${host}/proc_name`, 'storvsc_host\n'],
+    [`${host}/scsi_host/${host}/can_queue`, d(h.canQueue)],
+    // cmd_per_lun 2048 (storvsc's scsi_host_template).
+    [`${host}/scsi_host/${host}/cmd_per_lun`, d(2048)],
+    [`${host}/scsi_host/${host}/state`, 'running\n'],
+  ];
+  if (h.fc) files.push([`${host}/fc_host/${host}/port_name`, `${h.fc.portName}\n`], [`${host}/fc_host/${host}/node_name`, `${h.fc.nodeName}\n`]);
+  for (const dev of h.devices) {
+    const [hn, c, t] = dev.address.split(':');
+    const at = `${host}/target${hn}:${c}:${t}/${dev.address}`;
+    files.push([`${at}/vendor`, `${dev.vendor}\n`], [`${at}/model`, `${dev.model}\n`], [`${at}/rev`, `${dev.rev}\n`], [`${at}/type`, d(dev.type)], [`${at}/scsi_level`, d(dev.scsiLevel)], [`${at}/state`, 'running\n']);
+    const b = dev.block;
+    if (!b) continue;
+    const blk = `${at}/block/${b.name}`;
+    files.push(
+      [`${blk}/size`, llu(b.sectors)],
+      [`${blk}/ro`, d(b.readOnly ? 1 : 0)],
+      [`${blk}/removable`, d(b.removable ? 1 : 0)],
+      [`${blk}/queue/logical_block_size`, u(b.logicalBlockSize)],
+      [`${blk}/queue/physical_block_size`, u(b.physicalBlockSize)],
+      [`${blk}/queue/rotational`, u(b.rotational ? 1 : 0)],
+      [`${blk}/queue/max_hw_sectors_kb`, u(b.maxHwSectorsKb)],
+      [`${blk}/queue/discard_granularity`, u(b.discardGranularity)],
+    );
+  }
+  return files;
+}
+
+/** What sits below the devices besides their own attributes: NIC interfaces, SCSI hosts. */
+export interface SysfsExtras {
+  readonly nets?: readonly NetInterfaceSnapshot[];
+  readonly storage?: readonly ScsiHostSnapshot[];
+}
+
+/**
+ * Every file of the tree, keyed by its path relative to /sys/bus/vmbus/devices
+ * ("<instance guid>/id", "<instance guid>/channels/<relid>/cpu"), in Linux's attribute order; a
+ * NIC's interface under "<instance guid>/net/<name>/", each storage controller's SCSI host and
+ * disks below it. A disconnected bus with no devices yields an empty map.
+ */
+export function sysfsFiles(snapshot: VmbusSnapshot, extras: SysfsExtras = {}): Map<string, string> {
+  const nets = extras.nets ?? [];
+  const storage = extras.storage ?? [];
   const files = new Map<string, string>();
   for (const dev of snapshot.devices) {
     const dir = deviceDirName(dev);
@@ -166,6 +212,9 @@ export function sysfsFiles(snapshot: VmbusSnapshot, nets: readonly NetInterfaceS
     for (const n of nets.filter((x) => guidText(x.busId) === dir)) {
       for (const [name, text] of netFiles(n)) files.set(`${dir}/net/${n.name}/${name}`, text);
     }
+    for (const h of storage.filter((x) => guidText(x.instanceId) === guidText(dev.instanceId))) {
+      for (const [name, text] of scsiHostFiles(h)) files.set(`${dir}/${name}`, text);
+    }
   }
   return files;
 }
@@ -174,9 +223,9 @@ export function sysfsFiles(snapshot: VmbusSnapshot, nets: readonly NetInterfaceS
  * Writes the tree under `dir`, which stands for /sys/bus/vmbus/devices: `dir/<instance guid>/...`.
  * Creates folders as needed and overwrites files of the same name; leaves anything else alone.
  */
-export async function writeSysfs(dir: string, snapshot: VmbusSnapshot, nets: readonly NetInterfaceSnapshot[] = []): Promise<void> {
+export async function writeSysfs(dir: string, snapshot: VmbusSnapshot, extras: SysfsExtras = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
-  for (const [path, text] of sysfsFiles(snapshot, nets)) {
+  for (const [path, text] of sysfsFiles(snapshot, extras)) {
     const file = join(dir, ...path.split('/'));
     await mkdir(dirname(file), { recursive: true });
     await writeFile(file, text);

@@ -6,15 +6,17 @@ import type { DeviceSpec } from '../devices/registry.js';
 import { ARCHES, ARCH_MAX_VPS, type Arch } from '../hypervisor/features.js';
 import { RELEASE_IDS, type ReleaseId } from '../hypervisor/release.js';
 import type { GuestPageSize } from '../memory/pages.js';
-import { DEFAULT_VM_CONFIG, MAX_MEMORY, MIN_MEMORY, formatByteSize, loadVmConfig, pageSizeName, parseVmConfig, type VmConfig, type VmOverrideField, type VmOverrides } from '../vm/config.js';
+import { assignLuns, ConfigError, DEFAULT_VM_CONFIG, MAX_LUN, MAX_MEMORY, MIN_MEMORY, formatByteSize, loadVmConfig, pageSizeName, parseVmConfig, type VmConfig, type VmOverrideField, type VmOverrides } from '../vm/config.js';
+import { openVmDevices } from '../vm/disks.js';
 import type { MachineConfig } from '../vm/machine.js';
 import type { OpenedNics } from '../vm/network/backends.js';
 import { checkNicFields, parseNicSpec } from '../vm/network/nic-config.js';
 import { UsageError } from './errors.js';
-import { parsePageSize, parsePositiveInt, parseSize } from './parse.js';
+import { parseDiskOption, parsePageSize, parsePositiveInt, parseSize, type DiskOption } from './parse.js';
 
 export interface VmOptions {
   config?: string;
+  disk?: DiskOption[];
   release: ReleaseId;
   arch: Arch;
   vps: number;
@@ -36,7 +38,8 @@ export function addVmOptions(cmd: Command): Command {
       'a NIC: switch=NAME | pcap=FILE | udp=HOST:PORT,peer=HOST:PORT | stream=HOST:PORT[,server=on], then [,mac=MAC][,queues=N][,ip=ADDR/PREFIX][,gateway=ADDR]; repeat for more NICs (the first configures the VM\'s first network device)',
       (v: string, all: string[]) => [...all, v],
       [] as string[],
-    );
+    )
+    .option('--disk <path[,ro][,lun=N][,dvd]>', `a disk image (VHDX or raw) or, with dvd, an ISO, on the VM's first SCSI controller; repeatable (LUNs 0 to ${MAX_LUN})`, parseDiskOption);
 }
 
 /**
@@ -54,7 +57,23 @@ export function vmFromOptions(cmd: Command, o: VmOptions): VmConfig {
   flag('memory', 'memory', o.memory);
   flag('pageSize', 'pageSize', pageSizeName(o.pageSize));
   const vm = o.config ? loadVmConfig(o.config, overrides) : parseVmConfig({}, 'the defaults', overrides);
+  if (o.disk?.length) addDisks(vm, o.disk);
   return withNics(vm, o.nic ?? []);
+}
+
+/** --disk: the disks go to the first SCSI controller, which is added when the VM has none. */
+function addDisks(vm: VmConfig, disks: DiskOption[]): void {
+  let scsi = vm.devices.find((d) => d.type === 'scsi');
+  if (!scsi) vm.devices.push((scsi = { type: 'scsi' }));
+  const name = (d: DiskOption) => `--disk ${[d.path, ...(d.readOnly ? ['ro'] : []), ...(d.lun === undefined ? [] : [`lun=${d.lun}`]), ...(d.dvd ? ['dvd'] : [])].join(',')}`;
+  const added = assignLuns(
+    disks.map((d) => ({ path: d.path, ...(d.lun === undefined ? {} : { lun: d.lun }), readOnly: d.readOnly, dvd: d.dvd, origin: name(d) })),
+    (j, reason) => {
+      throw new ConfigError(name(disks[j]!), undefined, reason);
+    },
+    (scsi.disks ?? []).map((d) => d.lun),
+  );
+  scsi.disks = [...(scsi.disks ?? []), ...added];
 }
 
 /**
@@ -86,13 +105,13 @@ export function withNics(vm: VmConfig, specs: readonly string[]): VmConfig {
 }
 
 /**
- * A Machine configuration for a VM configuration: with `net`, its NICs' opened back ends; the
- * guest's addresses come from the network devices either way.
+ * A Machine configuration for a VM configuration: its disk images opened (DiskOpenError), with
+ * `net` its NICs' opened back ends; the guest's addresses come from the network devices either way.
  */
 export function machineConfig(vm: VmConfig, net?: OpenedNics): MachineConfig {
-  const devices: DeviceSpec[] = vm.devices.map((d, i) => {
+  const devices: DeviceSpec[] = openVmDevices(vm).map((d, i) => {
     const nic = net?.nics.get(i);
-    return { type: d.type, ...(d.instance ? { instance: d.instance } : {}), ...(nic ? { nic } : {}) };
+    return nic ? { ...d, nic } : d;
   });
   const interfaces = vm.devices.filter((d) => d.type === 'network').map((d) => (d.nic?.ip ? { address: d.nic.ip, ...(d.nic.gateway ? { gateway: d.nic.gateway } : {}) } : undefined));
   const kernel = interfaces.some(Boolean) ? { kernel: { network: { interfaces } } } : {};

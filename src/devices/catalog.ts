@@ -18,6 +18,7 @@ export const DEVICE_TYPES = [
   'network',
   'fcopy',
   'ide',
+  'fc',
 ] as const;
 export type DeviceTypeName = (typeof DEVICE_TYPES)[number];
 
@@ -38,4 +39,5 @@ export const DEVICE_CLASS: Record<DeviceTypeName, string> = {
   network: DeviceClass.NIC,
   fcopy: DeviceClass.FCOPY,
   ide: DeviceClass.IDE,
+  fc: DeviceClass.SYNTHFC,
 };

@@ -13,6 +13,11 @@ import { netvscModule, type GuestNetConfig } from './network/netvsc/module.js';
 import { attachNetvsp, type NicOptions } from './network/netvsp/netvsp.js';
 import { attachKvp } from './kvp/host.js';
 import { opaqueModules } from './opaque/guest.js';
+import type { BlockBackend } from './storage/backend.js';
+import { storageModule } from './storage/guest.js';
+import { attachStorvsp, type StorvspHost, type StorvspOptions } from './storage/host.js';
+import { ScsiDisk } from './storage/scsi-disk.js';
+import { ScsiDvd } from './storage/scsi-dvd.js';
 import { attachOpaque } from './opaque/host.js';
 import { shutdownService } from './shutdown/guest.js';
 import { attachShutdown } from './shutdown/host.js';
@@ -27,6 +32,25 @@ export interface DeviceSpec {
   readonly instance?: string;
   /** A network device's MAC, queues and back end. */
   readonly nic?: NicOptions;
+  /** A storage controller's (scsi, ide, fc) disks and DVDs, opened by the caller. */
+  readonly disks?: readonly DiskAttachment[];
+  /** A storage controller's host settings (latency, queue depth, versions, WWNs). */
+  readonly storage?: StorvspOptions;
+}
+
+/** A disk or DVD on a storage controller: its LUN (target 0, path 0) and its back end. */
+export interface DiskAttachment {
+  readonly lun: number;
+  readonly backend: BlockBackend;
+  /** A read-only DVD drive with the back end as its disc, instead of a disk. */
+  readonly dvd?: boolean;
+  /** Sectors of the unmap granularity the disk reports (a VHDX's block). */
+  readonly unmapGranularity?: number;
+}
+
+/** The SCSI target for an attachment: a Hyper-V disk or DVD. */
+export function targetFor(d: DiskAttachment): ScsiDisk | ScsiDvd {
+  return d.dvd ? new ScsiDvd(d.backend) : new ScsiDisk(d.backend, d.unmapGranularity === undefined ? {} : { unmapGranularity: d.unmapGranularity });
 }
 
 /**
@@ -36,16 +60,29 @@ export interface DeviceSpec {
  */
 const MONITORED: ReadonlySet<DeviceTypeName> = new Set(['scsi', 'ide', 'network']);
 
-type HostFactory = (ctx: HostContext, instanceId: string) => HostDevice;
+type HostFactory = (ctx: HostContext, instanceId: string, spec: DeviceSpec) => HostDevice;
+
+/** storvsp for a storage controller, with its disks attached before the guest sees it. */
+function attachStorage(ctx: HostContext, instanceId: string, spec: DeviceSpec): StorvspHost {
+  const kind = spec.type === 'fc' ? 'fc' : spec.type === 'ide' ? 'ide' : 'scsi';
+  const host = attachStorvsp(ctx, instanceId, { ...spec.storage, kind });
+  // An IDE controller's one device sits at the target its instance GUID names (storvsc_probe).
+  const target = kind === 'ide' ? parseInt(instanceId.slice(9, 13), 16) & 0xff : 0;
+  for (const d of spec.disks ?? []) host.attach({ path: 0, target, lun: d.lun }, targetFor(d));
+  return host;
+}
 
 /** Back ends that speak their device's protocol; every other type gets the opaque one. */
 const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceTypeName, HostFactory>([
-  ['heartbeat', attachHeartbeat],
-  ['shutdown', attachShutdown],
-  ['timesync', attachTimesync],
-  ['kvp', attachKvp],
-  ['vss', attachVss],
-  ['fcopy', attachFcopy],
+  ['heartbeat', (ctx, id) => attachHeartbeat(ctx, id)],
+  ['shutdown', (ctx, id) => attachShutdown(ctx, id)],
+  ['timesync', (ctx, id) => attachTimesync(ctx, id)],
+  ['kvp', (ctx, id) => attachKvp(ctx, id)],
+  ['vss', (ctx, id) => attachVss(ctx, id)],
+  ['fcopy', (ctx, id) => attachFcopy(ctx, id)],
+  ['scsi', attachStorage],
+  ['ide', attachStorage],
+  ['fc', attachStorage],
 ]);
 
 /**
@@ -78,7 +115,7 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
     const instanceId = (spec.instance ?? deriveInstanceId(spec.type, n)).toLowerCase();
     if (spec.type === 'network') return attachNetvsp(ctx, instanceId, spec.nic);
     const factory = HOST_FACTORIES.get(spec.type);
-    if (factory) return factory(ctx, instanceId);
+    if (factory) return factory(ctx, instanceId, spec);
     return attachOpaque(ctx, spec.type, DEVICE_CLASS[spec.type], instanceId, { monitor: MONITORED.has(spec.type) });
   });
 }
@@ -88,7 +125,8 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  * kernel loads them as modules in whatever order udev asks; the model fixes one.
  */
 export function builtinModules(pageSize: number, options: { network?: GuestNetConfig } = {}): GuestModule[] {
-  // hv_netvsc takes the place the opaque NIC driver had, so drivers register in the same order.
+  // hv_netvsc takes the place the opaque NIC driver had, so drivers register in the same order;
+  // hv_storvsc, the first of them, is storvsc itself now.
   const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m));
-  return [...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
+  return [storageModule(), ...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

@@ -4,6 +4,7 @@
 // GUIDs), and normalized into a fully defaulted VmConfig. Every failure is a ConfigError that
 // names the file and the JSON pointer of the field.
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Ajv2020, type AnySchemaObject, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { DEFAULT_DEVICES, type DeviceTypeName } from '../devices/catalog.js';
 import { ARCH_MAX_VPS, type Arch } from '../hypervisor/features.js';
@@ -20,7 +21,27 @@ export interface VmDevice {
   instance?: string;
   /** A network device's back end, MAC, queues and guest address. */
   nic?: NicConfig;
+  /** A storage controller's disks and DVD drives. */
+  disks?: VmDisk[];
 }
+
+/** A disk image on a storage controller. */
+export interface VmDisk {
+  /** The image file, as written (relative to `base` when not absolute). */
+  path: string;
+  /** Where a relative path starts: the VM file's folder, or the working folder for --disk. */
+  base?: string;
+  /** Who named the disk, for errors: "vm.json: /devices/0/disks/1" or "--disk". */
+  origin?: string;
+  lun: number;
+  readOnly: boolean;
+  dvd: boolean;
+}
+
+/** The device types that take disks. */
+export const STORAGE_DEVICE_TYPES: ReadonlySet<DeviceTypeName> = new Set(['scsi', 'ide', 'fc']);
+/** LUNs 0 to 63 of target 0: Hyper-V's 64 disks per SCSI controller. */
+export const MAX_LUN = 63;
 
 /** A VM configuration with every default filled in and every size in bytes. */
 export interface VmConfig {
@@ -87,12 +108,12 @@ export class ConfigError extends Error {
 
 // --- Sizes (shared with the CLI's --memory and --page-size) --------------------------------------
 
-const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
-const SIZE_SYNTAX = /^(\d+)([kmg]?)i?b?$/i;
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30, t: 2 ** 40 };
+const SIZE_SYNTAX = /^(\d+)([kmgt]?)i?b?$/i;
 
 export type SizeResult = { ok: true; bytes: number } | { ok: false; error: string };
 
-/** "256M", "1G", "512K", "65536" (also "1GiB", "64kb"): a positive byte count, or why not. */
+/** "256M", "1G", "512K", "2T", "65536" (also "1GiB", "64kb"): a positive byte count, or why not. */
 export function parseByteSize(v: string): SizeResult {
   const m = SIZE_SYNTAX.exec(v.trim());
   if (!m) return { ok: false, error: 'expected a size such as 256M or 1G' };
@@ -203,6 +224,8 @@ function schemaError(source: string, errors: readonly ErrorObject[]): ConfigErro
     }
     case 'maxItems':
       return new ConfigError(source, at, `must have at most ${String(p.limit)} items`);
+    case 'minLength':
+      return new ConfigError(source, at, Number(p.limit) === 1 ? 'must not be empty' : `must have at least ${String(p.limit)} characters`);
     case 'type':
     case 'minimum':
     case 'maximum':
@@ -226,7 +249,7 @@ interface VmConfigFile {
   apicIds?: number[];
   memory?: number | string;
   pageSize?: '4k' | '16k' | '64k';
-  devices?: (DeviceTypeName | ({ type: DeviceTypeName; instance?: string } & NicFields))[];
+  devices?: (DeviceTypeName | ({ type: DeviceTypeName; instance?: string; disks?: { path: string; lun?: number; readOnly?: boolean; dvd?: boolean }[] } & NicFields))[];
   budget?: Partial<VmBudget>;
 }
 
@@ -308,6 +331,13 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
       : f.devices.map((d, i) => {
           if (typeof d === 'string') return { type: d };
           const out: VmDevice = d.instance === undefined ? { type: d.type } : { type: d.type, instance: d.instance.toLowerCase() };
+          if (d.disks !== undefined) {
+            if (!STORAGE_DEVICE_TYPES.has(d.type)) fail(`/devices/${i}/disks`, `only a storage controller (${[...STORAGE_DEVICE_TYPES].join(', ')}) has disks, not ${d.type}`);
+            out.disks = assignLuns(
+              d.disks.map((x, j) => ({ path: x.path, ...(x.lun === undefined ? {} : { lun: x.lun }), readOnly: x.readOnly ?? false, dvd: x.dvd ?? false, origin: `${source}: /devices/${i}/disks/${j}` })),
+              (j, reason) => fail(`/devices/${i}/disks/${j}`, reason),
+            );
+          }
           const nic = checkNicFields(d.type, d, (field, reason) => fail(`/devices/${i}/${field}`, reason));
           if (nic) out.nic = nic;
           return out;
@@ -344,6 +374,28 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
   return config;
 }
 
+/**
+ * Gives each disk its LUN: the one it names, else the lowest free one; `fail` is told of a LUN
+ * two disks share, or of more disks than LUNs.
+ */
+export function assignLuns(disks: readonly (Omit<VmDisk, 'lun'> & { lun?: number })[], fail: (index: number, reason: string) => never, taken: readonly number[] = []): VmDisk[] {
+  const used = new Map<number, number>(taken.map((l) => [l, -1]));
+  disks.forEach((d, j) => {
+    if (d.lun === undefined) return;
+    const first = used.get(d.lun);
+    if (first !== undefined) fail(j, first < 0 ? `LUN ${d.lun} is taken by a disk of the VM file` : `LUN ${d.lun} duplicates the LUN of disk ${first}`);
+    used.set(d.lun, j);
+  });
+  return disks.map((d, j) => {
+    if (d.lun !== undefined) return { ...d, lun: d.lun };
+    let lun = 0;
+    while (used.has(lun)) lun++;
+    if (lun > MAX_LUN) fail(j, `no free LUN: a controller has LUNs 0 to ${MAX_LUN}`);
+    used.set(lun, j);
+    return { ...d, lun };
+  });
+}
+
 /** Parses the text of a configuration file; a syntax error names the line and column. */
 export function parseVmConfigText(text: string, source = 'vm.json', overrides: VmOverrides = {}): VmConfig {
   // Editors on Windows often save JSON with a byte order mark, which JSON.parse rejects.
@@ -365,7 +417,10 @@ export function loadVmConfig(path: string, overrides: VmOverrides = {}): VmConfi
   } catch (e) {
     throw new ConfigError(path, undefined, `cannot read: ${(e as Error).message}`);
   }
-  return parseVmConfigText(text, path, overrides);
+  const vm = parseVmConfigText(text, path, overrides);
+  // A relative image path starts at the VM file's folder.
+  for (const d of vm.devices) for (const disk of d.disks ?? []) disk.base = dirname(resolve(path));
+  return vm;
 }
 
 // --- JSON syntax errors ----------------------------------------------------------------------------

@@ -11,6 +11,9 @@ import type { KvpPoolId } from '../devices/kvp/wire.js';
 import type { ShutdownHost, ShutdownKind } from '../devices/shutdown/host.js';
 import type { TimesyncHost } from '../devices/timesync/host.js';
 import type { VssHost } from '../devices/vss/host.js';
+import type { BlockBackend } from '../devices/storage/backend.js';
+import { diskStep, diskStepTitle, MAX_READ_BLOCKS, READ_SHOWN_BYTES } from './disk-steps.js';
+import { MAX_LUN } from './config.js';
 import { guestHvsock, hostHvsock } from './hvsock-stream.js';
 import type { Machine } from './machine.js';
 import { parseNetStep, runNetStep, type NetStep } from './net-steps.js';
@@ -36,7 +39,11 @@ export type Step =
   | { readonly op: 'vss'; readonly line: number; readonly action: 'check' | 'freeze' | 'thaw' }
   | { readonly op: 'timesync'; readonly line: number; readonly action: 'sync' | 'sample' }
   | { readonly op: 'hvsock'; readonly line: number; readonly port: number; readonly text: string }
-  | { readonly op: 'net'; readonly line: number; readonly net: NetStep };
+  | { readonly op: 'net'; readonly line: number; readonly net: NetStep }
+  | { readonly op: 'disk'; readonly line: number; readonly action: 'write'; readonly lun: number; readonly lba: number; readonly file: string }
+  | { readonly op: 'disk'; readonly line: number; readonly action: 'read'; readonly lun: number; readonly lba: number; readonly count: number; readonly file: string | undefined }
+  | { readonly op: 'disk'; readonly line: number; readonly action: 'add'; readonly path: string; readonly lun: number | undefined; readonly readOnly: boolean; readonly dvd: boolean }
+  | { readonly op: 'disk'; readonly line: number; readonly action: 'remove'; readonly lun: number };
 
 /** Splits a line into words: blanks separate, quotes group, `#` outside quotes ends the line. */
 function words(text: string, fail: (reason: string) => never): string[] {
@@ -70,8 +77,9 @@ function words(text: string, fail: (reason: string) => never): string[] {
 /** The longest a step may wait for the guest, virtual seconds; `wait` is bounded the same way. */
 export const STEP_LIMIT_S = 3600;
 
+
 /** Every step, in the order the grammar lists them. */
-export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'net'] as const satisfies readonly Step['op'][];
+export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net'] as const satisfies readonly Step['op'][];
 
 /** The whole grammar, as `hvkit help script` prints it. */
 export const SCRIPT_GRAMMAR = `A script is host actions against the running VM, one step per line, run in order once the
@@ -97,6 +105,15 @@ has halted) makes hvkit run exit 1; the steps after it are skipped unless --keep
   hvsock echo PORT TEXT                        a guest echo listener on PORT (hv_sock, VMBus 4.0
                                                and later); the host connects, sends TEXT and
                                                reads it back
+  disk write LUN LBA FILE                      the guest writes FILE's bytes to the disk at LUN of
+                                               the first SCSI controller, from block LBA (a partial
+                                               last block is read, changed and written back)
+  disk read LUN LBA COUNT [FILE]               the guest reads COUNT blocks from LBA; into FILE,
+                                               else shown (the first ${READ_SHOWN_BYTES} bytes in hex)
+  disk add PATH [--lun N] [--ro] [--dvd]       the host hot-adds an image (a DVD with --dvd) at the
+                                               lowest free LUN, or N; succeeds once the guest has it
+  disk remove LUN                              the host hot-removes the disk at LUN; succeeds once
+                                               the guest has let it go
   net ping VM|IP [COUNT]                       the guest pings (COUNT requests, default 3) and prints
                                                ping's lines; VM names another VM of the lab
   net udp-echo IP PORT TEXT                    the guest sends TEXT to a UDP echo service and reads
@@ -166,6 +183,8 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
       if (sub !== 'echo' || plain.length !== 3 || !/^\d+$/.test(portText!) || Number(portText) > 0x7fffffff) fail('hvsock: expected echo PORT TEXT');
       return { op, line, port: Number(portText), text: text! };
     }
+    case 'disk':
+      return parseDiskStep(plain, flags, line, fail);
     case 'net': {
       onlyFlags([]);
       const net = parseNetStep(plain);
@@ -174,6 +193,50 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
     }
     default:
       return fail(`unknown step "${op}"; steps: ${SCRIPT_STEPS.join(', ')} (hvkit help script)`);
+  }
+}
+
+const NUMBER = /^\d+$/;
+
+function parseDiskStep(plain: string[], flags: Set<string>, line: number, fail: (reason: string) => never): Step {
+  const [action, ...args] = plain;
+  const num = (text: string | undefined, what: string, max = Number.MAX_SAFE_INTEGER): number => {
+    if (text === undefined || !NUMBER.test(text) || Number(text) > max) fail(`disk ${action}: ${what} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` from 0 to ${max}` : ''}`);
+    return Number(text);
+  };
+  const noFlags = () => {
+    for (const f of flags) fail(`disk ${action}: unknown option ${f}`);
+  };
+  switch (action) {
+    case 'write':
+      noFlags();
+      if (args.length !== 3) fail('disk write: expected LUN LBA FILE');
+      return { op: 'disk', line, action, lun: num(args[0], 'LUN', MAX_LUN), lba: num(args[1], 'LBA'), file: args[2]! };
+    case 'read': {
+      noFlags();
+      if (args.length !== 3 && args.length !== 4) fail('disk read: expected LUN LBA COUNT [FILE]');
+      const count = num(args[2], 'COUNT', MAX_READ_BLOCKS);
+      return { op: 'disk', line, action, lun: num(args[0], 'LUN', MAX_LUN), lba: num(args[1], 'LBA'), count, file: args[3] };
+    }
+    case 'add': {
+      // --lun takes a value: "--lun 3" arrives as the flag and a plain word, or as "--lun=3".
+      let lun: number | undefined;
+      const rest = [...args];
+      for (const f of flags) {
+        if (f === '--ro' || f === '--dvd') continue;
+        if (f === '--lun') lun = num(rest.splice(1, 1)[0], '--lun', MAX_LUN);
+        else if (f.startsWith('--lun=')) lun = num(f.slice(6), '--lun', MAX_LUN);
+        else fail(`disk add: unknown option ${f}`);
+      }
+      if (rest.length !== 1) fail('disk add: expected PATH [--lun N] [--ro] [--dvd]');
+      return { op: 'disk', line, action, path: rest[0]!, lun, readOnly: flags.has('--ro'), dvd: flags.has('--dvd') };
+    }
+    case 'remove':
+      noFlags();
+      if (args.length !== 1) fail('disk remove: expected LUN');
+      return { op: 'disk', line, action, lun: num(args[0], 'LUN', MAX_LUN) };
+    default:
+      return fail('disk: expected write LUN LBA FILE, read LUN LBA COUNT [FILE], add PATH [--lun N] [--ro] [--dvd] or remove LUN');
   }
 }
 
@@ -209,9 +272,12 @@ export interface ScriptLab {
   resolve(name: string): string | undefined;
 }
 
-/** What the steps need of the host they run on: reading a file to copy into the guest. */
+/** What the steps need of the host they run on: its files, and disk images to hot-add. */
 export interface ScriptHost {
   readFile(path: string): Uint8Array;
+  writeFile?(path: string, data: Uint8Array): void;
+  /** Opens a disk image (throws an Error whose message says why not). */
+  openDisk?(path: string, options: { readOnly: boolean; dvd: boolean }): BlockBackend;
 }
 
 export type StepStatus = 'ok' | 'failed' | 'skipped';
@@ -267,17 +333,19 @@ export function stepTitle(step: Step): string {
       return `${step.op} ${step.action}`;
     case 'hvsock':
       return `hvsock echo ${step.port}`;
+    case 'disk':
+      return diskStepTitle(step);
     case 'net':
       return step.net.action === 'ping' ? `net ping ${step.net.target}` : step.net.action === 'udp-echo' ? `net udp-echo ${step.net.ip} ${step.net.port}` : `net link ${step.net.up ? 'up' : 'down'}`;
   }
 }
 
-function result(step: Step, status: StepStatus, values: Record<string, unknown>, text: string): StepResult {
+export function result(step: Step, status: StepStatus, values: Record<string, unknown>, text: string): StepResult {
   return { line: step.line, step: step.op, status, values, text };
 }
 
 /** The machine a step drives, with virtual time run in slices that an abort stops. */
-class StepContext {
+export class StepContext {
   constructor(
     readonly m: Machine,
     private readonly signal: AbortSignal | undefined,
@@ -465,6 +533,8 @@ async function runStep(c: StepContext, step: Step, host: ScriptHost | undefined)
     }
     case 'hvsock':
       return hvsockEcho(c, step);
+    case 'disk':
+      return diskStep(c, step, host);
     case 'net': {
       const r = await runNetStep(m, step.net, (done, limitS) => c.settle(done, limitS), c.lab ? (name) => c.lab!.resolve(name) : undefined);
       return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);

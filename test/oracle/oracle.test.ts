@@ -34,6 +34,7 @@ const NOT_IN_ORACLE: Record<string, string> = {
   'vmbus_channel_offer.u.pipe': "the pipe view of the offer's user area; Linux's u.pipe starts at the same place",
   vmdata_gpadl: 'DATA_USING_GPADL has no Linux struct; checked against vmbus.md 8.2 in vmbus-constants',
   vmbus_packet_trailer: 'Linux writes it as a bare u64 (prev_indices); checked by the ring tests against vmbus.md 13',
+  scsi_fixed_sense_data: 'SPC-4 4.5.3 fixed-format sense data, which Linux parses into scsi_sense_hdr; checked in storage-constants',
   ic_heartbeat_message: "OpenVMM's HeartbeatMessage, the body the host sends; Linux reads only its first 8 bytes as heartbeat_msg_data.seq_num (checked in ic-constants)",
 };
 
@@ -65,6 +66,8 @@ const RENAMES: Record<string, Record<string, string | null>> = {
   ndis_offload: { 'ipsecv2.pad1': null, pad1: null },
   ndis_recv_scale_param: { pad1: null, pad2: null },
   ndis_tcp_ip_checksum_info: { 'transmit.reserved2': null, 'receive.reserved': null },
+  // The union of cdb[16], sense_data[20] and reserved_array[20]: declared once at its full size.
+  vmscsi_request: { payload: 'reserved_array' },
 };
 
 function oracleField(fields: OracleField[], name: string): OracleField | undefined {

@@ -225,7 +225,7 @@ describe('parseVmConfig: each error names the file and the field', () => {
   it("a device object's type not a string", () => expectFieldError({ devices: [{ type: 5 }] }, '/devices/0/type', `must be one of ${ALL_DEVICES}`));
   it('a device object without a type', () => expectFieldError({ devices: [{ instance: GUID_A }] }, '/devices/0/type', 'required field missing'));
   it('a device object with an unknown field', () => expectFieldError({ devices: [{ type: 'scsi', lun: 0 }] }, '/devices/0/lun', 'unknown field'));
-  it('a device neither a name nor an object', () => expectFieldError({ devices: [7] }, '/devices/0', 'must be a device type or an object {"type", "instance"}'));
+  it('a device neither a name nor an object', () => expectFieldError({ devices: [7] }, '/devices/0', 'must be a device type or an object {"type", "instance", "disks"}'));
   it('a device instance that is not a GUID', () => {
     expectFieldError({ devices: [{ type: 'scsi', instance: `{${GUID_A}}` }] }, '/devices/0/instance', `must be a GUID such as ${GUID_A}`);
   });

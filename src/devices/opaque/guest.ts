@@ -1,7 +1,7 @@
 // The guest half of the devices whose protocols hvkit does not speak yet: Linux's drivers for
 // them, reduced to what they do on VMBus at probe. Each opens its channel with the ring sizes
 // its Linux driver uses, then reads and drops what arrives. A line at debug level says what is
-// not modelled, so the log never pretends a disk or NIC exists.
+// not modelled, so the log never pretends a NIC exists.
 import type { GuestChannel } from '../../vmbus/client/channel.js';
 import type { VmbusDriver } from '../../vmbus/client/client.js';
 import { vmbusRingSize } from '../../vmbus/client/ring-size.js';
@@ -19,11 +19,10 @@ interface OpaqueDriverSpec {
   readonly protocol: string;
 }
 
-// Ring sizes per driver, Linux 6.1: storvsc_drv.c (VMBUS_RING_SIZE(128 KiB)), netvsc_drv.c
+// Ring sizes per driver, Linux 6.1: netvsc_drv.c
 // (ring_size 128 pages of 4 KiB), hyperv-keyboard.c and hid-hyperv.c (VMBUS_RING_SIZE(36 KiB)),
 // hyperv_fb.c (RING_BUFSIZE 256 KiB), hv_balloon.c (VMBUS_RING_SIZE(16 KiB), vmbus.md §6.6).
 export const OPAQUE_DRIVERS: readonly OpaqueDriverSpec[] = [
-  { name: 'hv_storvsc', classIds: [DeviceClass.SCSI, DeviceClass.IDE], ringBytes: (p) => vmbusRingSize(128 * 1024, p), protocol: 'the storage protocol (storvsc)' },
   { name: 'hv_netvsc', classIds: [DeviceClass.NIC], ringBytes: (p) => vmbusRingSize(128 * 4096, p), protocol: 'the network protocol (NVSP/RNDIS)' },
   { name: 'hyperv_keyboard', classIds: [DeviceClass.KBD], ringBytes: (p) => vmbusRingSize(36 * 1024, p), protocol: 'the synthetic keyboard protocol' },
   { name: 'hid_hyperv', classIds: [DeviceClass.MOUSE], ringBytes: (p) => vmbusRingSize(36 * 1024, p), protocol: 'the synthetic HID protocol' },

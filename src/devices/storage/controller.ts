@@ -1,0 +1,103 @@
+// The SCSI controller behind one storvsp device: its targets by address (path, target, LUN), hot
+// add and remove, and the commands the controller answers itself, as OpenVMM's storvsp
+// (lib.rs ScsiCommandQueue::execute_scsi) says Hyper-V does: REPORT LUNS lists the LUNs of the
+// addressed path and target; INQUIRY of an empty address returns peripheral qualifier 3 (0x7f),
+// which makes Linux's scan ask REPORT LUNS; anything else there is SRB_STATUS_INVALID_LUN.
+import { parseCdb } from './cdb.js';
+import { Asc, INQUIRY_NO_LUN, putBe16, putBe32, ScsiStatus, SenseKey } from './scsi.js';
+import { checkCondition, DataAccessError, good, illegalRequest, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
+import { SrbStatus } from './wire.js';
+
+/** A target's address on the controller. */
+export interface ScsiAddress {
+  readonly path: number;
+  readonly target: number;
+  readonly lun: number;
+}
+
+/** Hyper-V attaches at most 64 disks to a SCSI controller, as LUNs 0 to 63 of target 0. */
+export const HYPERV_MAX_LUNS = 64;
+
+const key = (a: ScsiAddress): number => (a.path << 16) | (a.target << 8) | a.lun;
+export const formatAddress = (a: ScsiAddress): string => `${a.path}:${a.target}:${a.lun}`;
+
+export class ScsiController {
+  private readonly targets = new Map<number, { address: ScsiAddress; target: ScsiTarget }>();
+  /** Called after every attach and detach (the host then asks the guest to rescan). */
+  onChange: (() => void) | undefined;
+
+  /** The attached targets, by address. */
+  list(): { address: ScsiAddress; target: ScsiTarget }[] {
+    return [...this.targets.values()].sort((a, b) => key(a.address) - key(b.address));
+  }
+
+  get(a: ScsiAddress): ScsiTarget | undefined {
+    return this.targets.get(key(a))?.target;
+  }
+
+  /** Attaches `target`; throws RangeError if the address is taken or out of range. */
+  attach(address: ScsiAddress, target: ScsiTarget): void {
+    for (const [name, v, max] of [['path', address.path, 255], ['target', address.target, 255], ['lun', address.lun, 255]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${name} ${v} is not 0 to ${max}`);
+    }
+    if (this.targets.has(key(address))) throw new RangeError(`SCSI address ${formatAddress(address)} is in use`);
+    this.targets.set(key(address), { address, target });
+    this.onChange?.();
+  }
+
+  /** Detaches and returns the target at `address`; throws RangeError if there is none. */
+  detach(address: ScsiAddress): ScsiTarget {
+    const t = this.targets.get(key(address));
+    if (!t) throw new RangeError(`no target at SCSI address ${formatAddress(address)}`);
+    this.targets.delete(key(address));
+    this.onChange?.();
+    return t.target;
+  }
+
+  /** Executes one command for `address`: the target's answer, or the controller's own. */
+  execute(address: ScsiAddress, req: ScsiRequest): ScsiResult {
+    const c = parseCdb(req.cdb.subarray(0, 16), req.cdbLength);
+    try {
+      if (c.op === 'report-luns') return this.reportLuns(address, c.allocation, req);
+      const target = this.get(address);
+      if (target) return target.execute(req);
+      if (c.op === 'inquiry') return this.absentInquiry(address, c.evpd, c.allocation, req);
+    } catch (e) {
+      if (!(e instanceof DataAccessError)) throw e;
+      return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, SrbStatus.INVALID_REQUEST);
+    }
+    return { scsiStatus: ScsiStatus.CHECK_CONDITION, srbStatus: SrbStatus.INVALID_LUN, tx: 0 };
+  }
+
+  /** REPORT LUNS: an 8-byte header, then each LUN in single-level format (SAM-5 4.7.3). */
+  private reportLuns(address: ScsiAddress, allocation: number, req: ScsiRequest): ScsiResult {
+    const luns = this.list()
+      .filter((t) => t.address.path === address.path && t.address.target === address.target)
+      .map((t) => t.address.lun);
+    const out = new Uint8Array(8 + 8 * luns.length);
+    putBe32(out, 0, 8 * luns.length);
+    luns.forEach((lun, i) => putBe16(out, 8 + 8 * i, lun));
+    // A buffer too small for the header gets nothing, and no error (storvsp lib.rs).
+    if (req.data.length < 8) return good(0);
+    const n = Math.min(out.length, req.data.length, allocation);
+    req.data.write(0, out.subarray(0, n));
+    return good(n);
+  }
+
+  /** INQUIRY where nothing is attached: standard data with qualifier 3, no VPD pages. */
+  private absentInquiry(address: ScsiAddress, evpd: boolean, allocation: number, req: ScsiRequest): ScsiResult {
+    if (req.data.length < allocation || allocation < 5 || evpd) return illegalRequest(Asc.INVALID_FIELD_IN_CDB);
+    const d = new Uint8Array(96);
+    d[0] = INQUIRY_NO_LUN;
+    d[2] = 0x05;
+    d[3] = 0x02;
+    d[4] = 91;
+    // Vendor, product and revision are given only for LUN 0.
+    if (address.lun === 0) {
+      d.set(new TextEncoder().encode('Msft    Virtual Disk    1.0 '), 8);
+    }
+    const n = Math.min(allocation, d.length);
+    req.data.write(0, d.subarray(0, n));
+    return good(n);
+  }
+}

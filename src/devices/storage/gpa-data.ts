@@ -1,0 +1,95 @@
+// A command's data buffer in guest memory: the GPA-direct range of an EXECUTE_SRB packet, cut to
+// the request's data_transfer_length. Pages are Hyper-V's 4 KiB pages whatever the guest's own
+// page size; every page must lie in RAM, which the host checks before it touches any byte.
+import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import type { ParsedRange } from '../../vmbus/wire/packets.js';
+import { DataAccessError, type ScsiData } from './target.js';
+
+/** Why a range cannot back a buffer: the field at fault. */
+export class RangeProblem extends Error {
+  override readonly name = 'RangeProblem';
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+  }
+}
+
+/** One run of guest-physically contiguous bytes. */
+interface Segment {
+  readonly gpa: number;
+  readonly length: number;
+}
+
+export class GpaData implements ScsiData {
+  private readonly segments: Segment[];
+
+  /**
+   * `length` bytes of `range` (which must hold them), writable by the host or not. Throws
+   * RangeProblem when the range is too short or a page lies outside RAM.
+   */
+  constructor(
+    private readonly memory: GuestMemory,
+    range: ParsedRange,
+    readonly length: number,
+    readonly writable: boolean,
+  ) {
+    if (range.byteCount < length) throw new RangeProblem('range.byte_count', `${range.byteCount} bytes is less than the ${length} the request transfers`);
+    const segments: Segment[] = [];
+    let left = length;
+    let offset = range.byteOffset;
+    for (let i = 0; left > 0; i++) {
+      const pfn = range.pfns[i];
+      if (pfn === undefined) throw new RangeProblem(`range.pfn_array[${i}]`, 'missing');
+      const gpa = pfn * HV_HYP_PAGE_SIZE + offset;
+      const n = Math.min(left, HV_HYP_PAGE_SIZE - offset);
+      if (!Number.isSafeInteger(gpa) || !memory.contains(gpa, n)) throw new RangeProblem(`range.pfn_array[${i}]`, `page 0x${pfn.toString(16)} is outside the guest's ${memory.size}-byte RAM`);
+      const last = segments[segments.length - 1];
+      if (last && last.gpa + last.length === gpa) segments[segments.length - 1] = { gpa: last.gpa, length: last.length + n };
+      else segments.push({ gpa, length: n });
+      left -= n;
+      offset = 0;
+    }
+    this.segments = segments;
+  }
+
+  write(offset: number, src: Uint8Array): void {
+    if (!this.writable) throw new DataAccessError('the request is a write (data_in WRITE_TYPE): its buffer is not for the host to write');
+    let at = 0;
+    for (const v of this.views(offset, src.length)) {
+      v.set(src.subarray(at, at + v.length));
+      at += v.length;
+    }
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const v of this.views(offset, length)) {
+      out.set(v, at);
+      at += v.length;
+    }
+    return out;
+  }
+
+  views(offset: number, length: number): Uint8Array[] {
+    if (offset < 0 || length < 0 || offset + length > this.length) throw new DataAccessError(`${length} bytes at ${offset} overrun the ${this.length}-byte buffer`);
+    const out: Uint8Array[] = [];
+    let skip = offset;
+    let left = length;
+    for (const s of this.segments) {
+      if (left === 0) break;
+      if (skip >= s.length) {
+        skip -= s.length;
+        continue;
+      }
+      const n = Math.min(s.length - skip, left);
+      out.push(this.memory.view(s.gpa + skip, n));
+      left -= n;
+      skip = 0;
+    }
+    return out;
+  }
+}

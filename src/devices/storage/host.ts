@@ -1,0 +1,510 @@
+// storvsp: the host end of a synthetic SCSI (or Fibre Channel) controller. A protocol state
+// machine over a ScsiController, in the manner of OpenVMM's storvsp (vm/devices/storage/storvsp
+// lib.rs): BEGIN_INITIALIZATION, QUERY_PROTOCOL_VERSION until the guest names a version this
+// release accepts, QUERY_PROPERTIES, (FCHBA_DATA on Fibre Channel), END_INITIALIZATION; then
+// EXECUTE_SRB with the data in one GPA-direct range, CREATE_SUB_CHANNELS, and the resets (no-ops
+// that succeed, as OpenVMM's are). A packet out of order is completed with
+// STATUS_INVALID_DEVICE_STATE. A hot add or remove sends ENUMERATE_BUS (protocol 4.2 and later).
+//
+// Completions are as long as the request the guest sent (header plus at most the 52-byte SRB):
+// "this is what Hyper-V does, and Linux 6.1 relies on this behavior during protocol
+// initialization" (storvsp lib.rs parse_packet).
+//
+// Nothing the guest does grows without bound: each channel executes at most `queueDepth` requests
+// at once and keeps at most one ring's worth of read packets waiting; completions that do not fit
+// the ring wait (one per outstanding request) until the guest makes room. A packet that does not
+// make sense is a recorded violation and, when it asked for one, an error completion.
+import type { HostChannel } from '../../vmbus/server/channel.js';
+import { PacketType } from '../../vmbus/wire/constants.js';
+import { DeviceClass } from '../../vmbus/wire/guids.js';
+import type { ParsedPacket } from '../../vmbus/wire/packets.js';
+import type { HostContext, HostDevice } from '../device.js';
+import { ScsiController, type ScsiAddress } from './controller.js';
+import { GpaData, RangeProblem } from './gpa-data.js';
+import { Asc, fixedSense, ScsiStatus, SenseKey } from './scsi.js';
+import { ntStatusForSrb } from './srb.js';
+import { ByteData, type ScsiResult, type ScsiTarget } from './target.js';
+import { HOST_MAX_TRANSFER_BYTES, HOST_VMSTOR_VERSIONS, hostSubChannels, multiChannel } from './versions.js';
+import {
+  ChannelProperties,
+  FcWwnPacket,
+  NtStatus,
+  ProtocolVersion,
+  STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL,
+  SrbStatus,
+  StorvscRequestType,
+  STORVSC_MAX_CMD_LEN,
+  STORVSC_SENSE_BUFFER_SIZE,
+  VmscsiRequest,
+  vmscsiRequestSize,
+  VmstorVersion,
+  vmstorVersionString,
+  VstorOp,
+  VSTOR_OP_NAMES,
+  VSTOR_PACKET_HEADER,
+  VstorPacket,
+  type VmscsiRequestValue,
+} from './wire.js';
+
+export type StorvspKind = 'scsi' | 'ide' | 'fc';
+
+export interface StorvspOptions {
+  /** SCSI controller (default), IDE accelerator channel, or Fibre Channel host adapter. */
+  readonly kind?: StorvspKind;
+  /** Protocol versions accepted (default: the release's, versions.ts). */
+  readonly versions?: readonly number[];
+  /** Sub-channels offered (default: one per 4 VPs beyond the first). */
+  readonly maxSubChannels?: number;
+  readonly maxTransferBytes?: number;
+  /** Virtual time between a request and its completion; 0 completes it as it is read. */
+  readonly latencyNs?: number;
+  /** Requests a channel executes at once (OpenVMM's io_queue_depth). */
+  readonly queueDepth?: number;
+  /** A Fibre Channel adapter's port and node names (default: derived from the instance GUID). */
+  readonly wwn?: { readonly port: bigint; readonly node: bigint };
+  /** Fault injection: return false to leave a request unanswered (a host that never answers). */
+  readonly answer?: (op: number, request: VmscsiRequestValue | undefined) => boolean;
+}
+
+export type StorvspState = 'begin' | 'query-version' | 'query-properties' | 'end-init' | 'ready';
+
+/** Requests one channel executes at once unless told otherwise. */
+export const DEFAULT_QUEUE_DEPTH = 256;
+/** Violations kept for inspection; the rest are only counted. */
+const MAX_KEPT_VIOLATIONS = 100;
+/** Bytes a completion needs in the ring: descriptor, 64-byte packet, trailer. */
+const COMPLETION_RING_BYTES = 16 + VstorPacket.size + 8;
+
+interface StorChannel {
+  readonly index: number;
+  readonly channel: HostChannel;
+  /** Requests being executed (with latency, until their completion is sent). */
+  outstanding: number;
+  /** Packets read from the ring, not yet handled (at most a ring's worth). */
+  readonly backlog: ParsedPacket[];
+  /** Completions that did not fit the ring, in order. */
+  readonly unsent: { transId: bigint; payload: Uint8Array; counted: boolean }[];
+  /** Bumped at close: completions of an earlier open are dropped. */
+  generation: number;
+  timers: Set<{ cancel(): void }>;
+}
+
+/** Counts of what the host did, for inspection and tests. */
+export interface StorvspStats {
+  packets: number;
+  srbs: number;
+  completions: number;
+  errors: number;
+  resets: number;
+  enumerates: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+/** A stable 64-bit number from the instance GUID, for default WWNs. */
+function hash64(text: string): bigint {
+  let h = 0xcbf29ce484222325n;
+  for (const c of text) h = BigInt.asUintN(64, (h ^ BigInt(c.charCodeAt(0))) * 0x100000001b3n);
+  return h;
+}
+
+/**
+ * Default WWNs: Hyper-V's virtual Fibre Channel ports use Microsoft's C0:03:FF prefix (Hyper-V
+ * Manager's "World Wide Names" defaults); the low 40 bits come from the instance GUID.
+ */
+export function defaultWwn(instanceId: string): { port: bigint; node: bigint } {
+  const low = hash64(instanceId) & 0xff_ffff_ffffn;
+  return { port: 0xc003ff0000000000n | low, node: 0xc003ff0000000000n | (low ^ 0x80_0000_0000n) };
+}
+
+const be64Bytes = (v: bigint): Uint8Array => {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, v, false);
+  return out;
+};
+
+export class StorvspHost implements HostDevice {
+  readonly type: string;
+  readonly controller = new ScsiController();
+  readonly kind: StorvspKind;
+  readonly versions: readonly number[];
+  readonly maxSubChannels: number;
+  readonly maxTransferBytes: number;
+  readonly queueDepth: number;
+  readonly wwn: { port: bigint; node: bigint };
+  state: StorvspState = 'begin';
+  /** The negotiated protocol version, once QUERY_PROTOCOL_VERSION succeeded. */
+  version: number | undefined;
+  /** Sub-channels the guest asked for and the host offered. */
+  subChannelCount = 0;
+  readonly primary: HostChannel;
+  readonly subChannels: HostChannel[] = [];
+  readonly violations: string[] = [];
+  violationCount = 0;
+  readonly stats: StorvspStats = { packets: 0, srbs: 0, completions: 0, errors: 0, resets: 0, enumerates: 0, bytesRead: 0, bytesWritten: 0 };
+  private readonly channels = new Map<HostChannel, StorChannel>();
+  private rescanPending = false;
+  private disposed = false;
+
+  constructor(
+    private readonly ctx: HostContext,
+    readonly instanceId: string,
+    readonly options: StorvspOptions = {},
+  ) {
+    this.kind = options.kind ?? 'scsi';
+    this.type = this.kind;
+    this.versions = options.versions ?? HOST_VMSTOR_VERSIONS[ctx.release];
+    // The IDE accelerator has no sub-channels (OpenVMM build_ide: max_sub_channel_count 0).
+    this.maxSubChannels = options.maxSubChannels ?? (this.kind === 'ide' ? 0 : hostSubChannels(ctx.server.io.vpCount));
+    this.maxTransferBytes = options.maxTransferBytes ?? HOST_MAX_TRANSFER_BYTES;
+    this.queueDepth = Math.max(1, options.queueDepth ?? DEFAULT_QUEUE_DEPTH);
+    this.wwn = options.wwn ?? defaultWwn(instanceId);
+    this.primary = this.offerChannel(0);
+    this.controller.onChange = () => this.enumerateBus();
+  }
+
+  get classId(): string {
+    return this.kind === 'fc' ? DeviceClass.SYNTHFC : this.kind === 'ide' ? DeviceClass.IDE : DeviceClass.SCSI;
+  }
+
+  // --- Disks ----------------------------------------------------------------------------------
+
+  /** Hot-adds a target (a disk, a DVD) at `address`; the guest is told to rescan. */
+  attach(address: ScsiAddress, target: ScsiTarget): void {
+    this.controller.attach(address, target);
+  }
+
+  /** Hot-removes the target at `address` and closes it; the guest is told to rescan. */
+  detach(address: ScsiAddress): ScsiTarget {
+    const t = this.controller.detach(address);
+    t.close?.();
+    return t;
+  }
+
+  /** Tells the guest the bus changed (ENUMERATE_BUS, from protocol 4.2: storvsp lib.rs). */
+  enumerateBus(): void {
+    if (this.state !== 'ready' || this.version === undefined || this.version < VmstorVersion.WIN7) return;
+    const sc = this.channels.get(this.primary);
+    if (!sc) return;
+    const payload = this.packet(VstorOp.ENUMERATE_BUS, NtStatus.SUCCESS, undefined, vmscsiRequestSize(this.version));
+    if (this.primary.sendInband(payload, 0n, false)) {
+      this.stats.enumerates++;
+      this.rescanPending = false;
+    } else {
+      // The ring is full: sent once the guest makes room.
+      this.rescanPending = true;
+      this.primary.waitForSpace(COMPLETION_RING_BYTES);
+    }
+  }
+
+  /** The VM stops: timers end and every target's back end is closed. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const sc of this.channels.values()) this.stop(sc);
+    for (const t of this.controller.list()) t.target.close?.();
+  }
+
+  // --- Channels -------------------------------------------------------------------------------
+
+  private offerChannel(index: number): HostChannel {
+    let sc: StorChannel | undefined;
+    const ch = this.ctx.server.offer(
+      { classId: this.classId, instanceId: this.instanceId, subChannelIndex: index, monitor: true },
+      {
+        open: (channel) => {
+          sc = { index, channel, outstanding: 0, backlog: [], unsent: [], generation: (sc?.generation ?? 0) + 1, timers: new Set() };
+          this.channels.set(channel, sc);
+          return 0;
+        },
+        close: (channel) => {
+          const c = this.channels.get(channel);
+          if (c) this.stop(c);
+          this.channels.delete(channel);
+          if (index === 0) this.primaryClosed();
+        },
+        signal: (channel) => {
+          const c = this.channels.get(channel);
+          if (c) this.pump(c);
+        },
+        revoked: (channel) => {
+          const c = this.channels.get(channel);
+          if (c) this.stop(c);
+          this.channels.delete(channel);
+        },
+      },
+    );
+    return ch;
+  }
+
+  private stop(sc: StorChannel): void {
+    sc.generation++;
+    for (const t of sc.timers) t.cancel();
+    sc.timers.clear();
+    sc.backlog.length = 0;
+    sc.unsent.length = 0;
+    sc.outstanding = 0;
+  }
+
+  /** The guest closed the primary: the protocol starts over, and its sub-channels go (OpenVMM close). */
+  private primaryClosed(): void {
+    this.state = 'begin';
+    this.version = undefined;
+    for (const sub of this.subChannels) this.ctx.server.revoke(sub);
+    this.subChannels.length = 0;
+    this.subChannelCount = 0;
+  }
+
+  /**
+   * Moves a channel forward: waiting completions first, then waiting packets up to the queue
+   * depth, then more packets from the ring while there is room for them.
+   */
+  private pump(sc: StorChannel): void {
+    const ch = sc.channel;
+    for (let rounds = 0; rounds < 64; rounds++) {
+      if (!this.flushUnsent(sc)) return;
+      if (sc.index === 0 && this.rescanPending) this.enumerateBus();
+      while (sc.backlog.length > 0 && sc.unsent.length === 0 && sc.outstanding < this.queueDepth) this.handle(sc, sc.backlog.shift()!);
+      // Read more only when what was read has been taken up: the ring holds the rest.
+      if (sc.backlog.length > 0 || !ch.isOpen) return;
+      if (ch.receive((p) => sc.backlog.push(p)) === 0) return;
+    }
+  }
+
+  /** Sends what waited for room; false if the ring is still full. */
+  private flushUnsent(sc: StorChannel): boolean {
+    while (sc.unsent.length > 0) {
+      const c = sc.unsent[0]!;
+      if (!sc.channel.sendCompletion(c.transId, c.payload)) {
+        if (sc.channel.waitForSpace(COMPLETION_RING_BYTES)) continue;
+        return false;
+      }
+      sc.unsent.shift();
+      this.stats.completions++;
+      if (c.counted) sc.outstanding--;
+    }
+    return true;
+  }
+
+  // --- Packets --------------------------------------------------------------------------------
+
+  private violation(what: string): void {
+    this.violationCount++;
+    this.violations.push(what);
+    if (this.violations.length > MAX_KEPT_VIOLATIONS) this.violations.shift();
+    if (this.violationCount <= 10) this.ctx.log(`storvsp ${this.instanceId}: ${what}`);
+  }
+
+  /** A vstor_packet of `operation` and `status` with `body` in its union, `requestSize` long after the header. */
+  private packet(operation: number, status: number, body: Uint8Array | undefined, requestSize: number): Uint8Array {
+    const out = new Uint8Array(VSTOR_PACKET_HEADER + requestSize);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(VstorPacket.offsets.operation, operation, true);
+    dv.setUint32(VstorPacket.offsets.status, status >>> 0, true);
+    if (body) out.set(body.subarray(0, requestSize), VSTOR_PACKET_HEADER);
+    return out;
+  }
+
+  /** Completes a request, now or once the ring has room; `counted` requests leave the outstanding count. */
+  private complete(sc: StorChannel, transId: bigint, status: number, body: Uint8Array | undefined, requestSize: number, counted = false): void {
+    const payload = this.packet(VstorOp.COMPLETE_IO, status, body, requestSize);
+    if (sc.unsent.length === 0 && sc.channel.sendCompletion(transId, payload)) {
+      this.stats.completions++;
+      if (counted) sc.outstanding--;
+      return;
+    }
+    sc.unsent.push({ transId, payload, counted });
+    sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+  }
+
+  private handle(sc: StorChannel, p: ParsedPacket): void {
+    this.stats.packets++;
+    if (p.type === PacketType.COMP) return this.violation(`channel ${sc.index}: a completion packet (trans id ${p.transId}) from the guest`);
+    if (!p.completionRequested) return this.violation(`channel ${sc.index}: packet ${p.transId} asks for no completion; storvsp answers only transactions`);
+    const payload = p.payload;
+    const requestSize = Math.max(0, Math.min(payload.length - VSTOR_PACKET_HEADER, VmscsiRequest.size));
+    if (payload.length < VSTOR_PACKET_HEADER) {
+      this.violation(`channel ${sc.index}: packet ${p.transId} of ${payload.length} bytes is shorter than the 12-byte vstor_packet header`);
+      return this.complete(sc, p.transId, NtStatus.INVALID_PARAMETER, undefined, 0);
+    }
+    const op = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0, true);
+    // The union as the guest sent it, zero-extended to its largest member (OpenVMM reads min(len, 52) bytes).
+    const union = new Uint8Array(VmscsiRequest.size);
+    union.set(payload.subarray(VSTOR_PACKET_HEADER, VSTOR_PACKET_HEADER + requestSize));
+    const request = op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined;
+    if (this.options.answer && !this.options.answer(op, request)) return;
+    if (sc.index !== 0 && this.state !== 'ready') return this.complete(sc, p.transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
+    const wrongOrder = () => {
+      this.violation(`channel ${sc.index}: ${VSTOR_OP_NAMES[op] ?? `operation ${op}`} in state ${this.state}`);
+      this.complete(sc, p.transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
+    };
+    switch (this.state) {
+      case 'begin':
+        if (op !== VstorOp.BEGIN_INITIALIZATION) return wrongOrder();
+        this.state = 'query-version';
+        return this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
+      case 'query-version': {
+        if (op !== VstorOp.QUERY_PROTOCOL_VERSION) return wrongOrder();
+        const asked = ProtocolVersion.decode(union).major_minor;
+        const body = ProtocolVersion.encode({ major_minor: asked, revision: 0 });
+        if (!this.versions.includes(asked)) return this.complete(sc, p.transId, NtStatus.REVISION_MISMATCH, body, requestSize);
+        this.version = asked;
+        this.state = 'query-properties';
+        this.ctx.log(`storvsp ${this.instanceId}: protocol ${vmstorVersionString(asked)} negotiated`);
+        return this.complete(sc, p.transId, NtStatus.SUCCESS, body, requestSize);
+      }
+      case 'query-properties': {
+        if (op !== VstorOp.QUERY_PROPERTIES) return wrongOrder();
+        const multi = multiChannel(this.version!);
+        const body = ChannelProperties.encode({
+          reserved: 0,
+          max_channel_cnt: multi ? this.maxSubChannels : 0,
+          reserved1: 0,
+          flags: multi ? STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL : 0,
+          max_transfer_bytes: this.maxTransferBytes,
+          reserved2: new Uint8Array(8),
+        });
+        this.state = 'end-init';
+        return this.complete(sc, p.transId, NtStatus.SUCCESS, body, requestSize);
+      }
+      case 'end-init':
+        if (op === VstorOp.FCHBA_DATA && this.kind === 'fc') return this.complete(sc, p.transId, NtStatus.SUCCESS, this.wwnPacket(), requestSize);
+        if (op === VstorOp.CREATE_SUB_CHANNELS) return this.createSubChannels(sc, p, union, requestSize);
+        if (op !== VstorOp.END_INITIALIZATION) return wrongOrder();
+        this.state = 'ready';
+        this.rescanPending = false;
+        return this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
+      case 'ready':
+        switch (op) {
+          case VstorOp.EXECUTE_SRB:
+            return this.executeSrb(sc, p, request!, requestSize);
+          case VstorOp.RESET_LUN:
+          case VstorOp.RESET_BUS:
+          case VstorOp.RESET_ADAPTER:
+            // Resets have always been no-ops that succeed; outstanding I/O completes normally.
+            this.stats.resets++;
+            return this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
+          case VstorOp.CREATE_SUB_CHANNELS:
+            if (sc.index !== 0) return wrongOrder();
+            return this.createSubChannels(sc, p, union, requestSize);
+          case VstorOp.FCHBA_DATA:
+            if (this.kind === 'fc') return this.complete(sc, p.transId, NtStatus.SUCCESS, this.wwnPacket(), requestSize);
+            return wrongOrder();
+          default:
+            return wrongOrder();
+        }
+    }
+  }
+
+  private wwnPacket(): Uint8Array {
+    return FcWwnPacket.encode({
+      primary_active: 1,
+      reserved1: new Uint8Array(3),
+      primary_port_wwn: be64Bytes(this.wwn.port),
+      primary_node_wwn: be64Bytes(this.wwn.node),
+      secondary_port_wwn: new Uint8Array(8),
+      secondary_node_wwn: new Uint8Array(8),
+    });
+  }
+
+  /** CREATE_SUB_CHANNELS: offers sub-channels 1..count (beyond those offered already), up to the host's maximum. */
+  private createSubChannels(sc: StorChannel, p: ParsedPacket, union: Uint8Array, requestSize: number): void {
+    const count = union[0]! | (union[1]! << 8);
+    if (!multiChannel(this.version ?? 0) || count > this.maxSubChannels) {
+      this.violation(`CREATE_SUB_CHANNELS: ${count} sub-channels, the host offers at most ${multiChannel(this.version ?? 0) ? this.maxSubChannels : 0}`);
+      return this.complete(sc, p.transId, NtStatus.INVALID_PARAMETER, undefined, requestSize);
+    }
+    for (let i = this.subChannels.length + 1; i <= count; i++) this.subChannels.push(this.offerChannel(i));
+    this.subChannelCount = Math.max(this.subChannelCount, count);
+    this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
+  }
+
+  // --- SRBs -----------------------------------------------------------------------------------
+
+  /** Refuses an SRB the host cannot execute: ILLEGAL REQUEST, INVALID FIELD IN CDB, STATUS_INVALID_PARAMETER. */
+  private refuseSrb(sc: StorChannel, transId: bigint, requestSize: number, why: string): void {
+    this.violation(`channel ${sc.index}: EXECUTE_SRB ${transId}: ${why}`);
+    this.stats.errors++;
+    const result: ScsiResult = { scsiStatus: ScsiStatus.CHECK_CONDITION, srbStatus: SrbStatus.INVALID_REQUEST, tx: 0, sense: fixedSense(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB) };
+    this.complete(sc, transId, NtStatus.INVALID_PARAMETER, this.srbResponse(result), requestSize);
+  }
+
+  private executeSrb(sc: StorChannel, p: ParsedPacket, r: VmscsiRequestValue, requestSize: number): void {
+    this.stats.srbs++;
+    const length = r.data_transfer_length;
+    if (r.cdb_length > STORVSC_MAX_CMD_LEN) return this.refuseSrb(sc, p.transId, requestSize, `cdb_length ${r.cdb_length} exceeds ${STORVSC_MAX_CMD_LEN}`);
+    if (length > this.maxTransferBytes) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} exceeds the ${this.maxTransferBytes}-byte maximum transfer`);
+    const ranges = p.ranges ?? [];
+    if (ranges.length > 1) return this.refuseSrb(sc, p.transId, requestSize, `${ranges.length} GPA ranges; storvsp takes one`);
+    if (length > 0 && ranges.length === 0) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} without a GPA range`);
+    // data_in READ_TYPE or UNKNOWN_TYPE lets the host write the buffer (OpenVMM: is_write = data_in != 0).
+    const writable = r.data_in !== StorvscRequestType.WRITE_TYPE;
+    let data;
+    try {
+      data = ranges.length ? new GpaData(this.ctx.server.io.memory, ranges[0]!, length, writable) : new ByteData(new Uint8Array(0), writable);
+    } catch (e) {
+      if (!(e instanceof RangeProblem)) throw e;
+      return this.refuseSrb(sc, p.transId, requestSize, e.message);
+    }
+    // The IDE accelerator forces the path: guests do not set it reliably (storvsp lib.rs force_path_id).
+    const address = { path: this.kind === 'ide' ? 0 : r.path_id, target: r.target_id, lun: r.lun };
+    const cdb = r.payload.subarray(0, STORVSC_MAX_CMD_LEN);
+    const result = this.controller.execute(address, { cdb, cdbLength: r.cdb_length, data });
+    if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
+    else if (writable) this.stats.bytesRead += result.tx;
+    else this.stats.bytesWritten += result.tx;
+    const body = this.srbResponse(result);
+    const status = ntStatusForSrb(result.srbStatus);
+    const latency = this.options.latencyNs ?? 0;
+    if (latency <= 0) return this.complete(sc, p.transId, status, body, requestSize);
+    // The request stays outstanding until its completion is sent (and counted out in complete).
+    sc.outstanding++;
+    const generation = sc.generation;
+    const timer = this.ctx.schedule(this.ctx.now() + latency, () => {
+      sc.timers.delete(timer);
+      if (sc.generation !== generation) return;
+      this.complete(sc, p.transId, status, body, requestSize, true);
+      this.pump(sc);
+    });
+    sc.timers.add(timer);
+  }
+
+  /** The vmscsi_request of a completion (storvsp lib.rs handle_completion). */
+  private srbResponse(result: ScsiResult): Uint8Array {
+    const sense = new Uint8Array(STORVSC_SENSE_BUFFER_SIZE);
+    if (result.sense) sense.set(result.sense.subarray(0, STORVSC_SENSE_BUFFER_SIZE));
+    return VmscsiRequest.encode({
+      ...VmscsiRequest.zero(),
+      length: VmscsiRequest.size,
+      srb_status: result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0),
+      scsi_status: result.scsiStatus,
+      cdb_length: STORVSC_MAX_CMD_LEN,
+      sense_info_length: STORVSC_SENSE_BUFFER_SIZE,
+      data_transfer_length: result.tx,
+      payload: sense,
+    });
+  }
+
+  /** Each open channel's queues: packets read and waiting, completions waiting for room, requests executing. */
+  queues(): { index: number; backlog: number; unsent: number; outstanding: number; unread: number }[] {
+    return [...this.channels.values()].map((c) => ({ index: c.index, backlog: c.backlog.length, unsent: c.unsent.length, outstanding: c.outstanding, unread: c.channel.readable() }));
+  }
+
+  /** The host's state, for inspection. */
+  snapshot(): { type: string; state: StorvspState; version: string | undefined; subChannels: number; targets: string[]; stats: StorvspStats; violations: number } {
+    return {
+      type: this.type,
+      state: this.state,
+      version: this.version === undefined ? undefined : vmstorVersionString(this.version),
+      subChannels: this.subChannelCount,
+      targets: this.controller.list().map((t) => `${t.address.path}:${t.address.target}:${t.address.lun}`),
+      stats: { ...this.stats },
+      violations: this.violationCount,
+    };
+  }
+}
+
+/** The device registry's factory. */
+export function attachStorvsp(ctx: HostContext, instanceId: string, options?: StorvspOptions): StorvspHost {
+  return new StorvspHost(ctx, instanceId, options);
+}

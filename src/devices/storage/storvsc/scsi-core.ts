@@ -1,0 +1,568 @@
+// The guest's SCSI mid layer, as Linux 6.1 drives a host adapter (drivers/scsi/scsi_lib.c,
+// scsi_error.c, scsi_scan.c, scsi_logging.c): commands with a tag and a data buffer in guest
+// memory, the disposition of each completion (retry, requeue, fail) and the errno the block layer
+// reports, the scan of a host (INQUIRY of LUN 0 of each target, REPORT LUNS, INQUIRY of each LUN,
+// the VPD pages), device removal, and the kernel log lines of all of it.
+import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
+import type { GuestServices } from '../../device.js';
+import type { ClientTransport } from '../../../vmbus/client/transport.js';
+import { normalizeSense, ScsiOp, ScsiStatus, scsiDeviceTypeName, SenseKey, type SenseHeader } from '../scsi.js';
+import { ascName, hexBytes, opName, SENSE_KEY_NAMES } from './strings.js';
+
+/** Host bytes of scmnd->result (include/scsi/scsi_status.h), and their names (scsi_logging.c hostbyte_table). */
+export const HostByte = {
+  DID_OK: 0x00,
+  DID_NO_CONNECT: 0x01,
+  DID_BUS_BUSY: 0x02,
+  DID_TIME_OUT: 0x03,
+  DID_BAD_TARGET: 0x04,
+  DID_ABORT: 0x05,
+  DID_PARITY: 0x06,
+  DID_ERROR: 0x07,
+  DID_RESET: 0x08,
+  DID_BAD_INTR: 0x09,
+  DID_PASSTHROUGH: 0x0a,
+  DID_SOFT_ERROR: 0x0b,
+  DID_IMM_RETRY: 0x0c,
+  DID_REQUEUE: 0x0d,
+} as const;
+const HOST_BYTE_NAMES = Object.fromEntries(Object.entries(HostByte).map(([k, v]) => [v, k])) as Record<number, string>;
+
+/** SCSI_SENSE_BUFFERSIZE. */
+export const SCSI_SENSE_BUFFERSIZE = 96;
+/** SD_MAX_RETRIES and the retries scsi_execute callers in the scan use (scsi_probe_lun: 3). */
+export const SD_MAX_RETRIES = 5;
+
+export type DataDirection = 'none' | 'to-device' | 'from-device';
+
+/** What the block layer reports for a failed command, as Linux's errno. */
+export type BlockErrno = 'EIO' | 'ENOLINK' | 'EREMOTEIO' | 'ENODATA' | 'ETIMEDOUT' | 'ENODEV' | 'EOPNOTSUPP' | 'EINVAL' | 'EBUSY' | 'EROFS' | 'ENOMEM';
+
+/** A command's data: whole guest pages (their GPAs) holding `length` bytes from the first. */
+export interface DataBuffer {
+  readonly pages: readonly number[];
+  readonly length: number;
+}
+
+/** A buffer's 4 KiB Hyper-V page numbers, in order (page_to_hvpfn of each sg page, split in 4 KiB pages). */
+export function hvPfns(buffer: DataBuffer, pageSize: number): number[] {
+  const perPage = pageSize / HV_HYP_PAGE_SIZE;
+  const count = Math.ceil(buffer.length / HV_HYP_PAGE_SIZE);
+  const pfns: number[] = [];
+  for (const gpa of buffer.pages) for (let k = 0; k < perPage && pfns.length < count; k++) pfns.push(gpa / HV_HYP_PAGE_SIZE + k);
+  return pfns;
+}
+
+/** One command on its way through a host adapter. */
+export class ScsiCmnd {
+  /** scmnd->result's parts. */
+  hostByte: number = HostByte.DID_OK;
+  status = 0;
+  readonly sense = new Uint8Array(SCSI_SENSE_BUFFERSIZE);
+  /** Bytes of the buffer not transferred. */
+  resid = 0;
+  done = false;
+  /** blk-mq tag and hardware queue, while issued. */
+  tag = -1;
+  hwq = 0;
+  retries = 0;
+  /** sched_clock when it was (last) issued, and whether it ever was. */
+  issuedNs = 0;
+  issued = false;
+  onDone: ((cmd: ScsiCmnd) => void) | undefined;
+
+  constructor(
+    readonly device: ScsiDevice,
+    readonly cdb: Uint8Array,
+    readonly direction: DataDirection,
+    /** The data buffer: `length` bytes over whole guest pages, not necessarily contiguous (a scatter list, as a bio's). */
+    readonly buffer: DataBuffer | undefined,
+    readonly allowed: number,
+  ) {}
+
+  get length(): number {
+    return this.buffer?.length ?? 0;
+  }
+
+  get senseHeader(): SenseHeader | undefined {
+    return normalizeSense(this.sense);
+  }
+
+  /** Readies the command for another try. */
+  reset(): void {
+    this.hostByte = HostByte.DID_OK;
+    this.status = 0;
+    this.sense.fill(0);
+    this.resid = 0;
+    this.done = false;
+  }
+}
+
+/** What an adapter driver (storvsc) gives the mid layer. */
+export interface ScsiHostTemplate {
+  /** scsi_host_template.name: printed at scsi_add_host. */
+  readonly name: string;
+  /** Sends the command; 'busy' asks the mid layer to try again later (SCSI_MLQUEUE_DEVICE_BUSY). */
+  queuecommand(cmd: ScsiCmnd, cpu: number): 'ok' | 'busy';
+  /** slave_configure: settings that depend on the device's INQUIRY (storvsc_device_configure). */
+  configure?(sdev: ScsiDevice): void;
+}
+
+/** A mid layer's view of the result of a command: what the block layer (or a caller) gets. */
+export type Disposition = { readonly ok: true } | { readonly ok: false; readonly errno: BlockErrno };
+
+/** One SCSI device: an address on a host, its INQUIRY data and VPD pages, and its upper driver. */
+export class ScsiDevice {
+  type = 0;
+  vendor = '';
+  model = '';
+  rev = '';
+  /** sdev->scsi_level: the INQUIRY version plus one (SCSI_SPC_3 = 6). */
+  scsiLevel = 0;
+  removable = false;
+  inquiry: Uint8Array = new Uint8Array(0);
+  readonly vpd = new Map<number, Uint8Array>();
+  /** SDEV_RUNNING; SDEV_CANCEL while its removal runs (only the driver's own PM requests pass); SDEV_DEL. */
+  state: 'running' | 'cancel' | 'del' = 'running';
+  /** Flags storvsc_device_configure and the scan set. */
+  noWriteSame = true;
+  noReportOpcodes = false;
+  tryVpdPages = false;
+  /** The upper driver's name for it (sda, sr0) once bound. */
+  diskName: string | undefined;
+  /** Called when the device is removed (sd_remove, sr_remove). */
+  onRemove: (() => void) | undefined;
+
+  constructor(
+    readonly host: ScsiHost,
+    readonly channel: number,
+    readonly id: number,
+    readonly lun: number,
+  ) {}
+
+  /** "H:C:T:L". */
+  get name(): string {
+    return `${this.host.hostNo}:${this.channel}:${this.id}:${this.lun}`;
+  }
+
+  /** sdev_printk prefix: "scsi 0:0:0:0: ", or "sd 0:0:0:0: [sda] " once a driver has named it. */
+  prefix(driver = 'scsi'): string {
+    return `${driver} ${this.name}: ${this.diskName ? `[${this.diskName}] ` : ''}`;
+  }
+}
+
+/** A host adapter (Scsi_Host) and its devices. */
+export class ScsiHost {
+  readonly devices: ScsiDevice[] = [];
+  maxChannel = 0;
+  maxId = 1;
+  maxLun = 1;
+  /** Most 512-byte sectors in one command (max_sectors). */
+  maxSectors = 1024;
+  canQueue = 1;
+  /** Commands the host has not completed yet, by tag. */
+  readonly inflight = new Map<number, ScsiCmnd>();
+  /** Commands the adapter refused as busy, tried again after the next completion. */
+  private readonly requeued: { cmd: ScsiCmnd; cpu: number }[] = [];
+  removed = false;
+
+  constructor(
+    readonly core: ScsiCore,
+    readonly hostNo: number,
+    readonly template: ScsiHostTemplate,
+  ) {}
+
+  device(channel: number, id: number, lun: number): ScsiDevice | undefined {
+    return this.devices.find((d) => d.channel === channel && d.id === id && d.lun === lun && d.state === 'running');
+  }
+
+  /** Issues a command (blk_mq_dispatch): to the adapter, or to the requeue list when it is busy. */
+  issue(cmd: ScsiCmnd, cpu: number): void {
+    cmd.issuedNs = this.core.services.uptimeNs();
+    cmd.issued = true;
+    if (this.template.queuecommand(cmd, cpu) === 'busy') this.requeued.push({ cmd, cpu });
+  }
+
+  /** scsi_done: the adapter finished a command. */
+  complete(cmd: ScsiCmnd): void {
+    this.core.finish(cmd);
+    // A completion frees a tag and ring space: what was refused goes again.
+    const again = this.requeued.splice(0);
+    for (const r of again) this.issue(r.cmd, r.cpu);
+  }
+
+  /** Commands waiting to be issued again. */
+  get waiting(): number {
+    return this.requeued.length;
+  }
+}
+
+export interface ExecuteOptions {
+  readonly cdb: Uint8Array;
+  readonly direction: DataDirection;
+  /** Bytes to transfer to the device, or the length to read. */
+  readonly data?: Uint8Array;
+  readonly length?: number;
+  readonly retries?: number;
+  readonly cpu?: number;
+  /** RQF_PM: a request the upper driver sends while the device is being removed (sd_sync_cache). */
+  readonly pm?: boolean;
+}
+
+/** The outcome of a synchronous command (scsi_execute). */
+export interface ExecuteResult {
+  readonly cmd: ScsiCmnd;
+  readonly disposition: Disposition;
+  /** The bytes received (length minus resid). */
+  readonly data: Uint8Array;
+  /** The command never completed within the model's bound. */
+  readonly timedOut: boolean;
+}
+
+/** How long the model waits for one synchronous command before it reports a host that never answers. */
+export const SYNC_COMMAND_BOUND_NS = 60e9;
+
+/** The SCSI subsystem of a guest kernel: host numbers, disk names, scans, removals. */
+export class ScsiCore {
+  readonly hosts: ScsiHost[] = [];
+  private nextHostNo = 0;
+  private readonly sdIndexes = new Set<number>();
+  private readonly srIndexes = new Set<number>();
+  /** "cdrom: Uniform CD-ROM driver" is printed by the first registration only. */
+  cdromRegistered = false;
+  /** Upper drivers by device type: sd for disks, sr for CD/DVD. */
+  readonly upper = new Map<number, (sdev: ScsiDevice) => void>();
+  /** Errors printed per kind, to keep the log bounded. */
+  private ioErrorsPrinted = 0;
+
+  constructor(
+    readonly services: GuestServices,
+    readonly transport: ClientTransport,
+  ) {}
+
+  get memory() {
+    return this.transport.memory;
+  }
+
+  log(level: 'err' | 'warn' | 'notice' | 'info' | 'debug', text: string): void {
+    this.services.log(level, text);
+  }
+
+  /** scsi_host_alloc + scsi_add_host: a number, and "scsi hostN: <name>". */
+  addHost(template: ScsiHostTemplate): ScsiHost {
+    const host = new ScsiHost(this, this.nextHostNo++, template);
+    this.hosts.push(host);
+    this.log('info', `scsi host${host.hostNo}: ${template.name}`);
+    return host;
+  }
+
+  removeHost(host: ScsiHost): void {
+    for (const d of [...host.devices]) this.removeDevice(d);
+    host.removed = true;
+    this.hosts.splice(this.hosts.indexOf(host), 1);
+  }
+
+  /** sd_index_ida: the lowest free disk index. */
+  allocSdIndex(): number {
+    let i = 0;
+    while (this.sdIndexes.has(i)) i++;
+    this.sdIndexes.add(i);
+    return i;
+  }
+
+  freeSdIndex(i: number): void {
+    this.sdIndexes.delete(i);
+  }
+
+  allocSrIndex(): number {
+    let i = 0;
+    while (this.srIndexes.has(i)) i++;
+    this.srIndexes.add(i);
+    return i;
+  }
+
+  freeSrIndex(i: number): void {
+    this.srIndexes.delete(i);
+  }
+
+  // --- Commands -------------------------------------------------------------------------------
+
+  /**
+   * A command with a buffer of `length` bytes in single pages of the kernel's (freed when it
+   * finishes): page by page, as the block layer's bio pages are, so that freed pages serve the
+   * next command and I/O never runs the guest out of contiguous memory.
+   */
+  newCommand(sdev: ScsiDevice, o: ExecuteOptions): ScsiCmnd {
+    const length = o.data?.length ?? o.length ?? 0;
+    let buffer: DataBuffer | undefined;
+    if (length > 0) {
+      const page = this.memory.pageSize;
+      const pages = Array.from({ length: Math.ceil(length / page) }, () => this.transport.allocPages(page));
+      buffer = { pages, length };
+      if (o.data) pages.forEach((gpa, i) => this.memory.write(gpa, o.data!.subarray(i * page, (i + 1) * page)));
+    }
+    const cdb = new Uint8Array(o.cdb);
+    return new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
+  }
+
+  freeBuffer(cmd: ScsiCmnd): void {
+    if (!cmd.buffer) return;
+    for (const gpa of cmd.buffer.pages) this.transport.freePages(gpa, this.memory.pageSize);
+  }
+
+  /** The data a finished command brought in. */
+  received(cmd: ScsiCmnd): Uint8Array {
+    if (!cmd.buffer || cmd.direction !== 'from-device') return new Uint8Array(0);
+    const out = new Uint8Array(Math.max(0, cmd.buffer.length - cmd.resid));
+    const page = this.memory.pageSize;
+    cmd.buffer.pages.forEach((gpa, i) => {
+      if (i * page < out.length) out.set(this.memory.read(gpa, Math.min(page, out.length - i * page)), i * page);
+    });
+    return out;
+  }
+
+
+  /** Sends a command and calls `done` with its disposition once it is final (retries included). */
+  submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition) => void, pm = false): void {
+    const host = cmd.device.host;
+    // scsi_device_state_check: SDEV_CANCEL passes only PM requests (as BLK_STS_OFFLINE otherwise).
+    if (cmd.device.state === 'cancel' && !pm) {
+      cmd.done = true;
+      done({ ok: false, errno: 'EIO' });
+      return;
+    }
+    if (cmd.device.state === 'del' || host.removed) {
+      // scsi_device_state_check: SDEV_DEL refuses everything.
+      this.log('err', `${cmd.device.prefix(cmd.device.diskName?.startsWith('sr') ? 'sr' : cmd.device.diskName ? 'sd' : 'scsi')}rejecting I/O to dead device`);
+      cmd.done = true;
+      done({ ok: false, errno: 'EIO' });
+      return;
+    }
+    cmd.onDone = (c) => {
+      const d = this.decide(c);
+      if (d === 'retry' && c.retries < c.allowed) {
+        c.retries++;
+        c.reset();
+        host.issue(c, cpu);
+        return;
+      }
+      if (d === 'requeue') {
+        c.reset();
+        host.issue(c, cpu);
+        return;
+      }
+      c.done = true;
+      done(this.result(c));
+    };
+    host.issue(cmd, cpu);
+  }
+
+  /** scsi_execute: one command, waited for; the buffer is freed before it returns. */
+  execute(sdev: ScsiDevice, o: ExecuteOptions): ExecuteResult {
+    const cmd = this.newCommand(sdev, o);
+    let disposition: Disposition | undefined;
+    this.submit(cmd, o.cpu ?? 0, (d) => (disposition = d), o.pm);
+    const finished = this.transport.waitUntil(() => disposition !== undefined, SYNC_COMMAND_BOUND_NS);
+    if (!finished) {
+      // Linux would wait on: storvsc_eh_timed_out resets the timer (the host "guarantees to respond").
+      this.services.note(`${sdev.prefix()}no answer to ${opName(cmd.cdb[0]!)} within ${SYNC_COMMAND_BOUND_NS / 1e9} s (Linux waits: storvsc_eh_timed_out resets the timer)`);
+      // The buffer stays with the host's request; it is not freed.
+      return { cmd, disposition: { ok: false, errno: 'ETIMEDOUT' }, data: new Uint8Array(0), timedOut: true };
+    }
+    const data = this.received(cmd);
+    this.freeBuffer(cmd);
+    return { cmd, disposition: disposition!, data, timedOut: false };
+  }
+
+  /** The adapter completed a command (scsi_done). */
+  finish(cmd: ScsiCmnd): void {
+    cmd.onDone?.(cmd);
+  }
+
+  /**
+   * scsi_decide_disposition, reduced to what a storvsc host produces: retry a unit attention, a
+   * DID_ERROR or a BUSY status; requeue DID_REQUEUE; everything else is final.
+   */
+  private decide(cmd: ScsiCmnd): 'final' | 'retry' | 'requeue' {
+    switch (cmd.hostByte) {
+      case HostByte.DID_OK:
+        break;
+      case HostByte.DID_REQUEUE:
+      case HostByte.DID_IMM_RETRY:
+        return 'requeue';
+      case HostByte.DID_ERROR:
+      case HostByte.DID_SOFT_ERROR:
+      case HostByte.DID_BUS_BUSY:
+        return 'retry';
+      default:
+        return 'final';
+    }
+    if (cmd.status === ScsiStatus.BUSY || cmd.status === ScsiStatus.TASK_SET_FULL) return 'retry';
+    if (cmd.status !== ScsiStatus.CHECK_CONDITION) return 'final';
+    const s = cmd.senseHeader;
+    if (!s) return 'final';
+    // scsi_check_sense: a unit attention (a capacity change, a reset) is retried; so is "becoming ready".
+    if (s.key === SenseKey.UNIT_ATTENTION) return 'retry';
+    if (s.key === SenseKey.NOT_READY && s.asc === 0x04 && s.ascq === 0x01) return 'retry';
+    if (s.key === SenseKey.ABORTED_COMMAND && s.asc !== 0x10) return 'retry';
+    return 'final';
+  }
+
+  /** The errno of a final result (scsi_result_to_blk_status, scsi_io_completion_action, blk_errors). */
+  private result(cmd: ScsiCmnd): Disposition {
+    if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.GOOD) return { ok: true };
+    const s = cmd.senseHeader;
+    if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.CHECK_CONDITION && s) {
+      if (s.key === SenseKey.MEDIUM_ERROR && (s.asc === 0x11 || s.asc === 0x13 || s.asc === 0x14)) return { ok: false, errno: 'ENODATA' };
+      if (s.key === SenseKey.ILLEGAL_REQUEST && (s.asc === 0x20 || s.asc === 0x24)) return { ok: false, errno: 'EREMOTEIO' };
+    }
+    if (cmd.hostByte === HostByte.DID_TIME_OUT) return { ok: false, errno: 'ETIMEDOUT' };
+    return { ok: false, errno: 'EIO' };
+  }
+
+  /**
+   * What scsi_io_completion prints for a failed I/O of an upper driver (scsi_print_result,
+   * scsi_print_sense, scsi_print_command) and blk_print_req_error's line. Bounded per boot.
+   */
+  printIoError(cmd: ScsiCmnd, driver: 'sd' | 'sr', sector: number, op: 'READ' | 'WRITE' | 'FLUSH' | 'DISCARD' | 'WRITE_ZEROES'): void {
+    if (++this.ioErrorsPrinted > 100) return;
+    const d = cmd.device;
+    const p = `${d.prefix(driver)}tag#${cmd.tag < 0 ? 0 : cmd.tag} `;
+    const ageS = Math.floor((this.services.uptimeNs() - cmd.issuedNs) / 1e9);
+    this.log('info', `${p}FAILED Result: hostbyte=${HOST_BYTE_NAMES[cmd.hostByte] ?? `0x${cmd.hostByte.toString(16)}`} driverbyte=DRIVER_OK cmd_age=${ageS}s`);
+    const s = cmd.senseHeader;
+    if (cmd.status === ScsiStatus.CHECK_CONDITION && s) {
+      this.log('info', `${p}Sense Key : ${SENSE_KEY_NAMES[s.key]} [${s.responseCode === 0x71 || s.responseCode === 0x73 ? 'deferred' : 'current'}] `);
+      this.log('info', `${p}Add. Sense: ${ascName(s.asc, s.ascq)}`);
+    }
+    this.log('info', `${p}CDB: ${opName(cmd.cdb[0]!)} ${hexBytes(cmd.cdb)}`);
+    const opCode = { READ: 0, WRITE: 1, FLUSH: 2, DISCARD: 3, WRITE_ZEROES: 9 }[op];
+    this.log('err', `I/O error, dev ${d.diskName}, sector ${sector} op 0x${opCode.toString(16)}:(${op}) flags 0x0 phys_seg 1 prio class 2`);
+  }
+
+  // --- Scanning (scsi_scan.c) -----------------------------------------------------------------
+
+  /**
+   * scsi_scan_host: every channel and target id; LUN 0 of each answers INQUIRY, then REPORT LUNS
+   * lists the rest. New devices are added in order, then their upper drivers probe (sd's and sr's
+   * probes run after the scan, as their asynchronous probes do).
+   */
+  scanHost(host: ScsiHost, only?: readonly (readonly [number, number])[]): void {
+    const added: ScsiDevice[] = [];
+    if (only) {
+      // scsi_add_device: LUN 0 of the given targets (the IDE controller's one device).
+      for (const [channel, id] of only) {
+        const p = this.probeLun(host, channel, id, 0);
+        if (p.outcome === 'added') added.push(p.device);
+      }
+    } else {
+      for (let channel = 0; channel <= host.maxChannel; channel++) {
+        for (let id = 0; id < host.maxId; id++) added.push(...this.scanTarget(host, channel, id));
+      }
+    }
+    for (const d of added) this.upper.get(d.type)?.(d);
+  }
+
+  private scanTarget(host: ScsiHost, channel: number, id: number): ScsiDevice[] {
+    const added: ScsiDevice[] = [];
+    const lun0 = this.probeLun(host, channel, id, 0);
+    if (lun0.outcome === 'absent') return added;
+    if (lun0.outcome === 'added') added.push(lun0.device);
+    // scsi_report_lun_scan (BLIST_REPORTLUN2, which storvsc sets): the LUNs the target lists.
+    const probe = lun0.outcome === 'added' || lun0.outcome === 'present' ? lun0.device : new ScsiDevice(host, channel, id, 0);
+    const length = (511 + 1) * 8;
+    const r = this.execute(probe, { cdb: new Uint8Array([ScsiOp.REPORT_LUNS, 0, 0, 0, 0, 0, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff, 0, 0]), direction: 'from-device', length, retries: 3 });
+    if (!r.disposition.ok || r.data.length < 8) return added;
+    const listed = Math.min((r.data.length - 8) / 8, new DataView(r.data.buffer, r.data.byteOffset).getUint32(0) / 8) | 0;
+    for (let i = 0; i < listed; i++) {
+      const lun = ((r.data[8 + 8 * i]! & 0x3f) << 8) | r.data[8 + 8 * i + 1]!;
+      if (lun === 0) continue;
+      if (lun > host.maxLun) {
+        this.log('warn', `scsi ${host.hostNo}:${channel}:${id}:${lun}: lun${lun} has a LUN larger than allowed by the host adapter`);
+        continue;
+      }
+      const p = this.probeLun(host, channel, id, lun);
+      if (p.outcome === 'added') added.push(p.device);
+    }
+    return added;
+  }
+
+  /**
+   * scsi_probe_and_add_lun: INQUIRY (36 bytes, then as many as the device says), then
+   * scsi_add_lun: the "Direct-Access ..." line, storvsc's configure, the VPD pages.
+   */
+  private probeLun(host: ScsiHost, channel: number, id: number, lun: number): { outcome: 'absent' } | { outcome: 'present' | 'added'; device: ScsiDevice } | { outcome: 'target'; device?: undefined } {
+    const existing = host.device(channel, id, lun);
+    if (existing) return { outcome: 'present', device: existing };
+    const sdev = new ScsiDevice(host, channel, id, lun);
+    let len = 36;
+    let inq: Uint8Array | undefined;
+    for (let pass = 1; pass <= 2; pass++) {
+      const r = this.execute(sdev, { cdb: new Uint8Array([ScsiOp.INQUIRY, 0, 0, 0, len, 0]), direction: 'from-device', length: len, retries: 3 });
+      if (!r.disposition.ok || r.data.length < 5) return { outcome: 'absent' };
+      inq = r.data;
+      const responseLen = Math.min(255, inq[4]! + 5);
+      if (pass === 1 && responseLen > len) {
+        len = responseLen;
+        continue;
+      }
+      break;
+    }
+    const data = inq!;
+    const pq = data[0]! >> 5;
+    // Peripheral qualifier 3: nothing on this LUN, but the target answers (it may list others).
+    if (pq === 3 || (data[0]! & 0x1f) === 0x1f) return { outcome: 'target' };
+    const text = (a: number, n: number) => String.fromCharCode(...data.subarray(a, Math.min(a + n, data.length))).padEnd(n, ' ');
+    sdev.inquiry = data;
+    sdev.type = data[0]! & 0x1f;
+    sdev.removable = (data[1]! & 0x80) !== 0;
+    sdev.vendor = text(8, 8);
+    sdev.model = text(16, 16);
+    sdev.rev = text(32, 4);
+    const version = data[2]! & 0x07;
+    sdev.scsiLevel = data[2]! & 0x0f;
+    if (sdev.scsiLevel >= 2 || (sdev.scsiLevel === 1 && (data[3]! & 0x0f) === 1)) sdev.scsiLevel++;
+    host.devices.push(sdev);
+    this.log('notice', `scsi ${sdev.name}: ${scsiDeviceTypeName(sdev.type)} ${sdev.vendor} ${sdev.model} ${sdev.rev} PQ: ${pq} ANSI: ${version}${(data[3]! & 0x0f) === 1 ? ' CCS' : ''}`);
+    host.template.configure?.(sdev);
+    this.attachVpd(sdev);
+    return { outcome: 'added', device: sdev };
+  }
+
+  /**
+   * scsi_attach_vpd: page 0 lists the pages, then 0x80, 0x83 and the block pages 0xb0..0xb2 are
+   * read and kept (Linux 6.1 caches those for sd). SCSI_VPD_PG_LEN is 255 bytes.
+   */
+  private attachVpd(sdev: ScsiDevice): void {
+    // scsi_device_supports_vpd: SPC-2 or later, or a host that says so (BLIST_TRY_VPD_PAGES).
+    if (sdev.scsiLevel < 5 && !sdev.tryVpdPages) return;
+    const page0 = this.vpdInquiry(sdev, 0);
+    if (!page0) return;
+    sdev.vpd.set(0, page0);
+    const n = Math.min(page0.length - 4, (page0[2]! << 8) | page0[3]!);
+    for (let i = 0; i < n; i++) {
+      const page = page0[4 + i]!;
+      if (page !== 0x80 && page !== 0x83 && page !== 0xb0 && page !== 0xb1 && page !== 0xb2) continue;
+      const body = this.vpdInquiry(sdev, page);
+      if (body) sdev.vpd.set(page, body);
+    }
+  }
+
+  /** scsi_vpd_inquiry: INQUIRY with EVPD; the page if the device returned it. */
+  vpdInquiry(sdev: ScsiDevice, page: number, length = 255): Uint8Array | undefined {
+    const r = this.execute(sdev, { cdb: new Uint8Array([ScsiOp.INQUIRY, 1, page, (length >> 8) & 0xff, length & 0xff, 0]), direction: 'from-device', length, retries: 3 });
+    if (!r.disposition.ok || r.data.length < 4 || r.data[1] !== page) return undefined;
+    return r.data;
+  }
+
+  /** scsi_remove_device: SDEV_CANCEL while the upper driver goes, then SDEV_DEL. */
+  removeDevice(sdev: ScsiDevice): void {
+    if (sdev.state !== 'running') return;
+    sdev.state = 'cancel';
+    sdev.onRemove?.();
+    sdev.state = 'del';
+    const list = sdev.host.devices;
+    const i = list.indexOf(sdev);
+    if (i >= 0) list.splice(i, 1);
+  }
+}
