@@ -1,6 +1,7 @@
 // The strings of sd's capacity line against real captures (string_get_size), and the partition
 // scan on an MBR (primaries and logicals), a GPT (with its CRCs), and garbage.
 import fc from 'fast-check';
+import { fuzz } from '../../fuzz/fuzz.js';
 import { describe, expect, it } from 'vitest';
 import { crc32 } from '../../../src/devices/storage/crc.js';
 import { scanPartitions } from '../../../src/devices/storage/storvsc/partitions.js';
@@ -91,14 +92,15 @@ describe('the partition scan', () => {
 
   it('no signature: no table and no line; arbitrary sectors never throw', () => {
     expect(scanPartitions('sda', 64, image(64).read)).toBeUndefined();
-    fc.assert(
+    fuzz(
+      'storage.partition-table',
       fc.property(fc.uint8Array({ minLength: 512 * 8, maxLength: 512 * 8 }), (bytes) => {
         bytes[510] = 0x55;
         bytes[511] = 0xaa;
         const read = (s: number, n: number) => (s + n <= 8 ? bytes.slice(s * 512, (s + n) * 512) : undefined);
         scanPartitions('sda', 8, read);
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });

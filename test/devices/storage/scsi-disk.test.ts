@@ -3,6 +3,7 @@
 // CHECK CONDITION / ILLEGAL REQUEST for everything else. Its CDB parser and the disk are fed
 // arbitrary bytes: they never throw.
 import fc from 'fast-check';
+import { fuzz } from '../../fuzz/fuzz.js';
 import { describe, expect, it } from 'vitest';
 import { MemoryDisk } from '../../../src/devices/storage/backend.js';
 import { parseCdb } from '../../../src/devices/storage/cdb.js';
@@ -344,20 +345,22 @@ describe('ScsiDvd: the MMC subset sr uses', () => {
 
 describe('parsers fed arbitrary bytes', () => {
   it('parseCdb never throws and every result is a command, unsupported, or a problem naming a field', () => {
-    fc.assert(
+    fuzz(
+      'storage.cdb-parser',
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 20 }), fc.integer({ min: 0, max: 32 }), (bytes, len) => {
         const c = parseCdb(bytes, len);
         expect(typeof c.op).toBe('string');
         if (c.op === 'invalid') expect(c.field.length).toBeGreaterThan(0);
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 
   it('a disk and a DVD answer any CDB with any buffer without throwing, and a non-GOOD answer carries sense or an SRB error', () => {
     const d = disk({ size: MIB }).disk;
     const dvd = new ScsiDvd(new MemoryDisk(4 * 2048, { sectorSize: 2048 }));
-    fc.assert(
+    fuzz(
+      'storage.scsi-targets',
       fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 16 }), fc.integer({ min: 0, max: 4096 }), fc.boolean(), (cdb, len, buf, writable) => {
         for (const t of [d, dvd]) {
           const r = t.execute({ cdb, cdbLength: len, data: new ByteData(new Uint8Array(buf), writable) });
@@ -366,7 +369,7 @@ describe('parsers fed arbitrary bytes', () => {
           if (r.scsiStatus !== ScsiStatus.GOOD) expect(r.sense !== undefined || r.srbStatus !== SrbStatus.SUCCESS).toBe(true);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
   });
 });

@@ -3,6 +3,7 @@
 // (a crash before and after the entry is whole, replay), and every damaged structure refused with
 // its field named. Arbitrary damage never gets past open as anything but a typed error.
 import fc from 'fast-check';
+import { fuzz } from '../../fuzz/fuzz.js';
 import { describe, expect, it } from 'vitest';
 import { DiskIoError } from '../../../src/devices/storage/backend.js';
 import {
@@ -432,7 +433,8 @@ describe('damage is refused naming the field', () => {
       expect(() => crash.write(4096, pattern(4096, 2))).toThrow(VhdxCrash);
       return f;
     })();
-    fc.assert(
+    fuzz(
+      'storage.vhdx-open',
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 4 * MIB - 1 }), fc.uint8Array({ minLength: 1, maxLength: 64 })), { minLength: 1, maxLength: 8 }), fc.boolean(), (edits, fixSums) => {
         const f = base.reopen();
         for (const [at, bytes] of edits) f.writeAt(at, bytes.subarray(0, 4 * MIB - at));
@@ -456,7 +458,7 @@ describe('damage is refused naming the field', () => {
           expect(e).toBeInstanceOf(DiskIoError);
         }
       }),
-      { numRuns: 150 },
+      150,
     );
   });
 });
