@@ -21,9 +21,17 @@ function fuzzFiles(dir: string): string[] {
   });
 }
 
+/** vitest options that take the next word as their value (`-t NAME`): that word is no target name. */
+const VALUE_OPTIONS = new Set(['-t', '--testNamePattern', '--reporter', '--project', '--outputFile']);
 const argv = process.argv.slice(2);
-const only = argv.filter((a) => !a.startsWith('-') && !a.endsWith('.ts') && !/^\d/.test(a));
-const args = argv.filter((a) => !only.includes(a));
+const only: string[] = [];
+const args: string[] = [];
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i]!;
+  if (VALUE_OPTIONS.has(a)) args.push(a, ...argv.slice(i + 1, ++i + 1));
+  else if (a.startsWith('-') || a.endsWith('.ts') || /^\d/.test(a)) args.push(a);
+  else only.push(a);
+}
 const files = args.some((a) => a.endsWith('.ts')) ? [] : fuzzFiles(join(root, 'test'));
 const work = mkdtempSync(join(tmpdir(), 'hvkit-fuzz-'));
 const report = join(work, 'report.jsonl');

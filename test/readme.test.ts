@@ -29,6 +29,15 @@ describe('README', () => {
     expect(blockAfter('This is the whole output:')).toBe(lines.join('\n'));
   });
 
+  it("shows the lines hvkit lab prints for the example lab", async () => {
+    const lines: string[] = [];
+    expect(await main(['node', 'hvkit', 'lab', join(root, 'examples/two-vms.lab.json')], { out: (l) => lines.push(l), err: () => undefined })).toBe(0);
+    const shown = blockAfter('has one VM ping the other:').split('\n');
+    const at = lines.indexOf(shown[0]!);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(lines.slice(at, at + shown.length)).toEqual(shown);
+  });
+
   it('lists every script step, and its script example parses', () => {
     const table = readme.slice(readme.indexOf('### Scripts'), readme.indexOf('### Other commands'));
     for (const step of SCRIPT_STEPS) expect(table).toContain(`| \`${step}`);

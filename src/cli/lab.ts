@@ -48,7 +48,7 @@ async function lab(io: Io, file: string, o: LabOptions): Promise<number> {
   const opened: OpenedNics[] = [];
   const stop = new AbortController();
   const unlisten = io.interrupts?.listen(() => stop.abort());
-  const out = (vm: string, text: string, json: Record<string, unknown>) => io.out(o.json ? JSON.stringify({ vm, ...json }) : `${vm}: ${text}`);
+  const out = (vm: string, text: string, json: Record<string, unknown>) => io.out(o.json ? JSON.stringify({ vm, ...json }) : text ? `${vm}: ${text}` : `${vm}:`);
   try {
     for (const v of config.vms) {
       let nets: OpenedNics;

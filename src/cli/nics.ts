@@ -18,7 +18,7 @@ export async function openRunNics(vm: VmConfig, now: () => number): Promise<Open
       },
     });
   } catch (e) {
-    if (e instanceof NicOpenError) throw new UsageError(`network device /devices/${e.index}: ${e.reason}`);
+    if (e instanceof NicOpenError) throw new UsageError(`${vm.devices[e.index]?.nic?.origin ?? `network device /devices/${e.index}`}: ${e.reason}`);
     throw e;
   }
 }

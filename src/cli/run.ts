@@ -136,23 +136,22 @@ async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
   if (o.until === 'shutdown' && !vm.devices.some((d) => d.type === 'shutdown')) throw new UsageError('--until shutdown: the VM has no shutdown device');
   if (o.state) outputDirectory('--state', o.state);
   if (o.sysfs) sysfsDirectory('--sysfs', o.sysfs);
-  const trace = o.trace ? outputFile('--trace', o.trace, openTraceFile) : undefined;
-
-  const stop = new AbortController();
-  const unlisten = io.interrupts?.listen(() => stop.abort());
-  let output: RunOutput | undefined;
   // The NICs' back ends (sockets, capture files) are opened before boot: one that cannot be is refused now.
   let clock: { nowNs: number } | undefined;
   const nets = await openRunNics(vm, () => clock?.nowNs ?? 0);
+  let trace: TraceFile | undefined;
+  let output: RunOutput | undefined;
   let host: { dispose(): void } | undefined;
+  const stop = new AbortController();
+  const unlisten = io.interrupts?.listen(() => stop.abort());
   try {
+    trace = o.trace ? outputFile('--trace', o.trace, openTraceFile) : undefined;
     const base = machineConfig(vm, nets);
     const config = { ...base, kernel: { ...base.kernel, vmbusSynic: true, vmbus: o.vmbus } };
     const endNs = typeof o.until === 'number' ? o.until * 1e9 : undefined;
     if (o.threads) {
       const m = new ThreadedMachine({ ...config, ...(o.state ? { stateDir: o.state } : {}) });
       clock = m.partition.clock;
-    host = m.host;
       host = m.host;
       output = new RunOutput(io, o, progressSource(m), endNs);
       return await traced(m, trace, () => runThreaded(m, vm, o, output!, stop.signal));

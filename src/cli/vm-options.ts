@@ -88,7 +88,7 @@ export function withNics(vm: VmConfig, specs: readonly string[]): VmConfig {
     const fail = (reason: string): never => {
       throw new UsageError(`--nic ${JSON.stringify(spec)}: ${reason}`);
     };
-    const nic = checkNicFields('network', parseNicSpec(spec, fail), (field, reason) => fail(`${field}: ${reason}`))!;
+    const nic = { ...checkNicFields('network', parseNicSpec(spec, fail), (field, reason) => fail(`${field}: ${reason}`))!, origin: `--nic ${JSON.stringify(spec)}` };
     const at = slots[n];
     if (at === undefined) devices.push({ type: 'network', nic });
     else devices[at] = { ...devices[at]!, nic };

@@ -21,6 +21,11 @@ export interface HostContext {
   wallClockNs(): bigint;
   /** The partition's reference counter now, 100 ns units (tlfs.md §6.1). */
   referenceTime(): bigint;
+  /**
+   * Records that host code threw where something outside the VM (a socket, a file) entered it:
+   * the fault is kept for inspection, never propagated (README "Resource budget").
+   */
+  fault?(where: string, error: unknown): void;
 }
 
 /** A device instance on the host: its type, instance GUID, and whatever the back end exposes. */

@@ -339,7 +339,7 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
             );
           }
           const nic = checkNicFields(d.type, d, (field, reason) => fail(`/devices/${i}/${field}`, reason));
-          if (nic) out.nic = nic;
+          if (nic) out.nic = { ...nic, origin: `${source}: /devices/${i}` };
           return out;
         });
   const macs = new Map<string, number>();
@@ -396,17 +396,26 @@ export function assignLuns(disks: readonly (Omit<VmDisk, 'lun'> & { lun?: number
   });
 }
 
-/** Parses the text of a configuration file; a syntax error names the line and column. */
-export function parseVmConfigText(text: string, source = 'vm.json', overrides: VmOverrides = {}): VmConfig {
+/** JSON text of a file hvkit reads (a VM file, a lab file); a syntax error names the line and column. */
+export function parseJsonText(text: string, source: string): unknown {
   // Editors on Windows often save JSON with a byte order mark, which JSON.parse rejects.
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  let json: unknown;
   try {
-    json = JSON.parse(body);
+    return JSON.parse(body);
   } catch (e) {
     throw syntaxError(source, body, e);
   }
-  return parseVmConfig(json, source, overrides);
+}
+
+/** Parses the text of a configuration file; a syntax error names the line and column. */
+export function parseVmConfigText(text: string, source = 'vm.json', overrides: VmOverrides = {}): VmConfig {
+  return parseVmConfig(parseJsonText(text, source), source, overrides);
+}
+
+/** Relative image paths of `vm` start at the folder of `file` (the VM file, or the lab file that holds it). */
+export function imagesRelativeTo(vm: VmConfig, file: string): VmConfig {
+  for (const d of vm.devices) for (const disk of d.disks ?? []) disk.base = dirname(resolve(file));
+  return vm;
 }
 
 /** Reads and parses a configuration file; errors name `path` as the source. */
@@ -417,10 +426,7 @@ export function loadVmConfig(path: string, overrides: VmOverrides = {}): VmConfi
   } catch (e) {
     throw new ConfigError(path, undefined, `cannot read: ${(e as Error).message}`);
   }
-  const vm = parseVmConfigText(text, path, overrides);
-  // A relative image path starts at the VM file's folder.
-  for (const d of vm.devices) for (const disk of d.disks ?? []) disk.base = dirname(resolve(path));
-  return vm;
+  return imagesRelativeTo(parseVmConfigText(text, path, overrides), path);
 }
 
 // --- JSON syntax errors ----------------------------------------------------------------------------

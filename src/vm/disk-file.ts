@@ -52,9 +52,19 @@ function lockForWriting(path: string): () => void {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new DiskOpenError(path, `cannot create its lock ${lock}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-      const owner = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+      let owner: number;
+      try {
+        owner = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+      } catch {
+        // Released between our try and this read: the next attempt takes it.
+        continue;
+      }
       if (Number.isSafeInteger(owner) && owner > 0 && alive(owner)) throw new DiskOpenError(path, `is open for writing by process ${owner} (a second writer is refused; its lock is ${lock})`);
-      unlinkSync(lock);
+      try {
+        unlinkSync(lock);
+      } catch {
+        // Gone already: the next attempt takes it.
+      }
     }
   }
   throw new DiskOpenError(path, `cannot take its lock ${lock}`);
@@ -78,7 +88,17 @@ export class NodeFile implements BlockFile {
       this.unlock?.();
       throw new DiskOpenError(path, `cannot open: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
-    if (options.create && !readOnly) this.unlock = lockForWriting(path);
+    if (options.create && !readOnly) {
+      try {
+        this.unlock = lockForWriting(path);
+      } catch (e) {
+        // The file was just created: it goes again with its descriptor.
+        closeSync(this.fd);
+        this.fd = undefined;
+        unlinkSync(path);
+        throw e;
+      }
+    }
   }
 
   private get handle(): number {

@@ -66,6 +66,7 @@ export class Host {
       log: (text) => void this.log.push({ ns: clock.nowNs, text }),
       wallClockNs: () => this.wallClockNs(),
       referenceTime: () => this.partition.referenceTime.now(),
+      fault: (where, error) => this.partition.hostFault(where, error),
     });
     this.devices.push(...attachDevices(ctx, devices));
   }

@@ -3,7 +3,7 @@
 // ConfigError naming the file and the JSON pointer of the field.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ConfigError, parseVmConfig, parseVmConfigText, type VmConfig } from './config.js';
+import { ConfigError, imagesRelativeTo, parseJsonText, parseVmConfig, parseVmConfigText, type VmConfig } from './config.js';
 import { parseScript, ScriptError, type Step } from './script.js';
 
 export interface LabVmConfig {
@@ -56,8 +56,8 @@ export function parseLabConfig(json: unknown, source: string): LabConfig {
         } catch (e) {
           return fail(`${at}/vm`, `cannot read ${o.vm}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
         }
-        vm = parseVmConfigText(text, path);
-      } else vm = parseVmConfig(o.vm ?? {}, source);
+        vm = imagesRelativeTo(parseVmConfigText(text, path), path);
+      } else vm = imagesRelativeTo(parseVmConfig(o.vm ?? {}, source), source);
     } catch (e) {
       // An inline VM's pointer is relative to the VM object: make it the lab file's.
       if (e instanceof ConfigError && e.source === source && e.pointer !== undefined) throw new ConfigError(source, `${at}/vm${e.pointer}`, e.reason);
@@ -84,11 +84,5 @@ export function loadLabConfig(path: string): LabConfig {
   } catch (e) {
     throw new ConfigError(path, undefined, `cannot read: ${(e as Error).message}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text);
-  } catch (e) {
-    throw new ConfigError(path, undefined, `invalid JSON: ${(e as Error).message}`);
-  }
-  return parseLabConfig(json, path);
+  return parseLabConfig(parseJsonText(text, path), path);
 }

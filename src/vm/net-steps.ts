@@ -58,7 +58,7 @@ export async function runNetStep(m: Machine, step: NetStep, settle: Settle, reso
     // netvsc applies link events at most every 2 s (LINKCHANGE_INT): give it a little more.
     const seen = await settle(() => dev.carrier === step.up, 5);
     const values = { outcome: seen ? 'done' : 'not-seen', carrier: dev.carrier, interface: dev.name };
-    return { ok: seen, values, text: seen ? `link ${step.up ? 'up' : 'down'}: ${dev.name} ${dev.carrier ? 'has carrier' : 'lost carrier'}` : `link ${step.up ? 'up' : 'down'}: ${dev.name} still ${dev.carrier ? 'has carrier' : 'has no carrier'} after 5 s` };
+    return { ok: seen, values, text: seen ? `net link ${step.up ? 'up' : 'down'}: ${dev.name} ${dev.carrier ? 'has carrier' : 'lost carrier'}` : `net link ${step.up ? 'up' : 'down'}: ${dev.name} still ${dev.carrier ? 'has carrier' : 'has no carrier'} after 5 s` };
   }
   if (step.action === 'ping') {
     const ip = parseIpv4(step.target) ?? (resolve ? parseIpv4(resolve(step.target) ?? '') : undefined);
@@ -72,7 +72,7 @@ export async function runNetStep(m: Machine, step: NetStep, settle: Settle, reso
     await settle(() => p.done, step.count + 11);
     const r = p.result();
     // ping exits 0 when at least one reply came back. Its own lines follow, indented.
-    const head = `ping ${step.target}: ${r.received} of ${r.transmitted} answered`;
+    const head = `net ping ${step.target}: ${r.received} of ${r.transmitted} answered`;
     return { ok: r.received > 0, values: { outcome: r.received > 0 ? 'replied' : 'no-reply', target: ipString(ip), transmitted: r.transmitted, received: r.received, rttMs: r.rtts, lines: r.lines }, text: [head, ...r.lines.map((l) => (l ? `  ${l}` : ''))].join('\n') };
   }
   const dst = parseIpv4(step.ip)!;
@@ -85,7 +85,7 @@ export async function runNetStep(m: Machine, step: NetStep, settle: Settle, reso
     if (src === dst && from === step.port) back = data;
   });
   try {
-    // Two tries a second apart: the first may wait for ARP.
+    // Three tries a second apart: the first may wait for ARP.
     for (let attempt = 0; attempt < 3 && !back; attempt++) {
       inet.sendUdp(dst, sport, step.port, sent);
       await settle(() => back !== undefined, 1);
@@ -94,7 +94,7 @@ export async function runNetStep(m: Machine, step: NetStep, settle: Settle, reso
     sock.close();
   }
   const text = back === undefined ? undefined : new TextDecoder().decode(back);
-  const what = `udp-echo ${step.ip}:${step.port}`;
+  const what = `net udp-echo ${step.ip} ${step.port}`;
   if (text === undefined) return { ok: false, values: { outcome: 'no-reply', sent: sent.length }, text: `${what}: sent ${sent.length} bytes, no answer` };
   const values = { outcome: text === step.text ? 'echoed' : 'different', sent: sent.length, received: text };
   return { ok: text === step.text, values, text: `${what}: sent ${sent.length} bytes, got ${JSON.stringify(text)} back${text === step.text ? '' : ', which differs'}` };

@@ -184,7 +184,7 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
       return { op, line, port: Number(portText), text: text! };
     }
     case 'disk':
-      return parseDiskStep(plain, flags, line, fail);
+      return parseDiskStep(plain, flags, line, fail, args);
     case 'net': {
       onlyFlags([]);
       const net = parseNetStep(plain);
@@ -198,7 +198,7 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
 
 const NUMBER = /^\d+$/;
 
-function parseDiskStep(plain: string[], flags: Set<string>, line: number, fail: (reason: string) => never): Step {
+function parseDiskStep(plain: string[], flags: Set<string>, line: number, fail: (reason: string) => never, words: readonly string[]): Step {
   const [action, ...args] = plain;
   const num = (text: string | undefined, what: string, max = Number.MAX_SAFE_INTEGER): number => {
     if (text === undefined || !NUMBER.test(text) || Number(text) > max) fail(`disk ${action}: ${what} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` from 0 to ${max}` : ''}`);
@@ -219,17 +219,19 @@ function parseDiskStep(plain: string[], flags: Set<string>, line: number, fail: 
       return { op: 'disk', line, action, lun: num(args[0], 'LUN', MAX_LUN), lba: num(args[1], 'LBA'), count, file: args[3] };
     }
     case 'add': {
-      // --lun takes a value: "--lun 3" arrives as the flag and a plain word, or as "--lun=3".
+      // --lun takes the word after it (or "--lun=3"): the words are read in their order.
       let lun: number | undefined;
-      const rest = [...args];
-      for (const f of flags) {
-        if (f === '--ro' || f === '--dvd') continue;
-        if (f === '--lun') lun = num(rest.splice(1, 1)[0], '--lun', MAX_LUN);
-        else if (f.startsWith('--lun=')) lun = num(f.slice(6), '--lun', MAX_LUN);
-        else fail(`disk add: unknown option ${f}`);
+      const paths: string[] = [];
+      const rest = words.slice(1);
+      for (let i = 0; i < rest.length; i++) {
+        const w = rest[i]!;
+        if (w === '--lun') lun = num(rest[++i], '--lun', MAX_LUN);
+        else if (w.startsWith('--lun=')) lun = num(w.slice(6), '--lun', MAX_LUN);
+        else if (w.startsWith('--') && w !== '--ro' && w !== '--dvd') fail(`disk add: unknown option ${w}`);
+        else if (!w.startsWith('--')) paths.push(w);
       }
-      if (rest.length !== 1) fail('disk add: expected PATH [--lun N] [--ro] [--dvd]');
-      return { op: 'disk', line, action, path: rest[0]!, lun, readOnly: flags.has('--ro'), dvd: flags.has('--dvd') };
+      if (paths.length !== 1) fail('disk add: expected PATH [--lun N] [--ro] [--dvd]');
+      return { op: 'disk', line, action, path: paths[0]!, lun, readOnly: flags.has('--ro'), dvd: flags.has('--dvd') };
     }
     case 'remove':
       noFlags();

@@ -143,6 +143,12 @@ describe('script disk steps', () => {
     expect(() => parseScript(text, 's')).toThrow(message);
   });
 
+  it('disk add reads --lun with the word after it, wherever the options stand', () => {
+    for (const text of ['disk add a.img --lun 3 --ro', 'disk add --lun 3 a.img --ro', 'disk add --ro --lun=3 a.img']) {
+      expect(parseScript(text, 's')[0], text).toMatchObject({ op: 'disk', action: 'add', path: 'a.img', lun: 3, readOnly: true, dvd: false });
+    }
+  });
+
   it('write, read into a file, add, read, remove: the bytes land in the images', async () => {
     const d = dir();
     const a = image(d, 'a.img', 4 * MIB);

@@ -26,8 +26,8 @@ describe('net steps', () => {
     const results: StepResult[] = [];
     await runScript(m, parseScript('wait 3\nnet link down\nnet link up\nnet ping 10.0.0.9 1\nnet ping elsewhere'), (r) => results.push(r), { keepGoing: true });
     expect(results.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'failed', 'failed']);
-    expect(results[1]!.text).toBe('link down: eth0 lost carrier');
-    expect(results[2]!.text).toBe('link up: eth0 has carrier');
+    expect(results[1]!.text).toBe('net link down: eth0 lost carrier');
+    expect(results[2]!.text).toBe('net link up: eth0 has carrier');
     expect(results[1]!.values).toMatchObject({ outcome: 'done', carrier: false, interface: 'eth0' });
     expect(results[2]!.values).toMatchObject({ outcome: 'done', carrier: true });
     expect(results[3]!.values).toMatchObject({ outcome: 'no-reply', transmitted: 1, received: 0 });

@@ -286,6 +286,6 @@ describe('opening', () => {
     const p = image(d, 'a.vhdx', { format: 'vhdx', size: 4 * MIB });
     expect(() => openDisk(p, { dvd: true })).toThrow(new DiskOpenError(p, 'is a VHDX image; a DVD drive takes an ISO (raw) image'));
     writeFileSync(p, readFileSync(p).subarray(0, 2 * MIB));
-    expect(() => openDisk(p)).toThrow(new DiskOpenError(p, 'is not a usable VHDX image: file: 2097152 bytes is shorter than the 1 MiB header section and its regions: the image is truncated'));
+    expect(() => openDisk(p)).toThrow(new DiskOpenError(p, 'is not a usable VHDX image: file: 2097152 bytes is shorter than the 4 MiB a VHDX takes before its data (header section, log and metadata regions): the image is truncated'));
   });
 });

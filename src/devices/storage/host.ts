@@ -15,6 +15,7 @@
 // the ring wait (one per outstanding request) until the guest makes room. A packet that does not
 // make sense is a recorded violation and, when it asked for one, an error completion.
 import type { HostChannel } from '../../vmbus/server/channel.js';
+import { OfferError } from '../../vmbus/server/server.js';
 import { PacketType } from '../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { ParsedPacket } from '../../vmbus/wire/packets.js';
@@ -414,9 +415,18 @@ export class StorvspHost implements HostDevice {
       this.violation(`CREATE_SUB_CHANNELS: ${count} sub-channels, the host offers at most ${multiChannel(this.version ?? 0) ? this.maxSubChannels : 0}`);
       return this.complete(sc, p.transId, NtStatus.INVALID_PARAMETER, undefined, requestSize);
     }
-    for (let i = this.subChannels.length + 1; i <= count; i++) this.subChannels.push(this.offerChannel(i));
-    this.subChannelCount = Math.max(this.subChannelCount, count);
-    this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
+    // With the VM's channels used up (its budget), fewer are offered and the answer says so.
+    for (let i = this.subChannels.length + 1; i <= count; i++) {
+      try {
+        this.subChannels.push(this.offerChannel(i));
+      } catch (e) {
+        if (!(e instanceof OfferError)) throw e;
+        this.violation(`CREATE_SUB_CHANNELS: sub-channel ${i} of ${count} not offered: ${e.message}`);
+        break;
+      }
+    }
+    this.subChannelCount = Math.max(this.subChannelCount, this.subChannels.length);
+    this.complete(sc, p.transId, this.subChannels.length >= count ? NtStatus.SUCCESS : NtStatus.UNSUCCESSFUL, undefined, requestSize);
   }
 
   // --- SRBs -----------------------------------------------------------------------------------

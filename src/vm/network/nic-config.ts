@@ -1,7 +1,7 @@
 // A NIC as a VM file or `--nic` describes it: its back end (an in-process switch, a capture file,
 // a UDP socket, a TCP stream, or nothing), its MAC, its vRSS queues and the guest's address on
 // it. The checks the schema cannot state live here, each failure naming the field.
-import { parseCidr, parseIpv4, parseMac } from '../../devices/network/ether.js';
+import { macString, parseCidr, parseIpv4, parseMac } from '../../devices/network/ether.js';
 import { VRSS_CHANNEL_MAX } from '../../devices/network/wire/nvsp.js';
 
 export interface HostPort {
@@ -24,6 +24,8 @@ export interface NicConfig {
   /** "10.0.0.2/24". */
   readonly ip?: string;
   readonly gateway?: string;
+  /** Where it was given, for errors: "--nic pcap=x.pcap", "vm.json: /devices/3". */
+  readonly origin?: string;
 }
 
 /** The fields a network device takes besides type and instance, as the file names them. */
@@ -72,7 +74,7 @@ export function checkNicFields(type: string, f: NicFields, fail: (field: string,
     const m = parseMac(f.mac);
     if (!m) return fail('mac', `${JSON.stringify(f.mac)} is not a MAC address`);
     if (m[0]! & 1) return fail('mac', `${f.mac} is a multicast address; a NIC needs a unicast one`);
-    out.mac = f.mac.toLowerCase();
+    out.mac = macString(m); // one spelling, so that duplicates are found however they are written
   }
   if (f.queues !== undefined) {
     if (!Number.isInteger(f.queues) || f.queues < 1 || f.queues > VRSS_CHANNEL_MAX) return fail('queues', `${f.queues} is not 1 to ${VRSS_CHANNEL_MAX}`);

@@ -12,6 +12,8 @@ import type { HostPort } from './nic-config.js';
 
 /** The largest frame either framing carries (QEMU's NET_BUFSIZE: 4096 + 65536). */
 export const MAX_SOCKET_FRAME = 4096 + 65536;
+/** Bytes a stream may hold unsent for a peer that does not read before frames are dropped. */
+export const MAX_STREAM_BACKLOG = 4 << 20;
 
 export interface SocketStats {
   sent: number;
@@ -70,7 +72,9 @@ export class UdpBackend implements NetBackend {
       transmit: (frame) => {
         if (frame.length > MAX_SOCKET_FRAME) return void this.stats.dropped++;
         this.stats.sent++;
-        this.socket.send(frame, this.peer.port, this.peerAddress ?? this.peer.host);
+        // A copy: the frame is the NIC's (a guest send section it reuses once this returns), and
+        // dgram sends on a later tick.
+        this.socket.send(Buffer.from(frame), this.peer.port, this.peerAddress ?? this.peer.host);
       },
       close: () => this.close(),
     };
@@ -93,7 +97,8 @@ export class StreamBackend implements NetBackend {
   private server: Server | undefined;
   private conn: Socket | undefined;
   private endpoint: NetEndpoint | undefined;
-  private pending = new Uint8Array(0);
+  private chunks: Buffer[] = [];
+  private chunked = 0;
   private closed = false;
 
   constructor(
@@ -148,14 +153,23 @@ export class StreamBackend implements NetBackend {
     s.on('error', () => undefined);
     s.on('close', () => {
       if (this.conn === s) this.conn = undefined;
-      this.pending = new Uint8Array(0);
+      this.chunks = [];
+      this.chunked = 0;
     });
   }
 
   private onData(chunk: Buffer): void {
-    const buf = new Uint8Array(this.pending.length + chunk.length);
-    buf.set(this.pending);
-    buf.set(chunk, this.pending.length);
+    // Bytes of a frame not yet whole are kept as chunks and joined once it is: a peer that
+    // trickles bytes costs one copy per frame, not one per chunk.
+    this.chunks.push(chunk);
+    this.chunked += chunk.length;
+    if (this.chunked < 4) return;
+    const head = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks.slice(0, 4), Math.min(this.chunked, 4));
+    const first = head.readUInt32BE(0);
+    if (first <= MAX_SOCKET_FRAME && this.chunked < 4 + first) return;
+    const buf = this.chunks.length === 1 ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length) : new Uint8Array(Buffer.concat(this.chunks, this.chunked));
+    this.chunks = [];
+    this.chunked = 0;
     let at = 0;
     while (buf.length - at >= 4) {
       const len = ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
@@ -163,7 +177,8 @@ export class StreamBackend implements NetBackend {
         // Not a frame length: the peer does not speak this framing. The connection ends.
         this.stats.dropped++;
         this.conn?.destroy();
-        this.pending = new Uint8Array(0);
+        this.chunks = [];
+        this.chunked = 0;
         return;
       }
       if (buf.length - at - 4 < len) break;
@@ -176,7 +191,11 @@ export class StreamBackend implements NetBackend {
       this.stats.received++;
       this.endpoint.deliver(frame);
     }
-    this.pending = buf.slice(at);
+    if (at < buf.length) {
+      const rest = Buffer.from(buf.slice(at));
+      this.chunks = [rest];
+      this.chunked = rest.length;
+    }
   }
 
   connect(endpoint: NetEndpoint): NetLink {
@@ -185,6 +204,8 @@ export class StreamBackend implements NetBackend {
       transmit: (frame) => {
         const c = this.conn;
         if (!c || frame.length > MAX_SOCKET_FRAME) return void this.stats.dropped++;
+        // A peer that stops reading may not make this side buffer without end: drop, and count.
+        if (c.writableLength > MAX_STREAM_BACKLOG) return void this.stats.dropped++;
         const out = Buffer.allocUnsafe(4 + frame.length);
         out.writeUInt32BE(frame.length, 0);
         out.set(frame, 4);

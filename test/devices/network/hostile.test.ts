@@ -269,3 +269,18 @@ describe('fuzzing', () => {
   });
 });
 
+
+describe('the back end boundary', () => {
+  it('a throw in netvsp while a back end delivers a frame is a host fault, not an exception in the back end', () => {
+    const r = nicRig();
+    const inject = (frame: Uint8Array) => r.sw.inject(frame);
+    const frame = new Uint8Array(60);
+    frame.set(mac(1), 0); // to the NIC, so the switch hands it to netvsp
+    frame.set(mac(50), 6);
+    (r.host as unknown as { deliver: () => boolean }).deliver = () => {
+      throw new Error('a bug in netvsp');
+    };
+    expect(() => inject(frame)).not.toThrow();
+    expect(r.m.partition.hostFaults.items.map((f) => [f.where, f.error])).toEqual([['netvsp: a frame from the back end', 'Error: a bug in netvsp']]);
+  });
+});

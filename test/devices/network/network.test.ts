@@ -286,4 +286,13 @@ describe('vRSS', () => {
     expect(one.nic.numChn).toBe(1);
     expect(one.host.adapter.rss).toBeUndefined();
   });
+
+  it('with the VM\'s channels used up, the host offers what it can and says so: the guest runs on fewer queues', () => {
+    const r = nicRig({ vps: 4, nic: { queues: 4 }, channels: 3 });
+    r.m.runFor(100e6);
+    expect(r.nic.numChn).toBe(3); // the primary and two sub-channels
+    expect(r.host.openQueues).toBe(3);
+    expect(r.host.violations.some((v) => /sub-channel 3 of 3 not offered/.test(v))).toBe(true);
+    expect(r.m.partition.hostFaults.total).toBe(0);
+  });
 });

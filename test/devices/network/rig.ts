@@ -46,6 +46,8 @@ export interface NicRigOptions {
   arch?: 'x64' | 'arm64';
   pageSize?: 4096 | 16384 | 65536;
   record?: boolean;
+  /** Channel bound for the VM (budget.channels). */
+  channels?: number;
 }
 
 /** One VM with one NIC on a switch, booted and settled. */
@@ -59,6 +61,7 @@ export function nicRig(o: NicRigOptions = {}) {
     memory: o.memory ?? 128 << 20,
     devices: [{ type: 'network', nic: { backend: sw, mac: mac(1), ...o.nic } }],
     kernel: { network: { interfaces: [{ address: o.address ?? '10.0.0.1/24' }] } },
+    ...(o.channels ? { budget: { channels: o.channels } } : {}),
   });
   const wire = o.record ? recordWire(m) : [];
   m.boot();

@@ -13,7 +13,7 @@ import type { ReleaseId } from '../../../hypervisor/release.js';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { transferPages } from '../../../vmbus/packet.js';
 import type { HostChannel } from '../../../vmbus/server/channel.js';
-import { STATUS_UNSUCCESSFUL } from '../../../vmbus/server/server.js';
+import { OfferError, STATUS_UNSUCCESSFUL } from '../../../vmbus/server/server.js';
 import { PacketType } from '../../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
 import { TransferPageHeader, TransferPageRange, type ParsedPacket } from '../../../vmbus/wire/packets.js';
@@ -243,7 +243,26 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     this.name = options.name ?? `nic ${macString(mac)}`;
     this.mem = ctx.server.io.memory;
     this.primary = ctx.server.offer({ classId: DeviceClass.NIC, instanceId, monitor: true }, this.handlerFor(0));
-    this.link = (options.backend ?? NO_NETWORK).connect(this);
+    // A back end delivers from outside the VM (a socket's callback, another VM's send): a throw
+    // in here is a host fault, never an exception in the back end's caller.
+    const nameOf = () => this.name;
+    const macOf = () => this.mac;
+    this.link = (options.backend ?? NO_NETWORK).connect({
+      get name() {
+        return nameOf();
+      },
+      get mac() {
+        return macOf();
+      },
+      deliver: (frame) => {
+        try {
+          return this.deliver(frame);
+        } catch (e) {
+          ctx.fault?.('netvsp: a frame from the back end', e);
+          return false;
+        }
+      },
+    });
   }
 
   get release(): ReleaseId {
@@ -552,14 +571,26 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     const r = nvspBody(Nvsp5SubchannelRequest, p.payload);
     const max = this.adapter.maxQueues - 1;
     const ok = version >= NvspVersion.V5 && this.phase === 'operational' && r.op === NVSP_SUBCHANNEL_ALLOCATE && r.num_subchannels <= max;
-    const count = ok ? r.num_subchannels : 0;
-    if (!ok) this.violation(`sub-channel request for ${r.num_subchannels} (op ${r.op}) refused: the host offers ${max}`);
-    this.complete(q, p.transId, nvspMessage(NvspMsgType.SUBCHANNEL, Nvsp5SubchannelComplete, { status: ok ? NvspStatus.SUCCESS : NvspStatus.FAIL, num_subchannels: count }));
-    if (!ok) return;
-    this.revokeSubchannels();
-    for (let i = 1; i <= count; i++) {
-      this.subchannels.push(this.ctx.server.offer({ classId: DeviceClass.NIC, instanceId: this.instanceId, subChannelIndex: i, monitor: true }, this.handlerFor(i)));
+    const complete = (status: number, count: number) => this.complete(q, p.transId, nvspMessage(NvspMsgType.SUBCHANNEL, Nvsp5SubchannelComplete, { status, num_subchannels: count }));
+    if (!ok) {
+      this.violation(`sub-channel request for ${r.num_subchannels} (op ${r.op}) refused: the host offers ${max}`);
+      return complete(NvspStatus.FAIL, 0);
     }
+    this.revokeSubchannels();
+    // Offered before the answer, which says how many were: with the VM's channels used up (its
+    // budget), the guest learns it has fewer queues rather than waiting for offers that never come
+    // (netvsc's rndis_set_subchannel takes num_subchannels from this answer).
+    for (let i = 1; i <= r.num_subchannels; i++) {
+      try {
+        this.subchannels.push(this.ctx.server.offer({ classId: DeviceClass.NIC, instanceId: this.instanceId, subChannelIndex: i, monitor: true }, this.handlerFor(i)));
+      } catch (e) {
+        if (!(e instanceof OfferError)) throw e;
+        this.violation(`sub-channel ${i} of ${r.num_subchannels} not offered: ${e.message}`);
+        break;
+      }
+    }
+    const offered = this.subchannels.length;
+    complete(offered > 0 || r.num_subchannels === 0 ? NvspStatus.SUCCESS : NvspStatus.FAIL, offered);
   }
 
   /**
@@ -828,7 +859,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     if (!rb) return void (q.rx.length = 0); // gone meanwhile: dropped with the buffer
     if (!rb.buf.live(this.queues[0]?.ch ?? q.ch)) return;
     while (q.rx.length) {
-      const n = Math.min(q.rx.length, RX_BATCH_SIZE, rb.pool.available - RESERVED_CONTROL_SECTIONS);
+      let n = Math.min(q.rx.length, RX_BATCH_SIZE, rb.pool.available - RESERVED_CONTROL_SECTIONS);
       if (n <= 0) return;
       const sections: number[] = [];
       const ranges: { byteCount: number; byteOffset: number }[] = [];
@@ -837,8 +868,11 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
         const frame = q.rx[i]!;
         const msg = this.rndisFrame(frame);
         if (msg.length > rb.sectionSize) {
-          // Only after an MTU change the buffer was not sized for: dropped, counted.
+          // Only after an MTU change the buffer was not sized for: dropped, counted once (it
+          // leaves the queue now, whether or not the rest of the batch goes out).
           this.stats.rxDropped.tooBig++;
+          q.rx.splice(i--, 1);
+          n--;
           continue;
         }
         const s = rb.pool.take();

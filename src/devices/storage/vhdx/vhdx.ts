@@ -158,7 +158,7 @@ export class VhdxDisk implements BlockBackend {
     const id = new Uint8Array(FileIdentifier.size);
     file.readAt(FILE_ID_OFFSET, id);
     if (FileIdentifier.decode(id).signature !== Signature.FILE) throw new VhdxFormatError('file_identifier.signature', 'not "vhdxfile": not a VHDX image');
-    if (file.size() < 4 * MIB) throw new VhdxFormatError('file', `${file.size()} bytes is shorter than the 1 MiB header section and its regions: the image is truncated`);
+    if (file.size() < 4 * MIB) throw new VhdxFormatError('file', `${file.size()} bytes is shorter than the 4 MiB a VHDX takes before its data (header section, log and metadata regions): the image is truncated`);
     const h1 = readHeader(file, HEADER1_OFFSET);
     const h2 = readHeader(file, HEADER2_OFFSET);
     if (typeof h1 === 'string' && typeof h2 === 'string') throw new VhdxFormatError('header', `neither header is valid (header 1: ${h1}; header 2: ${h2})`);
