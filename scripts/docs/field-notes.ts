@@ -1,0 +1,1 @@
+export const FIELD_NOTES: Readonly<Record<string, string>> = {};
