@@ -29,7 +29,7 @@ export async function renderBookFile(file: string): Promise<string> {
     try {
       return await generate(spec, fromDir);
     } catch (e) {
-      throw new Error(`${file}:${region.line}: ${spec}: ${(e as Error).message}`);
+      throw new Error(`${file}:${region.line}: ${spec}: ${(e as Error).message}`, { cause: e });
     }
   });
 }

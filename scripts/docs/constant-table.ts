@@ -12,7 +12,10 @@ const isScalar = (v: unknown): v is Scalar => ['number', 'bigint', 'string', 'bo
 
 /** A constant table: a plain object of scalars whose keys are names (not a derived number → name map). */
 export function isConstantTable(v: unknown): v is Readonly<Record<string, Scalar>> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  // A plain object, whichever realm made it (a test runner may load modules in a realm of its own).
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as object | null;
+  if (proto === null || Object.getPrototypeOf(proto) !== null) return false;
   const entries = Object.entries(v);
   return entries.length > 0 && entries.every(([k, x]) => isScalar(x) && !/^\d+$/.test(k));
 }
@@ -43,7 +46,7 @@ export async function scalarTable(module: string, fromDir: string): Promise<stri
   const exports = (await wireModules()).get(module) ?? ((await import(`${join(ROOT, module)}`)) as Record<string, unknown>);
   const comments = moduleComments(join(ROOT, module));
   // Declaration order is the comment map's order; exports the parser does not see (re-exports) go last.
-  const names = [...comments.keys(), ...Object.keys(exports).filter((k) => !comments.has(k))].filter((k) => isScalar(exports[k]) && typeof exports[k] !== 'boolean');
+  const names = [...comments.keys(), ...Object.keys(exports).filter((k) => !comments.has(k)).sort()].filter((k) => isScalar(exports[k]) && typeof exports[k] !== 'boolean');
   if (!names.length) return undefined;
   const rows = names.map((k) => [code(k), valueText(exports[k] as Scalar, true), comments.get(k)?.doc ?? '']);
   const depth = fromDir.split('/').filter(Boolean).length;

@@ -4,11 +4,13 @@ import { LAYOUTS } from '../../test/oracle/oracle.js';
 import { MESSAGES } from '../../src/vmbus/wire/messages.js';
 import { constantTable, isConstantTable, scalarTable } from './constant-table.js';
 import { byteExample } from './examples.js';
+import { icVersionsByRelease, networkVersionsByRelease, storageVersionsByRelease } from './device-versions.js';
 import { cpuidByRelease, hypercallTable, registerTable, releaseSources } from './hypervisor-tables.js';
 import { layoutTable } from './layout-table.js';
+import { layerDiagram } from './layers.js';
 import { code, table } from './markdown.js';
 import { sequenceDiagram } from './sequences.js';
-import { exportOf, isLayout, layoutIndex, wireModules } from './wire-modules.js';
+import { declarationOrder, exportOf, isLayout, layoutIndex, wireModules } from './wire-modules.js';
 
 type Generator = (args: readonly string[], fromDir: string) => Promise<string>;
 
@@ -36,7 +38,7 @@ async function allConstants(fromDir: string): Promise<string> {
   const parts: string[] = [];
   for (const [module, exports] of await wireModules()) {
     const tables: string[] = [];
-    for (const [name, value] of Object.entries(exports)) if (isConstantTable(value)) tables.push(await constantTable(module, name, fromDir));
+    for (const name of declarationOrder(module, exports)) if (isConstantTable(exports[name])) tables.push(await constantTable(module, name, fromDir));
     const scalars = await scalarTable(module, fromDir);
     if (scalars) tables.push(scalars);
     if (tables.length) parts.push(`### ${code(module)}\n\n${tables.join('\n\n')}`);
@@ -65,6 +67,10 @@ const GENERATORS: Readonly<Record<string, Generator>> = {
   releases: arity(0, 'releases', async () => releaseSources()),
   hypercalls: arity(0, 'hypercalls', async () => hypercallTable()),
   registers: arity(0, 'registers', async () => registerTable()),
+  'ic-versions': arity(0, 'ic-versions', async () => icVersionsByRelease()),
+  'storage-versions': arity(0, 'storage-versions', async () => storageVersionsByRelease()),
+  'network-versions': arity(0, 'network-versions', async () => networkVersionsByRelease()),
+  layers: arity(0, 'layers', async () => layerDiagram()),
   sequence: arity(1, 'sequence NAME', ([name]) => sequenceDiagram(name!)),
   example: arity(1, 'example NAME', ([name]) => byteExample(name!)),
 };

@@ -76,7 +76,8 @@ function commentBefore(node: ts.Node, text: string): string {
             .map((l) => l.replace(/^\s*\*\s?/, ''))
             .join(' '),
     )
-    .filter((c) => !/^[-=\s]*$/.test(c))
+    // Section rulers (`// ----`, `// --- Layouts ---`) head a group of declarations, not this one.
+    .filter((c) => !/^[-=\s]*$/.test(c) && !/^-{3,}.*-{3,}$/.test(c.trim()))
     .join(' ')
     .replace(/\s+/g, ' ')
     .trim();

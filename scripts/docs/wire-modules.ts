@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Bitfield, Struct, type BitSpec, type FieldSpec } from '../../src/tlfs/struct.js';
 import { ROOT } from './paths.js';
+import { moduleComments } from './source-comments.js';
 
 export type Layout = Struct<FieldSpec> | Bitfield<BitSpec>;
 
@@ -55,7 +56,8 @@ export const isLayout = (v: unknown): v is Layout => v instanceof Struct || v in
 export async function layoutIndex(): Promise<ReadonlyMap<Layout, Declared<Layout>>> {
   const index = new Map<Layout, Declared<Layout>>();
   for (const [module, exports] of await wireModules()) {
-    for (const [exportName, value] of Object.entries(exports)) {
+    for (const exportName of declarationOrder(module, exports)) {
+      const value = exports[exportName];
       if (isLayout(value) && !index.has(value)) index.set(value, { module, exportName, value });
     }
   }
@@ -70,3 +72,9 @@ export async function exportOf(module: string, exportName: string): Promise<unkn
 }
 
 export const repoPath = (abs: string): string => relative(ROOT, abs).split('\\').join('/');
+
+/** A module's export names in the order its source declares them (module namespaces list them differently under different loaders). */
+export function declarationOrder(module: string, exports: Record<string, unknown>): string[] {
+  const declared = [...moduleComments(join(ROOT, module)).keys()].filter((k) => k in exports);
+  return [...declared, ...Object.keys(exports).filter((k) => !declared.includes(k)).sort()];
+}
