@@ -59,7 +59,9 @@ function meaning(owner: Layout, index: Index, memberPath: string): string {
     .split('.')
     .filter((p) => !p.startsWith('_'))
     .join('.');
-  return commentsOf(owner, index).members.get(memberPath) ?? FIELD_NOTES[`${owner.name}.${named}`] ?? '';
+  const last = memberPath.split('.').pop()!;
+  const reserved = /^(reserved|padding|rsvd|pad\b)/.test(last) ? 'reserved' : '';
+  return commentsOf(owner, index).members.get(memberPath) ?? FIELD_NOTES[`${owner.name}.${named}`] ?? reserved;
 }
 
 /**
