@@ -16,35 +16,31 @@ function readmeBlock(marker: string): string {
   return m![1]!;
 }
 
-/** The ```ts examples of the API reference, by page. */
-function apiExamples(dir = join(root, 'docs/api')): { page: string; code: string }[] {
-  return readdirSync(dir)
+/** Repository-relative paths of the files under `dir` whose names end in `ext`, sorted. */
+function filesUnder(dir: string, ext: string): string[] {
+  return readdirSync(join(root, dir))
     .sort()
     .flatMap((name) => {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) return apiExamples(path);
-      if (!name.endsWith('.md')) return [];
-      const text = readFileSync(path, 'utf8');
-      return [...text.matchAll(/## Example\n\n```ts\n([\s\S]*?)```/g)].map((m) => ({ page: path.slice(root.length + 1), code: m[1]! }));
+      const rel = `${dir}/${name}`;
+      if (statSync(join(root, rel)).isDirectory()) return filesUnder(rel, ext);
+      return name.endsWith(ext) ? [rel] : [];
     });
 }
 
+/** The ```ts examples of the API reference, by page. */
+const apiExamples = (): { page: string; code: string }[] =>
+  filesUnder('docs/api', '.md').flatMap((page) => [...readFileSync(join(root, page), 'utf8').matchAll(/## Example\n\n```ts\n([\s\S]*?)```/g)].map((m) => ({ page, code: m[1]! })));
+
 /** The `@example` blocks of the sources the API reference is made from, as TypeDoc prints them. */
-function sourceExamples(dir = join(root, 'src')): string[] {
-  return readdirSync(dir)
-    .sort()
-    .flatMap((name) => {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) return sourceExamples(path);
-      if (!name.endsWith('.ts')) return [];
-      return [...readFileSync(path, 'utf8').matchAll(/@example\n \* ```ts\n([\s\S]*?) \* ```/g)].map((m) =>
-        m[1]!
-          .split('\n')
-          .map((l) => l.replace(/^ \* ?/, ''))
-          .join('\n'),
-      );
-    });
-}
+const sourceExamples = (): string[] =>
+  filesUnder('src', '.ts').flatMap((file) =>
+    [...readFileSync(join(root, file), 'utf8').matchAll(/@example\n \* ```ts\n([\s\S]*?) \* ```/g)].map((m) =>
+      m[1]!
+        .split('\n')
+        .map((l) => l.replace(/^ \* ?/, ''))
+        .join('\n'),
+    ),
+  );
 
 /** What an example says it prints: the text after `// → ` on each line, in order. */
 const expectedOutput = (code: string): string[] => [...code.matchAll(/\/\/ → (.*)$/gm)].map((m) => m[1]!);

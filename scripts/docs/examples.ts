@@ -5,7 +5,7 @@
 import type { TraceEvent } from '../../src/hypervisor/trace.js';
 import { hexBytes } from '../../src/trace/codec.js';
 import { initRing, RingWriter } from '../../src/vmbus/ring/ring.js';
-import type { RingMemory } from '../../src/vmbus/ring/memory.js';
+import { windowRing, type RingMemory } from '../../src/vmbus/ring/memory.js';
 import { inband } from '../../src/vmbus/packet.js';
 import { describeBytes, formatReport, type DecodeAs } from '../../src/vmbus/wire/describe.js';
 import { ChannelMessageType as T } from '../../src/vmbus/wire/constants.js';
@@ -107,24 +107,7 @@ async function icPacket(): Promise<Uint8Array> {
 /** A ring in plain memory: a control page, then `dataSize` bytes. */
 function plainRing(dataSize: number): { bytes: Uint8Array; mem: RingMemory } {
   const buffer = new SharedArrayBuffer(RING_CONTROL_SIZE + dataSize);
-  const bytes = new Uint8Array(buffer);
-  const data = bytes.subarray(RING_CONTROL_SIZE);
-  const mem: RingMemory = {
-    control: new Uint32Array(buffer, 0, RING_CONTROL_SIZE / 4),
-    dataSize,
-    window: data,
-    read(offset, dst) {
-      const first = Math.min(dst.length, dataSize - offset);
-      dst.set(data.subarray(offset, offset + first));
-      if (first < dst.length) dst.set(data.subarray(0, dst.length - first), first);
-    },
-    write(offset, src) {
-      const first = Math.min(src.length, dataSize - offset);
-      data.set(src.subarray(0, first), offset);
-      if (first < src.length) data.set(src.subarray(first), 0);
-    },
-  };
-  return { bytes, mem };
+  return { bytes: new Uint8Array(buffer), mem: windowRing(new Uint32Array(buffer, 0, RING_CONTROL_SIZE / 4), new Uint8Array(buffer, RING_CONTROL_SIZE)) };
 }
 
 /** Where the ring example's indices start: 24 bytes before the end of its 4 KiB data area. */

@@ -335,18 +335,11 @@ export class PacketSpace {
  *
  * @example
  * ```ts
- * import { initRing, RingReader, RingWriter, type RingMemory } from 'hvkit';
+ * import { initRing, RingReader, RingWriter, windowRing } from 'hvkit';
  *
  * // A ring in plain memory: its 4 KiB control page, then a 4 KiB data area.
  * const buffer = new SharedArrayBuffer(8192);
- * const data = new Uint8Array(buffer, 4096);
- * const mem: RingMemory = {
- *   control: new Uint32Array(buffer, 0, 1024),
- *   dataSize: data.length,
- *   window: data,
- *   read: (offset, dst) => dst.set(data.subarray(offset, offset + dst.length)),
- *   write: (offset, src) => data.set(src, offset),
- * };
+ * const mem = windowRing(new Uint32Array(buffer, 0, 1024), new Uint8Array(buffer, 4096));
  * initRing(mem);
  * const writer = new RingWriter(mem);
  * const reader = new RingReader(mem);
