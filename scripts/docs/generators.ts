@@ -5,7 +5,7 @@ import { MESSAGES } from '../../src/vmbus/wire/messages.js';
 import { constantTable, isConstantTable, scalarTable } from './constant-table.js';
 import { byteExample } from './examples.js';
 import { icVersionsByRelease, networkVersionsByRelease, storageVersionsByRelease } from './device-versions.js';
-import { cpuidByRelease, hypercallTable, registerTable, releaseSources } from './hypervisor-tables.js';
+import { cpuidBits, cpuidByRelease, hypercallTable, registerTable, releaseSources } from './hypervisor-tables.js';
 import { layoutTable } from './layout-table.js';
 import { layerDiagram } from './layers.js';
 import { code, table } from './markdown.js';
@@ -64,6 +64,7 @@ const GENERATORS: Readonly<Record<string, Generator>> = {
   'all-constants': arity(0, 'all-constants', (_a, fromDir) => allConstants(fromDir)),
   'message-types': arity(0, 'message-types', async () => messageTypes()),
   'cpuid-by-release': arity(0, 'cpuid-by-release', async () => cpuidByRelease()),
+  'cpuid-bits': arity(1, 'cpuid-bits privilegesLow|privilegesHigh|misc|hints', async ([word]) => cpuidBits(word!)),
   releases: arity(0, 'releases', async () => releaseSources()),
   hypercalls: arity(0, 'hypercalls', async () => hypercallTable()),
   registers: arity(0, 'registers', async () => registerTable()),

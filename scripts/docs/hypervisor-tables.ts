@@ -8,7 +8,7 @@ import { registerName } from '../../src/tlfs/registers.js';
 import { computeFeatures, hypervisorLeaf, type Features } from '../../src/hypervisor/features.js';
 import { HYPERCALLS } from '../../src/hypervisor/hypercall/index.js';
 import { SYNTHETIC_REGISTERS } from '../../src/hypervisor/registers.js';
-import { RELEASE_IDS, RELEASES } from '../../src/hypervisor/release.js';
+import { MODELLED_HINTS, MODELLED_MISC, MODELLED_PRIVILEGES_HIGH, MODELLED_PRIVILEGES_LOW, RELEASE_IDS, RELEASES } from '../../src/hypervisor/release.js';
 import { code, table } from './markdown.js';
 
 const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
@@ -99,4 +99,73 @@ export function registerTable(): string {
     gateText(r.gate),
   ]);
   return table(['Register', 'x86 MSR', 'arm64 register', 'Access', 'Needs'], rows);
+}
+
+/** What each named feature bit grants or recommends (tlfs.md §1.3, §1.4, §1.6, §1.7). */
+const BIT_MEANINGS: Readonly<Record<string, string>> = {
+  'privilegesLow.VP_RUNTIME': 'VP_RUNTIME MSR',
+  'privilegesLow.TIME_REF_COUNT': 'TIME_REF_COUNT MSR (partition reference counter)',
+  'privilegesLow.SYNIC': 'SynIC MSRs: SCONTROL, SVERSION, SIEFP, SIMP, EOM, SINT0–15',
+  'privilegesLow.SYNTIMER': 'synthetic timer MSRs STIMER0–3 CONFIG/COUNT',
+  'privilegesLow.APIC_ACCESS': 'EOI, ICR, TPR and VP_ASSIST_PAGE MSRs',
+  'privilegesLow.HYPERCALL': 'GUEST_OS_ID and HYPERCALL MSRs',
+  'privilegesLow.VP_INDEX': 'VP_INDEX MSR',
+  'privilegesLow.RESET': 'RESET MSR',
+  'privilegesLow.STAT_PAGES': 'statistics pages',
+  'privilegesLow.REFERENCE_TSC': 'REFERENCE_TSC MSR (TSC page)',
+  'privilegesLow.GUEST_IDLE': 'GUEST_IDLE MSR',
+  'privilegesLow.FREQUENCY_MSRS': 'TSC_FREQUENCY and APIC_FREQUENCY MSRs',
+  'privilegesLow.DEBUG_MSRS': 'synthetic debugger MSRs (OpenVMM name)',
+  'privilegesLow.REENLIGHTENMENT': 'REENLIGHTENMENT_CONTROL and TSC_EMULATION MSRs',
+  'privilegesLow.ROOT_SCHEDULER': 'root scheduler MSR (OpenVMM name)',
+  'privilegesLow.TSC_INVARIANT': 'TSC_INVARIANT_CONTROL MSR',
+  'privilegesHigh.CREATE_PARTITIONS': 'may create partitions (root)',
+  'privilegesHigh.ACCESS_PARTITION_ID': 'HvCallGetPartitionId',
+  'privilegesHigh.ACCESS_MEMORY_POOL': 'deposit and withdraw memory',
+  'privilegesHigh.POST_MESSAGES': 'HvCallPostMessage',
+  'privilegesHigh.SIGNAL_EVENTS': 'HvCallSignalEvent',
+  'privilegesHigh.CREATE_PORT': 'HvCallCreatePort',
+  'privilegesHigh.CONNECT_PORT': 'HvCallConnectPort',
+  'privilegesHigh.CPU_MANAGEMENT': 'CPU management; older Linux takes it for the root partition',
+  'privilegesHigh.ACCESS_VSM': 'VSM and VTL hypercalls (OpenVMM name)',
+  'privilegesHigh.ACCESS_VP_REGISTERS': 'HvCallGetVpRegisters and HvCallSetVpRegisters (OpenVMM name)',
+  'privilegesHigh.FAST_HYPERCALL_OUTPUT': 'fast hypercall output (OpenVMM name)',
+  'privilegesHigh.ENABLE_EXTENDED_HYPERCALLS': 'extended hypercalls, codes from 0x8001',
+  'privilegesHigh.START_VIRTUAL_PROCESSOR': 'HvCallStartVirtualProcessor (OpenVMM name)',
+  'privilegesHigh.ISOLATION': 'leaf 0x4000000C (isolation configuration) is valid',
+  'misc.HYPERCALL_XMM_INPUT': 'XMM registers for fast hypercall input',
+  'misc.FREQUENCY_MSRS': 'the frequency MSRs can be read',
+  'misc.GUEST_CRASH_MSR': 'crash MSRs CRASH_P0–P4 and CRASH_CTL',
+  'misc.HYPERCALL_XMM_OUTPUT': 'fast hypercall output in XMM registers',
+  'misc.SINT_POLLING_MODE': 'SINT polling mode (SINT bit 18; OpenVMM name)',
+  'misc.HYPERCALL_MSR_LOCK': 'the HYPERCALL MSR lock bit (OpenVMM name)',
+  'misc.STIMER_DIRECT_MODE': 'synthetic timers in direct mode',
+  'hints.REMOTE_TLB_FLUSH': 'flush remote TLBs with hypercalls',
+  'hints.APIC_ACCESS': 'EOI, ICR and TPR through MSRs (xAPIC) or lazy EOI (x2APIC)',
+  'hints.SYSTEM_RESET': 'reboot through the RESET MSR',
+  'hints.RELAXED_TIMING': 'relax timing checks',
+  'hints.DEPRECATING_AEOI': 'program the VMBus SINT without auto-EOI',
+  'hints.CLUSTER_IPI': 'send IPIs with HvCallSendSyntheticClusterIpi; needed for PV spinlocks',
+  'hints.EX_PROCESSOR_MASKS': 'the Ex (sparse VP set) hypercalls are available',
+  'hints.HYPERV_NESTED': 'the guest runs on a nested hypervisor',
+  'hints.ENLIGHTENED_VMCS': 'an L1 KVM uses the enlightened VMCS',
+  'hints.NO_NONARCH_CORESHARING': 'no non-architectural core sharing',
+  'hints.USE_MMIO_HYPERCALLS': 'MMIO read and write hypercalls',
+};
+
+/**
+ * The named bits of one feature word: what each grants, and whether hvkit offers it. A bit hvkit
+ * does not model is never offered, whatever the release reports (MODELLED_* in release.ts).
+ */
+export function cpuidBits(word: string): string {
+  const w = WORDS.find((x) => x.word === word);
+  if (!w) throw new Error(`no feature word '${word}' (have ${WORDS.map((x) => x.word).join(', ')})`);
+  const modelled = { privilegesLow: MODELLED_PRIVILEGES_LOW, privilegesHigh: MODELLED_PRIVILEGES_HIGH, misc: MODELLED_MISC, hints: MODELLED_HINTS }[w.word];
+  const rows = Object.entries(w.names).map(([name, v]) => {
+    const bit = Math.log2(v >>> 0);
+    const releases = RELEASE_IDS.filter((id) => computeFeatures(RELEASES[id], 'x64')[w.word] & v).map((id) => id);
+    const offered = !(modelled & v) ? 'not modelled: never offered' : releases.length ? releases.join(', ') : 'no release reports it';
+    return [String(bit), code(name), BIT_MEANINGS[`${w.word}.${name}`] ?? '', offered];
+  });
+  return `${w.label}, named in \`src/tlfs/cpuid.ts\`:\n\n${table(['Bit', 'Name', 'Grants or recommends', 'Offered by hvkit on (x64)'], rows)}`;
 }
