@@ -43,7 +43,7 @@ export type { GuestFiles, HostContext, HostDevice } from './devices/device.js';
 
 // The ring buffer, and the decoder of `hvkit decode`.
 export { initRing, RingCorruptError, RingReader, RingWriter } from './vmbus/ring/ring.js';
-export { contiguousRing, pagedRing, type RingMemory } from './vmbus/ring/memory.js';
+export { contiguousRing, pagedRing, windowRing, type RingMemory } from './vmbus/ring/memory.js';
 export { describeBytes, formatReport, reportJson, type DecodeAs, type Decoded } from './vmbus/wire/describe.js';
 
 // The guest kernel's state and log.

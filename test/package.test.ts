@@ -1,15 +1,11 @@
 // The package as a user gets it: packed, installed into an empty project without a warning, and
-// the README's library example compiled there as written and run.
+// the README's library example and every example of the API reference (docs/api) compiled there
+// as written and run.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { files: string[]; scripts: Record<string, string>; exports: Record<string, unknown> };
-const npm = (args: string[], cwd: string) => spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' } });
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compileUserProject, manifest, packedPackage, root, type PackedPackage } from './packed-package.js';
 
 /** The README's ```ts block that follows `marker`. */
 function readmeBlock(marker: string): string {
@@ -20,6 +16,40 @@ function readmeBlock(marker: string): string {
   return m![1]!;
 }
 
+/** Repository-relative paths of the files under `dir` whose names end in `ext`, sorted. */
+function filesUnder(dir: string, ext: string): string[] {
+  return readdirSync(join(root, dir))
+    .sort()
+    .flatMap((name) => {
+      const rel = `${dir}/${name}`;
+      if (statSync(join(root, rel)).isDirectory()) return filesUnder(rel, ext);
+      return name.endsWith(ext) ? [rel] : [];
+    });
+}
+
+/** The ```ts examples of the API reference, by page. */
+const apiExamples = (): { page: string; code: string }[] =>
+  filesUnder('docs/api', '.md').flatMap((page) => [...readFileSync(join(root, page), 'utf8').matchAll(/## Example\n\n```ts\n([\s\S]*?)```/g)].map((m) => ({ page, code: m[1]! })));
+
+/** The `@example` blocks of the sources the API reference is made from, as TypeDoc prints them. */
+const sourceExamples = (): string[] =>
+  filesUnder('src', '.ts').flatMap((file) =>
+    [...readFileSync(join(root, file), 'utf8').matchAll(/@example\n \* ```ts\n([\s\S]*?) \* ```/g)].map((m) =>
+      m[1]!
+        .split('\n')
+        .map((l) => l.replace(/^ \* ?/, ''))
+        .join('\n'),
+    ),
+  );
+
+/** What an example says it prints: the text after `// → ` on each line, in order. */
+const expectedOutput = (code: string): string[] => [...code.matchAll(/\/\/ → (.*)$/gm)].map((m) => m[1]!);
+
+let pkg: PackedPackage;
+beforeAll(() => {
+  pkg = packedPackage();
+}, 180_000);
+
 describe('the npm package', () => {
   it('carries the MIT licence it names', () => {
     expect(readFileSync(join(root, 'LICENSE'), 'utf8')).toMatch(/^MIT License\n/);
@@ -27,39 +57,46 @@ describe('the npm package', () => {
   });
 
   it('packs without its build-time script, installs without a warning, and runs the README example as written', () => {
-    // Pack a copy whose build is a no-op (dist/ is built already: the suite runs after `npm run
-    // build`), so that the packing runs the real prepack and postpack without rewriting dist/
-    // under the other tests.
-    const stage = mkdtempSync(join(tmpdir(), 'hvkit-stage-'));
-    for (const f of [...manifest.files, 'README.md', 'LICENSE', 'scripts/pack-manifest.mjs']) cpSync(join(root, f), join(stage, f), { recursive: true });
-    const staged = { ...manifest, scripts: { ...manifest.scripts, build: 'node -e ""' } };
-    writeFileSync(join(stage, 'package.json'), JSON.stringify(staged, null, 2) + '\n');
-    const pack = npm(['pack', '--json'], stage);
-    expect(pack.status, pack.stderr).toBe(0);
-    const tarball = join(stage, (JSON.parse(pack.stdout) as { filename: string }[])[0]!.filename);
+    expect(pkg.pack.status, pkg.pack.stderr).toBe(0);
     // postpack put the manifest back as it was.
-    expect(readFileSync(join(stage, 'package.json'), 'utf8')).toBe(JSON.stringify(staged, null, 2) + '\n');
-    const packed = JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' })) as { scripts: Record<string, string> };
+    expect(readFileSync(join(pkg.stage, 'package.json'), 'utf8')).toBe(pkg.stagedManifest);
+    const packed = JSON.parse(execFileSync('tar', ['-xzOf', pkg.tarball, 'package/package.json'], { encoding: 'utf8' })) as { scripts: Record<string, string> };
     expect(packed.scripts.prepare).toBeUndefined();
+    expect(manifest.scripts.prepare).toBeDefined();
 
-    const user = mkdtempSync(join(tmpdir(), 'hvkit-user-'));
-    writeFileSync(join(user, 'package.json'), JSON.stringify({ name: 'user', version: '1.0.0', type: 'module', private: true }));
-    const install = npm(['install', '--prefer-offline', tarball, '@types/node@^20'], user);
-    expect(install.status, install.stderr).toBe(0);
-    expect(install.stderr).not.toMatch(/warn/i);
-    expect(existsSync(join(user, 'node_modules/hvkit/dist/index.d.ts'))).toBe(true);
+    expect(pkg.install.status, pkg.install.stderr).toBe(0);
+    expect(pkg.install.stderr).not.toMatch(/warn/i);
+    expect(existsSync(join(pkg.user, 'node_modules/hvkit/dist/index.d.ts'))).toBe(true);
 
-    mkdirSync(join(user, 'src'));
-    writeFileSync(join(user, 'src/example.ts'), readmeBlock('This program runs as it is:'));
-    writeFileSync(join(user, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, types: ['node'], outDir: 'out', rootDir: 'src' } }));
-    const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', user], { encoding: 'utf8' });
-    expect(tsc.stdout + tsc.stderr).toBe('');
+    mkdirSync(join(pkg.user, 'src'), { recursive: true });
+    writeFileSync(join(pkg.user, 'src/example.ts'), readmeBlock('This program runs as it is:'));
+    const tsc = compileUserProject(pkg.user);
+    expect(tsc.output).toBe('');
     expect(tsc.status).toBe(0);
-    const out = execFileSync(process.execPath, [join(user, 'out/example.js')], { encoding: 'utf8', cwd: user });
+    const out = execFileSync(process.execPath, [join(pkg.user, 'out/example.js')], { encoding: 'utf8', cwd: pkg.user });
     expect(out).toBe("[ 'hello!!!' ]\n");
     // The command comes with it.
-    const cli = spawnSync(process.execPath, [join(user, 'node_modules/hvkit/bin/hvkit.js'), 'run', '--no-vmbus', '--vps', '1'], { encoding: 'utf8' });
+    const cli = spawnSync(process.execPath, [join(pkg.user, 'node_modules/hvkit/bin/hvkit.js'), 'run', '--no-vmbus', '--vps', '1'], { encoding: 'utf8' });
     expect(cli.status).toBe(0);
     expect(cli.stdout).toContain('Hypervisor detected: Microsoft Hyper-V');
+  }, 180_000);
+
+  it('runs every example of the API reference from the installed package, printing what it says it prints', () => {
+    const examples = apiExamples();
+    // The reference shows the examples the sources hold now (else: npm run docs).
+    expect(examples.map((e) => e.code).sort(), 'docs/api differs from the sources: run `npm run docs`').toEqual(sourceExamples().sort());
+    for (const page of ['classes/Machine.md', 'classes/VmbusServer.md', 'classes/VmbusClient.md', 'classes/RingWriter.md', 'functions/readTraceFile.md']) {
+      expect(examples.map((e) => e.page), page).toContain(`docs/api/${page}`);
+    }
+    expect(pkg.install.status, pkg.install.stderr).toBe(0);
+    mkdirSync(join(pkg.user, 'src'), { recursive: true });
+    examples.forEach((e, i) => writeFileSync(join(pkg.user, `src/api-example-${i}.ts`), e.code));
+    const tsc = compileUserProject(pkg.user);
+    expect(tsc.output).toBe('');
+    expect(tsc.status).toBe(0);
+    examples.forEach((e, i) => {
+      const out = execFileSync(process.execPath, [join(pkg.user, `out/api-example-${i}.js`)], { encoding: 'utf8', cwd: pkg.user });
+      expect(out.trimEnd().split('\n'), e.page).toEqual(expectedOutput(e.code));
+    });
   }, 180_000);
 });

@@ -1,4 +1,4 @@
-// `hvkit decode`: what a VMBus channel message, ring packet or SynIC message slot holds, or which
+// `hvkit decode`: what a VMBus channel message, ring packet, SynIC message slot or whole ring holds, or which
 // field makes it invalid. The decoding is src/vmbus/wire/describe.ts; this reads the input
 // (hex arguments, a binary or hex-text file, stdin) and prints.
 import { readFileSync, statSync } from 'node:fs';
@@ -21,9 +21,9 @@ export function parseDecodeAs(v: string): DecodeAs {
 export function registerDecode(program: Command, io: Io, status: { code: number }): void {
   program
     .command('decode')
-    .description('decode a VMBus channel message, ring packet or SynIC message slot, or name the field that is wrong')
+    .description('decode a VMBus channel message, ring packet, SynIC message slot or whole ring, or name the field that is wrong')
     .argument('<input...>', 'hex bytes ("0e 00 00 00 ..." or several arguments), a file holding bytes or hex text, or - for stdin')
-    .option('--as <kind>', 'message, packet, slot, or auto to guess from the leading fields', parseDecodeAs, 'auto')
+    .option('--as <kind>', 'message, packet, slot, ring (a control page and its data area), or auto to guess from the leading fields', parseDecodeAs, 'auto')
     .option('--json', 'print a JSON object (u64s and byte arrays as hex strings)', false)
     .action(async (input: string[], o: DecodeOptions) => {
       const r = describeBytes(await readInput(input), o.as);

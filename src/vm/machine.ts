@@ -56,6 +56,22 @@ export interface MachineExit {
   readonly ns: number;
 }
 
+/**
+ * A VM: a partition, the host's VMBus and devices, and the guest kernel (modelled on Linux 6.1),
+ * on a deterministic virtual clock. `boot()` runs the guest until it has booted; `runFor(ns)` lets
+ * virtual time pass.
+ *
+ * @example
+ * ```ts
+ * import { Machine } from 'hvkit';
+ *
+ * const m = new Machine({ release: 'ws2022', vps: 2 });
+ * m.boot();
+ * const vmbus = m.kernel.vmbus!.snapshot();
+ * console.log(vmbus.state, vmbus.version); // → connected 5.3
+ * console.log(vmbus.devices.length); // → 11
+ * ```
+ */
 export class Machine {
   readonly host: Host;
   readonly partition: Partition;

@@ -306,3 +306,100 @@ describe('hvkit decode: properties', () => {
     );
   });
 });
+
+/** A ring of one data page, as it lies in memory, with `packets` (trailers included, as packet() makes them) written from `start` on (wrapping), indices set around them. */
+function ringWith(start: number, packets: Uint8Array[]): Uint8Array {
+  const ring = new Uint8Array(8192);
+  const dv = new DataView(ring.buffer);
+  let at = start;
+  for (const p of packets) {
+    const withTrailer = p.slice();
+    new DataView(withTrailer.buffer).setUint32(p.length - 4, at, true);
+    withTrailer.forEach((b, i) => (ring[4096 + ((at + i) % 4096)] = b));
+    at = (at + withTrailer.length) % 4096;
+  }
+  dv.setUint32(0, at, true); // write_index
+  dv.setUint32(4, start, true); // read_index
+  dv.setUint32(64, 1, true); // feature_bits
+  return ring;
+}
+
+describe('hvkit decode --as ring', () => {
+  const hello = packet(6, new Uint8Array(0), new TextEncoder().encode('hello wrapping world'));
+
+  it('puts a packet that runs past the end of the data area back together, and lists every unread packet', async () => {
+    const ring = ringWith(4096 - 24, [hello, packet(11, new Uint8Array(0), new Uint8Array(8))]);
+    const r = describeBytes(ring, 'ring');
+    expect(r.ok ? '' : r.errors.map((e) => e.message).join('; ')).toBe('');
+    if (!r.ok) return;
+    const lines = formatReport(r.report);
+    expect(lines[0]).toBe('ring, data area 4096 bytes, 2 unread packets, 8192 bytes');
+    expect(lines).toContain('  read_index = 0xfe8 (4072)');
+    expect(lines).toContain('  packet VM_PKT_DATA_INBAND (6), 40 bytes, at 0xfe8, continued at 0 after the end of the data area');
+    expect(lines).toContain('    payload = 68656c6c6f207772617070696e6720776f726c6400000000 (24 bytes; ascii "hello wrapping world")');
+    expect(lines.some((l) => l === '  packet VM_PKT_COMP (11), 24 bytes, at 0x18')).toBe(true);
+    expect((reportJson(r.report) as { packets: unknown[] }).packets).toHaveLength(2);
+    // The same through the command, from a file of hexdump -C text with '*' lines.
+    const file = join(tmp, 'ring.hexdump');
+    writeFileSync(file, hexdumpC(ring) + '\n');
+    const { code, lines: out } = await run('--as', 'ring', file);
+    expect(code).toBe(0);
+    expect(out).toEqual(lines);
+  });
+
+  it('names the index or the packet at fault', () => {
+    const bad = (ring: Uint8Array) => {
+      const r = describeBytes(ring, 'ring');
+      return r.ok ? 'decoded' : r.errors.map((e) => `${e.struct}: ${e.field}: ${e.reason}`).join('; ');
+    };
+    const unaligned = ringWith(0, [hello]);
+    new DataView(unaligned.buffer).setUint32(0, 4, true);
+    expect(bad(unaligned)).toBe('ring: write_index: 4 is not an 8-byte aligned offset below 4096');
+    const beyond = ringWith(0, [hello]);
+    new DataView(beyond.buffer).setUint32(4, 4096, true);
+    expect(bad(beyond)).toBe('ring: read_index: 4096 is not an 8-byte aligned offset below 4096');
+    const long = ringWith(0, [hello]);
+    new DataView(long.buffer).setUint16(4096 + 4, 200, true); // len8 past the unread bytes
+    expect(bad(long)).toBe('ring: packet at 0x0.len8: 1600 bytes and a trailer do not fit the 48 unread bytes');
+    expect(bad(new Uint8Array(4096))).toMatch(/^ring: : a ring is a 4096-byte control page and a data area/);
+  });
+});
+
+/** `hexdump -C` of `b`, with '*' for repeated lines. */
+function hexdumpC(b: Uint8Array): string {
+  const out: string[] = [];
+  let prev = '';
+  let starred = false;
+  for (let at = 0; at < b.length; at += 16) {
+    const row = Array.from(b.subarray(at, at + 16), (x) => x.toString(16).padStart(2, '0'));
+    const key = row.join(' ');
+    if (key === prev) {
+      if (!starred) out.push('*');
+      starred = true;
+      continue;
+    }
+    prev = key;
+    starred = false;
+    out.push(`${at.toString(16).padStart(8, '0')}  ${row.slice(0, 8).join(' ')}  ${row.slice(8).join(' ')}  |${'.'.repeat(row.length)}|`);
+  }
+  out.push(b.length.toString(16).padStart(8, '0'));
+  return out.join('\n');
+}
+
+describe('hex text with repeated lines', () => {
+  it("expands '*' up to the next line's offset, in hexdump -C and xxd -a forms", () => {
+    const b = new Uint8Array(100).map((_, i) => (i < 16 ? 1 : i >= 80 ? i : 0));
+    expect(parseHexText(hexdumpC(b))).toEqual(b);
+    const xxd = ['00000000: 0000 0000 0000 0000 0000 0000 0000 0000  ................', '*', '00000030: 0102 0304                                ....'].join('\n');
+    expect(parseHexText(xxd)).toEqual(concat(new Uint8Array(48), Uint8Array.of(1, 2, 3, 4)));
+  });
+
+  it("refuses a '*' it cannot expand", () => {
+    const fails = (text: string) => () => parseHexText(text);
+    expect(fails('00 01\n*\n02 03')).toThrow(/can be expanded only up to the offset of the next line, which has none/);
+    expect(fails('0000: 00 01\n*')).toThrow(/which is missing/);
+    expect(fails('*\n0010: 00')).toThrow(/needs a line of bytes before it/);
+    expect(fails('0000: 00 01 02\n*\n0004: 00')).toThrow(/does not follow whole repeats/);
+    expect(fails('0000: 00 01\n*\nffffffff: 00')).toThrow(/beyond the 16 MiB/);
+  });
+});

@@ -92,6 +92,34 @@ const PCI_VENDOR_ID_MICROSOFT = 0x1414;
 type Queue = 'offers' | 'rescinds' | 'subchannels' | 'primaries';
 const QUEUE_ORDER: readonly Queue[] = ['offers', 'rescinds', 'subchannels', 'primaries'];
 
+/**
+ * The guest's VMBus driver, as Linux 6.1's: the driver API. `registerDriver()` binds a driver to
+ * the offers of its classes; its `probe` gets each channel, opens it and sends packets.
+ *
+ * @example
+ * ```ts
+ * import { Machine, type GuestChannel } from 'hvkit';
+ *
+ * const MY_CLASS = '5d7e3a52-1f6b-4c11-8a43-0b9e2c4d6f70';
+ * const m = new Machine({ release: 'ws2022', vps: 2, devices: [] });
+ * // A host device that accepts the open and does nothing else (see VmbusServer).
+ * m.vmbus!.server.offer({ classId: MY_CLASS, instanceId: '00000000-0000-4000-8000-000000000003' }, {});
+ * m.boot();
+ * // The guest driver: bound by class GUID, it opens the channel with 16 KiB rings each way.
+ * let bound: GuestChannel | undefined;
+ * m.kernel.vmbus!.registerDriver({
+ *   name: 'my_driver',
+ *   classIds: [MY_CLASS],
+ *   probe: (ch) => {
+ *     bound = ch;
+ *     ch.open({ sendRingBytes: 16384, recvRingBytes: 16384, onEvent: () => undefined });
+ *   },
+ * });
+ * m.runFor(1_000_000);
+ * console.log(bound!.relid, bound!.state); // → 1 opened
+ * console.log(m.kernel.vmbus!.snapshot().devices.map((d) => d.driver)); // → [ 'my_driver' ]
+ * ```
+ */
 export class VmbusClient implements ChannelOwner {
   readonly options: ClientOptions;
   status: ConnectionState = 'disconnected';

@@ -31,8 +31,11 @@ export interface RingMemory {
   readonly window?: Uint8Array;
 }
 
-/** A ring whose data area is one window of memory: copies split only at the wrap point. */
-function windowRing(control: Uint32Array, data: Uint8Array): RingMemory {
+/**
+ * A ring whose data area is one window of memory: copies split only at the wrap point. `control`
+ * is the 4 KiB control page as words; `data` the data area (a multiple of 8 bytes).
+ */
+export function windowRing(control: Uint32Array, data: Uint8Array): RingMemory {
   const dataSize = data.length;
   return {
     control,

@@ -329,7 +329,40 @@ export class PacketSpace {
   }
 }
 
-/** The producing end of a ring. */
+/**
+ * The producing end of a ring (vmbus.md §7): `write()` places a packet (descriptor included) and
+ * says whether the reader must be signalled, by Linux's rules. Its reader is RingReader.
+ *
+ * @example
+ * ```ts
+ * import { initRing, RingReader, RingWriter, windowRing } from 'hvkit';
+ *
+ * // A ring in plain memory: its 4 KiB control page, then a 4 KiB data area.
+ * const buffer = new SharedArrayBuffer(8192);
+ * const mem = windowRing(new Uint32Array(buffer, 0, 1024), new Uint8Array(buffer, 4096));
+ * initRing(mem);
+ * const writer = new RingWriter(mem);
+ * const reader = new RingReader(mem);
+ *
+ * // An in-band packet: the 16-byte descriptor (type 6, payload at 2 × 8 bytes, 3 × 8 bytes long,
+ * // no flags, transaction id 7), then 8 bytes of payload.
+ * const packet = new Uint8Array(24);
+ * const d = new DataView(packet.buffer);
+ * d.setUint16(0, 6, true);
+ * d.setUint16(2, 2, true);
+ * d.setUint16(4, 3, true);
+ * d.setBigUint64(8, 7n, true);
+ * packet.set(new TextEncoder().encode('hello!!!'), 16);
+ *
+ * // The ring was empty, so the writer must signal the reader.
+ * console.log(writer.write([packet])); // → { written: true, signal: true }
+ * const batch = reader.batch();
+ * const p = batch.next()!;
+ * console.log(new TextDecoder().decode(p.bytes.subarray(p.offset))); // → hello!!!
+ * batch.commit();
+ * console.log(reader.readable()); // → 0
+ * ```
+ */
 export class RingWriter extends RingEnd {
   /** @internal The space reserve() hands out, one per writer. */
   readonly space: PacketSpace;

@@ -107,6 +107,37 @@ export interface Violation {
 /** hv_sock connection requests (TL_CONNECT_REQUEST), for the hv_sock device. */
 export type TlConnectHandler = (guestEndpointId: string, hostServiceId: string) => boolean;
 
+/**
+ * The host's VMBus: the device API. `offer()` registers a channel with its handler (open, close,
+ * packets, signals); the guest sees the offer when it asks for offers, or at once if it has.
+ *
+ * @example
+ * ```ts
+ * import { Machine } from 'hvkit';
+ *
+ * const ECHO_CLASS = 'c5a4e0f1-7d1b-4c8e-9a55-3f0e2d6b8a11';
+ * const m = new Machine({ release: 'ws2022', vps: 2, devices: [] });
+ * // The host's back end: every packet is completed with its payload in upper case.
+ * const channel = m.vmbus!.server.offer(
+ *   { classId: ECHO_CLASS, instanceId: '00000000-0000-4000-8000-000000000002' },
+ *   { packet: (ch, p) => void ch.sendCompletion(p.transId, new TextEncoder().encode(new TextDecoder().decode(p.payload).toUpperCase())) },
+ * );
+ * m.boot();
+ * // A guest driver to talk to it (see VmbusClient).
+ * const replies: string[] = [];
+ * m.kernel.vmbus!.registerDriver({
+ *   name: 'echo',
+ *   classIds: [ECHO_CLASS],
+ *   probe: (ch) => {
+ *     ch.open({ sendRingBytes: 16384, recvRingBytes: 16384, onEvent: (c) => c.receive((p) => replies.push(new TextDecoder().decode(p.payload))) });
+ *     ch.sendInband(new TextEncoder().encode('quiet!!!'), 1n, true);
+ *   },
+ * });
+ * m.runFor(1_000_000);
+ * console.log(channel.relid, channel.isOpen); // → 1 true
+ * console.log(replies); // → [ 'QUIET!!!' ]
+ * ```
+ */
 export class VmbusServer {
   connection: Connection | undefined;
   readonly channels = new Map<number, HostChannel>();

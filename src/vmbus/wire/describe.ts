@@ -1,5 +1,7 @@
-// Raw VMBus bytes made readable: a channel message (vmbus.md §2), a ring packet (§8) or a whole
-// SynIC message slot (§1.2) as named fields, or the typed errors that name the field at fault.
+// Raw VMBus bytes made readable: a channel message (vmbus.md §2), a ring packet (§8), a whole
+// SynIC message slot (§1.2) or a whole ring (§7: its control page, then the packets between its
+// read and write indices, each put back together where it wraps) as named fields, or the typed
+// errors that name the field at fault.
 // Used by `hvkit decode`; platform-neutral, so a browser can show the same thing.
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import { WireError, type FieldLayout, type FieldSpec, type FieldType, type Struct } from '../../tlfs/struct.js';
@@ -18,13 +20,13 @@ import {
 } from './constants.js';
 import { className } from './guids.js';
 import { decodeChannelMessage, InitiateContactLegacy, MESSAGES, MessageHeader, messageName, type ChannelMessage } from './messages.js';
-import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketTrailer, parsePacket, TransferPageHeader, type ParsedPacket } from './packets.js';
+import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketTrailer, parsePacket, RING_CONTROL_SIZE, RingControl, TransferPageHeader, type ParsedPacket } from './packets.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** What to read the bytes as; `auto` guesses from the leading fields. */
-export type DecodeAs = 'auto' | 'message' | 'packet' | 'slot';
-export const DECODE_AS: readonly DecodeAs[] = ['auto', 'message', 'packet', 'slot'];
+/** What to read the bytes as; `auto` guesses from the leading fields (never a ring: say `ring`). */
+export type DecodeAs = 'auto' | 'message' | 'packet' | 'slot' | 'ring';
+export const DECODE_AS: readonly DecodeAs[] = ['auto', 'message', 'packet', 'slot', 'ring'];
 
 /** One decoded leaf: its path (`['range', 0, 'byte_count']`), its JSON value and how a person reads it. */
 export interface Field {
@@ -37,7 +39,7 @@ export interface Field {
 }
 
 export interface Report {
-  readonly kind: 'channel message' | 'packet' | 'synic message';
+  readonly kind: 'channel message' | 'packet' | 'synic message' | 'ring';
   /** INITIATE_CONTACT, VM_PKT_DATA_INBAND, VMBUS… */
   readonly name: string;
   readonly type: number;
@@ -49,6 +51,10 @@ export interface Report {
   readonly trailing: Uint8Array;
   /** A slot's channel message. */
   readonly payload?: Report;
+  /** Where the thing lies, for a packet of a ring: said after the title. */
+  readonly note?: string;
+  /** A ring's unread packets, in ring order. */
+  readonly packets?: readonly Report[];
 }
 
 export type Decoded = { ok: true; report: Report } | { ok: false; errors: WireError[] };
@@ -110,6 +116,7 @@ const DECODERS: Record<Exclude<DecodeAs, 'auto'>, (b: Uint8Array) => Report> = {
   message: messageReport,
   packet: packetReport,
   slot: slotReport,
+  ring: ringReport,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -383,15 +390,77 @@ function slotReport(bytes: Uint8Array): Report {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Rings
+
+/** A ring that does not parse; `field` names what is wrong. */
+export class RingDumpError extends WireError {
+  constructor(field: string, reason: string) {
+    super('ring', field, reason);
+  }
+}
+
+const RING_NOTES: Notes = {
+  'feature_bits.feat_pending_send_sz': (v) => (v ? 'the writer sets pending_send_sz when blocked' : undefined),
+};
+
+/**
+ * A whole ring as it lies in memory (vmbus.md §7.1, §7.3): the 4 KiB control page, then the
+ * data area. The packets from read_index to write_index are copied out in ring order, a packet
+ * that runs past the end of the data area continuing at its start, and each is decoded with its
+ * trailer. The indices are checked as a strict reader checks them (8-byte aligned, inside the
+ * data area), and so is every packet's length.
+ */
+function ringReport(bytes: Uint8Array): Report {
+  if (bytes.length < RING_CONTROL_SIZE + PacketDescriptor.size) throw new RingDumpError('', `a ring is a ${RING_CONTROL_SIZE}-byte control page and a data area, have ${bytes.length} bytes`);
+  const size = bytes.length - RING_CONTROL_SIZE;
+  if (size % 8 !== 0) throw new RingDumpError('', `the data area (${size} bytes) is not a multiple of 8 bytes`);
+  const control = RingControl.decode(bytes);
+  const index = (v: number, field: string): number => {
+    if (v >= size || v % 8 !== 0) throw new RingDumpError(field, `${v} is not an 8-byte aligned offset below ${size}`);
+    return v;
+  };
+  const write = index(control.write_index, 'write_index');
+  let read = index(control.read_index, 'read_index');
+  const fields: Field[] = [];
+  for (const f of RingControl.layout) if (!f.name.startsWith('reserved')) walkMember(f, control, [], RING_NOTES, fields);
+  const data = bytes.subarray(RING_CONTROL_SIZE);
+  const unread = write >= read ? write - read : size - read + write;
+  fields.push({ path: ['unread'], name: 'unread', value: unread, text: `${unread} bytes` });
+  const packets: Report[] = [];
+  const wrapped = (at: number, n: number): Uint8Array => {
+    const out = new Uint8Array(n);
+    const first = Math.min(n, size - at);
+    out.set(data.subarray(at, at + first));
+    out.set(data.subarray(0, n - first), first);
+    return out;
+  };
+  for (let left = unread; left > 0; ) {
+    const where = `packet at 0x${read.toString(16)}`;
+    if (left < PacketDescriptor.size + VMBUS_PKT_TRAILER) throw new RingDumpError(where, `${left} unread bytes cannot hold a packet and its trailer`);
+    const len = PacketDescriptor.decode(wrapped(read, PacketDescriptor.size)).len8 * 8;
+    if (len < PacketDescriptor.size || len + VMBUS_PKT_TRAILER > left) throw new RingDumpError(`${where}.len8`, `${len} bytes and a trailer do not fit the ${left} unread bytes`);
+    const report = packetReport(wrapped(read, len + VMBUS_PKT_TRAILER));
+    const wraps = read + len + VMBUS_PKT_TRAILER > size;
+    packets.push({ ...report, note: `at 0x${read.toString(16)}${wraps ? `, continued at 0 after the end of the data area` : ''}` });
+    read = (read + len + VMBUS_PKT_TRAILER) % size;
+    left -= len + VMBUS_PKT_TRAILER;
+  }
+  return { kind: 'ring', name: `data area ${size} bytes`, type: packets.length, length: bytes.length, fields, trailing: new Uint8Array(0), packets };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output
 
 const typeText = (t: number): string => (t > 0xffff ? `0x${t.toString(16)}` : String(t));
+const title = (r: Report): string =>
+  r.kind === 'ring' ? `ring, ${r.name}, ${r.packets?.length ?? 0} unread packet${r.packets?.length === 1 ? '' : 's'}, ${r.length} bytes` : `${r.kind} ${r.name} (${typeText(r.type)}), ${r.length} bytes`;
 
 /** The human form: a title line, then one `name = value` line per field. */
 export function formatReport(r: Report, indent = ''): string[] {
-  const lines = [`${indent}${r.kind} ${r.name} (${typeText(r.type)}), ${r.length} bytes`];
+  const lines = [`${indent}${title(r)}${r.note ? `, ${r.note}` : ''}`];
   for (const f of r.fields) lines.push(`${indent}  ${f.name} = ${f.text}`);
   if (r.payload) lines.push(`${indent}  payload:`, ...formatReport(r.payload, `${indent}    `));
+  for (const p of r.packets ?? []) lines.push(...formatReport(p, `${indent}  `));
   if (r.trailing.length) lines.push(`${indent}  trailing = ${bytesText(r.trailing)}`);
   return lines;
 }
@@ -407,6 +476,7 @@ export function reportJson(r: Report): Json {
     length: r.length,
     fields,
     ...(r.payload ? { payload: reportJson(r.payload) } : {}),
+    ...(r.packets ? { packets: r.packets.map((p) => reportJson(p)) } : {}),
     ...(r.trailing.length ? { trailing: hex(r.trailing) } : {}),
   };
 }
@@ -431,41 +501,71 @@ export class HexTextError extends Error {
   override readonly name = 'HexTextError';
 }
 
+/** How far a `*` line may repeat the line before it: far more than any ring or message needs. */
+const MAX_EXPANDED_BYTES = 16 << 20;
+
 /** `hexdump -C` lines end in `|ascii|`; their first column is then an offset without a colon. */
 const CANONICAL_ASCII = /\s\|.*\|\s*$/;
 
 /**
  * Bytes from hex text, in text order. Tolerates whitespace, commas, `0x` prefixes, offset
  * prefixes (`0000:`, as vmbus.md §13 and `xxd` print them), `xxd`'s ASCII column, and
- * `hexdump -C` lines. Throws HexTextError for anything else, an odd digit count or no digits.
+ * `hexdump -C` lines. A `*` line (`hexdump`, `xxd -a`: the line before it repeats) is expanded
+ * up to the offset of the line after it, so that line must have one. Throws HexTextError for
+ * anything else, an odd digit count or no digits.
  */
 export function parseHexText(text: string): Uint8Array {
   const lines = text.split(/\r\n|\r|\n/);
   const canonical = lines.some((l) => CANONICAL_ASCII.test(l));
   const where = (i: number) => (lines.length > 1 ? `line ${i + 1}: ` : '');
   let digits = '';
+  let previous = '';
+  let repeat = -1;
   lines.forEach((line, i) => {
-    if (line.trim() === '*') throw new HexTextError(`${where(i)}'*' (repeated lines) cannot be expanded; use hexdump -v or xxd`);
-    const s = hexOfLine(line, canonical);
+    if (line.trim() === '*') {
+      if (!previous || repeat >= 0) throw new HexTextError(`${where(i)}'*' (repeated lines) needs a line of bytes before it`);
+      repeat = i;
+      return;
+    }
+    const { offset, hex: s } = hexOfLine(line, canonical);
     const bad = /[^0-9a-f]/i.exec(s);
     if (bad) throw new HexTextError(`${where(i)}'${bad[0]}' is not a hex digit`);
+    if (repeat >= 0) {
+      if (offset === undefined) throw new HexTextError(`${where(repeat)}'*' (repeated lines) can be expanded only up to the offset of the next line, which has none`);
+      if (offset > MAX_EXPANDED_BYTES) throw new HexTextError(`${where(i)}offset 0x${offset.toString(16)} is beyond the ${MAX_EXPANDED_BYTES >> 20} MiB a '*' may expand to`);
+      const missing = 2 * offset - digits.length;
+      if (missing < 0 || missing % previous.length) throw new HexTextError(`${where(i)}offset 0x${offset.toString(16)} does not follow whole repeats of the line before '*'`);
+      digits += previous.repeat(missing / previous.length);
+      repeat = -1;
+    }
     digits += s;
+    if (s) previous = s;
   });
+  if (repeat >= 0) throw new HexTextError(`${where(repeat)}'*' (repeated lines) can be expanded only up to the offset of the next line, which is missing`);
   if (!digits.length) throw new HexTextError('no hex digits');
   if (digits.length % 2) throw new HexTextError(`odd number of hex digits (${digits.length})`);
   return Uint8Array.from({ length: digits.length / 2 }, (_, i) => parseInt(digits.slice(2 * i, 2 * i + 2), 16));
 }
 
-/** The hex digits of one line, its offset, ASCII column and separators removed. */
-function hexOfLine(line: string, canonical: boolean): string {
+/** The hex digits of one line, its offset (when it has one), ASCII column and separators removed. */
+function hexOfLine(line: string, canonical: boolean): { offset: number | undefined; hex: string } {
   let s = line;
+  let offset: number | undefined;
   if (canonical) {
-    s = s.replace(CANONICAL_ASCII, '').replace(/^\s*[0-9a-f]+(\s+|$)/i, '');
+    s = s.replace(CANONICAL_ASCII, '');
+    const m = /^\s*([0-9a-f]+)(\s+|$)/i.exec(s);
+    if (m) {
+      offset = parseInt(m[1]!, 16);
+      s = s.slice(m[0].length);
+    }
   } else {
-    const offset = /^\s*(0x)?[0-9a-f]+:/i.exec(s);
-    if (offset) s = dropAsciiColumn(s.slice(offset[0].length));
+    const m = /^\s*(0x)?([0-9a-f]+):/i.exec(s);
+    if (m) {
+      offset = parseInt(m[2]!, 16);
+      s = dropAsciiColumn(s.slice(m[0].length));
+    }
   }
-  return s.replace(/(^|[\s,])0x(?=[0-9a-f])/gi, '$1').replace(/[\s,]+/g, '');
+  return { offset, hex: s.replace(/(^|[\s,])0x(?=[0-9a-f])/gi, '$1').replace(/[\s,]+/g, '') };
 }
 
 /** xxd ends a line with two spaces and the bytes as text; that text almost always has a non-hex character. */
