@@ -1,9 +1,11 @@
 // A command's data buffer in guest memory: the GPA-direct range of an EXECUTE_SRB packet, cut to
 // the request's data_transfer_length. Pages are Hyper-V's 4 KiB pages whatever the guest's own
-// page size; every page must lie in RAM, which the host checks before it touches any byte.
+// page size; every page must lie in RAM, which the host checks before it touches any byte, and the
+// host reaches it through the GPA map, never into an overlay page.
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { ParsedRange } from '../../vmbus/wire/packets.js';
+import { hostViews } from '../../vmbus/server/gpa-map.js';
 import { DataAccessError, type ScsiData } from './target.js';
 
 /** Why a range cannot back a buffer: the field at fault. */
@@ -86,7 +88,8 @@ export class GpaData implements ScsiData {
         continue;
       }
       const n = Math.min(s.length - skip, left);
-      out.push(this.memory.view(s.gpa + skip, n));
+      // Through the GPA map: a buffer under an overlay page is the RAM the overlay hides (gpa-map.ts).
+      out.push(...hostViews(this.memory, s.gpa + skip, n));
       left -= n;
       skip = 0;
     }

@@ -20,6 +20,26 @@ function walk(mem: GuestMemory, gpa: number, length: number, f: (page: Uint8Arra
   }
 }
 
+/**
+ * [gpa, gpa + length) of the GPA map as views, in order: one view of RAM when no overlay covers
+ * the range (the usual case), else a view per page. Valid until `mem.overlays.generation` changes.
+ */
+export function hostViews(mem: GuestMemory, gpa: number, length: number): Uint8Array[] {
+  if (!mem.overlays.overlaps(gpa, length)) return [mem.view(gpa, length)];
+  const out: Uint8Array[] = [];
+  walk(mem, gpa, length, (page, at, n) => out.push(page.subarray(at, at + n)));
+  return out;
+}
+
+/** Copies [gpa, gpa + dst.length) of the GPA map into `dst`. */
+export function hostRead(mem: GuestMemory, gpa: number, dst: Uint8Array): void {
+  let at = 0;
+  for (const v of hostViews(mem, gpa, dst.length)) {
+    dst.set(v, at);
+    at += v.length;
+  }
+}
+
 /** Writes `bytes` at `gpa` as the host does: into the GPA map. */
 export function hostWrite(mem: GuestMemory, gpa: number, bytes: Uint8Array): void {
   walk(mem, gpa, bytes.length, (page, at, n, done) => page.set(bytes.subarray(done, done + n), at));

@@ -12,6 +12,7 @@ import { writeRndisPacketHeader } from '../../../src/devices/network/rndis.js';
 import { MAX_RX_QUEUE } from '../../../src/devices/network/netvsp/netvsp.js';
 import { Nvsp1SendRndisPacket, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
 import { PpiType, RndisPacket, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
+import { HvMsr } from '../../../src/tlfs/msr.js';
 import { transferPages } from '../../../src/vmbus/packet.js';
 import { PacketType } from '../../../src/vmbus/wire/constants.js';
 import { runs } from '../../vmbus/fuzz-runs.js';
@@ -65,6 +66,30 @@ describe('the host facing a hostile guest', () => {
     expect(r.host.violations.at(-1)).toMatch(/^rndis_message\.msg\.pkt\.data_len: 4000 bytes at offset 36 do not fit/);
     expect(r.host.stats.txDropped.badRndis).toBe(2);
     expect(r.sw.stats.frames).toBe(frames);
+  });
+
+  it('a send section under the SIMP (TLFS "GPA Overlay Pages"): the host reads the RAM beneath, the message page is untouched', () => {
+    const r = nicRig();
+    const frames = r.sw.stats.frames;
+    const frame = broadcast();
+    const msg = new Uint8Array(200);
+    const hl = writeRndisPacketHeader(msg, 0, frame.length, []);
+    msg.set(frame, hl);
+    intoSection(r, 169, msg.subarray(0, hl + frame.length));
+    const sb = r.nic.sendBuf!;
+    const cpu = r.m.kernel.cpus[0]!.ops;
+    const home = cpu.rdmsr(HvMsr.SIMP);
+    const simp = r.m.partition.vps[0]!.synic.simpPage;
+    const page = Math.floor((sb.gpa + 169 * sb.sectionSize) / 4096) * 4096;
+    cpu.wrmsr(HvMsr.SIMP, BigInt(page) | 1n);
+    const overlay = simp.bytes.slice();
+    const violations = r.host.violations.length;
+    r.nic.primary.sendRequest(rndisPkt({ channel_type: 0, send_buf_section_index: 169, send_buf_section_size: hl + frame.length }), noCtx);
+    r.m.runFor(1e6);
+    cpu.wrmsr(HvMsr.SIMP, home);
+    expect(r.host.violations.length).toBe(violations);
+    expect(r.sw.stats.frames).toBe(frames + 1);
+    expect(Buffer.from(simp.bytes)).toEqual(Buffer.from(overlay));
   });
 
   it('a per-packet info offset that leaves the message: the packet is refused, nothing is read past it', () => {

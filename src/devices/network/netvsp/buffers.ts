@@ -2,9 +2,11 @@
 // into fixed-size sections. The host reads and writes them only through these, and only while
 // the GPADL still exists on the channel, so nothing outside what the guest shared is touched.
 import type { GuestMemory } from '../../../memory/guest-memory.js';
+import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
 import type { PfnList } from '../../../memory/pfn-list.js';
 import type { Gpadl } from '../../../vmbus/gpadl.js';
 import type { HostChannel } from '../../../vmbus/server/channel.js';
+import { hostRead, hostWrite } from '../../../vmbus/server/gpa-map.js';
 
 export class SharedBuffer {
   readonly size: number;
@@ -29,16 +31,31 @@ export class SharedBuffer {
 
   /** Copies `src` into the buffer at `offset` (the caller checked the range). */
   write(offset: number, src: Uint8Array): void {
-    if (this.base !== undefined) this.mem.bytes.set(src, this.base + offset);
-    else this.list.scatter(this.mem, offset, src);
+    if (this.direct(offset, src.length)) this.mem.bytes.set(src, this.base! + offset);
+    else this.pieces(offset, src.length, (gpa, at, n) => hostWrite(this.mem, gpa, src.subarray(at, at + n)));
   }
 
-  /** A live view of [offset, offset + len) when contiguous, else a copy. */
+  /** A live view of [offset, offset + len) when contiguous RAM, else a copy. */
   read(offset: number, len: number): Uint8Array {
-    if (this.base !== undefined) return this.mem.bytes.subarray(this.base + offset, this.base + offset + len);
+    if (this.direct(offset, len)) return this.mem.bytes.subarray(this.base! + offset, this.base! + offset + len);
     const out = new Uint8Array(len);
-    this.list.gather(this.mem, offset, out);
+    this.pieces(offset, len, (gpa, at, n) => hostRead(this.mem, gpa, out.subarray(at, at + n)));
     return out;
+  }
+
+  /** True when [offset, offset + len) is plain RAM in one run: no overlay page hides any of it. */
+  private direct(offset: number, len: number): boolean {
+    return this.base !== undefined && !this.mem.overlays.overlaps(this.base + offset, len);
+  }
+
+  /** Physically contiguous pieces of [offset, offset + len), reached through the GPA map (gpa-map.ts). */
+  private pieces(offset: number, len: number, f: (gpa: number, at: number, n: number) => void): void {
+    for (let at = 0; at < len; ) {
+      const gpa = this.list.gpaAt(offset + at);
+      const n = Math.min(len - at, HV_HYP_PAGE_SIZE - (gpa % HV_HYP_PAGE_SIZE));
+      f(gpa, at, n);
+      at += n;
+    }
   }
 
   /** A copy of [offset, offset + len). */

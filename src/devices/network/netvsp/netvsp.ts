@@ -76,6 +76,7 @@ import { DEFAULT_OFFLOADS, queryOid, setOid, type AdapterState } from './adapter
 import { SectionPool, SharedBuffer } from './buffers.js';
 import { applyTxOffloads } from './offload.js';
 import { hostAccepts } from './versions.js';
+import { hostRead } from '../../../vmbus/server/gpa-map.js';
 
 /** OpenVMM's MTU bounds for the NDIS configuration (DEFAULT_MTU, MAX_MTU): frame sizes, header included. */
 export const DEFAULT_FRAME_MTU = 1514;
@@ -696,7 +697,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
         const n = Math.min(left, 4096 - off);
         const gpa = pfn * 4096 + off;
         if (!this.mem.contains(gpa, n)) return void this.violation(`GPA-direct page 0x${pfn.toString(16)} is outside guest RAM`), undefined;
-        out.set(this.mem.bytes.subarray(gpa, gpa + n), at);
+        hostRead(this.mem, gpa, out.subarray(at, at + n)); // beneath any overlay page (gpa-map.ts)
         at += n;
         left -= n;
         off = 0;
