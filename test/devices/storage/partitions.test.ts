@@ -90,6 +90,59 @@ describe('the partition scan', () => {
     expect(scanPartitions('sda', 4096, read)).toBeUndefined();
   });
 
+  it.each([512, 4096])('a GPT on a disk of %i-byte logical blocks: LBAs count in blocks, extents come out in 512-byte sectors', (bs) => {
+    const blocks = 1024;
+    const { disk, read } = image((blocks * bs) / 512);
+    const dv = new DataView(disk.buffer);
+    disk[446 + 4] = 0xee;
+    dv.setUint32(446 + 8, 1, true);
+    dv.setUint32(446 + 12, blocks - 1, true);
+    disk.set([0x55, 0xaa], 510);
+    // The primary header in LBA 1, its 128 entries from LBA 2 (efi.c reads both by logical block).
+    const h = bs;
+    const e = 2 * bs;
+    disk.set(new TextEncoder().encode('EFI PART'), h);
+    dv.setUint32(h + 12, 92, true);
+    dv.setUint32(h + 24, 1, true);
+    dv.setUint32(h + 32, blocks - 1, true);
+    dv.setUint32(h + 40, 40, true);
+    dv.setUint32(h + 48, blocks - 40, true);
+    dv.setUint32(h + 72, 2, true);
+    dv.setUint32(h + 80, 128, true);
+    dv.setUint32(h + 84, 128, true);
+    disk[e] = 0xaf;
+    dv.setUint32(e + 32, 256, true);
+    dv.setUint32(e + 40, 511, true);
+    dv.setUint32(h + 88, crc32(disk.subarray(e, e + 128 * 128)), true);
+    dv.setUint32(h + 16, crc32(disk.subarray(h, h + 92)), true);
+    const gpt = scanPartitions('sda', (blocks * bs) / 512, read, bs)!;
+    expect(gpt.line).toBe(' sda: sda1');
+    expect(gpt.partitions).toEqual([{ number: 1, start: (256 * bs) / 512, sectors: (256 * bs) / 512 }]);
+  });
+
+  it('an MBR on a 4Kn disk: starts and sizes are in 4 KiB blocks; the extended partition shows as one block', () => {
+    const { disk, read } = image(8 * 1024);
+    const dv = new DataView(disk.buffer);
+    const entry = (at: number, i: number, type: number, start: number, size: number) => {
+      dv.setUint8(at + 446 + 16 * i + 4, type);
+      dv.setUint32(at + 446 + 16 * i + 8, start, true);
+      dv.setUint32(at + 446 + 16 * i + 12, size, true);
+    };
+    entry(0, 0, 0x83, 8, 100);
+    entry(0, 1, 0x05, 200, 300);
+    disk.set([0x55, 0xaa], 510);
+    // The first EBR, at block 200: one logical partition 4 blocks into it.
+    entry(200 * 4096, 0, 0x83, 4, 50);
+    disk.set([0x55, 0xaa], 200 * 4096 + 510);
+    const t = scanPartitions('sda', 8 * 1024, read, 4096)!;
+    expect(t.line).toBe(' sda: sda1 sda2 < sda5 >');
+    expect(t.partitions).toEqual([
+      { number: 1, start: 64, sectors: 800 },
+      { number: 2, start: 1600, sectors: 8 },
+      { number: 5, start: 1632, sectors: 400 },
+    ]);
+  });
+
   it('no signature: no table and no line; arbitrary sectors never throw', () => {
     expect(scanPartitions('sda', 64, image(64).read)).toBeUndefined();
     fuzz(

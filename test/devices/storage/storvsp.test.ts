@@ -10,7 +10,6 @@ import { ScsiDisk } from '../../../src/devices/storage/scsi-disk.js';
 import { HOST_VMSTOR_VERSIONS } from '../../../src/devices/storage/versions.js';
 import { FcWwnPacket, NtStatus, ProtocolVersion, SrbStatus, StorvscRequestType, VmscsiRequest, VmstorVersion, VSTOR_PACKET_HEADER, VstorOp } from '../../../src/devices/storage/wire.js';
 import { RELEASE_IDS } from '../../../src/hypervisor/release.js';
-import { HvMsr } from '../../../src/tlfs/msr.js';
 import { gpaDirect } from '../../../src/vmbus/packet.js';
 import { RUNS } from '../../vmbus/fuzz-runs.js';
 import { memDisk, MIB, rangeAt, rawMachine, srb, srbOf } from './harness.js';
@@ -199,15 +198,15 @@ describe('storvsp: a data buffer under an overlay page (TLFS "GPA Overlay Pages"
     r.init(VmstorVersion.WIN10);
     const dst = r.alloc(8192);
     const cpu = r.m.kernel.cpus[0]!.ops;
-    const home = cpu.rdmsr(HvMsr.SIMP);
+    const home = cpu.getReg('SIMP');
     const simp = r.m.partition.vps[0]!.synic.simpPage;
     // The second page of the buffer lies under the SIMP.
-    cpu.wrmsr(HvMsr.SIMP, BigInt(dst + 4096) | 1n);
+    cpu.setReg('SIMP', BigInt(dst + 4096) | 1n);
     const overlay = simp.bytes.slice();
     const a = r.answer(r.send(VstorOp.EXECUTE_SRB, srb([0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0], { length: 4096 }), { ranges: [rangeAt(dst + 2048, 4096)] }))!;
     expect(r.opStatus(a)).toEqual([VstorOp.COMPLETE_IO, 0]);
     expect(Buffer.from(simp.bytes)).toEqual(Buffer.from(overlay));
-    cpu.wrmsr(HvMsr.SIMP, home);
+    cpu.setReg('SIMP', home);
     expect(r.memory.read(dst + 2048, 4096)).toEqual(bytes);
   });
 
@@ -219,10 +218,10 @@ describe('storvsp: a data buffer under an overlay page (TLFS "GPA Overlay Pages"
     const bytes = Uint8Array.from({ length: 4096 }, (_, i) => (i * 5 + 3) & 0xff);
     r.memory.write(src, bytes);
     const cpu = r.m.kernel.cpus[0]!.ops;
-    const home = cpu.rdmsr(HvMsr.SIMP);
-    cpu.wrmsr(HvMsr.SIMP, BigInt(src) | 1n);
+    const home = cpu.getReg('SIMP');
+    cpu.setReg('SIMP', BigInt(src) | 1n);
     r.send(VstorOp.EXECUTE_SRB, srb([0x2a, 0, 0, 0, 0, 0, 0, 0, 8, 0], { length: 4096, dataIn: StorvscRequestType.WRITE_TYPE }), { ranges: [rangeAt(src, 4096)] });
-    cpu.wrmsr(HvMsr.SIMP, home);
+    cpu.setReg('SIMP', home);
     const back = new Uint8Array(4096);
     disk.backend.read(0, back);
     expect(back).toEqual(bytes);

@@ -359,7 +359,7 @@ export class SdDisk implements BlockDevice {
       const at = sector * 512 - first * this.logicalBlockSize;
       return r.data.subarray(at, at + count * 512);
     };
-    this.partitions = scanPartitions(this.name, sectors, read);
+    this.partitions = scanPartitions(this.name, sectors, read, this.logicalBlockSize);
     if (this.partitions) this.core.log('info', this.partitions.line);
   }
 
