@@ -12,7 +12,7 @@ import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
 import type { VmConfig } from '../vm/config.js';
 import { DirectoryFiles } from '../vm/dirfs.js';
 import { Machine } from '../vm/machine.js';
-import { netInterfaces, netState } from '../vm/network.js';
+import { hostNics, netInterfaces, netState, pairNetState } from '../vm/network.js';
 import { parseScript, runScript, SCRIPT_STEPS, STEP_LIMIT_S, type Step, type StepResult } from '../vm/script.js';
 import { ThreadedMachine } from '../vm/threaded/machine.js';
 import { MAX_CPUS } from '../vm/threaded/protocol.js';
@@ -227,13 +227,14 @@ async function runThreaded(m: ThreadedMachine, vm: VmConfig, o: RunOptions, out:
   if (o.until === 'shutdown') m.host.shutdownGuest();
   const seconds = typeof o.until === 'number' ? o.until : o.until === 'shutdown' ? SHUTDOWN_LIMIT_S : 0;
   const r = await m.run<RunResult>(workload('run'), args, { maxMs: seconds * 1000 + THREADED_SLACK_MS, signal, onLog: out.log, onJournal: out.journal });
+  const network = pairNetState(hostNics(m.host), r.result?.network ?? []);
   if (signal.aborted) {
-    out.state(vm, r.state);
+    out.state(vm, r.state, network);
     return EXIT.interrupted;
   }
   if (r.error) throw new RunFailure(`the guest thread failed: ${r.error.split('\n')[0]}`);
-  if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted, { storage: r.result.storage });
-  out.state(vm, r.state);
+  if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted, { nets: r.result.nets, storage: r.result.storage });
+  out.state(vm, r.state, network);
   reached(o.until, r.result?.stage ?? r.state.stage, undefined);
   return EXIT.ok;
 }

@@ -139,6 +139,18 @@ describe('hvkit run', () => {
     expect(text).toContain('hv_vmbus: Vmbus version:5.2');
     expect(text).toContain('hv_vmbus: registering driver hv_utils');
   }, 60_000);
+
+  it('--threads reports the NIC in --json and --sysfs as the in-thread run does', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'hvkit-sysfs-')), 'sys');
+    const r = await run('run', '--threads', '--json', '--sysfs', dir);
+    expect(r.code).toBe(0);
+    const state = JSON.parse(r.lines.at(-1)!).state;
+    expect(state.network).toHaveLength(1);
+    expect(state.network[0].guest.name).toBe('eth0');
+    expect(state.network[0].host.mac).toBe(state.network[0].guest.mac);
+    const nic = readdirSync(dir).find((d) => readFileSync(join(dir, d, 'class_id'), 'utf8') === '{f8615163-df3e-46c5-913f-f2d2f965ed0e}\n')!;
+    expect(readFileSync(join(dir, nic, 'net', 'eth0', 'address'), 'utf8')).toBe(`${state.network[0].guest.mac}\n`);
+  }, 60_000);
 });
 
 describe('hvkit run --script and --state', () => {
