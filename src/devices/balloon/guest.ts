@@ -312,7 +312,7 @@ export class HvBalloonDriver implements VmbusDriver {
 
   /** compute_balloon_floor: the pages below which the guest does not balloon, from MemTotal. */
   computeBalloonFloor(): number {
-    const mb = (n: number): number => (n << 20) / this.pageSize;
+    const mb = (n: number): number => (n * 2 ** 20) / this.pageSize;
     const n = this.pages.totalPages;
     if (n < mb(128)) return mb(8) + Math.floor(n / 2);
     if (n < mb(512)) return mb(40) + Math.floor(n / 4);
