@@ -51,7 +51,7 @@ export function addVmOptions(cmd: Command): Command {
 export function vmFromOptions(cmd: Command, o: VmOptions): VmConfig {
   const overrides: VmOverrides = {};
   const flag = (name: keyof VmOptions, field: VmOverrideField, value: unknown) => {
-    if (cmd.getOptionValueSource(name) === 'cli') overrides[field] = { value, option: `--${name === 'pageSize' ? 'page-size' : name}` };
+    if (cmd.getOptionValueSource(name) === 'cli') overrides[field] = { value, option: `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` };
   };
   flag('release', 'release', o.release);
   flag('arch', 'arch', o.arch);
