@@ -124,6 +124,8 @@ export class DmHost implements ChannelHandler, HostDevice {
   private balloonedCount = 0;
   private readonly versions: readonly number[];
   private disposed = false;
+  /** An operation's messages not yet in the ring (an unballoon of many ranges outgrows it). */
+  private readonly outbox: Uint8Array[] = [];
   /** Frames present at boot: hot-added RAM starts above them. */
   private readonly bootFrames: number;
 
@@ -198,10 +200,30 @@ export class DmHost implements ChannelHandler, HostDevice {
     ch.receive((p) => {
       if (!this.disposed) this.onPacket(p);
     });
+    this.flush();
+  }
+
+  /**
+   * Sends what waits in the outbox while the ring has room; when it has none, asks the guest to
+   * signal once the next message fits (pending_send_sz), and goes on from signal().
+   */
+  private flush(): void {
+    const ch = this.channel;
+    while (ch && this.outbox.length > 0) {
+      const msg = this.outbox[0]!;
+      if (ch.sendInband(msg)) {
+        this.outbox.shift();
+        continue;
+      }
+      // A packet: its 16-byte descriptor, the payload padded to 8 bytes, the 8-byte trailer.
+      if (!ch.waitForSpace(16 + Math.ceil(msg.length / 8) * 8 + 8)) return;
+    }
+    ch?.waitForSpace(0);
   }
 
   private detach(): void {
     this.channel = undefined;
+    this.outbox.length = 0;
     if (this.phase !== 'failed') this.phase = 'offered';
     this.finish('closed');
   }
@@ -322,13 +344,8 @@ export class DmHost implements ChannelHandler, HostDevice {
     }
     const flight: InFlightOp = { op: { kind: op.kind, pages }, done: 0, timer: undefined };
     this.inFlight = flight;
-    for (const m of msgs) {
-      if (!this.send(m)) {
-        this.log(`${op.kind} request not sent: the ring is full`);
-        this.finish('refused');
-        return false;
-      }
-    }
+    this.outbox.push(...msgs);
+    this.flush();
     if (op.kind === 'unballoon') flight.done = pages;
     flight.timer = this.ctx.schedule(this.ctx.now() + (this.options.operationTimeoutNs ?? DM_OPERATION_TIMEOUT_NS), () => {
       if (this.inFlight === flight) this.finish('timeout');

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import { ScriptError, parseScript } from '../../../src/vm/script.js';
+import { parseScript, type ScriptError } from '../../../src/vm/script.js';
 import { parseVmConfig } from '../../../src/vm/config.js';
 
 async function run(...args: string[]): Promise<{ code: number; lines: string[]; err: string }> {

@@ -48,7 +48,7 @@ function readyHost() {
   } as unknown as HostContext;
   const host = new DmHost(ctx, '525074dc-8985-46e2-8057-a307dc18a502', memory);
   const sent: DmMessageValue[] = [];
-  host.open({ sendInband: (b: Uint8Array) => (sent.push(decodeDmMessage(b)), true) } as unknown as HostChannel);
+  host.open({ sendInband: (b: Uint8Array) => (sent.push(decodeDmMessage(b)), true), waitForSpace: () => false } as unknown as HostChannel);
   host.onGuestMessage(encodeVersionRequest(1, DynmemVersion.WIN10, false));
   host.onGuestMessage(encodeCapabilities(2, { balloon: true, hotAdd: true, hotAddAlignment: 7, minPageCount: 0n, maxPageNumber: 0n }));
   expect(host.phase).toBe('ready');
