@@ -9,7 +9,7 @@
 // UNVERIFIED: Hyper-V's own algorithm (how often it acts, how much at once, its margins) is not
 // documented; this policy is hvkit's, with the 5–2000 % buffer range Hyper-V Manager allows.
 import { DM_PAGE_SIZE } from './wire.js';
-import type { DmHost, DmOperationResult, DmStatusReport } from './host.js';
+import type { DmHost, DmStatusReport } from './host.js';
 
 /** Dynamic memory settings, in bytes (buffer in percent). */
 export interface DynamicMemoryConfig {
@@ -67,10 +67,6 @@ export class DmController {
     const wanted = Math.ceil((this.demandPages * (100 + this.config.buffer)) / 100);
     this.targetPages = Math.min(this.maxPages, Math.max(this.minPages, wanted));
     this.act();
-  }
-
-  onOperationDone(r: DmOperationResult): void {
-    void r;
   }
 
   /** One step towards the target, if none is running. */

@@ -595,7 +595,8 @@ export function hvBalloonModule(options: HvBalloonOptions = {}): HvBalloonModule
       return driver;
     },
     init(services, register, vmbus) {
-      if (!vmbus || !services.pages) throw new Error('hv_balloon needs the VMBus driver and the page allocator');
+      // A kernel that lends no page allocator has nothing to balloon: the driver is not registered.
+      if (!vmbus || !services.pages) return services.note('hv_balloon: no page allocator; the driver is not registered');
       driver = new HvBalloonDriver(services, services.pages, vmbus, options);
       register(driver);
     },

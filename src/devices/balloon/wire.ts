@@ -10,7 +10,14 @@ import { bits, flex, struct, u16, u32, u64, u8, WireError } from '../../tlfs/str
 // --- Layouts ---------------------------------------------------------------------------------
 
 /** struct dm_header: `size` counts the header too. */
-export const DmHeader = struct('dm_header', { type: u16, size: u16, trans_id: u32 });
+export const DmHeader = struct('dm_header', {
+  /** enum dm_message_type. */
+  type: u16,
+  /** Bytes of the message, header included. */
+  size: u16,
+  /** The guest's counter; hvkit's host answers with 0. */
+  trans_id: u32,
+});
 
 /** struct dm_message: a header and the enclosed message. */
 export const DmMessage = struct('dm_message', { hdr: DmHeader, data: flex(u8) });
@@ -35,7 +42,14 @@ export const DmVersionRequest = struct('dm_version_request', {
 export const DmVersionResponse = struct('dm_version_response', { hdr: DmHeader, _r: bits('dm_version_response', 'u64', { is_accepted: 1, reservedz: 63 }) });
 
 /** Guest → host: what the guest can do (balloon, hot add, its hot-add alignment). */
-export const DmCapabilities = struct('dm_capabilities', { hdr: DmHeader, caps: DmCaps, min_page_cnt: u64, max_page_number: u64 });
+export const DmCapabilities = struct('dm_capabilities', {
+  hdr: DmHeader,
+  caps: DmCaps,
+  /** Linux sends 0, as the Windows driver does; the host does not use it. */
+  min_page_cnt: u64,
+  /** Linux sends all ones; the host does not use it. */
+  max_page_number: u64,
+});
 
 /** Host → guest: whether the capabilities are accepted (if not, the guest stops). */
 export const DmCapabilitiesResp = struct('dm_capabilities_resp_msg', { hdr: DmHeader, _r: bits('dm_capabilities_resp_msg', 'u64', { is_accepted: 1, reservedz: 63 }) });
@@ -43,16 +57,27 @@ export const DmCapabilitiesResp = struct('dm_capabilities_resp_msg', { hdr: DmHe
 /** Guest → host, every second: memory pressure, in 4 KiB pages. No answer. */
 export const DmStatus = struct('dm_status', {
   hdr: DmHeader,
+  /** Available memory (Linux: si_mem_available). */
   num_avail: u64,
+  /** Committed memory: what the host's pressure calculation uses. */
   num_committed: u64,
+  /** Windows' page files; Linux sends 0. */
   page_file_size: u64,
+  /** Zero and free pages; Linux sends 0. */
   zero_free: u64,
+  /** Page file writes; Linux sends 0. */
   page_file_writes: u32,
+  /** File cache efficiency; Linux sends 0. */
   io_diff: u32,
 });
 
 /** Host → guest: give up `num_pages` pages (balloon up). */
-export const DmBalloon = struct('dm_balloon', { hdr: DmHeader, num_pages: u32, reservedz: u32 });
+export const DmBalloon = struct('dm_balloon', {
+  hdr: DmHeader,
+  /** 4 KiB pages the host wants. */
+  num_pages: u32,
+  reservedz: u32,
+});
 
 /** Guest → host: the pages given, as ranges; more_pages while more messages of the answer follow. */
 export const DmBalloonResponse = struct('dm_balloon_response', {
@@ -80,7 +105,13 @@ export const DmUnballoonResponse = struct('dm_unballoon_response', { hdr: DmHead
 export const DmHotAdd = struct('dm_hot_add', { hdr: DmHeader, range: DmMemPageRange });
 
 /** Guest → host: how many pages were added; result 1 success, 0 a failure worth retrying. */
-export const DmHotAddResponse = struct('dm_hot_add_response', { hdr: DmHeader, page_count: u32, result: u32 });
+export const DmHotAddResponse = struct('dm_hot_add_response', {
+  hdr: DmHeader,
+  /** Pages added; fewer than asked means no more will be. */
+  page_count: u32,
+  /** 1 success (or, with page_count 0, hot add off for good); 0 a transient failure. */
+  result: u32,
+});
 
 /** struct dm_info_header: one item of an INFO message. */
 export const DmInfoHeader = struct('dm_info_header', { type: u32, data_size: u32 });
