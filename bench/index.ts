@@ -4,6 +4,7 @@
 // and noisy. Operations are timed in batches so that each sample is well above the timer's
 // resolution.
 import { Bench } from 'tinybench';
+import { balloonGroup } from './balloon.js';
 import { bootGroup } from './boot.js';
 import { hypervisorCases } from './hypervisor.js';
 import { hvsockGroup } from './hvsock.js';
@@ -123,7 +124,7 @@ function parseArgs(argv: string[]): { json: boolean; filter: RegExp | undefined 
 async function main(): Promise<void> {
   const { json, filter } = parseArgs(process.argv.slice(2));
   const wanted = (name: string) => !filter || filter.test(name);
-  const groups: MeasurementGroup[] = [vmbusGroup(), workerGroup(), bootGroup(), hvsockGroup(), networkGroup(), storageGroup()].filter((g) => g.names.some(wanted));
+  const groups: MeasurementGroup[] = [vmbusGroup(), workerGroup(), bootGroup(), hvsockGroup(), networkGroup(), storageGroup(), balloonGroup()].filter((g) => g.names.some(wanted));
   const all = [...baselines(), ...hypervisorCases(BATCH), ...ringCases()];
   // A chosen case brings its baseline; a chosen group the cases it needs.
   const keep = new Set(all.filter((c) => wanted(c.name)).flatMap((c) => [c.name, c.baseline]));

@@ -11,6 +11,8 @@ import { HOST_VMSTOR_VERSIONS } from '../../src/devices/storage/versions.js';
 import { vmstorVersionString } from '../../src/devices/storage/wire.js';
 import { NVSP_MAX_BY_RELEASE } from '../../src/devices/network/netvsp/versions.js';
 import { NvspVersion } from '../../src/devices/network/wire/nvsp.js';
+import { HOST_DYNMEM_VERSIONS } from '../../src/devices/balloon/versions.js';
+import { dynmemVersionString } from '../../src/devices/balloon/wire.js';
 import { table } from './markdown.js';
 
 const header = ['Device', ...RELEASE_IDS.map((id) => RELEASES[id].name)];
@@ -44,4 +46,9 @@ export function storageVersionsByRelease(): string {
 export function networkVersionsByRelease(): string {
   const name = (v: number) => Object.entries(NvspVersion).find(([, x]) => x === v)?.[0] ?? `0x${v.toString(16)}`;
   return table(header, [row('netvsp, newest NVSP version', (id) => `${name(NVSP_MAX_BY_RELEASE[id])} (0x${NVSP_MAX_BY_RELEASE[id].toString(16)})`)]);
+}
+
+/** The dynamic memory protocol versions each release's VSP accepts. */
+export function balloonVersionsByRelease(): string {
+  return table(header, [row('dynamic memory VSP', (id) => HOST_DYNMEM_VERSIONS[id].map(dynmemVersionString).join(', '))]);
 }

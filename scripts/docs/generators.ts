@@ -4,7 +4,7 @@ import { LAYOUTS } from '../../test/oracle/oracle.js';
 import { MESSAGES } from '../../src/vmbus/wire/messages.js';
 import { constantTable, isConstantTable, scalarTable } from './constant-table.js';
 import { byteExample } from './examples.js';
-import { icVersionsByRelease, networkVersionsByRelease, storageVersionsByRelease } from './device-versions.js';
+import { balloonVersionsByRelease, icVersionsByRelease, networkVersionsByRelease, storageVersionsByRelease } from './device-versions.js';
 import { cpuidBits, cpuidByRelease, hypercallTable, registerTable, releaseSources } from './hypervisor-tables.js';
 import { layoutTable } from './layout-table.js';
 import { layerDiagram } from './layers.js';
@@ -71,6 +71,7 @@ const GENERATORS: Readonly<Record<string, Generator>> = {
   'ic-versions': arity(0, 'ic-versions', async () => icVersionsByRelease()),
   'storage-versions': arity(0, 'storage-versions', async () => storageVersionsByRelease()),
   'network-versions': arity(0, 'network-versions', async () => networkVersionsByRelease()),
+  'balloon-versions': arity(0, 'balloon-versions', async () => balloonVersionsByRelease()),
   layers: arity(0, 'layers', async () => layerDiagram()),
   sequence: arity(1, 'sequence NAME', ([name]) => sequenceDiagram(name!)),
   example: arity(1, 'example NAME', ([name]) => byteExample(name!)),

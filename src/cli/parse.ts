@@ -36,6 +36,33 @@ export function parseUntil(v: string): 'booted' | 'shutdown' | number {
   return s;
 }
 
+/** What `--dynamic-memory min=SIZE,max=SIZE,buffer=PERCENT` says, in the VM file's form. */
+export interface DynamicMemoryOption {
+  min?: number;
+  max?: number;
+  buffer?: number;
+}
+
+/** "min=512M,max=2G,buffer=20": each key at most once; the VM file's checks follow (config.ts). */
+export function parseDynamicMemoryOption(v: string): DynamicMemoryOption {
+  const out: DynamicMemoryOption = {};
+  for (const part of v.split(',')) {
+    const [key, value, ...rest] = part.split('=');
+    if (value === undefined || rest.length > 0 || !key) throw new InvalidArgumentError(`expected KEY=VALUE, not '${part}'; keys: min, max, buffer`);
+    if (key !== 'min' && key !== 'max' && key !== 'buffer') throw new InvalidArgumentError(`unknown key '${key}'; keys: min, max, buffer`);
+    if (out[key] !== undefined) throw new InvalidArgumentError(`${key} given twice`);
+    if (key === 'buffer') {
+      if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`buffer=${value} is not a whole percentage`);
+      out.buffer = Number(value);
+    } else {
+      const size = parseByteSize(value);
+      if (!size.ok) throw new InvalidArgumentError(`${key}=${value}: ${size.error}`);
+      out[key] = size.bytes;
+    }
+  }
+  return out;
+}
+
 /** What `--disk PATH[,ro][,lun=N][,dvd]` says. */
 export interface DiskOption {
   path: string;

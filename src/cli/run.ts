@@ -119,7 +119,7 @@ class RunOutput {
 
   state(vm: VmConfig, state: KernelState, network?: unknown[]): void {
     if (!this.o.json) return;
-    const machine = { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, devices: vm.devices.map((d) => d.type) };
+    const machine = { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, ...(vm.dynamicMemory ? { dynamicMemory: vm.dynamicMemory } : {}), pageSize: vm.pageSize, devices: vm.devices.map((d) => d.type) };
     this.line(JSON.stringify({ state: { vm: machine, ...state, ...(network?.length ? { network } : {}) } }));
   }
 

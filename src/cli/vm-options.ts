@@ -12,7 +12,7 @@ import type { MachineConfig } from '../vm/machine.js';
 import type { OpenedNics } from '../vm/network/backends.js';
 import { checkNicFields, parseNicSpec } from '../vm/network/nic-config.js';
 import { UsageError } from './errors.js';
-import { parseDiskOption, parsePageSize, parsePositiveInt, parseSize, type DiskOption } from './parse.js';
+import { parseDiskOption, parseDynamicMemoryOption, parsePageSize, parsePositiveInt, parseSize, type DiskOption, type DynamicMemoryOption } from './parse.js';
 
 export interface VmOptions {
   config?: string;
@@ -23,6 +23,7 @@ export interface VmOptions {
   memory: number;
   pageSize: GuestPageSize;
   nic: string[];
+  dynamicMemory?: DynamicMemoryOption;
 }
 
 export function addVmOptions(cmd: Command): Command {
@@ -39,6 +40,7 @@ export function addVmOptions(cmd: Command): Command {
       (v: string, all: string[]) => [...all, v],
       [] as string[],
     )
+    .option('--dynamic-memory <min=SIZE,max=SIZE,buffer=PERCENT>', 'Hyper-V Dynamic Memory: the balloon device keeps RAM between min and max (default: --memory, the startup RAM) at demand plus buffer percent (5 to 2000, default 20)', parseDynamicMemoryOption)
     .option('--disk <path[,ro][,lun=N][,dvd]>', `a disk image (VHDX or raw) or, with dvd, an ISO, on the VM's first SCSI controller; repeatable (LUNs 0 to ${MAX_LUN})`, parseDiskOption);
 }
 
@@ -49,13 +51,14 @@ export function addVmOptions(cmd: Command): Command {
 export function vmFromOptions(cmd: Command, o: VmOptions): VmConfig {
   const overrides: VmOverrides = {};
   const flag = (name: keyof VmOptions, field: VmOverrideField, value: unknown) => {
-    if (cmd.getOptionValueSource(name) === 'cli') overrides[field] = { value, option: `--${name === 'pageSize' ? 'page-size' : name}` };
+    if (cmd.getOptionValueSource(name) === 'cli') overrides[field] = { value, option: `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` };
   };
   flag('release', 'release', o.release);
   flag('arch', 'arch', o.arch);
   flag('vps', 'cpus', o.vps);
   flag('memory', 'memory', o.memory);
   flag('pageSize', 'pageSize', pageSizeName(o.pageSize));
+  flag('dynamicMemory', 'dynamicMemory', o.dynamicMemory);
   const vm = o.config ? loadVmConfig(o.config, overrides) : parseVmConfig({}, 'the defaults', overrides);
   if (o.disk?.length) addDisks(vm, o.disk);
   return withNics(vm, o.nic ?? []);
@@ -109,11 +112,13 @@ export function withNics(vm: VmConfig, specs: readonly string[]): VmConfig {
  * `net` its NICs' opened back ends; the guest's addresses come from the network devices either way.
  */
 export function machineConfig(vm: VmConfig, net?: OpenedNics): MachineConfig {
+  const dm = vm.dynamicMemory;
   const devices: DeviceSpec[] = openVmDevices(vm).map((d, i) => {
     const nic = net?.nics.get(i);
+    if (dm && d.type === 'balloon') return { ...d, dynamicMemory: { startup: vm.memory, ...dm } };
     return nic ? { ...d, nic } : d;
   });
   const interfaces = vm.devices.filter((d) => d.type === 'network').map((d) => (d.nic?.ip ? { address: d.nic.ip, ...(d.nic.gateway ? { gateway: d.nic.gateway } : {}) } : undefined));
   const kernel = interfaces.some(Boolean) ? { kernel: { network: { interfaces } } } : {};
-  return { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, pageSize: vm.pageSize, ...(vm.apicIds ? { apicIds: vm.apicIds } : {}), ...(vm.budget ? { budget: vm.budget } : {}), devices, ...kernel };
+  return { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, ...(dm && dm.maximum > vm.memory ? { memoryMaximum: dm.maximum } : {}), pageSize: vm.pageSize, ...(vm.apicIds ? { apicIds: vm.apicIds } : {}), ...(vm.budget ? { budget: vm.budget } : {}), devices, ...kernel };
 }

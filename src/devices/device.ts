@@ -2,6 +2,7 @@
 // server and runs on the host's (virtual) time; its guest driver is a VMBus driver the guest
 // kernel registers, using only the kernel services below. Both halves are platform-neutral.
 import type { ReleaseId } from '../hypervisor/release.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
 import type { VmbusClient, VmbusDriver } from '../vmbus/client/client.js';
 import type { VmbusServer } from '../vmbus/server/server.js';
 import type { DeviceTypeName } from './catalog.js';
@@ -26,6 +27,8 @@ export interface HostContext {
    * the fault is kept for inspection, never propagated (README "Resource budget").
    */
   fault?(where: string, error: unknown): void;
+  /** Guest RAM, for back ends that manage it (dynamic memory's hot add and balloon). */
+  readonly memory?: GuestMemory;
 }
 
 /** A device instance on the host: its type, instance GUID, and whatever the back end exposes. */
@@ -68,6 +71,31 @@ export interface GuestServices {
   readonly system: { hostname: string; osName: string; osVersion: string; kernelRelease: string; arch: string };
   /** The guest's file tree, where its daemons keep state (KVP pools) and receive files (fcopy). */
   readonly files: GuestFiles;
+  /** The page allocator, for drivers that give pages away or bring RAM (hv_balloon). */
+  readonly pages?: GuestPageAllocator;
+}
+
+/**
+ * The kernel's page allocator as a driver sees it, with the counts /proc/meminfo shows. Pages are
+ * guest pages, addressed by GPA.
+ */
+export interface GuestPageAllocator {
+  readonly pageSize: number;
+  /** MemTotal in pages: the pages the allocator manages. */
+  readonly totalPages: number;
+  /** MemFree in pages. */
+  readonly freePageCount: number;
+  /** Pages allocated and not freed. */
+  readonly usedPages: number;
+  /** Commit charged by user space beyond its resident pages (part of Committed_AS). */
+  pendingCommit: number;
+  /** A zeroed page, or undefined when none is free. */
+  tryAllocPage(): number | undefined;
+  freePage(gpa: number): void;
+  /** A block of contiguous pages that leaves the managed pages (adjust_managed_page_count), or undefined. */
+  takePages(pages: number): number | undefined;
+  /** Pages that join the managed pages as free (given back, or hot-added and onlined). */
+  addPages(gpa: number, pages: number): void;
 }
 
 /** Why a file operation failed, as the errno a Linux daemon would see. */

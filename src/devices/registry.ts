@@ -2,6 +2,9 @@
 // and which guest modules (Linux drivers) the guest kernel loads. New devices plug in here.
 import { DEVICE_CLASS, DEFAULT_DEVICES, type DeviceTypeName } from './catalog.js';
 import type { GuestModule, HostContext, HostDevice } from './device.js';
+import type { DynamicMemoryConfig } from './balloon/controller.js';
+import { hvBalloonModule, type HvBalloonOptions } from './balloon/guest.js';
+import { attachDmHost } from './balloon/host.js';
 import { heartbeatService } from './heartbeat/guest.js';
 import { attachHeartbeat } from './heartbeat/host.js';
 import { fcopyService } from './fcopy/guest.js';
@@ -36,6 +39,8 @@ export interface DeviceSpec {
   readonly disks?: readonly DiskAttachment[];
   /** A storage controller's host settings (latency, queue depth, versions, WWNs). */
   readonly storage?: StorvspOptions;
+  /** The balloon device's dynamic memory policy; without it the VSP answers and never acts. */
+  readonly dynamicMemory?: DynamicMemoryConfig;
 }
 
 /** A disk or DVD on a storage controller: its LUN (target 0, path 0) and its back end. */
@@ -74,6 +79,7 @@ function attachStorage(ctx: HostContext, instanceId: string, spec: DeviceSpec): 
 
 /** Back ends that speak their device's protocol; every other type gets the opaque one. */
 const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceTypeName, HostFactory>([
+  ['balloon', (ctx, id, spec) => attachDmHost(ctx, id, spec.dynamicMemory ? { dynamicMemory: spec.dynamicMemory } : {})],
   ['heartbeat', (ctx, id) => attachHeartbeat(ctx, id)],
   ['shutdown', (ctx, id) => attachShutdown(ctx, id)],
   ['timesync', (ctx, id) => attachTimesync(ctx, id)],
@@ -124,9 +130,9 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  * The guest's VMBus driver modules, in the order the kernel initialises them. A distribution
  * kernel loads them as modules in whatever order udev asks; the model fixes one.
  */
-export function builtinModules(pageSize: number, options: { network?: GuestNetConfig } = {}): GuestModule[] {
-  // hv_netvsc takes the place the opaque NIC driver had, so drivers register in the same order;
-  // hv_storvsc, the first of them, is storvsc itself now.
-  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m));
+export function builtinModules(pageSize: number, options: { network?: GuestNetConfig; balloon?: HvBalloonOptions } = {}): GuestModule[] {
+  // hv_netvsc and hv_balloon take the places the opaque drivers had, so drivers register in the
+  // same order; hv_storvsc, the first of them, is storvsc itself now.
+  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m.name === 'hv_balloon' ? hvBalloonModule(options.balloon) : m));
   return [storageModule(), ...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

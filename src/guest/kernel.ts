@@ -18,6 +18,8 @@ import { HYPERV_STIMER0_VECTOR, ReferenceClock, Stimer0Clockevent } from './hype
 import { apicEoi, bootX86 } from './hyperv/x86.js';
 import { KernelLog, LOG_BUF_BYTES } from './klog.js';
 import { PageAllocator } from './mm.js';
+import { MemoryDemand } from './memory-demand.js';
+import type { HvBalloonOptions } from '../devices/balloon/guest.js';
 import { KernelVmbusTransport } from './vmbus.js';
 import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
 import { kexec, panic, type PanicOptions } from './revoke.js';
@@ -76,6 +78,8 @@ export interface KernelOptions {
   logBufBytes: number;
   /** The network configuration the built-in modules get: the ip= boot parameter for eth0, addresses for the rest. */
   network?: GuestNetConfig;
+  /** hv_balloon's module parameters for the built-in modules. */
+  balloon?: HvBalloonOptions;
 }
 
 export const DEFAULT_KERNEL: KernelOptions = { vmbusSynic: true, vmbus: true, vmbusClient: {}, version: [6, 1, 192], modules: [], hostname: 'hvkit', logBufBytes: LOG_BUF_BYTES };
@@ -114,6 +118,8 @@ export class Kernel {
   /** User space's syslog (the daemons' lines), kept apart from the kernel log as journald does. */
   readonly journal: KernelLog;
   readonly mm: PageAllocator;
+  /** A user-space workload that wants memory (`memory demand` in a VM script). */
+  readonly memoryDemand: MemoryDemand;
   readonly cpus: CpuState[];
   readonly refClock: ReferenceClock;
   readonly options: KernelOptions;
@@ -163,6 +169,13 @@ export class Kernel {
     this.refClock = new ReferenceClock(platform.memory);
     this.cpus = platform.cpus.map((cpu, index) => ({ index, ops: cpuOps(cpu, this.log), online: index === 0, vpIndex: 0xffffffff, irqs: new Map() }));
     this.services = new KernelServices(this);
+    this.memoryDemand = new MemoryDemand(this.mm, (ns, work) => this.delayedWork(ns, work));
+  }
+
+  /** /proc/meminfo's MemTotal and MemFree, in kB as it prints them. */
+  meminfo(): MemInfo {
+    const kb = this.mm.pageSize / 1024;
+    return { MemTotal: this.mm.totalPages * kb, MemFree: this.mm.freePageCount * kb, Committed_AS: this.mm.committedPages * kb };
   }
 
   get arch(): GuestCpu['arch'] {
@@ -452,6 +465,7 @@ export class Kernel {
       hypercallPage: this.hypercallPage,
       tscPage: this.refClock.tscPage,
       vmbus: this.vmbus?.snapshot(),
+      meminfo: this.meminfo(),
       ms: this.ms && (Object.fromEntries(Object.entries(this.ms).map(([k, v]) => [k, typeof v === 'bigint' ? `0x${v.toString(16)}` : v])) as KernelState['ms']),
       cpus: this.cpus.map((c) => ({
         cpu: c.index,
@@ -468,6 +482,13 @@ export class Kernel {
   }
 }
 
+/** What /proc/meminfo shows of the model's memory, kB. */
+export interface MemInfo {
+  MemTotal: number;
+  MemFree: number;
+  Committed_AS: number;
+}
+
 export interface KernelState {
   stage: KernelStage;
   arch: GuestCpu['arch'];
@@ -476,6 +497,7 @@ export interface KernelState {
   hypercallPage: number | undefined;
   tscPage: number | undefined;
   vmbus: VmbusSnapshot | undefined;
+  meminfo: MemInfo;
   /** ms_hyperv, with 64-bit values as hex strings so the state is plain JSON. */
   ms: Record<keyof MsHyperV, number | string | boolean> | undefined;
   cpus: {

@@ -2,7 +2,10 @@
 // the kernel image, and 4 KiB Hyper-V pages, which a 16 or 64 KiB kernel carves out of its
 // own pages as Linux's hv_alloc_hyperv_page() does with kmalloc(4096) (tlfs.md §7.5). Freed
 // multi-page blocks are reused for blocks of the same size, as the buddy allocator would: a guest
-// that opens and closes channels for ever does not run out of RAM.
+// that opens and closes channels for ever does not run out of RAM. It keeps the counts
+// /proc/meminfo shows (MemTotal: the managed pages; MemFree: those not allocated), which the
+// balloon driver moves as Linux's adjust_managed_page_count does: a page given to the host leaves
+// the managed pages, a hot-added page joins them.
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { HV_HYP_PAGE_SIZE } from '../memory/pages.js';
 
@@ -12,6 +15,14 @@ export class OutOfMemoryError extends Error {
 
 export class PageAllocator {
   private next: number;
+  /** End of the boot RAM the bump pointer may use; hot-added RAM comes through addPages. */
+  private readonly end: number;
+  /** totalram_pages: pages the allocator manages (MemTotal). */
+  private managed: number;
+  /** Pages allocated and not freed. */
+  private used = 0;
+  /** Commit charged by user space beyond its resident pages (memory-demand.ts). */
+  pendingCommit = 0;
   private readonly freePages: number[] = [];
   private readonly freeHvPages: number[] = [];
   /** Freed contiguous blocks, by their number of pages. */
@@ -23,6 +34,66 @@ export class PageAllocator {
     reserved: number,
   ) {
     this.next = Math.ceil(reserved / mem.pageSize) * mem.pageSize;
+    this.end = mem.size;
+    this.managed = Math.max(0, (this.end - this.next) / mem.pageSize);
+  }
+
+  /** MemTotal, in guest pages. */
+  get totalPages(): number {
+    return this.managed;
+  }
+
+  /** MemFree, in guest pages. */
+  get freePageCount(): number {
+    return this.managed - this.used;
+  }
+
+  /** Pages allocated and not freed. */
+  get usedPages(): number {
+    return this.used;
+  }
+
+  /** vm_memory_committed(): the model's Committed_AS, in pages (allocated plus charged-ahead). */
+  get committedPages(): number {
+    return this.used + this.pendingCommit;
+  }
+
+  /** One zeroed guest page, or undefined when none is free (an allocation that may fail). */
+  tryAllocPage(): number | undefined {
+    if (this.freePageCount <= 0) return undefined;
+    try {
+      return this.allocPage();
+    } catch (e) {
+      if (e instanceof OutOfMemoryError) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * A block of `pages` contiguous pages that leaves the allocator (alloc_pages, then
+   * adjust_managed_page_count(-pages) as hv_balloon does): not zeroed, no longer in MemTotal.
+   * Undefined when no such block is free.
+   */
+  takePages(pages: number): number | undefined {
+    if (!Number.isInteger(pages) || pages < 1 || this.freePageCount < pages) return undefined;
+    let gpa: number | undefined;
+    if (pages === 1) gpa = this.freePages.pop() ?? this.bump();
+    else {
+      gpa = this.freeBlocks.get(pages)?.pop();
+      if (gpa === undefined && this.next + pages * this.mem.pageSize <= this.end) {
+        gpa = this.next;
+        this.next += pages * this.mem.pageSize;
+      }
+    }
+    if (gpa === undefined) return undefined;
+    this.managed -= pages;
+    return gpa;
+  }
+
+  /** Pages join the allocator as free (a ballooned page given back, or hot-added RAM onlined). */
+  addPages(gpa: number, pages: number): void {
+    for (let i = pages - 1; i >= 0; i--) this.freePages.push(gpa + i * this.mem.pageSize);
+    this.managed += pages;
   }
 
   get pageSize(): number {
@@ -33,11 +104,13 @@ export class PageAllocator {
   allocPage(): number {
     const gpa = this.freePages.pop() ?? this.bump() ?? this.splitBlock();
     this.mem.fill(gpa, this.mem.pageSize);
+    this.used++;
     return gpa;
   }
 
   freePage(gpa: number): void {
     this.freePages.push(gpa);
+    this.used--;
   }
 
   /** One zeroed, 4 KiB-aligned Hyper-V page (hv_alloc_hyperv_zeroed_page). */
@@ -63,11 +136,12 @@ export class PageAllocator {
     if (pages === 1) return this.allocPage();
     let gpa = this.freeBlocks.get(pages)?.pop();
     if (gpa === undefined) {
-      if (this.next + pages * this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`no ${pages} contiguous pages left at 0x${this.next.toString(16)}`);
+      if (this.next + pages * this.mem.pageSize > this.end) throw new OutOfMemoryError(`no ${pages} contiguous pages left at 0x${this.next.toString(16)}`);
       gpa = this.next;
       this.next += pages * this.mem.pageSize;
     }
     this.mem.fill(gpa, pages * this.mem.pageSize);
+    this.used += pages;
     return gpa;
   }
 
@@ -75,13 +149,14 @@ export class PageAllocator {
   freeContiguous(gpa: number, bytes: number): void {
     const pages = Math.ceil(bytes / this.mem.pageSize);
     if (pages === 1) return this.freePage(gpa);
+    this.used -= pages;
     const list = this.freeBlocks.get(pages) ?? [];
     list.push(gpa);
     this.freeBlocks.set(pages, list);
   }
 
   private bump(): number | undefined {
-    if (this.next + this.mem.pageSize > this.mem.size) return undefined;
+    if (this.next + this.mem.pageSize > this.end) return undefined;
     const gpa = this.next;
     this.next += this.mem.pageSize;
     return gpa;

@@ -1,6 +1,6 @@
 // The kernel services VMBus drivers use (src/devices/device.ts GuestServices): printk, the
 // guest's wall clock, orderly shutdown, and utsname facts.
-import type { GuestFiles, GuestServices } from '../devices/device.js';
+import type { GuestFiles, GuestPageAllocator, GuestServices } from '../devices/device.js';
 import { MemoryFiles } from './memfs.js';
 import type { Kernel } from './kernel.js';
 
@@ -12,6 +12,10 @@ export class KernelServices implements GuestServices {
   private realtimeOffset: bigint;
 
   readonly files: GuestFiles;
+
+  get pages(): GuestPageAllocator {
+    return this.k.mm;
+  }
 
   constructor(private readonly k: Kernel) {
     this.realtimeOffset = k.platform.rtcNs?.() ?? NO_RTC_NS;

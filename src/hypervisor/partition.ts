@@ -32,6 +32,8 @@ export interface PartitionConfig {
   vps: number;
   /** RAM in bytes. */
   memory: number;
+  /** Backing for memory hot add (dynamic memory's maximum); undefined: RAM cannot grow. */
+  memoryMaximum: number | undefined;
   pageSize: GuestPageSize;
   /** Virtual TSC (arm64: virtual counter) frequency, Hz; above 10 MHz. */
   tscHz: number;
@@ -60,6 +62,7 @@ export const DEFAULT_PARTITION_CONFIG: PartitionConfig = {
   arch: 'x64',
   vps: 2,
   memory: 64 * 1024 * 1024,
+  memoryMaximum: undefined,
   pageSize: 4096,
   tscHz: 2_500_000_000,
   apicIds: undefined,
@@ -186,6 +189,9 @@ export class Partition {
       throw new PartitionConfigError('memory', `${c.memory} is not a positive multiple of the ${c.pageSize}-byte page`);
     }
     if (c.memory > MAX_GUEST_MEMORY) throw new PartitionConfigError('memory', `${c.memory} is more than the ${MAX_GUEST_MEMORY}-byte maximum`);
+    if (c.memoryMaximum !== undefined && (!Number.isSafeInteger(c.memoryMaximum) || c.memoryMaximum < c.memory || c.memoryMaximum > MAX_GUEST_MEMORY || c.memoryMaximum % c.pageSize !== 0)) {
+      throw new PartitionConfigError('memoryMaximum', `${c.memoryMaximum} is not a multiple of the ${c.pageSize}-byte page between the ${c.memory}-byte memory and ${MAX_GUEST_MEMORY}`);
+    }
     if (c.apicIds !== undefined) {
       const ids = c.apicIds;
       if (ids.length !== c.vps || new Set(ids).size !== ids.length || ids.some((x) => !Number.isInteger(x) || x < 0 || x > 0xffffffff)) {
@@ -197,7 +203,7 @@ export class Partition {
     if (!Number.isInteger(c.hostFaults) || c.hostFaults < 1) throw new PartitionConfigError('hostFaults', 'must be at least 1');
     this.hostFaults = new BoundedLog(c.hostFaults);
     this.features = computeFeatures(this.release, c.arch, c.features, c.isolation);
-    this.memory = new GuestMemory({ size: c.memory, pageSize: c.pageSize });
+    this.memory = new GuestMemory({ size: c.memory, pageSize: c.pageSize, ...(c.memoryMaximum !== undefined ? { capacity: c.memoryMaximum } : {}) });
     this.referenceTime = new ReferenceTime(this.clock, c.tscHz);
     this.events = new EventBus(() => this.clock.nowNs);
     this.ports = new PortTable(c.vps);

@@ -1,5 +1,7 @@
-// Guest physical memory: RAM of a fixed size at GPA 0, backed by a SharedArrayBuffer so that a
-// second thread (the guest in a worker) sees the same bytes. All values are little-endian.
+// Guest physical memory: RAM at GPA 0, backed by a SharedArrayBuffer so that a second thread (the
+// guest in a worker) sees the same bytes. All values are little-endian. With dynamic memory the
+// backing reaches the configured maximum, and what lies above the present size is not present
+// (any access is GpaOutOfRangeError, as an unmapped GPA is to Hyper-V) until hot add grows it.
 import { GpaOutOfRangeError } from './errors.js';
 import { HV_HYP_PAGE_SIZE, type GuestPageSize } from './pages.js';
 import { OverlayTable } from './overlay.js';
@@ -11,6 +13,13 @@ export interface GuestMemoryOptions {
   pageSize?: GuestPageSize;
   /** Attach to RAM another thread created (its `buffer`) instead of allocating. */
   buffer?: SharedArrayBuffer;
+  /**
+   * Bytes of backing for memory hot add (dynamic memory's maximum): RAM starts at `size` and may
+   * grow to this; what is above `size` is not present until added. Default `size`.
+   */
+  capacity?: number;
+  /** The present-size cell another thread created (its `presentCell`), with `buffer`. */
+  presentCell?: SharedArrayBuffer;
 }
 
 /**
@@ -20,8 +29,14 @@ export interface GuestMemoryOptions {
 export const MAX_GUEST_MEMORY = 2 ** 32;
 
 export class GuestMemory {
-  readonly size: number;
+  /** Bytes of backing: the most RAM can grow to by hot add. */
+  readonly capacity: number;
   readonly pageSize: GuestPageSize;
+  /** The present RAM size in 4 KiB frames, shared between threads (hot add moves it). */
+  readonly presentCell: SharedArrayBuffer;
+  private readonly present: Int32Array;
+  private readonly growable: boolean;
+  private readonly initialSize: number;
   readonly buffer: SharedArrayBuffer;
   /** The whole of RAM as bytes; `Atomics` works on it because it is shared. */
   readonly bytes: Uint8Array;
@@ -34,15 +49,40 @@ export class GuestMemory {
       throw new RangeError(`guest memory size ${opts.size} is not a positive multiple of the ${pageSize}-byte page`);
     }
     if (opts.size > MAX_GUEST_MEMORY) throw new RangeError(`guest memory size ${opts.size} is more than the ${MAX_GUEST_MEMORY}-byte maximum`);
-    if (opts.buffer && opts.buffer.byteLength !== opts.size) {
-      throw new RangeError(`shared buffer is ${opts.buffer.byteLength} bytes, expected ${opts.size}`);
+    const capacity = opts.capacity ?? opts.size;
+    if (!Number.isSafeInteger(capacity) || capacity < opts.size || capacity % pageSize !== 0 || capacity > MAX_GUEST_MEMORY) {
+      throw new RangeError(`guest memory capacity ${capacity} is not a multiple of the ${pageSize}-byte page between ${opts.size} and ${MAX_GUEST_MEMORY}`);
     }
-    this.size = opts.size;
+    if (opts.buffer && opts.buffer.byteLength !== capacity) {
+      throw new RangeError(`shared buffer is ${opts.buffer.byteLength} bytes, expected ${capacity}`);
+    }
+    this.capacity = capacity;
+    this.initialSize = opts.size;
+    this.growable = capacity > opts.size;
+    this.presentCell = opts.presentCell ?? new SharedArrayBuffer(4);
+    this.present = new Int32Array(this.presentCell);
+    if (!opts.presentCell) this.present[0] = opts.size / HV_HYP_PAGE_SIZE;
     this.pageSize = pageSize;
-    this.buffer = opts.buffer ?? new SharedArrayBuffer(opts.size);
+    this.buffer = opts.buffer ?? new SharedArrayBuffer(capacity);
     this.bytes = new Uint8Array(this.buffer);
     this.dv = new DataView(this.buffer);
     this.overlays = new OverlayTable(this.bytes);
+  }
+
+  /** Bytes of RAM present now: the boot size plus what hot add brought. */
+  get size(): number {
+    return this.growable ? Atomics.load(this.present, 0) * HV_HYP_PAGE_SIZE : this.initialSize;
+  }
+
+  /**
+   * Memory hot add: RAM becomes present up to `bytes` (a page multiple within the capacity). The
+   * backing above was never present, so it reads as zeros when it appears. Returns false if
+   * `bytes` is not a valid new size.
+   */
+  grow(bytes: number): boolean {
+    if (!Number.isSafeInteger(bytes) || bytes % this.pageSize !== 0 || bytes < this.size || bytes > this.capacity) return false;
+    Atomics.store(this.present, 0, bytes / HV_HYP_PAGE_SIZE);
+    return true;
   }
 
   /** True if [gpa, gpa + length) lies inside RAM. */

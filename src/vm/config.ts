@@ -56,7 +56,20 @@ export interface VmConfig {
   devices: VmDevice[];
   /** Bounds that differ from the defaults (budget.ts). */
   budget?: Partial<VmBudget>;
+  /** Dynamic memory (the balloon device's policy), sizes in bytes; absent: static memory. */
+  dynamicMemory?: VmDynamicMemory;
 }
+
+export interface VmDynamicMemory {
+  minimum: number;
+  maximum: number;
+  /** Percent of demand kept free. */
+  buffer: number;
+}
+
+/** Hyper-V sizes dynamic memory in 2 MiB steps; hv_balloon hot adds 128 MiB blocks (HA_CHUNK). */
+export const DYNAMIC_MEMORY_STEP = 2 << 20;
+export const HOT_ADD_BLOCK = 128 << 20;
 
 const MIB = 1 << 20;
 
@@ -251,10 +264,11 @@ interface VmConfigFile {
   pageSize?: '4k' | '16k' | '64k';
   devices?: (DeviceTypeName | ({ type: DeviceTypeName; instance?: string; disks?: { path: string; lun?: number; readOnly?: boolean; dvd?: boolean }[] } & NicFields))[];
   budget?: Partial<VmBudget>;
+  dynamicMemory?: { min?: number | string; max?: number | string; buffer?: number };
 }
 
 /** The top-level fields a command-line flag can set, in the file's own form. */
-export type VmOverrideField = 'release' | 'arch' | 'cpus' | 'memory' | 'pageSize';
+export type VmOverrideField = 'release' | 'arch' | 'cpus' | 'memory' | 'pageSize' | 'dynamicMemory';
 
 /**
  * Settings given outside the file (`hvkit run --vps 4`), each with the option to name when it is
@@ -284,7 +298,9 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
   const blame = (pointer: string, reason: string): ConfigError => {
     const field = pointer.split('/')[1] as VmOverrideField | undefined;
     const o = field === undefined ? undefined : overrides[field];
-    return o ? new ConfigError(o.option, undefined, reason) : new ConfigError(source, pointer, reason);
+    // Inside an object an option sets (--dynamic-memory min=...), the reason names the key.
+    const key = pointer.split('/').slice(2).join('/');
+    return o ? new ConfigError(o.option, undefined, key ? `${key}: ${reason}` : reason) : new ConfigError(source, pointer, reason);
   };
   const check = validate();
   if (!check(merged)) {
@@ -359,6 +375,7 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
   });
 
   const config: VmConfig = { release, arch, vps, memory, pageSize, devices };
+  if (f.dynamicMemory !== undefined) config.dynamicMemory = checkDynamicMemory(f.dynamicMemory, { memory, arch, devices }, fail);
   if (f.apicIds !== undefined) config.apicIds = [...f.apicIds];
   if (f.budget !== undefined) {
     // The schema bounds each field; the machine's own check is the final word.
@@ -372,6 +389,33 @@ export function parseVmConfig(json: unknown, source = 'vm.json', overrides: VmOv
     config.budget = { ...f.budget };
   }
   return config;
+}
+
+/** The dynamic memory fields against the startup memory and the limits (schema/vm.schema.json says why). */
+function checkDynamicMemory(d: NonNullable<VmConfigFile['dynamicMemory']>, vm: { memory: number; arch: Arch; devices: VmDevice[] }, fail: (pointer: string, reason: string) => never): VmDynamicMemory {
+  const size = (key: 'min' | 'max'): number => {
+    const v = d[key];
+    if (v === undefined) return vm.memory;
+    if (typeof v === 'number') return Number.isSafeInteger(v) ? v : fail(`/dynamicMemory/${key}`, 'size out of range');
+    const s = parseByteSize(v);
+    return s.ok ? s.bytes : fail(`/dynamicMemory/${key}`, s.error);
+  };
+  const minimum = size('min');
+  const maximum = size('max');
+  const f = formatByteSize;
+  for (const [key, v] of [['min', minimum], ['max', maximum]] as const) {
+    if (v % DYNAMIC_MEMORY_STEP !== 0) fail(`/dynamicMemory/${key}`, `${f(v)} is not a multiple of 2M (Hyper-V's dynamic memory step)`);
+  }
+  if (minimum < MIN_MEMORY) fail('/dynamicMemory/min', `${f(minimum)} is less than the ${f(MIN_MEMORY)} minimum`);
+  if (minimum > vm.memory) fail('/dynamicMemory/min', `${f(minimum)} is more than the ${f(vm.memory)} startup memory`);
+  if (maximum < vm.memory) fail('/dynamicMemory/max', `${f(maximum)} is less than the ${f(vm.memory)} startup memory`);
+  if (maximum > MAX_MEMORY) fail('/dynamicMemory/max', `${f(maximum)} is more than the ${f(MAX_MEMORY)} maximum`);
+  if (maximum > vm.memory) {
+    if (vm.arch === 'arm64') fail('/dynamicMemory/max', `${f(maximum)} is more than the startup memory, which needs hot add, and hv_balloon does not hot add on arm64`);
+    if (vm.memory % HOT_ADD_BLOCK !== 0) fail('/memory', `${f(vm.memory)} is not a multiple of 128M: hv_balloon hot adds 128 MiB blocks above the startup memory, and dynamicMemory max ${f(maximum)} needs hot add`);
+  }
+  if (!vm.devices.some((x) => x.type === 'balloon')) fail('/dynamicMemory', 'the VM has no balloon device');
+  return { minimum, maximum, buffer: d.buffer ?? 20 };
 }
 
 /**

@@ -67,6 +67,7 @@ export class Host {
       wallClockNs: () => this.wallClockNs(),
       referenceTime: () => this.partition.referenceTime.now(),
       fault: (where, error) => this.partition.hostFault(where, error),
+      memory: this.partition.memory,
     });
     this.devices.push(...attachDevices(ctx, devices));
   }

@@ -108,7 +108,7 @@ export class Machine {
           this.host.dispose();
         },
       },
-      { modules: builtinModules(this.partition.memory.pageSize, kernel?.network ? { network: kernel.network } : {}), ...kernel },
+      { modules: builtinModules(this.partition.memory.pageSize, { ...(kernel?.network ? { network: kernel.network } : {}), ...(kernel?.balloon ? { balloon: kernel.balloon } : {}) }), ...kernel },
     );
   }
 

@@ -17,6 +17,7 @@ import { MAX_LUN } from './config.js';
 import { guestHvsock, hostHvsock } from './hvsock-stream.js';
 import type { Machine } from './machine.js';
 import { parseNetStep, runNetStep, type NetStep } from './net-steps.js';
+import { memoryStepTitle, parseMemoryStep, runMemoryStep, type MemoryStep } from './memory-steps.js';
 
 /** A script line that is not a step: names the file, the line and what is wrong. */
 export class ScriptError extends Error {
@@ -40,6 +41,7 @@ export type Step =
   | { readonly op: 'timesync'; readonly line: number; readonly action: 'sync' | 'sample' }
   | { readonly op: 'hvsock'; readonly line: number; readonly port: number; readonly text: string }
   | { readonly op: 'net'; readonly line: number; readonly net: NetStep }
+  | { readonly op: 'memory'; readonly line: number; readonly memory: MemoryStep }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'write'; readonly lun: number; readonly lba: number; readonly file: string }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'read'; readonly lun: number; readonly lba: number; readonly count: number; readonly file: string | undefined }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'add'; readonly path: string; readonly lun: number | undefined; readonly readOnly: boolean; readonly dvd: boolean }
@@ -79,7 +81,7 @@ export const STEP_LIMIT_S = 3600;
 
 
 /** Every step, in the order the grammar lists them. */
-export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net'] as const satisfies readonly Step['op'][];
+export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net', 'memory'] as const satisfies readonly Step['op'][];
 
 /** The whole grammar, as `hvkit help script` prints it. */
 export const SCRIPT_GRAMMAR = `A script is host actions against the running VM, one step per line, run in order once the
@@ -120,6 +122,11 @@ has halted) makes hvkit run exit 1; the steps after it are skipped unless --keep
                                                it back (every hvkit guest runs one on port 7)
   net link up|down                             connect or disconnect the first NIC's virtual cable;
                                                succeeds once the guest sees the carrier change
+  memory demand SIZE                           a guest workload wants SIZE of memory (0 frees it);
+                                               succeeds once the guest holds it (dynamic memory
+                                               may have to give the guest more first)
+  memory status                                the guest's MemTotal and MemFree, and the host's
+                                               dynamic memory view: ballooned, hot-added, target
 
 Example:
   kvp set 0 Greeting "hello world"
@@ -190,6 +197,11 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
       const net = parseNetStep(plain);
       if (typeof net === 'string') return fail(net);
       return { op, line, net };
+    }
+    case 'memory': {
+      onlyFlags([]);
+      const memory = parseMemoryStep(plain);
+      return typeof memory === 'string' ? fail(memory) : { op, line, memory };
     }
     default:
       return fail(`unknown step "${op}"; steps: ${SCRIPT_STEPS.join(', ')} (hvkit help script)`);
@@ -339,6 +351,8 @@ export function stepTitle(step: Step): string {
       return diskStepTitle(step);
     case 'net':
       return step.net.action === 'ping' ? `net ping ${step.net.target}` : step.net.action === 'udp-echo' ? `net udp-echo ${step.net.ip} ${step.net.port}` : `net link ${step.net.up ? 'up' : 'down'}`;
+    case 'memory':
+      return memoryStepTitle(step.memory);
   }
 }
 
@@ -539,6 +553,10 @@ async function runStep(c: StepContext, step: Step, host: ScriptHost | undefined)
       return diskStep(c, step, host);
     case 'net': {
       const r = await runNetStep(m, step.net, (done, limitS) => c.settle(done, limitS), c.lab ? (name) => c.lab!.resolve(name) : undefined);
+      return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);
+    }
+    case 'memory': {
+      const r = await runMemoryStep(m, step.memory, (done, limitS) => c.settle(done, limitS));
       return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);
     }
   }

@@ -63,3 +63,25 @@ describe('Hyper-V pages vs guest pages', () => {
     expect(hvPageCount(0x1000, 0)).toBe(0);
   });
 });
+
+describe('RAM backed beyond its size for hot add', () => {
+  it('what lies above the present size is not present until grow() brings it, and the other thread sees it', () => {
+    const m = new GuestMemory({ size: 64 << 10, capacity: 256 << 10 });
+    expect(m.size).toBe(64 << 10);
+    expect(m.capacity).toBe(256 << 10);
+    expect(() => m.read8(64 << 10)).toThrow(GpaOutOfRangeError);
+    // The guest in a worker attaches to the same backing and the same present-size cell.
+    const other = new GuestMemory({ size: 64 << 10, capacity: 256 << 10, buffer: m.buffer, presentCell: m.presentCell });
+    expect(m.grow(128 << 10)).toBe(true);
+    expect(other.size).toBe(128 << 10);
+    other.write8((128 << 10) - 1, 7);
+    expect(m.read8((128 << 10) - 1)).toBe(7);
+    expect(() => m.read8(128 << 10)).toThrow(GpaOutOfRangeError);
+    // Never smaller, never past the backing, whole pages only.
+    expect(m.grow(64 << 10)).toBe(false);
+    expect(m.grow(512 << 10)).toBe(false);
+    expect(m.grow((128 << 10) + 1)).toBe(false);
+    expect(m.size).toBe(128 << 10);
+    expect(() => new GuestMemory({ size: 64 << 10, capacity: 32 << 10 })).toThrow(RangeError);
+  });
+});

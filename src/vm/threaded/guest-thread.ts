@@ -16,6 +16,9 @@ import { HostGoneError, remoteCpu } from './remote-cpu.js';
 export interface GuestThreadData {
   control: SharedArrayBuffer;
   memory: SharedArrayBuffer;
+  /** RAM present at boot, and the cell hot add moves (GuestMemory.presentCell). */
+  memorySize: number;
+  memoryPresent: SharedArrayBuffer;
   pageSize: GuestPageSize;
   arch: Arch;
   cpus: number;
@@ -46,7 +49,7 @@ const HOST_SILENT_MS = 0.05;
 async function main(d: GuestThreadData): Promise<void> {
   const block = new ControlBlock(d.control, d.cpus);
   const h = block.header;
-  const memory = new GuestMemory({ size: d.memory.byteLength, pageSize: d.pageSize, buffer: d.memory });
+  const memory = new GuestMemory({ size: d.memorySize, capacity: d.memory.byteLength, pageSize: d.pageSize, buffer: d.memory, presentCell: d.memoryPresent });
   const cpus = Array.from({ length: d.cpus }, (_, i) => remoteCpu(d.arch, block, i));
   // Waiting polls the doorbell a while before it sleeps on it (protocol.ts says who notifies).
   const waitUntil = (done: () => boolean, ns: number): boolean => {
@@ -85,7 +88,7 @@ async function main(d: GuestThreadData): Promise<void> {
       busyAt = performance.now();
     }
   };
-  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, d.kernel.network ? { network: d.kernel.network } : {}) : [] };
+  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, { ...(d.kernel.network ? { network: d.kernel.network } : {}), ...(d.kernel.balloon ? { balloon: d.kernel.balloon } : {}) }) : [] };
   const files = d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) };
   const platform = { memory, cpus, apicIds: d.apicIds, rtcNs: () => d.rtcNs, elapse: (ns: number) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files };
   const kernel: Kernel = new Kernel(platform, options);

@@ -96,6 +96,8 @@ export class ThreadedMachine {
     const data: GuestThreadData = {
       control: this.block.buffer,
       memory: this.partition.memory.buffer,
+      memorySize: this.partition.memory.size,
+      memoryPresent: this.partition.memory.presentCell,
       pageSize: this.partition.memory.pageSize,
       arch: this.partition.arch,
       cpus: this.block.slots.length,
