@@ -5,6 +5,7 @@ import type { ReleaseId } from '../hypervisor/release.js';
 import type { VmbusClient, VmbusDriver } from '../vmbus/client/client.js';
 import type { VmbusServer } from '../vmbus/server/server.js';
 import type { DeviceTypeName } from './catalog.js';
+import type { Framebuffer } from './framebuffer.js';
 
 /** What a host back end gets from the VM. */
 export interface HostContext {
@@ -68,6 +69,8 @@ export interface GuestServices {
   readonly system: { hostname: string; osName: string; osVersion: string; kernelRelease: string; arch: string };
   /** The guest's file tree, where its daemons keep state (KVP pools) and receive files (fcopy). */
   readonly files: GuestFiles;
+  /** register_framebuffer: the kernel's framebuffer console takes it over (fbcon). */
+  registerFramebuffer?(fb: Framebuffer): void;
 }
 
 /** Why a file operation failed, as the errno a Linux daemon would see. */

@@ -24,6 +24,8 @@ import { attachShutdown } from './shutdown/host.js';
 import { timesyncService } from './timesync/guest.js';
 import { attachTimesync } from './timesync/host.js';
 import { vssService } from './vss/guest.js';
+import { hypervFbModule } from './video/guest.js';
+import { attachVideo, type VideoOptions } from './video/host.js';
 import { attachVss } from './vss/host.js';
 
 export interface DeviceSpec {
@@ -36,6 +38,8 @@ export interface DeviceSpec {
   readonly disks?: readonly DiskAttachment[];
   /** A storage controller's host settings (latency, queue depth, versions, WWNs). */
   readonly storage?: StorvspOptions;
+  /** The video device's host settings (its default resolution). */
+  readonly video?: VideoOptions;
 }
 
 /** A disk or DVD on a storage controller: its LUN (target 0, path 0) and its back end. */
@@ -80,6 +84,7 @@ const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceT
   ['kvp', (ctx, id) => attachKvp(ctx, id)],
   ['vss', (ctx, id) => attachVss(ctx, id)],
   ['fcopy', (ctx, id) => attachFcopy(ctx, id)],
+  ['video', (ctx, id, spec) => attachVideo(ctx, id, spec.video)],
   ['scsi', attachStorage],
   ['ide', attachStorage],
   ['fc', attachStorage],
@@ -126,7 +131,7 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  */
 export function builtinModules(pageSize: number, options: { network?: GuestNetConfig } = {}): GuestModule[] {
   // hv_netvsc takes the place the opaque NIC driver had, so drivers register in the same order;
-  // hv_storvsc, the first of them, is storvsc itself now.
-  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m));
+  // hv_storvsc, the first of them, is storvsc itself now; hyperv_fb likewise.
+  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m.name === 'hyperv_fb' ? hypervFbModule() : m));
   return [storageModule(), ...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

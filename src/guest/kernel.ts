@@ -18,6 +18,8 @@ import { HYPERV_STIMER0_VECTOR, ReferenceClock, Stimer0Clockevent } from './hype
 import { apicEoi, bootX86 } from './hyperv/x86.js';
 import { KernelLog, LOG_BUF_BYTES } from './klog.js';
 import { PageAllocator } from './mm.js';
+import { MmioAllocator } from './mmio.js';
+import { vmbusMmioWindow } from '../memory/layout.js';
 import { KernelVmbusTransport } from './vmbus.js';
 import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
 import { kexec, panic, type PanicOptions } from './revoke.js';
@@ -114,6 +116,8 @@ export class Kernel {
   /** User space's syslog (the daemons' lines), kept apart from the kernel log as journald does. */
   readonly journal: KernelLog;
   readonly mm: PageAllocator;
+  /** The VMBus MMIO window's allocator (vmbus_allocate_mmio). */
+  readonly mmio: MmioAllocator;
   readonly cpus: CpuState[];
   readonly refClock: ReferenceClock;
   readonly options: KernelOptions;
@@ -159,7 +163,9 @@ export class Kernel {
     this.log = new KernelLog(() => this.schedClock(), this.options.logBufBytes);
     this.journal = new KernelLog(() => this.schedClock(), this.options.logBufBytes);
     // The kernel image and early allocations occupy the first 16 MiB (or a quarter of small RAM).
-    this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4));
+    // RAM ends where the VMBus MMIO window (the firmware's _CRS for VMBus) begins.
+    this.mmio = new MmioAllocator(vmbusMmioWindow(platform.memory.size));
+    this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4), this.mmio.window?.base);
     this.refClock = new ReferenceClock(platform.memory);
     this.cpus = platform.cpus.map((cpu, index) => ({ index, ops: cpuOps(cpu, this.log), online: index === 0, vpIndex: 0xffffffff, irqs: new Map() }));
     this.services = new KernelServices(this);

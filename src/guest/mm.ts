@@ -21,6 +21,8 @@ export class PageAllocator {
     private readonly mem: GuestMemory,
     /** Bytes at the bottom of RAM the kernel image and firmware occupy. */
     reserved: number,
+    /** Where RAM ends (the VMBus MMIO window begins, src/memory/layout.ts); all of memory if not given. */
+    private readonly end: number = mem.size,
   ) {
     this.next = Math.ceil(reserved / mem.pageSize) * mem.pageSize;
   }
@@ -63,7 +65,7 @@ export class PageAllocator {
     if (pages === 1) return this.allocPage();
     let gpa = this.freeBlocks.get(pages)?.pop();
     if (gpa === undefined) {
-      if (this.next + pages * this.mem.pageSize > this.mem.size) throw new OutOfMemoryError(`no ${pages} contiguous pages left at 0x${this.next.toString(16)}`);
+      if (this.next + pages * this.mem.pageSize > this.end) throw new OutOfMemoryError(`no ${pages} contiguous pages left at 0x${this.next.toString(16)}`);
       gpa = this.next;
       this.next += pages * this.mem.pageSize;
     }
@@ -81,7 +83,7 @@ export class PageAllocator {
   }
 
   private bump(): number | undefined {
-    if (this.next + this.mem.pageSize > this.mem.size) return undefined;
+    if (this.next + this.mem.pageSize > this.end) return undefined;
     const gpa = this.next;
     this.next += this.mem.pageSize;
     return gpa;
