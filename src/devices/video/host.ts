@@ -100,6 +100,8 @@ export class SynthvidHost implements HostDevice {
   updates = 0;
   rects = 0;
   rectsDropped = 0;
+  /** The rectangles of the last DIRT as the host applied them (clipped to the screen). */
+  lastDirt: { x1: number; y1: number; x2: number; y2: number }[] = [];
   /** Messages received by type (a count per type seen). */
   readonly received = new Map<number, number>();
   readonly violations: BoundedLog<string> = new BoundedLog(MAX_KEPT_VIOLATIONS);
@@ -300,6 +302,7 @@ export class SynthvidHost implements HostDevice {
     if (d.videoOutput !== 0) return this.violation(`dirty rectangles for output ${d.videoOutput}; the host offers 1`);
     if (!s || this.vramGpa === undefined) return this.violation('dirty rectangles before a situation');
     this.updates++;
+    this.lastDirt = [];
     const mem = this.ctx.server.io.memory;
     for (const r of d.rects) {
       const x1 = Math.max(0, r.x1);
@@ -311,6 +314,7 @@ export class SynthvidHost implements HostDevice {
         continue;
       }
       this.rects++;
+      this.lastDirt.push({ x1, y1, x2, y2 });
       const base = this.vramGpa + s.vramOffset;
       if (!mem.contains(base, s.stride * s.height)) return this.violation('VRAM is outside guest memory');
       const words = new Uint32Array(mem.buffer, 0, mem.size >>> 2);
