@@ -284,9 +284,14 @@ export class HvfbDevice implements Framebuffer {
     if (x1 > m.width || x2 > m.width || y1 > m.height || y2 > m.height || x2 <= x1) return;
     if (this.mmioGpa !== undefined && this.channel.isOpen) {
       const mem = this.t.memory.bytes;
-      for (let j = y1; j < y2; j++) {
-        const off = j * m.stride + x1 * 4;
-        mem.set(this.screen.subarray(off, off + (x2 - x1) * 4), this.mmioGpa + off);
+      if (x1 === 0 && x2 * 4 === m.stride) {
+        // Whole lines with no gap between them: one copy.
+        mem.set(this.screen.subarray(y1 * m.stride, y2 * m.stride), this.mmioGpa + y1 * m.stride);
+      } else {
+        for (let j = y1; j < y2; j++) {
+          const off = j * m.stride + x1 * 4;
+          mem.set(this.screen.subarray(off, off + (x2 - x1) * 4), this.mmioGpa + off);
+        }
       }
     }
     if (this.fbReady && this.update) this.synthvidUpdate(x1, y1, x2, y2);

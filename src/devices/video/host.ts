@@ -318,6 +318,11 @@ export class SynthvidHost implements HostDevice {
       const base = this.vramGpa + s.vramOffset;
       if (!mem.contains(base, s.stride * s.height)) return this.violation('VRAM is outside guest memory');
       const words = new Uint32Array(mem.buffer, 0, mem.size >>> 2);
+      if (x1 === 0 && x2 === s.width && s.stride === s.width * 4) {
+        // Whole lines with no gap between them: one copy.
+        this.frame.set(words.subarray((base + y1 * s.stride) / 4, (base + y2 * s.stride) / 4), y1 * s.width);
+        continue;
+      }
       for (let y = y1; y < y2; y++) {
         const src = (base + y * s.stride) / 4 + x1;
         this.frame.set(words.subarray(src, src + (x2 - x1)), y * s.width + x1);
