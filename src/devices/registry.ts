@@ -131,7 +131,8 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  */
 export function builtinModules(pageSize: number, options: { network?: GuestNetConfig } = {}): GuestModule[] {
   // hv_netvsc takes the place the opaque NIC driver had, so drivers register in the same order;
-  // hv_storvsc, the first of them, is storvsc itself now; hyperv_fb likewise.
-  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m.name === 'hyperv_fb' ? hypervFbModule() : m));
+  // hv_storvsc, the first of them, is storvsc itself now; hyperv_fb registers after hid_hyperv,
+  // where Linux's module order puts it.
+  const modules = opaqueModules(pageSize).flatMap((m) => (m.name === 'hv_netvsc' ? [netvscModule(options.network)] : m.name === 'hid_hyperv' ? [m, hypervFbModule()] : [m]));
   return [storageModule(), ...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

@@ -1,5 +1,5 @@
-// The host half of a device whose own protocol hvkit does not speak yet (network, input,
-// video, dynamic memory): its channel is offered, opened and closed like the real
+// The host half of a device whose own protocol hvkit does not speak yet (input, dynamic
+// memory): its channel is offered, opened and closed like the real
 // device's, so the guest's VMBus state (targets, rings, monitor ids, sysfs) is complete, and
 // whatever the guest sends is read and counted.
 import type { HostChannel } from '../../vmbus/server/channel.js';
