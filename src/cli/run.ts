@@ -140,7 +140,7 @@ async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
   if (o.until === 'shutdown' && !vm.devices.some((d) => d.type === 'shutdown')) throw new UsageError('--until shutdown: the VM has no shutdown device');
   if (o.state) outputDirectory('--state', o.state);
   if (o.sysfs) sysfsDirectory('--sysfs', o.sysfs);
-  if (o.screenshot) screenshotFile(vm, o.screenshot);
+  if (o.screenshot) screenshotFile(vm, o, o.screenshot);
   // The NICs' back ends (sockets, capture files) are opened before boot: one that cannot be is refused now.
   let clock: { nowNs: number } | undefined;
   const nets = await openRunNics(vm, () => clock?.nowNs ?? 0);
@@ -257,7 +257,8 @@ function reached(until: RunOptions['until'], stage: string, nowNs: number | unde
 }
 
 /** The --screenshot file: the VM must have a video device, and the path must take a file (created now). */
-function screenshotFile(vm: VmConfig, path: string): void {
+function screenshotFile(vm: VmConfig, o: RunOptions, path: string): void {
+  if (!o.vmbus) throw new UsageError('--screenshot: the video device needs VMBus; drop --no-vmbus');
   if (!vm.devices.some((d) => d.type === 'video')) throw new UsageError('--screenshot: the VM has no video device');
   outputFile('--screenshot', path, (p) => writeFileSync(p, new Uint8Array(0)));
 }

@@ -58,6 +58,8 @@ describe('screenshots', () => {
     expect(none.code).toBe(2);
     expect(none.err).toBe('hvkit run: --screenshot: the VM has no video device\n');
     expect(() => statSync(join(dir, 'y.png'))).toThrow();
+    const novmbus = await run('run', '--no-vmbus', '--screenshot', join(dir, 'z.png'));
+    expect([novmbus.code, novmbus.err]).toEqual([2, 'hvkit run: --screenshot: the video device needs VMBus; drop --no-vmbus\n']);
   });
 
   it('the step needs exactly one file', () => {
