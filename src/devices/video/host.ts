@@ -86,6 +86,8 @@ export interface RenderedFrame {
 
 /** Most violations kept for inspection (the count goes on). */
 const MAX_KEPT_VIOLATIONS = 64;
+/** Message types kept in order from the open, to show a guest's sequence. */
+const FIRST_KEPT = 32;
 
 export class SynthvidHost implements HostDevice {
   readonly type = 'video';
@@ -104,6 +106,8 @@ export class SynthvidHost implements HostDevice {
   lastDirt: { x1: number; y1: number; x2: number; y2: number }[] = [];
   /** Messages received by type (a count per type seen). */
   readonly received = new Map<number, number>();
+  /** The types of the first messages since the channel opened, in order (at most FIRST_KEPT). */
+  readonly first: number[] = [];
   readonly violations: BoundedLog<string> = new BoundedLog(MAX_KEPT_VIOLATIONS);
   readonly window: GpaWindow | undefined;
   readonly vramBytes = SYNTHVID_MMIO_MEGABYTES << 20;
@@ -177,6 +181,7 @@ export class SynthvidHost implements HostDevice {
     this.situation = undefined;
     this.frame = new Uint32Array(0);
     this.featureSent = false;
+    this.first.length = 0;
   }
 
   private violation(what: string): void {
@@ -194,6 +199,7 @@ export class SynthvidHost implements HostDevice {
     try {
       const m = parseMessage(bytes);
       this.received.set(m.type, (this.received.get(m.type) ?? 0) + 1);
+      if (this.first.length < FIRST_KEPT) this.first.push(m.type);
       this.message(m.type, m.payload);
     } catch (e) {
       if (e instanceof SynthvidError) return this.violation(e.message);

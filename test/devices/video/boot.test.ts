@@ -6,7 +6,7 @@
 import BitmapFont from 'simple-bitmap-font';
 import { describe, expect, it } from 'vitest';
 import type { SynthvidHost } from '../../../src/devices/video/host.js';
-import { SynthvidVersion } from '../../../src/devices/video/wire.js';
+import { SynthvidMsgType, SynthvidVersion } from '../../../src/devices/video/wire.js';
 import { formatRecord } from '../../../src/guest/klog.js';
 import { RELEASE_IDS, type ReleaseId } from '../../../src/hypervisor/release.js';
 import { vmbusMmioWindow } from '../../../src/memory/layout.js';
@@ -69,6 +69,15 @@ describe('hyperv_fb on every release', () => {
       const fb = guestFb(m);
       expect(fb.mmioGpa).toBe(w.base);
       expect(video.violationCount).toBe(0);
+      // hyperv_fb's order: version (and on 3.5 the resolution list), VRAM location, pointer
+      // position and its 1x1 shape, the situation; after the host's feature change the pointer and
+      // situation again, then dirty rectangles.
+      const M = SynthvidMsgType;
+      const config = [M.VRAM_LOCATION, M.POINTER_POSITION, M.POINTER_SHAPE, M.SITUATION_UPDATE];
+      const start = want.version === SynthvidVersion.WIN10 ? [M.VERSION_REQUEST, M.RESOLUTION_REQUEST] : [M.VERSION_REQUEST];
+      expect(video.first.slice(0, start.length + 7)).toEqual([...start, ...config, M.POINTER_POSITION, M.POINTER_SHAPE, M.SITUATION_UPDATE]);
+      expect(video.first.slice(start.length + 7).every((t) => t === M.DIRT)).toBe(true);
+      expect(video.pointer).toEqual({ visible: true, x: 0, y: 0, shape: { width: 1, height: 1, hotX: 0, hotY: 0 } });
       expect(video.updates).toBeGreaterThan(0);
 
       const records = m.kernel.log.records.filter((r) => r.level !== 'debug' && !r.annotation).map(formatRecord);

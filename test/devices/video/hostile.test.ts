@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { HVFB_ONDEMAND_THROTTLE_NS, VSP_TIMEOUT_NS } from '../../../src/devices/video/guest.js';
 import type { SynthvidHost } from '../../../src/devices/video/host.js';
 import * as W from '../../../src/devices/video/wire.js';
+import type { ReleaseId } from '../../../src/hypervisor/release.js';
 import { vmbusMmioWindow } from '../../../src/memory/layout.js';
 import type { GuestChannel } from '../../../src/vmbus/client/channel.js';
 import type { HostChannel } from '../../../src/vmbus/server/channel.js';
@@ -190,8 +191,8 @@ describe('the VSP against a hostile guest', () => {
 });
 
 /** A host that answers hyperv_fb as `reply` says; undefined means no answer. */
-function scriptedHost(reply: (type: number, payload: Uint8Array) => Uint8Array[] | undefined) {
-  const m = new Machine({ release: 'ws2022', vps: 1, memory: MEMORY, devices: [] });
+function scriptedHost(reply: (type: number, payload: Uint8Array) => Uint8Array[] | undefined, release: ReleaseId = 'ws2022') {
+  const m = new Machine({ release, vps: 1, memory: MEMORY, devices: [] });
   const seen: number[] = [];
   m.vmbus!.server.offer(
     { classId: DeviceClass.SYNTHVID, instanceId: '11111111-2222-4333-8444-555555555555', mmioMegabytes: 8 },
@@ -223,6 +224,21 @@ describe('hyperv_fb against a hostile host', () => {
     expect(h.log).toContain('hyperv_fb: Synthetic video device version not accepted');
     expect(h.log).toContain('hyperv_fb: Unable to connect to VSP');
     expect(h.m.kernel.services.fbcon).toBeUndefined();
+  });
+
+  it('on VMBus 4.0 (2016) a refused 3.5 falls back to 3.2, as synthvid_connect_vsp does; on 5.2 (2019) it does not', () => {
+    for (const release of ['ws2016'] as const) {
+      const h = scriptedHost((t, p) => {
+        if (t !== M.VERSION_REQUEST) return undefined;
+        const version = W.payloadOf(W.SynthvidVersionReq, p).version;
+        return msg(M.VERSION_RESPONSE, W.SynthvidVersionResp.encode({ version, is_accepted: +(version === W.SynthvidVersion.WIN8), max_video_outputs: 1 }));
+      }, release);
+      expect(h.seen.slice(0, 3), release).toEqual([M.VERSION_REQUEST, M.VERSION_REQUEST, M.VRAM_LOCATION]);
+      expect(h.log).toContain('hyperv_fb: Synthvid Version major 3, minor 2');
+    }
+    const h = scriptedHost((t, p) => (t === M.VERSION_REQUEST ? msg(M.VERSION_RESPONSE, W.SynthvidVersionResp.encode({ version: W.payloadOf(W.SynthvidVersionReq, p).version, is_accepted: 0, max_video_outputs: 1 })) : undefined), 'ws2019');
+    expect(h.seen).toEqual([M.VERSION_REQUEST]);
+    expect(h.log).toContain('hyperv_fb: Synthetic video device version not accepted');
   });
 
   it('every version refused', () => {
