@@ -290,6 +290,8 @@ export class SynthvidHost implements HostDevice {
       const old = this.situation;
       this.situation = { width: o.width_pixels, height: o.height_pixels, depth: o.depth_bits, stride: o.pitch_bytes, vramOffset: o.vram_offset };
       if (!old || old.width !== o.width_pixels || old.height !== o.height_pixels) this.frame = new Uint32Array(o.width_pixels * o.height_pixels);
+      // A situation (re)applies the mode: the host takes the whole screen from the VRAM again.
+      this.copyRect(0, 0, o.width_pixels, o.height_pixels);
     } else {
       this.situation = undefined;
     }
@@ -309,7 +311,6 @@ export class SynthvidHost implements HostDevice {
     if (!s || this.vramGpa === undefined) return this.violation('dirty rectangles before a situation');
     this.updates++;
     this.lastDirt = [];
-    const mem = this.ctx.server.io.memory;
     for (const r of d.rects) {
       const x1 = Math.max(0, r.x1);
       const y1 = Math.max(0, r.y1);
@@ -321,18 +322,27 @@ export class SynthvidHost implements HostDevice {
       }
       this.rects++;
       this.lastDirt.push({ x1, y1, x2, y2 });
-      const base = this.vramGpa + s.vramOffset;
-      if (!mem.contains(base, s.stride * s.height)) return this.violation('VRAM is outside guest memory');
-      const words = new Uint32Array(mem.buffer, 0, mem.size >>> 2);
-      if (x1 === 0 && x2 === s.width && s.stride === s.width * 4) {
-        // Whole lines with no gap between them: one copy.
-        this.frame.set(words.subarray((base + y1 * s.stride) / 4, (base + y2 * s.stride) / 4), y1 * s.width);
-        continue;
-      }
-      for (let y = y1; y < y2; y++) {
-        const src = (base + y * s.stride) / 4 + x1;
-        this.frame.set(words.subarray(src, src + (x2 - x1)), y * s.width + x1);
-      }
+      this.copyRect(x1, y1, x2, y2);
+    }
+  }
+
+  /** Copies a rectangle inside the screen from the VRAM in guest memory into the host's frame. */
+  private copyRect(x1: number, y1: number, x2: number, y2: number): void {
+    const s = this.situation;
+    if (!s || this.vramGpa === undefined) return;
+    const mem = this.ctx.server.io.memory;
+    const base = this.vramGpa + s.vramOffset;
+    // The situation check keeps the screen inside the VRAM, and the VRAM check inside the window.
+    if (!mem.contains(base, s.stride * (s.height - 1) + s.width * 4)) return this.violation('VRAM is outside guest memory');
+    const words = new Uint32Array(mem.buffer, 0, mem.size >>> 2);
+    if (x1 === 0 && x2 === s.width && s.stride === s.width * 4) {
+      // Whole lines with no gap between them: one copy.
+      this.frame.set(words.subarray((base + y1 * s.stride) / 4, (base + y2 * s.stride) / 4), y1 * s.width);
+      return;
+    }
+    for (let y = y1; y < y2; y++) {
+      const src = (base + y * s.stride) / 4 + x1;
+      this.frame.set(words.subarray(src, src + (x2 - x1)), y * s.width + x1);
     }
   }
 }

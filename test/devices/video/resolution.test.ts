@@ -90,6 +90,32 @@ describe('the console and its dirty rectangles', () => {
     expect(video.updates).toBe(n + 1);
   });
 
+  it('a viewer leaving (feature change without dirt) stops the updates; one attaching restarts them', () => {
+    const { m, video } = boot('ws2022');
+    const con = m.kernel.services.fbcon!;
+    video.setViewer(false);
+    m.runFor(settle);
+    const n = video.updates;
+    con.write('unseen');
+    m.runFor(settle);
+    expect(video.updates).toBe(n);
+    const row = con.row;
+    const line = (f: { rgba: Uint8Array }) => f.rgba.subarray(row * 16 * 1024 * 4, (row + 1) * 16 * 1024 * 4);
+    const stale = line(video.render()!).slice();
+    video.setViewer(true);
+    m.runFor(settle);
+    // hyperv_fb answers with its pointer and situation; the situation makes the host take the
+    // whole screen again, 'unseen' included. The damage was used up while no one watched.
+    expect(video.updates).toBe(n);
+    const fresh = line(video.render()!);
+    expect(fresh).not.toEqual(stale);
+    const vram = m.partition.memory.bytes.subarray(video.vramGpa! + row * 16 * 4096, video.vramGpa! + (row + 1) * 16 * 4096);
+    for (let i = 0; i < vram.length; i += 4) if (vram[i] !== fresh[i + 2]) throw new Error(`pixel ${i / 4} differs`);
+    con.write('!');
+    m.runFor(settle);
+    expect(video.updates).toBe(n + 1);
+  });
+
   it('new kernel log lines appear on the console as they are printed', () => {
     const { m } = boot('ws2022');
     m.kernel.log.info('hvkit: a line printed after boot');
