@@ -12,6 +12,7 @@ import { median } from './stats.js';
 import { networkGroup } from './network.js';
 import { storageGroup } from './storage.js';
 import { ringCases, vmbusGroup } from './vmbus.js';
+import { videoCases } from './video.js';
 import { workerGroup } from './worker.js';
 
 /** What a figure aims at: a bound on one of its numbers, and how the README says it. */
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
   const { json, filter } = parseArgs(process.argv.slice(2));
   const wanted = (name: string) => !filter || filter.test(name);
   const groups: MeasurementGroup[] = [vmbusGroup(), workerGroup(), bootGroup(), hvsockGroup(), networkGroup(), storageGroup(), balloonGroup()].filter((g) => g.names.some(wanted));
-  const all = [...baselines(), ...hypervisorCases(BATCH), ...ringCases()];
+  const all = [...baselines(), ...hypervisorCases(BATCH), ...ringCases(), ...videoCases()];
   // A chosen case brings its baseline; a chosen group the cases it needs.
   const keep = new Set(all.filter((c) => wanted(c.name)).flatMap((c) => [c.name, c.baseline]));
   for (const g of groups) for (const n of g.needs ?? []) keep.add(n);

@@ -40,6 +40,9 @@ export { DeviceClass } from './vmbus/wire/guids.js';
 export { DEFAULT_DEVICES, DEVICE_TYPES, type DeviceTypeName } from './devices/catalog.js';
 export type { DeviceSpec } from './devices/registry.js';
 export type { GuestFiles, HostContext, HostDevice } from './devices/device.js';
+export { SynthvidHost, HOST_RESOLUTIONS, type RenderedFrame, type Resolution, type Situation, type VideoOptions } from './devices/video/host.js';
+export type { Framebuffer, FramebufferMode } from './devices/framebuffer.js';
+export { Fbcon } from './guest/fbcon.js';
 
 // The ring buffer, and the decoder of `hvkit decode`.
 export { initRing, RingCorruptError, RingReader, RingWriter } from './vmbus/ring/ring.js';

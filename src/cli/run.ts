@@ -21,6 +21,8 @@ import { EXIT, EXIT_CODES_HELP, RunFailure, UsageError } from './errors.js';
 import { formatLsvmbus, vmbusSysfsExists } from './lsvmbus.js';
 import type { Io, Status } from './main.js';
 import { outputDirectory, outputFile, sysfsDirectory } from './outputs.js';
+import { encodePng, SCREEN_SETTLE_NS, videoHost } from '../vm/screenshot.js';
+import type { HostDevice } from '../devices/device.js';
 import { parseUntil } from './parse.js';
 import { Progress } from './progress.js';
 import { writeSysfs } from './sysfs.js';
@@ -38,6 +40,7 @@ interface RunOptions extends VmOptions {
   keepGoing: boolean;
   sysfs?: string;
   trace?: string;
+  screenshot?: string;
   script?: string;
   state?: string;
 }
@@ -60,6 +63,7 @@ export function registerRun(program: Command, io: Io, status: Status): void {
     .option('--verbose', 'include debug-level lines (pr_debug, hvkit step notes) and the whole guest journal', false)
     .option('--sysfs <dir>', "write the guest's /sys/bus/vmbus/devices tree into DIR once booted (new, empty, or an earlier export)")
     .option('--trace <file>', 'write every trap, message, signal and packet as JSON lines')
+    .option('--screenshot <file>', "save the guest's screen (the video device) as a PNG when the run ends")
     .option('--script <file>', `host actions once booted, one per line: ${SCRIPT_STEPS.join(', ')} (hvkit help script)`)
     .option('--keep-going', 'run the script steps after a failed one too (the exit status is still 1)', false)
     .option('--state <dir>', "the VM's state directory: the guest's file tree (KVP pools, copied files) lives there")
@@ -136,6 +140,7 @@ async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
   if (o.until === 'shutdown' && !vm.devices.some((d) => d.type === 'shutdown')) throw new UsageError('--until shutdown: the VM has no shutdown device');
   if (o.state) outputDirectory('--state', o.state);
   if (o.sysfs) sysfsDirectory('--sysfs', o.sysfs);
+  if (o.screenshot) screenshotFile(vm, o, o.screenshot);
   // The NICs' back ends (sockets, capture files) are opened before boot: one that cannot be is refused now.
   let clock: { nowNs: number } | undefined;
   const nets = await openRunNics(vm, () => clock?.nowNs ?? 0);
@@ -211,6 +216,11 @@ async function runInThread(m: Machine, vm: VmConfig, o: RunOptions, out: RunOutp
     m.host.shutdownGuest();
     await m.waitUntilAsync(() => m.kernel.stage === 'halted', SHUTDOWN_LIMIT_S * 1e9, { signal });
   }
+  if (o.screenshot && !signal.aborted) {
+    // What the guest drew last reaches the host within hyperv_fb's update throttle.
+    if (m.kernel.stage === 'booted') await m.runForAsync(SCREEN_SETTLE_NS, { signal });
+    saveScreenshot(o.screenshot, m.devices);
+  }
   out.state(vm, m.kernel.state(), netState(m));
   if (signal.aborted) return EXIT.interrupted;
   if (failed.length) throw new RunFailure(`${failed.length} of ${steps!.length} script steps failed (line ${failed.map((r) => r.line).join(', ')})`);
@@ -234,6 +244,7 @@ async function runThreaded(m: ThreadedMachine, vm: VmConfig, o: RunOptions, out:
   }
   if (r.error) throw new RunFailure(`the guest thread failed: ${r.error.split('\n')[0]}`);
   if (o.sysfs && r.result?.booted) await writeSysfs(o.sysfs, r.result.booted, { nets: r.result.nets, storage: r.result.storage });
+  if (o.screenshot) saveScreenshot(o.screenshot, m.host.devices);
   out.state(vm, r.state, network);
   reached(o.until, r.result?.stage ?? r.state.stage, undefined);
   return EXIT.ok;
@@ -244,6 +255,20 @@ function reached(until: RunOptions['until'], stage: string, nowNs: number | unde
   const at = nowNs === undefined ? '' : ` at ${(nowNs / 1e9).toFixed(3)} s`;
   if (until === 'shutdown' && stage !== 'halted') throw new RunFailure(`the guest did not power off within ${SHUTDOWN_LIMIT_S} s of being asked: it is ${stage}`);
   if (until !== 'shutdown' && stage !== 'booted') throw new RunFailure(`the guest stopped running${at}: it is ${stage}`);
+}
+
+/** The --screenshot file: the VM must have a video device, and the path must take a file (created now). */
+function screenshotFile(vm: VmConfig, o: RunOptions, path: string): void {
+  if (!o.vmbus) throw new UsageError('--screenshot: the video device needs VMBus; drop --no-vmbus');
+  if (!vm.devices.some((d) => d.type === 'video')) throw new UsageError('--screenshot: the VM has no video device');
+  outputFile('--screenshot', path, (p) => writeFileSync(p, new Uint8Array(0)));
+}
+
+/** Writes the host's copy of the screen; a guest that never set a mode is a run-time failure. */
+function saveScreenshot(path: string, devices: readonly HostDevice[]): void {
+  const frame = videoHost(devices)?.render();
+  if (!frame) throw new RunFailure('--screenshot: the guest never set a video mode');
+  writeFileSync(path, encodePng(frame));
 }
 
 function readScript(path: string): Step[] {

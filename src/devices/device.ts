@@ -6,6 +6,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import type { VmbusClient, VmbusDriver } from '../vmbus/client/client.js';
 import type { VmbusServer } from '../vmbus/server/server.js';
 import type { DeviceTypeName } from './catalog.js';
+import type { Framebuffer } from './framebuffer.js';
 
 /** What a host back end gets from the VM. */
 export interface HostContext {
@@ -71,6 +72,8 @@ export interface GuestServices {
   readonly system: { hostname: string; osName: string; osVersion: string; kernelRelease: string; arch: string };
   /** The guest's file tree, where its daemons keep state (KVP pools) and receive files (fcopy). */
   readonly files: GuestFiles;
+  /** register_framebuffer: the kernel's framebuffer console takes it over (fbcon). */
+  registerFramebuffer?(fb: Framebuffer): void;
   /** The page allocator, for drivers that give pages away or bring RAM (hv_balloon). */
   readonly pages?: GuestPageAllocator;
 }

@@ -27,6 +27,8 @@ import { attachShutdown } from './shutdown/host.js';
 import { timesyncService } from './timesync/guest.js';
 import { attachTimesync } from './timesync/host.js';
 import { vssService } from './vss/guest.js';
+import { hypervFbModule } from './video/guest.js';
+import { attachVideo, type VideoOptions } from './video/host.js';
 import { attachVss } from './vss/host.js';
 
 export interface DeviceSpec {
@@ -41,6 +43,8 @@ export interface DeviceSpec {
   readonly storage?: StorvspOptions;
   /** The balloon device's dynamic memory policy; without it the VSP answers and never acts. */
   readonly dynamicMemory?: DynamicMemoryConfig;
+  /** The video device's host settings (its default resolution). */
+  readonly video?: VideoOptions;
 }
 
 /** A disk or DVD on a storage controller: its LUN (target 0, path 0) and its back end. */
@@ -86,6 +90,7 @@ const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceT
   ['kvp', (ctx, id) => attachKvp(ctx, id)],
   ['vss', (ctx, id) => attachVss(ctx, id)],
   ['fcopy', (ctx, id) => attachFcopy(ctx, id)],
+  ['video', (ctx, id, spec) => attachVideo(ctx, id, spec.video)],
   ['scsi', attachStorage],
   ['ide', attachStorage],
   ['fc', attachStorage],
@@ -132,7 +137,10 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  */
 export function builtinModules(pageSize: number, options: { network?: GuestNetConfig; balloon?: HvBalloonOptions } = {}): GuestModule[] {
   // hv_netvsc and hv_balloon take the places the opaque drivers had, so drivers register in the
-  // same order; hv_storvsc, the first of them, is storvsc itself now.
-  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m.name === 'hv_balloon' ? hvBalloonModule(options.balloon) : m));
+  // same order; hv_storvsc, the first of them, is storvsc itself now; hyperv_fb registers after
+  // hid_hyperv, where Linux's module order puts it.
+  const modules = opaqueModules(pageSize).flatMap((m) =>
+    m.name === 'hv_netvsc' ? [netvscModule(options.network)] : m.name === 'hv_balloon' ? [hvBalloonModule(options.balloon)] : m.name === 'hid_hyperv' ? [m, hypervFbModule()] : [m],
+  );
   return [storageModule(), ...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

@@ -20,6 +20,8 @@ import { KernelLog, LOG_BUF_BYTES } from './klog.js';
 import { PageAllocator } from './mm.js';
 import { MemoryDemand } from './memory-demand.js';
 import type { HvBalloonOptions } from '../devices/balloon/guest.js';
+import { MmioAllocator } from './mmio.js';
+import { vmbusMmioWindow } from '../memory/layout.js';
 import { KernelVmbusTransport } from './vmbus.js';
 import { cpuDown, cpuUp, type HotplugResult } from './hotplug.js';
 import { kexec, panic, type PanicOptions } from './revoke.js';
@@ -120,6 +122,8 @@ export class Kernel {
   readonly mm: PageAllocator;
   /** A user-space workload that wants memory (`memory demand` in a VM script). */
   readonly memoryDemand: MemoryDemand;
+  /** The VMBus MMIO window's allocator (vmbus_allocate_mmio). */
+  readonly mmio: MmioAllocator;
   readonly cpus: CpuState[];
   readonly refClock: ReferenceClock;
   readonly options: KernelOptions;
@@ -165,7 +169,9 @@ export class Kernel {
     this.log = new KernelLog(() => this.schedClock(), this.options.logBufBytes);
     this.journal = new KernelLog(() => this.schedClock(), this.options.logBufBytes);
     // The kernel image and early allocations occupy the first 16 MiB (or a quarter of small RAM).
-    this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4));
+    // RAM ends where the VMBus MMIO window (the firmware's _CRS for VMBus) begins.
+    this.mmio = new MmioAllocator(vmbusMmioWindow(platform.memory.size));
+    this.mm = new PageAllocator(platform.memory, Math.min(16 << 20, platform.memory.size / 4), this.mmio.window?.base);
     this.refClock = new ReferenceClock(platform.memory);
     this.cpus = platform.cpus.map((cpu, index) => ({ index, ops: cpuOps(cpu, this.log), online: index === 0, vpIndex: 0xffffffff, irqs: new Map() }));
     this.services = new KernelServices(this);

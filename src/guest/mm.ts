@@ -15,8 +15,6 @@ export class OutOfMemoryError extends Error {
 
 export class PageAllocator {
   private next: number;
-  /** End of the boot RAM the bump pointer may use; hot-added RAM comes through addPages. */
-  private readonly end: number;
   /** totalram_pages: pages the allocator manages (MemTotal). */
   private managed: number;
   /** Pages allocated and not freed. */
@@ -32,9 +30,14 @@ export class PageAllocator {
     private readonly mem: GuestMemory,
     /** Bytes at the bottom of RAM the kernel image and firmware occupy. */
     reserved: number,
+    /**
+     * End of the boot RAM the bump pointer may use: where the VMBus MMIO window begins
+     * (src/memory/layout.ts), else all of it. Hot-added RAM comes through addPages.
+     */
+    private readonly end: number = mem.size,
   ) {
     this.next = Math.ceil(reserved / mem.pageSize) * mem.pageSize;
-    this.end = mem.size;
+    this.end = Math.min(end, mem.size);
     this.managed = Math.max(0, (this.end - this.next) / mem.pageSize);
   }
 

@@ -1,6 +1,8 @@
 // The kernel services VMBus drivers use (src/devices/device.ts GuestServices): printk, the
 // guest's wall clock, orderly shutdown, and utsname facts.
 import type { GuestFiles, GuestPageAllocator, GuestServices } from '../devices/device.js';
+import type { Framebuffer } from '../devices/framebuffer.js';
+import { consoleLine, Fbcon, onConsole } from './fbcon.js';
 import { MemoryFiles } from './memfs.js';
 import type { Kernel } from './kernel.js';
 
@@ -12,6 +14,8 @@ export class KernelServices implements GuestServices {
   private realtimeOffset: bigint;
 
   readonly files: GuestFiles;
+  /** The framebuffer console, once a driver registered a frame buffer (fbcon takes the first). */
+  fbcon: Fbcon | undefined;
 
   get pages(): GuestPageAllocator {
     return this.k.mm;
@@ -61,6 +65,21 @@ export class KernelServices implements GuestServices {
 
   requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void {
     this.k.requestShutdown(kind);
+  }
+
+  /**
+   * register_framebuffer: fbcon takes the first frame buffer over, redraws the log the VT holds
+   * so far and then shows each console line as it is printed.
+   */
+  registerFramebuffer(fb: Framebuffer): void {
+    if (this.fbcon) return;
+    const con = new Fbcon(fb);
+    this.fbcon = con;
+    con.write(this.k.log.records.filter(onConsole).map(consoleLine).join(''));
+    this.k.log.onRecord((r) => {
+      if (onConsole(r)) con.write(consoleLine(r));
+    });
+    this.k.log.info(con.banner);
   }
 
   get system(): GuestServices['system'] {

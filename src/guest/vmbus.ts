@@ -59,6 +59,14 @@ export class KernelVmbusTransport implements ClientTransport {
     this.k.mm.freeHvPage(gpa);
   }
 
+  allocateMmio(bytes: number, align: number): number | undefined {
+    return this.k.mmio.allocate(bytes, align);
+  }
+
+  freeMmio(gpa: number): void {
+    this.k.mmio.free(gpa);
+  }
+
   waitUntil(done: () => boolean, ns: number): boolean {
     return this.k.platform.waitUntil(done, ns);
   }

@@ -4,3 +4,4 @@ export * from './pages.js';
 export * from './guest-memory.js';
 export * from './overlay.js';
 export * from './pfn-list.js';
+export * from './layout.js';

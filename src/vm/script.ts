@@ -13,6 +13,7 @@ import type { TimesyncHost } from '../devices/timesync/host.js';
 import type { VssHost } from '../devices/vss/host.js';
 import type { BlockBackend } from '../devices/storage/backend.js';
 import { diskStep, diskStepTitle, MAX_READ_BLOCKS, READ_SHOWN_BYTES } from './disk-steps.js';
+import { parseScreenStep, screenStep, screenStepTitle } from './screen-steps.js';
 import { MAX_LUN } from './config.js';
 import { guestHvsock, hostHvsock } from './hvsock-stream.js';
 import type { Machine } from './machine.js';
@@ -45,7 +46,8 @@ export type Step =
   | { readonly op: 'disk'; readonly line: number; readonly action: 'write'; readonly lun: number; readonly lba: number; readonly file: string }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'read'; readonly lun: number; readonly lba: number; readonly count: number; readonly file: string | undefined }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'add'; readonly path: string; readonly lun: number | undefined; readonly readOnly: boolean; readonly dvd: boolean }
-  | { readonly op: 'disk'; readonly line: number; readonly action: 'remove'; readonly lun: number };
+  | { readonly op: 'disk'; readonly line: number; readonly action: 'remove'; readonly lun: number }
+  | { readonly op: 'screenshot'; readonly line: number; readonly file: string };
 
 /** Splits a line into words: blanks separate, quotes group, `#` outside quotes ends the line. */
 function words(text: string, fail: (reason: string) => never): string[] {
@@ -81,7 +83,7 @@ export const STEP_LIMIT_S = 3600;
 
 
 /** Every step, in the order the grammar lists them. */
-export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net', 'memory'] as const satisfies readonly Step['op'][];
+export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net', 'memory', 'screenshot'] as const satisfies readonly Step['op'][];
 
 /** The whole grammar, as `hvkit help script` prints it. */
 export const SCRIPT_GRAMMAR = `A script is host actions against the running VM, one step per line, run in order once the
@@ -127,6 +129,9 @@ has halted) makes hvkit run exit 1; the steps after it are skipped unless --keep
                                                may have to give the guest more first)
   memory status                                the guest's MemTotal and MemFree, and the host's
                                                dynamic memory view: ballooned, hot-added, target
+  screenshot FILE                              write the guest's screen (the video device's frame,
+                                               once the guest's pending updates reached the host)
+                                               to FILE as a PNG
 
 Example:
   kvp set 0 Greeting "hello world"
@@ -202,6 +207,10 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
       onlyFlags([]);
       const memory = parseMemoryStep(plain);
       return typeof memory === 'string' ? fail(memory) : { op, line, memory };
+    }
+    case 'screenshot': {
+      const step = parseScreenStep(plain, flags, line);
+      return typeof step === 'string' ? fail(step) : step;
     }
     default:
       return fail(`unknown step "${op}"; steps: ${SCRIPT_STEPS.join(', ')} (hvkit help script)`);
@@ -349,6 +358,8 @@ export function stepTitle(step: Step): string {
       return `hvsock echo ${step.port}`;
     case 'disk':
       return diskStepTitle(step);
+    case 'screenshot':
+      return screenStepTitle(step);
     case 'net':
       return step.net.action === 'ping' ? `net ping ${step.net.target}` : step.net.action === 'udp-echo' ? `net udp-echo ${step.net.ip} ${step.net.port}` : `net link ${step.net.up ? 'up' : 'down'}`;
     case 'memory':
@@ -551,6 +562,8 @@ async function runStep(c: StepContext, step: Step, host: ScriptHost | undefined)
       return hvsockEcho(c, step);
     case 'disk':
       return diskStep(c, step, host);
+    case 'screenshot':
+      return screenStep(c, step, host);
     case 'net': {
       const r = await runNetStep(m, step.net, (done, limitS) => c.settle(done, limitS), c.lab ? (name) => c.lab!.resolve(name) : undefined);
       return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);

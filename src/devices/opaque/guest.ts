@@ -21,14 +21,13 @@ interface OpaqueDriverSpec {
 
 // Ring sizes per driver, Linux 6.1: netvsc_drv.c
 // (ring_size 128 pages of 4 KiB), hyperv-keyboard.c and hid-hyperv.c (VMBUS_RING_SIZE(36 KiB)),
-// hyperv_fb.c (RING_BUFSIZE 256 KiB), hv_balloon.c (VMBUS_RING_SIZE(16 KiB), vmbus.md §6.6). The
+// hv_balloon.c (VMBUS_RING_SIZE(16 KiB), vmbus.md §6.6). hyperv_fb is src/devices/video. The
 // hv_netvsc and hv_balloon entries keep their drivers' places in the registration order; the
 // registry puts the real drivers there (registry.ts builtinModules).
 export const OPAQUE_DRIVERS: readonly OpaqueDriverSpec[] = [
   { name: 'hv_netvsc', classIds: [DeviceClass.NIC], ringBytes: (p) => vmbusRingSize(128 * 4096, p), protocol: 'the network protocol (NVSP/RNDIS)' },
   { name: 'hyperv_keyboard', classIds: [DeviceClass.KBD], ringBytes: (p) => vmbusRingSize(36 * 1024, p), protocol: 'the synthetic keyboard protocol' },
   { name: 'hid_hyperv', classIds: [DeviceClass.MOUSE], ringBytes: (p) => vmbusRingSize(36 * 1024, p), protocol: 'the synthetic HID protocol' },
-  { name: 'hyperv_fb', classIds: [DeviceClass.SYNTHVID], ringBytes: () => 256 * 1024, protocol: 'the synthetic video protocol' },
   { name: 'hv_balloon', classIds: [DeviceClass.DM], ringBytes: (p) => vmbusRingSize(16 * 1024, p), protocol: 'the dynamic memory protocol' },
 ];
 

@@ -22,6 +22,12 @@ export interface ClientTransport {
   allocHvPage(): number;
   freeHvPage(gpa: number): void;
   /**
+   * vmbus_allocate_mmio: `bytes` of the VMBus MMIO window at an `align`-byte boundary, or
+   * undefined when the window has no such room (-ENOMEM). Absent where there is no window.
+   */
+  allocateMmio?(bytes: number, align: number): number | undefined;
+  freeMmio?(gpa: number): void;
+  /**
    * Lets up to `ns` of time pass while interrupts are taken, returning as soon as `done()` is
    * true; returns `done()`. Linux's wait_for_completion and udelay both map onto it.
    */

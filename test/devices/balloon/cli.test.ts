@@ -88,15 +88,17 @@ describe('memory script steps', () => {
     const steps = records.flatMap((x) => (x['script'] ? [x['script'] as { line: number; status: string; text: string; values: Record<string, number> }] : []));
     expect(steps.map((s) => s.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
     // Before the first status report (pressure_report_delay is 45 s) the host has done nothing.
-    expect(steps[0]!.text).toBe('memory status: MemTotal 245760 kB, MemFree 225044 kB; host: ballooned 0 MiB, hot-added 0 MiB, no status report yet');
-    // Idle, the guest is ballooned down to the 128 MiB minimum: 128 MiB less the kernel's 16 MiB.
-    expect(steps[2]!.values).toMatchObject({ memTotalKiB: 112 * 1024, balloonedPages: 32768, hotAddedPages: 0, targetPages: 32768, currentPages: 32768 });
+    // MemTotal: 256 MiB less the kernel's 16 MiB and the VMBus MMIO window's 8 MiB (memory/layout.ts).
+    expect(steps[0]!.text).toBe('memory status: MemTotal 237568 kB, MemFree 216852 kB; host: ballooned 0 MiB, hot-added 0 MiB, no status report yet');
+    // Idle, the guest is ballooned down to the 128 MiB minimum: 128 MiB less the kernel's 16 MiB
+    // and the MMIO window's 8 MiB.
+    expect(steps[2]!.values).toMatchObject({ memTotalKiB: 104 * 1024, balloonedPages: 32768, hotAddedPages: 0, targetPages: 32768, currentPages: 32768 });
     expect(steps[3]!.text).toBe('memory demand 400M: the guest holds 400M of 400M');
     // To hold 400 MiB the guest got its ballooned pages back and RAM hot added past its startup 256 MiB.
     const high = steps[4]!.values;
     expect(high['balloonedPages']).toBe(0);
     expect(high['hotAddedPages']).toBeGreaterThan(0);
-    expect(high['memTotalKiB']).toBe((high['currentPages']! - 4096) * 4);
+    expect(high['memTotalKiB']).toBe((high['currentPages']! - 4096 - 2048) * 4);
     const state = (records.at(-1) as { state: { vm: Record<string, unknown>; meminfo: { MemTotal: number; MemFree: number } } }).state;
     expect(state.vm['dynamicMemory']).toEqual({ minimum: 128 << 20, maximum: 1 << 30, buffer: 20 });
     expect(state.meminfo.MemTotal).toBe(high['memTotalKiB']);
