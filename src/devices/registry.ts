@@ -13,6 +13,11 @@ import { netvscModule, type GuestNetConfig } from './network/netvsc/module.js';
 import { attachNetvsp, type NicOptions } from './network/netvsp/netvsp.js';
 import { attachKvp } from './kvp/host.js';
 import { opaqueModules } from './opaque/guest.js';
+import { keyboardModule } from './keyboard/guest.js';
+import { attachKeyboard } from './keyboard/host.js';
+import { mouseModule } from './mouse/guest.js';
+import { attachMouse } from './mouse/host.js';
+import type { InputLayer } from './input/layer.js';
 import type { BlockBackend } from './storage/backend.js';
 import { storageModule } from './storage/guest.js';
 import { attachStorvsp, type StorvspHost, type StorvspOptions } from './storage/host.js';
@@ -80,6 +85,8 @@ const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceT
   ['kvp', (ctx, id) => attachKvp(ctx, id)],
   ['vss', (ctx, id) => attachVss(ctx, id)],
   ['fcopy', (ctx, id) => attachFcopy(ctx, id)],
+  ['keyboard', (ctx, id) => attachKeyboard(ctx, id)],
+  ['mouse', (ctx, id) => attachMouse(ctx, id)],
   ['scsi', attachStorage],
   ['ide', attachStorage],
   ['fc', attachStorage],
@@ -124,9 +131,15 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  * The guest's VMBus driver modules, in the order the kernel initialises them. A distribution
  * kernel loads them as modules in whatever order udev asks; the model fixes one.
  */
-export function builtinModules(pageSize: number, options: { network?: GuestNetConfig } = {}): GuestModule[] {
-  // hv_netvsc takes the place the opaque NIC driver had, so drivers register in the same order;
-  // hv_storvsc, the first of them, is storvsc itself now.
-  const modules = opaqueModules(pageSize).map((m) => (m.name === 'hv_netvsc' ? netvscModule(options.network) : m));
+export function builtinModules(pageSize: number, options: { network?: GuestNetConfig; input?: InputLayer } = {}): GuestModule[] {
+  // hv_netvsc, hyperv_keyboard and hid_hyperv take the places their opaque drivers had, so drivers
+  // register in the same order; hv_storvsc, the first of them, is storvsc itself now. The two
+  // input drivers share the kernel's input layer, when it has one (the machine gives it).
+  const input = options.input;
+  const real: Record<string, () => GuestModule> = {
+    hv_netvsc: () => netvscModule(options.network),
+    ...(input ? { hyperv_keyboard: () => keyboardModule(input, pageSize), hid_hyperv: () => mouseModule(input, pageSize) } : {}),
+  };
+  const modules = opaqueModules(pageSize).map((m) => real[m.name]?.() ?? m);
   return [storageModule(), ...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

@@ -29,6 +29,13 @@ export class PageAllocator {
     return this.mem.pageSize;
   }
 
+  /** Bytes handed out and not given back, the kernel image's reserve included (free(1)'s "used"). */
+  get usedBytes(): number {
+    let free = this.freePages.length * this.mem.pageSize + this.freeHvPages.length * HV_HYP_PAGE_SIZE;
+    for (const [pages, list] of this.freeBlocks) free += pages * list.length * this.mem.pageSize;
+    return this.next - free;
+  }
+
   /** One zeroed guest page; returns its GPA. */
   allocPage(): number {
     const gpa = this.freePages.pop() ?? this.bump() ?? this.splitBlock();

@@ -59,6 +59,10 @@ export class KernelServices implements GuestServices {
     this.k.requestShutdown(kind);
   }
 
+  meminfo(): { totalBytes: number; usedBytes: number } {
+    return { totalBytes: this.k.platform.memory.size, usedBytes: this.k.mm.usedBytes };
+  }
+
   get system(): GuestServices['system'] {
     const [a, b, c] = this.k.options.version;
     return { hostname: this.k.options.hostname, osName: 'hvkit', osVersion: `${a}.${b}`, kernelRelease: `${a}.${b}.${c}-hvkit`, arch: this.k.arch === 'x64' ? 'x86_64' : this.k.arch === 'x86' ? 'i686' : 'aarch64' };
