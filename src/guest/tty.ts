@@ -54,6 +54,8 @@ export class Tty {
   private cursor = 0;
   /** The canonical line being edited. */
   private line = '';
+  /** Screen lines finished since the start (the screen keeps the last SCREEN_LINES). */
+  linesWritten = 0;
   /** Characters dropped because the line was full. */
   overruns = 0;
   /** Commands run, in order (bounded like the screen). */
@@ -66,9 +68,13 @@ export class Tty {
     return `root@${this.sys.system.hostname}:~# `;
   }
 
-  /** Adds an output sink (the framebuffer console); it sees output from now on. */
-  addSink(sink: TtySink): void {
+  /** Adds an output sink (the framebuffer console); it sees output from now on. Returns its removal. */
+  addSink(sink: TtySink): () => void {
     this.sinks.push(sink);
+    return () => {
+      const i = this.sinks.indexOf(sink);
+      if (i >= 0) this.sinks.splice(i, 1);
+    };
   }
 
   /** The shell starts: its first prompt. */
@@ -163,8 +169,8 @@ export class Tty {
         const col = (v: string | number) => String(v).padStart(12);
         return [
           `${' '.repeat(15)}total        used        free      shared  buff/cache   available`,
-          `Mem:   ${col(total)}${col(used)}${col(total - used)}${col(0)}${col(0)}${col(total - used)}`,
-          `Swap:  ${col(0)}${col(0)}${col(0)}`,
+          `${'Mem:'.padEnd(8)}${col(total)}${col(used)}${col(total - used)}${col(0)}${col(0)}${col(total - used)}`,
+          `${'Swap:'.padEnd(8)}${col(0)}${col(0)}${col(0)}`,
         ];
       }
       case 'lsvmbus': {
@@ -199,6 +205,7 @@ export class Tty {
 
   private newline(): void {
     this.lines.push(this.current.join('').trimEnd());
+    this.linesWritten++;
     if (this.lines.length > SCREEN_LINES) this.lines.splice(0, this.lines.length - SCREEN_LINES);
     this.current = [];
     this.cursor = 0;

@@ -17,6 +17,7 @@ import { MAX_LUN } from './config.js';
 import { guestHvsock, hostHvsock } from './hvsock-stream.js';
 import type { Machine } from './machine.js';
 import { parseNetStep, runNetStep, type NetStep } from './net-steps.js';
+import { inputStepTitle, parseInputStep, runInputStep, type InputStep } from './input-steps.js';
 
 /** A script line that is not a step: names the file, the line and what is wrong. */
 export class ScriptError extends Error {
@@ -40,6 +41,7 @@ export type Step =
   | { readonly op: 'timesync'; readonly line: number; readonly action: 'sync' | 'sample' }
   | { readonly op: 'hvsock'; readonly line: number; readonly port: number; readonly text: string }
   | { readonly op: 'net'; readonly line: number; readonly net: NetStep }
+  | { readonly op: 'key' | 'mouse'; readonly line: number; readonly input: InputStep }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'write'; readonly lun: number; readonly lba: number; readonly file: string }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'read'; readonly lun: number; readonly lba: number; readonly count: number; readonly file: string | undefined }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'add'; readonly path: string; readonly lun: number | undefined; readonly readOnly: boolean; readonly dvd: boolean }
@@ -79,7 +81,7 @@ export const STEP_LIMIT_S = 3600;
 
 
 /** Every step, in the order the grammar lists them. */
-export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net'] as const satisfies readonly Step['op'][];
+export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net', 'key', 'mouse'] as const satisfies readonly Step['op'][];
 
 /** The whole grammar, as `hvkit help script` prints it. */
 export const SCRIPT_GRAMMAR = `A script is host actions against the running VM, one step per line, run in order once the
@@ -120,6 +122,13 @@ has halted) makes hvkit run exit 1; the steps after it are skipped unless --keep
                                                it back (every hvkit guest runs one on port 7)
   net link up|down                             connect or disconnect the first NIC's virtual cable;
                                                succeeds once the guest sees the carrier change
+  key type TEXT                                type TEXT on the keyboard (\\n Enter, \\t Tab, \\b
+                                               Backspace, \\e Esc, \\\\); prints the guest tty's lines
+  key press COMBO                              press a key combination (CTRL+ALT+DEL, ENTER, SHIFT+F1,
+                                               ALT+TAB, UP, …); prints the tty's lines
+  mouse move X Y                               move the pointer to X Y in the mouse's absolute units
+                                               (0 to 32767); prints where the guest sees it
+  mouse click [left|right|middle]              click a button; succeeds once the guest saw it
 
 Example:
   kvp set 0 Greeting "hello world"
@@ -185,6 +194,12 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
     }
     case 'disk':
       return parseDiskStep(plain, flags, line, fail, args);
+    case 'key':
+    case 'mouse': {
+      const input = parseInputStep(op, args);
+      if (typeof input === 'string') return fail(input);
+      return { op, line, input };
+    }
     case 'net': {
       onlyFlags([]);
       const net = parseNetStep(plain);
@@ -337,6 +352,9 @@ export function stepTitle(step: Step): string {
       return `hvsock echo ${step.port}`;
     case 'disk':
       return diskStepTitle(step);
+    case 'key':
+    case 'mouse':
+      return inputStepTitle(step.input);
     case 'net':
       return step.net.action === 'ping' ? `net ping ${step.net.target}` : step.net.action === 'udp-echo' ? `net udp-echo ${step.net.ip} ${step.net.port}` : `net link ${step.net.up ? 'up' : 'down'}`;
   }
@@ -537,6 +555,11 @@ async function runStep(c: StepContext, step: Step, host: ScriptHost | undefined)
       return hvsockEcho(c, step);
     case 'disk':
       return diskStep(c, step, host);
+    case 'key':
+    case 'mouse': {
+      const r = await runInputStep(m, step.input, (done, limitS) => c.settle(done, limitS));
+      return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);
+    }
     case 'net': {
       const r = await runNetStep(m, step.net, (done, limitS) => c.settle(done, limitS), c.lab ? (name) => c.lab!.resolve(name) : undefined);
       return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);

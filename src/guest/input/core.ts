@@ -10,6 +10,7 @@
 // queue drop events (counted, like evdev's SYN_DROPPED), never grow. Device state is updated
 // before queuing, so it stays right when events are dropped.
 import type { GuestServices } from '../../devices/device.js';
+import { BoundedLog } from '../../tlfs/bounded-log.js';
 import { ABS_X, ABS_Y, EV, EV_NAMES, SYN_REPORT } from '../../devices/input/codes.js';
 import type { InputDeviceHandle, InputDeviceSpec, InputId } from '../../devices/input/layer.js';
 
@@ -17,6 +18,8 @@ import type { InputDeviceHandle, InputDeviceSpec, InputId } from '../../devices/
 export const INPUT_QUEUE_LIMIT = 256;
 /** Devices the core registers at most: nothing the host offers makes it grow further. */
 export const INPUT_DEVICE_LIMIT = 32;
+/** Events kept for inspection (state(), script steps). */
+export const RECENT_EVENTS = 64;
 
 export interface InputEvent {
   readonly type: number;
@@ -104,8 +107,10 @@ export class InputCore {
   /** Events passed on, and events the full queue dropped. */
   passed = 0;
   dropped = 0;
-  /** The last absolute pointer position any device reported, and its device. */
-  pointer: { x: number; y: number; device: string } | undefined;
+  /** The latest events passed on (evtest's view), each with its device's name. */
+  readonly recent = new BoundedLog<InputEvent & { readonly device: string }>(RECENT_EVENTS);
+  /** The pointer position of the absolute pointing device that reported last (or was registered first). */
+  private pointerDevice: InputDevice | undefined;
 
   constructor(private readonly services: GuestServices) {}
 
@@ -143,22 +148,26 @@ export class InputCore {
   /** @internal A device's packet, ending with its SYN_REPORT. */
   pass(dev: InputDevice, packet: readonly InputEvent[]): void {
     for (const ev of packet) {
-      if (ev.type === EV.ABS && dev.spec.abs) {
-        const x = dev.absValues.get(ABS_X);
-        const y = dev.absValues.get(ABS_Y);
-        if (x !== undefined && y !== undefined) this.pointer = { x, y, device: dev.name };
-      }
+      if (ev.type === EV.ABS) this.pointerDevice = dev;
       if (this.queue.length >= INPUT_QUEUE_LIMIT) {
         this.dropped++;
         continue;
       }
       this.queue.push({ dev, ev });
       this.passed++;
+      this.recent.push({ ...ev, device: dev.name });
     }
     if (!this.drainScheduled && this.queue.length) {
       this.drainScheduled = true;
       this.services.scheduleDelayedWork(0, () => this.drain());
     }
+  }
+
+  /** Where the guest's pointer is: the absolute X and Y of its pointing device (ABS values start at the range's minimum). */
+  get pointer(): { x: number; y: number; device: string } | undefined {
+    const dev = this.pointerDevice?.registered ? this.pointerDevice : this.devices.find((d) => d.absValues.has(ABS_X) && d.absValues.has(ABS_Y));
+    if (!dev) return undefined;
+    return { x: dev.absValues.get(ABS_X)!, y: dev.absValues.get(ABS_Y)!, device: dev.name };
   }
 
   /** Events waiting for the handlers. */
