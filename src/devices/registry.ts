@@ -14,9 +14,9 @@ import { attachNetvsp, type NicOptions } from './network/netvsp/netvsp.js';
 import { attachKvp } from './kvp/host.js';
 import { opaqueModules } from './opaque/guest.js';
 import { keyboardModule } from './keyboard/guest.js';
-import { attachKeyboard } from './keyboard/host.js';
+import { attachKeyboard, type KeyboardOptions } from './keyboard/host.js';
 import { mouseModule } from './mouse/guest.js';
-import { attachMouse } from './mouse/host.js';
+import { attachMouse, type MouseOptions } from './mouse/host.js';
 import type { InputLayer } from './input/layer.js';
 import type { BlockBackend } from './storage/backend.js';
 import { storageModule } from './storage/guest.js';
@@ -41,6 +41,10 @@ export interface DeviceSpec {
   readonly disks?: readonly DiskAttachment[];
   /** A storage controller's host settings (latency, queue depth, versions, WWNs). */
   readonly storage?: StorvspOptions;
+  /** The keyboard's host settings (versions it accepts). */
+  readonly keyboard?: KeyboardOptions;
+  /** The mouse's host settings (versions, the device info it sends). */
+  readonly mouse?: MouseOptions;
 }
 
 /** A disk or DVD on a storage controller: its LUN (target 0, path 0) and its back end. */
@@ -85,8 +89,8 @@ const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceT
   ['kvp', (ctx, id) => attachKvp(ctx, id)],
   ['vss', (ctx, id) => attachVss(ctx, id)],
   ['fcopy', (ctx, id) => attachFcopy(ctx, id)],
-  ['keyboard', (ctx, id) => attachKeyboard(ctx, id)],
-  ['mouse', (ctx, id) => attachMouse(ctx, id)],
+  ['keyboard', (ctx, id, spec) => attachKeyboard(ctx, id, spec.keyboard)],
+  ['mouse', (ctx, id, spec) => attachMouse(ctx, id, spec.mouse)],
   ['scsi', attachStorage],
   ['ide', attachStorage],
   ['fc', attachStorage],

@@ -32,6 +32,11 @@ export interface KeyOptions {
   readonly unicode?: boolean;
 }
 
+export interface KeyboardOptions {
+  /** Versions to accept instead of the release's. */
+  readonly versions?: readonly number[];
+}
+
 export class KeyboardHost implements HostDevice {
   readonly type = 'keyboard';
   readonly channel: HostChannel;
@@ -45,12 +50,14 @@ export class KeyboardHost implements HostDevice {
   readonly violations = new BoundedLog<string>(32);
   private readonly pending: Keystroke[] = [];
   private retry: { cancel(): void } | undefined;
+  private readonly accepted: readonly number[];
 
   constructor(
     private readonly ctx: HostContext,
     readonly instanceId: string,
-    private readonly accepted: readonly number[] = HOST_KBD_VERSIONS[ctx.release],
+    options: KeyboardOptions = {},
   ) {
+    this.accepted = options.versions ?? HOST_KBD_VERSIONS[ctx.release];
     this.channel = ctx.server.offer({ classId: DeviceClass.KBD, instanceId }, { signal: (ch) => this.onSignal(ch), close: () => this.onClose() });
   }
 
@@ -81,8 +88,9 @@ export class KeyboardHost implements HostDevice {
     this.ctx.log(`keyboard: guest sent a bad message: ${what}`);
   }
 
+  /** The guest closed the channel: back to offered (a refusal stays on record). */
   private onClose(): void {
-    this.phase = 'offered';
+    if (this.phase !== 'refused') this.phase = 'offered';
     this.pending.length = 0;
     this.retry?.cancel();
     this.retry = undefined;
@@ -104,14 +112,15 @@ export class KeyboardHost implements HostDevice {
     return this.keystroke({ makeCode: code & 0xffff, break: opts.break ?? false, e0: opts.e0 ?? false, e1: opts.e1 ?? false, unicode: opts.unicode ?? false });
   }
 
-  /** Make then break of one key. */
-  tap(k: ScanKey): boolean {
-    return this.press(k.code, { e0: k.e0 }) && this.press(k.code, { e0: k.e0, break: true });
+  /** Make then break of one key; how many of the two were queued. */
+  tap(k: ScanKey): number {
+    return Number(this.press(k.code, { e0: k.e0 })) + Number(this.press(k.code, { e0: k.e0, break: true }));
   }
 
   /**
    * Types `text` as a US keyboard would: each character's key, with Shift around it where the
-   * character needs it. Throws RangeError naming the first character no key types.
+   * character needs it. Throws RangeError naming the first character no key types (before
+   * sending anything). Returns the keystrokes queued.
    */
   typeText(text: string): number {
     const plan = [...text].map((c) => {
@@ -122,21 +131,25 @@ export class KeyboardHost implements HostDevice {
     let n = 0;
     const shift = MODIFIER_KEYS.SHIFT!;
     for (const { key, shift: shifted } of plan) {
-      if (shifted) this.press(shift.code);
-      this.tap(key);
-      if (shifted) this.press(shift.code, { break: true });
-      n++;
+      if (shifted) n += Number(this.press(shift.code));
+      n += this.tap(key);
+      if (shifted) n += Number(this.press(shift.code, { break: true }));
     }
     return n;
   }
 
-  /** "CTRL+ALT+DEL": modifiers down in order, the key down and up, modifiers up in reverse. Throws RangeError for a bad combo. */
-  pressCombo(combo: string): void {
+  /**
+   * "CTRL+ALT+DEL": modifiers down in order, the key down and up, modifiers up in reverse. Throws
+   * RangeError for a bad combo. Returns the keystrokes queued.
+   */
+  pressCombo(combo: string): number {
     const c = parseCombo(combo);
     if (typeof c === 'string') throw new RangeError(c);
-    for (const m of c.modifiers) this.press(m.code, { e0: m.e0 });
-    this.tap(c.key);
-    for (const m of [...c.modifiers].reverse()) this.press(m.code, { e0: m.e0, break: true });
+    let n = 0;
+    for (const m of c.modifiers) n += Number(this.press(m.code, { e0: m.e0 }));
+    n += this.tap(c.key);
+    for (const m of [...c.modifiers].reverse()) n += Number(this.press(m.code, { e0: m.e0, break: true }));
+    return n;
   }
 
   /** Keystrokes waiting for room in the ring. */
@@ -166,6 +179,6 @@ export class KeyboardHost implements HostDevice {
   }
 }
 
-export function attachKeyboard(ctx: HostContext, instanceId: string): KeyboardHost {
-  return new KeyboardHost(ctx, instanceId);
+export function attachKeyboard(ctx: HostContext, instanceId: string, options?: KeyboardOptions): KeyboardHost {
+  return new KeyboardHost(ctx, instanceId, options);
 }

@@ -45,7 +45,7 @@ export class MouseHost implements HostDevice {
     readonly instanceId: string,
     private readonly options: MouseOptions = {},
   ) {
-    this.channel = ctx.server.offer({ classId: DeviceClass.MOUSE, instanceId }, { signal: (ch) => void ch.receive((p) => this.onPacket(ch, p)), close: () => void (this.phase = 'offered') });
+    this.channel = ctx.server.offer({ classId: DeviceClass.MOUSE, instanceId }, { signal: (ch) => void ch.receive((p) => this.onPacket(ch, p)), close: () => void (this.phase = this.phase === 'refused' ? 'refused' : 'offered') });
   }
 
   private onPacket(ch: HostChannel, p: ParsedPacket): void {
