@@ -16,7 +16,7 @@ import { WireError } from '../../tlfs/struct.js';
 import { VMBUS_SYSFS, type InputLayer } from '../input/layer.js';
 import { Atkbd } from './atkbd.js';
 import type { GuestModule, GuestServices } from '../device.js';
-import { encodeProtocolRequest, formatKbdVersion, parseHostMessage, SYNTH_KBD_VERSION, XTKBD_EMUL0, XTKBD_EMUL1, XTKBD_RELEASE } from './wire.js';
+import { SynthKbdMsgHdr, encodeProtocolRequest, formatKbdVersion, parseHostMessage, SYNTH_KBD_VERSION, XTKBD_EMUL0, XTKBD_EMUL1, XTKBD_RELEASE } from './wire.js';
 
 export const KEYBOARD_DRIVER = 'hyperv_keyboard';
 /** wait_for_completion_timeout(&kbd_dev->wait_event, 10 * HZ). */
@@ -47,6 +47,11 @@ export class HvKeyboard {
     if (p.type !== PacketType.DATA_INBAND) {
       this.bad++;
       return this.err(`unhandled packet type ${p.type}, tid ${p.transId.toString(16)} len ${p.payload.length}`);
+    }
+    // hv_kbd_handle_received_packet: the message (padding included) must be longer than its header.
+    if (p.payload.length <= SynthKbdMsgHdr.size) {
+      this.bad++;
+      return this.err(`Illegal packet (type: ${p.type}, tid: ${p.transId.toString(16)}, size: ${p.payload.length})`);
     }
     let msg;
     try {

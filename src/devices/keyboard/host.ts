@@ -76,6 +76,7 @@ export class KeyboardHost implements HostDevice {
       if (!(e instanceof WireError)) throw e;
       return this.violation(e.message);
     }
+    if (this.phase !== 'offered') return this.violation(`PROTOCOL_REQUEST after the protocol was ${this.phase === 'ready' ? 'negotiated' : 'refused'}`);
     this.version = msg.version;
     const ok = this.accepted.includes(msg.version);
     ch.sendInband(encodeProtocolResponse(ok));

@@ -59,6 +59,7 @@ export class MouseHost implements HostDevice {
       return this.violation(e.message);
     }
     if (msg.type === 'protocol-request') {
+      if (this.phase !== 'offered') return this.violation(`PROTOCOL_REQUEST after the protocol was ${this.phase === 'refused' ? 'refused' : 'negotiated'}`);
       this.version = msg.version;
       const ok = (this.options.versions ?? HOST_SYNTHHID_VERSIONS[this.ctx.release]).includes(msg.version);
       ch.sendInband(encodeProtocolResponse(msg.version, ok));
