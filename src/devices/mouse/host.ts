@@ -38,6 +38,8 @@ export class MouseHost implements HostDevice {
   /** Reports written to the ring, and reports not sent (not ready or ring full). */
   sent = 0;
   refused = 0;
+  /** Device infos the guest acknowledged (one per successful connect). */
+  acks = 0;
   readonly violations = new BoundedLog<string>(32);
 
   constructor(
@@ -75,6 +77,7 @@ export class MouseHost implements HostDevice {
     }
     if (this.phase !== 'info-sent') return this.violation('INITIAL_DEVICE_INFO_ACK without a device info to acknowledge');
     this.phase = 'ready';
+    this.acks++;
   }
 
   private violation(what: string): void {
