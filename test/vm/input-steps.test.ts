@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseInputStep, unescapeTyped } from '../../src/vm/input-steps.js';
 import { Machine } from '../../src/vm/machine.js';
-import { parseScript, runScript, ScriptError, type StepResult } from '../../src/vm/script.js';
+import type { ScriptError} from '../../src/vm/script.js';
+import { parseScript, runScript, type StepResult } from '../../src/vm/script.js';
 
 describe('input steps: parsing', () => {
   it('key type resolves its escapes; key press takes combos; mouse move takes 0..32767; click names a button', () => {

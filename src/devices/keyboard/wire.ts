@@ -5,10 +5,28 @@
 // Every layout is checked against the oracle (test/oracle/input-constants.test.ts).
 import { struct, u16, u32, WireError } from '../../tlfs/struct.js';
 
-export const SynthKbdMsgHdr = struct('synth_kbd_msg_hdr', { type: u32 });
-export const SynthKbdProtocolRequest = struct('synth_kbd_protocol_request', { header: SynthKbdMsgHdr, version_requested: u32 });
-export const SynthKbdProtocolResponse = struct('synth_kbd_protocol_response', { header: SynthKbdMsgHdr, proto_status: u32 });
-export const SynthKbdKeystroke = struct('synth_kbd_keystroke', { header: SynthKbdMsgHdr, make_code: u16, reserved0: u16, info: u32 });
+export const SynthKbdMsgHdr = struct('synth_kbd_msg_hdr', {
+  /** SYNTH_KBD_*: 1 protocol request, 2 response, 3 keystroke, 4 LED indicators. */
+  type: u32,
+});
+export const SynthKbdProtocolRequest = struct('synth_kbd_protocol_request', {
+  header: SynthKbdMsgHdr,
+  /** major << 16 | minor: Linux asks for 1.0 (0x10000). */
+  version_requested: u32,
+});
+export const SynthKbdProtocolResponse = struct('synth_kbd_protocol_response', {
+  header: SynthKbdMsgHdr,
+  /** Bit 0 (PROTOCOL_ACCEPTED): the host accepts the version asked for. */
+  proto_status: u32,
+});
+export const SynthKbdKeystroke = struct('synth_kbd_keystroke', {
+  header: SynthKbdMsgHdr,
+  /** A scancode set 1 make code, or a UTF-16 code unit with IS_UNICODE. */
+  make_code: u16,
+  reserved0: u16,
+  /** IS_UNICODE (bit 0), IS_BREAK (bit 1: a release), IS_E0 (bit 2), IS_E1 (bit 3). */
+  info: u32,
+});
 
 export const KEYBOARD_LAYOUTS = [SynthKbdMsgHdr, SynthKbdProtocolRequest, SynthKbdProtocolResponse, SynthKbdKeystroke];
 

@@ -7,14 +7,65 @@
 // for the device info ack. Layouts are checked against the oracle (test/oracle/input-constants.test.ts).
 import { bytes, struct, u16, u32, u8, WireError } from '../../tlfs/struct.js';
 
-export const PipePrtMsg = struct('pipe_prt_msg', { type: u32, size: u32, data: bytes(1) }, { size: 12 });
-export const SynthhidMsgHdr = struct('synthhid_msg_hdr', { type: u32, size: u32 });
-export const SynthhidProtocolRequest = struct('synthhid_protocol_request', { header: SynthhidMsgHdr, version_requested: u32 });
-export const SynthhidProtocolResponse = struct('synthhid_protocol_response', { header: SynthhidMsgHdr, version_requested: u32, approved: u8 });
-export const HvInputDevInfo = struct('hv_input_dev_info', { size: u32, vendor: u16, product: u16, version: u16, reserved: bytes(22) });
+export const PipePrtMsg = struct(
+  'pipe_prt_msg',
+  {
+    /** PIPE_MESSAGE_DATA (1); anything else is ignored. */
+    type: u32,
+    /** Bytes of the SYNTHHID message that follows. */
+    size: u32,
+    /** The SYNTHHID message starts here. */
+    data: bytes(1),
+  },
+  { size: 12 },
+);
+export const SynthhidMsgHdr = struct('synthhid_msg_hdr', {
+  /** SYNTH_HID_*: 0 protocol request, 1 response, 2 device info, 3 its ack, 4 input report. */
+  type: u32,
+  /** Bytes of the message after this header. */
+  size: u32,
+});
+export const SynthhidProtocolRequest = struct('synthhid_protocol_request', {
+  header: SynthhidMsgHdr,
+  /** major << 16 | minor: Linux asks for 2.0 (0x20000). */
+  version_requested: u32,
+});
+export const SynthhidProtocolResponse = struct('synthhid_protocol_response', {
+  header: SynthhidMsgHdr,
+  /** The version asked for, echoed. */
+  version_requested: u32,
+  /** Non-zero: the host approves the version. */
+  approved: u8,
+});
+export const HvInputDevInfo = struct('hv_input_dev_info', {
+  /** sizeof(struct hv_input_dev_info), 32. */
+  size: u32,
+  /** The HID device's USB vendor id (Microsoft, 0x045E). */
+  vendor: u16,
+  product: u16,
+  /** The HID device's version, BCD (Linux prints it as "HID v0.01"). */
+  version: u16,
+  reserved: bytes(22),
+});
 /** struct hid_class_descriptor and struct hid_descriptor (USB HID 1.11 §6.2.1), packed. */
-export const HidClassDescriptor = struct('hid_class_descriptor', { bDescriptorType: u8, wDescriptorLength: u16 });
-export const HidDescriptor = struct('hid_descriptor', { bLength: u8, bDescriptorType: u8, bcdHID: u16, bCountryCode: u8, bNumDescriptors: u8, rpt_desc: HidClassDescriptor });
+export const HidClassDescriptor = struct('hid_class_descriptor', {
+  /** HID_DT_REPORT (0x22). */
+  bDescriptorType: u8,
+  /** Bytes of the report descriptor that follows the HID descriptor. */
+  wDescriptorLength: u16,
+});
+export const HidDescriptor = struct('hid_descriptor', {
+  /** The HID descriptor's own length (9); the report descriptor follows it. */
+  bLength: u8,
+  /** HID_DT_HID (0x21). */
+  bDescriptorType: u8,
+  /** The HID specification release, BCD (0x0101). */
+  bcdHID: u16,
+  bCountryCode: u8,
+  /** Class descriptors named (1: the report descriptor). */
+  bNumDescriptors: u8,
+  rpt_desc: HidClassDescriptor,
+});
 export const SynthhidDeviceInfo = struct('synthhid_device_info', { header: SynthhidMsgHdr, hid_dev_info: HvInputDevInfo, hid_descriptor: HidDescriptor });
 export const SynthhidDeviceInfoAck = struct('synthhid_device_info_ack', { header: SynthhidMsgHdr, reserved: u8 });
 export const SynthhidInputReport = struct('synthhid_input_report', { header: SynthhidMsgHdr, buffer: bytes(1) });
