@@ -8,6 +8,7 @@ import { balloonGroup } from './balloon.js';
 import { bootGroup } from './boot.js';
 import { hypervisorCases } from './hypervisor.js';
 import { hvsockGroup } from './hvsock.js';
+import { inputGroup } from './input.js';
 import { median } from './stats.js';
 import { networkGroup } from './network.js';
 import { storageGroup } from './storage.js';
@@ -125,7 +126,7 @@ function parseArgs(argv: string[]): { json: boolean; filter: RegExp | undefined 
 async function main(): Promise<void> {
   const { json, filter } = parseArgs(process.argv.slice(2));
   const wanted = (name: string) => !filter || filter.test(name);
-  const groups: MeasurementGroup[] = [vmbusGroup(), workerGroup(), bootGroup(), hvsockGroup(), networkGroup(), storageGroup(), balloonGroup()].filter((g) => g.names.some(wanted));
+  const groups: MeasurementGroup[] = [vmbusGroup(), workerGroup(), bootGroup(), hvsockGroup(), networkGroup(), storageGroup(), balloonGroup(), inputGroup()].filter((g) => g.names.some(wanted));
   const all = [...baselines(), ...hypervisorCases(BATCH), ...ringCases(), ...videoCases()];
   // A chosen case brings its baseline; a chosen group the cases it needs.
   const keep = new Set(all.filter((c) => wanted(c.name)).flatMap((c) => [c.name, c.baseline]));

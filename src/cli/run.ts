@@ -13,6 +13,7 @@ import type { VmConfig } from '../vm/config.js';
 import { DirectoryFiles } from '../vm/dirfs.js';
 import { Machine } from '../vm/machine.js';
 import { hostNics, netInterfaces, netState, pairNetState } from '../vm/network.js';
+import { inputState } from '../vm/input.js';
 import { parseScript, runScript, SCRIPT_STEPS, STEP_LIMIT_S, type Step, type StepResult } from '../vm/script.js';
 import { ThreadedMachine } from '../vm/threaded/machine.js';
 import { MAX_CPUS } from '../vm/threaded/protocol.js';
@@ -121,10 +122,11 @@ class RunOutput {
     this.line(this.o.json ? JSON.stringify({ script: r }) : `hvkit script: line ${r.line}: ${r.status === 'failed' ? 'FAILED: ' : ''}${r.text}`);
   };
 
-  state(vm: VmConfig, state: KernelState, network?: unknown[]): void {
+  state(vm: VmConfig, state: KernelState, network?: unknown[], input?: ReturnType<typeof inputState>): void {
     if (!this.o.json) return;
     const machine = { release: vm.release, arch: vm.arch, vps: vm.vps, memory: vm.memory, ...(vm.dynamicMemory ? { dynamicMemory: vm.dynamicMemory } : {}), pageSize: vm.pageSize, devices: vm.devices.map((d) => d.type) };
-    this.line(JSON.stringify({ state: { vm: machine, ...state, ...(network?.length ? { network } : {}) } }));
+    const hasInput = input && (input.keyboard || input.mouse || input.guest);
+    this.line(JSON.stringify({ state: { vm: machine, ...state, ...(network?.length ? { network } : {}), ...(hasInput ? { input } : {}) } }));
   }
 
   stop(): void {
@@ -221,7 +223,7 @@ async function runInThread(m: Machine, vm: VmConfig, o: RunOptions, out: RunOutp
     if (m.kernel.stage === 'booted') await m.runForAsync(SCREEN_SETTLE_NS, { signal });
     saveScreenshot(o.screenshot, m.devices);
   }
-  out.state(vm, m.kernel.state(), netState(m));
+  out.state(vm, m.kernel.state(), netState(m), inputState(m));
   if (signal.aborted) return EXIT.interrupted;
   if (failed.length) throw new RunFailure(`${failed.length} of ${steps!.length} script steps failed (line ${failed.map((r) => r.line).join(', ')})`);
   // A script may end the guest itself: booting was what --until booted asked for.

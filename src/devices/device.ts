@@ -68,6 +68,8 @@ export interface GuestServices {
   scheduleDelayedWork(delayNs: number, work: () => void): { cancel(): boolean };
   /** orderly_poweroff / orderly_reboot / hibernate, run from process context after the caller returns. */
   requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void;
+  /** RAM as the kernel counts it (/proc/meminfo's MemTotal and what is in use), bytes. */
+  meminfo?(): { totalBytes: number; usedBytes: number };
   /** Utsname and /etc/os-release facts some integration services report. */
   readonly system: { hostname: string; osName: string; osVersion: string; kernelRelease: string; arch: string };
   /** The guest's file tree, where its daemons keep state (KVP pools) and receive files (fcopy). */

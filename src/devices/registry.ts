@@ -16,6 +16,11 @@ import { netvscModule, type GuestNetConfig } from './network/netvsc/module.js';
 import { attachNetvsp, type NicOptions } from './network/netvsp/netvsp.js';
 import { attachKvp } from './kvp/host.js';
 import { opaqueModules } from './opaque/guest.js';
+import { keyboardModule } from './keyboard/guest.js';
+import { attachKeyboard, type KeyboardOptions } from './keyboard/host.js';
+import { mouseModule } from './mouse/guest.js';
+import { attachMouse, type MouseOptions } from './mouse/host.js';
+import type { InputLayer } from './input/layer.js';
 import type { BlockBackend } from './storage/backend.js';
 import { storageModule } from './storage/guest.js';
 import { attachStorvsp, type StorvspHost, type StorvspOptions } from './storage/host.js';
@@ -45,6 +50,10 @@ export interface DeviceSpec {
   readonly dynamicMemory?: DynamicMemoryConfig;
   /** The video device's host settings (its default resolution). */
   readonly video?: VideoOptions;
+  /** The keyboard's host settings (versions it accepts). */
+  readonly keyboard?: KeyboardOptions;
+  /** The mouse's host settings (versions, the device info it sends). */
+  readonly mouse?: MouseOptions;
 }
 
 /** A disk or DVD on a storage controller: its LUN (target 0, path 0) and its back end. */
@@ -91,6 +100,8 @@ const HOST_FACTORIES: ReadonlyMap<DeviceTypeName, HostFactory> = new Map<DeviceT
   ['vss', (ctx, id) => attachVss(ctx, id)],
   ['fcopy', (ctx, id) => attachFcopy(ctx, id)],
   ['video', (ctx, id, spec) => attachVideo(ctx, id, spec.video)],
+  ['keyboard', (ctx, id, spec) => attachKeyboard(ctx, id, spec.keyboard)],
+  ['mouse', (ctx, id, spec) => attachMouse(ctx, id, spec.mouse)],
   ['scsi', attachStorage],
   ['ide', attachStorage],
   ['fc', attachStorage],
@@ -135,12 +146,20 @@ export function attachDevices(ctx: HostContext, specs: readonly DeviceSpec[] = D
  * The guest's VMBus driver modules, in the order the kernel initialises them. A distribution
  * kernel loads them as modules in whatever order udev asks; the model fixes one.
  */
-export function builtinModules(pageSize: number, options: { network?: GuestNetConfig; balloon?: HvBalloonOptions } = {}): GuestModule[] {
-  // hv_netvsc and hv_balloon take the places the opaque drivers had, so drivers register in the
-  // same order; hv_storvsc, the first of them, is storvsc itself now; hyperv_fb registers after
-  // hid_hyperv, where Linux's module order puts it.
-  const modules = opaqueModules(pageSize).flatMap((m) =>
-    m.name === 'hv_netvsc' ? [netvscModule(options.network)] : m.name === 'hv_balloon' ? [hvBalloonModule(options.balloon)] : m.name === 'hid_hyperv' ? [m, hypervFbModule()] : [m],
-  );
+export function builtinModules(pageSize: number, options: { network?: GuestNetConfig; balloon?: HvBalloonOptions; input?: InputLayer } = {}): GuestModule[] {
+  // hv_netvsc, hv_balloon, hyperv_keyboard and hid_hyperv take the places their opaque drivers
+  // had, so drivers register in the same order; hv_storvsc, the first of them, is storvsc itself
+  // now; hyperv_fb registers after hid_hyperv, where Linux's module order puts it. The two input
+  // drivers share the kernel's input layer, when it has one (the machine gives it).
+  const input = options.input;
+  const real: Record<string, () => GuestModule> = {
+    hv_netvsc: () => netvscModule(options.network),
+    hv_balloon: () => hvBalloonModule(options.balloon),
+    ...(input ? { hyperv_keyboard: () => keyboardModule(input, pageSize), hid_hyperv: () => mouseModule(input, pageSize) } : {}),
+  };
+  const modules = opaqueModules(pageSize).flatMap((m) => {
+    const mod = real[m.name]?.() ?? m;
+    return m.name === 'hid_hyperv' ? [mod, hypervFbModule()] : [mod];
+  });
   return [storageModule(), ...modules, hvUtilsModule([shutdownService, timesyncService, heartbeatService, makeKvpService(), vssService, fcopyService], { pageSize }), hvSockModule()];
 }

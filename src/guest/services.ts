@@ -82,6 +82,12 @@ export class KernelServices implements GuestServices {
     this.k.log.info(con.banner);
   }
 
+  /** free(1)'s view: MemTotal and what is not MemFree, from the kernel's /proc/meminfo. */
+  meminfo(): { totalBytes: number; usedBytes: number } {
+    const i = this.k.meminfo();
+    return { totalBytes: i.MemTotal * 1024, usedBytes: (i.MemTotal - i.MemFree) * 1024 };
+  }
+
   get system(): GuestServices['system'] {
     const [a, b, c] = this.k.options.version;
     return { hostname: this.k.options.hostname, osName: 'hvkit', osVersion: `${a}.${b}`, kernelRelease: `${a}.${b}.${c}-hvkit`, arch: this.k.arch === 'x64' ? 'x86_64' : this.k.arch === 'x86' ? 'i686' : 'aarch64' };

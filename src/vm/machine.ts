@@ -8,6 +8,7 @@ import type { GuestCpu } from '../hypervisor/cpu-interface.js';
 import type { PartitionVmbus } from '../vmbus/server/partition-io.js';
 import type { GuestFiles, HostDevice } from '../devices/device.js';
 import { builtinModules } from '../devices/registry.js';
+import { GuestInput } from '../guest/input/index.js';
 import { Host, type HostConfig } from './host.js';
 
 export interface MachineConfig extends HostConfig {
@@ -108,7 +109,7 @@ export class Machine {
           this.host.dispose();
         },
       },
-      { modules: builtinModules(this.partition.memory.pageSize, { ...(kernel?.network ? { network: kernel.network } : {}), ...(kernel?.balloon ? { balloon: kernel.balloon } : {}) }), ...kernel },
+      { modules: builtinModules(this.partition.memory.pageSize, { input: new GuestInput(), ...(kernel?.network ? { network: kernel.network } : {}), ...(kernel?.balloon ? { balloon: kernel.balloon } : {}) }), ...kernel },
     );
   }
 

@@ -19,6 +19,7 @@ import { guestHvsock, hostHvsock } from './hvsock-stream.js';
 import type { Machine } from './machine.js';
 import { parseNetStep, runNetStep, type NetStep } from './net-steps.js';
 import { memoryStepTitle, parseMemoryStep, runMemoryStep, type MemoryStep } from './memory-steps.js';
+import { inputStepTitle, parseInputStep, runInputStep, type InputStep } from './input-steps.js';
 
 /** A script line that is not a step: names the file, the line and what is wrong. */
 export class ScriptError extends Error {
@@ -43,6 +44,7 @@ export type Step =
   | { readonly op: 'hvsock'; readonly line: number; readonly port: number; readonly text: string }
   | { readonly op: 'net'; readonly line: number; readonly net: NetStep }
   | { readonly op: 'memory'; readonly line: number; readonly memory: MemoryStep }
+  | { readonly op: 'key' | 'mouse'; readonly line: number; readonly input: InputStep }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'write'; readonly lun: number; readonly lba: number; readonly file: string }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'read'; readonly lun: number; readonly lba: number; readonly count: number; readonly file: string | undefined }
   | { readonly op: 'disk'; readonly line: number; readonly action: 'add'; readonly path: string; readonly lun: number | undefined; readonly readOnly: boolean; readonly dvd: boolean }
@@ -83,7 +85,7 @@ export const STEP_LIMIT_S = 3600;
 
 
 /** Every step, in the order the grammar lists them. */
-export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net', 'memory', 'screenshot'] as const satisfies readonly Step['op'][];
+export const SCRIPT_STEPS = ['wait', 'heartbeat', 'shutdown', 'kvp', 'copy-file', 'vss', 'timesync', 'hvsock', 'disk', 'net', 'memory', 'screenshot', 'key', 'mouse'] as const satisfies readonly Step['op'][];
 
 /** The whole grammar, as `hvkit help script` prints it. */
 export const SCRIPT_GRAMMAR = `A script is host actions against the running VM, one step per line, run in order once the
@@ -132,6 +134,13 @@ has halted) makes hvkit run exit 1; the steps after it are skipped unless --keep
   screenshot FILE                              write the guest's screen (the video device's frame,
                                                once the guest's pending updates reached the host)
                                                to FILE as a PNG
+  key type TEXT                                type TEXT on the keyboard (\\n Enter, \\t Tab, \\b
+                                               Backspace, \\e Esc, \\\\); prints the guest tty's lines
+  key press COMBO                              press a key combination (CTRL+ALT+DEL, ENTER, SHIFT+F1,
+                                               ALT+TAB, UP, …); prints the tty's lines
+  mouse move X Y                               move the pointer to X Y in the mouse's absolute units
+                                               (0 to 32767); prints where the guest sees it
+  mouse click [left|right|middle]              click a button; succeeds once the guest saw it
 
 Example:
   kvp set 0 Greeting "hello world"
@@ -197,6 +206,12 @@ function parseLine(w: string[], line: number, fail: (reason: string) => never): 
     }
     case 'disk':
       return parseDiskStep(plain, flags, line, fail, args);
+    case 'key':
+    case 'mouse': {
+      const input = parseInputStep(op, args);
+      if (typeof input === 'string') return fail(input);
+      return { op, line, input };
+    }
     case 'net': {
       onlyFlags([]);
       const net = parseNetStep(plain);
@@ -360,6 +375,9 @@ export function stepTitle(step: Step): string {
       return diskStepTitle(step);
     case 'screenshot':
       return screenStepTitle(step);
+    case 'key':
+    case 'mouse':
+      return inputStepTitle(step.input);
     case 'net':
       return step.net.action === 'ping' ? `net ping ${step.net.target}` : step.net.action === 'udp-echo' ? `net udp-echo ${step.net.ip} ${step.net.port}` : `net link ${step.net.up ? 'up' : 'down'}`;
     case 'memory':
@@ -564,6 +582,11 @@ async function runStep(c: StepContext, step: Step, host: ScriptHost | undefined)
       return diskStep(c, step, host);
     case 'screenshot':
       return screenStep(c, step, host);
+    case 'key':
+    case 'mouse': {
+      const r = await runInputStep(m, step.input, (done, limitS) => c.settle(done, limitS));
+      return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);
+    }
     case 'net': {
       const r = await runNetStep(m, step.net, (done, limitS) => c.settle(done, limitS), c.lab ? (name) => c.lab!.resolve(name) : undefined);
       return result(step, r.ok ? 'ok' : 'failed', r.values, r.text);

@@ -50,7 +50,7 @@ const cases: [string, string[], string][] = [
   ['--page-size junk', ['--page-size', 'junk'], "hvkit run: option '--page-size <size>' argument 'junk' is invalid. expected 4k, 16k or 64k"],
   ['--threads with more VPs than the worker protocol carries', ['--threads', '--vps', '241'], 'hvkit run: --threads: at most 240 VPs with the guest in a worker, not 241'],
   ['--script naming a missing file', ['--script', join(dir, 'none.txt')], `hvkit run: --script: cannot read ${join(dir, 'none.txt')}: ENOENT`],
-  ['--script with a line that is no step', ['--script', file], `hvkit run: ${file}:1: unknown step "not"; steps: wait, heartbeat, shutdown, kvp, copy-file, vss, timesync, hvsock, disk, net, memory, screenshot (hvkit help script)`],
+  ['--script with a line that is no step', ['--script', file], `hvkit run: ${file}:1: unknown step "not"; steps: wait, heartbeat, shutdown, kvp, copy-file, vss, timesync, hvsock, disk, net, memory, screenshot, key, mouse (hvkit help script)`],
   ['--script with --threads', ['--script', script, '--threads'], 'hvkit run: --script: script steps run with the guest in this thread; drop --threads'],
 ];
 

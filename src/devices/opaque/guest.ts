@@ -1,5 +1,7 @@
 // The guest half of the devices whose protocols hvkit does not speak yet: Linux's drivers for
-// them, reduced to what they do on VMBus at probe. Each opens its channel with the ring sizes
+// them, reduced to what they do on VMBus at probe. The list keeps every driver in Linux's
+// registration order; registry.ts puts the real hv_netvsc, hyperv_keyboard and hid_hyperv in
+// their places (the input drivers when the kernel has an input layer). Each opens its channel with the ring sizes
 // its Linux driver uses, then reads and drops what arrives. A line at debug level says what is
 // not modelled, so the log never pretends a NIC exists.
 import type { GuestChannel } from '../../vmbus/client/channel.js';

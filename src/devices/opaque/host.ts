@@ -1,6 +1,7 @@
-// The host half of a device whose own protocol hvkit does not speak yet (input): its channel is
-// offered, opened and closed like the real device's, so the guest's VMBus state (targets, rings,
-// monitor ids, sysfs) is complete, and whatever the guest sends is read and counted.
+// The host half of a device whose own protocol hvkit does not speak (a device type a VM file may
+// name with no model yet): its channel is offered, opened and closed like the real device's, so
+// the guest's VMBus state (targets, rings, monitor ids, sysfs) is complete, and whatever the guest
+// sends is read and counted.
 import type { HostChannel } from '../../vmbus/server/channel.js';
 import type { DeviceTypeName } from '../catalog.js';
 import type { HostContext, HostDevice } from '../device.js';

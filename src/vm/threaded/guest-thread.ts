@@ -8,6 +8,7 @@ import type { Arch } from '../../hypervisor/cpu-interface.js';
 import { GuestMemory } from '../../memory/guest-memory.js';
 import type { GuestPageSize } from '../../memory/pages.js';
 import { builtinModules } from '../../devices/registry.js';
+import { GuestInput } from '../../guest/input/index.js';
 import { DirectoryFiles } from '../dirfs.js';
 import type { Workload } from './guest-context.js';
 import { ControlBlock, W } from './protocol.js';
@@ -88,7 +89,7 @@ async function main(d: GuestThreadData): Promise<void> {
       busyAt = performance.now();
     }
   };
-  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, { ...(d.kernel.network ? { network: d.kernel.network } : {}), ...(d.kernel.balloon ? { balloon: d.kernel.balloon } : {}) }) : [] };
+  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, { input: new GuestInput(), ...(d.kernel.network ? { network: d.kernel.network } : {}), ...(d.kernel.balloon ? { balloon: d.kernel.balloon } : {}) }) : [] };
   const files = d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) };
   const platform = { memory, cpus, apicIds: d.apicIds, rtcNs: () => d.rtcNs, elapse: (ns: number) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files };
   const kernel: Kernel = new Kernel(platform, options);
