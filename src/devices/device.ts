@@ -68,6 +68,8 @@ export interface GuestServices {
   scheduleDelayedWork(delayNs: number, work: () => void): { cancel(): boolean };
   /** orderly_poweroff / orderly_reboot / hibernate, run from process context after the caller returns. */
   requestShutdown(kind: 'poweroff' | 'reboot' | 'hibernate'): void;
+  /** The VT the tty is on (tty1): shown by the framebuffer console once there is one. */
+  writeConsole?(text: string): void;
   /** RAM as the kernel counts it (/proc/meminfo's MemTotal and what is in use), bytes. */
   meminfo?(): { totalBytes: number; usedBytes: number };
   /** Utsname and /etc/os-release facts some integration services report. */

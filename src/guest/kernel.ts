@@ -224,6 +224,7 @@ export class Kernel {
       if (this.arch === 'arm64') bootArm64(this);
       else bootX86(this);
       this.stage = 'booted';
+      this.services.flushConsole();
     } catch (e) {
       if (!(e instanceof GuestPanic)) throw e;
       panic(this, e.message, { kdump: false });

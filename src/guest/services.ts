@@ -7,6 +7,8 @@ import { MemoryFiles } from './memfs.js';
 import type { Kernel } from './kernel.js';
 
 /** Without an RTC Linux's clock starts at the epoch, as here. */
+const VT_PENDING_MAX = 16 * 1024;
+
 const NO_RTC_NS = 0n;
 
 export class KernelServices implements GuestServices {
@@ -16,6 +18,8 @@ export class KernelServices implements GuestServices {
   readonly files: GuestFiles;
   /** The framebuffer console, once a driver registered a frame buffer (fbcon takes the first). */
   fbcon: Fbcon | undefined;
+  /** What the tty wrote to the VT before it could be shown (before boot ended, or no fbcon yet). */
+  private vtPending = '';
 
   get pages(): GuestPageAllocator {
     return this.k.mm;
@@ -80,6 +84,25 @@ export class KernelServices implements GuestServices {
       if (onConsole(r)) con.write(consoleLine(r));
     });
     this.k.log.info(con.banner);
+    this.flushConsole();
+  }
+
+  /**
+   * The tty's output on the VT (tty1) that fbcon shows. A getty prompts once boot is over, so
+   * what the tty writes before that waits, kept to the last VT_PENDING_MAX characters, and
+   * follows the boot log on the screen.
+   */
+  writeConsole(text: string): void {
+    if (this.fbcon && this.k.stage !== 'booting') return this.fbcon.write(text);
+    this.vtPending = (this.vtPending + text).slice(-VT_PENDING_MAX);
+  }
+
+  /** Shows what the tty wrote while the VT could not: at the end of boot, or when fbcon arrives. */
+  flushConsole(): void {
+    if (!this.fbcon || this.k.stage === 'booting' || !this.vtPending) return;
+    const text = this.vtPending;
+    this.vtPending = '';
+    this.fbcon.write(text);
   }
 
   /** free(1)'s view: MemTotal and what is not MemFree, from the kernel's /proc/meminfo. */

@@ -26,6 +26,8 @@ export class GuestInput implements InputLayer {
     core.connect((dev, ev) => {
       if (!dev.spec.abs) console.event(dev, ev);
     });
+    // The tty is tty1: what it writes shows on the VT, which the framebuffer console draws.
+    if (services.writeConsole) tty.addSink((t) => services.writeConsole!(t));
     tty.start();
     this.started = { core, tty, console };
   }

@@ -3,7 +3,6 @@
 // fbcon draws the boot log; the host's copy of the screen, after the guest's throttled update,
 // is compared pixel by pixel with an image this test renders itself from the same log lines
 // (its own renderer, with the glyphs taken straight from the font package).
-import BitmapFont from 'simple-bitmap-font';
 import { describe, expect, it } from 'vitest';
 import type { SynthvidHost } from '../../../src/devices/video/host.js';
 import { SynthvidMsgType, SynthvidVersion } from '../../../src/devices/video/wire.js';
@@ -11,7 +10,7 @@ import { formatRecord } from '../../../src/guest/klog.js';
 import { RELEASE_IDS, type ReleaseId } from '../../../src/hypervisor/release.js';
 import { vmbusMmioWindow } from '../../../src/memory/layout.js';
 import { Machine } from '../../../src/vm/machine.js';
-import { boot, guestFb } from './machine.js';
+import { boot, guestFb, reference, screenText } from './machine.js';
 
 const EXPECTED: Record<ReleaseId, { version: number; line: string; mode: [number, number] }> = {
   // VMBus 2.4 and 3.0: Linux asks for 3.2 only, and keeps its 1152x864 default.
@@ -23,34 +22,6 @@ const EXPECTED: Record<ReleaseId, { version: number; line: string; mode: [number
   ws2022: { version: SynthvidVersion.WIN10, line: 'major 3, minor 5', mode: [1024, 768] },
   ws2025: { version: SynthvidVersion.WIN10, line: 'major 3, minor 5', mode: [1024, 768] },
 };
-
-/** The reference: grey-on-black 8x16 cells (each 8x8 glyph row twice), an underline cursor. */
-function reference(lines: readonly string[], width: number, height: number, cursor: { row: number; col: number }): Uint8Array {
-  const font = new BitmapFont();
-  const img = new Uint8Array(width * height * 4);
-  for (let i = 3; i < img.length; i += 4) img[i] = 255;
-  const set = (x: number, y: number) => {
-    const o = (y * width + x) * 4;
-    img[o] = img[o + 1] = img[o + 2] = 0xaa;
-  };
-  lines.forEach((line, row) => {
-    [...line].forEach((ch, col) => {
-      const rows = font.font8x8_allChars[font.getIndexForLetter(ch)]!;
-      for (let y = 0; y < 16; y++) for (let x = 0; x < 8; x++) if (rows[y >> 1]! & (1 << x)) set(col * 8 + x, row * 16 + y);
-    });
-  });
-  for (let y = 14; y < 16; y++) for (let x = 0; x < 8; x++) set(cursor.col * 8 + x, cursor.row * 16 + y);
-  return img;
-}
-
-/** The console's text for these log lines: wrapped at `cols`, the last `rows` rows (the cursor's own row last). */
-function screenText(logLines: readonly string[], cols: number, rows: number): { lines: string[]; cursor: { row: number; col: number } } {
-  const all: string[] = [];
-  for (const l of logLines) for (let i = 0; i < Math.max(1, l.length); i += cols) all.push(l.slice(i, i + cols));
-  all.push('');
-  const shown = all.slice(-rows);
-  return { lines: shown, cursor: { row: shown.length - 1, col: 0 } };
-}
 
 describe('hyperv_fb on every release', () => {
   for (const release of RELEASE_IDS) {
@@ -82,7 +53,8 @@ describe('hyperv_fb on every release', () => {
 
       const records = m.kernel.log.records.filter((r) => r.level !== 'debug' && !r.annotation).map(formatRecord);
       const [width, height] = want.mode;
-      const { lines, cursor } = screenText(records, width / 8, height / 16);
+      // After the boot log, the shell on tty1 prompts (src/guest/tty.ts).
+      const { lines, cursor } = screenText(records, width / 8, height / 16, `root@${m.kernel.options.hostname}:~# `);
       const frame = video.render()!;
       expect([frame.width, frame.height]).toEqual([width, height]);
       const ref = reference(lines, width, height, cursor);
@@ -90,7 +62,7 @@ describe('hyperv_fb on every release', () => {
       for (let i = 0; i < ref.length; i++) if (ref[i] !== frame.rgba[i]) differ++;
       expect(differ).toBe(0);
       // The guest's frame buffer in guest memory holds the same pixels (XRGB8888).
-      const px = m.partition.memory.read32(w.base + (cursor.row * 16 + 15) * width * 4);
+      const px = m.partition.memory.read32(w.base + ((cursor.row * 16 + 15) * width + cursor.col * 8) * 4);
       expect(px).toBe(0xaaaaaa);
     });
   }

@@ -67,6 +67,9 @@ describe('the console and its dirty rectangles', () => {
   it('a line written reaches the host as that line only; a scroll as the whole screen', () => {
     const { m, video } = boot('ws2022');
     const con = m.kernel.services.fbcon!;
+    // A fresh line below the shell's prompt.
+    con.write('\n');
+    m.runFor(settle);
     const row = con.row;
     const before = video.updates;
     con.write('hello');
