@@ -29,8 +29,10 @@ interface PageState {
   session: LiveSession | undefined;
   replay: Replay | undefined;
   fps: number[];
+  /** Wall time spent drawing the live views, in all. */
+  renderMs: number;
 }
-const page: PageState = { session: undefined, replay: undefined, fps: [] };
+const page: PageState = { session: undefined, replay: undefined, fps: [], renderMs: 0 };
 (globalThis as { hvkit?: PageState }).hvkit = page;
 
 // --- Tabs and the isolation banner -------------------------------------------------------------
@@ -232,6 +234,9 @@ controls.kvpRead.addEventListener('click', () => void readPool());
 // --- Drawing, once per animation frame ---------------------------------------------------------------
 
 let lastSample = 0;
+let lastSlow = 0;
+/** How often the tables, the sparklines and the diagram are redrawn. */
+const SLOW_VIEWS_MS = 250;
 
 function renderLive(now: number): void {
   const s = page.session;
@@ -255,13 +260,17 @@ function renderLive(now: number): void {
   }
   if (!dirty) return;
   dirty = false;
+  // The gauges move at every frame; tables, sparklines and the diagram a few times a second.
   const channels = s.channels();
+  const slow = now - lastSlow >= SLOW_VIEWS_MS;
   if (now - lastSample >= 500) {
     lastSample = now;
     for (const c of channels) rates.sample(c.relid, now, { packets: c.packetsIn + c.packetsOut, signals: c.signals, interrupts: c.interrupts ?? 0 });
   }
-  renderChannelTable(byId<HTMLTableSectionElement>('channels-body'), channels.map((c) => ({ ...c, state: c.guestState ? `${c.state} / guest ${c.guestState}` : c.state })));
   rings.render(channels, rates);
+  if (!slow) return;
+  lastSlow = now;
+  renderChannelTable(byId<HTMLTableSectionElement>('channels-body'), channels.map((c) => ({ ...c, state: c.guestState ? `${c.state} / guest ${c.guestState}` : c.state })));
   renderVps(byId<HTMLTableSectionElement>('vps-body'), s.vps());
   renderSequence(byId('sequence'), s.plane.steps);
   const hb = s.heartbeat;
@@ -285,7 +294,9 @@ function frame(now: number): void {
     fpsSince = now;
   }
   try {
+    const t0 = performance.now();
     renderLive(now);
+    page.renderMs += performance.now() - t0;
   } catch (e) {
     setText(status, `view error: ${e instanceof Error ? e.message : String(e)}`);
   }

@@ -192,7 +192,7 @@ export class HostChannel {
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
         const events = this.ctx.events;
-        const trace = events?.active ? (bytes: Uint8Array) => this.tracePacket(events, 'to-host', bytes) : undefined;
+        const trace = events?.active && events.wants?.('packet') !== false ? (bytes: Uint8Array) => this.tracePacket(events, 'to-host', bytes) : undefined;
         const read = readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
         n += read;
         this.packetsReceived += read;
@@ -237,7 +237,7 @@ export class HostChannel {
         const events = this.ctx.events;
         // Traced before the signal it may raise, which follows it in the trace.
         if (r.written) this.packetsSent++;
-        if (r.written && events?.active) this.tracePacket(events, 'to-guest', padded(parts));
+        if (r.written && events?.active && events.wants?.('packet') !== false) this.tracePacket(events, 'to-guest', padded(parts));
         if (r.signal) this.signal();
         return r.written;
       }) ?? false

@@ -7,13 +7,20 @@ import type { HeartbeatHost } from '../../../src/devices/heartbeat/host.js';
 import type { KvpHost } from '../../../src/devices/kvp/host.js';
 import type { LogRecord } from '../../../src/guest/klog.js';
 import { Machine, type MachineConfig } from '../../../src/vm/machine.js';
-import { ControlPlane } from '../model/control-plane.js';
+import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import type { LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
 import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
 
-/** Wall time one slice of VM work may take: the rest of a 16.7 ms frame is the page's. */
-const SLICE_MS = 6;
+/** Wall time one slice of VM work may take. */
+const SLICE_MS = 8;
+/**
+ * VM work stops this long after a frame began, so that the page's drawing of the next frame
+ * finds the thread free: slices run after each frame, up to here, then wait for the next frame.
+ */
+const FRAME_WORK_MS = 10;
+/** Frames this far apart mean the page is hidden (no frames): slices then run back to back. */
+const NO_FRAMES_MS = 100;
 /** Virtual time one slice may cover at most (speed "as fast as it goes"). */
 const MAX_SLICE_NS = 50e6;
 /** A machine this far behind its schedule (wall ms) lets its clock slip instead of catching up. */
@@ -37,6 +44,10 @@ export class InThreadSession implements LiveSession {
   private origin = { wallMs: 0, ns: 0 };
   private readonly wake = new MessageChannel();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last animation frame began, and whether a slice waits for the next one. */
+  private frameAt = 0;
+  private waitingForFrame = false;
+  private frameRequest = 0;
   private readonly unsubscribe: () => void;
 
   constructor(config: MachineConfig, opts: { speed: number; stream: boolean }) {
@@ -45,9 +56,8 @@ export class InThreadSession implements LiveSession {
     const m = this.machine;
     this.kvp = m.host.device<KvpHost>('kvp');
     this.heartbeat = m.host.device<HeartbeatHost>('heartbeat');
-    this.unsubscribe = m.partition.events.on((e) => {
-      if (e.kind === 'message' || e.kind === 'signal') this.plane.apply(e);
-    });
+    // Messages and signals only: a listener for packets would have every ring packet hexed.
+    this.unsubscribe = m.partition.events.on((e) => this.plane.apply(e), { kinds: CONTROL_KINDS });
     m.kernel.log.onRecord((r) => {
       this.log.push(r);
       this.onChange();
@@ -55,6 +65,15 @@ export class InThreadSession implements LiveSession {
     const dev = opts.stream && m.vmbus ? offerStream(m.vmbus.server) : undefined;
     this.stream = dev ? this.streamControl(dev, m.partition.memory.pageSize) : undefined;
     this.wake.port1.onmessage = () => this.tick();
+    const onFrame = (): void => {
+      this.frameAt = performance.now();
+      if (this.waitingForFrame) {
+        this.waitingForFrame = false;
+        this.schedule(true);
+      }
+      if (this.state === 'booting' || this.state === 'running' || this.state === 'paused') this.frameRequest = requestAnimationFrame(onFrame);
+    };
+    this.frameRequest = requestAnimationFrame(onFrame);
   }
 
   /** Boots (one call: the kernel's boot is not sliced), then runs. */
@@ -111,6 +130,7 @@ export class InThreadSession implements LiveSession {
   dispose(): void {
     this.state = this.state === 'failed' ? 'failed' : 'off';
     clearTimeout(this.timer);
+    cancelAnimationFrame(this.frameRequest);
     this.wake.port1.close();
     this.unsubscribe();
     this.machine.host.dispose();
@@ -133,7 +153,13 @@ export class InThreadSession implements LiveSession {
     const target = this.speed === Infinity ? m.nowNs + MAX_SLICE_NS : this.origin.ns + (start - this.origin.wallMs) * 1e6 * this.speed;
     const want = Math.min(target - m.nowNs, MAX_SLICE_NS);
     if (want <= 0) return this.schedule(false);
-    const end = start + SLICE_MS;
+    const framesRun = start - this.frameAt < NO_FRAMES_MS;
+    const frameEnd = this.frameAt + FRAME_WORK_MS;
+    if (framesRun && start >= frameEnd) {
+      this.waitingForFrame = true;
+      return;
+    }
+    const end = framesRun ? Math.min(start + SLICE_MS, frameEnd) : start + SLICE_MS;
     try {
       m.waitUntil(() => m.exit !== undefined || performance.now() >= end, want);
     } catch (e) {

@@ -13,7 +13,7 @@ import type { MachineConfig } from '../../../src/vm/machine.js';
 import type { GuestMessage, GuestThreadData } from '../../../src/vm/threaded/guest-main.js';
 import { ControlBlock, controlBytes, W } from '../../../src/vm/threaded/protocol.js';
 import { TrapServer } from '../../../src/vm/threaded/trap-server.js';
-import { ControlPlane } from '../model/control-plane.js';
+import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import { Cmd, StreamCmd, type GuestWorkerArgs } from './guest-worker.js';
 import type { LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
@@ -62,9 +62,8 @@ export class WorkerSession implements LiveSession {
       this.block,
       vps.map((vp) => ({ vp, port: cpuPort(vp) })),
     );
-    this.unsubscribe = this.host.partition.events.on((e) => {
-      if (e.kind === 'message' || e.kind === 'signal') this.plane.apply(e);
-    });
+    // Messages and signals only: a listener for packets would have every ring packet hexed.
+    this.unsubscribe = this.host.partition.events.on((e) => this.plane.apply(e), { kinds: CONTROL_KINDS });
     const dev = opts.stream && this.host.vmbus ? offerStream(this.host.vmbus.server) : undefined;
     this.stream = dev
       ? {

@@ -2,7 +2,7 @@
 // from a trace file): the channel table (offers, opens, closes, rescinds) and the sequence of
 // channel messages between guest and host, plus packet and signal counts per channel. One model
 // serves the live view and the replay of a trace at a chosen moment.
-import type { TraceEvent } from '../../../src/hypervisor/trace.js';
+import type { TraceEvent, TraceKind } from '../../../src/hypervisor/trace.js';
 import { hexBytes } from '../../../src/trace/codec.js';
 import { ChannelResolver } from '../../../src/trace/filter.js';
 import { WireError } from '../../../src/tlfs/struct.js';
@@ -37,6 +37,9 @@ export interface SequenceStep {
   /** A short note: the version, the GPADL handle, a status. */
   detail: string;
 }
+
+/** The kinds the live views follow: the messages (the diagram) and the signals (per-channel counts). */
+export const CONTROL_KINDS: readonly TraceKind[] = ['message', 'signal'];
 
 /** The arrows kept: the oldest are dropped past this many (a long run keeps sending messages). */
 export const MAX_STEPS = 2000;

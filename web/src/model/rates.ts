@@ -10,10 +10,13 @@ export interface Counters {
 
 export class RateHistory {
   private readonly last = new Map<number, { at: number; c: Counters }>();
+  /** Samples taken, of all channels. */
+  samples = 0;
   readonly series = new Map<number, { packets: number[]; signals: number[]; interrupts: number[] }>();
 
   /** Records the counters of channel `relid` at wall time `atMs`. */
   sample(relid: number, atMs: number, c: Counters): void {
+    this.samples++;
     const prev = this.last.get(relid);
     this.last.set(relid, { at: atMs, c: { ...c } });
     if (!prev || atMs <= prev.at) return;

@@ -16,6 +16,7 @@ interface Card {
   gauges: { bar: HTMLElement; label: HTMLElement }[];
   spark: HTMLCanvasElement;
   legend: HTMLElement;
+  drawn: number;
 }
 
 export class RingPanel {
@@ -38,7 +39,9 @@ export class RingPanel {
       gauge(card.gauges[0]!, 'guest→host', ch.outbound!);
       gauge(card.gauges[1]!, 'host→guest', ch.inbound!);
       const s = rates.series.get(ch.relid);
-      if (s) {
+      // Redrawn only when a sample came in.
+      if (s && card.drawn !== s.packets.length + rates.samples) {
+        card.drawn = s.packets.length + rates.samples;
         drawSpark(card.spark, s);
         setText(card.legend, SERIES.map(([k]) => `${k} ${Math.round(s[k].at(-1) ?? 0)}/s`).join('  '));
       }
@@ -58,7 +61,7 @@ export class RingPanel {
       legend,
     );
     this.root.appendChild(root);
-    const card = { root, gauges, spark, legend };
+    const card = { root, gauges, spark, legend, drawn: -1 };
     this.cards.set(ch.relid, card);
     return card;
   }
