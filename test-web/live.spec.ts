@@ -55,6 +55,8 @@ test('the rings fill and drain under the stream workload, and the page keeps dra
   writeFileSync(`${ARTIFACTS}/fps-under-load.json`, JSON.stringify(report, null, 2));
   test.info().annotations.push({ type: 'fps under load', description: fps.map((f) => f.toFixed(1)).join(', ') });
   await page.screenshot({ path: `${ARTIFACTS}/stream.png`, fullPage: true });
+  // The README's picture (docs/images/web.png is a copy): the run, the tables and the rings.
+  await page.screenshot({ path: `${ARTIFACTS}/web.png`, fullPage: true, clip: { x: 0, y: 270, width: 1280, height: 1440 } });
   await page.click('#stream-stop');
   await expect(page.locator('#stream-status')).toContainText('errors 0');
   expect(errors).toEqual([]);
