@@ -82,6 +82,15 @@ test('a KVP value set in the page is read back from the guest', async ({ page })
   await expect(page.locator('#kvp-status')).toContainText('read from the guest');
 });
 
+test('the hv_sock echo box gets back what it sent', async ({ page }) => {
+  await boot(page);
+  await page.fill('#hvsock-port', '5001');
+  await page.fill('#hvsock-text', 'ping from a browser tab');
+  await page.click('#hvsock-send');
+  await expect(page.locator('#hvsock-result')).toHaveAttribute('data-outcome', 'echoed');
+  await expect(page.locator('#hvsock-result')).toContainText('got "ping from a browser tab" back');
+});
+
 test('with cross-origin isolation, the guest boots in a Web Worker', async ({ page }) => {
   const errors = collectErrors(page);
   await page.goto('/');

@@ -140,6 +140,7 @@ const controls = {
   streamStop: byId<HTMLButtonElement>('stream-stop'),
   kvpSet: byId<HTMLButtonElement>('kvp-set'),
   kvpRead: byId<HTMLButtonElement>('kvp-read'),
+  hvsock: byId<HTMLButtonElement>('hvsock-send'),
 };
 const status = byId('status');
 const logView = byId('log');
@@ -231,6 +232,22 @@ byId<HTMLFormElement>('kvp-form').addEventListener('submit', (ev) => {
 });
 controls.kvpRead.addEventListener('click', () => void readPool());
 
+// --- hv_sock echo ----------------------------------------------------------------------------------
+
+byId<HTMLFormElement>('hvsock-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const s = page.session;
+  const out = byId('hvsock-result');
+  if (!s?.hvsockEcho) return setText(out, 'the echo box needs the guest in the page (in-thread mode)');
+  const port = Number(byId<HTMLInputElement>('hvsock-port').value);
+  const text = byId<HTMLInputElement>('hvsock-text').value;
+  setText(out, `connecting to port ${port}…`);
+  void s.hvsockEcho(port, text).then((r) => {
+    out.dataset.outcome = r.ok ? (r.back === text ? 'echoed' : 'different') : 'error';
+    setText(out, r.ok ? `sent ${text.length} characters, got ${JSON.stringify(r.back)} back` : `hv_sock: ${r.error}`);
+  });
+});
+
 // --- Drawing, once per animation frame ---------------------------------------------------------------
 
 let lastSample = 0;
@@ -248,6 +265,7 @@ function renderLive(now: number): void {
   controls.streamStart.disabled = !running || !s?.stream || st?.running === true || (st?.framesOut ?? 0) > 0;
   controls.streamStop.disabled = !running || st?.running !== true;
   controls.kvpSet.disabled = controls.kvpRead.disabled = !running || !s?.kvp;
+  controls.hvsock.disabled = !running || !s?.hvsockEcho;
   if (!s) return;
   status.dataset.state = s.state;
   setText(status, `${s.state}${s.reason ? `: ${s.reason}` : ''} (${s.mode})`);

@@ -9,7 +9,8 @@ import type { LogRecord } from '../../../src/guest/klog.js';
 import { Machine, type MachineConfig } from '../../../src/vm/machine.js';
 import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
-import type { LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import { guestHvsock, hostHvsock } from '../../../src/vm/hvsock-sides.js';
+import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
 import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
 
 /** Wall time one slice of VM work may take. */
@@ -125,6 +126,46 @@ export class InThreadSession implements LiveSession {
   shutdown(kind: 'shutdown' | 'restart'): boolean {
     if (this.state !== 'running' && this.state !== 'paused') return false;
     return this.machine.host.shutdownGuest(kind);
+  }
+
+  /**
+   * A guest echo listener on `port` (as socat VSOCK-LISTEN:port EXEC:cat would be) and a host
+   * connection through it, as `hvkit run --script 'hvsock echo PORT TEXT'` makes; the VM keeps
+   * running meanwhile, so this settles as the guest answers (or fails after 10 s of wall time).
+   */
+  hvsockEcho(port: number, text: string): Promise<EchoResult> {
+    let listener: { close(): void };
+    try {
+      const guest = guestHvsock(this.machine);
+      listener = guest.listen(port, (s) => {
+        s.on.data = (b) => void s.write(b);
+        s.on.end = () => s.end();
+      });
+    } catch (e) {
+      return Promise.resolve({ ok: false, error: e instanceof Error ? e.message : String(e) });
+    }
+    return new Promise<EchoResult>((resolve) => {
+      const got: Uint8Array[] = [];
+      let error: string | undefined;
+      const finish = (r: EchoResult): void => {
+        clearTimeout(timer);
+        listener.close();
+        resolve(r);
+      };
+      const timer = setTimeout(() => finish({ ok: false, error: 'no answer within 10 s' }), 10_000);
+      const conn = hostHvsock(this.machine).connect(port);
+      conn.on.connect = () => {
+        conn.write(new TextEncoder().encode(text));
+        conn.end();
+      };
+      conn.on.data = (b) => void got.push(b.slice());
+      conn.on.error = (e) => void (error = e.message);
+      conn.on.close = () => {
+        const all = new Uint8Array(got.reduce((n, b) => n + b.length, 0));
+        got.reduce((at, b) => (all.set(b, at), at + b.length), 0);
+        finish(error ? { ok: false, error } : { ok: true, back: new TextDecoder().decode(all) });
+      };
+    });
   }
 
   dispose(): void {

@@ -38,6 +38,8 @@ export interface StreamStatus {
   errors: number;
 }
 
+export type EchoResult = { ok: true; back: string } | { ok: false; error: string };
+
 export interface LiveSession {
   readonly mode: 'in-thread' | 'worker';
   readonly plane: ControlPlane;
@@ -56,6 +58,8 @@ export interface LiveSession {
   shutdown(kind: 'shutdown' | 'restart'): boolean;
   readonly kvp: KvpHost | undefined;
   readonly heartbeat: HeartbeatHost | undefined;
+  /** Sends `text` through a guest echo listener on hv_sock `port`; where the page sees the guest (in-thread). */
+  hvsockEcho?(port: number, text: string): Promise<EchoResult>;
   /** The stream workload, where the session has one. */
   stream: { start(): void; stop(): void; status(): StreamStatus } | undefined;
   dispose(): void;
