@@ -71,6 +71,25 @@ test('the shutdown button powers the VM off', async ({ page }) => {
   await expect(page.locator('#shutdown')).toBeDisabled();
 });
 
+test('the restart button reboots the guest; pause holds virtual time and resume moves it again', async ({ page }) => {
+  await boot(page);
+  const clock = () => page.locator('#clock').innerText();
+  await page.click('#pause');
+  await expect(page.locator('#status')).toHaveAttribute('data-state', 'paused');
+  const held = await clock();
+  await page.waitForTimeout(500);
+  expect(await clock()).toBe(held);
+  await page.click('#resume');
+  await expect(page.locator('#status')).toHaveAttribute('data-state', 'running');
+  await expect.poll(clock).not.toBe(held);
+  // A marker on this session: the machine booted again after the restart is another one.
+  await page.evaluate(() => ((globalThis as unknown as { hvkit: { session: { marker?: number } } }).hvkit.session.marker = 1));
+  await page.click('#restart');
+  await expect.poll(() => page.evaluate(() => (globalThis as unknown as { hvkit: { session: { marker?: number; state: string } } }).hvkit.session.marker)).toBeUndefined();
+  await expect(page.locator('#log')).toContainText('Vmbus version:5.3');
+  await expect(page.locator('#status')).toHaveAttribute('data-state', 'running');
+});
+
 test('a KVP value set in the page is read back from the guest', async ({ page }) => {
   await boot(page);
   await page.selectOption('#kvp-pool', { label: 'EXTERNAL' });
