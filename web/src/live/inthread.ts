@@ -19,7 +19,7 @@ const SLICE_MS = 8;
  * VM work stops this long after a frame began, so that the page's drawing of the next frame
  * finds the thread free: slices run after each frame, up to here, then wait for the next frame.
  */
-const FRAME_WORK_MS = 10;
+const FRAME_WORK_MS = 7;
 /** Frames this far apart mean the page is hidden (no frames): slices then run back to back. */
 const NO_FRAMES_MS = 100;
 /** Virtual time one slice may cover at most (speed "as fast as it goes"). */
