@@ -46,3 +46,19 @@ test('without cross-origin isolation, the page says so and still runs the VM in 
   await expect(page.locator('#status')).toContainText('running (in-thread)');
   await page.screenshot({ path: `${ARTIFACTS}/not-isolated.png` });
 });
+
+test('the VM file `hvkit web --config` serves as /vm.json sets up the machine; a bad one is a visible error', async ({ page }) => {
+  let body = '{ "release": "ws2019", "cpus": 1, "devices": ["shutdown", "kvp"] }';
+  await page.route('**/vm.json', (route) => route.fulfill({ status: 200, contentType: 'application/json', body }));
+  await page.goto('/');
+  await expect(page.locator('#release')).toHaveValue('ws2019');
+  await expect(page.locator('#vps')).toHaveValue('1');
+  await page.click('#boot');
+  await expect(page.locator('#log')).toContainText('Vmbus version:5.');
+  await expect(page.locator('#vps-body tr')).toHaveCount(1);
+  await expect(page.locator('#channels-body tr[data-class="kvp"]')).toHaveCount(1);
+  await expect(page.locator('#channels-body tr[data-class="heartbeat"]')).toHaveCount(0);
+  body = '{ "cpus": "many" }';
+  await page.reload();
+  await expect(page.locator('#config-error')).toContainText('vm.json (from hvkit web --config): /cpus: must be');
+});
