@@ -79,6 +79,8 @@ export class InThreadSession implements LiveSession {
 
   /** Boots (one call: the kernel's boot is not sliced), then runs. */
   boot(): void {
+    // Disposed before its turn came (another Boot click): nothing to do.
+    if (this.state !== 'booting') return;
     try {
       this.machine.boot();
     } catch (e) {

@@ -76,6 +76,7 @@ export class WorkerSession implements LiveSession {
   }
 
   boot(): void {
+    if (this.state !== 'booting') return;
     const p = this.host.partition;
     const args: GuestWorkerArgs = { commands: this.commands.buffer as SharedArrayBuffer, pageSize: p.memory.pageSize };
     const data: GuestThreadData = {
