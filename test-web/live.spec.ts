@@ -124,6 +124,19 @@ test('with cross-origin isolation, the guest boots in a Web Worker', async ({ pa
   await boot(page, { worker: true });
   await expect(page.locator('#status')).toContainText('worker');
   await expect(page.locator('#channels-body tr[data-class="kvp"]')).toContainText('open');
+  // The rings, read through the host's mapping, move under the stream the guest runs in its worker.
+  await page.click('#stream-start');
+  const card = page.locator('.ring-card[data-relid]', { hasText: 'stream' });
+  const fills = new Set<string>();
+  await expect
+    .poll(
+      async () => {
+        for (const g of await card.locator('.gauge').all()) fills.add(`${await g.getAttribute('data-ring')}:${await g.getAttribute('data-fill')}`);
+        return fills.size;
+      },
+      { intervals: [100] },
+    )
+    .toBeGreaterThan(4);
   await page.screenshot({ path: `${ARTIFACTS}/worker.png`, fullPage: true });
   await page.click('#shutdown');
   await expect(page.locator('#status')).toContainText('the guest powered off');

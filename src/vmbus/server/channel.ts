@@ -5,6 +5,7 @@ import { traceHex, type TraceDirection, type TraceEmitter } from '../../hypervis
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { hostRing } from './gpa-map.js';
 import { Ctl } from '../ring/memory.js';
+import { ringSnapshot, type RingSnapshot } from '../ring/debuginfo.js';
 import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
@@ -164,6 +165,13 @@ export class HostChannel {
   }
   incomingReadIndex(): number {
     return this.reader ? Atomics.load(this.reader.mem.control, Ctl.READ_INDEX) : -1;
+  }
+
+  /** Both rings as their control pages stand (hv_ringbuffer_get_debuginfo's fields), while open. */
+  ringState(): { incoming: RingSnapshot; outgoing: RingSnapshot } | undefined {
+    this.remapIfMoved();
+    if (!this.reader || !this.writer) return undefined;
+    return { incoming: ringSnapshot(this.reader.mem), outgoing: ringSnapshot(this.writer.mem) };
   }
 
   /** Bytes waiting in the guest→host ring. */

@@ -12,6 +12,8 @@ export function liveChannels(server: VmbusServer | undefined, guest: VmbusSnapsh
   const rows: LiveChannel[] = [];
   for (const ch of server.channels.values()) {
     const g = seen.get(ch.relid);
+    // The same control pages, read through the host's mapping where the guest is out of reach (worker mode).
+    const rings = g ? undefined : ch.ringState();
     rows.push({
       relid: ch.relid,
       className: className(ch.offer.classId),
@@ -25,8 +27,8 @@ export function liveChannels(server: VmbusServer | undefined, guest: VmbusSnapsh
       packetsOut: ch.packetsSent,
       signals: ch.signalsReceived + ch.signalsSent,
       interrupts: g?.interrupts,
-      outbound: g?.outbound,
-      inbound: g?.inbound,
+      outbound: g ? g.outbound : rings?.incoming,
+      inbound: g ? g.inbound : rings?.outgoing,
     });
   }
   return rows.sort((a, b) => a.relid - b.relid);

@@ -26,7 +26,7 @@ export interface LiveChannel {
   packetsOut: number;
   signals: number;
   interrupts: number | undefined;
-  /** guest→host and host→guest rings, as the guest's control pages hold them (in-thread). */
+  /** guest→host and host→guest rings, as their control pages hold them (read by the guest in-thread, by the host in worker mode). */
   outbound: RingSnapshot | undefined;
   inbound: RingSnapshot | undefined;
 }

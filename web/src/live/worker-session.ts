@@ -112,7 +112,7 @@ export class WorkerSession implements LiveSession {
   }
 
   channels(): LiveChannel[] {
-    // The guest's view lives in the worker: the table shows the host's.
+    // The guest's view lives in the worker: the table shows the host's, rings read through its mapping.
     return liveChannels(this.host.vmbus?.server, undefined);
   }
 

@@ -32,7 +32,7 @@ export class RingPanel {
         this.cards.delete(relid);
       }
     }
-    if (open.length === 0) setText(this.root, channels.length ? 'No open channel whose rings the page can see (worker mode shows the host side only).' : '');
+    if (open.length === 0) setText(this.root, channels.length ? 'No open channel.' : '');
     else if (this.root.firstChild?.nodeType === Node.TEXT_NODE) this.root.textContent = '';
     for (const ch of open) {
       const card = this.cards.get(ch.relid) ?? this.card(ch);
