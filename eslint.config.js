@@ -38,7 +38,7 @@ function layerRules(layer, index) {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/', '.bench/', 'node_modules/', 'coverage/'] },
+  { ignores: ['dist/', 'dist-web/', 'test-web-results/', '.bench/', 'node_modules/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -51,6 +51,17 @@ export default tseslint.config(
     },
   },
   ...layers.map(layerRules),
+  {
+    // The browser app runs in a page and its workers: no Node built-ins, no Node globals.
+    files: ['web/src/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        patterns: [{ group: ['node:*'], message: 'the browser app: no Node built-ins' }, { group: ['**/src/cli/**'], message: 'the browser app may not import the CLI' }],
+        paths: nodeModules.map((name) => ({ name, message: 'the browser app: no Node built-ins' })),
+      }],
+      'no-restricted-globals': ['error', ...nodeGlobals],
+    },
+  },
   {
     files: ['bin/**/*.js', 'scripts/**/*.mjs'],
     languageOptions: { globals: { console: 'readonly', process: 'readonly' } },

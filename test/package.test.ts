@@ -1,7 +1,7 @@
 // The package as a user gets it: packed, installed into an empty project without a warning, and
 // the README's library example and every example of the API reference (docs/api) compiled there
 // as written and run.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +80,32 @@ describe('the npm package', () => {
     expect(cli.status).toBe(0);
     expect(cli.stdout).toContain('Hypervisor detected: Microsoft Hyper-V');
   }, 180_000);
+
+  it('ships the browser app, and `hvkit web` serves it from the installed package, cross-origin isolated', async () => {
+    expect(pkg.install.status, pkg.install.stderr).toBe(0);
+    const site = join(pkg.user, 'node_modules/hvkit/dist-web');
+    expect(existsSync(join(site, 'index.html'))).toBe(true);
+    expect(readdirSync(join(site, 'assets')).some((f) => f.startsWith('guest-worker') && f.endsWith('.js'))).toBe(true);
+    const web = spawn(process.execPath, [join(pkg.user, 'node_modules/hvkit/bin/hvkit.js'), 'web', '--port', '0'], { cwd: pkg.user });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        web.stdout.setEncoding('utf8').on('data', (c: string) => {
+          out += c;
+          const m = /serving (http:\/\/\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        web.once('exit', (code) => reject(new Error(`hvkit web exited (${code}): ${out}`)));
+      });
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+      expect(res.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+      expect(await res.text()).toContain('hvkit in the browser');
+    } finally {
+      web.kill();
+    }
+  }, 60_000);
 
   it('runs every example of the API reference from the installed package, printing what it says it prints', () => {
     const examples = apiExamples();

@@ -11,6 +11,7 @@ import { EXIT, EXIT_CODES_HELP, RunFailure, UsageError } from './errors.js';
 import type { ProgressStream } from './progress.js';
 import { registerRun } from './run.js';
 import { registerTrace } from './trace.js';
+import { registerWeb } from './web.js';
 
 export interface Io {
   out: (line: string) => void;
@@ -68,6 +69,7 @@ export function program(io: Io, status: Status): Command {
   registerTrace(p, io, status);
   registerLab(p, io, status);
   registerDisk(p, io, status);
+  registerWeb(p, io);
   p.command('help')
     .description('help on a command, or on a topic: script (the --script grammar), exit (exit codes)')
     .argument('[topic]', 'a command or topic')

@@ -307,16 +307,29 @@ export type TraceListener = (e: TraceEvent) => void;
 export interface TraceEmitter {
   /** False when nobody listens: build no event. */
   readonly active: boolean;
+  /** Whether someone listens for events of `kind` (absent: as `active`): costly events check it. */
+  wants?(kind: TraceKind): boolean;
   emit(e: TraceEventInit): void;
 }
 
+/** Which events a listener takes: all of them unless `kinds` is given. */
+export interface TraceSubscription {
+  readonly kinds?: readonly TraceKind[];
+}
+
+interface Subscriber {
+  readonly l: TraceListener;
+  readonly kinds: ReadonlySet<TraceKind> | undefined;
+}
+
 /**
- * The partition's event stream: any number of listeners, each getting every event in order, the
- * same object for all of them. Emitting without a listener does nothing.
+ * The partition's event stream: any number of listeners, each getting every event in order (or
+ * every event of the kinds it asked for), the same object for all of them. Emitting without a
+ * listener does nothing.
  */
 export class EventBus implements TraceEmitter {
   /** Replaced, never changed in place: a listener may subscribe or leave during an emit. */
-  private listeners: readonly TraceListener[] = [];
+  private listeners: readonly Subscriber[] = [];
 
   constructor(private readonly now: () => number) {}
 
@@ -324,15 +337,22 @@ export class EventBus implements TraceEmitter {
     return this.listeners.length > 0;
   }
 
-  /** Subscribes `l`; returns what unsubscribes it (again: nothing more). */
-  on(l: TraceListener): () => void {
-    this.listeners = [...this.listeners, l];
+  /** Whether some listener takes events of `kind`: a ring packet's bytes are hexed only then. */
+  wants(kind: TraceKind): boolean {
+    for (const s of this.listeners) if (!s.kinds || s.kinds.has(kind)) return true;
+    return false;
+  }
+
+  /** Subscribes `l` (to every kind, or to `sub.kinds`); returns what unsubscribes it (again: nothing more). */
+  on(l: TraceListener, sub: TraceSubscription = {}): () => void {
+    const entry: Subscriber = { l, kinds: sub.kinds ? new Set(sub.kinds) : undefined };
+    this.listeners = [...this.listeners, entry];
     let subscribed = true;
     return () => {
       if (!subscribed) return;
       subscribed = false;
       // One subscription each: a listener subscribed twice stays once.
-      const i = this.listeners.indexOf(l);
+      const i = this.listeners.indexOf(entry);
       if (i >= 0) this.listeners = [...this.listeners.slice(0, i), ...this.listeners.slice(i + 1)];
     };
   }
@@ -341,7 +361,7 @@ export class EventBus implements TraceEmitter {
     const listeners = this.listeners;
     if (listeners.length === 0) return;
     const stamped = { ns: this.now(), ...e } as TraceEvent;
-    for (const l of listeners) l(stamped);
+    for (const s of listeners) if (!s.kinds || s.kinds.has(stamped.kind)) s.l(stamped);
   }
 }
 

@@ -55,6 +55,30 @@ describe('EventBus', () => {
   });
 });
 
+describe('EventBus subscriptions by kind', () => {
+  it('a listener that names kinds gets only those; wants() says whether anyone takes a kind', () => {
+    const bus = new EventBus(() => 3);
+    const got: TraceEvent[] = [];
+    const off = bus.on((e) => got.push(e), { kinds: ['reset', 'crash'] });
+    expect(bus.active).toBe(true);
+    expect(bus.wants('reset')).toBe(true);
+    expect(bus.wants('packet')).toBe(false);
+    bus.emit({ kind: 'guest-idle', vp: 0 });
+    bus.emit({ kind: 'reset' });
+    expect(got).toEqual([{ ns: 3, kind: 'reset' }]);
+    const all: TraceEvent[] = [];
+    const offAll = bus.on((e) => all.push(e));
+    expect(bus.wants('packet')).toBe(true);
+    bus.emit({ kind: 'guest-idle', vp: 1 });
+    expect(all).toEqual([{ ns: 3, kind: 'guest-idle', vp: 1 }]);
+    expect(got.length).toBe(1);
+    offAll();
+    off();
+    expect(bus.wants('reset')).toBe(false);
+    expect(bus.active).toBe(false);
+  });
+});
+
 describe('one event per crossing', () => {
   function ready() {
     const r = partition({ release: 'ws2025', vps: 2 });

@@ -1,114 +1,15 @@
-// The guest thread: the kernel over remote CPUs and the shared guest RAM. It boots, runs the
-// workload module, and reports the log and the workload's result. Waiting means sleeping on
-// the doorbell the host rings when a CPU has an interrupt (Atomics.wait).
+// The guest thread under Node: guest-main.ts over worker_threads, its file tree in the VM's
+// state directory when it has one, its workload a module it imports.
 import { parentPort, workerData } from 'node:worker_threads';
-import { Kernel, type KernelOptions, type KernelState } from '../../guest/kernel.js';
-import type { LogRecord } from '../../guest/klog.js';
-import type { Arch } from '../../hypervisor/cpu-interface.js';
-import { GuestMemory } from '../../memory/guest-memory.js';
-import type { GuestPageSize } from '../../memory/pages.js';
-import { builtinModules } from '../../devices/registry.js';
-import { GuestInput } from '../../guest/input/index.js';
 import { DirectoryFiles } from '../dirfs.js';
 import type { Workload } from './guest-context.js';
-import { ControlBlock, W } from './protocol.js';
-import { HostGoneError, remoteCpu } from './remote-cpu.js';
+import { runGuestThread, type GuestThreadData } from './guest-main.js';
 
-export interface GuestThreadData {
-  control: SharedArrayBuffer;
-  memory: SharedArrayBuffer;
-  /** RAM present at boot, and the cell hot add moves (GuestMemory.presentCell). */
-  memorySize: number;
-  memoryPresent: SharedArrayBuffer;
-  pageSize: GuestPageSize;
-  arch: Arch;
-  cpus: number;
-  kernel: Partial<KernelOptions>;
-  /** Load the built-in VMBus driver modules (they cannot be sent as data). */
-  builtinModules: boolean;
-  /** The VM's state directory, holding the guest's file tree; in memory when absent. */
-  stateDir?: string;
-  /** The host's wall clock when the guest starts (what its RTC reads), and the CPUs' APIC ids. */
-  rtcNs: bigint;
-  apicIds: number[];
-  workload: string;
-  args: unknown;
-  /** Virtual nanoseconds per wall-clock nanosecond. */
-  speed: number;
-}
+export type { GuestMessage, GuestThreadData } from './guest-main.js';
 
-/** What the guest thread posts: each log and journal line as it is printed, then its report. */
-export type GuestMessage =
-  | { type: 'log' | 'journal'; record: LogRecord }
-  | { type: 'report'; report: { log: LogRecord[]; journal: LogRecord[]; result: unknown; error: string | undefined; state: KernelState } };
-
-/** Wall time the guest polls for an interrupt before it sleeps. */
-const GUEST_POLL_MS = 0.5;
-/** A host loop whose beat has not moved for this long is not running: polling for it is in its way. */
-const HOST_SILENT_MS = 0.05;
-
-async function main(d: GuestThreadData): Promise<void> {
-  const block = new ControlBlock(d.control, d.cpus);
-  const h = block.header;
-  const memory = new GuestMemory({ size: d.memorySize, capacity: d.memory.byteLength, pageSize: d.pageSize, buffer: d.memory, presentCell: d.memoryPresent });
-  const cpus = Array.from({ length: d.cpus }, (_, i) => remoteCpu(d.arch, block, i));
-  // Waiting polls the doorbell a while before it sleeps on it (protocol.ts says who notifies).
-  const waitUntil = (done: () => boolean, ns: number): boolean => {
-    const end = performance.now() + ns / 1e6 / d.speed;
-    let busyAt = performance.now();
-    // The host's beat, and when it last moved: polling waits for the host, so only while it runs.
-    let beat = Atomics.load(h, W.HOST_BEAT);
-    let beatAt = busyAt;
-    for (;;) {
-      Atomics.add(h, W.GUEST_BEAT, 1);
-      const bell = Atomics.load(h, W.DOORBELL);
-      // One interrupt per CPU between looks at done(): a streaming device interrupts without end.
-      for (let i = 0; i < kernel.cpus.length; i++) kernel.takeInterrupts(i, 1);
-      kernel.runWork();
-      if (done()) return true;
-      const now = performance.now();
-      const left = end - now;
-      if (left <= 0) return done();
-      if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
-      if (kernel.cpus.some((c) => c.online && c.ops.cpu.interruptsEnabled && c.ops.cpu.interruptPending())) {
-        busyAt = now;
-        continue;
-      }
-      const hostBeat = Atomics.load(h, W.HOST_BEAT);
-      if (hostBeat !== beat) {
-        beat = hostBeat;
-        beatAt = now;
-      }
-      if (now - busyAt < GUEST_POLL_MS && now - beatAt < HOST_SILENT_MS) {
-        for (let spin = 0; spin < 200 && Atomics.load(h, W.DOORBELL) === bell; spin++);
-        continue;
-      }
-      Atomics.store(h, W.GUEST_SLEEPING, 1);
-      Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
-      Atomics.store(h, W.GUEST_SLEEPING, 0);
-      busyAt = performance.now();
-    }
-  };
-  const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, { input: new GuestInput(), ...(d.kernel.network ? { network: d.kernel.network } : {}), ...(d.kernel.balloon ? { balloon: d.kernel.balloon } : {}) }) : [] };
-  const files = d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) };
-  const platform = { memory, cpus, apicIds: d.apicIds, rtcNs: () => d.rtcNs, elapse: (ns: number) => void waitUntil(() => false, ns), waitUntil, fadtHypervisorId: 'MsHyperV', ...files };
-  const kernel: Kernel = new Kernel(platform, options);
-  // Log lines go out as they are printed, so the host shows them live (and has them if it stops us).
-  kernel.log.onRecord((record) => parentPort!.postMessage({ type: 'log', record } satisfies GuestMessage));
-  kernel.journal.onRecord((record) => parentPort!.postMessage({ type: 'journal', record } satisfies GuestMessage));
-  let result: unknown;
-  let error: string | undefined;
-  try {
-    kernel.boot();
-    const mod = (await import(d.workload)) as { default: Workload };
-    result = await mod.default({ kernel, args: d.args, waitUntil });
-  } catch (e) {
-    error = e instanceof Error ? (e.stack ?? e.message) : String(e);
-  }
-  parentPort!.postMessage({ type: 'report', report: { log: kernel.log.records, journal: kernel.journal.records, result, error, state: kernel.state() } } satisfies GuestMessage);
-  Atomics.store(h, W.GUEST_DONE, error ? 2 : 1);
-  Atomics.add(h, W.HOST_WAKE, 1);
-  Atomics.notify(h, W.HOST_WAKE);
-}
-
-void main(workerData as GuestThreadData);
+const d = workerData as GuestThreadData;
+void runGuestThread(d, {
+  post: (m) => parentPort!.postMessage(m),
+  ...(d.stateDir === undefined ? {} : { files: new DirectoryFiles(d.stateDir) }),
+  workload: async () => ((await import(d.workload)) as { default: Workload }).default,
+});

@@ -4,14 +4,15 @@
 // (§8.6), signalling through HvSignalEvent or the monitor page (§4.1–§4.2), and MODIFYCHANNEL.
 import { bufferPfns, gpadlMessages, ringPfns } from '../gpadl.js';
 import { completion, gpaDirect, inband, readPackets, type GpaDirectRange } from '../packet.js';
-import { contiguousRing, Ctl, type RingMemory } from '../ring/memory.js';
+import { contiguousRing } from '../ring/memory.js';
 import { initRing, RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { ChannelMessageType as T, MAX_USER_DEFINED_BYTES, VMBUS_DEFAULT_MAX_PKT_SIZE, VMBUS_PKT_TRAILER, VmbusVersion } from '../wire/constants.js';
 import { encodeChannelMessage, type ChannelMessage } from '../wire/messages.js';
 import { MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP, type ParsedPacket } from '../wire/packets.js';
 import { VmbusError } from './errors.js';
 import { Requestor } from './requestor.js';
-import type { ChannelSnapshot, MonitorSnapshot, RingSnapshot } from './snapshot.js';
+import type { ChannelSnapshot, MonitorSnapshot } from './snapshot.js';
+import { ringSnapshot } from '../ring/debuginfo.js';
 import type { ClientTransport } from './transport.js';
 
 /** Callback rounds one interrupt runs before it yields (a tasklet's budget). */
@@ -80,24 +81,6 @@ export interface ChannelOwner {
 
 /** Linux's enum vmbus_channel_state values (include/linux/hyperv.h). */
 export const LINUX_CHANNEL_STATE: Readonly<Record<GuestChannelState, number>> = { offer: 0, opening: 1, open: 2, opened: 3 };
-
-/** hv_ringbuffer_get_debuginfo: the control page's view of one ring, read without checks. */
-function ringSnapshot(mem: RingMemory): RingSnapshot {
-  const w = Atomics.load(mem.control, Ctl.WRITE_INDEX);
-  const r = Atomics.load(mem.control, Ctl.READ_INDEX);
-  const size = mem.dataSize;
-  // hv_get_bytes_to_read / hv_get_bytes_to_write, on whatever the indices hold.
-  const toRead = w >= r ? w - r : size - r + w;
-  return {
-    interruptMask: Atomics.load(mem.control, Ctl.INTERRUPT_MASK),
-    readIndex: r,
-    writeIndex: w,
-    bytesAvailToRead: toRead,
-    bytesAvailToWrite: size - toRead,
-    pendingSendSize: Atomics.load(mem.control, Ctl.PENDING_SEND_SZ),
-    dataSize: size,
-  };
-}
 
 interface Rings {
   gpa: number;

@@ -2,21 +2,9 @@
 // (drivers/hv/vmbus_drv.c: the device attributes and the channels/<relid>/ directory), so
 // lsvmbus, a sysfs writer or a debugger can show it without touching live objects.
 import type { GuestChannelState } from './channel.js';
+import type { RingSnapshot } from '../ring/debuginfo.js';
 
-/** One ring's debug info, as hv_ringbuffer_get_debuginfo reads it from the control page. */
-export interface RingSnapshot {
-  /** interrupt_mask of the ring (out_intr_mask / in_intr_mask). */
-  interruptMask: number;
-  readIndex: number;
-  writeIndex: number;
-  /** bytes_avail_toread / bytes_avail_towrite, Linux's arithmetic. */
-  bytesAvailToRead: number;
-  bytesAvailToWrite: number;
-  /** pending_send_sz. */
-  pendingSendSize: number;
-  /** Data area size (ring size minus the 4 KiB control page). */
-  dataSize: number;
-}
+export type { RingSnapshot } from '../ring/debuginfo.js';
 
 /**
  * MNF state of a monitored channel, from the two monitor pages (server = monitor_pages[0],

@@ -5,6 +5,7 @@ import { traceHex, type TraceDirection, type TraceEmitter } from '../../hypervis
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { hostRing } from './gpa-map.js';
 import { Ctl } from '../ring/memory.js';
+import { ringSnapshot, type RingSnapshot } from '../ring/debuginfo.js';
 import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
@@ -166,6 +167,13 @@ export class HostChannel {
     return this.reader ? Atomics.load(this.reader.mem.control, Ctl.READ_INDEX) : -1;
   }
 
+  /** Both rings as their control pages stand (hv_ringbuffer_get_debuginfo's fields), while open. */
+  ringState(): { incoming: RingSnapshot; outgoing: RingSnapshot } | undefined {
+    this.remapIfMoved();
+    if (!this.reader || !this.writer) return undefined;
+    return { incoming: ringSnapshot(this.reader.mem), outgoing: ringSnapshot(this.writer.mem) };
+  }
+
   /** Bytes waiting in the guest→host ring. */
   readable(): number {
     return this.guard(() => this.reader?.readable() ?? 0) ?? 0;
@@ -192,7 +200,7 @@ export class HostChannel {
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
         const events = this.ctx.events;
-        const trace = events?.active ? (bytes: Uint8Array) => this.tracePacket(events, 'to-host', bytes) : undefined;
+        const trace = events?.active && events.wants?.('packet') !== false ? (bytes: Uint8Array) => this.tracePacket(events, 'to-host', bytes) : undefined;
         const read = readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
         n += read;
         this.packetsReceived += read;
@@ -237,7 +245,7 @@ export class HostChannel {
         const events = this.ctx.events;
         // Traced before the signal it may raise, which follows it in the trace.
         if (r.written) this.packetsSent++;
-        if (r.written && events?.active) this.tracePacket(events, 'to-guest', padded(parts));
+        if (r.written && events?.active && events.wants?.('packet') !== false) this.tracePacket(events, 'to-guest', padded(parts));
         if (r.signal) this.signal();
         return r.written;
       }) ?? false

@@ -1,0 +1,257 @@
+// A VM in the page's own thread: a Machine whose virtual time follows the wall clock times the
+// chosen speed, run in slices of a few milliseconds between which the page draws (Machine's
+// pacer sleeps with Atomics.wait, which a page may not: the slicing here does the pacing).
+import { StreamDriver } from '../../../src/devices/stream/guest.js';
+import type { StreamDevice } from '../../../src/devices/stream/host.js';
+import type { HeartbeatHost } from '../../../src/devices/heartbeat/host.js';
+import type { KvpHost } from '../../../src/devices/kvp/host.js';
+import type { LogRecord } from '../../../src/guest/klog.js';
+import { Machine, type MachineConfig } from '../../../src/vm/machine.js';
+import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
+import { liveChannels } from './channels.js';
+import { guestHvsock, hostHvsock } from '../../../src/vm/hvsock-sides.js';
+import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
+
+/** Wall time one slice of VM work may take. */
+const SLICE_MS = 8;
+/**
+ * VM work stops this long after a frame began, so that the page's drawing of the next frame
+ * finds the thread free: slices run after each frame, up to here, then wait for the next frame.
+ */
+const FRAME_WORK_MS = 7;
+/** Frames this far apart mean the page is hidden (no frames): slices then run back to back. */
+const NO_FRAMES_MS = 100;
+/** Virtual time one slice may cover at most (speed "as fast as it goes"). */
+const MAX_SLICE_NS = 50e6;
+/** A machine this far behind its schedule (wall ms) lets its clock slip instead of catching up. */
+const MAX_LAG_MS = 250;
+
+export class InThreadSession implements LiveSession {
+  readonly mode = 'in-thread';
+  readonly plane = new ControlPlane();
+  readonly log: LogRecord[] = [];
+  state: SessionState = 'booting';
+  reason = '';
+  speed: number;
+  onChange: () => void = () => {};
+  readonly machine: Machine;
+  readonly kvp: KvpHost | undefined;
+  readonly heartbeat: HeartbeatHost | undefined;
+  stream: LiveSession['stream'];
+  /** How many slices ran, and the wall time they took (the page's share of the thread). */
+  slices = 0;
+  busyMs = 0;
+  private origin = { wallMs: 0, ns: 0 };
+  private readonly wake = new MessageChannel();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last animation frame began, and whether a slice waits for the next one. */
+  private frameAt = 0;
+  private waitingForFrame = false;
+  private frameRequest = 0;
+  private readonly unsubscribe: () => void;
+
+  constructor(config: MachineConfig, opts: { speed: number; stream: boolean }) {
+    this.speed = opts.speed;
+    this.machine = new Machine(config);
+    const m = this.machine;
+    this.kvp = m.host.device<KvpHost>('kvp');
+    this.heartbeat = m.host.device<HeartbeatHost>('heartbeat');
+    // Messages and signals only: a listener for packets would have every ring packet hexed.
+    this.unsubscribe = m.partition.events.on((e) => this.plane.apply(e), { kinds: CONTROL_KINDS });
+    m.kernel.log.onRecord((r) => {
+      this.log.push(r);
+      this.onChange();
+    });
+    const dev = opts.stream && m.vmbus ? offerStream(m.vmbus.server) : undefined;
+    this.stream = dev ? this.streamControl(dev, m.partition.memory.pageSize) : undefined;
+    this.wake.port1.onmessage = () => this.tick();
+    const onFrame = (): void => {
+      this.frameAt = performance.now();
+      if (this.waitingForFrame) {
+        this.waitingForFrame = false;
+        this.schedule(true);
+      }
+      if (this.state === 'booting' || this.state === 'running' || this.state === 'paused') this.frameRequest = requestAnimationFrame(onFrame);
+    };
+    this.frameRequest = requestAnimationFrame(onFrame);
+  }
+
+  /** Boots (one call: the kernel's boot is not sliced), then runs. */
+  boot(): void {
+    // Disposed before its turn came (another Boot click): nothing to do.
+    if (this.state !== 'booting') return;
+    try {
+      this.machine.boot();
+    } catch (e) {
+      return this.fail(e);
+    }
+    if (this.checkExit()) return;
+    this.state = 'running';
+    this.rebase();
+    this.onChange();
+    this.schedule(true);
+  }
+
+  nowNs(): number {
+    return this.machine.nowNs;
+  }
+
+  vps() {
+    return this.machine.partition.state().vps;
+  }
+
+  channels(): LiveChannel[] {
+    return liveChannels(this.machine.vmbus?.server, this.machine.kernel.vmbus?.snapshot());
+  }
+
+  pause(): void {
+    if (this.state !== 'running') return;
+    this.state = 'paused';
+    this.onChange();
+  }
+
+  resume(): void {
+    if (this.state !== 'paused') return;
+    this.state = 'running';
+    this.rebase();
+    this.onChange();
+    this.schedule(true);
+  }
+
+  setSpeed(speed: number): void {
+    this.speed = speed;
+    this.rebase();
+    this.onChange();
+  }
+
+  shutdown(kind: 'shutdown' | 'restart'): boolean {
+    if (this.state !== 'running' && this.state !== 'paused') return false;
+    return this.machine.host.shutdownGuest(kind);
+  }
+
+  /**
+   * A guest echo listener on `port` (as socat VSOCK-LISTEN:port EXEC:cat would be) and a host
+   * connection through it, as `hvkit run --script 'hvsock echo PORT TEXT'` makes; the VM keeps
+   * running meanwhile, so this settles as the guest answers (or fails after 10 s of wall time).
+   */
+  hvsockEcho(port: number, text: string): Promise<EchoResult> {
+    let listener: { close(): void };
+    try {
+      const guest = guestHvsock(this.machine);
+      listener = guest.listen(port, (s) => {
+        s.on.data = (b) => void s.write(b);
+        s.on.end = () => s.end();
+      });
+    } catch (e) {
+      return Promise.resolve({ ok: false, error: e instanceof Error ? e.message : String(e) });
+    }
+    return new Promise<EchoResult>((resolve) => {
+      const got: Uint8Array[] = [];
+      let error: string | undefined;
+      const finish = (r: EchoResult): void => {
+        clearTimeout(timer);
+        listener.close();
+        resolve(r);
+      };
+      const timer = setTimeout(() => finish({ ok: false, error: 'no answer within 10 s' }), 10_000);
+      const conn = hostHvsock(this.machine).connect(port);
+      conn.on.connect = () => {
+        conn.write(new TextEncoder().encode(text));
+        conn.end();
+      };
+      conn.on.data = (b) => void got.push(b.slice());
+      conn.on.error = (e) => void (error = e.message);
+      conn.on.close = () => {
+        const all = new Uint8Array(got.reduce((n, b) => n + b.length, 0));
+        got.reduce((at, b) => (all.set(b, at), at + b.length), 0);
+        finish(error ? { ok: false, error } : { ok: true, back: new TextDecoder().decode(all) });
+      };
+    });
+  }
+
+  dispose(): void {
+    this.state = this.state === 'failed' ? 'failed' : 'off';
+    clearTimeout(this.timer);
+    cancelAnimationFrame(this.frameRequest);
+    this.wake.port1.close();
+    this.unsubscribe();
+    this.machine.host.dispose();
+  }
+
+  private rebase(): void {
+    this.origin = { wallMs: performance.now(), ns: this.machine.nowNs };
+  }
+
+  private schedule(busy: boolean): void {
+    // A message runs after the page's pending work (a frame, input) but without the 4 ms clamp of nested timeouts.
+    if (busy) this.wake.port2.postMessage(0);
+    else this.timer = setTimeout(() => this.tick(), 2);
+  }
+
+  private tick(): void {
+    if (this.state !== 'running') return;
+    const m = this.machine;
+    const start = performance.now();
+    const target = this.speed === Infinity ? m.nowNs + MAX_SLICE_NS : this.origin.ns + (start - this.origin.wallMs) * 1e6 * this.speed;
+    const want = Math.min(target - m.nowNs, MAX_SLICE_NS);
+    if (want <= 0) return this.schedule(false);
+    const framesRun = start - this.frameAt < NO_FRAMES_MS;
+    const frameEnd = this.frameAt + FRAME_WORK_MS;
+    if (framesRun && start >= frameEnd) {
+      this.waitingForFrame = true;
+      return;
+    }
+    const end = framesRun ? Math.min(start + SLICE_MS, frameEnd) : start + SLICE_MS;
+    try {
+      m.waitUntil(() => m.exit !== undefined || performance.now() >= end, want);
+    } catch (e) {
+      return this.fail(e);
+    }
+    const now = performance.now();
+    this.slices++;
+    this.busyMs += now - start;
+    if (this.checkExit()) return;
+    if (this.speed !== Infinity && (target - m.nowNs) / 1e6 / this.speed > MAX_LAG_MS) this.rebase();
+    this.onChange();
+    this.schedule(m.nowNs < target);
+  }
+
+  /** Whether the guest powered off or asked for a restart: the machine is then over. */
+  private checkExit(): boolean {
+    const exit = this.machine.exit;
+    if (!exit) return false;
+    this.state = 'off';
+    this.reason = exit.kind === 'poweroff' ? 'the guest powered off' : 'the guest restarts';
+    this.onChange();
+    return true;
+  }
+
+  private fail(e: unknown): void {
+    this.state = 'failed';
+    this.reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    this.onChange();
+  }
+
+  private streamControl(dev: StreamDevice, pageSize: number): NonNullable<LiveSession['stream']> {
+    let drv: StreamDriver | undefined;
+    return {
+      start: () => {
+        if (drv || !this.machine.kernel.vmbus) return;
+        drv = new StreamDriver({ seed: 11, maxData: STREAM_MAX_DATA, ringBytes: streamRingBytes(pageSize) });
+        this.machine.kernel.vmbus.registerDriver(drv);
+        this.onChange();
+      },
+      stop: () => {
+        drv?.stop();
+        this.onChange();
+      },
+      status: (): StreamStatus => ({
+        running: drv !== undefined && !drv.end.stopping,
+        framesOut: (drv?.stats.framesOut ?? 0) + dev.stats.framesOut,
+        framesIn: (drv?.stats.framesIn ?? 0) + dev.stats.framesIn,
+        errors: (drv?.stats.errors.length ?? 0) + dev.stats.errors.length,
+      }),
+    };
+  }
+}

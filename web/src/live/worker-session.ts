@@ -1,0 +1,221 @@
+// A VM whose guest runs in a Web Worker (DESIGN.md principle 4): the host — partition, VMBus
+// server, devices — stays in the page, the guest kernel runs in the worker over the same guest
+// RAM (a SharedArrayBuffer), and traps cross in the control block of src/vm/threaded/protocol.ts.
+// Node's host loop (threaded/machine.ts) sleeps with Atomics.wait, which a page may not: this one
+// serves traps in slices of a few milliseconds and lets the page draw in between; the guest
+// thread, which may wait, waits for the answers meanwhile.
+import { cpuPort } from '../../../src/hypervisor/cpu.js';
+import type { HeartbeatHost } from '../../../src/devices/heartbeat/host.js';
+import type { KvpHost } from '../../../src/devices/kvp/host.js';
+import type { LogRecord } from '../../../src/guest/klog.js';
+import { Host } from '../../../src/vm/host.js';
+import type { MachineConfig } from '../../../src/vm/machine.js';
+import type { GuestMessage, GuestThreadData } from '../../../src/vm/threaded/guest-main.js';
+import { ControlBlock, controlBytes, W } from '../../../src/vm/threaded/protocol.js';
+import { TrapServer } from '../../../src/vm/threaded/trap-server.js';
+import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
+import { liveChannels } from './channels.js';
+import { Cmd, StreamCmd, type GuestWorkerArgs } from './guest-worker.js';
+import type { LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import { offerStream } from './stream.js';
+
+/** Wall time one slice of host work may take. */
+const SLICE_MS = 6;
+/** A channel's ring is polled this long after it last had packets (threaded/machine.ts's RING_POLL_NS). */
+const RING_POLL_NS = 1_000_000;
+/** "As fast as it goes" for a guest in a worker: virtual time still follows the wall clock. */
+const FASTEST = 100;
+
+export class WorkerSession implements LiveSession {
+  readonly mode = 'worker';
+  readonly plane = new ControlPlane();
+  readonly log: LogRecord[] = [];
+  state: SessionState = 'booting';
+  reason = '';
+  speed: number;
+  onChange: () => void = () => {};
+  readonly host: Host;
+  readonly kvp: KvpHost | undefined;
+  readonly heartbeat: HeartbeatHost | undefined;
+  stream: LiveSession['stream'];
+  private readonly block: ControlBlock;
+  private readonly traps: TrapServer;
+  private readonly apicIds: number[];
+  private readonly commands = new Int32Array(new SharedArrayBuffer(8));
+  private worker: Worker | undefined;
+  private origin = { wallMs: 0, ns: 0 };
+  private readonly wake = new MessageChannel();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly config: MachineConfig,
+    opts: { speed: number; stream: boolean },
+  ) {
+    this.speed = Math.min(opts.speed, FASTEST);
+    this.host = new Host({ ...config, vmbus: { pollNs: RING_POLL_NS * this.speed } });
+    this.kvp = this.host.device<KvpHost>('kvp');
+    this.heartbeat = this.host.device<HeartbeatHost>('heartbeat');
+    const vps = [...this.host.partition.vps].sort((a, b) => a.apicId - b.apicId);
+    this.apicIds = vps.map((vp) => vp.apicId);
+    this.block = new ControlBlock(new SharedArrayBuffer(controlBytes(vps.length)), vps.length);
+    this.traps = new TrapServer(
+      this.block,
+      vps.map((vp) => ({ vp, port: cpuPort(vp) })),
+    );
+    // Messages and signals only: a listener for packets would have every ring packet hexed.
+    this.unsubscribe = this.host.partition.events.on((e) => this.plane.apply(e), { kinds: CONTROL_KINDS });
+    const dev = opts.stream && this.host.vmbus ? offerStream(this.host.vmbus.server) : undefined;
+    this.stream = dev
+      ? {
+          start: () => this.command(StreamCmd.START),
+          stop: () => this.command(StreamCmd.STOP),
+          status: (): StreamStatus => ({ running: Atomics.load(this.commands, Cmd.STREAM) === StreamCmd.START, framesOut: dev.stats.framesOut, framesIn: dev.stats.framesIn, errors: dev.stats.errors.length }),
+        }
+      : undefined;
+    this.wake.port1.onmessage = () => this.tick();
+  }
+
+  boot(): void {
+    if (this.state !== 'booting') return;
+    const p = this.host.partition;
+    const args: GuestWorkerArgs = { commands: this.commands.buffer as SharedArrayBuffer, pageSize: p.memory.pageSize };
+    const data: GuestThreadData = {
+      control: this.block.buffer,
+      memory: p.memory.buffer,
+      memorySize: p.memory.size,
+      memoryPresent: p.memory.presentCell,
+      pageSize: p.memory.pageSize,
+      arch: p.arch,
+      cpus: this.block.slots.length,
+      kernel: { ...this.config.kernel, modules: undefined },
+      builtinModules: true,
+      rtcNs: this.host.wallClockNs(),
+      apicIds: this.apicIds,
+      workload: 'idle',
+      args,
+      speed: this.speed,
+    };
+    this.worker = new Worker(new URL('./guest-worker.ts', import.meta.url), { type: 'module', name: 'hvkit guest' });
+    this.worker.onmessage = (ev: MessageEvent<GuestMessage>) => this.onGuest(ev.data);
+    this.worker.onerror = (ev) => this.fail(`the guest worker failed: ${ev.message}`);
+    this.worker.postMessage(data);
+    this.state = 'running';
+    this.rebase();
+    this.onChange();
+    this.wake.port2.postMessage(0);
+  }
+
+  nowNs(): number {
+    return this.host.partition.clock.nowNs;
+  }
+
+  vps() {
+    return this.host.partition.state().vps;
+  }
+
+  channels(): LiveChannel[] {
+    // The guest's view lives in the worker: the table shows the host's, rings read through its mapping.
+    return liveChannels(this.host.vmbus?.server, undefined);
+  }
+
+  pause(): void {
+    if (this.state !== 'running') return;
+    this.state = 'paused';
+    this.onChange();
+  }
+
+  resume(): void {
+    if (this.state !== 'paused') return;
+    this.state = 'running';
+    this.rebase();
+    this.onChange();
+    this.wake.port2.postMessage(0);
+  }
+
+  setSpeed(speed: number): void {
+    this.speed = Math.min(speed, FASTEST);
+    this.rebase();
+    this.onChange();
+  }
+
+  shutdown(kind: 'shutdown' | 'restart'): boolean {
+    if (this.state !== 'running' && this.state !== 'paused') return false;
+    return this.host.shutdownGuest(kind);
+  }
+
+  dispose(): void {
+    if (this.state !== 'failed') this.state = 'off';
+    this.stopServing();
+    this.wake.port1.close();
+    this.unsubscribe();
+    this.worker?.terminate();
+    this.host.dispose();
+  }
+
+  private command(what: number): void {
+    Atomics.store(this.commands, Cmd.STREAM, what);
+    Atomics.add(this.commands, Cmd.SEQ, 1);
+    this.onChange();
+  }
+
+  private onGuest(m: GuestMessage): void {
+    if (m.type === 'log') {
+      this.log.push(m.record);
+      this.onChange();
+    } else if (m.type === 'report') {
+      const halted = m.report.result;
+      if (this.state === 'running' || this.state === 'paused') {
+        if (m.report.error && halted === undefined) return this.fail(m.report.error.split('\n')[0]!);
+        this.state = 'off';
+        this.reason = halted === 'reboot' ? 'the guest restarts' : halted === 'poweroff' ? 'the guest powered off' : `the guest stopped (${String(halted)})`;
+        this.stopServing();
+        this.onChange();
+      }
+    }
+  }
+
+  private rebase(): void {
+    this.origin = { wallMs: performance.now(), ns: this.host.partition.clock.nowNs };
+  }
+
+  private stopServing(): void {
+    const h = this.block.header;
+    Atomics.store(h, W.HOST_STOPPED, 1);
+    for (const s of this.block.slots) Atomics.notify(s.words, 0);
+    Atomics.add(h, W.DOORBELL, 1);
+    Atomics.notify(h, W.DOORBELL);
+  }
+
+  private fail(reason: string): void {
+    this.state = 'failed';
+    this.reason = reason;
+    this.stopServing();
+    this.onChange();
+  }
+
+  /** One slice of the host loop: answer traps, move virtual time, poll rings, publish interrupts. */
+  private tick(): void {
+    if (this.state !== 'running') return;
+    const clock = this.host.partition.clock;
+    const server = this.host.vmbus?.server;
+    const h = this.block.header;
+    const end = performance.now() + SLICE_MS;
+    let served = 0;
+    try {
+      for (let now = performance.now(); now < end; now = performance.now()) {
+        Atomics.add(h, W.HOST_BEAT, 1);
+        let n = this.traps.serveAll();
+        clock.advanceTo(this.origin.ns + (now - this.origin.wallMs) * 1e6 * this.speed);
+        if (server?.polling) n += server.poll(clock.nowNs);
+        this.traps.publishInterrupts();
+        served += n;
+        if (Atomics.load(h, W.GUEST_DONE)) break;
+        if (n === 0) for (let spin = 0; spin < 200 && !this.traps.pending(); spin++);
+      }
+    } catch (e) {
+      return this.fail(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    }
+    if (served) this.onChange();
+    this.wake.port2.postMessage(0);
+  }
+}
