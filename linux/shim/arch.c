@@ -20,6 +20,7 @@
 #include <linux/random.h>
 #include <linux/version.h>
 #include <linux/slab.h>
+#include <linux/sysctl.h>
 #include <asm/mshyperv.h>
 #include <asm/hyperv-tlfs.h>
 #include "hvkit.h"
@@ -338,3 +339,28 @@ static int param_get_uint_(char *buffer, const struct kernel_param *kp)
 }
 
 const struct kernel_param_ops param_ops_uint = { .set = param_set_uint_, .get = param_get_uint_ };
+
+/* ---- sysctl: tables are accepted (hv_common_init registers hyperv's) and never read ---- */
+
+static struct ctl_table_header sysctl_header;
+
+const int sysctl_vals[] = { 0, 1, 2, 3, 4, 100, 200, 1000, 3000, INT_MAX, 65535, -1 };
+
+struct ctl_table_header *register_sysctl(const char *path, struct ctl_table *table)
+{
+	return &sysctl_header;
+}
+
+struct ctl_table_header *register_sysctl_table(struct ctl_table *table)
+{
+	return &sysctl_header;
+}
+
+int proc_dointvec_minmax(struct ctl_table *table, int write, void *buffer, size_t *lenp, loff_t *ppos)
+{
+	return -EPERM;
+}
+
+void unregister_sysctl_table(struct ctl_table_header *table)
+{
+}

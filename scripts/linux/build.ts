@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { LINUX_RAM_BYTES } from '../../src/guest/linux/guest.js';
 
 const run = promisify(execFile);
 
@@ -40,7 +41,7 @@ export const KERNEL_FILES = [
 const EXTRACT = ['drivers/hv', 'include', 'arch/x86/include/asm/hyperv-tlfs.h'];
 
 /** The wasm memory's size in bytes: the guest's RAM (GPA = wasm address). */
-export const LINUX_MEMORY_BYTES = 64 * 1024 * 1024;
+const LINUX_MEMORY_BYTES = LINUX_RAM_BYTES;
 
 /** Why the build cannot run here, or undefined when it can. */
 export function linuxToolsMissing(): string | undefined {
@@ -168,11 +169,42 @@ async function pool<T>(items: readonly T[], n: number, f: (t: T) => Promise<void
   );
 }
 
+const LOCK = join(CACHE, '.lock');
+/** A lock older than this was left by a build that died. */
+const STALE_LOCK_MS = 15 * 60_000;
+
+/** Runs `f` holding the cache's lock (a directory: mkdir is atomic), so that test files building at once take turns. */
+async function withLock<T>(f: () => Promise<T>): Promise<T> {
+  mkdirSync(CACHE, { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(LOCK).mtimeMs > STALE_LOCK_MS) rmSync(LOCK, { recursive: true, force: true });
+      } catch {
+        // gone meanwhile
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await f();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
 /** Builds the module if it is missing or stale; returns its path. */
 export async function buildLinux(opts: { log?: (s: string) => void; jobs?: number } = {}): Promise<string> {
-  const log = opts.log ?? (() => {});
   const missing = linuxToolsMissing();
   if (missing) throw new Error(missing);
+  return withLock(() => buildLocked(opts));
+}
+
+async function buildLocked(opts: { log?: (s: string) => void; jobs?: number }): Promise<string> {
+  const log = opts.log ?? (() => {});
   const hash = inputsHash();
   const stampFile = join(CACHE, 'hvlinux.hash');
   if (existsSync(WASM) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === hash) return WASM;

@@ -6,6 +6,7 @@
 #define CONFIG_HYPERV_UTILS 1
 #define CONFIG_HZ 100
 #define CONFIG_ACPI 1
+#define CONFIG_SYSCTL 1
 #define CONFIG_NR_CPUS 1
 #define CONFIG_TINY_RCU 1
 #define CONFIG_TINY_SRCU 1
