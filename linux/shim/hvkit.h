@@ -26,6 +26,8 @@ HVKIT_IMPORT(wait_nonzero) int hvkit_wait_nonzero(volatile unsigned int *word, s
 HVKIT_IMPORT(sleep_ns) void hvkit_sleep_ns(u64 ns);
 HVKIT_IMPORT(relax) void hvkit_relax(void);
 HVKIT_IMPORT(now_ns) u64 hvkit_now_ns(void);
+/* Look at this module again (hvkit_run_deferred) once the clock reaches ns: a timer is due. */
+HVKIT_IMPORT(wake_at_ns) void hvkit_wake_at_ns(u64 ns);
 /* RAM: byte ranges of the wasm memory, aligned as asked; 0 when none is left. */
 HVKIT_IMPORT(alloc) void *hvkit_alloc(unsigned long size, unsigned long align);
 HVKIT_IMPORT(free) void hvkit_free(const void *p);

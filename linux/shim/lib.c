@@ -467,3 +467,26 @@ unsigned int jiffies_to_usecs(const unsigned long j)
 {
 	return (USEC_PER_SEC / HZ) * j;
 }
+
+/* lib/math/div64.c's 32-bit entry points; wasm divides 64-bit numbers natively. */
+s64 div_s64_rem(s64 dividend, s32 divisor, s32 *remainder)
+{
+	*remainder = dividend % divisor;
+	return dividend / divisor;
+}
+
+u64 div64_u64(u64 dividend, u64 divisor)
+{
+	return dividend / divisor;
+}
+
+s64 div64_s64(s64 dividend, s64 divisor)
+{
+	return dividend / divisor;
+}
+
+u64 div64_u64_rem(u64 dividend, u64 divisor, u64 *remainder)
+{
+	*remainder = dividend % divisor;
+	return dividend / divisor;
+}

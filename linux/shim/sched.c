@@ -303,13 +303,140 @@ void synchronize_rcu(void)
 {
 }
 
-/* Runs what is queued now (not what it queues in turn); returns how many ran. */
+/* ---- timers: a table of pending timers, fired from hvkit_run_deferred once due ---- */
+
+#define MAX_TIMERS 256
+
+static struct timer_list *timers[MAX_TIMERS];
+
+static void set_pending(struct timer_list *t, bool pending)
+{
+	/* timer_pending() looks at entry.pprev. */
+	t->entry.pprev = pending ? &t->entry.next : NULL;
+}
+
+static int timer_slot(struct timer_list *t)
+{
+	int i;
+	for (i = 0; i < MAX_TIMERS; i++)
+		if (timers[i] == t)
+			return i;
+	return -1;
+}
+
+void init_timer_key(struct timer_list *t, void (*func)(struct timer_list *), unsigned int flags, const char *name, struct lock_class_key *key)
+{
+	t->entry.next = NULL;
+	set_pending(t, false);
+	t->function = func;
+	t->flags = flags;
+}
+
+int mod_timer(struct timer_list *t, unsigned long expires)
+{
+	int slot = timer_slot(t), i;
+	bool was = slot >= 0;
+	if (slot < 0)
+		for (i = 0; i < MAX_TIMERS; i++)
+			if (!timers[i]) {
+				slot = i;
+				break;
+			}
+	if (slot < 0) {
+		pr_err("hvkit: more than %d timers pending\n", MAX_TIMERS);
+		return 0;
+	}
+	timers[slot] = t;
+	t->expires = expires;
+	set_pending(t, true);
+	hvkit_wake_at_ns((u64)(expires - INITIAL_JIFFIES) * (NSEC_PER_SEC / HZ));
+	return was;
+}
+
+void add_timer(struct timer_list *t)
+{
+	mod_timer(t, t->expires);
+}
+
+int timer_delete(struct timer_list *t)
+{
+	int slot = timer_slot(t);
+	if (slot < 0)
+		return 0;
+	timers[slot] = NULL;
+	set_pending(t, false);
+	return 1;
+}
+
+int timer_delete_sync(struct timer_list *t)
+{
+	return timer_delete(t);
+}
+
+static int run_timers(void)
+{
+	int i, n = 0;
+	for (i = 0; i < MAX_TIMERS; i++) {
+		struct timer_list *t = timers[i];
+		if (t && time_after_eq(jiffies, t->expires)) {
+			timers[i] = NULL;
+			set_pending(t, false);
+			t->function(t);
+			n++;
+		}
+	}
+	return n;
+}
+
+void delayed_work_timer_fn(struct timer_list *t)
+{
+	struct delayed_work *dwork = from_timer(dwork, t, timer);
+	clear_bit(WORK_STRUCT_PENDING_BIT, work_data_bits(&dwork->work));
+	queue_work_on(dwork->cpu, dwork->wq, &dwork->work);
+}
+
+bool queue_delayed_work_on(int cpu, struct workqueue_struct *wq, struct delayed_work *dwork, unsigned long delay)
+{
+	if (!delay)
+		return queue_work_on(cpu, wq, &dwork->work);
+	if (test_and_set_bit(WORK_STRUCT_PENDING_BIT, work_data_bits(&dwork->work)))
+		return false;
+	dwork->wq = wq;
+	dwork->cpu = cpu;
+	dwork->timer.function = delayed_work_timer_fn;
+	mod_timer(&dwork->timer, jiffies + delay);
+	return true;
+}
+
+bool cancel_delayed_work(struct delayed_work *dwork)
+{
+	bool was = del_timer(&dwork->timer);
+	was |= cancel_work_sync(&dwork->work);
+	clear_bit(WORK_STRUCT_PENDING_BIT, work_data_bits(&dwork->work));
+	return was;
+}
+
+bool cancel_delayed_work_sync(struct delayed_work *dwork)
+{
+	return cancel_delayed_work(dwork);
+}
+
+bool mod_delayed_work_on(int cpu, struct workqueue_struct *wq, struct delayed_work *dwork, unsigned long delay)
+{
+	cancel_delayed_work(dwork);
+	return queue_delayed_work_on(cpu, wq, dwork, delay);
+}
+
+/* Runs the timers due and what is queued now (not what it queues in turn); returns how many. */
 int hvkit_run_deferred(void)
 {
-	struct deferred *batch = head, *d;
-	int n = 0;
-	head = tail = NULL;
+	struct deferred *batch, *d;
+	int n;
 	hvkit_tick();
+	n = run_timers();
+	batch = head;
+	head = tail = NULL;
+
 	while ((d = batch)) {
 		batch = d->next;
 		n++;

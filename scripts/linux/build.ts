@@ -26,15 +26,10 @@ const GEN = join(CACHE, 'gen');
 const OBJ = join(CACHE, 'obj');
 const SHIM = join(ROOT, 'linux');
 
-/** The kernel files compiled, unchanged, from the source package. */
+/** The kernel files compiled, unchanged, from the source package, with the module each belongs to (drivers/hv/Makefile). */
 export const KERNEL_FILES = [
-  'drivers/hv/ring_buffer.c',
-  'drivers/hv/connection.c',
-  'drivers/hv/channel_mgmt.c',
-  'drivers/hv/channel.c',
-  'drivers/hv/hv.c',
-  'drivers/hv/hv_common.c',
-  'drivers/hv/vmbus_drv.c',
+  ...['ring_buffer', 'connection', 'channel_mgmt', 'channel', 'hv', 'hv_common', 'vmbus_drv'].map((f) => ({ file: `drivers/hv/${f}.c`, module: 'hv_vmbus' })),
+  ...['hv_util', 'hv_kvp', 'hv_snapshot', 'hv_fcopy', 'hv_utils_transport'].map((f) => ({ file: `drivers/hv/${f}.c`, module: 'hv_utils' })),
 ] as const;
 
 /** What is taken out of the tarball: the files above, the headers, and x86's TLFS definitions. */
@@ -215,14 +210,14 @@ async function buildLocked(opts: { log?: (s: string) => void; jobs?: number }): 
   mkdirSync(OBJ, { recursive: true });
   generateAsmWrappers();
   const k = join(SRC, TOP);
-  const kernelUnit = (f: string) => {
+  const kernelUnit = ({ file: f, module }: { file: string; module: string }) => {
     const base = f.replace(/.*\//, '').replace(/\.c$/, '');
     // A unit in linux/shim/units includes the kernel file unchanged and adds an entry point.
     const wrapper = join(SHIM, 'shim', 'units', `${base}.c`);
     return {
       src: existsSync(wrapper) ? wrapper : join(k, f),
       out: join(OBJ, `${base}.o`),
-      extra: [...moduleFlags('hv_vmbus'), `-DKBUILD_BASENAME="${base}"`, `-I${join(k, 'drivers', 'hv')}`, `-I${k}`],
+      extra: [...moduleFlags(module), `-DKBUILD_BASENAME="${base}"`, `-I${join(k, 'drivers', 'hv')}`, `-I${k}`],
     };
   };
   const units = [

@@ -31,6 +31,7 @@ export class LinuxMachine {
       memory,
       now: () => this.nowNs,
       waitUntil: (done, ns) => this.waitUntil(done, ns),
+      wakeAt: (ns) => void this.partition.clock.schedule(Math.max(ns, this.nowNs), () => {}),
     });
   }
 
@@ -38,10 +39,18 @@ export class LinuxMachine {
     return this.partition.clock.nowNs;
   }
 
-  /** Brings the guest up to a connected VMBus with its offers (vmbus_bus_init), then lets the probes' work run. */
-  boot(): number {
+  /**
+   * Brings the guest up in Linux's initcall order: VMBus (vmbus_bus_init: connect, offers, one
+   * device per offer), then, unless `utils` is false, the hv_utils module, whose probes open the
+   * integration services' channels. Returns the first nonzero errno, or 0.
+   */
+  boot(opts: { utils?: boolean } = {}): number {
     this.bootResult = this.guest.start();
     this.waitUntil(() => false, 0);
+    if (this.bootResult === 0 && opts.utils !== false) {
+      this.bootResult = this.guest.loadUtils();
+      this.waitUntil(() => false, 0);
+    }
     return this.bootResult;
   }
 

@@ -18,7 +18,7 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('the real Linux VMBus cod
   describe.each(RELEASE_IDS)('%s host', (id) => {
     it('vmbus_connect negotiates the host’s version (Linux’s own "Vmbus version:" line)', () => {
       const m = new LinuxMachine(mod, { release: id });
-      expect(m.boot()).toBe(0);
+      expect(m.boot({ utils: false })).toBe(0);
       const v = release(id).vmbusVersion;
       const texts = m.guest.log.records.map((r) => r.text);
       expect(texts).toContain(`hv_vmbus: Vmbus version:${v.major}.${v.minor}`);
@@ -29,7 +29,7 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('the real Linux VMBus cod
 
     it('REQUESTOFFERS: every offer becomes a device on Linux’s bus', () => {
       const m = new LinuxMachine(mod, { release: id });
-      m.boot();
+      m.boot({ utils: false });
       const offered = [...m.vmbus!.server.channels.values()].filter((c) => c.offer.subChannelIndex === 0).map((c) => c.offer.instanceId);
       expect(offered.length).toBeGreaterThan(0);
       const added = m.guest.events.items.filter((e) => e.startsWith('added ')).map((e) => e.split(' ')[1]);

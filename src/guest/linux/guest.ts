@@ -35,6 +35,8 @@ export interface LinuxGuestPlatform {
   now(): number;
   /** Runs the machine (the host, the clock, this guest's interrupts and work) for up to `ns`, until `done()`. */
   waitUntil(done: () => boolean, ns: number): boolean;
+  /** Make sure the machine calls runWork() once virtual time reaches `ns`: a timer is due then. */
+  wakeAt(ns: number): void;
 }
 
 /** A wait_for_completion that never completed. */
@@ -47,6 +49,7 @@ interface ShimExports {
   hvkit_interrupt(): void;
   hvkit_irqs_enabled(): number;
   hvkit_run_deferred(): number;
+  hvkit_hv_utils_init(): number;
   __heap_base: WasmGlobal;
 }
 
@@ -125,6 +128,7 @@ export class LinuxGuest {
       sleep_ns: (ns: bigint) => void this.platform.waitUntil(() => false, Number(ns)),
       relax: () => void this.platform.waitUntil(() => false, RELAX_NS),
       now_ns: () => BigInt(Math.floor(this.platform.now())),
+      wake_at_ns: (ns: bigint) => this.platform.wakeAt(Number(BigInt.asUintN(64, ns))),
       alloc: (size: number, align: number) => this.ram.alloc(size >>> 0, align >>> 0),
       free: (ptr: number) => this.ram.release(ptr >>> 0),
     };
@@ -147,6 +151,12 @@ export class LinuxGuest {
     if (this.started) throw new Error('the Linux guest is already started');
     this.started = true;
     return this.exports.hvkit_start();
+  }
+
+  /** module_init of hv_utils (hv_util.c): registers the integration-service driver, which probes its devices. Returns its errno. */
+  loadUtils(): number {
+    if (!this.started) throw new Error('start the Linux guest first');
+    return this.exports.hvkit_hv_utils_init();
   }
 
   /** Takes the CPU's deliverable interrupts while the kernel has them enabled; returns how many. */
