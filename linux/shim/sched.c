@@ -295,8 +295,12 @@ void tasklet_kill(struct tasklet_struct *t)
 
 void call_rcu(struct rcu_head *h, rcu_callback_t func)
 {
-	if (!defer(DEFER_RCU, h, func))
-		func(h);
+	if (!defer(DEFER_RCU, h, func)) {
+		if (__is_kvfree_rcu_offset((unsigned long)func))
+			kfree((void *)h - (unsigned long)func);
+		else
+			func(h);
+	}
 }
 
 void synchronize_rcu(void)
@@ -430,23 +434,26 @@ bool mod_delayed_work_on(int cpu, struct workqueue_struct *wq, struct delayed_wo
 /* Runs the timers due and what is queued now (not what it queues in turn); returns how many. */
 int hvkit_run_deferred(void)
 {
-	struct deferred *batch, *d;
-	int n;
+	struct deferred *d;
+	int n, queued = 0, popped;
 	hvkit_tick();
 	n = run_timers();
-	batch = head;
-	head = tail = NULL;
-
-	while ((d = batch)) {
-		batch = d->next;
-		n++;
+	/* One queue, popped one item at a time: a work item that waits (and so re-enters here) or
+	 * cancels another always sees the queue as it is. At most what is queued now runs. */
+	for (d = head; d; d = d->next)
+		queued++;
+	for (popped = 0; popped < queued && (d = head); popped++) {
+		head = d->next;
+		if (!head)
+			tail = NULL;
 		switch (d->kind) {
 		case DEFER_WORK: {
 			struct work_struct *w = d->item;
-			clear_bit(WORK_STRUCT_PENDING_BIT, work_data_bits(w));
 			kfree(d);
+			clear_bit(WORK_STRUCT_PENDING_BIT, work_data_bits(w));
+			n++;
 			w->func(w);
-			continue;
+			break;
 		}
 		case DEFER_TASKLET: {
 			struct tasklet_struct *t = d->item;
@@ -458,23 +465,29 @@ int hvkit_run_deferred(void)
 				else
 					head = d;
 				tail = d;
-				n--;
-				continue;
+				break;
 			}
 			kfree(d);
 			clear_bit(TASKLET_STATE_SCHED, &t->state);
+			n++;
 			if (t->use_callback)
 				t->callback(t);
 			else
 				t->func(t->data);
-			continue;
+			break;
 		}
 		case DEFER_RCU: {
 			struct rcu_head *h = d->item;
 			rcu_callback_t f = d->rcu_func;
 			kfree(d);
-			f(h);
-			continue;
+			n++;
+			/* kfree_rcu passes the rcu_head's offset in its object instead of a function
+			 * (__is_kvfree_rcu_offset, as Tiny RCU's rcu_reclaim_tiny tells them apart). */
+			if (__is_kvfree_rcu_offset((unsigned long)f))
+				kfree((void *)h - (unsigned long)f);
+			else
+				f(h);
+			break;
 		}
 		}
 	}

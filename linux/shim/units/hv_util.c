@@ -7,3 +7,9 @@ int hvkit_hv_utils_init(void)
 {
 	return init_hyperv_utils();
 }
+
+/* rmmod hv_utils: module_exit unregisters the driver, whose remove closes each IC's channel. */
+void hvkit_hv_utils_exit(void)
+{
+	exit_hyperv_utils();
+}

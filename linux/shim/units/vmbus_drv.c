@@ -13,3 +13,9 @@ int hvkit_vmbus_init(void)
 	hv_acpi_dev = &hvkit_vmbus_root;
 	return vmbus_bus_init();
 }
+
+/* rmmod hv_vmbus: module_exit (vmbus_disconnect's UNLOAD, then the channels' devices go). */
+void hvkit_vmbus_exit(void)
+{
+	vmbus_exit();
+}

@@ -50,6 +50,8 @@ interface ShimExports {
   hvkit_irqs_enabled(): number;
   hvkit_run_deferred(): number;
   hvkit_hv_utils_init(): number;
+  hvkit_hv_utils_exit(): void;
+  hvkit_vmbus_exit(): void;
   __heap_base: WasmGlobal;
 }
 
@@ -70,6 +72,7 @@ export class LinuxGuest {
   private readonly words: Int32Array;
   private readonly decoder = new TextDecoder();
   private started = false;
+  private utilsLoaded = false;
   private aeoiDeprecated: boolean | undefined;
 
   constructor(
@@ -156,7 +159,21 @@ export class LinuxGuest {
   /** module_init of hv_utils (hv_util.c): registers the integration-service driver, which probes its devices. Returns its errno. */
   loadUtils(): number {
     if (!this.started) throw new Error('start the Linux guest first');
-    return this.exports.hvkit_hv_utils_init();
+    const r = this.exports.hvkit_hv_utils_init();
+    this.utilsLoaded = r === 0;
+    return r;
+  }
+
+  /**
+   * rmmod hv_utils then rmmod hv_vmbus: the utilities' channels closed by their remove, then
+   * vmbus_exit, whose vmbus_disconnect sends UNLOAD and waits for the host's answer (from VMBus
+   * 3.0; older hosts do not take it back, vmbus_initiate_unload).
+   */
+  unload(): void {
+    if (!this.started) throw new Error('start the Linux guest first');
+    if (this.utilsLoaded) this.exports.hvkit_hv_utils_exit();
+    this.utilsLoaded = false;
+    this.exports.hvkit_vmbus_exit();
   }
 
   /** Takes the CPU's deliverable interrupts while the kernel has them enabled; returns how many. */
