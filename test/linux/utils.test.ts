@@ -81,3 +81,23 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('hv_utils, Linux’s own,
     expect(BigInt(sec!)).toBe(m.host.wallClockStartNs / 1_000_000_000n);
   });
 });
+
+describe.skipIf(linuxMissing !== undefined)(linuxSuite('Linux’s ring code over the single mapping (the shim’s wrap-aware copy)'), () => {
+  it('hundreds of heartbeats: both rings wrap many times and every answer is right', async () => {
+    const mod = await linuxModule();
+    const m = new LinuxMachine(mod, { release: 'ws2022' });
+    m.boot();
+    // hv_util.c's rings hold 3 pages of data each way (VMBUS_RING_SIZE(3 * HV_HYP_PAGE_SIZE));
+    // a heartbeat packet with its descriptor, IC headers and trailer is over 40 bytes, so 1000
+    // of them wrap each ring more than three times.
+    const n = 1000;
+    m.runFor(n * HEARTBEAT_PERIOD_NS);
+    const hb = m.host.device<HeartbeatHost>('heartbeat')!;
+    expect(hb.sent).toBeGreaterThanOrEqual(n - 1);
+    expect(hb.sent * 40).toBeGreaterThan(3 * 3 * 4096);
+    expect(hb.answered.length).toBe(hb.sent);
+    expect(hb.answered.every((seq, i) => seq === BigInt(i + 2))).toBe(true);
+    expect(hb.violations.items).toEqual([]);
+    expect(hb.state).toBe('ok');
+  }, BUILD_TIMEOUT_MS);
+});
