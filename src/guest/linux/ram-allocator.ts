@@ -17,7 +17,8 @@ export class RamAllocator {
     readonly base: number,
     readonly end: number,
   ) {
-    if (!(Number.isSafeInteger(base) && Number.isSafeInteger(end) && base >= 0 && base <= end)) throw new RangeError(`bad heap [${base}, ${end})`);
+    // Address 0 is the shim's "no memory" answer, so the heap starts above it.
+    if (!(Number.isSafeInteger(base) && Number.isSafeInteger(end) && base > 0 && base <= end)) throw new RangeError(`bad heap [${base}, ${end})`);
     this.free = base < end ? [{ start: base, end }] : [];
   }
 
