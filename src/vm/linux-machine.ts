@@ -35,6 +35,11 @@ export class LinuxMachine {
     });
   }
 
+  /** The guest asked for power-off (orderly_poweroff, after a shutdown request). */
+  get poweredOff(): boolean {
+    return this.guest.events.items.includes('poweroff');
+  }
+
   get nowNs(): number {
     return this.partition.clock.nowNs;
   }
