@@ -12,7 +12,11 @@ import type { WasmModule } from '../../src/guest/linux/wasm.js';
 import { decodeChannelMessage } from '../../src/vmbus/wire/messages.js';
 import { ChannelMessageType } from '../../src/vmbus/wire/constants.js';
 import { HvMessageType } from '../../src/tlfs/synic.js';
+import { DeviceClass } from '../../src/vmbus/wire/guids.js';
 import { BUILD_TIMEOUT_MS, linuxMissing, linuxModule, linuxSuite } from './linux-module.js';
+
+/** Where a time sync packet's echoed sample starts: the descriptor (16), pipe (8) and IC message (20) headers. */
+const ECHO_AT = 44;
 
 /** The ICs the Linux module has drivers for and that need no user-space daemon. */
 const DEVICES: DeviceSpec[] = [{ type: 'shutdown' }, { type: 'timesync' }, { type: 'heartbeat' }];
@@ -57,21 +61,59 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('the model guest and the 
     mod = await linuxModule();
   }, BUILD_TIMEOUT_MS);
 
-  const both = (release: ReleaseId): { model: string[]; linux: string[] } => {
+  /**
+   * The packets each guest put in its guest→host rings: the ICs' negotiation and answers. A time
+   * sync answer echoes the host's sample (ictimesync_ref_data: parenttime, vmreferencetime), which
+   * the host stamps when it sends it; the two guests reach that point at different virtual times
+   * (the model boots a whole kernel first), so past the headers only its length is compared. The
+   * test 'difference: time sync answers echo samples taken at different times' keeps that visible.
+   */
+  const packets = (events: readonly TraceEvent[], timesyncRelid: number | undefined): string[] =>
+    events.flatMap((e) => (e.kind === 'packet' && e.dir === 'to-host' ? [`channel ${e.channel} ${e.channel === timesyncRelid ? `${e.bytes.slice(0, 2 * ECHO_AT)}… ${e.bytes.length / 2} bytes` : e.bytes}`] : []));
+
+  const both = (release: ReleaseId, seconds = 1): { model: string[]; linux: string[]; modelPackets: string[]; linuxPackets: string[]; rawModel: string[]; rawLinux: string[] } => {
     const lm = new LinuxMachine(mod, { release, devices: DEVICES });
     const le = traced(lm);
     lm.boot();
-    lm.runFor(1e9);
+    lm.runFor(seconds * 1e9);
     const mm = new Machine({ release, arch: 'x86', vps: 1, devices: DEVICES });
     const me = traced(mm);
     mm.boot();
-    mm.runFor(1e9);
-    return { model: wire(me), linux: wire(le) };
+    mm.runFor(seconds * 1e9);
+    const ts = (m: LinuxMachine | Machine) => [...m.vmbus!.server.channels.values()].find((c) => c.offer.classId === DeviceClass.TS)?.relid;
+    return { model: wire(me), linux: wire(le), modelPackets: packets(me, ts(mm)), linuxPackets: packets(le, ts(lm)), rawModel: packets(me, undefined), rawLinux: packets(le, undefined) };
   };
 
   it.each(RELEASE_IDS)('%s: connect, offers, GPADLs and opens are the same messages in the same order', (release) => {
     const { model, linux } = both(release);
     expect(linux.length).toBeGreaterThan(10);
     expect(model).toEqual(linux);
+  });
+
+  // Channels are independent: how their packets interleave depends on when each guest got
+  // there, so each channel's packets are compared in its own order.
+  const byChannel = (ps: readonly string[]): Record<string, string[]> => {
+    const out: Record<string, string[]> = {};
+    for (const p of ps) (out[p.split(' ', 2).join(' ')] ??= []).push(p);
+    return out;
+  };
+
+  it.each(RELEASE_IDS)('%s: the ICs’ negotiation and answers (heartbeats, time samples) are the same packets, byte for byte', (release) => {
+    const { modelPackets, linuxPackets } = both(release, 10);
+    expect(linuxPackets.length).toBeGreaterThan(5);
+    expect(byChannel(modelPackets)).toEqual(byChannel(linuxPackets));
+  });
+
+  it('difference: time sync answers echo samples taken at different times', () => {
+    const { rawModel, rawLinux } = both('ws2022', 10);
+    const model = byChannel(rawModel);
+    const linux = byChannel(rawLinux);
+    const differing = Object.keys(model).flatMap((ch) => model[ch]!.map((p, i) => [p, linux[ch]![i]!] as const)).filter(([a, b]) => a !== b);
+    expect(differing.length).toBeGreaterThan(0);
+    for (const [a, b] of differing) {
+      // Same channel, same length, same headers: only the echoed sample differs.
+      expect(a.length).toBe(b.length);
+      expect(a.slice(0, 'channel N '.length + 2 * ECHO_AT)).toBe(b.slice(0, 'channel N '.length + 2 * ECHO_AT));
+    }
   });
 });
