@@ -9,6 +9,7 @@ import { LinuxMachine } from '../../src/vm/linux-machine.js';
 import { Machine } from '../../src/vm/machine.js';
 import type { DeviceSpec } from '../../src/devices/registry.js';
 import type { WasmModule } from '../../src/guest/linux/wasm.js';
+import type { IcHost } from '../../src/devices/ic/host.js';
 import { decodeChannelMessage } from '../../src/vmbus/wire/messages.js';
 import { ChannelMessageType } from '../../src/vmbus/wire/constants.js';
 import { HvMessageType } from '../../src/tlfs/synic.js';
@@ -115,5 +116,18 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('the model guest and the 
       expect(a.length).toBe(b.length);
       expect(a.slice(0, 'channel N '.length + 2 * ECHO_AT)).toBe(b.slice(0, 'channel N '.length + 2 * ECHO_AT));
     }
+  });
+
+  it('difference: KVP without its user-space daemon (Linux defers the IC negotiation until hv_kvp_daemon registers; the model has its daemon)', () => {
+    const devices: DeviceSpec[] = [{ type: 'kvp' }];
+    const lm = new LinuxMachine(mod, { release: 'ws2022', devices });
+    lm.boot();
+    lm.runFor(1e9);
+    const mm = new Machine({ release: 'ws2022', arch: 'x86', vps: 1, devices });
+    mm.boot();
+    mm.runFor(1e9);
+    // hv_kvp.c: with no daemon (kvp_transaction.state below HVUTIL_READY) the host's NEGOTIATE waits.
+    expect(lm.host.device<IcHost>('kvp')!.phase).toBe('negotiating');
+    expect(mm.host.device<IcHost>('kvp')!.phase).toBe('ready');
   });
 });
