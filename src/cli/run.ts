@@ -3,7 +3,7 @@
 // the same way, then list the VMBus devices. Everything a run can refuse is refused before boot.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { openDisk } from '../vm/disk-file.js';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { KernelState } from '../guest/kernel.js';
 import { formatRecord, LOG_LEVELS, type LogRecord } from '../guest/klog.js';
 import { attachTrace } from '../trace/attach.js';
@@ -30,8 +30,10 @@ import { writeSysfs } from './sysfs.js';
 import { storageSnapshot } from '../vm/storage.js';
 import { addVmOptions, machineConfig, vmFromOptions, type VmOptions } from './vm-options.js';
 import { openRunNics } from './nics.js';
+import { runLinux } from './run-linux.js';
 
 interface RunOptions extends VmOptions {
+  guest: 'model' | 'linux';
   vmbus: boolean;
   until: 'booted' | 'shutdown' | number;
   json: boolean;
@@ -56,6 +58,7 @@ const JOURNAL_ALWAYS = LOG_LEVELS.indexOf('warn');
 /** Adds `run` and `lsvmbus`; `status.code` receives the exit status. */
 export function registerRun(program: Command, io: Io, status: Status): void {
   addVmOptions(program.command('run').description('boot a VM and print the guest kernel log'))
+    .addOption(new Option('--guest <guest>', 'the guest: hvkit’s model of Linux, or the real Linux 6.1 VMBus code (a one-VP 32-bit x86 guest; npm run build:linux first)').choices(['model', 'linux']).default('model'))
     .option('--no-vmbus', 'do not connect to VMBus (the SynIC is still set up)')
     .option('--until <point>', `"booted", "shutdown" (the host asks the guest to shut down), or seconds of virtual time after boot (at most ${STEP_LIMIT_S})`, parseUntil, 'booted')
     .option('--threads', 'run the guest kernel in a worker thread, concurrently with the host', false)
@@ -135,6 +138,7 @@ class RunOutput {
 }
 
 async function run(io: Io, vm: VmConfig, o: RunOptions): Promise<number> {
+  if (o.guest === 'linux') return runLinux(io, vm, o);
   const steps = o.script ? readScript(o.script) : undefined;
   if (o.threads && steps) throw new UsageError('--script: script steps run with the guest in this thread; drop --threads');
   if (o.threads && vm.vps > MAX_CPUS) throw new UsageError(`--threads: at most ${MAX_CPUS} VPs with the guest in a worker, not ${vm.vps}`);

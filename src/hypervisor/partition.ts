@@ -55,6 +55,12 @@ export interface PartitionConfig {
   partitionId: bigint;
   /** Host faults kept for inspection (all are counted). */
   hostFaults: number;
+  /**
+   * RAM someone else allocated, adopted as it is: a shared WebAssembly.Memory's buffer when the
+   * guest is a wasm module whose addresses are GPAs (the real Linux VMBus code, src/guest/linux).
+   * Its size must be `memory`.
+   */
+  ramBuffer: SharedArrayBuffer | undefined;
 }
 
 export const DEFAULT_PARTITION_CONFIG: PartitionConfig = {
@@ -75,6 +81,7 @@ export const DEFAULT_PARTITION_CONFIG: PartitionConfig = {
   crashMessage: true,
   partitionId: 0x1n,
   hostFaults: 100,
+  ramBuffer: undefined,
 };
 
 /** A configuration value the hypervisor cannot run with. */
@@ -203,7 +210,7 @@ export class Partition {
     if (!Number.isInteger(c.hostFaults) || c.hostFaults < 1) throw new PartitionConfigError('hostFaults', 'must be at least 1');
     this.hostFaults = new BoundedLog(c.hostFaults);
     this.features = computeFeatures(this.release, c.arch, c.features, c.isolation);
-    this.memory = new GuestMemory({ size: c.memory, pageSize: c.pageSize, ...(c.memoryMaximum !== undefined ? { capacity: c.memoryMaximum } : {}) });
+    this.memory = new GuestMemory({ size: c.memory, pageSize: c.pageSize, ...(c.memoryMaximum !== undefined ? { capacity: c.memoryMaximum } : {}), ...(c.ramBuffer ? { buffer: c.ramBuffer } : {}) });
     this.referenceTime = new ReferenceTime(this.clock, c.tscHz);
     this.events = new EventBus(() => this.clock.nowNs);
     this.ports = new PortTable(c.vps);

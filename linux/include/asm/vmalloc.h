@@ -1,0 +1,4 @@
+/* hvkit fake arch for the wasm32 build of Linux drivers/hv (MIT, hvkit's own). */
+#ifndef _ASM_HVKIT_VMALLOC_H
+#define _ASM_HVKIT_VMALLOC_H
+#endif

@@ -1,0 +1,76 @@
+// `hvkit run --guest linux`: the real Linux 6.1 VMBus code (compiled to WebAssembly by
+// `npm run build:linux` from Debian's linux-source-6.1) boots in place of the model, and its own
+// printk lines are the log. The module is taken from the checkout's build cache: it is GPL-2.0
+// and built from the kernel's sources, so the package never carries it.
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { formatRecord, type LogRecord } from '../guest/klog.js';
+import { wasm } from '../guest/linux/wasm.js';
+import { attachTrace } from '../trace/attach.js';
+import { openTraceFile, type TraceFile } from '../trace/writer.js';
+import type { VmConfig } from '../vm/config.js';
+import { LinuxMachine } from '../vm/linux-machine.js';
+import { EXIT, RunFailure, UsageError } from './errors.js';
+import type { Io } from './main.js';
+import { outputFile } from './outputs.js';
+import { machineConfig } from './vm-options.js';
+
+/** Where `npm run build:linux` leaves the module (scripts/linux/build.ts), from src/cli or dist/cli. */
+export const LINUX_WASM_PATH = fileURLToPath(new URL('../../.cache/linux-6.1/hvlinux.wasm', import.meta.url));
+
+/** How long `--until shutdown` waits for the guest to power off, virtual seconds. */
+const SHUTDOWN_LIMIT_S = 120;
+
+export interface LinuxRunOptions {
+  vmbus: boolean;
+  until: 'booted' | 'shutdown' | number;
+  json: boolean;
+  verbose: boolean;
+  threads: boolean;
+  pace: boolean;
+  sysfs?: string;
+  trace?: string;
+  script?: string;
+  state?: string;
+}
+
+export async function runLinux(io: Io, vm: VmConfig, o: LinuxRunOptions): Promise<number> {
+  for (const [set, name] of [
+    [o.threads, '--threads'],
+    [o.pace, '--pace'],
+    [o.script, '--script'],
+    [o.sysfs, '--sysfs'],
+    [o.state, '--state'],
+    [!o.vmbus, '--no-vmbus'],
+  ] as const) {
+    if (set) throw new UsageError(`--guest linux: ${name} is not supported with the real Linux guest yet`);
+  }
+  if (!existsSync(LINUX_WASM_PATH)) throw new RunFailure(`--guest linux: no Linux module at ${LINUX_WASM_PATH}; build it with npm run build:linux (needs Debian's clang, lld and linux-source-6.1)`);
+  const module = new wasm.Module(readFileSync(LINUX_WASM_PATH));
+  const { release, devices, wallClockStartNs, budget, features, cpuVendor, vmbus } = machineConfig(vm);
+  const m = new LinuxMachine(module, { release, devices, wallClockStartNs, budget, features, cpuVendor, vmbus });
+  const log = (r: LogRecord): void => {
+    if (r.level === 'debug' && !o.verbose) return;
+    io.out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text }) : formatRecord(r));
+  };
+  m.guest.log.onRecord(log);
+  let trace: TraceFile | undefined;
+  let detach: (() => void) | undefined;
+  try {
+    trace = o.trace ? outputFile('--trace', o.trace, openTraceFile) : undefined;
+    detach = trace ? attachTrace(m.partition, trace) : undefined;
+    const r = m.boot();
+    if (r !== 0) throw new RunFailure(`the Linux guest did not boot: vmbus_bus_init or hv_utils returned ${r}`);
+    if (typeof o.until === 'number') m.runFor(o.until * 1e9);
+    else if (o.until === 'shutdown') {
+      m.host.shutdownGuest();
+      if (!m.waitUntil(() => m.poweredOff, SHUTDOWN_LIMIT_S * 1e9)) throw new RunFailure(`the guest did not power off within ${SHUTDOWN_LIMIT_S} s of being asked`);
+    }
+    if (o.json) io.out(JSON.stringify({ state: { vm: { guest: 'linux', release, arch: 'x86', vps: 1 }, vmbus: m.vmbus?.server.state(), devices: m.guest.events.items } }));
+    return EXIT.ok;
+  } finally {
+    detach?.();
+    m.host.dispose();
+    await trace?.close();
+  }
+}
