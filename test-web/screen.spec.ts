@@ -1,0 +1,58 @@
+// The screen and keyboard panel: the guest's screen on a canvas, keys typed into the canvas
+// reaching the guest's tty through the synthetic keyboard, and what the shell answers drawn back
+// on the canvas; with the guest in the page and in a Web Worker. The text is read from the
+// canvas's own pixels (screen-text.ts), so it went guest → VRAM → synthvid host → canvas.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { expect, test, type Page } from '@playwright/test';
+import { ARTIFACTS, boot, collectErrors } from './page.js';
+import { screenText } from './screen-text.js';
+
+const PROMPT = 'root@hvkit:~# ';
+/** fbcon's underline cursor after the prompt reads as the glyph it looks like. */
+const CURSOR = '_';
+
+/** The canvas as PNG bytes (its own pixels, whatever size it is shown at). */
+async function canvasPng(page: Page): Promise<Uint8Array> {
+  const url = await page.locator('#screen-canvas').evaluate((c) => (c as unknown as { toDataURL(type: string): string }).toDataURL('image/png'));
+  return new Uint8Array(Buffer.from(url.slice(url.indexOf(',') + 1), 'base64'));
+}
+
+const lastLines = async (page: Page, n: number) => (await screenText(await canvasPng(page))).filter((l) => l !== '').slice(-n);
+
+for (const worker of [false, true]) {
+  const mode = worker ? 'worker' : 'in-thread';
+  test(`typing "uname" into the canvas: the shell's answer shows on it (${mode})`, async ({ page }) => {
+    const errors = collectErrors(page);
+    await boot(page, { worker });
+    await expect(page.locator('#status')).toContainText(`(${mode})`);
+    await expect(page.locator('#screen-status')).toContainText('keyboard ready');
+    // The tty's prompt, on the canvas, after the boot log.
+    await expect.poll(() => lastLines(page, 1), { timeout: 30_000 }).toEqual([`${PROMPT}${CURSOR}`]);
+
+    // A click focuses the canvas and moves the synthetic mouse to where it was clicked.
+    const canvas = page.locator('#screen-canvas');
+    const box = (await canvas.boundingBox())!;
+    await canvas.click({ position: { x: box.width / 4, y: box.height / 2 } });
+    await expect(canvas).toBeFocused();
+    const mouse = await page.evaluate(() => {
+      const m = (globalThis as unknown as { hvkit: { session: { screen: { mouse: { x: number; y: number; sent: number; buttons: number } } } } }).hvkit.session.screen.mouse;
+      return { x: m.x, y: m.y, sent: m.sent, buttons: m.buttons };
+    });
+    // A move, a press and a release; the position within a CSS pixel of the click's.
+    expect(mouse.sent).toBeGreaterThanOrEqual(3);
+    expect(mouse.buttons).toBe(0);
+    expect(Math.abs(mouse.x - 32767 / 4)).toBeLessThanOrEqual(32767 / box.width);
+    expect(Math.abs(mouse.y - 32767 / 2)).toBeLessThanOrEqual(32767 / box.height);
+
+    await page.keyboard.type('uname');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => lastLines(page, 3), { timeout: 30_000 }).toEqual([`${PROMPT}uname`, 'Linux', `${PROMPT}${CURSOR}`]);
+    // Each character a make and a break: 5 letters and Enter.
+    await expect(page.locator('#screen-status')).toContainText('12 keystrokes sent');
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    writeFileSync(`${ARTIFACTS}/screen-${mode}.png`, await canvasPng(page));
+    await page.locator('#screen').screenshot({ path: `${ARTIFACTS}/screen-panel-${mode}.png` });
+    expect(errors).toEqual([]);
+  });
+}
