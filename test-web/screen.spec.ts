@@ -56,3 +56,27 @@ for (const worker of [false, true]) {
     expect(errors).toEqual([]);
   });
 }
+
+test('shifted characters and Backspace reach the shell as typed; Ctrl+Alt+Del restarts the guest', async ({ page }) => {
+  const errors = collectErrors(page);
+  await boot(page);
+  await expect.poll(() => lastLines(page, 1), { timeout: 30_000 }).toEqual([`${PROMPT}${CURSOR}`]);
+  await page.locator('#screen-canvas').focus();
+  // Shift held on the page's keyboard for the capitals and symbols; one character too many, erased.
+  await page.keyboard.type('echo Hi, {X}!~');
+  await page.keyboard.press('Backspace');
+  await page.keyboard.press('Enter');
+  await expect.poll(() => lastLines(page, 3), { timeout: 30_000 }).toEqual([`${PROMPT}echo Hi, {X}!`, 'Hi, {X}!', `${PROMPT}${CURSOR}`]);
+
+  // The button sends the combo; the guest's keyboard handler calls ctrl_alt_del() and the page boots it again.
+  await page.evaluate(() => {
+    const g = globalThis as unknown as { hvkit: { session: unknown }; firstSession: unknown };
+    g.firstSession = g.hvkit.session;
+  });
+  await page.click('#ctrl-alt-del');
+  await expect.poll(() => page.evaluate(() => (globalThis as unknown as { firstSession: { reason: string } }).firstSession.reason)).toBe('the guest restarts');
+  await expect(page.locator('#status')).toHaveAttribute('data-state', 'running');
+  await expect(page.locator('#log')).toContainText('Vmbus version:5.3');
+  expect(await page.evaluate(() => (globalThis as unknown as { hvkit: { session: unknown }; firstSession: unknown }).hvkit.session !== (globalThis as unknown as { firstSession: unknown }).firstSession)).toBe(true);
+  expect(errors).toEqual([]);
+});
