@@ -14,7 +14,7 @@ const GLYPHS: ReadonlyMap<string, string> = (() => {
   return m;
 })();
 
-/** The screen's text, a line per row of cells, trailing blanks trimmed; '\u25a1' where no glyph matches (the cursor's cell). */
+/** The screen's text, a line per row of cells, trailing blanks trimmed; '\u25a1' where no glyph matches. */
 export function screenText(png: Uint8Array): string[] {
   const img = PNG.sync.read(Buffer.from(png));
   // The console draws grey (0xaa) on black: a pixel is lit when it is nearer the grey.

@@ -52,6 +52,7 @@ for (const worker of [false, true]) {
 
     mkdirSync(ARTIFACTS, { recursive: true });
     writeFileSync(`${ARTIFACTS}/screen-${mode}.png`, await canvasPng(page));
+    // The README's picture of the panel (docs/images/web-screen.png is a copy of the in-thread one).
     await page.locator('#screen').screenshot({ path: `${ARTIFACTS}/screen-panel-${mode}.png` });
     expect(errors).toEqual([]);
   });
