@@ -17,6 +17,13 @@ async function canvasPng(page: Page): Promise<Uint8Array> {
   return new Uint8Array(Buffer.from(url.slice(url.indexOf(',') + 1), 'base64'));
 }
 
+/** The panel's draws and the video host's updates (DIRT messages taken), as the page counts them. */
+const counts = (page: Page) =>
+  page.evaluate(() => {
+    const h = (globalThis as unknown as { hvkit: { screen: { draws: number; drawMs: number }; session: { screen: { video: { updates: number } } } } }).hvkit;
+    return { draws: h.screen.draws, drawMs: h.screen.drawMs, updates: h.session.screen.video.updates };
+  });
+
 const lastLines = async (page: Page, n: number) => (await screenText(await canvasPng(page))).filter((l) => l !== '').slice(-n);
 
 for (const worker of [false, true]) {
@@ -28,6 +35,7 @@ for (const worker of [false, true]) {
     await expect(page.locator('#screen-status')).toContainText('keyboard ready');
     // The tty's prompt, on the canvas, after the boot log.
     await expect.poll(() => lastLines(page, 1), { timeout: 30_000 }).toEqual([`${PROMPT}${CURSOR}`]);
+    const before = await counts(page);
 
     // A click focuses the canvas and moves the synthetic mouse to where it was clicked.
     const canvas = page.locator('#screen-canvas');
@@ -49,8 +57,15 @@ for (const worker of [false, true]) {
     await expect.poll(() => lastLines(page, 3), { timeout: 30_000 }).toEqual([`${PROMPT}uname`, 'Linux', `${PROMPT}${CURSOR}`]);
     // Each character a make and a break: 5 letters and Enter.
     await expect(page.locator('#screen-status')).toContainText('12 keystrokes sent');
+    // The canvas is redrawn only for an update from the guest: never more draws than updates.
+    const after = await counts(page);
+    expect(after.draws - before.draws).toBeGreaterThan(0);
+    expect(after.draws - before.draws).toBeLessThanOrEqual(after.updates - before.updates);
 
     mkdirSync(ARTIFACTS, { recursive: true });
+    const draws = { draws: after.draws, updates: after.updates, meanDrawMs: after.drawMs / after.draws, typed: { draws: after.draws - before.draws, updates: after.updates - before.updates } };
+    writeFileSync(`${ARTIFACTS}/screen-draws-${mode}.json`, JSON.stringify(draws, null, 2));
+    test.info().annotations.push({ type: 'screen draws', description: JSON.stringify(draws) });
     writeFileSync(`${ARTIFACTS}/screen-${mode}.png`, await canvasPng(page));
     // The README's picture of the panel (docs/images/web-screen.png is a copy of the in-thread one).
     await page.locator('#screen').screenshot({ path: `${ARTIFACTS}/screen-panel-${mode}.png` });

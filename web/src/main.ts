@@ -32,8 +32,9 @@ interface PageState {
   fps: number[];
   /** Wall time spent drawing the live views, in all. */
   renderMs: number;
+  screen: ScreenPanel | undefined;
 }
-const page: PageState = { session: undefined, replay: undefined, fps: [], renderMs: 0 };
+const page: PageState = { session: undefined, replay: undefined, fps: [], renderMs: 0, screen: undefined };
 (globalThis as { hvkit?: PageState }).hvkit = page;
 
 // --- Tabs and the isolation banner -------------------------------------------------------------
@@ -147,6 +148,7 @@ const status = byId('status');
 const logView = byId('log');
 const rings = new RingPanel(byId('rings'));
 const screen = new ScreenPanel(byId<HTMLCanvasElement>('screen-canvas'), byId('screen-status'), byId<HTMLButtonElement>('ctrl-alt-del'));
+page.screen = screen;
 let rates = new RateHistory();
 let lastConfig: { vm: VmConfig; stream: boolean; worker: boolean } | undefined;
 let logShown = 0;

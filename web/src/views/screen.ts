@@ -55,8 +55,9 @@ export class ScreenPanel {
   private shown = { video: undefined as SynthvidHost | undefined, key: '' };
   /** Modifiers held down on the guest's keyboard, by KeyboardEvent.code. */
   private readonly held = new Set<string>();
-  /** Frames drawn (each a putImageData of a whole frame). */
+  /** Frames drawn (each a render() and a putImageData of a whole frame), and the wall time they took. */
   draws = 0;
+  drawMs = 0;
 
   constructor(
     readonly canvas: HTMLCanvasElement,
@@ -107,6 +108,7 @@ export class ScreenPanel {
     const key = s ? `${video.updates}:${s.width}x${s.height}` : '';
     if (video !== this.shown.video || key !== this.shown.key) {
       this.shown = { video, key };
+      const t0 = performance.now();
       const frame = video?.render();
       if (frame) {
         if (this.canvas.width !== frame.width || this.canvas.height !== frame.height) {
@@ -117,6 +119,7 @@ export class ScreenPanel {
         const pixels = new Uint8ClampedArray(frame.rgba.buffer as ArrayBuffer, frame.rgba.byteOffset, frame.rgba.byteLength);
         this.ctx.putImageData(new ImageData(pixels, frame.width, frame.height), 0, 0);
         this.draws++;
+        this.drawMs += performance.now() - t0;
       }
       this.canvas.dataset.updates = String(video?.updates ?? 0);
     }
