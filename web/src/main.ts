@@ -20,6 +20,7 @@ import { checkTraceSize, loadTrace, TraceLoadError } from './replay/load.js';
 import { Replay } from './replay/replay.js';
 import { byId, el, setRows, setText } from './views/dom.js';
 import { RingPanel } from './views/rings.js';
+import { ScreenPanel } from './views/screen.js';
 import { renderSequence } from './views/sequence.js';
 import { renderChannelTable, renderVps } from './views/tables.js';
 import { machineConfig, parseVmFile, type VmConfig } from './vm-config.js';
@@ -31,8 +32,9 @@ interface PageState {
   fps: number[];
   /** Wall time spent drawing the live views, in all. */
   renderMs: number;
+  screen: ScreenPanel | undefined;
 }
-const page: PageState = { session: undefined, replay: undefined, fps: [], renderMs: 0 };
+const page: PageState = { session: undefined, replay: undefined, fps: [], renderMs: 0, screen: undefined };
 (globalThis as { hvkit?: PageState }).hvkit = page;
 
 // --- Tabs and the isolation banner -------------------------------------------------------------
@@ -145,6 +147,8 @@ const controls = {
 const status = byId('status');
 const logView = byId('log');
 const rings = new RingPanel(byId('rings'));
+const screen = new ScreenPanel(byId<HTMLCanvasElement>('screen-canvas'), byId('screen-status'), byId<HTMLButtonElement>('ctrl-alt-del'));
+page.screen = screen;
 let rates = new RateHistory();
 let lastConfig: { vm: VmConfig; stream: boolean; worker: boolean } | undefined;
 let logShown = 0;
@@ -179,6 +183,7 @@ function start(cfg: { vm: VmConfig; stream: boolean; worker: boolean }): void {
     return;
   }
   page.session = s;
+  screen.attach(s.screen);
   s.onChange = () => {
     dirty = true;
     // A guest that asks for a restart is booted again, as Hyper-V restarts a VM.
@@ -267,6 +272,8 @@ function renderLive(now: number): void {
   controls.kvpSet.disabled = controls.kvpRead.disabled = !running || !s?.kvp;
   controls.hvsock.disabled = !running || !s?.hvsockEcho;
   if (!s) return;
+  // The screen redraws only when the guest sent an update since the last frame.
+  screen.render();
   status.dataset.state = s.state;
   setText(status, `${s.state}${s.reason ? `: ${s.reason}` : ''} (${s.mode})`);
   setText(byId('clock'), `virtual time ${formatTime(s.nowNs()).trim()} s · speed ${s.speed === Infinity ? 'as fast as it goes' : `${s.speed}×`}`);

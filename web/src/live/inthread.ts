@@ -5,12 +5,16 @@ import { StreamDriver } from '../../../src/devices/stream/guest.js';
 import type { StreamDevice } from '../../../src/devices/stream/host.js';
 import type { HeartbeatHost } from '../../../src/devices/heartbeat/host.js';
 import type { KvpHost } from '../../../src/devices/kvp/host.js';
+import type { KeyboardHost } from '../../../src/devices/keyboard/host.js';
+import type { MouseHost } from '../../../src/devices/mouse/host.js';
+import type { SynthvidHost } from '../../../src/devices/video/host.js';
 import type { LogRecord } from '../../../src/guest/klog.js';
 import { Machine, type MachineConfig } from '../../../src/vm/machine.js';
 import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import { guestHvsock, hostHvsock } from '../../../src/vm/hvsock-sides.js';
 import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import type { ScreenDevices } from '../views/screen.js';
 import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
 
 /** Wall time one slice of VM work may take. */
@@ -38,6 +42,7 @@ export class InThreadSession implements LiveSession {
   readonly machine: Machine;
   readonly kvp: KvpHost | undefined;
   readonly heartbeat: HeartbeatHost | undefined;
+  readonly screen: ScreenDevices;
   stream: LiveSession['stream'];
   /** How many slices ran, and the wall time they took (the page's share of the thread). */
   slices = 0;
@@ -57,6 +62,7 @@ export class InThreadSession implements LiveSession {
     const m = this.machine;
     this.kvp = m.host.device<KvpHost>('kvp');
     this.heartbeat = m.host.device<HeartbeatHost>('heartbeat');
+    this.screen = { video: m.host.device<SynthvidHost>('video'), keyboard: m.host.device<KeyboardHost>('keyboard'), mouse: m.host.device<MouseHost>('mouse') };
     // Messages and signals only: a listener for packets would have every ring packet hexed.
     this.unsubscribe = m.partition.events.on((e) => this.plane.apply(e), { kinds: CONTROL_KINDS });
     m.kernel.log.onRecord((r) => {

@@ -7,6 +7,7 @@ import type { HeartbeatHost } from '../../../src/devices/heartbeat/host.js';
 import type { KvpHost } from '../../../src/devices/kvp/host.js';
 import type { RingSnapshot } from '../../../src/vmbus/client/snapshot.js';
 import type { ControlPlane } from '../model/control-plane.js';
+import type { ScreenDevices } from '../views/screen.js';
 
 export type SessionState = 'booting' | 'running' | 'paused' | 'off' | 'failed';
 
@@ -58,6 +59,8 @@ export interface LiveSession {
   shutdown(kind: 'shutdown' | 'restart'): boolean;
   readonly kvp: KvpHost | undefined;
   readonly heartbeat: HeartbeatHost | undefined;
+  /** The video, keyboard and mouse hosts: on the page's side in both modes. */
+  readonly screen: ScreenDevices;
   /** Sends `text` through a guest echo listener on hv_sock `port`; where the page sees the guest (in-thread). */
   hvsockEcho?(port: number, text: string): Promise<EchoResult>;
   /** The stream workload, where the session has one. */

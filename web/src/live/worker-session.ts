@@ -7,6 +7,9 @@
 import { cpuPort } from '../../../src/hypervisor/cpu.js';
 import type { HeartbeatHost } from '../../../src/devices/heartbeat/host.js';
 import type { KvpHost } from '../../../src/devices/kvp/host.js';
+import type { KeyboardHost } from '../../../src/devices/keyboard/host.js';
+import type { MouseHost } from '../../../src/devices/mouse/host.js';
+import type { SynthvidHost } from '../../../src/devices/video/host.js';
 import type { LogRecord } from '../../../src/guest/klog.js';
 import { Host } from '../../../src/vm/host.js';
 import type { MachineConfig } from '../../../src/vm/machine.js';
@@ -17,6 +20,7 @@ import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import { Cmd, StreamCmd, type GuestWorkerArgs } from './guest-worker.js';
 import type { LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import type { ScreenDevices } from '../views/screen.js';
 import { offerStream } from './stream.js';
 
 /** Wall time one slice of host work may take. */
@@ -37,6 +41,7 @@ export class WorkerSession implements LiveSession {
   readonly host: Host;
   readonly kvp: KvpHost | undefined;
   readonly heartbeat: HeartbeatHost | undefined;
+  readonly screen: ScreenDevices;
   stream: LiveSession['stream'];
   private readonly block: ControlBlock;
   private readonly traps: TrapServer;
@@ -55,6 +60,7 @@ export class WorkerSession implements LiveSession {
     this.host = new Host({ ...config, vmbus: { pollNs: RING_POLL_NS * this.speed } });
     this.kvp = this.host.device<KvpHost>('kvp');
     this.heartbeat = this.host.device<HeartbeatHost>('heartbeat');
+    this.screen = { video: this.host.device<SynthvidHost>('video'), keyboard: this.host.device<KeyboardHost>('keyboard'), mouse: this.host.device<MouseHost>('mouse') };
     const vps = [...this.host.partition.vps].sort((a, b) => a.apicId - b.apicId);
     this.apicIds = vps.map((vp) => vp.apicId);
     this.block = new ControlBlock(new SharedArrayBuffer(controlBytes(vps.length)), vps.length);
