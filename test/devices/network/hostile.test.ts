@@ -6,6 +6,7 @@
 // nothing outside the shared buffers is touched, what is refused is counted or logged.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzz } from '../../fuzz/fuzz.js';
 import { ARP_REPLY, ARP_REQUEST, arpFrame, BROADCAST_MAC, EtherType, parseIpv4, writeEth } from '../../../src/devices/network/ether.js';
 import { nvspMessage, nvspRndisPacketComplete } from '../../../src/devices/network/nvsp.js';
 import { writeRndisPacketHeader } from '../../../src/devices/network/rndis.js';
@@ -223,7 +224,8 @@ describe('the guest facing a hostile host', () => {
 describe('fuzzing', () => {
   it('the host reads arbitrary NVSP messages and RNDIS sections from the guest without failing, and still works after', () => {
     const r = nicRig();
-    fc.assert(
+    fuzz(
+      'network.netvsp-guest-messages',
       fc.property(
         fc.record({
           type: fc.oneof(fc.constantFrom(1, 100, 101, 104, 107, 125, 133, 129), fc.integer({ min: 0, max: 200 }).filter((t) => t !== 103 && t !== 106)),
@@ -244,7 +246,7 @@ describe('fuzzing', () => {
           r.m.runFor(200_000);
         },
       ),
-      { numRuns: runs(0.5) },
+      runs(0.5),
     );
     expect(r.host.phase).toBe('operational');
     // Still working: an ARP request for the guest's address gets its reply out through the switch.
@@ -262,7 +264,8 @@ describe('fuzzing', () => {
   it('the guest reads arbitrary transfer-page, in-band and completion packets from the host without failing', () => {
     const r = nicRig();
     const rb = r.host.recvBuffer!;
-    fc.assert(
+    fuzz(
+      'network.netvsc-host-packets',
       fc.property(
         fc.record({
           kind: fc.constantFrom('xfer', 'inband', 'comp'),
@@ -286,7 +289,7 @@ describe('fuzzing', () => {
           r.m.runFor(200_000);
         },
       ),
-      { numRuns: runs(0.5) },
+      runs(0.5),
     );
     expect(r.dev.carrier).toBe(true);
     expect(r.nic.primary.corrupt).toBeUndefined();

@@ -5,6 +5,7 @@
 // answers, and the guest's completion handling fed arbitrary packets.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzz } from '../../fuzz/fuzz.js';
 import { MemoryDisk } from '../../../src/devices/storage/backend.js';
 import { ScsiDisk } from '../../../src/devices/storage/scsi-disk.js';
 import { VmstorVersion, vmstorVersionString, VstorOp, VstorPacket } from '../../../src/devices/storage/wire.js';
@@ -327,13 +328,14 @@ describe("the guest's completion handling fed arbitrary packets", () => {
     const g = guestMachine({ disks: [memDisk(0)] });
     const dev = [...g.storage.driver.devices.values()][0]!;
     const ch = g.host.primary;
-    fc.assert(
+    fuzz(
+      'storage.storvsc-completions',
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 96 }), fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(1n, 2n, 0xffff_ffff_ffff_fffdn)), fc.boolean(), (payload, id, comp) => {
         if (comp) ch.sendCompletion(id, payload);
         else ch.sendInband(payload, id, false);
         g.m.runFor(1e5);
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
     expect(dev.badPackets).toBeGreaterThan(0);
     expect(g.lines().some((l) => /hv_storvsc [0-9a-f-]+: (Invalid pkt: id=\d+, len=\d+, minlen=(64|4)|Incorrect transaction ID|Invalid packet with ID of 0)$/.test(l))).toBe(true);

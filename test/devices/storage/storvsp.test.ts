@@ -5,6 +5,7 @@
 // GPA ranges outside RAM, a guest that stops reading completions), each with its defined refusal.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzz } from '../../fuzz/fuzz.js';
 import { MemoryDisk } from '../../../src/devices/storage/backend.js';
 import { ScsiDisk } from '../../../src/devices/storage/scsi-disk.js';
 import { HOST_VMSTOR_VERSIONS } from '../../../src/devices/storage/versions.js';
@@ -291,7 +292,8 @@ describe('storvsp fed arbitrary packets', () => {
     const r = rawMachine({ disks: [memDisk(0, MIB)] });
     const gpa = r.alloc(8192);
     let id = 1n;
-    fc.assert(
+    fuzz(
+      'storage.storvsp-packets',
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 80 }), fc.boolean(), fc.integer({ min: 1, max: 8192 }), (payload, withRange, len) => {
         id++;
         if (withRange) r.channel.sendPacket(gpaDirect([rangeAt(gpa, len)], payload, id));
@@ -304,7 +306,7 @@ describe('storvsp fed arbitrary packets', () => {
           expect(a.payload.length).toBe(Math.ceil((12 + Math.max(0, Math.min(padded - 12, 52))) / 8) * 8);
         }
       }),
-      { numRuns: RUNS },
+      RUNS,
     );
     const a = r.answer(r.send(VstorOp.EXECUTE_SRB, srb([0, 0, 0, 0, 0, 0])));
     expect(r.opStatus(a)![0]).toBe(VstorOp.COMPLETE_IO);
