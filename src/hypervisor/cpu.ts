@@ -19,7 +19,8 @@ import { cpuidLeaf } from './features.js';
 import { hypercalls } from './hypercall/index.js';
 import { HypercallRequest } from './hypercall/dispatch.js';
 import { registerByMsr, sendIcr } from './registers.js';
-import type { HypercallTrap, Unstamped } from './trace.js';
+import type { Partition } from './partition.js';
+import type { EventBus, HypercallTrap, Unstamped } from './trace.js';
 import type { Vp } from './vp.js';
 
 /** Architectural x2APIC and APIC MSRs the model answers besides the synthetic ones. */
@@ -58,7 +59,14 @@ abstract class CpuPort {
   /** The call being made, reused for every call. */
   protected abstract readonly req: HypercallRequest;
 
-  constructor(readonly vp: Vp) {}
+  /** The partition and its event stream, kept here: a trap reads them on every call. */
+  protected readonly partition: Partition;
+  protected readonly events: EventBus;
+
+  constructor(readonly vp: Vp) {
+    this.partition = vp.partition;
+    this.events = vp.partition.events;
+  }
 
   interruptPending(): boolean {
     return this.vp.apic.deliverable() !== undefined;
@@ -76,19 +84,21 @@ abstract class CpuPort {
   protected invoke(): void {
     const req = this.req;
     hypercalls.dispatch(this.vp, req);
-    const events = this.vp.partition.events;
-    if (events.active) {
-      events.emit({
-        ...this.hypercallTrap(req.control, req.inputGpa, req.outputGpa),
-        status: Number(req.result & 0xffffn),
-        repsCompleted: Number((req.result >> 32n) & 0xfffn),
-      });
-    }
+    if (this.events.active) this.traceCall(req.control, req.inputGpa, req.outputGpa, req.result);
+  }
+
+  /** The trap event of a call that ran, with the registers it came in and its result value. */
+  protected traceCall(control: bigint, input: bigint, output: bigint, result: bigint): void {
+    this.events.emit({
+      ...this.hypercallTrap(control, input, output),
+      status: Number(result & 0xffffn),
+      repsCompleted: Number((result >> 32n) & 0xfffn),
+    });
   }
 
   /** A hypercall instruction refused with `fault` (the hypercall page is off). */
   protected hypercallFault(control: bigint, input: bigint, output: bigint, fault: Fault): Fault {
-    const events = this.vp.partition.events;
+    const events = this.events;
     if (events.active) events.emit({ ...this.hypercallTrap(control, input, output), fault });
     return fault;
   }
@@ -101,19 +111,19 @@ abstract class CpuPort {
 
 abstract class X86Port<R> extends CpuPort {
   cpuid(leaf: number, subleaf = 0): CpuidResult {
-    const p = this.vp.partition;
+    const p = this.partition;
     const r = cpuidLeaf(p.features, leaf, { apicId: this.vp.apicId, vendor: p.config.cpuVendor, invariantTsc: (p.tscInvariantControl & 1n) !== 0n });
     if (p.events.active) p.events.emit({ kind: 'trap', what: 'cpuid', vp: this.vp.index, leaf: leaf >>> 0, subleaf: subleaf >>> 0, eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx });
     return r;
   }
 
   rdtsc(): bigint {
-    return this.vp.partition.referenceTime.tsc();
+    return this.partition.referenceTime.tsc();
   }
 
   rdmsr(msr: number): MsrRead {
     const r = this.readMsr(msr >>> 0);
-    const events = this.vp.partition.events;
+    const events = this.events;
     if (events.active) events.emit({ kind: 'trap', what: 'rdmsr', vp: this.vp.index, msr: msr >>> 0, ...r });
     return r;
   }
@@ -121,7 +131,7 @@ abstract class X86Port<R> extends CpuPort {
   wrmsr(msr: number, value: bigint): Fault | undefined {
     const v = BigInt.asUintN(64, value);
     const fault = this.writeMsr(msr >>> 0, v);
-    const events = this.vp.partition.events;
+    const events = this.events;
     if (events.active) events.emit({ kind: 'trap', what: 'wrmsr', vp: this.vp.index, msr: msr >>> 0, value: v, ...(fault ? { fault } : {}) });
     return fault;
   }
@@ -193,7 +203,7 @@ abstract class X86Port<R> extends CpuPort {
 
   /** CALL to guest address `gpa` (the hypercall page): a hypercall if VMCALL or VMMCALL is there, else #UD. */
   call(gpa: number, regs: R): Fault | undefined {
-    const mem = this.vp.partition.memory;
+    const mem = this.partition.memory;
     if (!mem.contains(gpa, 3)) return '#GP';
     const b = mem.bytes;
     const b0 = b[gpa];
@@ -207,7 +217,7 @@ abstract class X86Port<R> extends CpuPort {
 
   /** VMCALL traps to the Hyper-V handler only while the hypercall page is enabled (tlfs.md §4.2). */
   protected get hypercallsEnabled(): boolean {
-    return this.vp.partition.hypercallsEnabled;
+    return this.partition.hypercallsEnabled;
   }
 }
 
@@ -237,9 +247,17 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
 
   vmcall(regs: X64Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
-    const misc = this.vp.partition.features.misc;
+    const misc = this.partition.features.misc;
     const xmmIn = (misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
     const xmmOut = xmmIn && (misc & MiscX64.HYPERCALL_XMM_OUTPUT) !== 0;
+    // A doorbell (tlfs.md §4.1: fast input in RDX and R8, no output) needs none of the request.
+    const rax = hypercalls.doorbell(this.vp, low32(regs.rcx), high32(regs.rcx), regs.rdx, regs.r8);
+    if (rax !== undefined) {
+      regs.rax = rax;
+      if (xmmIn) while (regs.xmm.length < 12) regs.xmm.push(0n);
+      if (this.events.active) this.traceCall(regs.rcx, regs.rdx, regs.r8, rax);
+      return undefined;
+    }
     const req = this.req;
     req.regs = regs;
     for (;;) {
@@ -276,6 +294,13 @@ export class X86_32Port extends X86Port<X86Registers> implements X86_32Cpu {
 
   vmcall(regs: X86Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return this.refuse(regs);
+    const rax = hypercalls.doorbell(this.vp, regs.eax >>> 0, regs.edx >>> 0, pair(regs.ebx, regs.ecx), pair(regs.edi, regs.esi));
+    if (rax !== undefined) {
+      if (this.events.active) this.traceCall(pair(regs.edx, regs.eax), pair(regs.ebx, regs.ecx), pair(regs.edi, regs.esi), rax);
+      regs.edx = high32(rax);
+      regs.eax = low32(rax);
+      return undefined;
+    }
     const req = this.req;
     for (;;) {
       req.control = pair(regs.edx, regs.eax);
@@ -320,11 +345,11 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
   protected readonly req = new Arm64Request();
 
   get counterHz(): number {
-    return this.vp.partition.referenceTime.tscHz;
+    return this.partition.referenceTime.tscHz;
   }
 
   readCounter(): bigint {
-    return this.vp.partition.referenceTime.tsc();
+    return this.partition.referenceTime.tsc();
   }
 
   endOfInterrupt(): void {
@@ -333,7 +358,7 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
 
   hvc(imm: number, regs: Arm64Registers): Fault | undefined {
     const x = regs.x;
-    const events = this.vp.partition.events;
+    const events = this.events;
     if (imm !== 0) {
       if (events.active) events.emit({ kind: 'trap', what: 'smccc', vp: this.vp.index, func: Number((x[0] ?? 0n) & MASK32), fault: '#UD' });
       return '#UD';
@@ -347,6 +372,13 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
       // Hyper-V hypercalls trap as such, from invoke().
       if (events.active) events.emit({ kind: 'trap', what: 'smccc', vp: this.vp.index, func, result: x[0]! });
     } else {
+      const control = x[1]!;
+      const result = hypercalls.doorbell(this.vp, low32(control), high32(control), x[2]!, x[3]!);
+      if (result !== undefined) {
+        x[0] = result;
+        if (events.active) this.traceCall(control, x[2]!, x[3]!, result);
+        return undefined;
+      }
       const req = this.req;
       req.x = x;
       for (;;) {

@@ -51,7 +51,11 @@ export class TestGuest {
 
   /** hv_do_hypercall: CALL the hypercall page with control, input and output GPAs (or fast qwords). */
   hypercall(c: HypercallArgs, input: bigint = 0n, output: bigint = 0xdead_beef_dead_beefn): bigint {
-    const control = encodeControl(c);
+    return this.hypercallRaw(encodeControl(c), input, output);
+  }
+
+  /** A hypercall with any 64-bit control value, through the port's ABI. */
+  hypercallRaw(control: bigint, input: bigint, output: bigint): bigint {
     const cpu = this.cpu;
     if (cpu instanceof X64Port) {
       const regs = { rcx: control, rdx: input, r8: output, rax: 0n, xmm: [] as bigint[] };
