@@ -251,7 +251,8 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
     const xmmIn = (misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
     const xmmOut = xmmIn && (misc & MiscX64.HYPERCALL_XMM_OUTPUT) !== 0;
     // A doorbell (tlfs.md §4.1: fast input in RDX and R8, no output) needs none of the request.
-    const rax = hypercalls.doorbell(this.vp, low32(regs.rcx), high32(regs.rcx), regs.rdx, regs.r8);
+    PAIR[0] = regs.rcx; // one BigInt store for both halves
+    const rax = hypercalls.doorbell(this.vp, HALF[LOW]!, HALF[1 - LOW]!, regs.rdx, regs.r8);
     if (rax !== undefined) {
       regs.rax = rax;
       if (xmmIn) while (regs.xmm.length < 12) regs.xmm.push(0n);
@@ -373,7 +374,8 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
       if (events.active) events.emit({ kind: 'trap', what: 'smccc', vp: this.vp.index, func, result: x[0]! });
     } else {
       const control = x[1]!;
-      const result = hypercalls.doorbell(this.vp, low32(control), high32(control), x[2]!, x[3]!);
+      PAIR[0] = control;
+      const result = hypercalls.doorbell(this.vp, HALF[LOW]!, HALF[1 - LOW]!, x[2]!, x[3]!);
       if (result !== undefined) {
         x[0] = result;
         if (events.active) this.traceCall(control, x[2]!, x[3]!, result);
