@@ -256,12 +256,14 @@ export class HypercallDispatcher {
     c.fast = true;
     c.varHeadSize = c.repCount = c.repStart = 0;
     c.nested = c.reservedSet = false;
+    // Only the registers the input takes (SignalEvent: one).
+    const second = def.input > 8;
     if (LITTLE_ENDIAN) {
       frame.in64[0] = r0;
-      frame.in64[1] = r1;
+      if (second) frame.in64[1] = r1;
     } else {
       frame.in.setBigUint64(0, r0, true);
-      frame.in.setBigUint64(8, r1, true);
+      if (second) frame.in.setBigUint64(8, r1, true);
     }
     const ctx = CallContext.aim(frame.ctx, p, vp, def, frame.inputOf(def.input), frame.outputOf(0));
     this.depth++;
