@@ -32,6 +32,8 @@ export interface GuestReport<R> {
   /** Wall-clock milliseconds the host loop ran, and the traps it served. */
   wallMs: number;
   traps: number;
+  /** Of those, ACCEPT traps that found no interrupt (TrapServer.idleAccepts). */
+  idleAccepts: number;
 }
 
 /** How a run is bounded and observed. */
@@ -114,9 +116,9 @@ export class ThreadedMachine {
     const worker = new Worker(script, { workerData: data });
     // A guest thread that dies stops the host loop at its next slice.
     const gone = { now: false };
-    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps'>>((resolve, reject) => {
+    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts'>>((resolve, reject) => {
       worker.on('message', (m: GuestMessage) => {
-        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps'>);
+        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts'>);
         else if (m.type === 'log') opts.onLog?.(m.record);
         else opts.onJournal?.(m.record);
       });
@@ -137,7 +139,7 @@ export class ThreadedMachine {
       const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the guest thread did not report')), 5000)));
       try {
         const r = await Promise.race([report, late]);
-        return { ...r, wallMs: performance.now() - started, traps: this.traps.served };
+        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts };
       } finally {
         clearTimeout(timer);
       }

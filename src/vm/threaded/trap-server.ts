@@ -15,6 +15,8 @@ const X86_REGS = ['eax', 'edx', 'ebx', 'ecx', 'esi', 'edi'] as const;
 export class TrapServer {
   /** Traps served, for inspection and benchmarks. */
   served = 0;
+  /** ACCEPT traps that found no interrupt: each is a round trip the guest's hint should have saved. */
+  idleAccepts = 0;
   /** Register images handed to the ports, one per CPU, reused. */
   private readonly x64: X64Registers[];
   private readonly x86: X86Registers[];
@@ -49,6 +51,9 @@ export class TrapServer {
       if (Atomics.load(w, S.STATE) !== State.REQUEST) continue;
       const fault = this.perform(i);
       w[S.FAULT] = fault ? FAULTS.indexOf(fault) : 0;
+      // The hint as the trap left it, before the answer: an accepted or EOI'd interrupt clears
+      // it, and a guest reading a stale one would trap to accept an interrupt that is gone.
+      this.publish(i);
       Atomics.store(w, S.STATE, State.RESPONSE);
       if (Atomics.load(w, S.WAITING) !== 0) Atomics.notify(w, S.STATE);
       n++;
@@ -82,6 +87,7 @@ export class TrapServer {
       case Op.ACCEPT: {
         port.interruptsEnabled = words[S.AUX] !== 0;
         const v = port.acceptInterrupt();
+        if (v === undefined) this.idleAccepts++;
         words[S.AUX] = v ?? -1;
         return undefined;
       }
