@@ -194,8 +194,8 @@ function start(cfg: { vm: VmConfig; stream: boolean; worker: boolean }): void {
   };
   setText(status, 'booting…');
   status.dataset.state = 'booting';
-  // Let the page paint "booting" before the boot takes the thread.
-  requestAnimationFrame(() => setTimeout(() => (s as InThreadSession | WorkerSession).boot(), 0));
+  // Let the page paint "booting" before the boot starts (in-thread, it then boots in slices).
+  requestAnimationFrame(() => setTimeout(() => void (s as InThreadSession | WorkerSession).boot(), 0));
 }
 
 controls.pause.addEventListener('click', () => page.session?.pause());

@@ -31,6 +31,23 @@ const MAX_SLICE_NS = 50e6;
 /** A machine this far behind its schedule (wall ms) lets its clock slip instead of catching up. */
 const MAX_LAG_MS = 250;
 
+/** Wall time one slice of the boot may take; a slice runs just after each frame. */
+const BOOT_SLICE_MS = 10;
+
+/**
+ * Resolves just after the page's next frame (or after NO_FRAMES_MS when no frame comes: a hidden
+ * page), so that each slice of work leaves the rest of the frame to the page.
+ */
+function afterNextFrame(): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, NO_FRAMES_MS);
+    requestAnimationFrame(() => {
+      clearTimeout(timer);
+      setTimeout(resolve, 0);
+    });
+  });
+}
+
 export class InThreadSession implements LiveSession {
   readonly mode = 'in-thread';
   readonly plane = new ControlPlane();
@@ -55,6 +72,8 @@ export class InThreadSession implements LiveSession {
   private waitingForFrame = false;
   private frameRequest = 0;
   private readonly unsubscribe: () => void;
+  /** Aborted by dispose: a boot in progress stops at its next slice. */
+  private readonly booting = new AbortController();
 
   constructor(config: MachineConfig, opts: { speed: number; stream: boolean }) {
     this.speed = opts.speed;
@@ -83,15 +102,20 @@ export class InThreadSession implements LiveSession {
     this.frameRequest = requestAnimationFrame(onFrame);
   }
 
-  /** Boots (one call: the kernel's boot is not sliced), then runs. */
-  boot(): void {
+  /**
+   * Boots in slices (Machine.bootAsync: the kernel's boot steps, the page drawing in between),
+   * then runs. Resolves once booted, failed or disposed.
+   */
+  async boot(): Promise<void> {
     // Disposed before its turn came (another Boot click): nothing to do.
     if (this.state !== 'booting') return;
     try {
-      this.machine.boot();
+      await this.machine.bootAsync({ signal: this.booting.signal, sliceMs: BOOT_SLICE_MS, pause: afterNextFrame });
     } catch (e) {
       return this.fail(e);
     }
+    // Disposed while it booted.
+    if (this.state !== 'booting') return;
     if (this.checkExit()) return;
     this.state = 'running';
     this.rebase();
@@ -178,6 +202,7 @@ export class InThreadSession implements LiveSession {
 
   dispose(): void {
     this.state = this.state === 'failed' ? 'failed' : 'off';
+    this.booting.abort();
     clearTimeout(this.timer);
     cancelAnimationFrame(this.frameRequest);
     this.wake.port1.close();
