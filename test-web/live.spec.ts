@@ -180,3 +180,30 @@ test('with cross-origin isolation, the guest boots in a Web Worker', async ({ pa
   await expect(page.locator('#status')).toContainText('the guest powered off');
   expect(errors).toEqual([]);
 });
+
+test("with the guest in a Web Worker, the channel table shows each channel's target CPU and the hv_sock echo box answers", async ({ page }) => {
+  const errors = collectErrors(page);
+  await boot(page, { worker: true });
+  await expect(page.locator('#status')).toContainText('(worker)');
+  // The guest's view, as the worker posts it: its state of the channel and the CPU it targets.
+  const kvp = page.locator('#channels-body tr[data-class="kvp"]');
+  await expect(kvp).toContainText('open / guest opened');
+  const cells = kvp.locator('td');
+  // Columns: relid, class, instance, sub, state, target CPU, target VP.
+  await expect(cells.nth(5)).toHaveText(/^\d+$/);
+  // Linux numbers its CPUs in APIC id order and targets each channel's CPU by its VP index.
+  const cpus = await page.locator('#channels-body tr[data-class]').evaluateAll((rows) => rows.map((r) => [r.children[5]!.textContent, r.children[6]!.textContent]));
+  expect(cpus.length).toBeGreaterThan(5);
+  for (const [cpu, vp] of cpus) expect(cpu).toBe(vp);
+  await page.fill('#hvsock-port', '5002');
+  await page.fill('#hvsock-text', 'ping from the page to a guest in a worker');
+  await page.click('#hvsock-send');
+  await expect(page.locator('#hvsock-result')).toHaveAttribute('data-outcome', 'echoed');
+  await expect(page.locator('#hvsock-result')).toContainText('got "ping from the page to a guest in a worker" back');
+  // Again on the same port: the guest's listener is still there.
+  await page.fill('#hvsock-text', 'and once more');
+  await page.click('#hvsock-send');
+  await expect(page.locator('#hvsock-result')).toContainText('got "and once more" back');
+  await page.screenshot({ path: `${ARTIFACTS}/worker-channels.png`, fullPage: true });
+  expect(errors).toEqual([]);
+});

@@ -243,7 +243,7 @@ byId<HTMLFormElement>('hvsock-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const s = page.session;
   const out = byId('hvsock-result');
-  if (!s?.hvsockEcho) return setText(out, 'the echo box needs the guest in the page (in-thread mode)');
+  if (!s) return;
   const port = Number(byId<HTMLInputElement>('hvsock-port').value);
   const text = byId<HTMLInputElement>('hvsock-text').value;
   setText(out, `connecting to port ${port}…`);
@@ -270,7 +270,7 @@ function renderLive(now: number): void {
   controls.streamStart.disabled = !running || !s?.stream || st?.running === true || (st?.framesOut ?? 0) > 0;
   controls.streamStop.disabled = !running || st?.running !== true;
   controls.kvpSet.disabled = controls.kvpRead.disabled = !running || !s?.kvp;
-  controls.hvsock.disabled = !running || !s?.hvsockEcho;
+  controls.hvsock.disabled = !running;
   if (!s) return;
   // The screen redraws only when the guest sent an update since the last frame.
   screen.render();

@@ -13,6 +13,7 @@ import { Machine, type MachineConfig } from '../../../src/vm/machine.js';
 import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import { guestHvsock, hostHvsock } from '../../../src/vm/hvsock-sides.js';
+import { listenEcho, sendEcho } from './hvsock-echo.js';
 import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
 import type { ScreenDevices } from '../views/screen.js';
 import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
@@ -168,36 +169,11 @@ export class InThreadSession implements LiveSession {
   hvsockEcho(port: number, text: string): Promise<EchoResult> {
     let listener: { close(): void };
     try {
-      const guest = guestHvsock(this.machine);
-      listener = guest.listen(port, (s) => {
-        s.on.data = (b) => void s.write(b);
-        s.on.end = () => s.end();
-      });
+      listener = listenEcho(guestHvsock(this.machine), port);
     } catch (e) {
       return Promise.resolve({ ok: false, error: e instanceof Error ? e.message : String(e) });
     }
-    return new Promise<EchoResult>((resolve) => {
-      const got: Uint8Array[] = [];
-      let error: string | undefined;
-      const finish = (r: EchoResult): void => {
-        clearTimeout(timer);
-        listener.close();
-        resolve(r);
-      };
-      const timer = setTimeout(() => finish({ ok: false, error: 'no answer within 10 s' }), 10_000);
-      const conn = hostHvsock(this.machine).connect(port);
-      conn.on.connect = () => {
-        conn.write(new TextEncoder().encode(text));
-        conn.end();
-      };
-      conn.on.data = (b) => void got.push(b.slice());
-      conn.on.error = (e) => void (error = e.message);
-      conn.on.close = () => {
-        const all = new Uint8Array(got.reduce((n, b) => n + b.length, 0));
-        got.reduce((at, b) => (all.set(b, at), at + b.length), 0);
-        finish(error ? { ok: false, error } : { ok: true, back: new TextDecoder().decode(all) });
-      };
-    });
+    return sendEcho(hostHvsock(this.machine), port, text).finally(() => listener.close());
   }
 
   dispose(): void {
