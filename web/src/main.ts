@@ -333,6 +333,7 @@ requestAnimationFrame(frame);
 
 const traceError = byId('trace-error');
 const scrubber = byId<HTMLInputElement>('scrubber');
+const replayRings = new RingPanel(byId('replay-rings'), { sparklines: false });
 const fKind = byId<HTMLSelectElement>('f-kind');
 fKind.append(...TRACE_KINDS.map((k) => option(k)));
 
@@ -391,6 +392,9 @@ function renderReplay(): void {
     .sort((a, b) => a.relid - b.relid)
     .map((c) => ({ ...c, targetCpu: undefined, packetsIn: c.packetsToHost, packetsOut: c.packetsToGuest }));
   renderChannelTable(byId<HTMLTableSectionElement>('replay-channels-body'), rows);
+  // The open channels' rings as the last packet each way left them (the trace records their indices).
+  const rings = r.ringsAt(count);
+  replayRings.render(rows.filter((c) => c.state === 'open').map((c) => ({ ...c, outbound: rings.get(c.relid)?.outbound, inbound: rings.get(c.relid)?.inbound })));
   renderSequence(byId('replay-sequence'), plane.steps);
   setText(byId('replay-events'), r.listAt(count, filter).map(formatEvent).join('\n'));
 }
