@@ -47,6 +47,33 @@ test('a trace loads, and scrubbing changes the channel table', async ({ page }) 
   expect(errors).toEqual([]);
 });
 
+test('the rings at the scrubbed moment: their fill from the ring indices the trace records, changing as the scrubber moves', async ({ page }) => {
+  const errors = collectErrors(page);
+  // From the file itself: a packet that left bytes waiting in its ring, and a later packet on the
+  // same ring that left another amount (hv_get_bytes_to_read over the recorded indices).
+  type Packet = { kind: string; dir: string; channel: number; readIndex?: number; writeIndex?: number; ringSize?: number };
+  const events = readFileSync(TRACE, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Packet);
+  const fillOf = (e: Packet): number => (e.writeIndex! >= e.readIndex! ? e.writeIndex! - e.readIndex! : e.ringSize! - e.readIndex! + e.writeIndex!);
+  const later = (i: number): number => events.findIndex((x, k) => k > i && x.kind === 'packet' && x.channel === events[i]!.channel && x.dir === events[i]!.dir && fillOf(x) !== fillOf(events[i]!));
+  const i = events.findIndex((e, k) => e.kind === 'packet' && e.ringSize !== undefined && fillOf(e) > 0 && later(k) > k);
+  expect(i).toBeGreaterThan(0);
+  const e = events[i]!;
+  const j = later(i);
+  await page.goto('/');
+  await open(page, TRACE);
+  const gauge = page.locator(`#replay-rings .ring-card[data-relid="${e.channel}"] .gauge[data-ring="${e.dir === 'to-host' ? 'out' : 'in'}"]`);
+  await page.locator('#scrubber').fill(String(i + 1));
+  await expect(gauge).toHaveAttribute('data-fill', String(fillOf(e)));
+  await expect(gauge).toContainText(`${fillOf(e)}/${e.ringSize} B`);
+  await page.screenshot({ path: `${ARTIFACTS}/replay-rings.png`, fullPage: true });
+  await page.locator('#scrubber').fill(String(j + 1));
+  await expect(gauge).toHaveAttribute('data-fill', String(fillOf(events[j]!)));
+  // Before anything crossed, no ring is shown.
+  await page.locator('#scrubber').fill('0');
+  await expect(page.locator('#replay-rings .ring-card')).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
+
 test('filters by channel, kind and direction', async ({ page }) => {
   await page.goto('/');
   await open(page, TRACE);

@@ -20,8 +20,8 @@ async function canvasPng(page: Page): Promise<Uint8Array> {
 /** The panel's draws and the video host's updates (DIRT messages taken), as the page counts them. */
 const counts = (page: Page) =>
   page.evaluate(() => {
-    const h = (globalThis as unknown as { hvkit: { screen: { draws: number; drawMs: number }; session: { screen: { video: { updates: number } } } } }).hvkit;
-    return { draws: h.screen.draws, drawMs: h.screen.drawMs, updates: h.session.screen.video.updates };
+    const h = (globalThis as unknown as { hvkit: { screen: { draws: number; drawMs: number; pixels: number; canvas: { width: number; height: number } }; session: { screen: { video: { updates: number } } } } }).hvkit;
+    return { draws: h.screen.draws, drawMs: h.screen.drawMs, pixels: h.screen.pixels, frame: h.screen.canvas.width * h.screen.canvas.height, updates: h.session.screen.video.updates };
   });
 
 const lastLines = async (page: Page, n: number) => (await screenText(await canvasPng(page))).filter((l) => l !== '').slice(-n);
@@ -61,9 +61,12 @@ for (const worker of [false, true]) {
     const after = await counts(page);
     expect(after.draws - before.draws).toBeGreaterThan(0);
     expect(after.draws - before.draws).toBeLessThanOrEqual(after.updates - before.updates);
+    // And only the rectangles the guest said were dirty: less than a whole frame a draw.
+    expect(after.pixels - before.pixels).toBeGreaterThan(0);
+    expect(after.pixels - before.pixels).toBeLessThan((after.draws - before.draws) * after.frame);
 
     mkdirSync(ARTIFACTS, { recursive: true });
-    const draws = { draws: after.draws, updates: after.updates, meanDrawMs: after.drawMs / after.draws, typed: { draws: after.draws - before.draws, updates: after.updates - before.updates } };
+    const draws = { draws: after.draws, updates: after.updates, meanDrawMs: after.drawMs / after.draws, typed: { draws: after.draws - before.draws, updates: after.updates - before.updates, meanDrawMs: (after.drawMs - before.drawMs) / (after.draws - before.draws), pixels: after.pixels - before.pixels, framePixels: after.frame } };
     writeFileSync(`${ARTIFACTS}/screen-draws-${mode}.json`, JSON.stringify(draws, null, 2));
     test.info().annotations.push({ type: 'screen draws', description: JSON.stringify(draws) });
     writeFileSync(`${ARTIFACTS}/screen-${mode}.png`, await canvasPng(page));

@@ -216,13 +216,22 @@ export class Kernel {
   }
 
   boot(): void {
+    for (const _step of this.bootSteps());
+  }
+
+  /**
+   * The boot as a sequence of steps, one between each phase (start_kernel's stages, each CPU
+   * brought up, each driver module's init): running them all is boot(). A caller that must not
+   * hold its thread for the whole boot (a page) runs a few at a time; nothing happens between
+   * two steps that would not have happened in boot(), so the boot is the same event for event.
+   */
+  *bootSteps(): Generator<void, void, void> {
     if (this.stage !== 'off') throw new Error(`kernel already ${this.stage}`);
     this.stage = 'booting';
     const [a, b, c] = this.options.version;
     this.log.info(`Linux version ${a}.${b}.${c} (hvkit guest model) #1 SMP`);
     try {
-      if (this.arch === 'arm64') bootArm64(this);
-      else bootX86(this);
+      yield* this.arch === 'arm64' ? bootArm64(this) : bootX86(this);
       this.stage = 'booted';
       this.services.flushConsole();
     } catch (e) {
@@ -252,13 +261,14 @@ export class Kernel {
   }
 
   /** smp_init(): brings up the secondary CPUs with `online` for each. */
-  bringUpSecondaries(online: (cpu: CpuState) => void): void {
+  *bringUpSecondaries(online: (cpu: CpuState) => void): Generator<void, void, void> {
     this.log.info('smp: Bringing up secondary CPUs ...');
     for (const cpu of this.cpus.slice(1)) {
       this.platform.elapse(2_000_000);
       cpu.online = true;
       online(cpu);
       cpu.ops.cpu.interruptsEnabled = true;
+      yield;
     }
     const n = this.cpus.length;
     this.log.info(`smp: Brought up 1 node, ${n} CPU${n === 1 ? '' : 's'}`);
@@ -268,21 +278,23 @@ export class Kernel {
    * The end of boot on both architectures: fs_initcall(clocksource_done_booting) switches to the
    * best clocksource, then the VMBus driver (a device initcall) sets up the SynIC on every CPU.
    */
-  lateInitcalls(): void {
+  *lateInitcalls(): Generator<void, void, void> {
     this.platform.elapse(200_000_000);
     this.log.info(`clocksource: Switched to clocksource ${this.clocksource}`);
     if (!this.options.vmbusSynic) return;
+    yield;
     this.platform.elapse(100_000_000);
     this.synicAlloc();
     for (const cpu of this.cpus) this.synicInit(cpu);
-    if (this.options.vmbus) this.vmbusInit();
+    yield;
+    if (this.options.vmbus) yield* this.vmbusInit();
   }
 
   /**
    * The rest of vmbus_bus_init: connect, then REQUESTOFFERS. Linux 6.1 does not wait for the
    * offers; they are handled by its work queues while boot goes on, here while time passes.
    */
-  vmbusInit(): void {
+  *vmbusInit(): Generator<void, void, void> {
     const client = new VmbusClient(new KernelVmbusTransport(this), { isolated: this.isolated, ...this.options.vmbusClient });
     this.vmbus = client;
     try {
@@ -293,8 +305,12 @@ export class Kernel {
       return;
     }
     this.platform.elapse(5_000_000);
+    yield;
     // The drivers' module_init: each registration binds the devices already offered.
-    for (const m of this.options.modules) m.init(this.services, (d) => client.registerDriver(d), client);
+    for (const m of this.options.modules) {
+      m.init(this.services, (d) => client.registerDriver(d), client);
+      yield;
+    }
   }
 
   /**

@@ -41,6 +41,11 @@ export class PageAllocator {
     this.managed = Math.max(0, (this.end - this.next) / mem.pageSize);
   }
 
+  /** The boot RAM the bump pointer has not handed out yet, [start, end): where large allocations come from next. */
+  get unallocated(): { start: number; end: number } {
+    return { start: this.next, end: this.end };
+  }
+
   /** MemTotal, in guest pages. */
   get totalPages(): number {
     return this.managed;

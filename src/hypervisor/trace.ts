@@ -160,7 +160,12 @@ export interface SignalToGuest extends Stamped {
  * A VMBus ring packet (vmbus.md §8): read by the host from a guest→host ring ('to-host') or
  * written by it into a host→guest ring ('to-guest'). `bytes` is the whole packet as the ring
  * holds it, descriptor to padding, trailer excluded; type, trans_id and length are its
- * descriptor's, repeated for filtering.
+ * descriptor's, repeated for filtering. readIndex, writeIndex and ringSize are the ring's indices
+ * and data-area size just after the packet crossed, as the host's end sees them (vmbus.md §7):
+ * 'to-host', the read index the host's read has reached (it publishes it when the batch is done)
+ * and the guest's write index; 'to-guest', the write index past the packet and the guest's read
+ * index. The bytes waiting in the ring then are ringFill(e) (hv_get_bytes_to_read's arithmetic).
+ * Traces recorded before these fields were added have none of them.
  */
 export interface PacketEvent extends Stamped {
   readonly kind: 'packet';
@@ -170,6 +175,17 @@ export interface PacketEvent extends Stamped {
   readonly transId: bigint;
   readonly length: number;
   readonly bytes: string;
+  readonly readIndex?: number;
+  readonly writeIndex?: number;
+  readonly ringSize?: number;
+}
+
+/** Bytes waiting in a packet event's ring just after the packet crossed; undefined when the trace has no indices. */
+export function ringFill(e: PacketEvent): number | undefined {
+  const { readIndex: r, writeIndex: w, ringSize: size } = e;
+  if (r === undefined || w === undefined || size === undefined || size <= 0) return undefined;
+  // hv_get_bytes_to_read (include/linux/hyperv.h), on whatever the indices hold.
+  return w >= r ? w - r : size - r + w;
 }
 
 export type MessageEvent = MessageToHost | MessageToGuest;

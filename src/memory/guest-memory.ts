@@ -145,6 +145,21 @@ export class GuestMemory {
     this.bytes.fill(value, gpa, gpa + length);
   }
 
+  /**
+   * Has the host back [gpa, gpa + length) with committed pages, changing no byte: an atomic add
+   * of 0 to one word of each 4 KiB page. The first write to a page of a fresh buffer is a page
+   * fault that the operating system serves by zeroing a page, and in bulk that is most of what
+   * zeroing a new buffer costs; a caller that works in slices takes these faults ahead of time.
+   */
+  prefault(gpa: number, length: number): void {
+    this.check(gpa, length);
+    this.words ??= new Int32Array(this.buffer, 0, this.buffer.byteLength >>> 2);
+    const end = gpa + length;
+    for (let at = gpa - (gpa % HV_HYP_PAGE_SIZE); at < end; at += HV_HYP_PAGE_SIZE) Atomics.add(this.words, at >>> 2, 0);
+  }
+
+  private words: Int32Array | undefined;
+
   /** A live window on [gpa, gpa + length): no copy, writes go straight to RAM. */
   view(gpa: number, length: number): Uint8Array {
     this.check(gpa, length);

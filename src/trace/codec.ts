@@ -63,7 +63,7 @@ const SIGNALS: Readonly<Record<string, Schema>> = {
   'to-guest': { vp: req('uint'), sint: req('uint'), flag: req('uint'), coalesced: opt('bool'), channel: opt('uint') },
 };
 
-const PACKET: Schema = { channel: req('uint'), type: req('uint'), transId: req('u64'), length: req('uint'), bytes: req('hex') };
+const PACKET: Schema = { channel: req('uint'), type: req('uint'), transId: req('u64'), length: req('uint'), bytes: req('hex'), readIndex: opt('uint'), writeIndex: opt('uint'), ringSize: opt('uint') };
 const PACKETS: Readonly<Record<string, Schema>> = { 'to-host': PACKET, 'to-guest': PACKET };
 
 /** What the hypervisor does on its own: one shape each, no discriminant. */

@@ -4,7 +4,7 @@
 // decoded. Channel messages and ring packets are decoded by src/vmbus/wire/describe.ts, the
 // decoder of `hvkit decode`; hypervisor messages, MSRs, hypercalls and statuses are named from
 // src/tlfs.
-import { traceHex, type HypercallTrap, type HypervisorEvent, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type TrapEvent } from '../hypervisor/trace.js';
+import { ringFill, traceHex, type HypercallTrap, type HypervisorEvent, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type TrapEvent } from '../hypervisor/trace.js';
 import { callName } from '../tlfs/hypercall-codes.js';
 import { msrName } from '../tlfs/msr.js';
 import { statusName } from '../tlfs/status.js';
@@ -178,10 +178,13 @@ const PACKET_HEAD = new Set(['type', 'offset8', 'len8', 'trans_id']);
 
 function packet(e: PacketEvent): string {
   const head = `trans ${h(e.transId)} ${e.length} bytes`;
+  const fill = ringFill(e);
+  // The ring after the packet, where the trace has its indices.
+  const ring = fill === undefined ? '' : `  (ring ${fill}/${e.ringSize} bytes, read ${h(e.readIndex!)} write ${h(e.writeIndex!)})`;
   const d = describeBytes(hexBytes(e.bytes), 'packet');
-  if (!d.ok) return `pkt type ${h(e.type)} ${head}: ${errorLine(d.errors[0]!)}: bytes=${clipHex(e.bytes)}`;
+  if (!d.ok) return `pkt type ${h(e.type)} ${head}: ${errorLine(d.errors[0]!)}: bytes=${clipHex(e.bytes)}${ring}`;
   const shown = fieldsText(d.report.fields.filter((f) => !PACKET_HEAD.has(f.name)));
-  return `pkt ${d.report.name} ${head}${shown ? ` ${shown}` : ''}`;
+  return `pkt ${d.report.name} ${head}${shown ? ` ${shown}` : ''}${ring}`;
 }
 
 // --- Fields ------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ export function hostHvsock(m: HostSide, options: HvsockHostOptions & { vmId?: st
 }
 
 /** The guest kernel's hv_sock transport: the hv_sock module's, once the kernel loaded it at boot. */
-export function guestHvsock(m: Machine): HvSockGuest {
+export function guestHvsock(m: Pick<Machine, 'kernel'>): HvSockGuest {
   const mod = m.kernel.options.modules.find((x) => x.name === 'hv_sock') as ReturnType<typeof hvSockModule> | undefined;
   const g = mod?.instance;
   if (!g) throw new Error(m.kernel.vmbus?.status === 'connected' ? 'the guest has no hv_sock (VMBus before 4.0, or no hv_sock module)' : 'the guest has no VMBus connection: boot the machine first');

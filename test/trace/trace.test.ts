@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { traceHex, type HypercallTrap, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type TrapEvent } from '../../src/hypervisor/trace.js';
+import { ringFill, traceHex, type HypercallTrap, type MessageEvent, type PacketEvent, type SignalEvent, type TraceEvent, type TrapEvent } from '../../src/hypervisor/trace.js';
 import { HvCall } from '../../src/tlfs/hypercall-codes.js';
 import { HvMsr } from '../../src/tlfs/msr.js';
 import { HvStatus } from '../../src/tlfs/status.js';
@@ -184,6 +184,30 @@ describe('a channel in use, traced', () => {
     expect(events.slice(i + 1).find((e) => e.kind !== 'trap')).toMatchObject({ kind: 'signal', dir: 'to-guest' });
   });
 
+  it("packets carry their ring's indices just after they crossed", () => {
+    const [up1, down1, up2, down2] = events.filter((e): e is PacketEvent => e.kind === 'packet' && e.channel === host.relid);
+    const rings = host.ringState();
+    // Each ring's data area: the ring minus its control page.
+    expect(up1!.ringSize).toBe(rings?.incoming.dataSize ?? up1!.ringSize);
+    expect(down1!.ringSize).toBe(rings?.outgoing.dataSize ?? down1!.ringSize);
+    expect(up1!.ringSize).toBeGreaterThan(0);
+    // The guest wrote both its packets before the host read: past the first (its bytes and the
+    // 8-byte trailer), the second still waits; past the second, the ring is empty.
+    const both = up1!.length + 8 + up2!.length + 8;
+    expect(up1).toMatchObject({ readIndex: up1!.length + 8, writeIndex: both });
+    expect(ringFill(up1!)).toBe(up2!.length + 8);
+    expect(up2).toMatchObject({ readIndex: both, writeIndex: both });
+    expect(ringFill(up2!)).toBe(0);
+    // The host's first write into the empty host→guest ring waits there, unread, when it is traced.
+    expect(down1).toMatchObject({ readIndex: 0, writeIndex: down1!.length + 8 });
+    expect(ringFill(down1!)).toBe(down1!.length + 8);
+    expect(down2!.writeIndex).toBe(down1!.writeIndex! + down2!.length + 8);
+    expect(ringFill(down2!)).toBe(down2!.writeIndex! - down2!.readIndex!);
+    // hv_get_bytes_to_read across the wrap, and no fill for a trace without indices.
+    expect(ringFill({ ...down1!, readIndex: 4000, writeIndex: 16, ringSize: 4096 })).toBe(112);
+    expect(ringFill({ ns: 0, kind: 'packet', dir: 'to-host', channel: 1, type: 6, transId: 0n, length: 0, bytes: '' })).toBeUndefined();
+  });
+
   it('the resolver names the echo channel for its messages, GPADL messages included, its signals and packets', () => {
     const r = new ChannelResolver();
     const about = events.map((e) => r.annotate(e)).filter((e): e is MessageEvent | SignalEvent | PacketEvent => hasDirection(e) && e.channel === host.relid);
@@ -216,7 +240,7 @@ describe('a channel in use, traced', () => {
     expect(lines.some((l) => /^ {4}0\.\d{6} vp0 {2}to-host {2}msg conn 0x4 {2}INITIATE_CONTACT vmbus_version_requested=0x50003 \(version 5\.3\)/.test(l))).toBe(true);
     const ch = `ch${host.relid}`.padEnd(4);
     const conn = `0x${host.connectionId.toString(16)}`;
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`${ch} to-guest pkt VM_PKT_DATA_INBAND trans 0x7 24 bytes payload=68656c6c6f000000 \\(8 bytes; ascii "hello"\\)$`)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`${ch} to-guest pkt VM_PKT_DATA_INBAND trans 0x7 24 bytes payload=68656c6c6f000000 \\(8 bytes; ascii "hello"\\)  \\(ring 32/\\d+ bytes, read 0x0 write 0x20\\)$`)));
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`vp0  to-host  signal conn ${conn} flag 0  \\(channel ${host.relid}\\)$`)));
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`to-guest msg sint 2  GPADL_TORNDOWN gpadl=0x[0-9a-f]+  \\(channel ${host.relid}\\)$`)));
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`trap     hypercall 0x5d HVCALL_SIGNAL_EVENT fast in=${conn} out=0x0 -> HV_STATUS_SUCCESS$`)));
@@ -413,6 +437,10 @@ describe('one line per event', () => {
       `    0.000000 ch3  to-host  pkt type 0x5 trans 0x1 16 bytes: packet: type: 0x5 is not a data packet type: bytes=${bad}`,
     );
     expect(bytesOf(hello).length).toBe(24);
+    // With the ring's indices: the bytes waiting in it after the packet, and the indices.
+    expect(formatEvent({ ns: 0, kind: 'packet', dir: 'to-host', channel: 3, type: 6, transId: 0x1122334455667788n, length: 24, bytes: hello, readIndex: 4064, writeIndex: 32, ringSize: 4096 })).toBe(
+      '    0.000000 ch3  to-host  pkt VM_PKT_DATA_INBAND trans 0x1122334455667788 24 bytes flags=0x1 (COMPLETION_REQUESTED) payload=68656c6c6f000000 (8 bytes; ascii "hello")  (ring 64/4096 bytes, read 0xfe0 write 0x20)',
+    );
     expect(formatEvent({ ns: 0, kind: 'signal', dir: 'to-guest', vp: 0, sint: 2, flag: 5, coalesced: true, channel: 5 })).toBe('    0.000000 vp0  to-guest signal sint 2 flag 5 coalesced  (channel 5)');
   });
 
@@ -476,6 +504,7 @@ const anyEvent: fc.Arbitrary<TraceEvent> = fc.oneof(
   fc.record({ ns, vp, connection: u32, flag: fc.nat({ max: 0xffff }), channel: maybe(u32) }).map((r): TraceEvent => defined({ kind: 'signal', dir: 'to-host', ...r })),
   fc.record({ ns, vp, sint: fc.nat({ max: 15 }), flag: fc.nat({ max: 2047 }), channel: maybe(u32) }).map((r): TraceEvent => defined({ kind: 'signal', dir: 'to-guest', ...r })),
   fc.record({ ns, dir, channel: u32, type: fc.nat({ max: 0xffff }), transId: u64, length: fc.nat(), bytes: hex }).map((r): TraceEvent => ({ kind: 'packet', ...r })),
+  fc.record({ ns, dir, channel: u32, type: fc.nat({ max: 0xffff }), transId: u64, length: fc.nat(), bytes: hex, readIndex: u32, writeIndex: u32, ringSize: u32 }).map((r): TraceEvent => ({ kind: 'packet', ...r })),
   fc.record({ ns, vp, connection: u32, type: u32, payload: hex, port: u32 }).map((r): TraceEvent => ({ kind: 'message', dir: 'to-host', ...r })),
   fc.record({ ns, vp, connection: u32, flag: fc.nat({ max: 0xffff }), port: u32 }).map((r): TraceEvent => ({ kind: 'signal', dir: 'to-host', ...r })),
   fc.record({ ns, vp, sint: fc.nat({ max: 15 }), flag: fc.nat({ max: 2047 }), coalesced: fc.boolean() }).map((r): TraceEvent => ({ kind: 'signal', dir: 'to-guest', ...r })),

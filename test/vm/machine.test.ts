@@ -2,6 +2,8 @@
 // to a wall clock for interactive runs.
 import { describe, expect, it } from 'vitest';
 import { Machine } from '../../src/vm/machine.js';
+import { DEFAULT_DEVICES } from '../../src/devices/catalog.js';
+import { encodeEvent } from '../../src/trace/codec.js';
 
 describe('Machine', () => {
   it('is deterministic: two identical machines produce identical logs and tick counts', () => {
@@ -87,5 +89,46 @@ describe('Machine', () => {
     expect(m.nowNs - start).toBeLessThan(3600e9);
     await m.runForAsync(1e9);
     expect(m.nowNs).toBeGreaterThan(start);
+  });
+
+  it('boots in slices that yield to the event loop: the same boot as boot(), event for event and byte for byte', async () => {
+    const make = () => {
+      const m = new Machine({ release: 'ws2022', vps: 2, memory: 64 << 20, devices: DEFAULT_DEVICES.map((type) => ({ type })) });
+      const events: string[] = [];
+      m.partition.events.on((e) => events.push(encodeEvent(e)));
+      return { m, events };
+    };
+    const whole = make();
+    whole.m.boot();
+    const sliced = make();
+    let yields = 0;
+    let stepping = true;
+    // Counts the turns the event loop had while the boot ran: each is a slice boundary.
+    const count = (): void => {
+      yields++;
+      if (stepping) setImmediate(count);
+    };
+    setImmediate(count);
+    await sliced.m.bootAsync({ sliceMs: 0 });
+    stepping = false;
+    expect(sliced.m.kernel.stage).toBe('booted');
+    expect(yields).toBeGreaterThan(10);
+    expect(sliced.m.nowNs).toBe(whole.m.nowNs);
+    expect(sliced.m.kernel.log.lines('debug')).toEqual(whole.m.kernel.log.lines('debug'));
+    expect(sliced.events.length).toBe(whole.events.length);
+    expect(sliced.events).toEqual(whole.events);
+    expect(Buffer.compare(Buffer.from(sliced.m.partition.memory.bytes), Buffer.from(whole.m.partition.memory.bytes))).toBe(0);
+  });
+
+  it('a sliced boot stops between two steps once aborted', async () => {
+    const m = new Machine({ vps: 1, memory: 64 << 20 });
+    const stop = new AbortController();
+    // Aborted from the event loop once the boot has begun.
+    const watch = (): void => void (m.kernel.stage === 'booting' ? stop.abort() : setImmediate(watch));
+    setImmediate(watch);
+    await m.bootAsync({ signal: stop.signal, sliceMs: 0 });
+    expect(stop.signal.aborted).toBe(true);
+    expect(m.kernel.stage).toBe('booting');
+    expect(m.kernel.vmbus).toBeUndefined();
   });
 });

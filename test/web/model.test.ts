@@ -129,6 +129,24 @@ describe('a replay at a chosen moment', () => {
     expect(list.every((e) => e.kind === 'packet' && e.dir === 'to-guest')).toBe(true);
   });
 
+  it("has each open channel's rings as the last packet each way left them; none from a trace without ring indices", () => {
+    expect(r.ringsAt(0).size).toBe(0);
+    const end = r.ringsAt(r.events.length);
+    const packets = r.events.filter((e) => e.kind === 'packet');
+    expect(end.size).toBe(new Set(packets.map((e) => e.channel)).size);
+    for (const [relid, rings] of end) {
+      const last = (dir: string) => packets.filter((e) => e.channel === relid && e.dir === dir).at(-1);
+      for (const [ring, dir] of [[rings.outbound, 'to-host'], [rings.inbound, 'to-guest']] as const) {
+        const e = last(dir);
+        if (!e || e.kind !== 'packet') expect(ring).toBeUndefined();
+        else expect(ring).toMatchObject({ readIndex: e.readIndex, writeIndex: e.writeIndex, dataSize: e.ringSize, ns: e.ns });
+        if (ring) expect(ring.bytesAvailToRead + ring.bytesAvailToWrite).toBe(ring.dataSize);
+      }
+    }
+    const old = new Replay('old', BOOT.map((e) => (e.kind === 'packet' ? { ...e, readIndex: undefined, writeIndex: undefined, ringSize: undefined } : e)));
+    expect(old.ringsAt(old.events.length).size).toBe(0);
+  });
+
   it('finds how many events happened by a time', () => {
     expect(r.countAt(-1)).toBe(0);
     expect(r.countAt(r.endNs)).toBe(r.events.length);

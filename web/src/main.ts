@@ -194,8 +194,8 @@ function start(cfg: { vm: VmConfig; stream: boolean; worker: boolean }): void {
   };
   setText(status, 'booting…');
   status.dataset.state = 'booting';
-  // Let the page paint "booting" before the boot takes the thread.
-  requestAnimationFrame(() => setTimeout(() => (s as InThreadSession | WorkerSession).boot(), 0));
+  // Let the page paint "booting" before the boot starts (in-thread, it then boots in slices).
+  requestAnimationFrame(() => setTimeout(() => void (s as InThreadSession | WorkerSession).boot(), 0));
 }
 
 controls.pause.addEventListener('click', () => page.session?.pause());
@@ -243,7 +243,7 @@ byId<HTMLFormElement>('hvsock-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const s = page.session;
   const out = byId('hvsock-result');
-  if (!s?.hvsockEcho) return setText(out, 'the echo box needs the guest in the page (in-thread mode)');
+  if (!s) return;
   const port = Number(byId<HTMLInputElement>('hvsock-port').value);
   const text = byId<HTMLInputElement>('hvsock-text').value;
   setText(out, `connecting to port ${port}…`);
@@ -270,7 +270,7 @@ function renderLive(now: number): void {
   controls.streamStart.disabled = !running || !s?.stream || st?.running === true || (st?.framesOut ?? 0) > 0;
   controls.streamStop.disabled = !running || st?.running !== true;
   controls.kvpSet.disabled = controls.kvpRead.disabled = !running || !s?.kvp;
-  controls.hvsock.disabled = !running || !s?.hvsockEcho;
+  controls.hvsock.disabled = !running;
   if (!s) return;
   // The screen redraws only when the guest sent an update since the last frame.
   screen.render();
@@ -333,6 +333,7 @@ requestAnimationFrame(frame);
 
 const traceError = byId('trace-error');
 const scrubber = byId<HTMLInputElement>('scrubber');
+const replayRings = new RingPanel(byId('replay-rings'), { sparklines: false });
 const fKind = byId<HTMLSelectElement>('f-kind');
 fKind.append(...TRACE_KINDS.map((k) => option(k)));
 
@@ -391,6 +392,9 @@ function renderReplay(): void {
     .sort((a, b) => a.relid - b.relid)
     .map((c) => ({ ...c, targetCpu: undefined, packetsIn: c.packetsToHost, packetsOut: c.packetsToGuest }));
   renderChannelTable(byId<HTMLTableSectionElement>('replay-channels-body'), rows);
+  // The open channels' rings as the last packet each way left them (the trace records their indices).
+  const rings = r.ringsAt(count);
+  replayRings.render(rows.filter((c) => c.state === 'open').map((c) => ({ ...c, outbound: rings.get(c.relid)?.outbound, inbound: rings.get(c.relid)?.inbound })));
   renderSequence(byId('replay-sequence'), plane.steps);
   setText(byId('replay-events'), r.listAt(count, filter).map(formatEvent).join('\n'));
 }

@@ -84,6 +84,61 @@ export interface RenderedFrame {
   readonly rgba: Uint8Array;
 }
 
+/** A rectangle of the screen, [x1, x2) × [y1, y2). */
+export interface ScreenRect {
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+}
+
+/** Damaged rectangles a viewer keeps apart before it takes their bounding box instead. */
+const MAX_DAMAGE_RECTS = 16;
+
+/**
+ * What changed in the host's copy of the screen since a viewer last drew it: the rectangles the
+ * host copied from VRAM (dirty rectangles, or the whole screen at a situation), so that the
+ * viewer redraws those and not the whole frame. Made by SynthvidHost.watch().
+ */
+export class ScreenDamage {
+  private rects: ScreenRect[] = [];
+  /** Everything: a new viewer, or a screen whose mode changed, has all of it to draw. */
+  private all = true;
+
+  /** @internal */
+  add(r: ScreenRect): void {
+    if (this.all) return;
+    if (this.rects.length < MAX_DAMAGE_RECTS) {
+      this.rects.push({ ...r });
+      return;
+    }
+    // Too many to keep apart: one rectangle around them all.
+    const b = this.rects.reduce((a, c) => ({ x1: Math.min(a.x1, c.x1), y1: Math.min(a.y1, c.y1), x2: Math.max(a.x2, c.x2), y2: Math.max(a.y2, c.y2) }), r);
+    this.rects = [b];
+  }
+
+  /** @internal */
+  addAll(): void {
+    this.all = true;
+    this.rects = [];
+  }
+
+  /** Whether something is left to draw. */
+  get pending(): boolean {
+    return this.all || this.rects.length > 0;
+  }
+
+  /** The damage since the last take, clipped to `width` × `height` ('all': draw the whole screen); it is then cleared. */
+  take(width: number, height: number): ScreenRect[] | 'all' {
+    const all = this.all;
+    const rects = this.rects;
+    this.all = false;
+    this.rects = [];
+    if (all) return 'all';
+    return rects.map((r) => ({ x1: Math.min(r.x1, width), y1: Math.min(r.y1, height), x2: Math.min(r.x2, width), y2: Math.min(r.y2, height) })).filter((r) => r.x2 > r.x1 && r.y2 > r.y1);
+  }
+}
+
 /** Most violations kept for inspection (the count goes on). */
 const MAX_KEPT_VIOLATIONS = 64;
 /** Message types kept in order from the open, to show a guest's sequence. */
@@ -113,6 +168,8 @@ export class SynthvidHost implements HostDevice {
   readonly vramBytes = SYNTHVID_MMIO_MEGABYTES << 20;
   /** The host's copy of the screen, XRGB8888 words, `situation.width` a line. */
   private frame = new Uint32Array(0);
+  /** The viewers watch() made: each copy from VRAM is damage to them. */
+  private viewers: ScreenDamage[] = [];
   private defaultResolution: Resolution;
   private featureSent = false;
 
@@ -162,17 +219,47 @@ export class SynthvidHost implements HostDevice {
   render(): RenderedFrame | undefined {
     const s = this.situation;
     if (!s) return undefined;
-    const n = s.width * s.height;
-    const rgba = new Uint8Array(n * 4);
-    const f = this.frame;
-    for (let i = 0, o = 0; i < n; i++, o += 4) {
-      const p = f[i]!;
-      rgba[o] = (p >>> 16) & 0xff;
-      rgba[o + 1] = (p >>> 8) & 0xff;
-      rgba[o + 2] = p & 0xff;
-      rgba[o + 3] = 0xff;
-    }
+    const rgba = new Uint8Array(s.width * s.height * 4);
+    this.renderRect(rgba, { x1: 0, y1: 0, x2: s.width, y2: s.height });
     return { width: s.width, height: s.height, rgba };
+  }
+
+  /**
+   * Converts one rectangle of the host's copy of the screen into `rgba` (RGBA, `situation.width`
+   * pixels a line, as render() makes it), leaving the rest of `rgba` as it was: a viewer keeps
+   * one buffer and redraws only what its ScreenDamage says changed. False before a mode is set,
+   * or when `rgba` is not the screen's size.
+   */
+  renderRect(rgba: Uint8Array | Uint8ClampedArray, r: ScreenRect): boolean {
+    const s = this.situation;
+    if (!s || rgba.length !== s.width * s.height * 4) return false;
+    const x1 = Math.max(0, r.x1);
+    const x2 = Math.min(s.width, r.x2);
+    const y2 = Math.min(s.height, r.y2);
+    const f = this.frame;
+    for (let y = Math.max(0, r.y1); y < y2; y++) {
+      const line = y * s.width;
+      for (let i = line + x1, o = i * 4; i < line + x2; i++, o += 4) {
+        const p = f[i]!;
+        rgba[o] = (p >>> 16) & 0xff;
+        rgba[o + 1] = (p >>> 8) & 0xff;
+        rgba[o + 2] = p & 0xff;
+        rgba[o + 3] = 0xff;
+      }
+    }
+    return true;
+  }
+
+  /** A viewer's record of what changes in the screen from now on (its first take() is 'all'). */
+  watch(): ScreenDamage {
+    const d = new ScreenDamage();
+    this.viewers.push(d);
+    return d;
+  }
+
+  /** Stops recording damage for a viewer watch() made. */
+  unwatch(d: ScreenDamage): void {
+    this.viewers = this.viewers.filter((v) => v !== d);
   }
 
   private reset(): void {
@@ -338,12 +425,13 @@ export class SynthvidHost implements HostDevice {
     if (x1 === 0 && x2 === s.width && s.stride === s.width * 4) {
       // Whole lines with no gap between them: one copy.
       this.frame.set(words.subarray((base + y1 * s.stride) / 4, (base + y2 * s.stride) / 4), y1 * s.width);
-      return;
+    } else {
+      for (let y = y1; y < y2; y++) {
+        const src = (base + y * s.stride) / 4 + x1;
+        this.frame.set(words.subarray(src, src + (x2 - x1)), y * s.width + x1);
+      }
     }
-    for (let y = y1; y < y2; y++) {
-      const src = (base + y * s.stride) / 4 + x1;
-      this.frame.set(words.subarray(src, src + (x2 - x1)), y * s.width + x1);
-    }
+    for (const v of this.viewers) v.add({ x1, y1, x2, y2 });
   }
 }
 

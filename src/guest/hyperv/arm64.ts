@@ -43,10 +43,12 @@ function detect(k: Kernel): boolean {
   return HV_SMCCC_UID.every((w, i) => x[i] === BigInt(w));
 }
 
-export function bootArm64(k: Kernel): void {
+/** The boot on arm64, in steps (Kernel.bootSteps). */
+export function* bootArm64(k: Kernel): Generator<void, void, void> {
   archTimer(k);
   k.bsp.ops.cpu.interruptsEnabled = true;
   k.platform.elapse(30_000_000);
+  yield;
   // early_initcall(hyperv_init)
   if (!detect(k)) return;
   k.onHyperV = true;
@@ -77,6 +79,7 @@ export function bootArm64(k: Kernel): void {
   // cpuhp "arm64/hyperv_init:online": runs now on the boot CPU, later on each secondary.
   hvCommonCpuInit(k, k.bsp);
   k.platform.elapse(40_000_000);
-  k.bringUpSecondaries((cpu) => hvCommonCpuInit(k, cpu));
-  k.lateInitcalls();
+  yield;
+  yield* k.bringUpSecondaries((cpu) => hvCommonCpuInit(k, cpu));
+  yield* k.lateInitcalls();
 }

@@ -234,7 +234,8 @@ export function apicEoi(k: Kernel, cpu: CpuState): void {
   }
 }
 
-export function bootX86(k: Kernel): void {
+/** The boot on x86, in steps (Kernel.bootSteps). */
+export function* bootX86(k: Kernel): Generator<void, void, void> {
   const bsp = k.bsp;
   // setup_arch() → init_hypervisor_platform()
   if (!detect(k)) return;
@@ -242,19 +243,22 @@ export function bootX86(k: Kernel): void {
   k.log.info('Hypervisor detected: Microsoft Hyper-V');
   initPlatform(k);
   k.platform.elapse(15_000_000);
+  yield;
   k.log.info('Booting paravirtualized kernel on Hyper-V');
   // start_kernel() → smp_prepare_boot_cpu()
   if (k.arch === 'x64') initSpinlocks(k);
   k.platform.elapse(60_000_000);
+  yield;
   // local_irq_enable(), then late_time_init() → apic_intr_mode_init() → hyperv_init()
   bsp.ops.cpu.interruptsEnabled = true;
   hypervInit(k);
   const direct = stimerAlloc(k);
   if (direct) k.startClockevent(bsp, 'direct');
   k.platform.elapse(40_000_000);
-  k.bringUpSecondaries((cpu) => {
+  yield;
+  yield* k.bringUpSecondaries((cpu) => {
     hvCpuInit(k, cpu);
     if (direct) k.startClockevent(cpu, 'direct');
   });
-  k.lateInitcalls();
+  yield* k.lateInitcalls();
 }

@@ -6,7 +6,7 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import { hostRing } from './gpa-map.js';
 import { Ctl } from '../ring/memory.js';
 import { ringSnapshot, type RingSnapshot } from '../ring/debuginfo.js';
-import { RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
+import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
 import { PacketDescriptor, type ParsedPacket } from '../wire/packets.js';
@@ -200,7 +200,7 @@ export class HostChannel {
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
         const batch = reader.batch();
         const events = this.ctx.events;
-        const trace = events?.active && events.wants?.('packet') !== false ? (bytes: Uint8Array) => this.tracePacket(events, 'to-host', bytes) : undefined;
+        const trace = events?.active && events.wants?.('packet') !== false ? this.readTracer(events, reader, batch) : undefined;
         const read = readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
         n += read;
         this.packetsReceived += read;
@@ -220,7 +220,25 @@ export class HostChannel {
     return n;
   }
 
-  private tracePacket(events: TraceEmitter, dir: TraceDirection, bytes: Uint8Array): void {
+  /**
+   * Traces each packet a read batch takes, with the guest→host ring's indices once it is past
+   * it: the read index the batch has reached (published when it commits) and the write index the
+   * guest has published now.
+   */
+  private readTracer(events: TraceEmitter, reader: RingReader, batch: ReadBatch): (bytes: Uint8Array) => void {
+    const size = reader.mem.dataSize;
+    let at = batch.start;
+    let left = batch.available;
+    return (bytes) => {
+      // `available` counts down from the batch's start as it moves past each packet and trailer.
+      const now = batch.available;
+      at = (at + left - now) % size;
+      left = now;
+      this.tracePacket(events, 'to-host', bytes, { readIndex: at, writeIndex: Atomics.load(reader.mem.control, Ctl.WRITE_INDEX), ringSize: size });
+    };
+  }
+
+  private tracePacket(events: TraceEmitter, dir: TraceDirection, bytes: Uint8Array, ring: { readIndex: number; writeIndex: number; ringSize: number }): void {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const whole = bytes.length >= PacketDescriptor.size;
     events.emit({
@@ -231,6 +249,7 @@ export class HostChannel {
       transId: whole ? dv.getBigUint64(PacketDescriptor.offsets.trans_id, true) : 0n,
       length: bytes.length,
       bytes: traceHex(bytes),
+      ...ring,
     });
   }
 
@@ -245,7 +264,11 @@ export class HostChannel {
         const events = this.ctx.events;
         // Traced before the signal it may raise, which follows it in the trace.
         if (r.written) this.packetsSent++;
-        if (r.written && events?.active && events.wants?.('packet') !== false) this.tracePacket(events, 'to-guest', padded(parts));
+        if (r.written && events?.active && events.wants?.('packet') !== false) {
+          // The host→guest ring as it stands with the packet in: its write index, the guest's read index.
+          const ring = ringSnapshot(writer.mem);
+          this.tracePacket(events, 'to-guest', padded(parts), { readIndex: ring.readIndex, writeIndex: ring.writeIndex, ringSize: ring.dataSize });
+        }
         if (r.signal) this.signal();
         return r.written;
       }) ?? false

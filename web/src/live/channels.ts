@@ -1,5 +1,5 @@
 // The channel rows of a live VM: the host's channels (its server's table and counters), with
-// what the guest's VMBus driver shows of them where the page can see the guest (in-thread).
+// what the guest's VMBus driver shows of them (in-thread read from the guest, posted by the worker in worker mode).
 import type { VmbusServer } from '../../../src/vmbus/server/server.js';
 import type { ChannelSnapshot, VmbusSnapshot } from '../../../src/vmbus/client/snapshot.js';
 import { className } from '../model/classes.js';
@@ -12,8 +12,8 @@ export function liveChannels(server: VmbusServer | undefined, guest: VmbusSnapsh
   const rows: LiveChannel[] = [];
   for (const ch of server.channels.values()) {
     const g = seen.get(ch.relid);
-    // The same control pages, read through the host's mapping where the guest is out of reach (worker mode).
-    const rings = g ? undefined : ch.ringState();
+    // The same control pages, read through the host's mapping where the guest's view has no rings (worker mode).
+    const rings = g?.outbound ? undefined : ch.ringState();
     rows.push({
       relid: ch.relid,
       className: className(ch.offer.classId),
@@ -27,8 +27,8 @@ export function liveChannels(server: VmbusServer | undefined, guest: VmbusSnapsh
       packetsOut: ch.packetsSent,
       signals: ch.signalsReceived + ch.signalsSent,
       interrupts: g?.interrupts,
-      outbound: g ? g.outbound : rings?.incoming,
-      inbound: g ? g.inbound : rings?.outgoing,
+      outbound: g?.outbound ?? rings?.incoming,
+      inbound: g?.inbound ?? rings?.outgoing,
     });
   }
   return rows.sort((a, b) => a.relid - b.relid);

@@ -13,6 +13,7 @@ import { Machine, type MachineConfig } from '../../../src/vm/machine.js';
 import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import { guestHvsock, hostHvsock } from '../../../src/vm/hvsock-sides.js';
+import { listenEcho, sendEcho } from './hvsock-echo.js';
 import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
 import type { ScreenDevices } from '../views/screen.js';
 import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
@@ -30,6 +31,23 @@ const NO_FRAMES_MS = 100;
 const MAX_SLICE_NS = 50e6;
 /** A machine this far behind its schedule (wall ms) lets its clock slip instead of catching up. */
 const MAX_LAG_MS = 250;
+
+/** Wall time one slice of the boot may take; a slice runs just after each frame. */
+const BOOT_SLICE_MS = 10;
+
+/**
+ * Resolves just after the page's next frame (or after NO_FRAMES_MS when no frame comes: a hidden
+ * page), so that each slice of work leaves the rest of the frame to the page.
+ */
+function afterNextFrame(): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, NO_FRAMES_MS);
+    requestAnimationFrame(() => {
+      clearTimeout(timer);
+      setTimeout(resolve, 0);
+    });
+  });
+}
 
 export class InThreadSession implements LiveSession {
   readonly mode = 'in-thread';
@@ -55,6 +73,8 @@ export class InThreadSession implements LiveSession {
   private waitingForFrame = false;
   private frameRequest = 0;
   private readonly unsubscribe: () => void;
+  /** Aborted by dispose: a boot in progress stops at its next slice. */
+  private readonly booting = new AbortController();
 
   constructor(config: MachineConfig, opts: { speed: number; stream: boolean }) {
     this.speed = opts.speed;
@@ -83,15 +103,20 @@ export class InThreadSession implements LiveSession {
     this.frameRequest = requestAnimationFrame(onFrame);
   }
 
-  /** Boots (one call: the kernel's boot is not sliced), then runs. */
-  boot(): void {
+  /**
+   * Boots in slices (Machine.bootAsync: the kernel's boot steps, the page drawing in between),
+   * then runs. Resolves once booted, failed or disposed.
+   */
+  async boot(): Promise<void> {
     // Disposed before its turn came (another Boot click): nothing to do.
     if (this.state !== 'booting') return;
     try {
-      this.machine.boot();
+      await this.machine.bootAsync({ signal: this.booting.signal, sliceMs: BOOT_SLICE_MS, pause: afterNextFrame });
     } catch (e) {
       return this.fail(e);
     }
+    // Disposed while it booted.
+    if (this.state !== 'booting') return;
     if (this.checkExit()) return;
     this.state = 'running';
     this.rebase();
@@ -144,40 +169,16 @@ export class InThreadSession implements LiveSession {
   hvsockEcho(port: number, text: string): Promise<EchoResult> {
     let listener: { close(): void };
     try {
-      const guest = guestHvsock(this.machine);
-      listener = guest.listen(port, (s) => {
-        s.on.data = (b) => void s.write(b);
-        s.on.end = () => s.end();
-      });
+      listener = listenEcho(guestHvsock(this.machine), port);
     } catch (e) {
       return Promise.resolve({ ok: false, error: e instanceof Error ? e.message : String(e) });
     }
-    return new Promise<EchoResult>((resolve) => {
-      const got: Uint8Array[] = [];
-      let error: string | undefined;
-      const finish = (r: EchoResult): void => {
-        clearTimeout(timer);
-        listener.close();
-        resolve(r);
-      };
-      const timer = setTimeout(() => finish({ ok: false, error: 'no answer within 10 s' }), 10_000);
-      const conn = hostHvsock(this.machine).connect(port);
-      conn.on.connect = () => {
-        conn.write(new TextEncoder().encode(text));
-        conn.end();
-      };
-      conn.on.data = (b) => void got.push(b.slice());
-      conn.on.error = (e) => void (error = e.message);
-      conn.on.close = () => {
-        const all = new Uint8Array(got.reduce((n, b) => n + b.length, 0));
-        got.reduce((at, b) => (all.set(b, at), at + b.length), 0);
-        finish(error ? { ok: false, error } : { ok: true, back: new TextDecoder().decode(all) });
-      };
-    });
+    return sendEcho(hostHvsock(this.machine), port, text).finally(() => listener.close());
   }
 
   dispose(): void {
     this.state = this.state === 'failed' ? 'failed' : 'off';
+    this.booting.abort();
     clearTimeout(this.timer);
     cancelAnimationFrame(this.frameRequest);
     this.wake.port1.close();

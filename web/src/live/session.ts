@@ -17,7 +17,7 @@ export interface LiveChannel {
   className: string;
   instance: string;
   subChannel: number;
-  /** The host's state of the channel, and the guest's where it is known (in-thread). */
+  /** The host's state of the channel, and the guest's (in worker mode, once the worker posted it). */
   state: string;
   guestState: string | undefined;
   targetVp: number;
@@ -61,8 +61,8 @@ export interface LiveSession {
   readonly heartbeat: HeartbeatHost | undefined;
   /** The video, keyboard and mouse hosts: on the page's side in both modes. */
   readonly screen: ScreenDevices;
-  /** Sends `text` through a guest echo listener on hv_sock `port`; where the page sees the guest (in-thread). */
-  hvsockEcho?(port: number, text: string): Promise<EchoResult>;
+  /** Sends `text` through a guest echo listener on hv_sock `port` (the guest in the page or in its worker). */
+  hvsockEcho(port: number, text: string): Promise<EchoResult>;
   /** The stream workload, where the session has one. */
   stream: { start(): void; stop(): void; status(): StreamStatus } | undefined;
   dispose(): void;

@@ -13,13 +13,16 @@ import type { SynthvidHost } from '../../../src/devices/video/host.js';
 import type { LogRecord } from '../../../src/guest/klog.js';
 import { Host } from '../../../src/vm/host.js';
 import type { MachineConfig } from '../../../src/vm/machine.js';
-import type { GuestMessage, GuestThreadData } from '../../../src/vm/threaded/guest-main.js';
+import type { GuestThreadData } from '../../../src/vm/threaded/guest-main.js';
 import { ControlBlock, controlBytes, W } from '../../../src/vm/threaded/protocol.js';
 import { TrapServer } from '../../../src/vm/threaded/trap-server.js';
 import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
-import { Cmd, StreamCmd, type GuestWorkerArgs } from './guest-worker.js';
-import type { LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import { CMD_WORDS, Cmd, StreamCmd, type GuestWorkerArgs, type WorkerMessage } from './worker-protocol.js';
+import { ECHO_TIMEOUT_MS, sendEcho } from './hvsock-echo.js';
+import { hostHvsock } from '../../../src/vm/hvsock-sides.js';
+import type { VmbusSnapshot } from '../../../src/vmbus/client/snapshot.js';
+import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
 import type { ScreenDevices } from '../views/screen.js';
 import { offerStream } from './stream.js';
 
@@ -46,7 +49,12 @@ export class WorkerSession implements LiveSession {
   private readonly block: ControlBlock;
   private readonly traps: TrapServer;
   private readonly apicIds: number[];
-  private readonly commands = new Int32Array(new SharedArrayBuffer(8));
+  private readonly commands = new Int32Array(new SharedArrayBuffer(CMD_WORDS * 4));
+  /** The guest's view of its channels, as the worker last posted it. */
+  private guestChannels: VmbusSnapshot | undefined;
+  /** Echo requests waiting for the worker's answer, by request number. */
+  private readonly echoWaits = new Map<number, (error: string | undefined) => void>();
+  private echoReq = 0;
   private worker: Worker | undefined;
   private origin = { wallMs: 0, ns: 0 };
   private readonly wake = new MessageChannel();
@@ -102,7 +110,7 @@ export class WorkerSession implements LiveSession {
       speed: this.speed,
     };
     this.worker = new Worker(new URL('./guest-worker.ts', import.meta.url), { type: 'module', name: 'hvkit guest' });
-    this.worker.onmessage = (ev: MessageEvent<GuestMessage>) => this.onGuest(ev.data);
+    this.worker.onmessage = (ev: MessageEvent<WorkerMessage>) => this.onGuest(ev.data);
     this.worker.onerror = (ev) => this.fail(`the guest worker failed: ${ev.message}`);
     this.worker.postMessage(data);
     this.state = 'running';
@@ -120,8 +128,8 @@ export class WorkerSession implements LiveSession {
   }
 
   channels(): LiveChannel[] {
-    // The guest's view lives in the worker: the table shows the host's, rings read through its mapping.
-    return liveChannels(this.host.vmbus?.server, undefined);
+    // The guest's view (state, target CPU, interrupts) as the worker posts it; the rings read live through the host's mapping.
+    return liveChannels(this.host.vmbus?.server, this.guestChannels);
   }
 
   pause(): void {
@@ -164,8 +172,44 @@ export class WorkerSession implements LiveSession {
     this.onChange();
   }
 
-  private onGuest(m: GuestMessage): void {
-    if (m.type === 'log') {
+  /**
+   * The echo box with the guest in the worker: the worker starts a guest echo listener on `port`
+   * (commands block), and once it says it listens, the page's host connects through it.
+   */
+  async hvsockEcho(port: number, text: string): Promise<EchoResult> {
+    if (this.state !== 'running') return { ok: false, error: `the VM is ${this.state}` };
+    const req = ++this.echoReq;
+    const listening = new Promise<string | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.echoWaits.delete(req);
+        resolve(`the guest did not listen within ${ECHO_TIMEOUT_MS / 1000} s`);
+      }, ECHO_TIMEOUT_MS);
+      this.echoWaits.set(req, (error) => {
+        clearTimeout(timer);
+        resolve(error);
+      });
+    });
+    Atomics.store(this.commands, Cmd.ECHO_PORT, port);
+    Atomics.store(this.commands, Cmd.ECHO_REQ, req);
+    Atomics.add(this.commands, Cmd.SEQ, 1);
+    const error = await listening;
+    if (error !== undefined) return { ok: false, error };
+    try {
+      return await sendEcho(hostHvsock({ host: this.host, partition: this.host.partition, vmbus: this.host.vmbus }), port, text);
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  private onGuest(m: WorkerMessage): void {
+    if (m.type === 'guest-channels') {
+      this.guestChannels = m.snapshot;
+      this.onChange();
+    } else if (m.type === 'echo-listening') {
+      const wait = this.echoWaits.get(m.req);
+      this.echoWaits.delete(m.req);
+      wait?.(m.error);
+    } else if (m.type === 'log') {
       this.log.push(m.record);
       this.onChange();
     } else if (m.type === 'report') {

@@ -1,6 +1,7 @@
 // A loaded trace at a chosen moment: the control plane (channel table, sequence diagram, packet
-// counts) rebuilt from the events up to it, and the events around it that pass the filter.
-import type { TraceEvent } from '../../../src/hypervisor/trace.js';
+// counts) rebuilt from the events up to it, each channel's rings as its last packet each way
+// left them, and the events around it that pass the filter.
+import { ringFill, type PacketEvent, type TraceEvent } from '../../../src/hypervisor/trace.js';
 import { ChannelResolver, matches, type TraceFilter } from '../../../src/trace/filter.js';
 import { ControlPlane } from '../model/control-plane.js';
 
@@ -53,6 +54,26 @@ export class Replay {
     return plane;
   }
 
+  /**
+   * Each channel's rings after the first `count` events, as the last packet each way that
+   * carries the ring's indices left them (PacketEvent): 'to-host' packets tell the guest→host
+   * ring, 'to-guest' ones the host→guest ring. A ring no such packet crossed yet is absent.
+   */
+  ringsAt(count: number): Map<number, ChannelRings> {
+    const rings = new Map<number, ChannelRings>();
+    for (let i = 0; i < count; i++) {
+      const e = this.events[i]!;
+      if (e.kind !== 'packet') continue;
+      const r = packetRing(e);
+      if (!r) continue;
+      const c = rings.get(e.channel) ?? {};
+      if (e.dir === 'to-host') c.outbound = r;
+      else c.inbound = r;
+      rings.set(e.channel, c);
+    }
+    return rings;
+  }
+
   /** The events passing `filter` up to the `count`-th, the last LIST_BEFORE of them. */
   listAt(count: number, filter: TraceFilter): TraceEvent[] {
     const out: TraceEvent[] = [];
@@ -62,4 +83,29 @@ export class Replay {
     }
     return out.reverse();
   }
+}
+
+/** One ring as a packet event left it: its indices, its data area and the bytes waiting in it. */
+export interface TracedRing {
+  readIndex: number;
+  writeIndex: number;
+  dataSize: number;
+  /** Bytes waiting (hv_get_bytes_to_read), and free (hv_get_bytes_to_write). */
+  bytesAvailToRead: number;
+  bytesAvailToWrite: number;
+  /** When the packet crossed. */
+  ns: number;
+}
+
+/** A channel's guest→host (outbound) and host→guest (inbound) rings, where the trace told them. */
+export interface ChannelRings {
+  outbound?: TracedRing;
+  inbound?: TracedRing;
+}
+
+function packetRing(e: PacketEvent): TracedRing | undefined {
+  const fill = ringFill(e);
+  // A trace from before the indices were recorded, or indices no ring could hold.
+  if (fill === undefined || fill > e.ringSize!) return undefined;
+  return { readIndex: e.readIndex!, writeIndex: e.writeIndex!, dataSize: e.ringSize!, bytesAvailToRead: fill, bytesAvailToWrite: e.ringSize! - fill, ns: e.ns };
 }

@@ -6,7 +6,7 @@ import type { KeyboardHost } from '../../../src/devices/keyboard/host.js';
 import { ASCII_KEYS, MODIFIER_KEYS, NAMED_KEYS, type ScanKey } from '../../../src/devices/keyboard/keymap.js';
 import type { MouseHost } from '../../../src/devices/mouse/host.js';
 import { MOUSE_ABS_MAX, type MouseButton } from '../../../src/devices/mouse/report-descriptor.js';
-import type { SynthvidHost } from '../../../src/devices/video/host.js';
+import type { ScreenDamage, ScreenRect, SynthvidHost } from '../../../src/devices/video/host.js';
 import { setText } from './dom.js';
 
 /** The host ends the panel drives; any may be missing (a VM without that device). */
@@ -51,13 +51,16 @@ const BUTTONS: readonly (MouseButton | undefined)[] = ['left', 'middle', 'right'
 export class ScreenPanel {
   private devices: ScreenDevices | undefined;
   private readonly ctx: CanvasRenderingContext2D;
-  /** What the canvas shows: the video host, its update count and mode when last drawn. */
-  private shown = { video: undefined as SynthvidHost | undefined, key: '' };
+  /** The video host the canvas shows, what changed in its screen since the last draw, and the pixels drawn (kept from draw to draw). */
+  private shown: { video: SynthvidHost; damage: ScreenDamage } | undefined;
+  private image: ImageData | undefined;
   /** Modifiers held down on the guest's keyboard, by KeyboardEvent.code. */
   private readonly held = new Set<string>();
-  /** Frames drawn (each a render() and a putImageData of a whole frame), and the wall time they took. */
+  /** Draws (each the damaged rectangles converted into the kept ImageData and put on the canvas), and the wall time they took. */
   draws = 0;
   drawMs = 0;
+  /** Pixels converted and put on the canvas, in all (a whole frame is width × height). */
+  pixels = 0;
 
   constructor(
     readonly canvas: HTMLCanvasElement,
@@ -96,32 +99,42 @@ export class ScreenPanel {
   attach(devices: ScreenDevices | undefined): void {
     this.held.clear();
     this.devices = devices;
-    this.shown = { video: undefined, key: '' };
+    if (this.shown) this.shown.video.unwatch(this.shown.damage);
+    this.shown = devices?.video ? { video: devices.video, damage: devices.video.watch() } : undefined;
+    this.image = undefined;
     this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
   }
 
-  /** Called at every animation frame: redraws only when the guest's screen changed since. */
+  /**
+   * Called at every animation frame: redraws only when the guest's screen changed since, and
+   * then only the rectangles that changed, into one ImageData kept from draw to draw.
+   */
   render(): void {
     const d = this.devices;
     const video = d?.video;
     const s = video?.situation;
-    const key = s ? `${video.updates}:${s.width}x${s.height}` : '';
-    if (video !== this.shown.video || key !== this.shown.key) {
-      this.shown = { video, key };
+    const shown = this.shown;
+    if (shown && s && shown.damage.pending) {
       const t0 = performance.now();
-      const frame = video?.render();
-      if (frame) {
-        if (this.canvas.width !== frame.width || this.canvas.height !== frame.height) {
-          this.canvas.width = frame.width;
-          this.canvas.height = frame.height;
+      let image = this.image;
+      let rects = shown.damage.take(s.width, s.height);
+      if (!image || image.width !== s.width || image.height !== s.height) {
+        if (this.canvas.width !== s.width || this.canvas.height !== s.height) {
+          this.canvas.width = s.width;
+          this.canvas.height = s.height;
         }
-        // render() fills a fresh (never shared) buffer: the canvas takes it as it is, no copy.
-        const pixels = new Uint8ClampedArray(frame.rgba.buffer as ArrayBuffer, frame.rgba.byteOffset, frame.rgba.byteLength);
-        this.ctx.putImageData(new ImageData(pixels, frame.width, frame.height), 0, 0);
-        this.draws++;
-        this.drawMs += performance.now() - t0;
+        image = this.image = new ImageData(s.width, s.height);
+        rects = 'all';
       }
-      this.canvas.dataset.updates = String(video?.updates ?? 0);
+      const todo: ScreenRect[] = rects === 'all' ? [{ x1: 0, y1: 0, x2: s.width, y2: s.height }] : rects;
+      for (const r of todo) {
+        shown.video.renderRect(image.data, r);
+        this.ctx.putImageData(image, 0, 0, r.x1, r.y1, r.x2 - r.x1, r.y2 - r.y1);
+        this.pixels += (r.x2 - r.x1) * (r.y2 - r.y1);
+      }
+      this.draws++;
+      this.drawMs += performance.now() - t0;
+      this.canvas.dataset.updates = String(video.updates);
     }
     const kb = d?.keyboard;
     const mouse = d?.mouse;
