@@ -53,8 +53,10 @@ void __init_waitqueue_head(struct wait_queue_head *wq_head, const char *name, st
 	INIT_LIST_HEAD(&wq_head->head);
 }
 
+/* Nobody sleeps in the kernel here; a wake-up is for user space (a daemon polling a misc device). */
 int __wake_up(struct wait_queue_head *wq_head, unsigned int mode, int nr, void *key)
 {
+	hvkit_wake_user();
 	return 0;
 }
 

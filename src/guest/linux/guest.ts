@@ -11,6 +11,7 @@ import { BoundedLog } from '../../tlfs/bounded-log.js';
 import { RamAllocator } from './ram-allocator.js';
 import { wasm, type WasmGlobal, type WasmMemory, type WasmModule } from './wasm.js';
 import { HyperVCpuid, Hints } from '../../tlfs/cpuid.js';
+import { LinuxCharDevices, type ChardevExports } from './chardev.js';
 
 /** The guest's RAM, the wasm memory's size (scripts/linux/build.ts links the module for it). */
 export const LINUX_RAM_BYTES = 64 * 1024 * 1024;
@@ -44,7 +45,7 @@ export class GuestHang extends Error {
   override readonly name = 'GuestHang';
 }
 
-interface ShimExports {
+interface ShimExports extends ChardevExports {
   hvkit_start(): number;
   hvkit_interrupt(): void;
   hvkit_irqs_enabled(): number;
@@ -66,6 +67,10 @@ export class LinuxGuest {
   /** The shim's bus events: "added <device>", "bound <device> <driver>", "removed <device>". */
   readonly events: BoundedLog<string> = new BoundedLog(MAX_EVENTS);
   readonly ram: RamAllocator;
+  /** User space's syslog (the daemons' lines), kept apart from the kernel log as journald does. */
+  readonly journal: KernelLog;
+  /** The module's misc character devices, as user space opens them (/dev/vmbus/hv_kvp). */
+  readonly chardevs: LinuxCharDevices;
   private readonly ops: X86_32Ops;
   private readonly exports: ShimExports;
   private readonly bytes: Uint8Array;
@@ -80,6 +85,7 @@ export class LinuxGuest {
     private readonly platform: LinuxGuestPlatform,
   ) {
     this.log = new KernelLog(() => platform.now());
+    this.journal = new KernelLog(() => platform.now());
     this.ops = new X86_32Ops(platform.cpu, this.log);
     const buffer = platform.memory.buffer as SharedArrayBuffer;
     this.bytes = new Uint8Array(buffer);
@@ -88,6 +94,7 @@ export class LinuxGuest {
     this.exports = instance.exports as unknown as ShimExports;
     const heapBase = Number(this.exports.__heap_base.value);
     this.ram = new RamAllocator(heapBase, buffer.byteLength);
+    this.chardevs = new LinuxCharDevices({ exports: this.exports, ram: this.ram, bytes: this.bytes });
   }
 
   private text(ptr: number, len: number): string {
@@ -102,7 +109,12 @@ export class LinuxGuest {
         this.log.printk('emerg', `Kernel panic - not syncing: ${msg}`);
         throw new GuestPanic(msg);
       },
-      event: (ptr: number, len: number) => void this.events.push(this.text(ptr, len)),
+      event: (ptr: number, len: number) => {
+        const text = this.text(ptr, len);
+        this.events.push(text);
+        this.chardevs.noteEvent(text);
+      },
+      wake_user: () => this.chardevs.noteWake(),
       rdmsr: (msr: number) => this.ops.rdmsr(msr >>> 0),
       wrmsr: (msr: number, value: bigint) => {
         this.ops.wrmsr(msr >>> 0, value);
@@ -202,5 +214,15 @@ export class LinuxGuest {
   /** Runs the deferred work queued now (work items, tasklets, RCU callbacks); returns how many. */
   runWork(): number {
     return this.started ? this.exports.hvkit_run_deferred() : 0;
+  }
+
+  /** Runs the user-space processes the kernel woke (a daemon with a message to read); returns how many. */
+  runUserSpace(): number {
+    return this.chardevs.runUserSpace();
+  }
+
+  /** A daemon's syslog line, into the journal as "<ident>: <text>". */
+  syslog(ident: string, level: LogLevel, text: string): void {
+    this.journal.printk(level, `${ident}: ${text}`);
   }
 }
