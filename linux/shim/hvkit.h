@@ -42,4 +42,5 @@ HVKIT_IMPORT(wake_user) void hvkit_wake_user(void);
 int hvkit_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int hvkit_run_deferred(void);
 void hvkit_tick(void);
+void hvkit_budget_reset(void);
 #endif

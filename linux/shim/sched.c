@@ -448,6 +448,7 @@ int hvkit_run_deferred(void)
 		head = d->next;
 		if (!head)
 			tail = NULL;
+		hvkit_budget_reset();
 		switch (d->kind) {
 		case DEFER_WORK: {
 			struct work_struct *w = d->item;
