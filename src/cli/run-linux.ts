@@ -14,6 +14,8 @@ import { EXIT, RunFailure, UsageError } from './errors.js';
 import type { Io } from './main.js';
 import { outputFile } from './outputs.js';
 import { machineConfig } from './vm-options.js';
+import { parseScript, runScript, type StepResult } from '../vm/script.js';
+import { LINUX_SCRIPT_STEPS, linuxScriptMachine, unsupportedLinuxStep } from '../vm/linux-script.js';
 
 /** Where `npm run build:linux` leaves the module (scripts/linux/build.ts), from src/cli or dist/cli. */
 export const LINUX_WASM_PATH = fileURLToPath(new URL('../../.cache/linux-6.1/hvlinux.wasm', import.meta.url));
@@ -31,20 +33,33 @@ export interface LinuxRunOptions {
   sysfs?: string;
   trace?: string;
   script?: string;
+  keepGoing?: boolean;
   state?: string;
+}
+
+function readScript(path: string) {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--script: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  return parseScript(text, path);
 }
 
 export async function runLinux(io: Io, vm: VmConfig, o: LinuxRunOptions): Promise<number> {
   for (const [set, name] of [
     [o.threads, '--threads'],
     [o.pace, '--pace'],
-    [o.script, '--script'],
     [o.sysfs, '--sysfs'],
     [o.state, '--state'],
     [!o.vmbus, '--no-vmbus'],
   ] as const) {
     if (set) throw new UsageError(`--guest linux: ${name} is not supported with the real Linux guest yet`);
   }
+  const steps = o.script ? readScript(o.script) : undefined;
+  const refused = steps && unsupportedLinuxStep(steps);
+  if (refused) throw new UsageError(`--script: line ${refused.line}: step "${refused.op}" is not supported with the real Linux guest (it runs ${LINUX_SCRIPT_STEPS.join(', ')})`);
   if (!existsSync(LINUX_WASM_PATH)) throw new RunFailure(`--guest linux: no Linux module at ${LINUX_WASM_PATH}; build it with npm run build:linux (needs Debian's clang, lld and linux-source-6.1)`);
   const module = new wasm.Module(readFileSync(LINUX_WASM_PATH));
   const { release, devices, wallClockStartNs, budget, features, cpuVendor, vmbus } = machineConfig(vm);
@@ -61,12 +76,18 @@ export async function runLinux(io: Io, vm: VmConfig, o: LinuxRunOptions): Promis
     detach = trace ? attachTrace(m.partition, trace) : undefined;
     const r = m.boot();
     if (r !== 0) throw new RunFailure(`the Linux guest did not boot: vmbus_bus_init or hv_utils returned ${r}`);
+    let failed: StepResult[] = [];
+    if (steps) {
+      const report = (res: StepResult): void => io.out(o.json ? JSON.stringify({ script: res }) : `hvkit script: line ${res.line}: ${res.status === 'failed' ? 'FAILED: ' : ''}${res.text}`);
+      failed = (await runScript(linuxScriptMachine(m), steps, report, { keepGoing: o.keepGoing ?? false })).filter((x) => x.status === 'failed');
+    }
     if (typeof o.until === 'number') m.runFor(o.until * 1e9);
-    else if (o.until === 'shutdown') {
+    else if (o.until === 'shutdown' && !m.haltedBy) {
       m.host.shutdownGuest();
       if (!m.waitUntil(() => m.poweredOff, SHUTDOWN_LIMIT_S * 1e9)) throw new RunFailure(`the guest did not power off within ${SHUTDOWN_LIMIT_S} s of being asked`);
     }
     if (o.json) io.out(JSON.stringify({ state: { vm: { guest: 'linux', release, arch: 'x86', vps: 1 }, vmbus: m.vmbus?.server.state(), devices: m.guest.events.items } }));
+    if (failed.length) throw new RunFailure(`${failed.length} of ${steps!.length} script steps failed (line ${failed.map((x) => x.line).join(', ')})`);
     return EXIT.ok;
   } finally {
     detach?.();

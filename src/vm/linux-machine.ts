@@ -4,7 +4,7 @@
 import { cpuPort } from '../hypervisor/cpu.js';
 import type { X86_32Cpu } from '../hypervisor/cpu-interface.js';
 import type { Partition } from '../hypervisor/partition.js';
-import { LINUX_RAM_BYTES, LinuxGuest } from '../guest/linux/guest.js';
+import { LINUX_RAM_BYTES, LinuxGuest, USERSPACE_SHUTDOWN_NS } from '../guest/linux/guest.js';
 import { sharedMemory, type WasmModule } from '../guest/linux/wasm.js';
 import { KVP_DEVICE, linuxKvpDaemon } from '../guest/linux/kvp-daemon.js';
 import type { KvpDaemon } from '../devices/kvp/daemon.js';
@@ -48,6 +48,28 @@ export class LinuxMachine {
   /** The guest asked for power-off (orderly_poweroff, after a shutdown request). */
   get poweredOff(): boolean {
     return this.guest.events.items.includes('poweroff');
+  }
+
+  /** How the guest ended, if it has: user space stopped after orderly_poweroff or orderly_reboot. */
+  get haltedBy(): 'poweroff' | 'reboot' | undefined {
+    const r = this.guest.shutdownRequest;
+    return r && this.nowNs >= r.atNs + USERSPACE_SHUTDOWN_NS ? r.kind : undefined;
+  }
+
+  /**
+   * waitUntil in slices of about `sliceMs` of wall time, yielding to the event loop between them
+   * (as Machine.waitUntilAsync), so a long script step leaves signals and streams served.
+   */
+  async waitUntilAsync(done: () => boolean, ns: number, opts: { signal?: AbortSignal; sliceMs?: number } = {}): Promise<boolean> {
+    const sliceMs = opts.sliceMs ?? 20;
+    const now = () => globalThis.performance.now();
+    const end = this.nowNs + Math.max(0, ns);
+    for (;;) {
+      const sliceEnd = now() + sliceMs;
+      if (this.waitUntil(() => done() || now() >= sliceEnd, end - this.nowNs) && done()) return true;
+      if (this.nowNs >= end || opts.signal?.aborted) return done();
+      await new Promise<void>((r) => setTimeout(r, 0));
+    }
   }
 
   get nowNs(): number {

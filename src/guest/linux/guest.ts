@@ -22,6 +22,12 @@ export const HYPERVISOR_CALLBACK_VECTOR = 0xf3;
 /** How long a wait without a timeout (wait_for_completion) may last before the guest is declared hung. */
 export const HANG_NS = 60e9;
 
+/**
+ * How long user space takes to stop once orderly_poweroff/orderly_reboot ran it (the model's
+ * kernel.shutdown lets the same time pass before "reboot: Power down", src/guest/kernel.ts).
+ */
+export const USERSPACE_SHUTDOWN_NS = 500_000_000;
+
 /** cpu_relax() in a spin loop lets this much virtual time pass. */
 const RELAX_NS = 1_000;
 
@@ -79,6 +85,10 @@ export class LinuxGuest {
   private started = false;
   private utilsLoaded = false;
   private aeoiDeprecated: boolean | undefined;
+  /** The last clock setting (do_settimeofday64): the time set and the virtual time it was set at. */
+  private lastSet: { ns: bigint; at: bigint } | undefined;
+  /** orderly_poweroff or orderly_reboot asked user space to end the system, at this virtual time. */
+  shutdownRequest: { readonly kind: 'poweroff' | 'reboot'; readonly atNs: number } | undefined;
 
   constructor(
     module: WasmModule,
@@ -113,6 +123,12 @@ export class LinuxGuest {
         const text = this.text(ptr, len);
         this.events.push(text);
         this.chardevs.noteEvent(text);
+        const set = /^settime (-?\d+)\.(\d{9})$/.exec(text);
+        if ((text === 'poweroff' || text === 'reboot') && !this.shutdownRequest) {
+          this.shutdownRequest = { kind: text, atNs: this.platform.now() };
+          this.platform.wakeAt(this.platform.now() + USERSPACE_SHUTDOWN_NS);
+        }
+        if (set) this.lastSet = { ns: BigInt(set[1]!) * 1_000_000_000n + BigInt(set[2]!), at: BigInt(Math.floor(this.platform.now())) };
       },
       wake_user: () => this.chardevs.noteWake(),
       rdmsr: (msr: number) => this.ops.rdmsr(msr >>> 0),
@@ -214,6 +230,16 @@ export class LinuxGuest {
   /** Runs the deferred work queued now (work items, tasklets, RCU callbacks); returns how many. */
   runWork(): number {
     return this.started ? this.exports.hvkit_run_deferred() : 0;
+  }
+
+  /**
+   * CLOCK_REALTIME as the guest keeps it: the last time Linux set (do_settimeofday64, from time
+   * sync) plus the virtual time since; before any, `bootWallClockNs` (the RTC at boot) plus uptime.
+   */
+  realtimeNs(bootWallClockNs: bigint): bigint {
+    const now = BigInt(Math.floor(this.platform.now()));
+    const s = this.lastSet;
+    return s ? s.ns + (now - s.at) : bootWallClockNs + now;
   }
 
   /** Runs the user-space processes the kernel woke (a daemon with a message to read); returns how many. */
