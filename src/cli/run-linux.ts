@@ -14,6 +14,7 @@ import { EXIT, RunFailure, UsageError } from './errors.js';
 import type { Io } from './main.js';
 import { outputFile } from './outputs.js';
 import { machineConfig } from './vm-options.js';
+import { formatLsvmbus, vmbusSysfsExists } from './lsvmbus.js';
 import { parseScript, runScript, type StepResult } from '../vm/script.js';
 import { LINUX_SCRIPT_STEPS, linuxScriptMachine, unsupportedLinuxStep } from '../vm/linux-script.js';
 
@@ -45,6 +46,22 @@ function readScript(path: string) {
     throw new UsageError(`--script: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   return parseScript(text, path);
+}
+
+/** `hvkit lsvmbus --guest linux`: Linux's own channel list, in lsvmbus's format (or as JSON). */
+export function lsvmbusLinux(io: Io, vm: VmConfig, o: { verbose: number; json: boolean }): number {
+  if (!existsSync(LINUX_WASM_PATH)) throw new RunFailure(`--guest linux: no Linux module at ${LINUX_WASM_PATH}; build it with npm run build:linux (needs Debian's clang, lld and linux-source-6.1)`);
+  const { release, devices, wallClockStartNs, budget, features, cpuVendor, vmbus } = machineConfig(vm);
+  const m = new LinuxMachine(new wasm.Module(readFileSync(LINUX_WASM_PATH)), { release, devices, wallClockStartNs, budget, features, cpuVendor, vmbus });
+  try {
+    m.boot();
+    const snapshot = m.guest.vmbusSnapshot();
+    if (o.json) io.out(JSON.stringify(snapshot, null, 2));
+    else for (const line of formatLsvmbus(snapshot, Math.min(2, o.verbose) as 0 | 1 | 2)) io.out(line);
+    return vmbusSysfsExists(snapshot) ? EXIT.ok : EXIT.failure;
+  } finally {
+    m.host.dispose();
+  }
 }
 
 export async function runLinux(io: Io, vm: VmConfig, o: LinuxRunOptions): Promise<number> {
@@ -86,7 +103,9 @@ export async function runLinux(io: Io, vm: VmConfig, o: LinuxRunOptions): Promis
       m.host.shutdownGuest();
       if (!m.waitUntil(() => m.poweredOff, SHUTDOWN_LIMIT_S * 1e9)) throw new RunFailure(`the guest did not power off within ${SHUTDOWN_LIMIT_S} s of being asked`);
     }
-    if (o.json) io.out(JSON.stringify({ state: { vm: { guest: 'linux', release, arch: 'x86', vps: 1 }, vmbus: m.vmbus?.server.state(), devices: m.guest.events.items } }));
+    // The guest's VMBus as Linux itself holds it (its channel list, read through the shim), as the
+    // model's state gives its own; the host's view beside it.
+    if (o.json) io.out(JSON.stringify({ state: { vm: { guest: 'linux', release, arch: 'x86', vps: 1 }, stage: m.haltedBy ? 'halted' : 'booted', vmbus: m.guest.vmbusSnapshot(), host: { vmbus: m.vmbus?.server.state() }, devices: m.guest.events.items } }));
     if (failed.length) throw new RunFailure(`${failed.length} of ${steps!.length} script steps failed (line ${failed.map((x) => x.line).join(', ')})`);
     return EXIT.ok;
   } finally {

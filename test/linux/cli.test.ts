@@ -28,14 +28,37 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('hvkit run --guest linux'
     expect(lines.some((l) => l.endsWith('] hv_utils: Shutdown request received - graceful shutdown initiated'))).toBe(true);
   });
 
-  it('--json: the lines as JSON, then the state', async () => {
+  it('--json: the lines as JSON, then the state, whose vmbus is Linux’s own channel list (the host’s view beside it)', async () => {
     const { code, lines } = await run('run', '--guest', 'linux', '--json');
     expect(code).toBe(0);
-    const records = lines.map((l) => JSON.parse(l) as { text?: string; state?: { vm: { guest: string }; vmbus: { connection: { version: string } } } });
+    type Snap = { state: string; version: string; devices: { id: number; classId: string; instanceId: string; driver?: string; channels: { relid: number; state: string }[] }[] };
+    const records = lines.map((l) => JSON.parse(l) as { text?: string; state?: { vm: { guest: string }; vmbus: Snap; host: { vmbus: { connection: { version: string }; channels: { relid: number; class: string; state: string }[] } } } });
     expect(records.some((r) => r.text === 'hv_vmbus: Vmbus version:5.3')).toBe(true);
     const state = records.at(-1)!.state!;
     expect(state.vm.guest).toBe('linux');
-    expect(state.vmbus.connection.version).toBe('5.3');
+    expect(state.vmbus.state).toBe('connected');
+    expect(state.vmbus.version).toBe('5.3');
+    expect(state.host.vmbus.connection.version).toBe('5.3');
+    // Linux's list has every channel the host offered, under the same relid and class;
+    // the ones hv_utils opened are opened in Linux's own state, with hv_utils as their driver.
+    const linux = state.vmbus.devices.map((d) => `${d.id} ${d.classId}`).sort();
+    const host = state.host.vmbus.channels.map((c) => `${c.relid} ${c.class}`).sort();
+    expect(linux).toEqual(host);
+    const open = new Set(state.host.vmbus.channels.filter((c) => c.state === 'open').map((c) => c.relid));
+    expect(open.size).toBeGreaterThan(3);
+    for (const d of state.vmbus.devices) {
+      // vmbus_add_channel_work leaves a registered channel in CHANNEL_OPEN_STATE; vmbus_open makes it OPENED.
+      expect(d.channels[0]!.state).toBe(open.has(d.id) ? 'opened' : 'open');
+      expect(d.driver).toBe(open.has(d.id) ? 'hv_utils' : undefined);
+    }
+  });
+
+  it('lsvmbus --guest linux -vv: Linux’s own channel list in lsvmbus’s lines, the same as the model’s for the same one-VP x86 VM', async () => {
+    const linux = await run('lsvmbus', '--guest', 'linux', '-vv');
+    const model = await run('lsvmbus', '--arch', 'x86', '--vps', '1', '-vv');
+    expect(linux.code).toBe(0);
+    expect(linux.lines.length).toBeGreaterThan(20);
+    expect(linux.lines).toEqual(model.lines);
   });
 
   const script = (text: string): string => {

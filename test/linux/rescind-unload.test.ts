@@ -22,12 +22,15 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('rescind and unload, Linu
     const ch = channelOf(m, DeviceClass.HEART_BEAT);
     const { relid, instanceId } = { relid: ch.relid, instanceId: ch.offer.instanceId };
     expect(ch.state).toBe('open');
+    // Linux's own channel list has it opened, with hv_utils bound.
+    expect(m.guest.vmbusSnapshot().devices.find((d) => d.id === relid)).toMatchObject({ instanceId, driver: 'hv_utils', channels: [{ relid, state: 'opened' }] });
     const gpadlsBefore = m.vmbus!.server.state().gpadls;
     m.vmbus!.server.revoke(ch);
     m.runFor(1e9);
     expect(m.guest.events.items).toEqual(expect.arrayContaining([`unbound ${instanceId} hv_utils`, `removed ${instanceId} -`]));
     // RELID_RELEASED came: only then does the host forget the relid.
     expect(m.vmbus!.server.channels.has(relid)).toBe(false);
+    expect(m.guest.vmbusSnapshot().devices.map((d) => d.id)).not.toContain(relid);
     expect(m.vmbus!.server.state().gpadls).toBe(gpadlsBefore - 1);
     expect(m.vmbus!.server.state().violations).toBe(0);
   });

@@ -12,6 +12,8 @@ import { RamAllocator } from './ram-allocator.js';
 import { wasm, type WasmGlobal, type WasmMemory, type WasmModule } from './wasm.js';
 import { HyperVCpuid, Hints } from '../../tlfs/cpuid.js';
 import { LinuxCharDevices, type ChardevExports } from './chardev.js';
+import { parseLinuxSnapshot } from './snapshot.js';
+import type { VmbusSnapshot } from '../../vmbus/client/snapshot.js';
 
 /** The guest's RAM, the wasm memory's size (scripts/linux/build.ts links the module for it). */
 export const LINUX_RAM_BYTES = 64 * 1024 * 1024;
@@ -30,6 +32,9 @@ export const USERSPACE_SHUTDOWN_NS = 500_000_000;
 
 /** cpu_relax() in a spin loop lets this much virtual time pass. */
 const RELAX_NS = 1_000;
+
+/** The largest buffer a VMBus snapshot may take (2048 channels of about 120 bytes each, and more). */
+const SNAPSHOT_MAX_BYTES = 1 << 20;
 
 /** Bus events kept (device added, driver bound, ...). */
 const MAX_EVENTS = 1024;
@@ -52,6 +57,7 @@ export class GuestHang extends Error {
 }
 
 interface ShimExports extends ChardevExports {
+  hvkit_vmbus_snapshot(buf: number, size: number): number;
   hvkit_start(): number;
   hvkit_interrupt(): void;
   hvkit_irqs_enabled(): number;
@@ -240,6 +246,22 @@ export class LinuxGuest {
     const now = BigInt(Math.floor(this.platform.now()));
     const s = this.lastSet;
     return s ? s.ns + (now - s.at) : bootWallClockNs + now;
+  }
+
+  /** Linux's own VMBus state: vmbus_connection and its channel list, read through the shim. */
+  vmbusSnapshot(): VmbusSnapshot {
+    if (!this.started) return { state: 'disconnected', version: '', devices: [] };
+    for (let size = 16384; size <= SNAPSHOT_MAX_BYTES; size *= 4) {
+      const at = this.ram.alloc(size, 8);
+      if (!at) break;
+      try {
+        const n = this.exports.hvkit_vmbus_snapshot(at, size);
+        if (n >= 0) return parseLinuxSnapshot(this.text(at, n));
+      } finally {
+        this.ram.release(at);
+      }
+    }
+    throw new Error('the Linux guest\'s VMBus snapshot does not fit in the buffer');
   }
 
   /** Runs the user-space processes the kernel woke (a daemon with a message to read); returns how many. */
