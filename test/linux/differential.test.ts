@@ -118,6 +118,32 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('the model guest and the 
     }
   });
 
+  it.each(RELEASE_IDS.filter((r) => r !== 'ws2012'))('%s: module exit — UNLOAD, UNLOAD_RESPONSE, then RELID_RELEASED for every channel in offer order — the same messages from both guests, and no violation', (release) => {
+    const lm = new LinuxMachine(mod, { release, devices: DEVICES });
+    const le = traced(lm);
+    lm.boot();
+    lm.runFor(1e9);
+    // rmmod hv_utils first (a module hv_vmbus's users must be gone before it goes).
+    lm.guest.unloadUtils();
+    lm.runFor(1e6);
+    const lFrom = le.length;
+    const offered = lm.vmbus!.server.channels.size;
+    lm.guest.exitVmbus();
+    lm.runFor(1e6);
+    const mm = new Machine({ release, arch: 'x86', vps: 1, devices: DEVICES });
+    const me = traced(mm);
+    mm.boot();
+    mm.runFor(1e9);
+    const mFrom = me.length;
+    mm.kernel.vmbus!.exit();
+    mm.runFor(1e6);
+    const linux = wire(le.slice(lFrom));
+    expect(linux.map((l) => l.split(' ', 2).join(' '))).toEqual(['to-host UNLOAD', 'to-guest UNLOAD_RESPONSE', ...Array.from({ length: offered }, () => 'to-host RELID_RELEASED')]);
+    expect(wire(me.slice(mFrom))).toEqual(linux);
+    expect(lm.vmbus!.server.state().violations).toBe(0);
+    expect(mm.vmbus!.server.state().violations).toBe(0);
+  });
+
   it.each(RELEASE_IDS)('%s: KVP with its daemon — negotiation, the AUTO pool read, a SET, ENUMERATE, GET and DELETE are the same packets, byte for byte', async (release) => {
     const devices: DeviceSpec[] = [{ type: 'kvp' }];
     const lm = new LinuxMachine(mod, { release, devices });

@@ -204,9 +204,20 @@ export class LinuxGuest {
    * 3.0; older hosts do not take it back, vmbus_initiate_unload).
    */
   unload(): void {
+    this.unloadUtils();
+    this.exitVmbus();
+  }
+
+  /** rmmod hv_utils: module_exit unregisters the driver, whose remove closes each IC's channel. */
+  unloadUtils(): void {
     if (!this.started) throw new Error('start the Linux guest first');
     if (this.utilsLoaded) this.exports.hvkit_hv_utils_exit();
     this.utilsLoaded = false;
+  }
+
+  /** rmmod hv_vmbus: vmbus_exit (UNLOAD from VMBus 3.0, then every channel freed and its relid released). */
+  exitVmbus(): void {
+    if (!this.started) throw new Error('start the Linux guest first');
     this.exports.hvkit_vmbus_exit();
   }
 
