@@ -4,7 +4,7 @@
 // and built from the kernel's sources, so the package never carries it.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatRecord, type LogRecord } from '../guest/klog.js';
+import { formatRecord, LOG_LEVELS, type LogRecord } from '../guest/klog.js';
 import { wasm } from '../guest/linux/wasm.js';
 import { attachTrace } from '../trace/attach.js';
 import { openTraceFile, type TraceFile } from '../trace/writer.js';
@@ -86,6 +86,12 @@ export async function runLinux(io: Io, vm: VmConfig, o: LinuxRunOptions): Promis
     io.out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, text: r.text }) : formatRecord(r));
   };
   m.guest.log.onRecord(log);
+  // The daemons' syslog (hv_kvp_daemon's), as the model's run shows it: warnings and errors
+  // always, the rest with --verbose.
+  m.guest.journal.onRecord((r: LogRecord): void => {
+    if (!o.verbose && LOG_LEVELS.indexOf(r.level) > LOG_LEVELS.indexOf('warn')) return;
+    io.out(o.json ? JSON.stringify({ time: r.ns / 1e9, level: r.level, journal: r.text }) : formatRecord({ ...r, text: `journal: ${r.text}` }));
+  });
   let trace: TraceFile | undefined;
   let detach: (() => void) | undefined;
   try {

@@ -84,6 +84,10 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('hvkit run --guest linux'
       'shutdown: accepted, the guest powered off',
     ]);
     expect(results[3]).toContain('"greeting" = "hello"');
+    // hv_kvp_daemon's syslog lines are info: only --verbose shows them, as with the model.
+    expect(lines.some((l) => l.includes('journal: KVP:'))).toBe(false);
+    const verbose = await run('run', '--guest', 'linux', '--release', 'ws2022', '--verbose', '--until', '1');
+    expect(verbose.lines.filter((l) => l.includes('journal: ')).map((l) => l.replace(/^\[[ .\d]+\] /, ''))).toEqual(['journal: KVP: KVP starting; pid is:1234', 'journal: KVP: KVP LIC Version: 3.1']);
   });
 
   it('--script refuses a step the Linux guest does not run, naming it, exit 2', async () => {
