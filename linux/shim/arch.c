@@ -159,6 +159,7 @@ void hvkit_interrupt(void)
 	unsigned long flags = hvkit_irq_flags;
 	hvkit_irq_flags = ARCH_IRQ_DISABLED;
 	hvkit_tick();
+	hvkit_budget_reset();
 	if (vmbus_handler)
 		vmbus_handler();
 	hvkit_irq_flags = flags;

@@ -34,8 +34,13 @@ HVKIT_IMPORT(free) void hvkit_free(const void *p);
 /* The kernel's view of a bus event the service layer reports (probe, remove). */
 HVKIT_IMPORT(event) void hvkit_event(const char *text, unsigned int len);
 
+/* A kernel wait queue was woken: a user-space process (a daemon polling a misc device) may have
+ * something to do. The service layer runs user space once the kernel has returned. */
+HVKIT_IMPORT(wake_user) void hvkit_wake_user(void);
+
 /* Shared between the shim's files. */
 int hvkit_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int hvkit_run_deferred(void);
 void hvkit_tick(void);
+void hvkit_budget_reset(void);
 #endif

@@ -344,9 +344,48 @@ void panic(const char *fmt, ...)
 	__builtin_unreachable();
 }
 
+/* WARN(): kernel/panic.c's report (the message, then where), a bus event naming the place so
+ * the service layer can count it, and the kernel goes on (no panic_on_warn). */
+void warn_slowpath_fmt(const char *file, const int line, unsigned taint, const char *fmt, ...)
+{
+	char where[160];
+	int n;
+	pr_warn("------------[ cut here ]------------\n");
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vprintk(fmt, ap);
+		va_end(ap);
+	}
+	pr_warn("WARNING: CPU: 0 PID: 0 at %s:%d\n", file, line);
+	n = scnprintf(where, sizeof(where), "warning %s:%d", file, line);
+	hvkit_event(where, n);
+}
+
+/* lib/ratelimit.c's rule: at most `burst` messages per `interval` jiffies, and a count of the
+ * suppressed ones when the next interval starts. A kernel stuck in a loop gets no new jiffies. */
 int ___ratelimit(struct ratelimit_state *rs, const char *func)
 {
-	return 1;
+	int ret;
+	if (!rs->interval)
+		return 1;
+	if (!rs->begin)
+		rs->begin = jiffies;
+	if (time_is_before_jiffies(rs->begin + rs->interval)) {
+		if (rs->missed && !(rs->flags & RATELIMIT_MSG_ON_RELEASE))
+			pr_warn("%s: %d callbacks suppressed\n", func, rs->missed);
+		rs->begin = jiffies;
+		rs->printed = 0;
+		rs->missed = 0;
+	}
+	if (rs->burst && rs->burst > rs->printed) {
+		rs->printed++;
+		ret = 1;
+	} else {
+		rs->missed++;
+		ret = 0;
+	}
+	return ret;
 }
 
 /* ---- bits ---- */

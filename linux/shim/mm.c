@@ -192,16 +192,40 @@ void vunmap(const void *addr)
 		}
 }
 
+/* The soft-lockup watchdog's part: one entry of the kernel (an interrupt, one deferred item)
+ * that copies this many times in and out of rings is looping on what the host put there, where
+ * Linux's watchdog would report "soft lockup" with the CPU stuck. The service layer is told and
+ * stops the guest; a healthy entry copies at most a ring's worth of packets (a few thousand). */
+#define RING_COPY_BUDGET 1000000
+static unsigned long ring_copies;
+
+void hvkit_budget_reset(void)
+{
+	ring_copies = 0;
+}
+
 static void *copy_wrapping(void *dst, const void *src, size_t n, int move)
 {
 	const struct ring_area *rd = ring_at((unsigned long)dst), *rs = ring_at((unsigned long)src);
 	unsigned long d = (unsigned long)dst, s = (unsigned long)src;
+	if ((rd || rs) && ++ring_copies > RING_COPY_BUDGET) {
+		static const char msg[] = "watchdog: BUG: soft lockup - CPU#0 stuck copying from a ring";
+		hvkit_panic(msg, sizeof(msg) - 1);
+	}
 	if (!rd && !rs) {
 		if (move)
 			__builtin_memmove(dst, src, n);
 		else
 			__builtin_memcpy(dst, src, n);
 		return dst;
+	}
+	/* The double mapping is two copies of the data pages: a copy that starts in it and runs past
+	 * its second copy touches the page after the vmap area in Linux, which faults (an oops in the
+	 * channel's tasklet). Only a host that publishes a write_index past the ring gets here. */
+	if ((rs && s - rs->start + n > 2 * (rs->end - rs->start)) || (rd && d - rd->start + n > 2 * (rd->end - rd->start))) {
+		char msg[128];
+		int len = scnprintf(msg, sizeof(msg), "BUG: unable to handle page fault: %zu-byte copy runs past a ring's double mapping", n);
+		hvkit_panic(msg, len);
 	}
 	while (n) {
 		size_t chunk = n;

@@ -53,8 +53,10 @@ void __init_waitqueue_head(struct wait_queue_head *wq_head, const char *name, st
 	INIT_LIST_HEAD(&wq_head->head);
 }
 
+/* Nobody sleeps in the kernel here; a wake-up is for user space (a daemon polling a misc device). */
 int __wake_up(struct wait_queue_head *wq_head, unsigned int mode, int nr, void *key)
 {
+	hvkit_wake_user();
 	return 0;
 }
 
@@ -446,6 +448,7 @@ int hvkit_run_deferred(void)
 		head = d->next;
 		if (!head)
 			tail = NULL;
+		hvkit_budget_reset();
 		switch (d->kind) {
 		case DEFER_WORK: {
 			struct work_struct *w = d->item;

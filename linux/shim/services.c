@@ -1,7 +1,7 @@
 /* What the integration services (hv_util.c and its helpers) call outside drivers/hv (MIT,
  * hvkit's own code): the time they set, the power-off they ask for, the user-space daemon
- * channel (connector and misc device; no daemon is attached yet, so sends fail as with none
- * listening), and UTF-16 conversion for KVP. Each effect the host can cause is reported to the
+ * channel's netlink half (no daemon listens there: hvkit's daemons open the misc device, see
+ * chardev.c, as Linux 6.1's tools/hv daemons do), and UTF-16 conversion for KVP. Each effect the host can cause is reported to the
  * service layer as a bus event line. */
 #include <linux/kernel.h>
 #include <linux/slab.h>
@@ -10,7 +10,6 @@
 #include <linux/timekeeping.h>
 #include <linux/reboot.h>
 #include <linux/connector.h>
-#include <linux/miscdevice.h>
 #include <linux/nls.h>
 #include <linux/wait.h>
 #include <linux/sched.h>
@@ -72,15 +71,6 @@ void cn_del_callback(const struct cb_id *id)
 int cn_netlink_send(struct cn_msg *msg, u32 portid, u32 group, gfp_t gfp_mask)
 {
 	return -ESRCH;
-}
-
-int misc_register(struct miscdevice *misc)
-{
-	return 0;
-}
-
-void misc_deregister(struct miscdevice *misc)
-{
 }
 
 void init_wait_entry(struct wait_queue_entry *wq_entry, int flags)

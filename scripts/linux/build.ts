@@ -84,6 +84,9 @@ const CFLAGS = [
 function includeFlags(): string[] {
   const k = join(SRC, TOP);
   return [
+    // __FILE__ as Kbuild gives it (drivers/hv/channel_mgmt.c), in WARN and BUG reports.
+    `-fmacro-prefix-map=${k}/=`,
+    `-fmacro-prefix-map=${ROOT}/=`,
     `-I${join(SHIM, 'include')}`,
     `-I${join(GEN, 'include')}`,
     `-I${join(k, 'include')}`,

@@ -30,7 +30,7 @@ import { writeSysfs } from './sysfs.js';
 import { storageSnapshot } from '../vm/storage.js';
 import { addVmOptions, machineConfig, vmFromOptions, type VmOptions } from './vm-options.js';
 import { openRunNics } from './nics.js';
-import { runLinux } from './run-linux.js';
+import { lsvmbusLinux, runLinux } from './run-linux.js';
 
 interface RunOptions extends VmOptions {
   guest: 'model' | 'linux';
@@ -79,7 +79,12 @@ export function registerRun(program: Command, io: Io, status: Status): void {
   addVmOptions(program.command('lsvmbus').description("boot a VM and list its VMBus devices as Linux's lsvmbus does"))
     .option('-v, --verbose', 'more detail; -vv for more', (_: string, n: number) => n + 1, 0)
     .option('--json', 'the devices and their channels as JSON', false)
-    .action((o: VmOptions & { verbose: number; json: boolean }, cmd: Command) => {
+    .addOption(new Option('--guest <guest>', 'the guest: hvkit’s model of Linux, or the real Linux 6.1 VMBus code (its own channel list)').choices(['model', 'linux']).default('model'))
+    .action((o: VmOptions & { verbose: number; json: boolean; guest: 'model' | 'linux' }, cmd: Command) => {
+      if (o.guest === 'linux') {
+        status.code = lsvmbusLinux(io, vmFromOptions(cmd, o), o);
+        return;
+      }
       const m = new Machine(machineConfig(vmFromOptions(cmd, o)));
       try {
         m.boot();

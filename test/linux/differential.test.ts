@@ -9,7 +9,7 @@ import { LinuxMachine } from '../../src/vm/linux-machine.js';
 import { Machine } from '../../src/vm/machine.js';
 import type { DeviceSpec } from '../../src/devices/registry.js';
 import type { WasmModule } from '../../src/guest/linux/wasm.js';
-import type { IcHost } from '../../src/devices/ic/host.js';
+import type { KvpHost } from '../../src/devices/kvp/host.js';
 import { decodeChannelMessage } from '../../src/vmbus/wire/messages.js';
 import { ChannelMessageType } from '../../src/vmbus/wire/constants.js';
 import { HvMessageType } from '../../src/tlfs/synic.js';
@@ -118,16 +118,51 @@ describe.skipIf(linuxMissing !== undefined)(linuxSuite('the model guest and the 
     }
   });
 
-  it('difference: KVP without its user-space daemon (Linux defers the IC negotiation until hv_kvp_daemon registers; the model has its daemon)', () => {
-    const devices: DeviceSpec[] = [{ type: 'kvp' }];
-    const lm = new LinuxMachine(mod, { release: 'ws2022', devices });
+  it.each(RELEASE_IDS.filter((r) => r !== 'ws2012'))('%s: module exit — UNLOAD, UNLOAD_RESPONSE, then RELID_RELEASED for every channel in offer order — the same messages from both guests, and no violation', (release) => {
+    const lm = new LinuxMachine(mod, { release, devices: DEVICES });
+    const le = traced(lm);
     lm.boot();
     lm.runFor(1e9);
-    const mm = new Machine({ release: 'ws2022', arch: 'x86', vps: 1, devices });
+    // rmmod hv_utils first (a module hv_vmbus's users must be gone before it goes).
+    lm.guest.unloadUtils();
+    lm.runFor(1e6);
+    const lFrom = le.length;
+    const offered = lm.vmbus!.server.channels.size;
+    lm.guest.exitVmbus();
+    lm.runFor(1e6);
+    const mm = new Machine({ release, arch: 'x86', vps: 1, devices: DEVICES });
+    const me = traced(mm);
     mm.boot();
     mm.runFor(1e9);
-    // hv_kvp.c: with no daemon (kvp_transaction.state below HVUTIL_READY) the host's NEGOTIATE waits.
-    expect(lm.host.device<IcHost>('kvp')!.phase).toBe('negotiating');
-    expect(mm.host.device<IcHost>('kvp')!.phase).toBe('ready');
+    const mFrom = me.length;
+    mm.kernel.vmbus!.exit();
+    mm.runFor(1e6);
+    const linux = wire(le.slice(lFrom));
+    expect(linux.map((l) => l.split(' ', 2).join(' '))).toEqual(['to-host UNLOAD', 'to-guest UNLOAD_RESPONSE', ...Array.from({ length: offered }, () => 'to-host RELID_RELEASED')]);
+    expect(wire(me.slice(mFrom))).toEqual(linux);
+    expect(lm.vmbus!.server.state().violations).toBe(0);
+    expect(mm.vmbus!.server.state().violations).toBe(0);
+  });
+
+  it.each(RELEASE_IDS)('%s: KVP with its daemon — negotiation, the AUTO pool read, a SET, ENUMERATE, GET and DELETE are the same packets, byte for byte', async (release) => {
+    const devices: DeviceSpec[] = [{ type: 'kvp' }];
+    const lm = new LinuxMachine(mod, { release, devices });
+    const le = traced(lm);
+    lm.boot();
+    lm.runFor(1e9);
+    const mm = new Machine({ release, arch: 'x86', vps: 1, devices });
+    const me = traced(mm);
+    mm.boot();
+    mm.runFor(1e9);
+    for (const m of [lm, mm]) {
+      const kvp = m.host.device<KvpHost>('kvp')!;
+      expect(kvp.phase).toBe('ready');
+      const done = [kvp.set(0, 'key', 'value'), kvp.enumerate(0), kvp.get(0, 'key'), kvp.delete(0, 'key'), kvp.get(0, 'key')].map((r) => r.done);
+      m.runFor(2e9);
+      expect((await Promise.all(done)).map((r) => r.outcome)).toEqual(['ok', 'ok', 'ok', 'ok', 'not-found']);
+    }
+    const lp = packets(le, undefined);
+    expect(lp.length).toBeGreaterThan(15);
+    expect(packets(me, undefined)).toEqual(lp);
   });
 });

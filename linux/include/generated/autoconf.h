@@ -3,6 +3,9 @@
 #ifndef HVKIT_AUTOCONF_H
 #define HVKIT_AUTOCONF_H
 #define CONFIG_HYPERV 1
+/* BUG() and WARN() as every distribution builds them: a BUG panics (the service layer stops the
+ * guest), a WARN prints its report (lib.c's warn_slowpath_fmt) and goes on. */
+#define CONFIG_BUG 1
 #define CONFIG_HYPERV_UTILS 1
 #define CONFIG_HZ 100
 #define CONFIG_ACPI 1

@@ -103,8 +103,21 @@ export class HvutilTransport {
   }
 }
 
+/**
+ * An open /dev/vmbus/hv_* as a daemon uses it: poll(2), read(2), write(2), close(2). The model's
+ * device (HvutilFile) and the real Linux module's (src/guest/linux/chardev.ts) both give one.
+ */
+export interface HvutilFd {
+  poll(): { readable: boolean; hangup: boolean };
+  /** The message, or a negative errno. */
+  read(count: number): Uint8Array | number;
+  /** The byte count, or a negative errno. */
+  write(buf: Uint8Array): number;
+  close(): void;
+}
+
 /** An open /dev/vmbus/hv_*: the daemon's file descriptor. */
-export class HvutilFile {
+export class HvutilFile implements HvutilFd {
   private closed = false;
 
   constructor(

@@ -14,7 +14,7 @@ import type { GuestFiles, GuestServices } from '../device.js';
 import { HV_E_FAIL, HV_GUID_NOTFOUND, HV_S_CONT, HV_S_OK } from '../ic/wire.js';
 import { errnoOf, errText } from '../ic/daemon.js';
 import { cString, cStrcpy, fromUtf8, utf8 } from '../ic/nls.js';
-import { Errno, type HvutilFile } from '../ic/transport.js';
+import { Errno, type HvutilFd } from '../ic/transport.js';
 import { DaemonExit, KvpPools, type SyslogPriority } from './pool.js';
 import { HV_KVP_EXCHANGE_MAX_VALUE_SIZE, HvKvpIpaddrValue, HvKvpMsg, KvpAt, KvpOp, KvpPool, KVP_OP_REGISTER1 } from './wire.js';
 
@@ -49,7 +49,7 @@ export interface KvpDaemonEnv {
   readonly files: GuestFiles;
   readonly system: GuestServices['system'];
   /** open("/dev/vmbus/hv_kvp"): the file, or a negative errno (-ENOENT without the device). */
-  open(wake: () => void): HvutilFile | number;
+  open(wake: () => void): HvutilFd | number;
   /** Each syslog line as the daemon writes it (openlog("KVP", 0, LOG_USER)). */
   syslog?(line: SyslogLine): void;
 }
@@ -66,7 +66,7 @@ export class KvpDaemon {
   readonly syslog: SyslogLine[] = [];
   /** Messages it has answered. */
   answered = 0;
-  private fd: HvutilFile | undefined;
+  private fd: HvutilFd | undefined;
   private inHandShake = true;
   /** lic_version and the OS facts, as the C strings the daemon copies (bytes, not text: it never decodes them). */
   private licVersion: Uint8Array = utf8('Unknown version');

@@ -11,6 +11,9 @@ import { BoundedLog } from '../../tlfs/bounded-log.js';
 import { RamAllocator } from './ram-allocator.js';
 import { wasm, type WasmGlobal, type WasmMemory, type WasmModule } from './wasm.js';
 import { HyperVCpuid, Hints } from '../../tlfs/cpuid.js';
+import { LinuxCharDevices, type ChardevExports } from './chardev.js';
+import { parseLinuxSnapshot } from './snapshot.js';
+import type { VmbusSnapshot } from '../../vmbus/client/snapshot.js';
 
 /** The guest's RAM, the wasm memory's size (scripts/linux/build.ts links the module for it). */
 export const LINUX_RAM_BYTES = 64 * 1024 * 1024;
@@ -21,8 +24,17 @@ export const HYPERVISOR_CALLBACK_VECTOR = 0xf3;
 /** How long a wait without a timeout (wait_for_completion) may last before the guest is declared hung. */
 export const HANG_NS = 60e9;
 
+/**
+ * How long user space takes to stop once orderly_poweroff/orderly_reboot ran it (the model's
+ * kernel.shutdown lets the same time pass before "reboot: Power down", src/guest/kernel.ts).
+ */
+export const USERSPACE_SHUTDOWN_NS = 500_000_000;
+
 /** cpu_relax() in a spin loop lets this much virtual time pass. */
 const RELAX_NS = 1_000;
+
+/** The largest buffer a VMBus snapshot may take (2048 channels of about 120 bytes each, and more). */
+const SNAPSHOT_MAX_BYTES = 1 << 20;
 
 /** Bus events kept (device added, driver bound, ...). */
 const MAX_EVENTS = 1024;
@@ -44,7 +56,8 @@ export class GuestHang extends Error {
   override readonly name = 'GuestHang';
 }
 
-interface ShimExports {
+interface ShimExports extends ChardevExports {
+  hvkit_vmbus_snapshot(buf: number, size: number): number;
   hvkit_start(): number;
   hvkit_interrupt(): void;
   hvkit_irqs_enabled(): number;
@@ -66,6 +79,10 @@ export class LinuxGuest {
   /** The shim's bus events: "added <device>", "bound <device> <driver>", "removed <device>". */
   readonly events: BoundedLog<string> = new BoundedLog(MAX_EVENTS);
   readonly ram: RamAllocator;
+  /** User space's syslog (the daemons' lines), kept apart from the kernel log as journald does. */
+  readonly journal: KernelLog;
+  /** The module's misc character devices, as user space opens them (/dev/vmbus/hv_kvp). */
+  readonly chardevs: LinuxCharDevices;
   private readonly ops: X86_32Ops;
   private readonly exports: ShimExports;
   private readonly bytes: Uint8Array;
@@ -74,12 +91,17 @@ export class LinuxGuest {
   private started = false;
   private utilsLoaded = false;
   private aeoiDeprecated: boolean | undefined;
+  /** The last clock setting (do_settimeofday64): the time set and the virtual time it was set at. */
+  private lastSet: { ns: bigint; at: bigint } | undefined;
+  /** orderly_poweroff or orderly_reboot asked user space to end the system, at this virtual time. */
+  shutdownRequest: { readonly kind: 'poweroff' | 'reboot'; readonly atNs: number } | undefined;
 
   constructor(
     module: WasmModule,
     private readonly platform: LinuxGuestPlatform,
   ) {
     this.log = new KernelLog(() => platform.now());
+    this.journal = new KernelLog(() => platform.now());
     this.ops = new X86_32Ops(platform.cpu, this.log);
     const buffer = platform.memory.buffer as SharedArrayBuffer;
     this.bytes = new Uint8Array(buffer);
@@ -88,6 +110,7 @@ export class LinuxGuest {
     this.exports = instance.exports as unknown as ShimExports;
     const heapBase = Number(this.exports.__heap_base.value);
     this.ram = new RamAllocator(heapBase, buffer.byteLength);
+    this.chardevs = new LinuxCharDevices({ exports: this.exports, ram: this.ram, bytes: this.bytes });
   }
 
   private text(ptr: number, len: number): string {
@@ -102,7 +125,18 @@ export class LinuxGuest {
         this.log.printk('emerg', `Kernel panic - not syncing: ${msg}`);
         throw new GuestPanic(msg);
       },
-      event: (ptr: number, len: number) => void this.events.push(this.text(ptr, len)),
+      event: (ptr: number, len: number) => {
+        const text = this.text(ptr, len);
+        this.events.push(text);
+        this.chardevs.noteEvent(text);
+        const set = /^settime (-?\d+)\.(\d{9})$/.exec(text);
+        if ((text === 'poweroff' || text === 'reboot') && !this.shutdownRequest) {
+          this.shutdownRequest = { kind: text, atNs: this.platform.now() };
+          this.platform.wakeAt(this.platform.now() + USERSPACE_SHUTDOWN_NS);
+        }
+        if (set) this.lastSet = { ns: BigInt(set[1]!) * 1_000_000_000n + BigInt(set[2]!), at: BigInt(Math.floor(this.platform.now())) };
+      },
+      wake_user: () => this.chardevs.noteWake(),
       rdmsr: (msr: number) => this.ops.rdmsr(msr >>> 0),
       wrmsr: (msr: number, value: bigint) => {
         this.ops.wrmsr(msr >>> 0, value);
@@ -170,9 +204,20 @@ export class LinuxGuest {
    * 3.0; older hosts do not take it back, vmbus_initiate_unload).
    */
   unload(): void {
+    this.unloadUtils();
+    this.exitVmbus();
+  }
+
+  /** rmmod hv_utils: module_exit unregisters the driver, whose remove closes each IC's channel. */
+  unloadUtils(): void {
     if (!this.started) throw new Error('start the Linux guest first');
     if (this.utilsLoaded) this.exports.hvkit_hv_utils_exit();
     this.utilsLoaded = false;
+  }
+
+  /** rmmod hv_vmbus: vmbus_exit (UNLOAD from VMBus 3.0, then every channel freed and its relid released). */
+  exitVmbus(): void {
+    if (!this.started) throw new Error('start the Linux guest first');
     this.exports.hvkit_vmbus_exit();
   }
 
@@ -202,5 +247,41 @@ export class LinuxGuest {
   /** Runs the deferred work queued now (work items, tasklets, RCU callbacks); returns how many. */
   runWork(): number {
     return this.started ? this.exports.hvkit_run_deferred() : 0;
+  }
+
+  /**
+   * CLOCK_REALTIME as the guest keeps it: the last time Linux set (do_settimeofday64, from time
+   * sync) plus the virtual time since; before any, `bootWallClockNs` (the RTC at boot) plus uptime.
+   */
+  realtimeNs(bootWallClockNs: bigint): bigint {
+    const now = BigInt(Math.floor(this.platform.now()));
+    const s = this.lastSet;
+    return s ? s.ns + (now - s.at) : bootWallClockNs + now;
+  }
+
+  /** Linux's own VMBus state: vmbus_connection and its channel list, read through the shim. */
+  vmbusSnapshot(): VmbusSnapshot {
+    if (!this.started) return { state: 'disconnected', version: '', devices: [] };
+    for (let size = 16384; size <= SNAPSHOT_MAX_BYTES; size *= 4) {
+      const at = this.ram.alloc(size, 8);
+      if (!at) break;
+      try {
+        const n = this.exports.hvkit_vmbus_snapshot(at, size);
+        if (n >= 0) return parseLinuxSnapshot(this.text(at, n));
+      } finally {
+        this.ram.release(at);
+      }
+    }
+    throw new Error('the Linux guest\'s VMBus snapshot does not fit in the buffer');
+  }
+
+  /** Runs the user-space processes the kernel woke (a daemon with a message to read); returns how many. */
+  runUserSpace(): number {
+    return this.chardevs.runUserSpace();
+  }
+
+  /** A daemon's syslog line, into the journal as "<ident>: <text>". */
+  syslog(ident: string, level: LogLevel, text: string): void {
+    this.journal.printk(level, `${ident}: ${text}`);
   }
 }

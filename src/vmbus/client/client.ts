@@ -246,6 +246,21 @@ export class VmbusClient implements ChannelOwner {
     if (!answered) throw new VmbusError('ETIMEDOUT', 'no UNLOAD_RESPONSE from the host');
   }
 
+  /**
+   * vmbus_exit (rmmod hv_vmbus), its drivers' modules already gone: vmbus_disconnect's UNLOAD,
+   * then vmbus_free_channels, whose device unregistration ends in hv_process_channel_removal
+   * for each channel on the list, in offer order. So Linux 6.1 posts one RELID_RELEASED per
+   * channel after the host has answered the UNLOAD (vmbus_drv.c, channel_mgmt.c); on hosts
+   * before 3.0, which get no UNLOAD, the releases go to the still-connected host.
+   */
+  exit(): void {
+    this.unload();
+    for (const ch of [...this.channels]) {
+      ch.rescinded = true;
+      this.remove(ch);
+    }
+  }
+
   // --- Drivers -------------------------------------------------------------------------------
 
   /** vmbus_driver_register: binds to every device of its classes now present, and to later ones. */

@@ -140,6 +140,13 @@ export type TlConnectHandler = (guestEndpointId: string, hostServiceId: string) 
  */
 export class VmbusServer {
   connection: Connection | undefined;
+  /**
+   * The relids the guest had when it unloaded: Linux 6.1's vmbus_exit sends UNLOAD first and
+   * then, freeing its channels (vmbus_free_channels → hv_process_channel_removal), one
+   * RELID_RELEASED for each (vmbus_drv.c, channel_mgmt.c). Those follow Linux's own order and are
+   * taken without a violation, each once; a new INITIATE_CONTACT forgets them.
+   */
+  private readonly unloadedRelids = new Set<number>();
   readonly channels = new Map<number, HostChannel>();
   private readonly gpadls = new Map<string, Gpadl>();
   /** Pages the complete GPADLs name, in all (budget.gpadlPages). */
@@ -248,6 +255,7 @@ export class VmbusServer {
       this.violation('(undecodable)', e.message);
       return 0;
     }
+    if (m.type === T.RELID_RELEASED && !this.connection && this.unloadedRelids.delete(m.value.child_relid)) return 0;
     if (m.type !== T.INITIATE_CONTACT && !this.connection) {
       this.violation(m.name, 'received before the connection was made');
       return 0;
@@ -297,6 +305,7 @@ export class VmbusServer {
     const modern = version >= VmbusVersion.WIN10_V5;
     // A new contact while connected is a reconnect: release everything of the old one first.
     if (this.connection) this.disconnect();
+    this.unloadedRelids.clear();
     // Before 3.0 the host answers on VP 0 whatever the guest asks (vmbus.md §2.15).
     const targetVp = version >= VmbusVersion.WIN8_1 ? v.target_vcpu : 0;
     const sint = modern ? (v.msg_sint ?? VMBUS_MESSAGE_SINT) : VMBUS_MESSAGE_SINT;
@@ -673,6 +682,7 @@ export class VmbusServer {
 
   private onUnload(): void {
     const c = this.connection!;
+    for (const relid of this.channels.keys()) this.unloadedRelids.add(relid);
     this.disconnect();
     this.io.post(c.targetVp, c.sint, encodeChannelMessage(T.UNLOAD_RESPONSE, {}));
   }
