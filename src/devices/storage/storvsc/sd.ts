@@ -497,13 +497,21 @@ export class SdDisk implements BlockDevice {
     return req;
   }
 
-  /** Sends the pieces of a request; it completes when all have, with the first failure. */
+  /**
+   * Sends the pieces of a request; it completes when all have, with the first failure. A read's
+   * pieces are copied out of their pages straight into the one buffer the request returns.
+   */
   private issue(req: BlockRequest, pieces: Piece[], o: BlockIoOptions): void {
     const per = this.logicalBlockSize / 512;
-    const parts: (Uint8Array | undefined)[] = new Array(pieces.length);
+    let total = 0;
+    for (const p of pieces) total += p.length ?? 0;
+    const out = req.op === 'read' ? new Uint8Array(total) : undefined;
     let left = pieces.length;
     let failure: BlockResult | undefined;
-    pieces.forEach((p, i) => {
+    let at = 0;
+    for (const p of pieces) {
+      const offset = at;
+      at += p.length ?? 0;
       let cmd: ScsiCmnd;
       try {
         cmd = this.core.newCommand(this.sdev, { cdb: p.cdb, direction: p.direction, ...(p.data ? { data: p.data } : { length: p.length ?? 0 }), retries: SD_MAX_RETRIES });
@@ -513,13 +521,16 @@ export class SdDisk implements BlockDevice {
         if (!(e instanceof Error && e.name === 'OutOfMemoryError')) throw e;
         failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
         if (--left === 0) settle(req, failure);
-        return;
+        continue;
       }
       this.core.submit(cmd, o.cpu ?? 0, (d: Disposition) => {
         if (d.ok) {
-          if (p.direction === 'from-device') parts[i] = this.core.received(cmd);
-          // A short transfer is an error for a read (the block layer's resid handling).
-          if (p.direction === 'from-device' && (parts[i]?.length ?? 0) < (p.length ?? 0)) failure ??= { ok: false, errno: 'EIO', message: `short read: ${parts[i]?.length ?? 0} of ${p.length} bytes` };
+          if (p.direction === 'from-device') {
+            // A short transfer is an error for a read (the block layer's resid handling).
+            const n = this.core.receivedLength(cmd);
+            if (n < (p.length ?? 0)) failure ??= { ok: false, errno: 'EIO', message: `short read: ${n} of ${p.length} bytes` };
+            else if (out && !failure) this.core.receiveInto(cmd, out, offset);
+          }
         } else {
           // A command the mid layer refused (a removed device) never reached the host: no report.
           if (cmd.issued) this.core.printIoError(cmd, 'sd', p.lba * per, req.op === 'read' ? 'READ' : req.op === 'flush' ? 'FLUSH' : req.op === 'discard' ? 'DISCARD' : 'WRITE');
@@ -529,16 +540,9 @@ export class SdDisk implements BlockDevice {
         if (--left > 0) return;
         if (failure) return settle(req, failure);
         if (req.op !== 'read') return settle(req, { ok: true });
-        const out = new Uint8Array(parts.reduce((n, b) => n + (b?.length ?? 0), 0));
-        let at = 0;
-        for (const b of parts) {
-          if (!b) continue;
-          out.set(b, at);
-          at += b.length;
-        }
-        settle(req, { ok: true, data: out });
+        settle(req, { ok: true, data: out! });
       });
-    });
+    }
   }
 
   /** sd_remove → sd_shutdown: a disk with a write cache is flushed; the name is freed. */
