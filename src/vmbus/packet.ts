@@ -103,13 +103,33 @@ function putU32(dst: Uint8Array, at: number, v: number): void {
   putU16(dst, at + 2, v >>> 16);
 }
 
-/** The descriptor of a packet of `length` bytes whose payload starts at `offset` (both multiples of 8 where the ring needs them). */
-function putDescriptor(dst: Uint8Array, type: number, offset: number, length: number, flags: number, transId: number): void {
+/** The descriptor of a packet of `length` bytes whose payload starts at `offset` (a multiple of 8). */
+function putDescriptor(dst: Uint8Array, type: number, offset: number, length: number, flags: number, transId: number | bigint): void {
   putU16(dst, D.type, type);
   putU16(dst, D.offset8, offset / 8);
   putU16(dst, D.len8, len8(length));
   putU16(dst, D.flags, flags);
-  putU64(dst, D.trans_id, transId);
+  if (typeof transId === 'number') putU64(dst, D.trans_id, transId);
+  else {
+    U64.setBigUint64(0, BigInt.asUintN(64, transId), true);
+    for (let i = 0; i < 8; i++) dst[D.trans_id + i] = U64.getUint8(i);
+  }
+}
+/** Where a bigint transaction id is split into bytes without arithmetic on it. */
+const U64 = new DataView(new ArrayBuffer(8));
+
+/** Where a completion's payload starts: right after its descriptor. */
+export const COMPLETION_PAYLOAD_AT = PacketDescriptor.size;
+
+/**
+ * The descriptor of a completion echoing `transId` with a `payloadLength`-byte payload, into
+ * `dst` from 0: the bytes `completion()` makes, for a caller that builds the whole packet in one
+ * buffer (the payload at COMPLETION_PAYLOAD_AT). Returns the packet's length.
+ */
+export function putCompletionHeader(dst: Uint8Array, payloadLength: number, transId: bigint): number {
+  const length = COMPLETION_PAYLOAD_AT + payloadLength;
+  putDescriptor(dst, PacketType.COMP, COMPLETION_PAYLOAD_AT, length, 0, transId);
+  return length;
 }
 
 /** Where an in-band packet's payload starts: right after its descriptor. */
