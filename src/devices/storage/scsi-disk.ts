@@ -394,6 +394,12 @@ export class ScsiDisk implements ScsiTarget {
  * a page boundary splits a block.
  */
 export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: (lba: number, view: Uint8Array) => void, toDisk: boolean): void {
+  const views = data.views(0, bytes);
+  // The usual case, a buffer in one run of memory: one call on the whole of it.
+  if (views.length === 1 && views[0]!.length % sectorSize === 0) {
+    if (views[0]!.length > 0) io(0, views[0]!);
+    return;
+  }
   let lba = 0;
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
@@ -419,7 +425,7 @@ export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: 
     pending = [];
     pendingBytes = 0;
   };
-  for (const view of data.views(0, bytes)) {
+  for (const view of views) {
     let v = view;
     if (pendingBytes > 0) {
       // Complete the split block first.

@@ -147,6 +147,7 @@ export interface ScsiHostTemplate {
 
 /** A mid layer's view of the result of a command: what the block layer (or a caller) gets. */
 export type Disposition = { readonly ok: true } | { readonly ok: false; readonly errno: BlockErrno };
+const DISPOSITION_OK: Disposition = Object.freeze({ ok: true });
 
 /** One SCSI device: an address on a host, its INQUIRY data and VPD pages, and its upper driver. */
 export class ScsiDevice {
@@ -224,6 +225,7 @@ export class ScsiHost {
   complete(cmd: ScsiCmnd): void {
     this.core.finish(cmd);
     // A completion frees a tag and ring space: what was refused goes again.
+    if (this.requeued.length === 0) return;
     const again = this.requeued.splice(0);
     for (const r of again) this.issue(r.cmd, r.cpu);
   }
@@ -370,10 +372,19 @@ export class ScsiCore {
     const n = this.receivedLength(cmd);
     if (n === 0) return;
     const bytes = this.memory.bytes;
-    forEachRun(cmd.buffer!.pages, this.memory.pageSize, n, (gpa, from, len) => {
+    const pages = cmd.buffer!.pages;
+    const page = this.memory.pageSize;
+    // A run of physically contiguous pages at a time (forEachRun, without a closure per command).
+    for (let i = 0, offset = 0; offset < n; ) {
+      const gpa = pages[i]!;
+      let end = i + 1;
+      while (end < pages.length && end * page < n && pages[end] === gpa + (end - i) * page) end++;
+      const len = Math.min(n, end * page) - offset;
       this.memory.check(gpa, len);
-      dst.set(bytes.subarray(gpa, gpa + len), at + from);
-    });
+      dst.set(bytes.subarray(gpa, gpa + len), at + offset);
+      offset += len;
+      i = end;
+    }
   }
 
   /** Sends a command and calls `done` with its disposition once it is final (retries included). */
@@ -464,7 +475,7 @@ export class ScsiCore {
 
   /** The errno of a final result (scsi_result_to_blk_status, scsi_io_completion_action, blk_errors). */
   private result(cmd: ScsiCmnd): Disposition {
-    if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.GOOD) return { ok: true };
+    if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.GOOD) return DISPOSITION_OK;
     const s = cmd.senseHeader;
     if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.CHECK_CONDITION && s) {
       if (s.key === SenseKey.MEDIUM_ERROR && (s.asc === 0x11 || s.asc === 0x13 || s.asc === 0x14)) return { ok: false, errno: 'ENODATA' };

@@ -33,22 +33,30 @@ const be64 = (b: Uint8Array, at: number): number => {
   return dv.getUint32(at) * 2 ** 32 + dv.getUint32(at + 4);
 };
 
+/** Big-endian stores into a CDB (the low 32 or 16 bits of `v`, as DataView's setters take them). */
+function putBe32(c: Uint8Array, at: number, v: number): void {
+  const x = v >>> 0;
+  c[at] = x >>> 24;
+  c[at + 1] = (x >>> 16) & 0xff;
+  c[at + 2] = (x >>> 8) & 0xff;
+  c[at + 3] = x & 0xff;
+}
+
 function cdb10(op: number, lba: number, blocks: number): Uint8Array {
   const c = new Uint8Array(10);
-  const dv = new DataView(c.buffer);
   c[0] = op;
-  dv.setUint32(2, lba);
-  dv.setUint16(7, blocks);
+  putBe32(c, 2, lba);
+  c[7] = (blocks >>> 8) & 0xff;
+  c[8] = blocks & 0xff;
   return c;
 }
 
 function cdb16(op: number, lba: number, blocks: number): Uint8Array {
   const c = new Uint8Array(16);
-  const dv = new DataView(c.buffer);
   c[0] = op;
-  dv.setUint32(2, Math.floor(lba / 2 ** 32));
-  dv.setUint32(6, lba >>> 0);
-  dv.setUint32(10, blocks);
+  putBe32(c, 2, Math.floor(lba / 2 ** 32));
+  putBe32(c, 6, lba >>> 0);
+  putBe32(c, 10, blocks);
   return c;
 }
 
@@ -486,9 +494,8 @@ export class SdDisk implements BlockDevice {
     for (let done = 0; done < blocks; ) {
       const n = Math.min(max, blocks - done);
       const at = lba + done;
-      const ropcode = op === 'read' ? { 6: ScsiOp.READ_6, 10: ScsiOp.READ_10, 16: ScsiOp.READ_16 } : { 6: ScsiOp.WRITE_6, 10: ScsiOp.WRITE_10, 16: ScsiOp.WRITE_16 };
       // sd_setup_read_write_cmnd: (16) for large disks or counts, else (10) (use_10_for_rw).
-      const cdb = this.use16ForRw || n > 0xffff ? cdb16(ropcode[16], at, n) : cdb10(ropcode[10], at, n);
+      const cdb = this.use16ForRw || n > 0xffff ? cdb16(op === 'read' ? ScsiOp.READ_16 : ScsiOp.WRITE_16, at, n) : cdb10(op === 'read' ? ScsiOp.READ_10 : ScsiOp.WRITE_10, at, n);
       const bytes = n * this.logicalBlockSize;
       pieces.push(op === 'read' ? { cdb, direction: 'from-device', length: bytes, lba: at } : { cdb, direction: 'to-device', data: data!.subarray(done * this.logicalBlockSize, done * this.logicalBlockSize + bytes), lba: at });
       done += n;

@@ -83,6 +83,12 @@ interface InitRequest {
   packet: Uint8Array | undefined;
 }
 
+/** One hardware queue's tags: the command holding each, and a bound below which every tag is taken. */
+interface TagSet {
+  readonly cmds: (ScsiCmnd | undefined)[];
+  lowestFree: number;
+}
+
 /** One storvsc device: its channels, the SCSI host it registered and the requests in flight. */
 export class StorvscDevice {
   readonly kind: StorvscKind;
@@ -103,7 +109,7 @@ export class StorvscDevice {
   portName = 0n;
   nodeName = 0n;
   /** blk-mq tags per hardware queue (one per CPU). */
-  private readonly tags = new Map<number, Map<number, ScsiCmnd>>();
+  private readonly tags = new Map<number, TagSet>();
   private readonly initRequest: InitRequest = { packet: undefined };
   private readonly resetRequest: InitRequest = { packet: undefined };
   private packetBuffer = new Uint8Array(0);
@@ -315,11 +321,18 @@ export class StorvscDevice {
       this.storChns.set(qNum, this.channel);
       return this.channel;
     }
-    const cpus = [...this.allocedCpus].sort((a, b) => a - b);
+    const cpus = this.allocedSorted();
     const ch = this.storChns.get(cpus[qNum % cpus.length]!) ?? this.channel;
     this.storChns.set(qNum, ch);
     return ch;
   }
+
+  /** alloced_cpus in ascending order (kept until a CPU joins). */
+  private allocedSorted(): readonly number[] {
+    if (this.allocedOrder.length !== this.allocedCpus.size) this.allocedOrder = [...this.allocedCpus].sort((a, b) => a - b);
+    return this.allocedOrder;
+  }
+  private allocedOrder: number[] = [];
 
   /** hv_get_avail_to_write_percent of a channel's outbound ring. */
   private availPercent(ch: GuestChannel): number {
@@ -332,12 +345,14 @@ export class StorvscDevice {
     if (!out) return this.getOgChn(qNum);
     if (out.targetCpu !== qNum) return out;
     // Prefer another channel (on another CPU) with room, then this CPU's own, then any with room.
-    const cpus = [...this.allocedCpus].sort((a, b) => a - b);
-    const wrap = [...cpus.filter((c) => c > qNum), ...cpus.filter((c) => c <= qNum)];
-    for (const cpu of wrap) {
-      if (cpu === qNum) continue;
-      const ch = this.storChns.get(cpu);
-      if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) return ch;
+    // The others are tried from the next CPU up, wrapping around.
+    const cpus = this.allocedSorted();
+    for (let pass = 0; pass < 2; pass++) {
+      for (const cpu of cpus) {
+        if (pass === 0 ? cpu <= qNum : cpu >= qNum) continue;
+        const ch = this.storChns.get(cpu);
+        if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) return ch;
+      }
     }
     if (this.availPercent(out) > RING_AVAIL_PERCENT_LOWATER) return out;
     for (const cpu of cpus) {
@@ -356,12 +371,14 @@ export class StorvscDevice {
     return this.packetBuffer;
   }
 
+  /** blk_mq_get_tag: the lowest free tag of the hardware queue, or undefined when all canQueue are taken. */
   private allocTag(hwq: number, cmd: ScsiCmnd): number | undefined {
     let q = this.tags.get(hwq);
-    if (!q) this.tags.set(hwq, (q = new Map()));
-    for (let t = 0; t < this.canQueue; t++) {
-      if (!q.has(t)) {
-        q.set(t, cmd);
+    if (!q) this.tags.set(hwq, (q = { cmds: [], lowestFree: 0 }));
+    for (let t = q.lowestFree; t < this.canQueue; t++) {
+      if (q.cmds[t] === undefined) {
+        q.cmds[t] = cmd;
+        q.lowestFree = t + 1;
         return t;
       }
     }
@@ -370,14 +387,17 @@ export class StorvscDevice {
 
   /** Frees the command's tag; cmd.tag keeps its number for the error report. */
   private freeTag(cmd: ScsiCmnd): void {
-    if (this.tags.get(cmd.hwq)?.get(cmd.tag) === cmd) this.tags.get(cmd.hwq)!.delete(cmd.tag);
+    const q = this.tags.get(cmd.hwq);
+    if (!q || cmd.tag < 0 || q.cmds[cmd.tag] !== cmd) return;
+    q.cmds[cmd.tag] = undefined;
+    if (cmd.tag < q.lowestFree) q.lowestFree = cmd.tag;
   }
 
   /** scsi_host_find_tag for a transaction id (tag = id - 1, as blk_mq_unique_tag). */
   private findTag(id: bigint): ScsiCmnd | undefined {
     if (id < 1n || id > 0xffff_ffffn) return undefined;
-    const unique = Number(id - 1n);
-    return this.tags.get(unique >>> 16)?.get(unique & 0xffff);
+    const unique = Number(id) - 1;
+    return this.tags.get(unique >>> 16)?.cmds[unique & 0xffff];
   }
 
   /** storvsc_queuecommand + storvsc_do_io. */
