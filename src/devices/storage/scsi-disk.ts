@@ -6,7 +6,7 @@
 // Microsoft's azacsnap documentation: the same layout with DPOFUA set). Any command not listed
 // here gets CHECK CONDITION, ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE.
 import { DiskIoError, type BlockBackend } from './backend.js';
-import { parseCdb, type Cdb } from './cdb.js';
+import { cdbBytes, parseCdb, type Cdb } from './cdb.js';
 import { Asc, be16, be32, be64, DeviceType, fixedSense, putBe16, putBe32, putBe64, ScsiStatus, SenseKey, type AscPair } from './scsi.js';
 import { checkCondition, DataAccessError, good, illegalRequest, type ScsiData, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
 import { SrbStatus } from './wire.js';
@@ -95,7 +95,7 @@ export class ScsiDisk implements ScsiTarget {
     this.commands++;
     let r: ScsiResult;
     try {
-      r = this.run(parseCdb(req.cdb.subarray(0, 16), req.cdbLength), req.data);
+      r = this.run(parseCdb(cdbBytes(req.cdb), req.cdbLength), req.data);
     } catch (e) {
       if (e instanceof DataAccessError) r = checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, SrbStatus.INVALID_REQUEST);
       else if (e instanceof DiskIoError) r = checkCondition(SenseKey.MEDIUM_ERROR, req.cdb[0] === 0x28 || req.cdb[0] === 0x88 || req.cdb[0] === 0x08 || req.cdb[0] === 0xa8 ? Asc.UNRECOVERED_READ_ERROR : Asc.WRITE_ERROR, SrbStatus.ERROR);

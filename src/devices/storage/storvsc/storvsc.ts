@@ -453,7 +453,7 @@ export class StorvscDevice {
     out[at(Vstor.lun)] = cmd.device.lun & 0xff;
     const cdbLength = Math.min(cmd.cdb.length, STORVSC_MAX_CMD_LEN);
     out[at(Vstor.cdbLength)] = cdbLength;
-    out.set(cmd.cdb.subarray(0, cdbLength), at(Vstor.payload));
+    for (let i = 0; i < cdbLength; i++) out[at(Vstor.payload) + i] = cmd.cdb[i]!;
     out[at(Vstor.senseInfoLength)] = STORVSC_SENSE_BUFFER_SIZE;
     put32(out, at(Vstor.dataTransferLength), cmd.length);
     const ch = this.selectChannel(cpu);
