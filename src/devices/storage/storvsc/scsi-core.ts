@@ -337,8 +337,12 @@ export class ScsiCore {
     if (length > 0) {
       const page = this.memory.pageSize;
       const count = Math.ceil(length / page);
-      const pages: number[] = new Array(count);
-      for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
+      let pages: number[];
+      if (this.transport.allocPageList) pages = this.transport.allocPageList(count);
+      else {
+        pages = new Array(count);
+        for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
+      }
       buffer = { pages, length };
       if (o.data) forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
     }
