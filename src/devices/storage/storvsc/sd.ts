@@ -4,7 +4,7 @@
 // commands it builds (sd_setup_read_write_cmnd, sd_setup_flush_cmnd, sd_setup_unmap_cmnd, zeroing
 // by plain writes where WRITE SAME is off), and removal ("Synchronizing SCSI cache").
 import { ScsiOp, SenseKey } from '../scsi.js';
-import { newRequest, settle, type BlockDevice, type BlockIoOptions, type BlockOp, type BlockRequest, type BlockResult } from './block.js';
+import { intoTooSmall, newRequest, settle, type BlockDevice, type BlockIoOptions, type BlockOp, type BlockRequest, type BlockResult } from './block.js';
 import { scanPartitions, type PartitionTable } from './partitions.js';
 import { SD_MAX_RETRIES, type Disposition, type ScsiCmnd, type ScsiCore, type ScsiDevice } from './scsi-core.js';
 import { hexBytes, stringGetSize } from './strings.js';
@@ -380,6 +380,12 @@ export class SdDisk implements BlockDevice {
   // --- The block device ---------------------------------------------------------------------------
 
   read(lba: number, blocks: number, o: BlockIoOptions = {}): BlockRequest {
+    const small = intoTooSmall(o, blocks * this.logicalBlockSize);
+    if (small) {
+      const req = newRequest('read', lba, blocks);
+      settle(req, small);
+      return req;
+    }
     return this.submitRw('read', lba, blocks, undefined, o);
   }
 
@@ -485,7 +491,7 @@ export class SdDisk implements BlockDevice {
     const req = newRequest(op, lba, blocks);
     if (!this.checkEod(req, lba, blocks, o)) return req;
     if (blocks === 0) {
-      settle(req, { ok: true, ...(op === 'read' ? { data: new Uint8Array(0) } : {}) });
+      settle(req, { ok: true, ...(op === 'read' ? { data: o.into ? o.into.subarray(0, 0) : new Uint8Array(0) } : {}) });
       return req;
     }
     if (op === 'write' && this.writeProtect) this.core.log('warn', `Trying to write to read-only block-device ${this.name}`);
@@ -512,7 +518,7 @@ export class SdDisk implements BlockDevice {
     const per = this.logicalBlockSize / 512;
     let total = 0;
     for (const p of pieces) total += p.length ?? 0;
-    const out = req.op === 'read' ? new Uint8Array(total) : undefined;
+    const out = req.op !== 'read' ? undefined : o.into ? o.into.subarray(0, total) : new Uint8Array(total);
     let left = pieces.length;
     let failure: BlockResult | undefined;
     let at = 0;
