@@ -333,7 +333,7 @@ export class ScsiDisk implements ScsiTarget {
       transfer(data, bytes, b.sectorSize, (lba, view) => b.write(c.lba + lba, view, c.fua), true);
     } else {
       if (!data.writable) throw new DataAccessError('READ into a buffer the host may not write');
-      transfer(data, bytes, b.sectorSize, (lba, view) => b.read(c.lba + lba, view), false);
+      transfer(data, bytes, b.sectorSize, (lba, view) => b.read(c.lba + lba, view), false, b.readv && ((lba, views) => b.readv!(c.lba + lba, views)));
     }
     return good(bytes);
   }
@@ -391,13 +391,19 @@ export class ScsiDisk implements ScsiTarget {
 /**
  * Moves `bytes` between the buffer and the disk block by block run: each view of the buffer's
  * memory goes to the back end directly when it holds whole blocks, through a bounce buffer where
- * a page boundary splits a block.
+ * a page boundary splits a block. `ioMany`, when given, takes all the views at once if each holds
+ * whole blocks (a vectored read of scattered guest pages).
  */
-export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: (lba: number, view: Uint8Array) => void, toDisk: boolean): void {
+export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: (lba: number, view: Uint8Array) => void, toDisk: boolean, ioMany?: (lba: number, views: readonly Uint8Array[]) => void): void {
   const views = data.views(0, bytes);
   // The usual case, a buffer in one run of memory: one call on the whole of it.
   if (views.length === 1 && views[0]!.length % sectorSize === 0) {
     if (views[0]!.length > 0) io(0, views[0]!);
+    return;
+  }
+  // Pages scattered in memory, each whole blocks: one vectored call where the back end has one.
+  if (ioMany && views.length > 1 && views.every((v) => v.length % sectorSize === 0)) {
+    ioMany(0, views);
     return;
   }
   let lba = 0;
