@@ -51,6 +51,10 @@ export class KernelVmbusTransport implements ClientTransport {
     this.k.mm.freeContiguous(gpa, bytes);
   }
 
+  allocPageList(count: number): number[] {
+    return this.k.mm.allocPageList(count);
+  }
+
   allocHvPage(): number {
     return this.k.mm.allocHvPage();
   }

@@ -1,7 +1,7 @@
 // Disk images on the host's file system: the BlockFile the device layer's formats use, raw images,
 // and opening an image by what it is (a VHDX by its signature, anything else raw). A writer holds
 // the image exclusively, as Hyper-V does: a second writer, in this process or another, is refused.
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, realpathSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, readvSync, realpathSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { checkRange, DiskIoError, type BlockBackend, type BlockFile } from '../devices/storage/backend.js';
 import { VhdxDisk, VhdxFormatError, type ParentLocator } from '../devices/storage/vhdx/vhdx.js';
@@ -16,6 +16,9 @@ export class DiskOpenError extends Error {
     super(`${path}: ${reason}`);
   }
 }
+
+/** Buffers one preadv takes at most (Linux's IOV_MAX). */
+const IOV_MAX = 1024;
 
 /** Images this process holds open for writing, by real path. */
 const writers = new Set<string>();
@@ -135,6 +138,28 @@ export class NodeFile implements BlockFile {
     });
   }
 
+  readvAt(offset: number, outs: readonly Uint8Array[]): void {
+    this.io('read', () => {
+      let at = offset;
+      for (let first = 0; first < outs.length; ) {
+        // One preadv for the buffers left (at most IOV_MAX of them); a short read finishes the
+        // buffer it stopped in with readAt, which also zeroes what lies past the end of the file.
+        const batch = first === 0 && outs.length <= IOV_MAX ? outs : outs.slice(first, first + IOV_MAX);
+        let n = readvSync(this.handle, batch as Uint8Array[], at);
+        for (const out of batch) {
+          if (n >= out.length) {
+            n -= out.length;
+          } else {
+            this.readAt(at + n, out.subarray(n));
+            n = 0;
+          }
+          at += out.length;
+          first++;
+        }
+      }
+    });
+  }
+
   writeAt(offset: number, data: Uint8Array): void {
     if (this.readOnly) throw new DiskIoError(`${this.path} is open read-only`);
     this.io('write', () => {
@@ -187,6 +212,19 @@ export class RawDisk implements BlockBackend {
   read(lba: number, out: Uint8Array): void {
     checkRange(this, lba, out.length);
     this.file.readAt(lba * this.sectorSize, out);
+  }
+
+  readv(lba: number, outs: readonly Uint8Array[]): void {
+    let bytes = 0;
+    for (const out of outs) bytes += out.length;
+    checkRange(this, lba, bytes);
+    for (const out of outs) if (out.length % this.sectorSize !== 0) throw new DiskIoError(`${out.length} bytes is not a whole number of ${this.sectorSize}-byte blocks`);
+    if (this.file.readvAt) return this.file.readvAt(lba * this.sectorSize, outs);
+    let at = lba * this.sectorSize;
+    for (const out of outs) {
+      this.file.readAt(at, out);
+      at += out.length;
+    }
   }
 
   write(lba: number, data: Uint8Array, fua = false): void {

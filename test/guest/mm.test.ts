@@ -30,4 +30,33 @@ describe('PageAllocator', () => {
     expect(pages.sort((a, b) => a - b)).toEqual(Array.from({ length: 8 }, (_, i) => block + i * 4096));
     expect(() => mm.allocPage()).toThrow(OutOfMemoryError);
   });
+
+  it('allocPageList takes the pages allocPage would, in its order, zeroed; out of RAM it keeps those it took and throws', () => {
+    // Two allocators over the same history: freed pages in a scattered order, fresh RAM, then a free block split.
+    const setup = () => {
+      const mem = new GuestMemory({ size: 64 << 10 });
+      const mm = new PageAllocator(mem, 0);
+      const block = mm.allocContiguous(4 * 4096);
+      const singles = Array.from({ length: 6 }, () => mm.allocPage());
+      for (const gpa of [singles[3]!, singles[0]!, singles[4]!]) {
+        mem.fill(gpa, 4096, 0xaa);
+        mm.freePage(gpa);
+      }
+      mem.fill(block, 4 * 4096, 0xbb);
+      mm.freeContiguous(block, 4 * 4096);
+      return { mem, mm };
+    };
+    const one = setup();
+    const two = setup();
+    const expected = Array.from({ length: 11 }, () => one.mm.allocPage());
+    const list = two.mm.allocPageList(11);
+    expect(list).toEqual(expected);
+    expect(two.mm.usedPages).toBe(one.mm.usedPages);
+    expect(two.mem.bytes).toEqual(one.mem.bytes);
+    for (const gpa of list) expect(two.mem.read(gpa, 4096).every((b) => b === 0)).toBe(true);
+
+    const left = two.mm.freePageCount;
+    expect(() => two.mm.allocPageList(left + 1)).toThrow(OutOfMemoryError);
+    expect(two.mm.freePageCount).toBe(0);
+  });
 });

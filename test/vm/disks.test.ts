@@ -127,6 +127,33 @@ describe('images on the host', () => {
     raw.close();
     expect(readFileSync(join(d, 'r.img'))[512]).toBe(3);
   });
+
+  it('a vectored read fills each buffer in turn as reads of each would; past the end of the file is zeros', () => {
+    const d = dir();
+    const p = join(d, 'v.img');
+    const bytes = Uint8Array.from({ length: 64 * 1024 }, (_, i) => (i * 7 + (i >> 10)) & 0xff);
+    writeFileSync(p, bytes);
+    const raw = new RawDisk(new NodeFile(p, true));
+    const outs = [4096, 512, 8192, 1024].map((n) => new Uint8Array(n).fill(0xee));
+    raw.readv(3, outs);
+    let at = 3 * 512;
+    for (const out of outs) {
+      expect(out).toEqual(bytes.subarray(at, at + out.length));
+      at += out.length;
+    }
+    expect(() => raw.readv(120, [new Uint8Array(4096), new Uint8Array(512)])).toThrow('pass the end');
+    expect(() => raw.readv(0, [new Uint8Array(100)])).toThrow('whole number');
+    // The file itself reads zeros past its end, in the buffer it ends in and those after it.
+    const file = new NodeFile(p, true);
+    const tail = [new Uint8Array(3000).fill(1), new Uint8Array(2000).fill(1), new Uint8Array(10).fill(1)];
+    file.readvAt(64 * 1024 - 4000, tail);
+    expect(tail[0]).toEqual(bytes.subarray(64 * 1024 - 4000, 64 * 1024 - 1000));
+    expect(tail[1]!.subarray(0, 1000)).toEqual(bytes.subarray(64 * 1024 - 1000));
+    expect(tail[1]!.subarray(1000).every((x) => x === 0)).toBe(true);
+    expect(tail[2]!.every((x) => x === 0)).toBe(true);
+    file.close();
+    raw.close();
+  });
 });
 
 describe('script disk steps', () => {

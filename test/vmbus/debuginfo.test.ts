@@ -37,6 +37,11 @@ describe('ring debug info from both ends', () => {
       expect(compare()).toBe(12);
       const stream = [...m.vmbus!.server.channels.values()].find((c) => c.offer.classId === STREAM_CLASS_ID)!.ringState()!;
       fullSeen ||= stream.incoming.bytesAvailToRead > stream.incoming.dataSize / 2;
+      // hv_get_avail_to_write_percent, without a snapshot: what the snapshot's fields give.
+      for (const ch of m.kernel.vmbus!.channels) {
+        const out = ch.snapshot().outbound;
+        expect(ch.availToWritePercent(), `relid ${ch.relid}`).toBe(out && out.dataSize ? Math.floor((out.bytesAvailToWrite * 100) / out.dataSize) : 0);
+      }
     }
     expect(fullSeen).toBe(true);
   });

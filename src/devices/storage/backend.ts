@@ -20,6 +20,12 @@ export interface BlockBackend {
   readonly diskId?: Uint8Array;
   /** Reads out.length bytes (whole blocks) from `lba` into `out`. Throws DiskIoError. */
   read(lba: number, out: Uint8Array): void;
+  /**
+   * Reads consecutive blocks from `lba` into each of `outs` in turn (each whole blocks): what
+   * read() of each would do, in one request where the back end can (a guest buffer's scattered
+   * pages, as a host's preadv fills them). Throws DiskIoError.
+   */
+  readv?(lba: number, outs: readonly Uint8Array[]): void;
   /** Writes data (whole blocks) at `lba`; `fua` asks for it to be durable on return. Throws DiskIoError. */
   write(lba: number, data: Uint8Array, fua?: boolean): void;
   /** Makes every completed write durable. */
@@ -43,6 +49,8 @@ export interface BlockFile {
   size(): number;
   /** Reads exactly out.length bytes at `offset`; bytes past the end read as zeros. */
   readAt(offset: number, out: Uint8Array): void;
+  /** readAt of consecutive bytes into each of `outs` in turn, in as few calls as it can (preadv). */
+  readvAt?(offset: number, outs: readonly Uint8Array[]): void;
   writeAt(offset: number, data: Uint8Array): void;
   /** Grows (or shrinks) the file to `bytes`. */
   truncate(bytes: number): void;

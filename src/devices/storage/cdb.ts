@@ -54,6 +54,9 @@ export function cdbLength(opcode: number): number {
 
 const invalid = (opcode: number, field: string, asc: AscPair = Asc.INVALID_FIELD_IN_CDB): CdbProblem => ({ op: 'invalid', opcode, field, asc });
 
+/** A request's CDB as parseCdb takes it: at most its first 16 bytes (no view made when it has no more). */
+export const cdbBytes = (cdb: Uint8Array): Uint8Array => (cdb.length > 16 ? cdb.subarray(0, 16) : cdb);
+
 /**
  * Parses `cdb` (the request's 16 CDB bytes, of which `length` are meant). A CDB shorter than its
  * operation code's group is invalid; unknown operation codes are `unsupported`.

@@ -3,7 +3,7 @@
 // (lib.rs ScsiCommandQueue::execute_scsi) says Hyper-V does: REPORT LUNS lists the LUNs of the
 // addressed path and target; INQUIRY of an empty address returns peripheral qualifier 3 (0x7f),
 // which makes Linux's scan ask REPORT LUNS; anything else there is SRB_STATUS_INVALID_LUN.
-import { parseCdb } from './cdb.js';
+import { cdbBytes, parseCdb } from './cdb.js';
 import { Asc, INQUIRY_NO_LUN, putBe16, putBe32, ScsiStatus, SenseKey } from './scsi.js';
 import { checkCondition, DataAccessError, good, illegalRequest, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
 import { SrbStatus } from './wire.js';
@@ -56,7 +56,7 @@ export class ScsiController {
 
   /** Executes one command for `address`: the target's answer, or the controller's own. */
   execute(address: ScsiAddress, req: ScsiRequest): ScsiResult {
-    const c = parseCdb(req.cdb.subarray(0, 16), req.cdbLength);
+    const c = parseCdb(cdbBytes(req.cdb), req.cdbLength);
     try {
       if (c.op === 'report-luns') return this.reportLuns(address, c.allocation, req);
       const target = this.get(address);

@@ -42,18 +42,25 @@ export class GpaData implements ScsiData {
     const segments: Segment[] = [];
     let left = length;
     let offset = range.byteOffset;
+    // The run being gathered: pages that follow each other in guest memory make one segment.
+    let runGpa = 0;
+    let runLength = 0;
     for (let i = 0; left > 0; i++) {
       const pfn = range.pfns[i];
       if (pfn === undefined) throw new RangeProblem(`range.pfn_array[${i}]`, 'missing');
       const gpa = pfn * HV_HYP_PAGE_SIZE + offset;
       const n = Math.min(left, HV_HYP_PAGE_SIZE - offset);
       if (!Number.isSafeInteger(gpa) || !memory.contains(gpa, n)) throw new RangeProblem(`range.pfn_array[${i}]`, `page 0x${pfn.toString(16)} is outside the guest's ${memory.size}-byte RAM`);
-      const last = segments[segments.length - 1];
-      if (last && last.gpa + last.length === gpa) segments[segments.length - 1] = { gpa: last.gpa, length: last.length + n };
-      else segments.push({ gpa, length: n });
+      if (runLength > 0 && runGpa + runLength === gpa) runLength += n;
+      else {
+        if (runLength > 0) segments.push({ gpa: runGpa, length: runLength });
+        runGpa = gpa;
+        runLength = n;
+      }
       left -= n;
       offset = 0;
     }
+    if (runLength > 0) segments.push({ gpa: runGpa, length: runLength });
     this.segments = segments;
   }
 
@@ -89,7 +96,7 @@ export class GpaData implements ScsiData {
       }
       const n = Math.min(s.length - skip, left);
       // Through the GPA map: a buffer under an overlay page is the RAM the overlay hides (gpa-map.ts).
-      out.push(...hostViews(this.memory, s.gpa + skip, n));
+      for (const v of hostViews(this.memory, s.gpa + skip, n)) out.push(v);
       left -= n;
       skip = 0;
     }

@@ -24,6 +24,8 @@ import { ScsiController, type ScsiAddress } from './controller.js';
 import { GpaData, RangeProblem } from './gpa-data.js';
 import { Asc, fixedSense, ScsiStatus, SenseKey } from './scsi.js';
 import { ntStatusForSrb } from './srb.js';
+import { le32, put16, put32, Vstor } from './srb-fields.js';
+import { COMPLETION_PAYLOAD_AT, putCompletionHeader } from '../../vmbus/packet.js';
 import { ByteData, type ScsiResult, type ScsiTarget } from './target.js';
 import { HOST_MAX_TRANSFER_BYTES, HOST_VMSTOR_VERSIONS, hostSubChannels, multiChannel } from './versions.js';
 import {
@@ -146,6 +148,10 @@ export class StorvspHost implements HostDevice {
   private readonly channels = new Map<HostChannel, StorChannel>();
   private rescanPending = false;
   private disposed = false;
+  /** The packet being handled (zero-extended), the SRB of its completion, and the completion being sent. */
+  private readonly request = new Uint8Array(VstorPacket.size);
+  private readonly response = new Uint8Array(VmscsiRequest.size);
+  private readonly completionBuffer = new Uint8Array(COMPLETION_PAYLOAD_AT + VstorPacket.size);
 
   constructor(
     private readonly ctx: HostContext,
@@ -308,13 +314,23 @@ export class StorvspHost implements HostDevice {
 
   /** Completes a request, now or once the ring has room; `counted` requests leave the outstanding count. */
   private complete(sc: StorChannel, transId: bigint, status: number, body: Uint8Array | undefined, requestSize: number, counted = false): void {
-    const payload = this.packet(VstorOp.COMPLETE_IO, status, body, requestSize);
-    if (sc.unsent.length === 0 && sc.channel.sendCompletion(transId, payload)) {
-      this.stats.completions++;
-      if (counted) sc.outstanding--;
-      return;
+    if (sc.unsent.length === 0) {
+      // The whole completion (descriptor and vstor_packet, what sendCompletion would send) is built
+      // in the host's own buffer and written to the ring in one piece.
+      const out = this.completionBuffer;
+      const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
+      const at = COMPLETION_PAYLOAD_AT;
+      out.fill(0, at, length);
+      put32(out, at + Vstor.operation, VstorOp.COMPLETE_IO);
+      put32(out, at + Vstor.status, status >>> 0);
+      if (body) out.set(body.subarray(0, requestSize), at + VSTOR_PACKET_HEADER);
+      if (sc.channel.send([out.subarray(0, length)])) {
+        this.stats.completions++;
+        if (counted) sc.outstanding--;
+        return;
+      }
     }
-    sc.unsent.push({ transId, payload, counted });
+    sc.unsent.push({ transId, payload: this.packet(VstorOp.COMPLETE_IO, status, body, requestSize), counted });
     sc.channel.waitForSpace(COMPLETION_RING_BYTES);
   }
 
@@ -328,12 +344,14 @@ export class StorvspHost implements HostDevice {
       this.violation(`channel ${sc.index}: packet ${p.transId} of ${payload.length} bytes is shorter than the 12-byte vstor_packet header`);
       return this.complete(sc, p.transId, NtStatus.INVALID_PARAMETER, undefined, 0);
     }
-    const op = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0, true);
-    // The union as the guest sent it, zero-extended to its largest member (OpenVMM reads min(len, 52) bytes).
-    const union = new Uint8Array(VmscsiRequest.size);
-    union.set(payload.subarray(VSTOR_PACKET_HEADER, VSTOR_PACKET_HEADER + requestSize));
-    const request = op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined;
-    if (this.options.answer && !this.options.answer(op, request)) return;
+    const op = le32(payload, Vstor.operation);
+    // The packet as the guest sent it, its union zero-extended to the largest member (OpenVMM reads
+    // min(len, 52) bytes): the host's own copy, read in place while this packet is handled.
+    const request = this.request;
+    request.fill(0);
+    request.set(payload.subarray(0, VSTOR_PACKET_HEADER + requestSize));
+    const union = request.subarray(VSTOR_PACKET_HEADER);
+    if (this.options.answer && !this.options.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined)) return;
     if (sc.index !== 0 && this.state !== 'ready') return this.complete(sc, p.transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
     const wrongOrder = () => {
       this.violation(`channel ${sc.index}: ${VSTOR_OP_NAMES[op] ?? `operation ${op}`} in state ${this.state}`);
@@ -378,7 +396,7 @@ export class StorvspHost implements HostDevice {
       case 'ready':
         switch (op) {
           case VstorOp.EXECUTE_SRB:
-            return this.executeSrb(sc, p, request!, requestSize);
+            return this.executeSrb(sc, p, request, requestSize);
           case VstorOp.RESET_LUN:
           case VstorOp.RESET_BUS:
           case VstorOp.RESET_ADAPTER:
@@ -436,19 +454,21 @@ export class StorvspHost implements HostDevice {
     this.violation(`channel ${sc.index}: EXECUTE_SRB ${transId}: ${why}`);
     this.stats.errors++;
     const result: ScsiResult = { scsiStatus: ScsiStatus.CHECK_CONDITION, srbStatus: SrbStatus.INVALID_REQUEST, tx: 0, sense: fixedSense(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB) };
-    this.complete(sc, transId, NtStatus.INVALID_PARAMETER, this.srbResponse(result), requestSize);
+    this.complete(sc, transId, NtStatus.INVALID_PARAMETER, this.srbResponse(result, this.response), requestSize);
   }
 
-  private executeSrb(sc: StorChannel, p: ParsedPacket, r: VmscsiRequestValue, requestSize: number): void {
+  /** EXECUTE_SRB: `r` is the whole vstor_packet (the host's zero-extended copy), read at the declared offsets. */
+  private executeSrb(sc: StorChannel, p: ParsedPacket, r: Uint8Array, requestSize: number): void {
     this.stats.srbs++;
-    const length = r.data_transfer_length;
-    if (r.cdb_length > STORVSC_MAX_CMD_LEN) return this.refuseSrb(sc, p.transId, requestSize, `cdb_length ${r.cdb_length} exceeds ${STORVSC_MAX_CMD_LEN}`);
+    const length = le32(r, Vstor.dataTransferLength);
+    const cdbLength = r[Vstor.cdbLength]!;
+    if (cdbLength > STORVSC_MAX_CMD_LEN) return this.refuseSrb(sc, p.transId, requestSize, `cdb_length ${cdbLength} exceeds ${STORVSC_MAX_CMD_LEN}`);
     if (length > this.maxTransferBytes) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} exceeds the ${this.maxTransferBytes}-byte maximum transfer`);
     const ranges = p.ranges ?? [];
     if (ranges.length > 1) return this.refuseSrb(sc, p.transId, requestSize, `${ranges.length} GPA ranges; storvsp takes one`);
     if (length > 0 && ranges.length === 0) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} without a GPA range`);
     // data_in READ_TYPE or UNKNOWN_TYPE lets the host write the buffer (OpenVMM: is_write = data_in != 0).
-    const writable = r.data_in !== StorvscRequestType.WRITE_TYPE;
+    const writable = r[Vstor.dataIn] !== StorvscRequestType.WRITE_TYPE;
     let data;
     try {
       data = ranges.length ? new GpaData(this.ctx.server.io.memory, ranges[0]!, length, writable) : new ByteData(new Uint8Array(0), writable);
@@ -457,16 +477,17 @@ export class StorvspHost implements HostDevice {
       return this.refuseSrb(sc, p.transId, requestSize, e.message);
     }
     // The IDE accelerator forces the path: guests do not set it reliably (storvsp lib.rs force_path_id).
-    const address = { path: this.kind === 'ide' ? 0 : r.path_id, target: r.target_id, lun: r.lun };
-    const cdb = r.payload.subarray(0, STORVSC_MAX_CMD_LEN);
-    const result = this.controller.execute(address, { cdb, cdbLength: r.cdb_length, data });
+    const address = { path: this.kind === 'ide' ? 0 : r[Vstor.pathId]!, target: r[Vstor.targetId]!, lun: r[Vstor.lun]! };
+    // A copy: the request buffer is reused by the next packet, and a target may keep what it is given.
+    const cdb = r.slice(Vstor.payload, Vstor.payload + STORVSC_MAX_CMD_LEN);
+    const result = this.controller.execute(address, { cdb, cdbLength, data });
     if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
     else if (writable) this.stats.bytesRead += result.tx;
     else this.stats.bytesWritten += result.tx;
-    const body = this.srbResponse(result);
     const status = ntStatusForSrb(result.srbStatus);
     const latency = this.options.latencyNs ?? 0;
-    if (latency <= 0) return this.complete(sc, p.transId, status, body, requestSize);
+    if (latency <= 0) return this.complete(sc, p.transId, status, this.srbResponse(result, this.response), requestSize);
+    const body = this.srbResponse(result, new Uint8Array(VmscsiRequest.size));
     // The request stays outstanding until its completion is sent (and counted out in complete).
     sc.outstanding++;
     const generation = sc.generation;
@@ -479,20 +500,19 @@ export class StorvspHost implements HostDevice {
     sc.timers.add(timer);
   }
 
-  /** The vmscsi_request of a completion (storvsp lib.rs handle_completion). */
-  private srbResponse(result: ScsiResult): Uint8Array {
-    const sense = new Uint8Array(STORVSC_SENSE_BUFFER_SIZE);
-    if (result.sense) sense.set(result.sense.subarray(0, STORVSC_SENSE_BUFFER_SIZE));
-    return VmscsiRequest.encode({
-      ...VmscsiRequest.zero(),
-      length: VmscsiRequest.size,
-      srb_status: result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0),
-      scsi_status: result.scsiStatus,
-      cdb_length: STORVSC_MAX_CMD_LEN,
-      sense_info_length: STORVSC_SENSE_BUFFER_SIZE,
-      data_transfer_length: result.tx,
-      payload: sense,
-    });
+  /** The vmscsi_request of a completion (storvsp lib.rs handle_completion), into `out` (52 bytes). */
+  private srbResponse(result: ScsiResult, out: Uint8Array): Uint8Array {
+    // Offsets in the request itself: the Vstor offsets less the packet header.
+    const at = (field: number) => field - VSTOR_PACKET_HEADER;
+    out.fill(0);
+    put16(out, at(Vstor.length), VmscsiRequest.size);
+    out[at(Vstor.srbStatus)] = result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0);
+    out[at(Vstor.scsiStatus)] = result.scsiStatus;
+    out[at(Vstor.cdbLength)] = STORVSC_MAX_CMD_LEN;
+    out[at(Vstor.senseInfoLength)] = STORVSC_SENSE_BUFFER_SIZE;
+    put32(out, at(Vstor.dataTransferLength), result.tx);
+    if (result.sense) out.set(result.sense.subarray(0, STORVSC_SENSE_BUFFER_SIZE), at(Vstor.payload));
+    return out;
   }
 
   /** Each open channel's queues: packets read and waiting, completions waiting for room, requests executing. */

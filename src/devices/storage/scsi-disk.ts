@@ -6,7 +6,7 @@
 // Microsoft's azacsnap documentation: the same layout with DPOFUA set). Any command not listed
 // here gets CHECK CONDITION, ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE.
 import { DiskIoError, type BlockBackend } from './backend.js';
-import { parseCdb, type Cdb } from './cdb.js';
+import { cdbBytes, parseCdb, type Cdb } from './cdb.js';
 import { Asc, be16, be32, be64, DeviceType, fixedSense, putBe16, putBe32, putBe64, ScsiStatus, SenseKey, type AscPair } from './scsi.js';
 import { checkCondition, DataAccessError, good, illegalRequest, type ScsiData, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
 import { SrbStatus } from './wire.js';
@@ -95,7 +95,7 @@ export class ScsiDisk implements ScsiTarget {
     this.commands++;
     let r: ScsiResult;
     try {
-      r = this.run(parseCdb(req.cdb.subarray(0, 16), req.cdbLength), req.data);
+      r = this.run(parseCdb(cdbBytes(req.cdb), req.cdbLength), req.data);
     } catch (e) {
       if (e instanceof DataAccessError) r = checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, SrbStatus.INVALID_REQUEST);
       else if (e instanceof DiskIoError) r = checkCondition(SenseKey.MEDIUM_ERROR, req.cdb[0] === 0x28 || req.cdb[0] === 0x88 || req.cdb[0] === 0x08 || req.cdb[0] === 0xa8 ? Asc.UNRECOVERED_READ_ERROR : Asc.WRITE_ERROR, SrbStatus.ERROR);
@@ -333,7 +333,7 @@ export class ScsiDisk implements ScsiTarget {
       transfer(data, bytes, b.sectorSize, (lba, view) => b.write(c.lba + lba, view, c.fua), true);
     } else {
       if (!data.writable) throw new DataAccessError('READ into a buffer the host may not write');
-      transfer(data, bytes, b.sectorSize, (lba, view) => b.read(c.lba + lba, view), false);
+      transfer(data, bytes, b.sectorSize, (lba, view) => b.read(c.lba + lba, view), false, b.readv && ((lba, views) => b.readv!(c.lba + lba, views)));
     }
     return good(bytes);
   }
@@ -391,9 +391,21 @@ export class ScsiDisk implements ScsiTarget {
 /**
  * Moves `bytes` between the buffer and the disk block by block run: each view of the buffer's
  * memory goes to the back end directly when it holds whole blocks, through a bounce buffer where
- * a page boundary splits a block.
+ * a page boundary splits a block. `ioMany`, when given, takes all the views at once if each holds
+ * whole blocks (a vectored read of scattered guest pages).
  */
-export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: (lba: number, view: Uint8Array) => void, toDisk: boolean): void {
+export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: (lba: number, view: Uint8Array) => void, toDisk: boolean, ioMany?: (lba: number, views: readonly Uint8Array[]) => void): void {
+  const views = data.views(0, bytes);
+  // The usual case, a buffer in one run of memory: one call on the whole of it.
+  if (views.length === 1 && views[0]!.length % sectorSize === 0) {
+    if (views[0]!.length > 0) io(0, views[0]!);
+    return;
+  }
+  // Pages scattered in memory, each whole blocks: one vectored call where the back end has one.
+  if (ioMany && views.length > 1 && views.every((v) => v.length % sectorSize === 0)) {
+    ioMany(0, views);
+    return;
+  }
   let lba = 0;
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
@@ -419,7 +431,7 @@ export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: 
     pending = [];
     pendingBytes = 0;
   };
-  for (const view of data.views(0, bytes)) {
+  for (const view of views) {
     let v = view;
     if (pendingBytes > 0) {
       // Complete the split block first.

@@ -6,7 +6,7 @@
 // DVD-ROM 1.0 PQ: 0 ANSI: 0", and "[sr0] scsi-1 drive": the drive has no capabilities mode page
 // (0x2a), so every MODE SENSE is refused.
 import { DiskIoError, type BlockBackend } from './backend.js';
-import { parseCdb } from './cdb.js';
+import { cdbBytes, parseCdb } from './cdb.js';
 import { Asc, DeviceType, fixedSense, putBe16, putBe32, ScsiStatus, SenseKey } from './scsi.js';
 import { transfer } from './scsi-disk.js';
 import { checkCondition, DataAccessError, good, illegalRequest, type ScsiData, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
@@ -93,7 +93,7 @@ export class ScsiDvd implements ScsiTarget {
   }
 
   private run(req: ScsiRequest): ScsiResult {
-    const c = parseCdb(req.cdb.subarray(0, 16), req.cdbLength);
+    const c = parseCdb(cdbBytes(req.cdb), req.cdbLength);
     const data = req.data;
     switch (c.op) {
       case 'invalid':

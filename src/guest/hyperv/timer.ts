@@ -19,8 +19,7 @@ const SEQ = TscPage.offsets.tsc_sequence;
  * hv_read_tsc_page_tsc(): a consistent read of the TSC page, retrying while the sequence moves;
  * undefined when the page says it is invalid (sequence 0).
  */
-export function readTscPage(mem: GuestMemory, pageGpa: number, ops: CpuOps): bigint | undefined {
-  const words = new Uint32Array(mem.buffer, pageGpa + SEQ, 1);
+export function readTscPage(mem: GuestMemory, pageGpa: number, ops: CpuOps, words: Uint32Array = new Uint32Array(mem.buffer, pageGpa + SEQ, 1)): bigint | undefined {
   for (let tries = 0; tries < 1000; tries++) {
     const seq = Atomics.load(words, 0);
     if (seq === 0) return undefined;
@@ -36,13 +35,16 @@ export function readTscPage(mem: GuestMemory, pageGpa: number, ops: CpuOps): big
 export class ReferenceClock {
   /** GPA of the TSC page, once hv_init_tsc_clocksource() enabled it. */
   tscPage: number | undefined;
+  private sequence: { page: number; words: Uint32Array } | undefined;
 
   constructor(private readonly mem: GuestMemory) {}
 
   /** hv_read_reference_counter(): 100 ns ticks. */
   read(ops: CpuOps): bigint {
     if (this.tscPage !== undefined) {
-      const t = readTscPage(this.mem, this.tscPage, ops);
+      // The sequence word's view, made once per page: the clock is read on every I/O.
+      if (this.sequence?.page !== this.tscPage) this.sequence = { page: this.tscPage, words: new Uint32Array(this.mem.buffer, this.tscPage + SEQ, 1) };
+      const t = readTscPage(this.mem, this.tscPage, ops, this.sequence.words);
       if (t !== undefined) return t;
     }
     return ops.getReg('TIME_REF_COUNT');

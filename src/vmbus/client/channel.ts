@@ -4,7 +4,7 @@
 // (§8.6), signalling through HvSignalEvent or the monitor page (§4.1–§4.2), and MODIFYCHANNEL.
 import { bufferPfns, gpadlMessages, ringPfns } from '../gpadl.js';
 import { completion, gpaDirect, inband, readPackets, type GpaDirectRange } from '../packet.js';
-import { contiguousRing } from '../ring/memory.js';
+import { contiguousRing, Ctl } from '../ring/memory.js';
 import { initRing, RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { ChannelMessageType as T, MAX_USER_DEFINED_BYTES, VMBUS_DEFAULT_MAX_PKT_SIZE, VMBUS_PKT_TRAILER, VmbusVersion } from '../wire/constants.js';
 import { encodeChannelMessage, type ChannelMessage } from '../wire/messages.js';
@@ -366,6 +366,21 @@ export class GuestChannel {
   /** The context of a completed request (vmbus_request_addr); undefined for an id not outstanding. */
   completeRequest(transId: bigint): unknown {
     return this.requestor?.take(transId);
+  }
+
+  /**
+   * hv_get_avail_to_write_percent (include/linux/hyperv.h) of the outbound ring: the share of its
+   * data area free to write, from the indices as they stand, in whole percent; 0 without rings.
+   * What snapshot().outbound gives, without building the snapshot.
+   */
+  availToWritePercent(): number {
+    const mem = this.rings?.outbound.mem;
+    if (!mem || mem.dataSize === 0) return 0;
+    const w = Atomics.load(mem.control, Ctl.WRITE_INDEX);
+    const r = Atomics.load(mem.control, Ctl.READ_INDEX);
+    const size = mem.dataSize;
+    const toRead = w >= r ? w - r : size - r + w;
+    return Math.floor(((size - toRead) * 100) / size);
   }
 
   /** Room in the outbound ring for one packet, trailer excluded (0 once the ring is corrupt). */

@@ -195,9 +195,10 @@ function parseGpaDirect(dv: DataView, end: number): ParsedRange[] {
     if (at + 8 * n > end) throw new PacketError(`range[${i}].pfn_array`, `${n} PFNs do not fit before the in-band part`);
     const pfns: number[] = [];
     for (let k = 0; k < n; k++, at += 8) {
-      const pfn = dv.getBigUint64(at, true);
-      if (pfn > BigInt(Number.MAX_SAFE_INTEGER)) throw new PacketError(`range[${i}].pfn_array[${k}]`, `0x${pfn.toString(16)} is not a frame number`);
-      pfns.push(Number(pfn));
+      // Two halves, no BigInt: a frame number above 2^53 - 1 (high half of 21 bits or more) is refused.
+      const high = dv.getUint32(at + 4, true);
+      if (high >= 2 ** 21) throw new PacketError(`range[${i}].pfn_array[${k}]`, `0x${dv.getBigUint64(at, true).toString(16)} is not a frame number`);
+      pfns.push(high * 2 ** 32 + dv.getUint32(at, true));
     }
     ranges.push({ byteCount, byteOffset, pfns });
   }

@@ -123,6 +123,35 @@ describe('the block device', () => {
     expect(g.host.stats.srbs).toBe(srbs + 1);
   });
 
+  it("a read into the caller's buffer: the same bytes, in a view of it; one too small is EINVAL before any command", () => {
+    const d = memDisk(0, 64 * MIB);
+    const iso = new MemoryDisk(64 * 2048, { sectorSize: 2048 });
+    const g = guestMachine({ disks: [d, { lun: 1, backend: iso, dvd: true }] });
+    const sda = g.storage.disks[0]!;
+    // 1 MiB + 4 KiB from an odd block: five commands (split at max_sectors), each copied to its place.
+    const data = Uint8Array.from({ length: MIB + 4096 }, (_, i) => (i * 7 + (i >> 9)) & 0xff);
+    d.backend.write(333, data);
+    const into = new Uint8Array(MIB + 8192).fill(0xee);
+    const r = settleOn(g, sda.read(333, (MIB + 4096) / 512, { into }));
+    expect(r?.ok && r.data).toEqual(data);
+    expect(r?.ok && r.data?.buffer).toBe(into.buffer);
+    expect(into.subarray(MIB + 4096).every((x) => x === 0xee)).toBe(true);
+    const empty = settleOn(g, sda.read(0, 0, { into }));
+    expect(empty?.ok && empty.data?.length).toBe(0);
+    const srbs = g.host.stats.srbs;
+    expect(settleOn(g, sda.read(0, 9, { into: new Uint8Array(4096) }))).toMatchObject({ ok: false, errno: 'EINVAL' });
+    expect(g.host.stats.srbs).toBe(srbs);
+    // The DVD's reads too.
+    const disc = Uint8Array.from({ length: 4 * 2048 }, (_, i) => (i * 13) & 0xff);
+    iso.write(10, disc);
+    const sr0 = g.storage.drives[0]!;
+    const dst = new Uint8Array(5 * 2048);
+    const rr = settleOn(g, sr0.read(10, 4, { into: dst }));
+    expect(rr?.ok && rr.data).toEqual(disc);
+    expect(rr?.ok && rr.data?.buffer).toBe(dst.buffer);
+    expect(settleOn(g, sr0.read(10, 4, { into: new Uint8Array(2048) }))).toMatchObject({ ok: false, errno: 'EINVAL' });
+  });
+
   it('a 1 MiB request is split at max_sectors (256 KiB) into four READ(10)s', () => {
     const g = guestMachine({ disks: [memDisk(0, 64 * MIB)] });
     const sda = g.storage.disks[0]!;

@@ -22,6 +22,18 @@ export interface BlockIoOptions {
   readonly cpu?: number;
   /** The process named in "attempt to access beyond end of device" lines. */
   readonly comm?: string;
+  /**
+   * read(): the buffer the data goes to instead of a new one, as read(2) fills its caller's (at
+   * least blocks × logicalBlockSize bytes, else EINVAL); the result's data is a view of its start.
+   * What it holds after a failed read is unspecified.
+   */
+  readonly into?: Uint8Array;
+}
+
+/** A read's `into` buffer that cannot hold `bytes`: the failure to settle with, else undefined. */
+export function intoTooSmall(o: BlockIoOptions, bytes: number): BlockResult | undefined {
+  if (!o.into || !(o.into.length < bytes)) return undefined;
+  return { ok: false, errno: 'EINVAL', message: `the ${o.into.length}-byte buffer cannot hold the ${bytes} bytes read` };
 }
 
 export interface BlockDevice {

@@ -5,6 +5,7 @@
 // the VPD pages), device removal, and the kernel log lines of all of it.
 import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
 import type { GuestServices } from '../../device.js';
+import { putU64 } from '../../../vmbus/packet.js';
 import type { ClientTransport } from '../../../vmbus/client/transport.js';
 import { normalizeSense, ScsiOp, ScsiStatus, scsiDeviceTypeName, SenseKey, type SenseHeader } from '../scsi.js';
 import { ascName, hexBytes, opName, SENSE_KEY_NAMES } from './strings.js';
@@ -53,12 +54,42 @@ export function hvPfns(buffer: DataBuffer, pageSize: number): number[] {
   return pfns;
 }
 
+/**
+ * hvPfns written straight into a packet: the first `count` 4 KiB page numbers of the buffer as
+ * little-endian u64s at `at` of `dst` (the GPA-direct range's pfn_array).
+ */
+export function putHvPfns(dst: Uint8Array, at: number, buffer: DataBuffer, count: number, pageSize: number): void {
+  const perPage = pageSize / HV_HYP_PAGE_SIZE;
+  let n = 0;
+  for (let i = 0; i < buffer.pages.length && n < count; i++) {
+    const first = buffer.pages[i]! / HV_HYP_PAGE_SIZE;
+    for (let k = 0; k < perPage && n < count; k++, n++) putU64(dst, at + 8 * n, first + k);
+  }
+}
+
+/**
+ * Calls `f(gpa, offset, bytes)` for each run of physically contiguous pages holding the first
+ * `length` bytes of a buffer of whole `pageSize` pages.
+ */
+function forEachRun(pages: readonly number[], pageSize: number, length: number, f: (gpa: number, offset: number, bytes: number) => void): void {
+  for (let i = 0, offset = 0; offset < length; ) {
+    const gpa = pages[i]!;
+    let end = i + 1;
+    while (end < pages.length && end * pageSize < length && pages[end] === gpa + (end - i) * pageSize) end++;
+    const bytes = Math.min(length, end * pageSize) - offset;
+    f(gpa, offset, bytes);
+    offset += bytes;
+    i = end;
+  }
+}
+
 /** One command on its way through a host adapter. */
 export class ScsiCmnd {
   /** scmnd->result's parts. */
   hostByte: number = HostByte.DID_OK;
   status = 0;
-  readonly sense = new Uint8Array(SCSI_SENSE_BUFFERSIZE);
+  /** The sense buffer, made when first used: most commands never have sense. */
+  private senseBuffer: Uint8Array | undefined;
   /** Bytes of the buffer not transferred. */
   resid = 0;
   done = false;
@@ -84,15 +115,21 @@ export class ScsiCmnd {
     return this.buffer?.length ?? 0;
   }
 
+  /** The SCSI_SENSE_BUFFERSIZE bytes of sense data (zero until the adapter puts some there). */
+  get sense(): Uint8Array {
+    return (this.senseBuffer ??= new Uint8Array(SCSI_SENSE_BUFFERSIZE));
+  }
+
   get senseHeader(): SenseHeader | undefined {
-    return normalizeSense(this.sense);
+    // All-zero sense (never written) has no header.
+    return this.senseBuffer && normalizeSense(this.senseBuffer);
   }
 
   /** Readies the command for another try. */
   reset(): void {
     this.hostByte = HostByte.DID_OK;
     this.status = 0;
-    this.sense.fill(0);
+    this.senseBuffer?.fill(0);
     this.resid = 0;
     this.done = false;
   }
@@ -110,6 +147,7 @@ export interface ScsiHostTemplate {
 
 /** A mid layer's view of the result of a command: what the block layer (or a caller) gets. */
 export type Disposition = { readonly ok: true } | { readonly ok: false; readonly errno: BlockErrno };
+const DISPOSITION_OK: Disposition = Object.freeze({ ok: true });
 
 /** One SCSI device: an address on a host, its INQUIRY data and VPD pages, and its upper driver. */
 export class ScsiDevice {
@@ -187,6 +225,7 @@ export class ScsiHost {
   complete(cmd: ScsiCmnd): void {
     this.core.finish(cmd);
     // A completion frees a tag and ring space: what was refused goes again.
+    if (this.requeued.length === 0) return;
     const again = this.requeued.splice(0);
     for (const r of again) this.issue(r.cmd, r.cpu);
   }
@@ -297,9 +336,15 @@ export class ScsiCore {
     let buffer: DataBuffer | undefined;
     if (length > 0) {
       const page = this.memory.pageSize;
-      const pages = Array.from({ length: Math.ceil(length / page) }, () => this.transport.allocPages(page));
+      const count = Math.ceil(length / page);
+      let pages: number[];
+      if (this.transport.allocPageList) pages = this.transport.allocPageList(count);
+      else {
+        pages = new Array(count);
+        for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
+      }
       buffer = { pages, length };
-      if (o.data) pages.forEach((gpa, i) => this.memory.write(gpa, o.data!.subarray(i * page, (i + 1) * page)));
+      if (o.data) forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
     }
     const cdb = new Uint8Array(o.cdb);
     return new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
@@ -310,17 +355,41 @@ export class ScsiCore {
     for (const gpa of cmd.buffer.pages) this.transport.freePages(gpa, this.memory.pageSize);
   }
 
+  /** Bytes a finished command brought in: its length less the residue. */
+  receivedLength(cmd: ScsiCmnd): number {
+    if (!cmd.buffer || cmd.direction !== 'from-device') return 0;
+    return Math.max(0, cmd.buffer.length - cmd.resid);
+  }
+
   /** The data a finished command brought in. */
   received(cmd: ScsiCmnd): Uint8Array {
-    if (!cmd.buffer || cmd.direction !== 'from-device') return new Uint8Array(0);
-    const out = new Uint8Array(Math.max(0, cmd.buffer.length - cmd.resid));
-    const page = this.memory.pageSize;
-    cmd.buffer.pages.forEach((gpa, i) => {
-      if (i * page < out.length) out.set(this.memory.read(gpa, Math.min(page, out.length - i * page)), i * page);
-    });
+    const out = new Uint8Array(this.receivedLength(cmd));
+    this.receiveInto(cmd, out, 0);
     return out;
   }
 
+  /**
+   * Copies the data a finished command brought in (receivedLength bytes) into `dst` at `at`: the
+   * one copy out of the command's pages, a run of contiguous pages at a time.
+   */
+  receiveInto(cmd: ScsiCmnd, dst: Uint8Array, at: number): void {
+    const n = this.receivedLength(cmd);
+    if (n === 0) return;
+    const bytes = this.memory.bytes;
+    const pages = cmd.buffer!.pages;
+    const page = this.memory.pageSize;
+    // A run of physically contiguous pages at a time (forEachRun, without a closure per command).
+    for (let i = 0, offset = 0; offset < n; ) {
+      const gpa = pages[i]!;
+      let end = i + 1;
+      while (end < pages.length && end * page < n && pages[end] === gpa + (end - i) * page) end++;
+      const len = Math.min(n, end * page) - offset;
+      this.memory.check(gpa, len);
+      dst.set(bytes.subarray(gpa, gpa + len), at + offset);
+      offset += len;
+      i = end;
+    }
+  }
 
   /** Sends a command and calls `done` with its disposition once it is final (retries included). */
   submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition) => void, pm = false): void {
@@ -410,7 +479,7 @@ export class ScsiCore {
 
   /** The errno of a final result (scsi_result_to_blk_status, scsi_io_completion_action, blk_errors). */
   private result(cmd: ScsiCmnd): Disposition {
-    if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.GOOD) return { ok: true };
+    if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.GOOD) return DISPOSITION_OK;
     const s = cmd.senseHeader;
     if (cmd.hostByte === HostByte.DID_OK && cmd.status === ScsiStatus.CHECK_CONDITION && s) {
       if (s.key === SenseKey.MEDIUM_ERROR && (s.asc === 0x11 || s.asc === 0x13 || s.asc === 0x14)) return { ok: false, errno: 'ENODATA' };

@@ -4,7 +4,7 @@
 // commands it builds (sd_setup_read_write_cmnd, sd_setup_flush_cmnd, sd_setup_unmap_cmnd, zeroing
 // by plain writes where WRITE SAME is off), and removal ("Synchronizing SCSI cache").
 import { ScsiOp, SenseKey } from '../scsi.js';
-import { newRequest, settle, type BlockDevice, type BlockIoOptions, type BlockOp, type BlockRequest, type BlockResult } from './block.js';
+import { intoTooSmall, newRequest, settle, type BlockDevice, type BlockIoOptions, type BlockOp, type BlockRequest, type BlockResult } from './block.js';
 import { scanPartitions, type PartitionTable } from './partitions.js';
 import { SD_MAX_RETRIES, type Disposition, type ScsiCmnd, type ScsiCore, type ScsiDevice } from './scsi-core.js';
 import { hexBytes, stringGetSize } from './strings.js';
@@ -33,22 +33,30 @@ const be64 = (b: Uint8Array, at: number): number => {
   return dv.getUint32(at) * 2 ** 32 + dv.getUint32(at + 4);
 };
 
+/** Big-endian stores into a CDB (the low 32 or 16 bits of `v`, as DataView's setters take them). */
+function putBe32(c: Uint8Array, at: number, v: number): void {
+  const x = v >>> 0;
+  c[at] = x >>> 24;
+  c[at + 1] = (x >>> 16) & 0xff;
+  c[at + 2] = (x >>> 8) & 0xff;
+  c[at + 3] = x & 0xff;
+}
+
 function cdb10(op: number, lba: number, blocks: number): Uint8Array {
   const c = new Uint8Array(10);
-  const dv = new DataView(c.buffer);
   c[0] = op;
-  dv.setUint32(2, lba);
-  dv.setUint16(7, blocks);
+  putBe32(c, 2, lba);
+  c[7] = (blocks >>> 8) & 0xff;
+  c[8] = blocks & 0xff;
   return c;
 }
 
 function cdb16(op: number, lba: number, blocks: number): Uint8Array {
   const c = new Uint8Array(16);
-  const dv = new DataView(c.buffer);
   c[0] = op;
-  dv.setUint32(2, Math.floor(lba / 2 ** 32));
-  dv.setUint32(6, lba >>> 0);
-  dv.setUint32(10, blocks);
+  putBe32(c, 2, Math.floor(lba / 2 ** 32));
+  putBe32(c, 6, lba >>> 0);
+  putBe32(c, 10, blocks);
   return c;
 }
 
@@ -372,6 +380,12 @@ export class SdDisk implements BlockDevice {
   // --- The block device ---------------------------------------------------------------------------
 
   read(lba: number, blocks: number, o: BlockIoOptions = {}): BlockRequest {
+    const small = intoTooSmall(o, blocks * this.logicalBlockSize);
+    if (small) {
+      const req = newRequest('read', lba, blocks);
+      settle(req, small);
+      return req;
+    }
     return this.submitRw('read', lba, blocks, undefined, o);
   }
 
@@ -477,7 +491,7 @@ export class SdDisk implements BlockDevice {
     const req = newRequest(op, lba, blocks);
     if (!this.checkEod(req, lba, blocks, o)) return req;
     if (blocks === 0) {
-      settle(req, { ok: true, ...(op === 'read' ? { data: new Uint8Array(0) } : {}) });
+      settle(req, { ok: true, ...(op === 'read' ? { data: o.into ? o.into.subarray(0, 0) : new Uint8Array(0) } : {}) });
       return req;
     }
     if (op === 'write' && this.writeProtect) this.core.log('warn', `Trying to write to read-only block-device ${this.name}`);
@@ -486,9 +500,8 @@ export class SdDisk implements BlockDevice {
     for (let done = 0; done < blocks; ) {
       const n = Math.min(max, blocks - done);
       const at = lba + done;
-      const ropcode = op === 'read' ? { 6: ScsiOp.READ_6, 10: ScsiOp.READ_10, 16: ScsiOp.READ_16 } : { 6: ScsiOp.WRITE_6, 10: ScsiOp.WRITE_10, 16: ScsiOp.WRITE_16 };
       // sd_setup_read_write_cmnd: (16) for large disks or counts, else (10) (use_10_for_rw).
-      const cdb = this.use16ForRw || n > 0xffff ? cdb16(ropcode[16], at, n) : cdb10(ropcode[10], at, n);
+      const cdb = this.use16ForRw || n > 0xffff ? cdb16(op === 'read' ? ScsiOp.READ_16 : ScsiOp.WRITE_16, at, n) : cdb10(op === 'read' ? ScsiOp.READ_10 : ScsiOp.WRITE_10, at, n);
       const bytes = n * this.logicalBlockSize;
       pieces.push(op === 'read' ? { cdb, direction: 'from-device', length: bytes, lba: at } : { cdb, direction: 'to-device', data: data!.subarray(done * this.logicalBlockSize, done * this.logicalBlockSize + bytes), lba: at });
       done += n;
@@ -497,29 +510,41 @@ export class SdDisk implements BlockDevice {
     return req;
   }
 
-  /** Sends the pieces of a request; it completes when all have, with the first failure. */
+  /**
+   * Sends the pieces of a request; it completes when all have, with the first failure. A read's
+   * pieces are copied out of their pages straight into the one buffer the request returns.
+   */
   private issue(req: BlockRequest, pieces: Piece[], o: BlockIoOptions): void {
     const per = this.logicalBlockSize / 512;
-    const parts: (Uint8Array | undefined)[] = new Array(pieces.length);
+    let total = 0;
+    for (const p of pieces) total += p.length ?? 0;
+    const out = req.op !== 'read' ? undefined : o.into ? o.into.subarray(0, total) : new Uint8Array(total);
     let left = pieces.length;
     let failure: BlockResult | undefined;
-    pieces.forEach((p, i) => {
+    let at = 0;
+    for (const p of pieces) {
+      const offset = at;
+      at += p.length ?? 0;
       let cmd: ScsiCmnd;
       try {
-        cmd = this.core.newCommand(this.sdev, { cdb: p.cdb, direction: p.direction, ...(p.data ? { data: p.data } : { length: p.length ?? 0 }), retries: SD_MAX_RETRIES });
+        // The options as one literal: an object spread here costs more than the rest of the request.
+        cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES });
       } catch (e) {
         // No pages for the buffer (the transport's OutOfMemoryError): this piece fails with ENOMEM
         // rather than the guest falling over; the request completes once its other pieces have.
         if (!(e instanceof Error && e.name === 'OutOfMemoryError')) throw e;
         failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
         if (--left === 0) settle(req, failure);
-        return;
+        continue;
       }
       this.core.submit(cmd, o.cpu ?? 0, (d: Disposition) => {
         if (d.ok) {
-          if (p.direction === 'from-device') parts[i] = this.core.received(cmd);
-          // A short transfer is an error for a read (the block layer's resid handling).
-          if (p.direction === 'from-device' && (parts[i]?.length ?? 0) < (p.length ?? 0)) failure ??= { ok: false, errno: 'EIO', message: `short read: ${parts[i]?.length ?? 0} of ${p.length} bytes` };
+          if (p.direction === 'from-device') {
+            // A short transfer is an error for a read (the block layer's resid handling).
+            const n = this.core.receivedLength(cmd);
+            if (n < (p.length ?? 0)) failure ??= { ok: false, errno: 'EIO', message: `short read: ${n} of ${p.length} bytes` };
+            else if (out && !failure) this.core.receiveInto(cmd, out, offset);
+          }
         } else {
           // A command the mid layer refused (a removed device) never reached the host: no report.
           if (cmd.issued) this.core.printIoError(cmd, 'sd', p.lba * per, req.op === 'read' ? 'READ' : req.op === 'flush' ? 'FLUSH' : req.op === 'discard' ? 'DISCARD' : 'WRITE');
@@ -529,16 +554,9 @@ export class SdDisk implements BlockDevice {
         if (--left > 0) return;
         if (failure) return settle(req, failure);
         if (req.op !== 'read') return settle(req, { ok: true });
-        const out = new Uint8Array(parts.reduce((n, b) => n + (b?.length ?? 0), 0));
-        let at = 0;
-        for (const b of parts) {
-          if (!b) continue;
-          out.set(b, at);
-          at += b.length;
-        }
-        settle(req, { ok: true, data: out });
+        settle(req, { ok: true, data: out! });
       });
-    });
+    }
   }
 
   /** sd_remove → sd_shutdown: a disk with a write cache is flushed; the name is freed. */

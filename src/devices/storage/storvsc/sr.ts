@@ -3,7 +3,7 @@
 // Hyper-V DVD refuses: "scsi-1 drive"; the cdrom layer's banner on its first registration;
 // "Attached scsi CD-ROM sr0"), and reads of 2048-byte blocks. The device is read-only.
 import { ScsiOp } from '../scsi.js';
-import { newRequest, settle, type BlockDevice, type BlockIoOptions, type BlockRequest } from './block.js';
+import { intoTooSmall, newRequest, settle, type BlockDevice, type BlockIoOptions, type BlockRequest } from './block.js';
 import { SD_MAX_RETRIES, type ScsiCore, type ScsiDevice } from './scsi-core.js';
 import { describeFailure } from './sd.js';
 
@@ -69,8 +69,13 @@ export class SrDrive implements BlockDevice {
       settle(req, { ok: false, errno: 'EINVAL', message: `LBA ${lba} and ${blocks} blocks are not a block range` });
       return req;
     }
+    const small = intoTooSmall(o, blocks * this.logicalBlockSize);
+    if (small) {
+      settle(req, small);
+      return req;
+    }
     if (blocks === 0) {
-      settle(req, { ok: true, data: new Uint8Array(0) });
+      settle(req, { ok: true, data: o.into ? o.into.subarray(0, 0) : new Uint8Array(0) });
       return req;
     }
     const c = new Uint8Array(10);
@@ -80,7 +85,10 @@ export class SrDrive implements BlockDevice {
     dv.setUint16(7, Math.min(blocks, 0xffff));
     const cmd = this.core.newCommand(this.sdev, { cdb: c, direction: 'from-device', length: blocks * this.logicalBlockSize, retries: SD_MAX_RETRIES });
     this.core.submit(cmd, o.cpu ?? 0, (d) => {
-      if (d.ok) settle(req, { ok: true, data: this.core.received(cmd) });
+      if (d.ok && o.into) {
+        this.core.receiveInto(cmd, o.into, 0);
+        settle(req, { ok: true, data: o.into.subarray(0, this.core.receivedLength(cmd)) });
+      } else if (d.ok) settle(req, { ok: true, data: this.core.received(cmd) });
       else {
         if (cmd.issued) this.core.printIoError(cmd, 'sr', lba * 4, 'READ');
         settle(req, { ok: false, errno: d.errno, message: describeFailure(cmd) });

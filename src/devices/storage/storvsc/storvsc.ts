@@ -12,7 +12,7 @@ import type { GuestChannel } from '../../../vmbus/client/channel.js';
 import type { VmbusClient, VmbusDriver } from '../../../vmbus/client/client.js';
 import { VmbusError } from '../../../vmbus/client/errors.js';
 import { vmbusRingSize } from '../../../vmbus/client/ring-size.js';
-import { gpaDirect, inband } from '../../../vmbus/packet.js';
+import { GPA_DIRECT_PFNS_AT, gpaDirectHeaderLength, inband, INBAND_PAYLOAD_AT, putGpaDirectHeader, putInbandHeader } from '../../../vmbus/packet.js';
 import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
 import type { ParsedPacket } from '../../../vmbus/wire/packets.js';
@@ -53,7 +53,8 @@ import {
   VSTOR_PACKET_HEADER,
   VstorPacket,
 } from '../wire.js';
-import { HostByte, hvPfns, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
+import { le32, put16, put32, Vstor } from '../srb-fields.js';
+import { HostByte, putHvPfns, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
 
 /** storvsc_ringbuffer_size (128 KiB, rounded by VMBUS_RING_SIZE for the guest's pages). */
 export const STORVSC_RINGBUFFER_SIZE = 128 * 1024;
@@ -82,6 +83,12 @@ interface InitRequest {
   packet: Uint8Array | undefined;
 }
 
+/** One hardware queue's tags: the command holding each, and a bound below which every tag is taken. */
+interface TagSet {
+  readonly cmds: (ScsiCmnd | undefined)[];
+  lowestFree: number;
+}
+
 /** One storvsc device: its channels, the SCSI host it registered and the requests in flight. */
 export class StorvscDevice {
   readonly kind: StorvscKind;
@@ -102,9 +109,10 @@ export class StorvscDevice {
   portName = 0n;
   nodeName = 0n;
   /** blk-mq tags per hardware queue (one per CPU). */
-  private readonly tags = new Map<number, Map<number, ScsiCmnd>>();
+  private readonly tags = new Map<number, TagSet>();
   private readonly initRequest: InitRequest = { packet: undefined };
   private readonly resetRequest: InitRequest = { packet: undefined };
+  private packetBuffer = new Uint8Array(0);
   private canQueue = 1;
   /** Bad packets seen (pktlen < minlen, unknown trans ids), for inspection. */
   badPackets = 0;
@@ -313,17 +321,22 @@ export class StorvscDevice {
       this.storChns.set(qNum, this.channel);
       return this.channel;
     }
-    const cpus = [...this.allocedCpus].sort((a, b) => a - b);
+    const cpus = this.allocedSorted();
     const ch = this.storChns.get(cpus[qNum % cpus.length]!) ?? this.channel;
     this.storChns.set(qNum, ch);
     return ch;
   }
 
+  /** alloced_cpus in ascending order (kept until a CPU joins). */
+  private allocedSorted(): readonly number[] {
+    if (this.allocedOrder.length !== this.allocedCpus.size) this.allocedOrder = [...this.allocedCpus].sort((a, b) => a - b);
+    return this.allocedOrder;
+  }
+  private allocedOrder: number[] = [];
+
   /** hv_get_avail_to_write_percent of a channel's outbound ring. */
   private availPercent(ch: GuestChannel): number {
-    const s = ch.snapshot().outbound;
-    if (!s || s.dataSize === 0) return 0;
-    return Math.floor((s.bytesAvailToWrite * 100) / s.dataSize);
+    return ch.availToWritePercent();
   }
 
   /** storvsc_do_io's choice of channel for an I/O issued on CPU `qNum`. */
@@ -332,12 +345,14 @@ export class StorvscDevice {
     if (!out) return this.getOgChn(qNum);
     if (out.targetCpu !== qNum) return out;
     // Prefer another channel (on another CPU) with room, then this CPU's own, then any with room.
-    const cpus = [...this.allocedCpus].sort((a, b) => a - b);
-    const wrap = [...cpus.filter((c) => c > qNum), ...cpus.filter((c) => c <= qNum)];
-    for (const cpu of wrap) {
-      if (cpu === qNum) continue;
-      const ch = this.storChns.get(cpu);
-      if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) return ch;
+    // The others are tried from the next CPU up, wrapping around.
+    const cpus = this.allocedSorted();
+    for (let pass = 0; pass < 2; pass++) {
+      for (const cpu of cpus) {
+        if (pass === 0 ? cpu <= qNum : cpu >= qNum) continue;
+        const ch = this.storChns.get(cpu);
+        if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) return ch;
+      }
     }
     if (this.availPercent(out) > RING_AVAIL_PERCENT_LOWATER) return out;
     for (const cpu of cpus) {
@@ -350,12 +365,20 @@ export class StorvscDevice {
     return out;
   }
 
+  /** The buffer each request's packet is built in (one per device, grown to the largest packet). */
+  private sendBuffer(bytes: number): Uint8Array {
+    if (this.packetBuffer.length < bytes) this.packetBuffer = new Uint8Array(Math.max(bytes, 2 * this.packetBuffer.length));
+    return this.packetBuffer;
+  }
+
+  /** blk_mq_get_tag: the lowest free tag of the hardware queue, or undefined when all canQueue are taken. */
   private allocTag(hwq: number, cmd: ScsiCmnd): number | undefined {
     let q = this.tags.get(hwq);
-    if (!q) this.tags.set(hwq, (q = new Map()));
-    for (let t = 0; t < this.canQueue; t++) {
-      if (!q.has(t)) {
-        q.set(t, cmd);
+    if (!q) this.tags.set(hwq, (q = { cmds: [], lowestFree: 0 }));
+    for (let t = q.lowestFree; t < this.canQueue; t++) {
+      if (q.cmds[t] === undefined) {
+        q.cmds[t] = cmd;
+        q.lowestFree = t + 1;
         return t;
       }
     }
@@ -364,14 +387,17 @@ export class StorvscDevice {
 
   /** Frees the command's tag; cmd.tag keeps its number for the error report. */
   private freeTag(cmd: ScsiCmnd): void {
-    if (this.tags.get(cmd.hwq)?.get(cmd.tag) === cmd) this.tags.get(cmd.hwq)!.delete(cmd.tag);
+    const q = this.tags.get(cmd.hwq);
+    if (!q || cmd.tag < 0 || q.cmds[cmd.tag] !== cmd) return;
+    q.cmds[cmd.tag] = undefined;
+    if (cmd.tag < q.lowestFree) q.lowestFree = cmd.tag;
   }
 
   /** scsi_host_find_tag for a transaction id (tag = id - 1, as blk_mq_unique_tag). */
   private findTag(id: bigint): ScsiCmnd | undefined {
     if (id < 1n || id > 0xffff_ffffn) return undefined;
-    const unique = Number(id - 1n);
-    return this.tags.get(unique >>> 16)?.get(unique & 0xffff);
+    const unique = Number(id) - 1;
+    return this.tags.get(unique >>> 16)?.cmds[unique & 0xffff];
   }
 
   /** storvsc_queuecommand + storvsc_do_io. */
@@ -389,51 +415,51 @@ export class StorvscDevice {
     if (tag === undefined) return 'busy';
     cmd.hwq = hwq;
     cmd.tag = tag;
-    const transId = BigInt(((hwq << 16) | tag) + 1);
-    const srb = VmscsiRequest.zero();
-    srb.length = VmscsiRequest.size;
-    srb.time_out_value = 60;
-    srb.srb_flags = SrbFlags.DISABLE_SYNCH_TRANSFER;
+    const transId = ((hwq << 16) | tag) + 1;
+    // The packet is built in the device's own buffer, field by field at the declared offsets:
+    // the descriptor (and the one GPA-direct range of the buffer's pages), then the vstor_packet.
+    const pfnCount = cmd.buffer && cmd.length > 0 ? Math.ceil(cmd.length / HV_HYP_PAGE_SIZE) : -1;
+    const payloadAt = pfnCount >= 0 ? gpaDirectHeaderLength(pfnCount) : INBAND_PAYLOAD_AT;
+    const out = this.sendBuffer(payloadAt + VstorPacket.size);
+    const length = pfnCount >= 0 ? putGpaDirectHeader(out, { byteCount: cmd.length, byteOffset: 0, pfnCount }, VstorPacket.size, transId) : putInbandHeader(out, VstorPacket.size, transId, true);
+    if (pfnCount >= 0) putHvPfns(out, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+    out.fill(0, payloadAt, payloadAt + VstorPacket.size);
+    const at = (field: number) => payloadAt + field;
+    put32(out, at(Vstor.operation), VstorOp.EXECUTE_SRB);
+    put32(out, at(Vstor.flags), REQUEST_COMPLETION_FLAG);
+    put16(out, at(Vstor.length), VmscsiRequest.size);
+    put32(out, at(Vstor.timeOutValue), 60);
+    let srbFlags: number = SrbFlags.DISABLE_SYNCH_TRANSFER;
     // tagged_supported: the device said CmdQue in its INQUIRY data.
     if ((cmd.device.inquiry[7] ?? 0) & 0x02) {
-      srb.srb_flags |= SrbFlags.QUEUE_ACTION_ENABLE | SrbFlags.NO_QUEUE_FREEZE;
-      srb.queue_tag = SP_UNTAGGED;
-      srb.queue_action = SRB_SIMPLE_TAG_REQUEST;
+      srbFlags |= SrbFlags.QUEUE_ACTION_ENABLE | SrbFlags.NO_QUEUE_FREEZE;
+      out[at(Vstor.queueTag)] = SP_UNTAGGED;
+      out[at(Vstor.queueAction)] = SRB_SIMPLE_TAG_REQUEST;
     }
     if (cmd.direction === 'to-device') {
-      srb.data_in = StorvscRequestType.WRITE_TYPE;
-      srb.srb_flags |= SrbFlags.DATA_OUT;
+      out[at(Vstor.dataIn)] = StorvscRequestType.WRITE_TYPE;
+      srbFlags |= SrbFlags.DATA_OUT;
     } else if (cmd.direction === 'from-device') {
-      srb.data_in = StorvscRequestType.READ_TYPE;
-      srb.srb_flags |= SrbFlags.DATA_IN;
+      out[at(Vstor.dataIn)] = StorvscRequestType.READ_TYPE;
+      srbFlags |= SrbFlags.DATA_IN;
     } else {
-      srb.data_in = StorvscRequestType.UNKNOWN_TYPE;
+      out[at(Vstor.dataIn)] = StorvscRequestType.UNKNOWN_TYPE;
     }
+    put32(out, at(Vstor.srbFlags), srbFlags);
     // The u8 fields take the low byte, as C's assignments do.
-    srb.port_number = this.host!.hostNo & 0xff;
-    srb.path_id = cmd.device.channel & 0xff;
-    srb.target_id = cmd.device.id & 0xff;
-    srb.lun = cmd.device.lun & 0xff;
-    srb.cdb_length = Math.min(cmd.cdb.length, STORVSC_MAX_CMD_LEN);
-    const cdb = new Uint8Array(20);
-    cdb.set(cmd.cdb.subarray(0, STORVSC_MAX_CMD_LEN));
-    srb.payload = cdb;
-    srb.sense_info_length = STORVSC_SENSE_BUFFER_SIZE;
-    srb.data_transfer_length = cmd.length;
-    const packet = new Uint8Array(VstorPacket.size);
-    const dv = new DataView(packet.buffer);
-    dv.setUint32(VstorPacket.offsets.operation, VstorOp.EXECUTE_SRB, true);
-    dv.setUint32(VstorPacket.offsets.flags, REQUEST_COMPLETION_FLAG, true);
-    VmscsiRequest.encode(srb, packet, VSTOR_PACKET_HEADER);
+    out[at(Vstor.portNumber)] = this.host!.hostNo & 0xff;
+    out[at(Vstor.pathId)] = cmd.device.channel & 0xff;
+    out[at(Vstor.targetId)] = cmd.device.id & 0xff;
+    out[at(Vstor.lun)] = cmd.device.lun & 0xff;
+    const cdbLength = Math.min(cmd.cdb.length, STORVSC_MAX_CMD_LEN);
+    out[at(Vstor.cdbLength)] = cdbLength;
+    for (let i = 0; i < cdbLength; i++) out[at(Vstor.payload) + i] = cmd.cdb[i]!;
+    out[at(Vstor.senseInfoLength)] = STORVSC_SENSE_BUFFER_SIZE;
+    put32(out, at(Vstor.dataTransferLength), cmd.length);
     const ch = this.selectChannel(cpu);
     let sent: boolean;
     try {
-      if (cmd.buffer && cmd.length > 0) {
-        // One multi-page range of the buffer's pages from offset 0 (storvsc_queuecommand's payload).
-        sent = ch.sendPacket(gpaDirect([{ byteCount: cmd.length, byteOffset: 0, pfns: hvPfns(cmd.buffer, this.vmbus.transport.memory.pageSize) }], packet, transId));
-      } else {
-        sent = ch.sendPacket(inband(packet, transId, true));
-      }
+      sent = ch.sendPacket([out.subarray(0, length)]);
     } catch (e) {
       if (!(e instanceof VmbusError)) throw e;
       this.freeTag(cmd);
@@ -464,7 +490,7 @@ export class StorvscDevice {
       this.devLog('err', `Invalid pkt: id=${rqstId}, len=${pktlen}, minlen=${minlen}`);
       return;
     }
-    const operation = new DataView(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength).getUint32(0, true);
+    const operation = le32(p.payload, Vstor.operation);
     if (rqstId === VMBUS_RQST_INIT || rqstId === VMBUS_RQST_RESET) {
       const req = rqstId === VMBUS_RQST_INIT ? this.initRequest : this.resetRequest;
       req.packet = p.payload.slice(0, VstorPacket.size);
@@ -508,10 +534,10 @@ export class StorvscDevice {
 
   /** storvsc_on_io_completion + storvsc_command_completion. */
   private onIoCompletion(payload: Uint8Array, cmd: ScsiCmnd): void {
-    const srb = VmscsiRequest.decode(payload, VSTOR_PACKET_HEADER);
-    let scsiStatus = srb.scsi_status;
-    let srbStatus = srb.srb_status;
-    const status = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(VstorPacket.offsets.status, true);
+    // The completion is the reader's private copy (vmbus.md §12): its fields are read in place.
+    let scsiStatus = payload[Vstor.scsiStatus]!;
+    let srbStatus = payload[Vstor.srbStatus]!;
+    const status = le32(payload, Vstor.status);
     const op = cmd.cdb[0]!;
     if (scsiStatus !== 0 || srbStatus !== SrbStatus.SUCCESS) {
       // TEST UNIT READY errors are only warnings (logging_level 1 hides them).
@@ -524,9 +550,9 @@ export class StorvscDevice {
       scsiStatus = 0;
       srbStatus = SrbStatus.SUCCESS;
     }
-    const senseLen = Math.min(STORVSC_SENSE_BUFFER_SIZE, srb.sense_info_length);
-    if (scsiStatus === ScsiStatus.CHECK_CONDITION && srbStatus & SrbStatus.AUTOSENSE_VALID) cmd.sense.set(srb.payload.subarray(0, senseLen));
-    let transferred = srb.data_transfer_length;
+    const senseLen = Math.min(STORVSC_SENSE_BUFFER_SIZE, payload[Vstor.senseInfoLength]!);
+    if (scsiStatus === ScsiStatus.CHECK_CONDITION && srbStatus & SrbStatus.AUTOSENSE_VALID) cmd.sense.set(payload.subarray(Vstor.payload, Vstor.payload + senseLen));
+    let transferred = le32(payload, Vstor.dataTransferLength);
     cmd.status = scsiStatus;
     if (srbStatus !== SrbStatus.SUCCESS) {
       this.handleError(srbStatus, cmd);
