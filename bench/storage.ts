@@ -40,8 +40,13 @@ function machineWith(backend: BlockBackend): { m: Machine; sda: BlockDevice } {
   return { m, sda };
 }
 
-/** Issues `total` requests keeping `DEPTH` in flight; the wall time until all completed, in ms. */
-function drive(m: Machine, total: number, issue: (i: number) => BlockRequest): number {
+/**
+ * Issues `total` requests keeping `DEPTH` in flight; the wall time until all completed, in ms.
+ * Each request gets one of `DEPTH` buffers of `bytes` that it holds until it completes: a reader
+ * with that many reads outstanding, reusing its buffers as fs.readSync's baseline reuses one.
+ */
+function drive(m: Machine, total: number, bytes: number, issue: (i: number, buffer: Uint8Array) => BlockRequest): number {
+  const buffers = Array.from({ length: DEPTH }, () => new Uint8Array(bytes));
   let next = 0;
   let inflight = 0;
   let done = 0;
@@ -54,10 +59,15 @@ function drive(m: Machine, total: number, issue: (i: number) => BlockRequest): n
   };
   const top = () => {
     while (inflight < DEPTH && next < total && !failed) {
-      const req = issue(next++);
+      const buffer = buffers.pop()!;
+      const req = issue(next++, buffer);
       inflight++;
-      if (req.result) finish(req.result);
-      else req.onComplete = finish;
+      const settled = (r: BlockRequest['result']) => {
+        buffers.push(buffer);
+        finish(r);
+      };
+      if (req.result) settled(req.result);
+      else req.onComplete = settled;
     }
   };
   const t0 = performance.now();
@@ -76,9 +86,10 @@ interface Workload {
 const WRITE_DATA = new Uint8Array(MIB).map((_, i) => (i * 7) & 0xff);
 const LBAS = randomLbas(RANDOM_READS);
 const WORKLOADS: Workload[] = [
-  { name: '4 KiB random reads', requests: RANDOM_READS, bytes: RANDOM_READS * 4096, run: (m, sda) => drive(m, RANDOM_READS, (i) => sda.read(LBAS[i]!, 8)) },
-  { name: '1 MiB sequential reads', requests: SEQ_BYTES / MIB, bytes: SEQ_BYTES, run: (m, sda) => drive(m, SEQ_BYTES / MIB, (i) => sda.read((i * MIB) / 512, MIB / 512)) },
-  { name: '1 MiB sequential writes', requests: SEQ_BYTES / MIB, bytes: SEQ_BYTES, run: (m, sda) => drive(m, SEQ_BYTES / MIB, (i) => sda.write((i * MIB) / 512, WRITE_DATA)) },
+  // Reads land in the request's buffer (BlockIoOptions.into), as read(2) fills its caller's.
+  { name: '4 KiB random reads', requests: RANDOM_READS, bytes: RANDOM_READS * 4096, run: (m, sda) => drive(m, RANDOM_READS, 4096, (i, into) => sda.read(LBAS[i]!, 8, { into })) },
+  { name: '1 MiB sequential reads', requests: SEQ_BYTES / MIB, bytes: SEQ_BYTES, run: (m, sda) => drive(m, SEQ_BYTES / MIB, MIB, (i, into) => sda.read((i * MIB) / 512, MIB / 512, { into })) },
+  { name: '1 MiB sequential writes', requests: SEQ_BYTES / MIB, bytes: SEQ_BYTES, run: (m, sda) => drive(m, SEQ_BYTES / MIB, 0, (i) => sda.write((i * MIB) / 512, WRITE_DATA)) },
 ];
 
 /** fs.readSync of the same blocks as a workload reads: the raw-file baseline. */

@@ -352,7 +352,10 @@ export class ScsiCore {
 
   freeBuffer(cmd: ScsiCmnd): void {
     if (!cmd.buffer) return;
-    for (const gpa of cmd.buffer.pages) this.transport.freePages(gpa, this.memory.pageSize);
+    // Last page first: the allocator hands freed pages back last-in first-out, so the next
+    // command gets them in this order again, and runs that were contiguous stay so.
+    const pages = cmd.buffer.pages;
+    for (let i = pages.length - 1; i >= 0; i--) this.transport.freePages(pages[i]!, this.memory.pageSize);
   }
 
   /** Bytes a finished command brought in: its length less the residue. */
