@@ -186,7 +186,7 @@ export class PpiList implements RndisPacketSink {
     this.ppis.push({ type, internal, value: buf.subarray(valueAt, valueEnd) });
   }
   clear(): this {
-    this.ppis.length = 0;
+    if (this.ppis.length) this.ppis.length = 0;
     return this;
   }
 }

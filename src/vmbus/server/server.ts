@@ -141,7 +141,7 @@ export type TlConnectHandler = (guestEndpointId: string, hostServiceId: string) 
 export class VmbusServer {
   connection: Connection | undefined;
   readonly channels = new Map<number, HostChannel>();
-  private readonly gpadls = new Map<string, Gpadl>();
+  private readonly gpadls = new Map<number, Gpadl>();
   /** Pages the complete GPADLs name, in all (budget.gpadlPages). */
   private gpadlPages = 0;
   private readonly pending = new Map<number, GpadlAssembly>();
@@ -443,7 +443,7 @@ export class VmbusServer {
     this.toGuest(encodeChannelMessage(T.GPADL_TORNDOWN, { gpadl: handle }));
   }
 
-  private dropGpadl(k: string, g: Gpadl): void {
+  private dropGpadl(k: number, g: Gpadl): void {
     this.gpadls.delete(k);
     this.gpadlPages -= g.pages;
   }
@@ -742,4 +742,5 @@ export class VmbusServer {
   }
 }
 
-const key = (relid: number, handle: number): string => `${relid}:${handle}`;
+/** A GPADL's key: relid (below MAX_CHANNEL_RELIDS) and the u32 handle as one number, no string per lookup (devices check theirs per frame). */
+const key = (relid: number, handle: number): number => relid * 0x1_0000_0000 + (handle >>> 0);

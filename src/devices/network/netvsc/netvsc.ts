@@ -138,6 +138,10 @@ class RxPacket implements RndisPacketSink {
   }
 }
 
+/** The PPI list of a frame that needs none (never added to). */
+const NO_PPIS: PpiValue[] = [];
+Object.freeze(NO_PPIS);
+
 const u32At = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 
 /** The receive-checksum verdict bits netvsc_recv_callback tests, from the declared bitfield (no BigInt per frame). */
@@ -604,7 +608,8 @@ export class Netvsc implements NetDeviceOps {
       return 'dropped';
     }
     const q = this.pickTxQueue(meta);
-    const ppis: PpiValue[] = [];
+    // Most frames carry no PPI (one queue, no offload): they share one empty list.
+    const ppis: PpiValue[] = (meta.hash && this.netdev.queues > 1) || meta.gsoSize || meta.checksumPartial ? [] : NO_PPIS;
     if (meta.hash && this.netdev.queues > 1) ppis.push({ type: PpiType.NBL_HASH_VALUE, value: meta.hash });
     if (meta.gsoSize) {
       ppis.push({ type: PpiType.TCP_LARGESEND, value: Number(LsoV2Transmit.fields.lso_v2_transmit.encode({ type: NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, ip_version: NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, tcp_header_offset: meta.transportOffset ?? ETH_HLEN + Ip4.LEN, mss: meta.gsoSize })) });
@@ -638,7 +643,8 @@ export class Netvsc implements NetDeviceOps {
   /** netvsc_select_queue without a socket: the send table by hash, else the queue asked for. */
   private pickTxQueue(meta: TxMeta): number {
     let q = meta.queue ?? (meta.hash !== undefined ? this.txTable[meta.hash & (VRSS_SEND_TAB_SIZE - 1)]! : 0);
-    const n = this.chans.filter((c) => c !== undefined).length;
+    let n = 0;
+    for (let i = 0; i < this.chans.length; i++) if (this.chans[i] !== undefined) n++;
     while (q >= n) q -= n;
     return this.chans[q] ? q : 0;
   }
@@ -956,7 +962,7 @@ export class Netvsc implements NetDeviceOps {
     const frame = buf.slice(pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
     if (rscFlag === undefined || !(rscFlag & RNDIS_PKTINFO_SUBALLOC)) {
       // A whole frame (the usual case): no fragments to gather.
-      c.rsc.length = 0;
+      if (c.rsc.length) c.rsc.length = 0;
       c.rscPpi.csum = pkt.csum;
       c.rscPpi.hash = pkt.hash;
       return this.recvCallback(c, frame);

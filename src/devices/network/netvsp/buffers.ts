@@ -35,6 +35,14 @@ export class SharedBuffer {
     else this.pieces(offset, src.length, (gpa, at, n) => hostWrite(this.mem, gpa, src.subarray(at, at + n)));
   }
 
+  /**
+   * The GPA of [offset, offset + len) when it is plain RAM in one run (the caller may then write
+   * it in place, the way OpenVMM fills a receive section), else -1: go through write().
+   */
+  gpaOf(offset: number, len: number): number {
+    return this.direct(offset, len) ? this.base! + offset : -1;
+  }
+
   /** A live view of [offset, offset + len) when contiguous RAM, else a copy. */
   read(offset: number, len: number): Uint8Array {
     if (this.direct(offset, len)) return this.mem.bytes.subarray(this.base! + offset, this.base! + offset + len);
