@@ -444,6 +444,7 @@ export class VmbusServer {
   }
 
   private dropGpadl(k: number, g: Gpadl): void {
+    g.live = false;
     this.gpadls.delete(k);
     this.gpadlPages -= g.pages;
   }
@@ -684,6 +685,7 @@ export class VmbusServer {
       if (ch.state === 'revoked') this.channels.delete(ch.relid);
       else ch.state = 'unoffered';
     }
+    for (const g of this.gpadls.values()) g.live = false;
     this.gpadls.clear();
     this.gpadlPages = 0;
     this.pending.clear();

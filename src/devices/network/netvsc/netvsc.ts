@@ -147,10 +147,9 @@ const u32At = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8)
 /** The receive-checksum verdict bits netvsc_recv_callback tests, from the declared bitfield (no BigInt per frame). */
 const RX_CSUM_OK = Number(CsumInfoReceive.fields.receive.encode({ tcp_checksum_succeeded: true })) | Number(CsumInfoReceive.fields.receive.encode({ udp_checksum_succeeded: true }));
 
-/** Copies `len` bytes of guest memory at `gpa` into `dst` (small ones byte by byte: a view per copy costs more). */
+/** Copies `len` bytes of guest memory at `gpa` into `dst` (one move: loads from shared memory byte by byte cost more). */
 function copyIn(dst: Uint8Array, mem: Uint8Array, gpa: number, len: number): void {
-  if (len <= 128) for (let i = 0; i < len; i++) dst[i] = mem[gpa + i]!;
-  else dst.set(mem.subarray(gpa, gpa + len));
+  dst.set(mem.subarray(gpa, gpa + len));
 }
 
 /** A send section holding `count` RNDIS packets (each padded to pkt_align) not yet sent. */
@@ -690,7 +689,7 @@ export class Netvsc implements NetDeviceOps {
     if (more) {
       // netvsc_copy_to_send_buf: the packet's msg_len grows to the next pkt_align boundary.
       const padded = Math.ceil(total / align) * align;
-      mem.fill(0, at + total, at + padded);
+      for (let i = at + total; i < at + padded; i++) mem[i] = 0; // at most pkt_align - 1 bytes
       setRndisMessageLength(mem, at, padded);
       m.len += padded;
       c.msd = m;

@@ -26,7 +26,8 @@ export class SharedBuffer {
 
   /** Whether the guest still shares the buffer on `ch` (it has not torn the GPADL down). */
   live(ch: HostChannel): boolean {
-    return ch.gpadl(this.handle) === this.gpadl;
+    // The server marks a GPADL it drops; a kept one is the one the handle names on its channel.
+    return this.gpadl.live && this.gpadl.relid === ch.relid && this.gpadl.handle === this.handle;
   }
 
   /** Copies `src` into the buffer at `offset` (the caller checked the range). */
