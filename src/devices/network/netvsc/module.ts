@@ -11,6 +11,7 @@ import type { GuestModule, GuestServices } from '../../device.js';
 import { ipString, parseCidr, parseIpv4, prefixMask } from '../ether.js';
 import { Inet } from './inet.js';
 import type { NetDevice, RxMeta, TxMeta, XmitResult } from './netdev.js';
+import { CopyArena } from '../copy-arena.js';
 import { Netvsc } from './netvsc.js';
 import { Ping, type PingOptions } from './ping.js';
 
@@ -153,7 +154,9 @@ export class NetvscGuest {
   raw(name: string, onFrame: (frame: Uint8Array, meta: RxMeta) => void): RawSocket {
     const dev = this.device(name);
     if (!dev) throw new Error(`no interface ${name}`);
-    const tap = (f: Uint8Array, m: RxMeta) => onFrame(f.slice(), m);
+    // The socket reads its own copy of each frame (packet_rcv's copy to user space).
+    const copies = new CopyArena();
+    const tap = (f: Uint8Array, m: RxMeta) => onFrame(copies.copy(f, 0, f.length), m);
     dev.taps.add(tap);
     const sendBatch = (frames: readonly Uint8Array[]): number => {
       for (let i = 0; i < frames.length; i++) if (dev.xmit(frames[i]!, i < frames.length - 1 ? MORE : LAST) !== 'ok') return i;

@@ -65,6 +65,7 @@ import {
 import { PpiType, RndisMsg, RndisStatus, RndisIndicateStatus, RndisPktinfoId, RNDIS_HEADER_SIZE, RNDIS_PKTINFO_1ST_FRAG, RNDIS_PKTINFO_ID, RNDIS_PKTINFO_LAST_FRAG, RNDIS_PKTINFO_SUBALLOC } from '../wire/rndis.js';
 import { NetDevice, NetDeviceError, type NetDeviceOps, type RxMeta, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
+import { CopyArena } from '../copy-arena.js';
 
 /** netvsc_ring_bytes: VMBUS_RING_SIZE(ring_size * 4096) with the module's default of 128 pages. */
 export const netvscRingBytes = (pageSize: number): number => vmbusRingSize(128 * 4096, pageSize);
@@ -804,6 +805,9 @@ export class Netvsc implements NetDeviceOps {
     if (this.freedTx) this.netdev.txWake();
   }
 
+  /** Where received frames get their own bytes (netvsc_alloc_recv_skb). */
+  private readonly skbs = new CopyArena();
+
   /** A transmit completion freed room during this poll (netvsc_send_tx_complete wakes the queue). */
   private freedTx = false;
 
@@ -958,7 +962,7 @@ export class Netvsc implements NetDeviceOps {
     if (pkt.ppiError) this.log('err', `Invalid ${pkt.ppiError.field.replace(/^msg\.pkt\./, '')}: ${pkt.ppiError.reason}`);
     const rscFlag = pkt.rscFlag;
     // The skb: the frame's own copy, out of the channel's buffer that the next message reuses.
-    const frame = buf.slice(pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
+    const frame = this.skbs.copy(buf, pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
     if (rscFlag === undefined || !(rscFlag & RNDIS_PKTINFO_SUBALLOC)) {
       // A whole frame (the usual case): no fragments to gather.
       if (c.rsc.length) c.rsc.length = 0;

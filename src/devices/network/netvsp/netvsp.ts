@@ -336,7 +336,9 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     if (frame.length > a.mtu) return drop('tooBig');
     const q = this.pickQueue(frame);
     // Straight into a receive section when one is free and nothing waits before it (no copy
-    // kept); otherwise a copy waits for a section, a bounded number of them.
+    // kept); otherwise a copy waits for a section, a bounded number of them. A full batch goes
+    // to the guest at once (OpenVMM sends RX_BATCH_SIZE buffers per packet at most).
+    if (q.rx.length === 0 && q.batch.count >= RX_BATCH_SIZE) this.flushRx(q);
     if (q.rx.length === 0 && q.batch.count < RX_BATCH_SIZE) {
       const r = this.fillSection(q, frame);
       if (r === 'tooBig') return drop('tooBig');
