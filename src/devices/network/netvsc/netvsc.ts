@@ -13,6 +13,7 @@ import type { ClientTransport } from '../../../vmbus/client/transport.js';
 import { PacketType, VmbusVersion } from '../../../vmbus/wire/constants.js';
 import { TransferPageHeader, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestServices } from '../../device.js';
+import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
 import { readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, type PpiValue, type RndisPacketSink } from '../rndis.js';
@@ -108,6 +109,7 @@ interface NvChannel {
    * before it is read, so that the host cannot change what was checked (netvsc_receive).
    */
   recvCopy: Uint8Array;
+  recvCopy32: Uint32Array;
   /** What rndis_filter_receive_data read of the current data packet (reused for each). */
   readonly rx: RxPacket;
 }
@@ -148,9 +150,24 @@ const u32At = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8)
 /** The receive-checksum verdict bits netvsc_recv_callback tests, from the declared bitfield (no BigInt per frame). */
 const RX_CSUM_OK = Number(CsumInfoReceive.fields.receive.encode({ tcp_checksum_succeeded: true })) | Number(CsumInfoReceive.fields.receive.encode({ udp_checksum_succeeded: true }));
 
-/** Copies `len` bytes of guest memory at `gpa` into `dst` (one move: loads from shared memory byte by byte cost more). */
-function copyIn(dst: Uint8Array, mem: Uint8Array, gpa: number, len: number): void {
-  dst.set(mem.subarray(gpa, gpa + len));
+/** Messages up to this many bytes are copied out of guest memory word by word (larger ones in one move). */
+const WORD_COPY_MAX = 256;
+
+/**
+ * Copies `len` bytes of guest memory at `gpa` into `dst` (whose words `dst32` are): small,
+ * word-aligned ones as 32-bit words (a view of shared memory per copy costs more than the copy),
+ * others in one move.
+ */
+function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Uint32Array, gpa: number, len: number): void {
+  if (len <= WORD_COPY_MAX && (gpa & 3) === 0) {
+    const words = len >>> 2;
+    const w = gpa >>> 2;
+    for (let i = 0; i < words; i++) dst32[i] = mem32[w + i]!;
+    const bytes = mem.bytes;
+    for (let i = words << 2; i < len; i++) dst[i] = bytes[gpa + i]!;
+    return;
+  }
+  dst.set(new Uint8Array(mem.buffer, gpa, len));
 }
 
 /** A send section holding `count` RNDIS packets (each padded to pkt_align) not yet sent. */
@@ -317,7 +334,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(this.recvBuf?.sectionSize ?? 0), rx: new RxPacket() };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), rx: new RxPacket() };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -805,6 +822,9 @@ export class Netvsc implements NetDeviceOps {
     if (this.freedTx) this.netdev.txWake();
   }
 
+  /** Guest memory as 32-bit words, for copying small messages out of the receive buffer. */
+  private mem32: Uint32Array | undefined;
+
   /** Where received frames get their own bytes (netvsc_alloc_recv_skb). */
   private readonly skbs = new CopyArena();
 
@@ -903,8 +923,13 @@ export class Netvsc implements NetDeviceOps {
         continue;
       }
       // A private copy: the host may change its buffer at any time (nvchan->recv_buf).
-      if (c.recvCopy.length < len) c.recvCopy = new Uint8Array(rb.sectionSize);
-      copyIn(c.recvCopy, this.t.memory.bytes, rb.gpa + offset, len);
+      if (c.recvCopy.length < len) {
+        c.recvCopy = new Uint8Array(Math.ceil(rb.sectionSize / 4) * 4);
+        c.recvCopy32 = new Uint32Array(c.recvCopy.buffer);
+      }
+      const mem = this.t.memory;
+      if (this.mem32?.buffer !== mem.buffer) this.mem32 = new Uint32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
+      copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, rb.gpa + offset, len);
       if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
