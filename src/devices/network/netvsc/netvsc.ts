@@ -16,7 +16,7 @@ import type { GuestServices } from '../../device.js';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, type PpiValue, type RndisPacketSink } from '../rndis.js';
+import { ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -63,7 +63,7 @@ import {
   netvscRqstorSize,
   nvspVersionName,
 } from '../wire/nvsp.js';
-import { PpiType, RndisMsg, RndisStatus, RndisIndicateStatus, RndisPktinfoId, RNDIS_HEADER_SIZE, RNDIS_PKTINFO_1ST_FRAG, RNDIS_PKTINFO_ID, RNDIS_PKTINFO_LAST_FRAG, RNDIS_PKTINFO_SUBALLOC } from '../wire/rndis.js';
+import { PpiType, RndisMsg, RndisPacket, RndisStatus, RndisIndicateStatus, RndisPktinfoId, RNDIS_HEADER_SIZE, RNDIS_PKTINFO_1ST_FRAG, RNDIS_PKTINFO_ID, RNDIS_PKTINFO_LAST_FRAG, RNDIS_PKTINFO_SUBALLOC } from '../wire/rndis.js';
 import { NetDevice, NetDeviceError, type NetDeviceOps, type RxMeta, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
 import { CopyArena } from '../copy-arena.js';
@@ -640,7 +640,7 @@ export class Netvsc implements NetDeviceOps {
       }
       ppis.push({ type: PpiType.TCPIP_CHKSUM, value: Number(CsumInfoTransmit.fields.transmit.encode({ is_ipv4: 1, tcp_checksum: proto === IpProto.TCP, udp_checksum: proto === IpProto.UDP, tcp_header_offset: meta.transportOffset ?? ETH_HLEN + Ip4.LEN })) });
     }
-    const hdrLen = RNDIS_HEADER_SIZE + 36 + 16 * ppis.length;
+    const hdrLen = RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length);
     const total = hdrLen + frame.length;
     if (total > RNDIS_AND_PPI_SIZE + 65536) {
       this.ethStats.txTooBig++;
