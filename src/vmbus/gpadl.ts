@@ -136,6 +136,12 @@ export class GpadlAssembly {
 
 /** A complete GPADL on the host. */
 export class Gpadl {
+  /**
+   * True while the server keeps it (until GPADL_TEARDOWN, the channel's release or an unload):
+   * a device holding the object may check this per access instead of looking the handle up.
+   */
+  live = true;
+
   constructor(
     readonly relid: number,
     readonly handle: number,

@@ -2,6 +2,7 @@
 // either end.
 import type { ReadBatch } from './ring/ring.js';
 import { PacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from './wire/constants.js';
+import { WireError } from '../tlfs/struct.js';
 import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketError, parsePacket, TransferPageHeader, TransferPageRange, type ParsedPacket } from './wire/packets.js';
 
 /**
@@ -29,21 +30,64 @@ export function readPackets(batch: ReadBatch, onPacket: (p: ParsedPacket) => voi
 
 const len8 = (bytes: number) => Math.ceil(bytes / 8);
 
+// The builders write the descriptor and the range tables field by field at their declared
+// offsets: a packet or more per frame on the network and storage data paths, where the generic
+// struct encoder (an object walk per call) costs more than the packet's copy into the ring.
+const D = PacketDescriptor.offsets;
+const TP = TransferPageHeader.offsets;
+const TPR = TransferPageRange.offsets;
+const GD = GpaDirectHeader.offsets;
+const GR = GpaRange.offsets;
+const U64 = new BigUint64Array(1);
+const U64_BYTES = new Uint8Array(U64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+// The same refusals as the struct encoder: a value that does not fit its field is a WireError naming it.
+function put16(out: Uint8Array, at: number, v: number, sname: string, field: string): void {
+  if (!(v >= 0 && v <= 0xffff && Number.isInteger(v))) throw new WireError(sname, field, `${String(v)} is not a u16`);
+  out[at] = v;
+  out[at + 1] = v >>> 8;
+}
+function put32(out: Uint8Array, at: number, v: number, sname: string, field: string): void {
+  if (!(v >= 0 && v <= 0xffffffff && Number.isInteger(v))) throw new WireError(sname, field, `${String(v)} is not a u32`);
+  out[at] = v;
+  out[at + 1] = v >>> 8;
+  out[at + 2] = v >>> 16;
+  out[at + 3] = v >>> 24;
+}
+function put64(out: Uint8Array, at: number, v: bigint, sname: string, field: string): void {
+  if (v === 0n) {
+    for (let i = 0; i < 8; i++) out[at + i] = 0;
+    return;
+  }
+  if (typeof v !== 'bigint' || v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new WireError(sname, field, `${String(v)} is not a u64`);
+  U64[0] = v;
+  for (let i = 0; i < 8; i++) out[at + i] = U64_BYTES[LITTLE_ENDIAN ? i : 7 - i]!;
+}
+
+/** vmpacket_descriptor at the start of `out`. */
+function descriptor(out: Uint8Array, type: number, offset8: number, len8: number, flags: number, transId: bigint): void {
+  const n = PacketDescriptor.name;
+  put16(out, D.type, type, n, 'type');
+  put16(out, D.offset8, offset8, n, 'offset8');
+  put16(out, D.len8, len8, n, 'len8');
+  put16(out, D.flags, flags, n, 'flags');
+  put64(out, D.trans_id, transId, n, 'trans_id');
+}
+
+const EMPTY = new Uint8Array(0);
+
 /** An in-band data packet: descriptor (offset8 = 2) then the payload. */
 export function inband(payload: Uint8Array, transId: bigint, completionRequested = false): Uint8Array[] {
-  const d = PacketDescriptor.encode({
-    type: PacketType.DATA_INBAND,
-    offset8: 2,
-    len8: len8(PacketDescriptor.size + payload.length),
-    flags: completionRequested ? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED : 0,
-    trans_id: transId,
-  });
+  const d = new Uint8Array(PacketDescriptor.size);
+  descriptor(d, PacketType.DATA_INBAND, PacketDescriptor.size / 8, len8(PacketDescriptor.size + payload.length), completionRequested ? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED : 0, transId);
   return [d, payload];
 }
 
 /** A completion (VM_PKT_COMP) echoing `transId`, with an optional payload. */
-export function completion(transId: bigint, payload: Uint8Array = new Uint8Array(0)): Uint8Array[] {
-  const d = PacketDescriptor.encode({ type: PacketType.COMP, offset8: 2, len8: len8(PacketDescriptor.size + payload.length), flags: 0, trans_id: transId });
+export function completion(transId: bigint, payload: Uint8Array = EMPTY): Uint8Array[] {
+  const d = new Uint8Array(PacketDescriptor.size);
+  descriptor(d, PacketType.COMP, PacketDescriptor.size / 8, len8(PacketDescriptor.size + payload.length), 0, transId);
   return [d, payload];
 }
 
@@ -55,29 +99,23 @@ export interface GpaDirectRange {
 
 /** A GPA-direct request: its data lives in the listed guest pages (Linux always asks for a completion). */
 export function gpaDirect(ranges: readonly GpaDirectRange[], payload: Uint8Array, transId: bigint): Uint8Array[] {
-  let headerLen = GpaDirectHeader.offsets.range;
+  let headerLen = GD.range;
   for (const r of ranges) headerLen += GpaRange.size + 8 * r.pfns.length;
   const header = new Uint8Array(len8(headerLen) * 8);
-  const dv = new DataView(header.buffer);
-  PacketDescriptor.encode(
-    { type: PacketType.DATA_USING_GPA_DIRECT, offset8: header.length / 8, len8: len8(header.length + payload.length), flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, trans_id: transId },
-    header,
-  );
-  dv.setUint32(GpaDirectHeader.offsets.range_cnt, ranges.length, true);
-  let at = GpaDirectHeader.offsets.range;
+  descriptor(header, PacketType.DATA_USING_GPA_DIRECT, header.length / 8, len8(header.length + payload.length), VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, transId);
+  put32(header, GD.range_cnt, ranges.length, GpaDirectHeader.name, 'range_cnt');
+  let at = GD.range;
   for (const r of ranges) {
-    GpaRange.encode({ byte_count: r.byteCount, byte_offset: r.byteOffset }, header, at);
+    put32(header, at + GR.byte_count, r.byteCount, GpaRange.name, 'byte_count');
+    put32(header, at + GR.byte_offset, r.byteOffset, GpaRange.name, 'byte_offset');
     at += GpaRange.size;
     for (const p of r.pfns) {
-      dv.setBigUint64(at, BigInt(p), true);
+      put64(header, at, BigInt.asUintN(64, BigInt(p)), GpaRange.name, 'pfn_array');
       at += 8;
     }
   }
   return [header, payload];
 }
-
-const D = PacketDescriptor.offsets;
-const G = GpaDirectHeader.offsets;
 
 /** A little-endian u64 from a safe integer into `dst` at `at` (two 32-bit halves, no BigInt). */
 export function putU64(dst: Uint8Array, at: number, v: number): void {
@@ -93,30 +131,19 @@ export function putU64(dst: Uint8Array, at: number, v: number): void {
   dst[at + 7] = hi >>> 24;
 }
 
-function putU16(dst: Uint8Array, at: number, v: number): void {
-  dst[at] = v & 0xff;
-  dst[at + 1] = (v >>> 8) & 0xff;
-}
-
-function putU32(dst: Uint8Array, at: number, v: number): void {
-  putU16(dst, at, v & 0xffff);
-  putU16(dst, at + 2, v >>> 16);
-}
-
-/** The descriptor of a packet of `length` bytes whose payload starts at `offset` (a multiple of 8). */
+/**
+ * The descriptor of a packet of `length` bytes whose payload starts at `offset` (a multiple of
+ * 8); a transaction id that is a safe integer is written without BigInt.
+ */
 function putDescriptor(dst: Uint8Array, type: number, offset: number, length: number, flags: number, transId: number | bigint): void {
-  putU16(dst, D.type, type);
-  putU16(dst, D.offset8, offset / 8);
-  putU16(dst, D.len8, len8(length));
-  putU16(dst, D.flags, flags);
-  if (typeof transId === 'number') putU64(dst, D.trans_id, transId);
-  else {
-    U64.setBigUint64(0, BigInt.asUintN(64, transId), true);
-    for (let i = 0; i < 8; i++) dst[D.trans_id + i] = U64.getUint8(i);
-  }
+  if (typeof transId === 'bigint') return descriptor(dst, type, offset / 8, len8(length), flags, transId);
+  const n = PacketDescriptor.name;
+  put16(dst, D.type, type, n, 'type');
+  put16(dst, D.offset8, offset / 8, n, 'offset8');
+  put16(dst, D.len8, len8(length), n, 'len8');
+  put16(dst, D.flags, flags, n, 'flags');
+  putU64(dst, D.trans_id, transId);
 }
-/** Where a bigint transaction id is split into bytes without arithmetic on it. */
-const U64 = new DataView(new ArrayBuffer(8));
 
 /** Where a completion's payload starts: right after its descriptor. */
 export const COMPLETION_PAYLOAD_AT = PacketDescriptor.size;
@@ -147,7 +174,7 @@ export function putInbandHeader(dst: Uint8Array, payloadLength: number, transId:
 }
 
 /** Where the PFNs of a one-range GPA-direct packet start (after its range's byte count and offset). */
-export const GPA_DIRECT_PFNS_AT = G.range + GpaRange.size;
+export const GPA_DIRECT_PFNS_AT = GD.range + GpaRange.size;
 
 /** Bytes of a one-range GPA-direct header with `pfnCount` PFNs, descriptor included: where its payload starts. */
 export const gpaDirectHeaderLength = (pfnCount: number): number => len8(GPA_DIRECT_PFNS_AT + 8 * pfnCount) * 8;
@@ -161,26 +188,49 @@ export const gpaDirectHeaderLength = (pfnCount: number): number => len8(GPA_DIRE
 export function putGpaDirectHeader(dst: Uint8Array, range: { readonly byteCount: number; readonly byteOffset: number; readonly pfnCount: number }, payloadLength: number, transId: number): number {
   const header = gpaDirectHeaderLength(range.pfnCount);
   putDescriptor(dst, PacketType.DATA_USING_GPA_DIRECT, header, header + payloadLength, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, transId);
-  putU32(dst, G.reserved, 0);
-  putU32(dst, G.range_cnt, 1);
-  putU32(dst, G.range + GpaRange.offsets.byte_count, range.byteCount);
-  putU32(dst, G.range + GpaRange.offsets.byte_offset, range.byteOffset);
+  put32(dst, GD.reserved, 0, GpaDirectHeader.name, 'reserved');
+  put32(dst, GD.range_cnt, 1, GpaDirectHeader.name, 'range_cnt');
+  put32(dst, GD.range + GR.byte_count, range.byteCount, GpaRange.name, 'byte_count');
+  put32(dst, GD.range + GR.byte_offset, range.byteOffset, GpaRange.name, 'byte_offset');
   // The padding between the last PFN and the payload, if any, is zero as gpaDirect() leaves it.
   dst.fill(0, GPA_DIRECT_PFNS_AT + 8 * range.pfnCount, header);
   return header + payloadLength;
 }
 
+/** Bytes of a transfer-page packet's header with `count` ranges, padded to 8. */
+export const transferPagesHeaderSize = (count: number): number => len8(TP.ranges + TransferPageRange.size * count) * 8;
+
+/**
+ * A transfer-page packet's header written into `header` (transferPagesHeaderSize(count) bytes)
+ * from parallel arrays of `count` ranges: the receive path of a NIC names many sections per
+ * packet and keeps its range table from one packet to the next.
+ */
+export function writeTransferPagesHeader(header: Uint8Array, pageSetId: number, count: number, byteCounts: ArrayLike<number>, byteOffsets: ArrayLike<number>, transId: bigint, payloadLength: number): void {
+  const size = transferPagesHeaderSize(count);
+  descriptor(header, PacketType.DATA_USING_XFER_PAGES, size / 8, len8(size + payloadLength), VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, transId);
+  const n = TransferPageHeader.name;
+  put16(header, TP.xfer_pageset_id, pageSetId, n, 'xfer_pageset_id');
+  header[TP.sender_owns_set] = 0;
+  header[TP.reserved] = 0;
+  put32(header, TP.range_cnt, count, n, 'range_cnt');
+  for (let i = 0, at = TP.ranges; i < count; i++, at += TransferPageRange.size) {
+    put32(header, at + TPR.byte_count, byteCounts[i]!, TransferPageRange.name, 'byte_count');
+    put32(header, at + TPR.byte_offset, byteOffsets[i]!, TransferPageRange.name, 'byte_offset');
+  }
+  for (let at = TP.ranges + TransferPageRange.size * count; at < size; at++) header[at] = 0;
+}
+
 /** A transfer-page packet: byte ranges inside a previously shared page set (netvsc receive path). */
-export function transferPages(pageSetId: number, ranges: readonly { byteCount: number; byteOffset: number }[], transId: bigint, payload: Uint8Array = new Uint8Array(0)): Uint8Array[] {
-  const headerLen = TransferPageHeader.offsets.ranges + TransferPageRange.size * ranges.length;
-  const header = new Uint8Array(len8(headerLen) * 8);
-  const dv = new DataView(header.buffer);
-  PacketDescriptor.encode(
-    { type: PacketType.DATA_USING_XFER_PAGES, offset8: header.length / 8, len8: len8(header.length + payload.length), flags: VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, trans_id: transId },
+export function transferPages(pageSetId: number, ranges: readonly { byteCount: number; byteOffset: number }[], transId: bigint, payload: Uint8Array = EMPTY): Uint8Array[] {
+  const header = new Uint8Array(transferPagesHeaderSize(ranges.length));
+  writeTransferPagesHeader(
     header,
+    pageSetId,
+    ranges.length,
+    ranges.map((r) => r.byteCount),
+    ranges.map((r) => r.byteOffset),
+    transId,
+    payload.length,
   );
-  dv.setUint16(TransferPageHeader.offsets.xfer_pageset_id, pageSetId, true);
-  dv.setUint32(TransferPageHeader.offsets.range_cnt, ranges.length, true);
-  ranges.forEach((r, i) => TransferPageRange.encode({ byte_count: r.byteCount, byte_offset: r.byteOffset }, header, TransferPageHeader.offsets.ranges + TransferPageRange.size * i));
   return [header, payload];
 }

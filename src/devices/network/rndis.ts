@@ -28,15 +28,24 @@ export interface RndisHeader {
 }
 
 /**
- * The header of the message at the start of `buf` (`buf.length` bytes hold it): msg_len must be
- * at least the header and at most `buf.length` (rndis_filter_receive).
+ * The header of the message at `buf[at..end)` (those bytes hold it; the whole of `buf` by
+ * default): msg_len must be at least the header and at most what holds it (rndis_filter_receive).
  */
-export function rndisHeader(buf: Uint8Array): RndisHeader {
-  if (buf.length < RNDIS_HEADER_SIZE) throw new RndisError('', `needs ${RNDIS_HEADER_SIZE} bytes, have ${buf.length}`);
-  const length = u32At(buf, RndisMessage.offsets.msg_len);
-  if (length < RNDIS_HEADER_SIZE || length > buf.length) throw new RndisError('msg_len', `${length} is not within [${RNDIS_HEADER_SIZE}, ${buf.length}]`);
-  return { type: u32At(buf, RndisMessage.offsets.ndis_msg_type), length };
+export function rndisHeader(buf: Uint8Array, at = 0, end = buf.length): RndisHeader {
+  return { type: u32At(buf, at + RndisMessage.offsets.ndis_msg_type), length: rndisMessageLength(buf, at, end) };
 }
+
+/** The checked msg_len of the message at `buf[at..end)`, for the data paths that need no header object. */
+export function rndisMessageLength(buf: Uint8Array, at: number, end: number): number {
+  const room = end - at;
+  if (room < RNDIS_HEADER_SIZE) throw new RndisError('', `needs ${RNDIS_HEADER_SIZE} bytes, have ${room}`);
+  const length = u32At(buf, at + RndisMessage.offsets.msg_len);
+  if (length < RNDIS_HEADER_SIZE || length > room) throw new RndisError('msg_len', `${length} is not within [${RNDIS_HEADER_SIZE}, ${room}]`);
+  return length;
+}
+
+/** The ndis_msg_type of the message at `buf[at..]` (its header checked already). */
+export const rndisMessageType = (buf: Uint8Array, at: number): number => u32At(buf, at + RndisMessage.offsets.ndis_msg_type);
 
 /** A body after the header, checked to fit the message's `length` (each side's `msg_len - RNDIS_HEADER_SIZE < sizeof` checks). */
 export function rndisBody<F extends FieldSpec>(S: Struct<F>, buf: Uint8Array, length: number): StructValue<F> {
@@ -78,60 +87,77 @@ export interface ParsedRndisPacket {
 }
 
 /**
+ * Where a reader reports what it found in a data packet: each PPI element (its value is
+ * buf[valueAt, valueEnd)) as the walk meets it, then the frame's place. The data paths fill one
+ * reused object; the parse functions below collect a list. The checks are the same code.
+ */
+export interface RndisPacketSink {
+  ppi(type: number, internal: boolean, buf: Uint8Array, valueAt: number, valueEnd: number): void;
+  dataOffset: number;
+  dataLength: number;
+  /** The guest's reader: why the PPIs were ignored, if they were. */
+  ppiError: RndisError | undefined;
+}
+
+/**
  * Walks `len` bytes of PPI elements at `at`; each element needs a size of at least its header
  * that fits what is left, and a value offset inside it. Linux's rndis_get_ppi loops forever on
- * a size of zero or too large (it neither advances nor stops); the model stops instead.
+ * a size of zero or too large (it neither advances nor stops); the model stops instead. Returns
+ * the error that stopped it (the elements before it were reported).
  */
-function walkPpis(buf: Uint8Array, at: number, len: number): { ppis: Ppi[]; error?: RndisError } {
-  const ppis: Ppi[] = [];
+function walkPpis(buf: Uint8Array, at: number, len: number, sink: RndisPacketSink): RndisError | undefined {
   let i = 0;
   while (len > 0) {
-    if (len < RndisPerPacketInfo.size) return { ppis, error: new RndisError(`ppi[${i}]`, `${len} bytes left, less than a PPI header`) };
+    if (len < RndisPerPacketInfo.size) return new RndisError(`ppi[${i}]`, `${len} bytes left, less than a PPI header`);
     const size = u32At(buf, at + PPI.size);
     const word = u32At(buf, at + PPI._type);
     const offset = u32At(buf, at + PPI.ppi_offset);
-    if (size < RndisPerPacketInfo.size || size > len) return { ppis, error: new RndisError(`ppi[${i}].size`, `${size} is not within [${RndisPerPacketInfo.size}, ${len}]`) };
-    if (offset >= size || offset < RndisPerPacketInfo.size) return { ppis, error: new RndisError(`ppi[${i}].ppi_offset`, `${offset} is not within [${RndisPerPacketInfo.size}, ${size})`) };
-    ppis.push({ type: word & 0x7fffffff, internal: word >>> 31 === 1, value: buf.subarray(at + offset, at + size) });
+    if (size < RndisPerPacketInfo.size || size > len) return new RndisError(`ppi[${i}].size`, `${size} is not within [${RndisPerPacketInfo.size}, ${len}]`);
+    if (offset >= size || offset < RndisPerPacketInfo.size) return new RndisError(`ppi[${i}].ppi_offset`, `${offset} is not within [${RndisPerPacketInfo.size}, ${size})`);
+    sink.ppi(word & 0x7fffffff, word >>> 31 === 1, buf, at + offset, at + size);
     at += size;
     len -= size;
     i++;
   }
-  return { ppis };
+  return undefined;
 }
 
 /**
- * The guest's reading of an RNDIS_MSG_PACKET in `buf` (a transfer-page range of `buf.length`
+ * The guest's reading of an RNDIS_MSG_PACKET in `buf[0..len)` (a transfer-page range of `len`
  * bytes; the header already checked): the data offset must lie inside the range and the data
  * fit after it (rndis_filter_receive_data); PPIs are read if their offset and length fit the
- * packet (rndis_get_ppi), and ignored otherwise.
+ * packet (rndis_get_ppi), and ignored otherwise (sink.ppiError says why). Throws RndisError
+ * when the packet is refused.
  */
-export function parseRndisPacketGuest(buf: Uint8Array): ParsedRndisPacket {
-  if (buf.length < RNDIS_HEADER_SIZE + RndisPacket.size) throw new RndisError('msg.pkt', `data_buflen ${buf.length} is too small`);
+export function readRndisPacketGuest(buf: Uint8Array, len: number, sink: RndisPacketSink): void {
+  if (len < RNDIS_HEADER_SIZE + RndisPacket.size) throw new RndisError('msg.pkt', `data_buflen ${len} is too small`);
   const b = RNDIS_HEADER_SIZE;
   const dataOffsetField = u32At(buf, b + P.data_offset);
   const dataLen = u32At(buf, b + P.data_len);
-  if (dataOffsetField >= buf.length - RNDIS_HEADER_SIZE) throw new RndisError('msg.pkt.data_offset', `${dataOffsetField} is not inside the ${buf.length}-byte buffer`);
+  if (dataOffsetField >= len - RNDIS_HEADER_SIZE) throw new RndisError('msg.pkt.data_offset', `${dataOffsetField} is not inside the ${len}-byte buffer`);
   const dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
-  if (buf.length - dataOffset < dataLen) throw new RndisError('msg.pkt.data_len', `${dataLen} bytes do not fit the ${buf.length - dataOffset} after the data offset`);
-  const rpktLen = buf.length - RNDIS_HEADER_SIZE;
+  if (len - dataOffset < dataLen) throw new RndisError('msg.pkt.data_len', `${dataLen} bytes do not fit the ${len - dataOffset} after the data offset`);
+  sink.dataOffset = dataOffset;
+  sink.dataLength = dataLen;
+  sink.ppiError = undefined;
+  const rpktLen = len - RNDIS_HEADER_SIZE;
   const ppiOffset = u32At(buf, b + P.per_pkt_info_offset);
   const ppiLen = u32At(buf, b + P.per_pkt_info_len);
-  if (ppiOffset === 0) return { dataOffset, dataLength: dataLen, ppis: [] };
-  if (ppiOffset < RndisPacket.size || ppiOffset > rpktLen) return { dataOffset, dataLength: dataLen, ppis: [], ppiError: new RndisError('msg.pkt.per_pkt_info_offset', `${ppiOffset} is invalid`) };
-  if (ppiLen < RndisPerPacketInfo.size || ppiLen > rpktLen - ppiOffset) return { dataOffset, dataLength: dataLen, ppis: [], ppiError: new RndisError('msg.pkt.per_pkt_info_len', `${ppiLen} is invalid`) };
-  const w = walkPpis(buf, b + ppiOffset, ppiLen);
-  return w.error ? { dataOffset, dataLength: dataLen, ppis: w.ppis, ppiError: w.error } : { dataOffset, dataLength: dataLen, ppis: w.ppis };
+  if (ppiOffset === 0) return;
+  if (ppiOffset < RndisPacket.size || ppiOffset > rpktLen) return void (sink.ppiError = new RndisError('msg.pkt.per_pkt_info_offset', `${ppiOffset} is invalid`));
+  if (ppiLen < RndisPerPacketInfo.size || ppiLen > rpktLen - ppiOffset) return void (sink.ppiError = new RndisError('msg.pkt.per_pkt_info_len', `${ppiLen} is invalid`));
+  sink.ppiError = walkPpis(buf, b + ppiOffset, ppiLen, sink);
 }
 
 /**
- * The host's reading of one RNDIS_MSG_PACKET of `length` bytes at `buf[0..]` (OpenVMM
+ * The host's reading of one RNDIS_MSG_PACKET of `length` bytes at `buf[at..]` (OpenVMM
  * handle_rndis_packet_message): no out-of-band data or VC handle, data of at least one byte
- * inside the message, and PPIs that lie inside it; anything else refuses the packet.
+ * inside the message, and PPIs that lie inside it; anything else refuses the packet (RndisError).
+ * The frame's offset is from `at`.
  */
-export function parseRndisPacketHost(buf: Uint8Array, length: number): ParsedRndisPacket {
+export function readRndisPacketHost(buf: Uint8Array, at: number, length: number, sink: RndisPacketSink): void {
   if (length - RNDIS_HEADER_SIZE < RndisPacket.size) throw new RndisError('msg.pkt', `msg_len ${length} is too small for the packet header`);
-  const b = RNDIS_HEADER_SIZE;
+  const b = at + RNDIS_HEADER_SIZE;
   if (u32At(buf, b + P.num_oob_data_elements) !== 0 || u32At(buf, b + P.oob_data_len) !== 0 || u32At(buf, b + P.oob_data_offset) !== 0) throw new RndisError('msg.pkt.oob_data_offset', 'out-of-band data is not supported');
   if (u32At(buf, b + P.vc_handle) !== 0) throw new RndisError('msg.pkt.vc_handle', 'must be zero');
   const body = length - RNDIS_HEADER_SIZE;
@@ -140,11 +166,43 @@ export function parseRndisPacketHost(buf: Uint8Array, length: number): ParsedRnd
   if (dataOffsetField > body || body - dataOffsetField < dataLen || dataLen === 0) throw new RndisError('msg.pkt.data_len', `${dataLen} bytes at offset ${dataOffsetField} do not fit the ${body}-byte packet`);
   const ppiOffset = u32At(buf, b + P.per_pkt_info_offset);
   const ppiLen = u32At(buf, b + P.per_pkt_info_len);
-  if (ppiLen === 0) return { dataOffset: b + dataOffsetField, dataLength: dataLen, ppis: [] };
-  if (ppiOffset > body || body - ppiOffset < ppiLen) throw new RndisError('msg.pkt.per_pkt_info_offset', `${ppiLen} bytes at ${ppiOffset} leave the ${body}-byte packet`);
-  const w = walkPpis(buf, b + ppiOffset, ppiLen);
-  if (w.error) throw w.error;
-  return { dataOffset: b + dataOffsetField, dataLength: dataLen, ppis: w.ppis };
+  sink.ppiError = undefined;
+  if (ppiLen !== 0) {
+    if (ppiOffset > body || body - ppiOffset < ppiLen) throw new RndisError('msg.pkt.per_pkt_info_offset', `${ppiLen} bytes at ${ppiOffset} leave the ${body}-byte packet`);
+    const error = walkPpis(buf, b + ppiOffset, ppiLen, sink);
+    if (error) throw error;
+  }
+  sink.dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
+  sink.dataLength = dataLen;
+}
+
+/** A sink that keeps every PPI as a Ppi (a view of its value). `clear` makes it ready for the next packet. */
+export class PpiList implements RndisPacketSink {
+  readonly ppis: Ppi[] = [];
+  dataOffset = 0;
+  dataLength = 0;
+  ppiError: RndisError | undefined = undefined;
+  ppi(type: number, internal: boolean, buf: Uint8Array, valueAt: number, valueEnd: number): void {
+    this.ppis.push({ type, internal, value: buf.subarray(valueAt, valueEnd) });
+  }
+  clear(): this {
+    if (this.ppis.length) this.ppis.length = 0;
+    return this;
+  }
+}
+
+/** The guest's reading of an RNDIS_MSG_PACKET filling all of `buf` (see readRndisPacketGuest), as an object. */
+export function parseRndisPacketGuest(buf: Uint8Array): ParsedRndisPacket {
+  const s = new PpiList();
+  readRndisPacketGuest(buf, buf.length, s);
+  return s.ppiError ? { dataOffset: s.dataOffset, dataLength: s.dataLength, ppis: s.ppis, ppiError: s.ppiError } : { dataOffset: s.dataOffset, dataLength: s.dataLength, ppis: s.ppis };
+}
+
+/** The host's reading of one RNDIS_MSG_PACKET of `length` bytes at `buf[0..]` (see readRndisPacketHost), as an object. */
+export function parseRndisPacketHost(buf: Uint8Array, length: number): ParsedRndisPacket {
+  const s = new PpiList();
+  readRndisPacketHost(buf, 0, length, s);
+  return { dataOffset: s.dataOffset, dataLength: s.dataLength, ppis: s.ppis };
 }
 
 // --- Building -----------------------------------------------------------------------------
@@ -158,31 +216,52 @@ export interface PpiValue {
 /** Bytes the PPIs of `ppis` take: a header and one u32 each (NDIS_*_PPI_SIZE). */
 export const ppiBytes = (count: number): number => count * (RndisPerPacketInfo.size + 4);
 
+/** PPIs a packet header is built for without allocating (netvsc and netvsp send at most two). */
+const MAX_KEPT_PPIS = 4;
+const PACKET_HEADER = RNDIS_HEADER_SIZE + RndisPacket.size;
 /**
- * Writes the header of an RNDIS_MSG_PACKET for a `frameLength`-byte frame, with `ppis` after the
- * packet header and the frame after them (netvsc_xmit and init_ppi_data), at `out[at..]`.
- * Returns the header's length; the frame goes right after it. msg_len covers the frame.
+ * Where headers are built: plain (unshared) memory, then copied into the section in one move.
+ * Stores byte by byte into shared guest memory cost several times more than one copy. Fields
+ * never written stay zero; those written are rewritten for every header.
  */
-export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
+const HEADER = new Uint8Array(PACKET_HEADER + ppiBytes(MAX_KEPT_PPIS));
+const HEADER_VIEWS = Array.from({ length: MAX_KEPT_PPIS + 1 }, (_, n) => HEADER.subarray(0, PACKET_HEADER + ppiBytes(n)));
+
+/**
+ * The header of an RNDIS_MSG_PACKET for a `frameLength`-byte frame, with `ppis` after the packet
+ * header and the frame to follow them (netvsc_xmit and init_ppi_data). msg_len covers the frame.
+ * The bytes are valid until the next call.
+ */
+export function rndisPacketHeader(frameLength: number, ppis: readonly PpiValue[]): Uint8Array {
   const ppiLen = ppiBytes(ppis.length);
-  const headerLen = RNDIS_HEADER_SIZE + RndisPacket.size + ppiLen;
-  out.fill(0, at, at + headerLen);
-  setU32(out, at + RndisMessage.offsets.ndis_msg_type, 1 /* RNDIS_MSG_PACKET */);
-  setU32(out, at + RndisMessage.offsets.msg_len, headerLen + frameLength);
-  const b = at + RNDIS_HEADER_SIZE;
+  const out = ppis.length <= MAX_KEPT_PPIS ? HEADER_VIEWS[ppis.length]! : new Uint8Array(PACKET_HEADER + ppiLen);
+  setU32(out, RndisMessage.offsets.ndis_msg_type, 1 /* RNDIS_MSG_PACKET */);
+  setU32(out, RndisMessage.offsets.msg_len, out.length + frameLength);
+  const b = RNDIS_HEADER_SIZE;
   setU32(out, b + P.data_offset, RndisPacket.size + ppiLen);
   setU32(out, b + P.data_len, frameLength);
   setU32(out, b + P.per_pkt_info_offset, RndisPacket.size);
   setU32(out, b + P.per_pkt_info_len, ppiLen);
-  let p = b + RndisPacket.size;
-  for (const ppi of ppis) {
+  let p = PACKET_HEADER;
+  for (let i = 0; i < ppis.length; i++) {
+    const ppi = ppis[i]!;
     setU32(out, p + PPI.size, RndisPerPacketInfo.size + 4);
     setU32(out, p + PPI._type, ((ppi.type & 0x7fffffff) | (ppi.internal ? 0x80000000 : 0)) >>> 0);
     setU32(out, p + PPI.ppi_offset, RndisPerPacketInfo.size);
     setU32(out, p + RndisPerPacketInfo.size, ppi.value >>> 0);
     p += RndisPerPacketInfo.size + 4;
   }
-  return headerLen;
+  return out;
+}
+
+/**
+ * Writes the header of an RNDIS_MSG_PACKET (see rndisPacketHeader) at `out[at..]`. Returns the
+ * header's length; the frame goes right after it.
+ */
+export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
+  const h = rndisPacketHeader(frameLength, ppis);
+  out.set(h, at);
+  return h.length;
 }
 
 /** Rewrites the msg_len of the RNDIS message at `at` (netvsc pads a batched packet to pkt_align). */

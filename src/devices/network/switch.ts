@@ -5,7 +5,7 @@
 // `maxMacs` addresses it stops learning and floods instead. Delivery is synchronous; each NIC
 // bounds what it queues and counts what it drops, so a broadcast flood costs drops, not memory.
 import type { FrameTap, NetBackend, NetEndpoint, NetLink } from './backend.js';
-import { ETH_HLEN, isMulticast, macKey } from './ether.js';
+import { ETH_HLEN, isMulticast, macEquals, macKey } from './ether.js';
 
 export interface SwitchOptions {
   /** Learned addresses at most (default 4096). */
@@ -35,6 +35,20 @@ interface Port {
   readonly id: number;
   readonly endpoint: NetEndpoint;
   open: boolean;
+  /**
+   * The source address this port last sent from, already learnt for it, and the destination it
+   * last sent to with the port the table gave (valid while the table's `version` is the same):
+   * a stream of frames between two NICs skips the table (a 48-bit key is a heap number per lookup).
+   */
+  readonly lastSrc: Uint8Array;
+  lastSrcVersion: number;
+  readonly lastDst: Uint8Array;
+  lastTo: Port | undefined;
+  lastDstVersion: number;
+}
+
+function newPort(id: number, endpoint: NetEndpoint): Port {
+  return { id, endpoint, open: true, lastSrc: new Uint8Array(6), lastSrcVersion: -1, lastDst: new Uint8Array(6), lastTo: undefined, lastDstVersion: -1 };
 }
 
 export class VirtualSwitch implements NetBackend {
@@ -45,6 +59,8 @@ export class VirtualSwitch implements NetBackend {
   private readonly table = new Map<number, Port>();
   private readonly taps: FrameTap[] = [];
   private nextId = 1;
+  /** Moves whenever the table changes: what ports remember of it is stale then. */
+  private version = 0;
   private readonly maxMacs: number;
   private readonly maxPorts: number;
   private readonly now: () => number;
@@ -79,7 +95,7 @@ export class VirtualSwitch implements NetBackend {
 
   connect(endpoint: NetEndpoint): NetLink {
     if (this.ports.length >= this.maxPorts) throw new RangeError(`switch ${this.name}: ${this.maxPorts} ports already connected`);
-    const port: Port = { id: this.nextId++, endpoint, open: true };
+    const port = newPort(this.nextId++, endpoint);
     this.ports.push(port);
     return {
       transmit: (frame) => {
@@ -91,7 +107,7 @@ export class VirtualSwitch implements NetBackend {
 
   /** Sends a frame into the switch as if from a port named `from` that nobody can reach (a test's raw injector). */
   inject(frame: Uint8Array, from = 'inject'): void {
-    this.forward({ id: 0, endpoint: { name: from, mac: new Uint8Array(6), deliver: () => false }, open: true }, frame, false);
+    this.forward(newPort(0, { name: from, mac: new Uint8Array(6), deliver: () => false }), frame, false);
   }
 
   private disconnect(port: Port): void {
@@ -99,6 +115,7 @@ export class VirtualSwitch implements NetBackend {
     const i = this.ports.indexOf(port);
     if (i >= 0) this.ports.splice(i, 1);
     for (const [mac, p] of this.table) if (p === port) this.table.delete(mac);
+    this.version++;
   }
 
   private forward(from: Port, frame: Uint8Array, learn = true): void {
@@ -108,9 +125,21 @@ export class VirtualSwitch implements NetBackend {
       return;
     }
     for (const t of this.taps) t.frame(frame, this.now(), from.endpoint.name);
-    if (learn && !isMulticast(frame, 6)) this.learn(macKey(frame, 6), from);
+    if (learn && !isMulticast(frame, 6) && !(from.lastSrcVersion === this.version && macEquals(frame, 6, from.lastSrc))) {
+      if (this.learn(macKey(frame, 6), from)) {
+        from.lastSrc.set(frame.subarray(6, 12));
+        from.lastSrcVersion = this.version;
+      }
+    }
     if (!isMulticast(frame, 0)) {
-      const to = this.table.get(macKey(frame, 0));
+      let to: Port | undefined;
+      if (from.lastDstVersion === this.version && macEquals(frame, 0, from.lastDst)) to = from.lastTo;
+      else {
+        to = this.table.get(macKey(frame, 0));
+        from.lastDst.set(frame.subarray(0, 6));
+        from.lastTo = to;
+        from.lastDstVersion = this.version;
+      }
       if (to) {
         if (to !== from) this.deliver(to, frame);
         return;
@@ -120,14 +149,17 @@ export class VirtualSwitch implements NetBackend {
     for (const p of [...this.ports]) if (p !== from) this.deliver(p, frame);
   }
 
-  private learn(mac: number, port: Port): void {
+  /** Learns that `mac` is behind `port`; false if the table is full and it could not. */
+  private learn(mac: number, port: Port): boolean {
     const known = this.table.get(mac);
-    if (known === port) return;
+    if (known === port) return true;
     if (!known && this.table.size >= this.maxMacs) {
       this.stats.unlearned++;
-      return;
+      return false;
     }
     this.table.set(mac, port);
+    this.version++;
+    return true;
   }
 
   private deliver(port: Port, frame: Uint8Array): void {

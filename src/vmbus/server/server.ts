@@ -148,7 +148,7 @@ export class VmbusServer {
    */
   private readonly unloadedRelids = new Set<number>();
   readonly channels = new Map<number, HostChannel>();
-  private readonly gpadls = new Map<string, Gpadl>();
+  private readonly gpadls = new Map<number, Gpadl>();
   /** Pages the complete GPADLs name, in all (budget.gpadlPages). */
   private gpadlPages = 0;
   private readonly pending = new Map<number, GpadlAssembly>();
@@ -452,7 +452,8 @@ export class VmbusServer {
     this.toGuest(encodeChannelMessage(T.GPADL_TORNDOWN, { gpadl: handle }));
   }
 
-  private dropGpadl(k: string, g: Gpadl): void {
+  private dropGpadl(k: number, g: Gpadl): void {
+    g.live = false;
     this.gpadls.delete(k);
     this.gpadlPages -= g.pages;
   }
@@ -694,6 +695,7 @@ export class VmbusServer {
       if (ch.state === 'revoked') this.channels.delete(ch.relid);
       else ch.state = 'unoffered';
     }
+    for (const g of this.gpadls.values()) g.live = false;
     this.gpadls.clear();
     this.gpadlPages = 0;
     this.pending.clear();
@@ -752,4 +754,5 @@ export class VmbusServer {
   }
 }
 
-const key = (relid: number, handle: number): string => `${relid}:${handle}`;
+/** A GPADL's key: relid (below MAX_CHANNEL_RELIDS) and the u32 handle as one number, no string per lookup (devices check theirs per frame). */
+const key = (relid: number, handle: number): number => relid * 0x1_0000_0000 + (handle >>> 0);

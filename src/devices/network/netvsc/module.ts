@@ -10,7 +10,8 @@ import { DeviceClass } from '../../../vmbus/wire/guids.js';
 import type { GuestModule, GuestServices } from '../../device.js';
 import { ipString, parseCidr, parseIpv4, prefixMask } from '../ether.js';
 import { Inet } from './inet.js';
-import type { NetDevice, RxMeta, XmitResult } from './netdev.js';
+import type { NetDevice, RxMeta, TxMeta, XmitResult } from './netdev.js';
+import { CopyArena } from '../copy-arena.js';
 import { Netvsc } from './netvsc.js';
 import { Ping, type PingOptions } from './ping.js';
 
@@ -153,10 +154,12 @@ export class NetvscGuest {
   raw(name: string, onFrame: (frame: Uint8Array, meta: RxMeta) => void): RawSocket {
     const dev = this.device(name);
     if (!dev) throw new Error(`no interface ${name}`);
-    const tap = (f: Uint8Array, m: RxMeta) => onFrame(f.slice(), m);
+    // The socket reads its own copy of each frame (packet_rcv's copy to user space).
+    const copies = new CopyArena();
+    const tap = (f: Uint8Array, m: RxMeta) => onFrame(copies.copy(f, 0, f.length), m);
     dev.taps.add(tap);
     const sendBatch = (frames: readonly Uint8Array[]): number => {
-      for (let i = 0; i < frames.length; i++) if (dev.xmit(frames[i]!, { more: i < frames.length - 1 }) !== 'ok') return i;
+      for (let i = 0; i < frames.length; i++) if (dev.xmit(frames[i]!, i < frames.length - 1 ? MORE : LAST) !== 'ok') return i;
       return frames.length;
     };
     return { send: (frame) => dev.xmit(frame), sendBatch, close: () => void dev.taps.delete(tap) };
@@ -166,6 +169,10 @@ export class NetvscGuest {
     return this.nics.map((n) => ({ ...n.state(), inet: this.inets.get(n.netdev.name)?.describe() }));
   }
 }
+
+/** netdev_xmit_more for a raw socket's batch: every frame but the last says another follows. */
+const MORE: TxMeta = Object.freeze({ more: true });
+const LAST: TxMeta = Object.freeze({});
 
 /**
  * The hv_netvsc module: module_init registers the driver. `instance` is the loaded module (its

@@ -13,9 +13,10 @@ import type { ClientTransport } from '../../../vmbus/client/transport.js';
 import { PacketType, VmbusVersion } from '../../../vmbus/wire/constants.js';
 import { TransferPageHeader, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestServices } from '../../device.js';
+import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { parseRndisPacketGuest, ppiU32, rndisHeader, RndisError, setRndisMessageLength, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
+import { ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -62,9 +63,10 @@ import {
   netvscRqstorSize,
   nvspVersionName,
 } from '../wire/nvsp.js';
-import { PpiType, RndisMsg, RndisStatus, RndisIndicateStatus, RNDIS_HEADER_SIZE, RNDIS_PKTINFO_ID, RNDIS_PKTINFO_SUBALLOC } from '../wire/rndis.js';
+import { PpiType, RndisMsg, RndisPacket, RndisStatus, RndisIndicateStatus, RndisPktinfoId, RNDIS_HEADER_SIZE, RNDIS_PKTINFO_1ST_FRAG, RNDIS_PKTINFO_ID, RNDIS_PKTINFO_LAST_FRAG, RNDIS_PKTINFO_SUBALLOC } from '../wire/rndis.js';
 import { NetDevice, NetDeviceError, type NetDeviceOps, type RxMeta, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
+import { CopyArena } from '../copy-arena.js';
 
 /** netvsc_ring_bytes: VMBUS_RING_SIZE(ring_size * 4096) with the module's default of 128 pages. */
 export const netvscRingBytes = (pageSize: number): number => vmbusRingSize(128 * 4096, pageSize);
@@ -102,6 +104,70 @@ interface NvChannel {
   rscPpi: { csum: number | undefined; hash: number | undefined };
   /** The multi-send data (nvchan->msd): a send section being filled with packets while more follow. */
   msd: Msd | undefined;
+  /**
+   * nvchan->recv_buf: each received RNDIS message is copied here (one receive section's worth)
+   * before it is read, so that the host cannot change what was checked (netvsc_receive).
+   */
+  recvCopy: Uint8Array;
+  recvCopy32: Uint32Array;
+  /** What rndis_filter_receive_data read of the current data packet (reused for each). */
+  readonly rx: RxPacket;
+}
+
+/**
+ * rndis_filter_receive_data's reading of one data packet: the frame's place and the PPIs netvsc
+ * acts on (checksum, hash, RSC fragment flags), filled in place for each packet.
+ */
+class RxPacket implements RndisPacketSink {
+  dataOffset = 0;
+  dataLength = 0;
+  ppiError: RndisError | undefined = undefined;
+  csum: number | undefined = undefined;
+  hash: number | undefined = undefined;
+  rscFlag: number | undefined = undefined;
+  /** Reads the packet in buf[0..len) (RndisError if it is refused). */
+  read(buf: Uint8Array, len: number): void {
+    this.csum = undefined;
+    this.hash = undefined;
+    this.rscFlag = undefined;
+    readRndisPacketGuest(buf, len, this);
+  }
+  /** rndis_get_ppi for the types netvsc asks for: each value is (at least) a u32. */
+  ppi(type: number, internal: boolean, buf: Uint8Array, valueAt: number, valueEnd: number): void {
+    if (valueEnd - valueAt < 4) return;
+    if (!internal && type === PpiType.TCPIP_CHKSUM) this.csum = u32At(buf, valueAt);
+    else if (!internal && type === PpiType.NBL_HASH_VALUE) this.hash = u32At(buf, valueAt);
+    else if (internal && type === RNDIS_PKTINFO_ID) this.rscFlag = buf[valueAt + RndisPktinfoId.offsets.flag];
+  }
+}
+
+/** The PPI list of a frame that needs none (never added to). */
+const NO_PPIS: PpiValue[] = [];
+Object.freeze(NO_PPIS);
+
+const u32At = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
+/** The receive-checksum verdict bits netvsc_recv_callback tests, from the declared bitfield (no BigInt per frame). */
+const RX_CSUM_OK = Number(CsumInfoReceive.fields.receive.encode({ tcp_checksum_succeeded: true })) | Number(CsumInfoReceive.fields.receive.encode({ udp_checksum_succeeded: true }));
+
+/** Messages up to this many bytes are copied out of guest memory word by word (larger ones in one move). */
+const WORD_COPY_MAX = 256;
+
+/**
+ * Copies `len` bytes of guest memory at `gpa` into `dst` (whose words `dst32` are): small,
+ * word-aligned ones as 32-bit words (a view of shared memory per copy costs more than the copy),
+ * others in one move.
+ */
+function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Uint32Array, gpa: number, len: number): void {
+  if (len <= WORD_COPY_MAX && (gpa & 3) === 0) {
+    const words = len >>> 2;
+    const w = gpa >>> 2;
+    for (let i = 0; i < words; i++) dst32[i] = mem32[w + i]!;
+    const bytes = mem.bytes;
+    for (let i = words << 2; i < len; i++) dst[i] = bytes[gpa + i]!;
+    return;
+  }
+  dst.set(new Uint8Array(mem.buffer, gpa, len));
 }
 
 /** A send section holding `count` RNDIS packets (each padded to pkt_align) not yet sent. */
@@ -268,7 +334,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), rx: new RxPacket() };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -559,7 +625,8 @@ export class Netvsc implements NetDeviceOps {
       return 'dropped';
     }
     const q = this.pickTxQueue(meta);
-    const ppis: PpiValue[] = [];
+    // Most frames carry no PPI (one queue, no offload): they share one empty list.
+    const ppis: PpiValue[] = (meta.hash && this.netdev.queues > 1) || meta.gsoSize || meta.checksumPartial ? [] : NO_PPIS;
     if (meta.hash && this.netdev.queues > 1) ppis.push({ type: PpiType.NBL_HASH_VALUE, value: meta.hash });
     if (meta.gsoSize) {
       ppis.push({ type: PpiType.TCP_LARGESEND, value: Number(LsoV2Transmit.fields.lso_v2_transmit.encode({ type: NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, ip_version: NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, tcp_header_offset: meta.transportOffset ?? ETH_HLEN + Ip4.LEN, mss: meta.gsoSize })) });
@@ -573,7 +640,7 @@ export class Netvsc implements NetDeviceOps {
       }
       ppis.push({ type: PpiType.TCPIP_CHKSUM, value: Number(CsumInfoTransmit.fields.transmit.encode({ is_ipv4: 1, tcp_checksum: proto === IpProto.TCP, udp_checksum: proto === IpProto.UDP, tcp_header_offset: meta.transportOffset ?? ETH_HLEN + Ip4.LEN })) });
     }
-    const hdrLen = RNDIS_HEADER_SIZE + 36 + 16 * ppis.length;
+    const hdrLen = RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length);
     const total = hdrLen + frame.length;
     if (total > RNDIS_AND_PPI_SIZE + 65536) {
       this.ethStats.txTooBig++;
@@ -593,7 +660,8 @@ export class Netvsc implements NetDeviceOps {
   /** netvsc_select_queue without a socket: the send table by hash, else the queue asked for. */
   private pickTxQueue(meta: TxMeta): number {
     let q = meta.queue ?? (meta.hash !== undefined ? this.txTable[meta.hash & (VRSS_SEND_TAB_SIZE - 1)]! : 0);
-    const n = this.chans.filter((c) => c !== undefined).length;
+    let n = 0;
+    for (let i = 0; i < this.chans.length; i++) if (this.chans[i] !== undefined) n++;
     while (q >= n) q -= n;
     return this.chans[q] ? q : 0;
   }
@@ -639,7 +707,7 @@ export class Netvsc implements NetDeviceOps {
     if (more) {
       // netvsc_copy_to_send_buf: the packet's msg_len grows to the next pkt_align boundary.
       const padded = Math.ceil(total / align) * align;
-      mem.fill(0, at + total, at + padded);
+      for (let i = at + total; i < at + padded; i++) mem[i] = 0; // at most pkt_align - 1 bytes
       setRndisMessageLength(mem, at, padded);
       m.len += padded;
       c.msd = m;
@@ -754,6 +822,12 @@ export class Netvsc implements NetDeviceOps {
     if (this.freedTx) this.netdev.txWake();
   }
 
+  /** Guest memory as 32-bit words, for copying small messages out of the receive buffer. */
+  private mem32: Uint32Array | undefined;
+
+  /** Where received frames get their own bytes (netvsc_alloc_recv_skb). */
+  private readonly skbs = new CopyArena();
+
   /** A transmit completion freed room during this poll (netvsc_send_tx_complete wakes the queue). */
   private freedTx = false;
 
@@ -829,8 +903,11 @@ export class Netvsc implements NetDeviceOps {
     void TransferPageHeader; // the offset and range-count checks are parsePacket's (vmbus.md §8.5)
     let status: number = NvspStatus.SUCCESS;
     const ranges = p.transferRanges ?? [];
+    // Several ranges, one RNDIS message each: the host batches the frames of a burst (range_cnt).
     for (let i = 0; i < ranges.length; i++) {
-      const { byteOffset: offset, byteCount: len } = ranges[i]!;
+      const r = ranges[i]!;
+      const offset = r.byteOffset;
+      const len = r.byteCount;
       if (!rb || offset > rb.size || len > rb.size - offset) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
@@ -846,8 +923,14 @@ export class Netvsc implements NetDeviceOps {
         continue;
       }
       // A private copy: the host may change its buffer at any time (nvchan->recv_buf).
-      const data = this.t.memory.bytes.slice(rb.gpa + offset, rb.gpa + offset + len);
-      if (this.rndisReceive(c, data, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
+      if (c.recvCopy.length < len) {
+        c.recvCopy = new Uint8Array(Math.ceil(rb.sectionSize / 4) * 4);
+        c.recvCopy32 = new Uint32Array(c.recvCopy.buffer);
+      }
+      const mem = this.t.memory;
+      if (this.mem32?.buffer !== mem.buffer) this.mem32 = new Uint32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
+      copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, rb.gpa + offset, len);
+      if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
       }
@@ -855,71 +938,69 @@ export class Netvsc implements NetDeviceOps {
     this.enqReceiveComplete(c, p.transId, status);
   }
 
-  /** rndis_filter_receive. */
-  private rndisReceive(c: NvChannel, data: Uint8Array, isLast: boolean): number {
-    let h;
+  /** rndis_filter_receive: the message in buf[0..buflen). */
+  private rndisReceive(c: NvChannel, buf: Uint8Array, buflen: number, isLast: boolean): number {
+    let length: number;
     try {
-      h = rndisHeader(data);
+      length = rndisMessageLength(buf, 0, buflen);
     } catch (e) {
       if (!(e instanceof RndisError)) throw e;
       this.rxErrors.badRndis++;
-      const len = data.length >= 8 ? new DataView(data.buffer, data.byteOffset).getUint32(4, true) : 0;
-      this.log('err', `Invalid rndis_msg (buflen: ${data.length}, msg_len: ${len})`);
+      const len = buflen >= RNDIS_HEADER_SIZE ? u32At(buf, RNDIS_HEADER_SIZE - 4) : 0;
+      this.log('err', `Invalid rndis_msg (buflen: ${buflen}, msg_len: ${len})`);
       return NvspStatus.FAIL;
     }
-    switch (h.type) {
+    const type = rndisMessageType(buf, 0);
+    switch (type) {
       case RndisMsg.PACKET:
-        return this.receiveData(c, data, isLast);
+        return this.receiveData(c, buf, buflen, isLast);
       case RndisMsg.INIT_C:
       case RndisMsg.QUERY_C:
       case RndisMsg.SET_C:
         try {
-          this.rndis?.onResponse(data);
+          this.rndis?.onResponse(buf.slice(0, buflen));
         } catch (e) {
           if (!(e instanceof RndisError)) throw e;
         }
         return NvspStatus.SUCCESS;
       case RndisMsg.INDICATE:
-        this.linkStatus(data, h.length);
+        this.linkStatus(buf.slice(0, buflen), length);
         return NvspStatus.SUCCESS;
       default:
         this.rxErrors.badRndis++;
-        this.log('err', `unhandled rndis message (type ${h.type} len ${h.length})`);
+        this.log('err', `unhandled rndis message (type ${type} len ${length})`);
         return NvspStatus.FAIL;
     }
   }
 
   /** rndis_filter_receive_data and netvsc_recv_callback: checks, PPIs, RSC fragments, to the interface. */
-  private receiveData(c: NvChannel, data: Uint8Array, isLast: boolean): number {
-    let pkt;
+  private receiveData(c: NvChannel, buf: Uint8Array, buflen: number, isLast: boolean): number {
+    const pkt = c.rx;
     try {
-      pkt = parseRndisPacketGuest(data);
+      pkt.read(buf, buflen);
     } catch (e) {
       if (!(e instanceof RndisError)) throw e;
       this.rxErrors.badRndis++;
-      this.log('err', e.field === 'msg.pkt.data_len' ? `rndis message buffer overflow detected (got ${data.length}, min ...)...dropping this message!` : `invalid rndis pkt: ${e.reason}`);
+      this.log('err', e.field === 'msg.pkt.data_len' ? `rndis message buffer overflow detected (got ${buflen}, min ...)...dropping this message!` : `invalid rndis pkt: ${e.reason}`);
       return NvspStatus.FAIL;
     }
     if (pkt.ppiError) this.log('err', `Invalid ${pkt.ppiError.field.replace(/^msg\.pkt\./, '')}: ${pkt.ppiError.reason}`);
-    let csum: number | undefined;
-    let hash: number | undefined;
-    let rscFlag: number | undefined;
-    for (const x of pkt.ppis) {
-      if (x.value.length < 4) continue;
-      if (!x.internal && x.type === PpiType.TCPIP_CHKSUM) csum = ppiU32(x);
-      else if (!x.internal && x.type === PpiType.NBL_HASH_VALUE) hash = ppiU32(x);
-      else if (x.internal && x.type === RNDIS_PKTINFO_ID) rscFlag = x.value[1];
+    const rscFlag = pkt.rscFlag;
+    // The skb: the frame's own copy, out of the channel's buffer that the next message reuses.
+    const frame = this.skbs.copy(buf, pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
+    if (rscFlag === undefined || !(rscFlag & RNDIS_PKTINFO_SUBALLOC)) {
+      // A whole frame (the usual case): no fragments to gather.
+      if (c.rsc.length) c.rsc.length = 0;
+      c.rscPpi.csum = pkt.csum;
+      c.rscPpi.hash = pkt.hash;
+      return this.recvCallback(c, frame);
     }
-    const frame = data.subarray(pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
     // RSC: fragments of one coalesced frame, the last one completing it (RNDIS_PKTINFO_ID).
-    let more = false;
-    if (rscFlag !== undefined && rscFlag & RNDIS_PKTINFO_SUBALLOC) {
-      if (rscFlag & 0x2 /* 1ST_FRAG */) c.rsc.length = 0;
-      else if (c.rsc.length === 0) return NvspStatus.FAIL;
-      more = !(rscFlag & 0x4 /* LAST_FRAG */);
-      if (more && isLast) return NvspStatus.FAIL;
-    } else c.rsc.length = 0;
-    if (c.rsc.length === 0) c.rscPpi = { csum, hash };
+    if (rscFlag & RNDIS_PKTINFO_1ST_FRAG) c.rsc.length = 0;
+    else if (c.rsc.length === 0) return NvspStatus.FAIL;
+    const more = !(rscFlag & RNDIS_PKTINFO_LAST_FRAG);
+    if (more && isLast) return NvspStatus.FAIL;
+    if (c.rsc.length === 0) c.rscPpi = { csum: pkt.csum, hash: pkt.hash };
     c.rsc.push(frame);
     if (more) return NvspStatus.SUCCESS;
     const parts = c.rsc.splice(0);
@@ -938,8 +1019,7 @@ export class Netvsc implements NetDeviceOps {
     if (isBroadcast(frame, 0)) dev.stats.broadcast++;
     else if (isMulticast(frame, 0)) dev.stats.multicast++;
     const csum = c.rscPpi.csum;
-    const r = csum === undefined ? undefined : CsumInfoReceive.fields.receive.decode(BigInt(csum));
-    const meta: RxMeta = { queue: c.index, checksumVerified: !!r && dev.features.rxCsum && (r.tcp_checksum_succeeded === 1 || r.udp_checksum_succeeded === 1), hash: c.rscPpi.hash };
+    const meta: RxMeta = { queue: c.index, checksumVerified: csum !== undefined && dev.features.rxCsum && (csum & RX_CSUM_OK) !== 0, hash: c.rscPpi.hash };
     dev.receive(frame, meta);
     return NvspStatus.SUCCESS;
   }

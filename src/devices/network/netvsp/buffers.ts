@@ -26,13 +26,22 @@ export class SharedBuffer {
 
   /** Whether the guest still shares the buffer on `ch` (it has not torn the GPADL down). */
   live(ch: HostChannel): boolean {
-    return ch.gpadl(this.handle) === this.gpadl;
+    // The server marks a GPADL it drops; a kept one is the one the handle names on its channel.
+    return this.gpadl.live && this.gpadl.relid === ch.relid && this.gpadl.handle === this.handle;
   }
 
   /** Copies `src` into the buffer at `offset` (the caller checked the range). */
   write(offset: number, src: Uint8Array): void {
     if (this.direct(offset, src.length)) this.mem.bytes.set(src, this.base! + offset);
     else this.pieces(offset, src.length, (gpa, at, n) => hostWrite(this.mem, gpa, src.subarray(at, at + n)));
+  }
+
+  /**
+   * The GPA of [offset, offset + len) when it is plain RAM in one run (the caller may then write
+   * it in place, the way OpenVMM fills a receive section), else -1: go through write().
+   */
+  gpaOf(offset: number, len: number): number {
+    return this.direct(offset, len) ? this.base! + offset : -1;
   }
 
   /** A live view of [offset, offset + len) when contiguous RAM, else a copy. */

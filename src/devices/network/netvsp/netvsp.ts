@@ -11,17 +11,17 @@
 // is dropped and counted.
 import type { ReleaseId } from '../../../hypervisor/release.js';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
-import { transferPages } from '../../../vmbus/packet.js';
+import { transferPages, transferPagesHeaderSize, writeTransferPagesHeader } from '../../../vmbus/packet.js';
 import type { HostChannel } from '../../../vmbus/server/channel.js';
 import { OfferError, STATUS_UNSUCCESSFUL } from '../../../vmbus/server/server.js';
 import { PacketType } from '../../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
-import { TransferPageHeader, TransferPageRange, type ParsedPacket } from '../../../vmbus/wire/packets.js';
+import { type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { HostContext, HostDevice } from '../../device.js';
 import { NO_NETWORK, type NetBackend, type NetEndpoint, type NetLink } from '../backend.js';
 import { ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { parseRndisPacketHost, ppiBytes, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
+import { PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
 import { rssHash } from '../toeplitz.js';
 import { CsumInfoReceive } from '../wire/ndis.js';
 import {
@@ -150,10 +150,30 @@ interface RecvBuffer {
   readonly batches: Map<number, number[]>;
 }
 
+/**
+ * Frames already written into receive sections, waiting to go to the guest together in one
+ * transfer-page packet (OpenVMM netvsp fills the guest's receive buffers and sends them as one
+ * packet with a range each, up to RX_BATCH_SIZE; Linux netvsc_receive walks range_cnt ranges).
+ */
+class RxBatch {
+  count = 0;
+  /** Frame bytes (without RNDIS headers), for the counters. */
+  bytes = 0;
+  readonly sections = new Int32Array(RX_BATCH_SIZE);
+  readonly offsets = new Uint32Array(RX_BATCH_SIZE);
+  readonly lengths = new Uint32Array(RX_BATCH_SIZE);
+  /** The packet's header, written in place for each send. */
+  readonly header = new Uint8Array(transferPagesHeaderSize(RX_BATCH_SIZE));
+  /** The receive buffer the sections belong to. */
+  buffer: RecvBuffer | undefined;
+}
+
 interface Queue {
   readonly index: number;
   ch: HostChannel;
-  /** Frames waiting for a section or ring space (already copied). */
+  /** Frames in receive sections, not yet named to the guest. */
+  readonly batch: RxBatch;
+  /** Frames waiting for a section (copies), after those of `batch`. */
   readonly rx: Uint8Array[];
   /** Transmit completions waiting for ring space: trans id, status. */
   readonly completions: { transId: bigint; status: number }[];
@@ -315,9 +335,26 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     if (frame.length < ETH_HLEN || !passesFilter(a.packetFilter, frame, a.currentMac)) return drop('filtered');
     if (frame.length > a.mtu) return drop('tooBig');
     const q = this.pickQueue(frame);
+    // Straight into a receive section when one is free and nothing waits before it (no copy
+    // kept); otherwise a copy waits for a section, a bounded number of them. A full batch goes
+    // to the guest at once (OpenVMM sends RX_BATCH_SIZE buffers per packet at most).
+    if (q.rx.length === 0 && q.batch.count >= RX_BATCH_SIZE) this.flushRx(q);
+    if (q.rx.length === 0 && q.batch.count < RX_BATCH_SIZE) {
+      const r = this.fillSection(q, frame);
+      if (r === 'tooBig') return drop('tooBig');
+      if (r === 'written') {
+        this.scheduleFlush(q);
+        return true;
+      }
+    }
     if (q.rx.length >= MAX_RX_QUEUE) this.flushRx(q); // a burst longer than the queue: what fits goes now
     if (q.rx.length >= MAX_RX_QUEUE) return drop('queueFull');
     q.rx.push(frame.slice());
+    this.scheduleFlush(q);
+    return true;
+  }
+
+  private scheduleFlush(q: Queue): void {
     // Frames that arrive in the same instant (a burst the sender's host forwarded in one poll)
     // reach the guest in one packet.
     if (!q.flushScheduled) {
@@ -327,7 +364,6 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
         if (this.queues[q.index] === q) this.flushRx(q);
       });
     }
-    return true;
   }
 
   /** vRSS: the queue the indirection table names for the frame's Toeplitz hash (the primary otherwise). */
@@ -355,7 +391,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   private onOpen(ch: HostChannel, index: number): number {
     if (index === 0) this.reset();
     else if (this.phase !== 'operational') return STATUS_UNSUCCESSFUL; // a sub-channel of a device not set up
-    this.queues[index] = { index, ch, rx: [], completions: [], flushScheduled: false };
+    this.queues[index] = { index, ch, batch: new RxBatch(), rx: [], completions: [], flushScheduled: false };
     while (this.stats.rxPerChannel.length <= index) this.stats.rxPerChannel.push(0);
     if (index === 0) this.phase = 'init';
     else if (this.openQueues === this.subchannels.length + 1) this.sendIndirectionTable();
@@ -645,30 +681,32 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       this.violation('RNDIS packet with neither a send section nor page buffers');
       return NvspStatus.FAIL;
     }
-    // Several RNDIS packet messages may follow each other in one section (netvsc's batching).
+    // Several RNDIS packet messages may follow each other in one section: netvsc batches the
+    // frames the stack hands it back to back (netvsc_send's multi-send data, drivers/net/hyperv/netvsc.c).
     let at = 0;
+    const end = data.length;
     let status: number = NvspStatus.SUCCESS;
-    while (at < data.length) {
-      let h;
+    while (at < end) {
+      let length: number;
       try {
-        h = rndisHeader(data.subarray(at));
+        length = rndisMessageLength(data, at, end);
       } catch (e) {
         if (!(e instanceof RndisError)) throw e;
         this.stats.txDropped.badRndis++;
         this.violation(`RNDIS message at ${at}: ${e.message}`);
         return NvspStatus.FAIL;
       }
-      const msg = data.subarray(at, at + h.length);
-      if (h.type === RndisMsg.PACKET) {
-        if (!this.transmit(msg, h.length)) status = NvspStatus.FAIL;
+      const type = rndisMessageType(data, at);
+      if (type === RndisMsg.PACKET) {
+        if (!this.transmit(data, at, length)) status = NvspStatus.FAIL;
       } else {
         if (q.index !== 0 || at !== 0) {
-          this.violation(`RNDIS control message 0x${h.type.toString(16)} ${q.index !== 0 ? 'on a sub-channel' : 'after a packet'}`);
+          this.violation(`RNDIS control message 0x${type.toString(16)} ${q.index !== 0 ? 'on a sub-channel' : 'after a packet'}`);
           return NvspStatus.FAIL;
         }
         void channelType; // Linux marks control messages RMC_CONTROL; OpenVMM dispatches on the RNDIS type.
         try {
-          this.rndisControlMessage(h.type, msg.slice(), h.length);
+          this.rndisControlMessage(type, data.slice(at, at + length), length);
         } catch (e) {
           if (!(e instanceof RndisError)) throw e;
           this.violation(e.message);
@@ -676,8 +714,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
         }
         return NvspStatus.SUCCESS;
       }
-      at += h.length;
-      if (h.length === 0) break;
+      at += length;
     }
     return status;
   }
@@ -706,11 +743,11 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     return out;
   }
 
-  /** One RNDIS data packet from the guest: checks, offloads, out to the back end. False if dropped. */
-  private transmit(msg: Uint8Array, length: number): boolean {
-    let pkt;
+  /** One RNDIS data packet from the guest, `length` bytes at buf[at..]: checks, offloads, out to the back end. False if dropped. */
+  private transmit(buf: Uint8Array, at: number, length: number): boolean {
+    const pkt = this.txPacket.clear();
     try {
-      pkt = parseRndisPacketHost(msg, length);
+      readRndisPacketHost(buf, at, length, pkt);
     } catch (e) {
       if (!(e instanceof RndisError)) throw e;
       this.stats.txDropped.badRndis++;
@@ -722,8 +759,10 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       this.violation('RNDIS packet before INITIALIZE');
       return false;
     }
-    const frame = msg.subarray(pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
-    const lso = pkt.ppis.some((x) => !x.internal && x.type === PpiType.TCP_LARGESEND);
+    const start = at + pkt.dataOffset;
+    const frame = buf.subarray(start, start + pkt.dataLength);
+    const ppis = pkt.ppis;
+    const lso = ppis.length > 0 && ppis.some((x) => !x.internal && x.type === PpiType.TCP_LARGESEND);
     if (!lso && frame.length > this.adapter.mtu) {
       this.stats.txDropped.tooBig++;
       return false;
@@ -732,7 +771,14 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       this.stats.txDropped.linkDown++;
       return false;
     }
-    const r = pkt.ppis.length ? applyTxOffloads(frame, pkt.ppis, this.adapter.mtu) : { frames: [frame], checksummed: false, segmented: false };
+    if (ppis.length === 0) {
+      // No offload asked for (the usual frame): it goes out as the guest wrote it.
+      this.stats.txFrames++;
+      this.stats.txBytes += frame.length;
+      this.link.transmit(frame);
+      return true;
+    }
+    const r = applyTxOffloads(frame, ppis, this.adapter.mtu);
     if ('error' in r) {
       this.stats.txDropped.badOffload++;
       this.violation(r.error);
@@ -747,6 +793,9 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
     return true;
   }
+
+  /** The PPIs of the guest packet being transmitted (reused: none made for a packet without them). */
+  private readonly txPacket = new PpiList();
 
   private completeTx(q: Queue, transId: bigint, status: number): void {
     if (q.completions.length === 0 && q.ch.sendCompletion(transId, nvspRndisPacketComplete(status))) return;
@@ -850,71 +899,126 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   }
 
   /**
-   * Hands the waiting frames to the guest: as many as there are sections for (leaving the
-   * control reserve), each an RNDIS packet in its own section, all named by one transfer-page
-   * packet whose transaction id is the first section; the guest's completion of that id returns
-   * them all (OpenVMM netvsp sends its ready receive buffers together, up to RX_BATCH_SIZE).
+   * Writes `frame` as an RNDIS packet message into a free receive section (leaving the control
+   * reserve) and adds the section to the queue's batch. 'full' when no section is free (or the
+   * buffer is not shared now); 'tooBig' when the message cannot fit a section (only after an MTU
+   * change the buffer was not sized for).
+   */
+  private fillSection(q: Queue, frame: Uint8Array): 'written' | 'full' | 'tooBig' {
+    const rb = this.recvBuffer;
+    const b = q.batch;
+    if (!rb || !rb.buf.live(this.queues[0]?.ch ?? q.ch)) return 'full';
+    if (b.buffer !== rb) {
+      // Frames written into a buffer the guest has since revoked never reach it.
+      if (b.count) this.stats.rxDropped.notReady += b.count;
+      b.count = 0;
+      b.bytes = 0;
+      b.buffer = rb;
+    }
+    const ppis = this.rxPpis(frame);
+    const len = RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + frame.length;
+    if (len > rb.sectionSize) return 'tooBig';
+    if (rb.pool.available <= RESERVED_CONTROL_SECTIONS) return 'full';
+    const s = rb.pool.take();
+    const offset = s * rb.sectionSize;
+    const gpa = rb.buf.gpaOf(offset, len);
+    if (gpa >= 0) {
+      const mem = this.mem.bytes;
+      mem.set(frame, gpa + writeRndisPacketHeader(mem, gpa, frame.length, ppis));
+    } else {
+      if (this.rxScratch.length < len) this.rxScratch = new Uint8Array(rb.sectionSize);
+      const msg = this.rxScratch.subarray(0, len);
+      msg.set(frame, writeRndisPacketHeader(msg, 0, frame.length, ppis));
+      rb.buf.write(offset, msg);
+    }
+    const i = b.count++;
+    b.sections[i] = s;
+    b.offsets[i] = offset;
+    b.lengths[i] = len;
+    b.bytes += frame.length;
+    return 'written';
+  }
+
+  /**
+   * Hands the waiting frames to the guest: those already in sections, then the copies waiting
+   * for one, as many as there are sections for (leaving the control reserve). All the sections of
+   * a batch are named by one transfer-page packet whose transaction id is the first section; the
+   * guest's completion of that id returns them all (OpenVMM netvsp sends its ready receive
+   * buffers together, up to RX_BATCH_SIZE).
    */
   private flushRx(q: Queue): void {
     const rb = this.recvBuffer;
-    if (!rb) return void (q.rx.length = 0); // gone meanwhile: dropped with the buffer
+    const b = q.batch;
+    if (!rb) {
+      // Gone meanwhile: dropped with the buffer.
+      q.rx.length = 0;
+      b.count = 0;
+      return;
+    }
     if (!rb.buf.live(this.queues[0]?.ch ?? q.ch)) return;
-    while (q.rx.length) {
-      let n = Math.min(q.rx.length, RX_BATCH_SIZE, rb.pool.available - RESERVED_CONTROL_SECTIONS);
-      if (n <= 0) return;
-      const sections: number[] = [];
-      const ranges: { byteCount: number; byteOffset: number }[] = [];
-      let bytes = 0;
-      for (let i = 0; i < n; i++) {
-        const frame = q.rx[i]!;
-        const msg = this.rndisFrame(frame);
-        if (msg.length > rb.sectionSize) {
-          // Only after an MTU change the buffer was not sized for: dropped, counted once (it
-          // leaves the queue now, whether or not the rest of the batch goes out).
-          this.stats.rxDropped.tooBig++;
-          q.rx.splice(i--, 1);
-          n--;
-          continue;
-        }
-        const s = rb.pool.take();
-        rb.buf.write(s * rb.sectionSize, msg);
-        sections.push(s);
-        ranges.push({ byteCount: msg.length, byteOffset: s * rb.sectionSize });
-        bytes += frame.length;
+    if (b.buffer !== rb && b.count) {
+      this.stats.rxDropped.notReady += b.count;
+      b.count = 0;
+    }
+    for (;;) {
+      let taken = 0;
+      while (taken < q.rx.length && b.count < RX_BATCH_SIZE) {
+        const r = this.fillSection(q, q.rx[taken]!);
+        if (r === 'full') break;
+        if (r === 'tooBig') this.stats.rxDropped.tooBig++; // it leaves the queue: dropped, counted once
+        taken++;
       }
-      if (sections.length) {
-        const first = sections[0]!;
-        if (!q.ch.send(transferPages(rb.id, ranges, BigInt(first), nvspRndisPacket(RndisChannelType.DATA, NETVSC_INVALID_INDEX, 0)))) {
-          for (const s of sections) rb.pool.give(s);
-          q.ch.waitForSpace(TransferPageHeader.offsets.ranges + TransferPageRange.size * ranges.length + NvspMessage.size);
-          return;
-        }
-        for (const s of sections) rb.batchOf[s] = first;
-        rb.batches.set(first, sections);
-        this.stats.rxFrames += sections.length;
-        this.stats.rxBytes += bytes;
-        this.stats.rxPerChannel[q.index] = (this.stats.rxPerChannel[q.index] ?? 0) + sections.length;
-      }
-      q.rx.splice(0, n);
+      if (taken) q.rx.splice(0, taken);
+      if (b.count === 0 || !this.sendBatch(q, rb)) return;
+      if (q.rx.length === 0) return;
     }
   }
 
-  /** One frame as an RNDIS packet message, with the receive checksum and (under vRSS) hash PPIs; valid until the next call. */
-  private rndisFrame(frame: Uint8Array): Uint8Array {
-    const ppis: PpiValue[] = [{ type: PpiType.TCPIP_CHKSUM, value: this.rxChecksumInfo(frame) }];
+  /** Sends the queue's batch as one transfer-page packet; false (the batch kept) when the ring is full. */
+  private sendBatch(q: Queue, rb: RecvBuffer): boolean {
+    const b = q.batch;
+    const n = b.count;
+    const first = b.sections[0]!;
+    const nvsp = this.rxNvsp;
+    writeTransferPagesHeader(b.header, rb.id, n, b.lengths, b.offsets, BigInt(first), nvsp.length);
+    const header = b.header.subarray(0, transferPagesHeaderSize(n));
+    this.rxParts[0] = header;
+    this.rxParts[1] = nvsp;
+    if (!q.ch.send(this.rxParts)) {
+      q.ch.waitForSpace(header.length + nvsp.length);
+      return false;
+    }
+    const sections = Array.from(b.sections.subarray(0, n));
+    for (const s of sections) rb.batchOf[s] = first;
+    rb.batches.set(first, sections);
+    this.stats.rxFrames += n;
+    this.stats.rxBytes += b.bytes;
+    this.stats.rxPerChannel[q.index] = (this.stats.rxPerChannel[q.index] ?? 0) + n;
+    b.count = 0;
+    b.bytes = 0;
+    return true;
+  }
+
+  /** The NVSP message of every receive transfer-page packet: SEND_RNDIS_PKT of data, no send section. */
+  private readonly rxNvsp = nvspRndisPacket(RndisChannelType.DATA, NETVSC_INVALID_INDEX, 0);
+  private readonly rxParts: Uint8Array[] = [];
+
+  /** The receive PPIs of one frame: the checksum verdict, and under vRSS its hash (reused objects). */
+  private rxPpis(frame: Uint8Array): readonly PpiValue[] {
+    this.rxCsumPpi.value = this.rxChecksumInfo(frame);
     const rss = this.adapter.rss;
-    if (rss) {
-      const flow = flowOf(frame);
-      if (flow) ppis.push({ type: PpiType.NBL_HASH_VALUE, value: rssHash(rss.key, flow) });
-    }
-    const len = RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + frame.length;
-    if (this.rxScratch.length < len) this.rxScratch = new Uint8Array(len);
-    const msg = this.rxScratch.subarray(0, len);
-    msg.set(frame, writeRndisPacketHeader(msg, 0, frame.length, ppis));
-    return msg;
+    const flow = rss ? flowOf(frame) : undefined;
+    if (!rss || !flow) return this.rxCsumOnly;
+    this.rxHashPpi.value = rssHash(rss.key, flow);
+    return this.rxCsumAndHash;
   }
 
-  /** Where rndisFrame builds each message before it is copied into its section (reused: no allocation per frame). */
+  private readonly rxCsumPpi = { type: PpiType.TCPIP_CHKSUM, value: 0 };
+  private readonly rxHashPpi = { type: PpiType.NBL_HASH_VALUE, value: 0 };
+  private readonly rxCsumOnly: readonly PpiValue[] = [this.rxCsumPpi];
+  private readonly rxCsumAndHash: readonly PpiValue[] = [this.rxCsumPpi, this.rxHashPpi];
+
+  /** Where a message is built when its section is not plain RAM (under an overlay page): reused. */
   private rxScratch = new Uint8Array(0);
 
   /** The receive checksum PPI: what the host verified of the frame's IPv4 and TCP/UDP checksums. */
