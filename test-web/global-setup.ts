@@ -5,6 +5,7 @@
 import { buildLinux, linuxToolsMissing } from '../scripts/linux/build.js';
 
 export default async function globalSetup(): Promise<void> {
-  if (linuxToolsMissing()) return;
+  const missing = linuxToolsMissing();
+  if (missing) return void console.log(`test-web/linux.spec.ts will skip where the module is not built: ${missing}`);
   await buildLinux({ log: (line) => console.log(line) });
 }
