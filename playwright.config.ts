@@ -7,6 +7,8 @@ export const CHROMIUM = process.env.HVKIT_CHROMIUM ?? '/usr/bin/chromium';
 
 export default defineConfig({
   testDir: 'test-web',
+  // Builds the real Linux guest's module where the tools are (test-web/linux.spec.ts boots it).
+  globalSetup: './test-web/global-setup.ts',
   outputDir: 'test-web-results/artifacts',
   // One browser at a time: the machine has two cores, and each page runs a VM.
   workers: 1,

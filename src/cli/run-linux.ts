@@ -3,7 +3,6 @@
 // printk lines are the log. The module is taken from the checkout's build cache: it is GPL-2.0
 // and built from the kernel's sources, so the package never carries it.
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { formatRecord, LOG_LEVELS, type LogRecord } from '../guest/klog.js';
 import { wasm } from '../guest/linux/wasm.js';
 import { attachTrace } from '../trace/attach.js';
@@ -18,8 +17,9 @@ import { formatLsvmbus, vmbusSysfsExists } from './lsvmbus.js';
 import { parseScript, runScript, type StepResult } from '../vm/script.js';
 import { LINUX_SCRIPT_STEPS, linuxScriptMachine, unsupportedLinuxStep } from '../vm/linux-script.js';
 
-/** Where `npm run build:linux` leaves the module (scripts/linux/build.ts), from src/cli or dist/cli. */
-export const LINUX_WASM_PATH = fileURLToPath(new URL('../../.cache/linux-6.1/hvlinux.wasm', import.meta.url));
+import { LINUX_WASM_PATH } from './linux-wasm.js';
+
+export { LINUX_WASM_PATH };
 
 /** How long `--until shutdown` waits for the guest to power off, virtual seconds. */
 const SHUTDOWN_LIMIT_S = 120;

@@ -2,6 +2,8 @@
 // package) on a local port with the headers that make it cross-origin isolated (COOP, COEP), so
 // that the guest can run in a Web Worker over SharedArrayBuffer. With --config, the VM file —
 // validated here as `hvkit run --config` validates it — is served as /vm.json for the page to use.
+// The real Linux guest's module (GPL-2.0, never packed) is served as /hvlinux.wasm from the
+// checkout's build cache when `npm run build:linux` made it; the page offers that guest then.
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -10,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadVmConfig } from '../vm/config.js';
 import { RunFailure, UsageError } from './errors.js';
+import { LINUX_WASM_PATH } from './linux-wasm.js';
 import type { Io } from './main.js';
 
 /** dist/cli/web.js and src/cli/web.ts both sit two levels below the package root. */
@@ -38,7 +41,15 @@ export interface SiteOptions {
   root: string;
   /** The VM file's text, served as /vm.json. */
   vmJson?: string;
+  /**
+   * Files outside the site served at fixed paths (e.g. /hvlinux.wasm from the build cache): only
+   * these exact paths, read at each request (404 while the file does not exist).
+   */
+  extraFiles?: Readonly<Record<string, string>>;
 }
+
+/** What `hvkit web` serves beside the site: the real Linux guest's module, where it was built. */
+export const LINUX_WASM_URL = '/hvlinux.wasm';
 
 /** A server for the site: GET and HEAD of its files, / as index.html, nothing outside `root`. */
 export function siteServer(o: SiteOptions): Server {
@@ -57,8 +68,9 @@ export function siteServer(o: SiteOptions): Server {
         return send(400, 'text/plain', 'bad path\n');
       }
       if (path === '/vm.json' && o.vmJson !== undefined) return send(200, TYPES['.json']!, o.vmJson);
-      const file = resolve(root, `.${path.endsWith('/') ? `${path}index.html` : path}`);
-      if (file !== root && !file.startsWith(root + sep)) return send(404, 'text/plain', 'not found\n');
+      const extra = o.extraFiles !== undefined && Object.hasOwn(o.extraFiles, path) ? o.extraFiles[path] : undefined;
+      const file = extra ?? resolve(root, `.${path.endsWith('/') ? `${path}index.html` : path}`);
+      if (extra === undefined && file !== root && !file.startsWith(root + sep)) return send(404, 'text/plain', 'not found\n');
       try {
         if (!(await stat(file)).isFile()) return send(404, 'text/plain', 'not found\n');
         return send(200, TYPES[extname(file)] ?? 'application/octet-stream', await readFile(file));
@@ -95,7 +107,7 @@ export function registerWeb(program: Command, io: Io): void {
         loadVmConfig(o.config);
         vmJson = await readFile(o.config, 'utf8');
       }
-      const server = siteServer({ root: SITE_DIR, ...(vmJson === undefined ? {} : { vmJson }) });
+      const server = siteServer({ root: SITE_DIR, extraFiles: { [LINUX_WASM_URL]: LINUX_WASM_PATH }, ...(vmJson === undefined ? {} : { vmJson }) });
       await new Promise<void>((ok, fail) => {
         server.once('error', (e: NodeJS.ErrnoException) => fail(e.code === 'EADDRINUSE' ? new RunFailure(`--port ${o.port}: the port is in use`) : e.code === 'EACCES' ? new RunFailure(`--port ${o.port}: not allowed to listen there`) : e));
         server.listen(o.port, o.host, ok);

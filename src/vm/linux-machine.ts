@@ -84,17 +84,44 @@ export class LinuxMachine {
    * (hv-kvp-daemon.service's ConditionPathExists). Returns the first nonzero errno, or 0.
    */
   boot(opts: { utils?: boolean; kvpDaemon?: boolean } = {}): number {
-    this.bootResult = this.guest.start();
-    this.waitUntil(() => false, 0);
-    if (this.bootResult === 0 && opts.utils !== false) {
-      this.bootResult = this.guest.loadUtils();
-      this.waitUntil(() => false, 0);
-      if (this.bootResult === 0 && opts.kvpDaemon !== false && this.guest.chardevs.registered.has(KVP_DEVICE)) {
-        this.kvpDaemon.start();
-        this.waitUntil(() => false, 0);
-      }
+    for (const step of this.bootSteps(opts)) step();
+    return this.bootResult!;
+  }
+
+  /**
+   * boot() with `pause()` awaited between its steps (VMBus, hv_utils, the KVP daemon), so that a
+   * page draws between them; each step runs synchronously, as Linux's waits run the machine
+   * inside it. Stops before the next step once `signal` is aborted. Returns boot()'s result.
+   */
+  async bootAsync(opts: { utils?: boolean; kvpDaemon?: boolean; signal?: AbortSignal; pause?: () => Promise<void> } = {}): Promise<number | undefined> {
+    const pause = opts.pause ?? (() => new Promise<void>((r) => setTimeout(r, 0)));
+    for (const step of this.bootSteps(opts)) {
+      if (opts.signal?.aborted) break;
+      step();
+      await pause();
     }
     return this.bootResult;
+  }
+
+  /** boot()'s steps, each ending once the work it started settled; a step after a failure does nothing. */
+  private bootSteps(opts: { utils?: boolean; kvpDaemon?: boolean }): (() => void)[] {
+    const ok = () => this.bootResult === 0;
+    return [
+      () => {
+        this.bootResult = this.guest.start();
+        this.waitUntil(() => false, 0);
+      },
+      () => {
+        if (!ok() || opts.utils === false) return;
+        this.bootResult = this.guest.loadUtils();
+        this.waitUntil(() => false, 0);
+      },
+      () => {
+        if (!ok() || opts.utils === false || opts.kvpDaemon === false || !this.guest.chardevs.registered.has(KVP_DEVICE)) return;
+        this.kvpDaemon.start();
+        this.waitUntil(() => false, 0);
+      },
+    ];
   }
 
   runFor(ns: number): void {

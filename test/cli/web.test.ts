@@ -1,14 +1,15 @@
 // `hvkit web`: the site's files with the headers that make the page cross-origin isolated, the
 // VM file as /vm.json once the schema accepts it, nothing outside the site, and the command's
 // errors as one line with exit 2.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { ISOLATION_HEADERS, siteServer } from '../../src/cli/web.js';
+import { LINUX_WASM_PATH } from '../../src/cli/linux-wasm.js';
+import { ISOLATION_HEADERS, LINUX_WASM_URL, siteServer } from '../../src/cli/web.js';
 import type { Server } from 'node:http';
 
 const dir = mkdtempSync(join(tmpdir(), 'hvkit-web-'));
@@ -19,13 +20,15 @@ writeFileSync(join(site, 'assets/app.js'), 'export {};');
 writeFileSync(join(dir, 'secret.txt'), 'outside the site');
 
 /** A raw GET (the path as given: no URL normalization on the way). */
-function get(port: number, path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(port: number, path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; bytes: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, method }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const bytes = Buffer.concat(chunks);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: bytes.toString('utf8'), bytes });
+      });
     });
     req.on('error', reject);
     req.end();
@@ -70,6 +73,47 @@ describe('the site server', () => {
   });
 });
 
+describe('the Linux module beside the site', () => {
+  // A stand-in for the build cache: the server reads the file at each request.
+  const cache = join(dir, 'cache');
+  const module = join(cache, 'hvlinux.wasm');
+  mkdirSync(cache, { recursive: true });
+  writeFileSync(join(cache, 'other.wasm'), 'not to be served');
+  let server: Server;
+  let port: number;
+  beforeAll(async () => {
+    server = siteServer({ root: site, extraFiles: { [LINUX_WASM_URL]: module } });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('serves /hvlinux.wasm from the cache as application/wasm, cross-origin isolated, while it exists, and 404 once it does not', async () => {
+    expect((await get(port, '/hvlinux.wasm')).status).toBe(404);
+    const bytes = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+    writeFileSync(module, bytes);
+    const r = await get(port, '/hvlinux.wasm');
+    expect(r.status).toBe(200);
+    expect(r.bytes.equals(bytes)).toBe(true);
+    expect(r.headers['content-type']).toBe('application/wasm');
+    expect(r.headers['cross-origin-embedder-policy']).toBe('require-corp');
+    expect((await get(port, '/hvlinux.wasm', 'HEAD')).status).toBe(200);
+    rmSync(module);
+    expect((await get(port, '/hvlinux.wasm')).status).toBe(404);
+  });
+
+  it('serves nothing else of the cache or outside the site', async () => {
+    writeFileSync(module, 'module');
+    for (const path of ['/other.wasm', '/hvlinux.wasm/../other.wasm', '/hvlinux.wasm/', '/HVLINUX.WASM', '/cache/other.wasm', '/../cache/other.wasm', '/%2e%2e/cache/other.wasm', '/../secret.txt', '/constructor', '/__proto__', '/toString']) {
+      const r = await get(port, path);
+      expect(r.status, path).toBe(404);
+      expect(r.body).not.toContain('not to be served');
+      expect(r.body).not.toContain('outside the site');
+    }
+    expect((await get(port, '/assets/app.js')).status).toBe(200);
+  });
+});
+
 describe('hvkit web', () => {
   async function run(...args: string[]): Promise<{ code: number; out: string[]; err: string }> {
     const out: string[] = [];
@@ -106,6 +150,10 @@ describe('hvkit web', () => {
     expect(index.body).toContain('hvkit in the browser');
     expect(index.headers['cross-origin-opener-policy']).toBe('same-origin');
     expect((await get(port, '/vm.json')).body).toBe('{ "release": "ws2019", "cpus": 1 }');
+    // The Linux module from the checkout's build cache where `npm run build:linux` made it.
+    const linux = await get(port, '/hvlinux.wasm');
+    if (existsSync(LINUX_WASM_PATH)) expect(linux.bytes.equals(readFileSync(LINUX_WASM_PATH))).toBe(true);
+    else expect(linux.status).toBe(404);
     stop!();
     expect(await done).toBe(0);
   });

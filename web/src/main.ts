@@ -1,5 +1,6 @@
 // The page: a VM booted and watched live (in the page's thread or with the guest in a Web
-// Worker), or a trace file replayed. Views redraw once per animation frame from the session's
+// Worker; the guest hvkit's model of Linux or, where it was built, Linux 6.1's real VMBus drivers
+// compiled to WebAssembly, in the page's thread), or a trace file replayed. Views redraw once per animation frame from the session's
 // state; the VM's work runs in slices between frames (live/inthread.ts), so the page keeps
 // animating while a ring is saturated.
 import { isolated } from './shared-memory.js';
@@ -13,6 +14,9 @@ import { formatEvent, formatTime } from '../../src/trace/format.js';
 import type { TraceFilter } from '../../src/trace/filter.js';
 import { ConfigError } from '../../src/vm/config-parse.js';
 import { InThreadSession } from './live/inthread.js';
+import { LINUX_UNSUPPORTED, LinuxSession } from './live/linux-session.js';
+import { linuxModule, linuxUnavailable } from './live/linux-module.js';
+import { LINUX_RAM_BYTES } from '../../src/guest/linux/guest.js';
 import type { LiveSession } from './live/session.js';
 import { WorkerSession } from './live/worker-session.js';
 import { RateHistory } from './model/rates.js';
@@ -68,7 +72,12 @@ const form = {
   worker: byId<HTMLInputElement>('worker'),
   json: byId<HTMLTextAreaElement>('vm-json'),
   error: byId('config-error'),
+  linux: byId<HTMLInputElement>('guest-linux'),
+  model: byId<HTMLInputElement>('guest-model'),
+  linuxNote: byId('linux-note'),
 };
+type GuestKind = 'model' | 'linux';
+const guestKind = (): GuestKind => (form.linux.checked && !form.linux.disabled ? 'linux' : 'model');
 const option = (value: string, text = value) => el('option', { value }, text);
 form.release.append(...RELEASE_IDS.map((r) => option(r)));
 form.release.value = 'ws2022';
@@ -88,12 +97,14 @@ function showConfigError(message: string | undefined): void {
 /** The form as a VM file, which the schema then checks as it checks `hvkit run --config`. */
 function formJson(): unknown {
   const checked = [...form.devices.querySelectorAll<HTMLInputElement>('input[name=device]')].filter((i) => i.checked).map((i) => i.value);
+  // The real Linux guest is a uniprocessor 32-bit x86 kernel whose RAM is its module's memory.
+  const linux = guestKind() === 'linux';
   return {
     release: form.release.value,
-    arch: form.arch.value,
-    cpus: Number(form.vps.value),
-    memory: `${form.memory.value}M`,
-    pageSize: form.pageSize.value,
+    arch: linux ? 'x86' : form.arch.value,
+    cpus: linux ? 1 : Number(form.vps.value),
+    memory: linux ? `${LINUX_RAM_BYTES >> 20}M` : `${form.memory.value}M`,
+    pageSize: linux ? '4k' : form.pageSize.value,
     devices: fileDevices?.filter((d) => checked.includes(d.type)) ?? checked.map((type) => ({ type })),
   };
 }
@@ -120,6 +131,29 @@ function applyVmFile(text: string, source: string): boolean {
 }
 
 byId('apply-json').addEventListener('click', () => applyVmFile(form.json.value, 'vm.json'));
+
+// The guest choice: Linux's real drivers where the server has their module (and the page may
+// share memory); its fixed machine shape shown in the fields it fixes.
+const LINUX_FIXED = 'fixed by the real Linux guest: one x86 VP, 4 KiB pages, the module\'s 64 MiB of RAM, in the page\'s thread';
+function applyGuestChoice(): void {
+  const linux = guestKind() === 'linux';
+  for (const f of [form.arch, form.vps, form.pageSize, form.memory, form.worker, form.stream]) {
+    f.disabled = linux || (f === form.worker && !isolated);
+    f.title = linux ? LINUX_FIXED : '';
+  }
+  if (linux) {
+    form.worker.checked = false;
+    form.stream.checked = false;
+  }
+  form.linuxNote.textContent = linux ? `Linux (real drivers): ${LINUX_FIXED}; its printk lines are the boot log.` : form.linux.disabled ? form.linuxNote.textContent : 'Linux (real drivers): available (the module from npm run build:linux).';
+}
+form.linux.addEventListener('change', applyGuestChoice);
+form.model.addEventListener('change', applyGuestChoice);
+void linuxUnavailable(isolated).then((why) => {
+  form.linux.disabled = why !== undefined;
+  form.linuxNote.dataset.available = String(why === undefined);
+  form.linuxNote.textContent = why === undefined ? 'Linux (real drivers): available (the module from npm run build:linux).' : `Linux (real drivers) is unavailable: ${why}`;
+});
 for (const input of [form.release, form.arch, form.vps, form.pageSize, form.memory]) input.addEventListener('change', () => showConfigError(undefined));
 
 // `hvkit web --config vm.json` serves the VM file next to the page.
@@ -150,7 +184,15 @@ const rings = new RingPanel(byId('rings'));
 const screen = new ScreenPanel(byId<HTMLCanvasElement>('screen-canvas'), byId('screen-status'), byId<HTMLButtonElement>('ctrl-alt-del'));
 page.screen = screen;
 let rates = new RateHistory();
-let lastConfig: { vm: VmConfig; stream: boolean; worker: boolean } | undefined;
+interface StartConfig {
+  vm: VmConfig;
+  stream: boolean;
+  worker: boolean;
+  guest: GuestKind;
+}
+let lastConfig: StartConfig | undefined;
+/** Counts starts: a Linux start still loading its module gives way to a later one. */
+let starts = 0;
 let logShown = 0;
 let dirty = true;
 
@@ -164,20 +206,55 @@ byId<HTMLFormElement>('setup-form').addEventListener('submit', (ev) => {
     return;
   }
   showConfigError(undefined);
-  start({ vm, stream: form.stream.checked, worker: form.worker.checked && isolated });
+  const guest = guestKind();
+  start({ vm, stream: form.stream.checked && guest === 'model', worker: form.worker.checked && isolated && guest === 'model', guest });
 });
 
-function start(cfg: { vm: VmConfig; stream: boolean; worker: boolean }): void {
+/** Panels this guest has no use for, hidden, with the reasons listed in their place. */
+function showPanelsFor(guest: GuestKind): void {
+  const linux = guest === 'linux';
+  byId('screen').hidden = linux;
+  byId('hvsock').hidden = linux;
+  byId('unsupported').hidden = !linux;
+  byId('unsupported-list').replaceChildren(
+    ...(linux
+      ? [
+          el('li', {}, `Screen and keyboard: ${LINUX_UNSUPPORTED.screen}`),
+          el('li', {}, `hv_sock echo: ${LINUX_UNSUPPORTED.hvsock}`),
+          el('li', {}, `Stream: ${LINUX_UNSUPPORTED.stream}`),
+          el('li', {}, `Web Worker: ${LINUX_UNSUPPORTED.worker}`),
+        ]
+      : []),
+  );
+}
+
+function start(cfg: StartConfig): void {
   page.session?.dispose();
+  page.session = undefined;
+  const run = ++starts;
   lastConfig = cfg;
   rates = new RateHistory();
   logShown = 0;
   logView.textContent = '';
+  showPanelsFor(cfg.guest);
+  setText(status, cfg.guest === 'linux' ? 'loading the Linux module…' : 'booting…');
+  status.dataset.state = 'booting';
+  if (cfg.guest === 'linux') {
+    linuxModule().then(
+      (module) => run === starts && launch(cfg, () => new LinuxSession(module, machineConfig(cfg.vm), { speed: Number(controls.speed.value) })),
+      (e: unknown) => run === starts && showConfigError(`cannot load the Linux module: ${e instanceof Error ? e.message : String(e)}`),
+    );
+    return;
+  }
   const speed = Number(controls.speed.value);
   const config = machineConfig(cfg.vm);
-  let s: LiveSession;
+  launch(cfg, () => (cfg.worker ? new WorkerSession(config, { speed, stream: cfg.stream }) : new InThreadSession(config, { speed, stream: cfg.stream })));
+}
+
+function launch(cfg: StartConfig, make: () => InThreadSession | WorkerSession | LinuxSession): void {
+  let s: InThreadSession | WorkerSession | LinuxSession;
   try {
-    s = cfg.worker ? new WorkerSession(config, { speed, stream: cfg.stream }) : new InThreadSession(config, { speed, stream: cfg.stream });
+    s = make();
   } catch (e) {
     showConfigError(`cannot make the machine: ${e instanceof Error ? e.message : String(e)}`);
     return;
@@ -193,9 +270,8 @@ function start(cfg: { vm: VmConfig; stream: boolean; worker: boolean }): void {
     }
   };
   setText(status, 'booting…');
-  status.dataset.state = 'booting';
   // Let the page paint "booting" before the boot starts (in-thread, it then boots in slices).
-  requestAnimationFrame(() => setTimeout(() => void (s as InThreadSession | WorkerSession).boot(), 0));
+  requestAnimationFrame(() => setTimeout(() => void s.boot(), 0));
 }
 
 controls.pause.addEventListener('click', () => page.session?.pause());
@@ -270,12 +346,12 @@ function renderLive(now: number): void {
   controls.streamStart.disabled = !running || !s?.stream || st?.running === true || (st?.framesOut ?? 0) > 0;
   controls.streamStop.disabled = !running || st?.running !== true;
   controls.kvpSet.disabled = controls.kvpRead.disabled = !running || !s?.kvp;
-  controls.hvsock.disabled = !running;
+  controls.hvsock.disabled = !running || s instanceof LinuxSession;
   if (!s) return;
   // The screen redraws only when the guest sent an update since the last frame.
   screen.render();
   status.dataset.state = s.state;
-  setText(status, `${s.state}${s.reason ? `: ${s.reason}` : ''} (${s.mode})`);
+  setText(status, `${s.state}${s.reason ? `: ${s.reason}` : ''} (${s.mode}${s instanceof LinuxSession ? ', Linux 6.1\'s real drivers' : ''})`);
   setText(byId('clock'), `virtual time ${formatTime(s.nowNs()).trim()} s · speed ${s.speed === Infinity ? 'as fast as it goes' : `${s.speed}×`}`);
   setText(byId('stream-status'), st ? `frames out ${st.framesOut}, in ${st.framesIn}, errors ${st.errors}` : '');
   if (s.log.length > logShown) {
