@@ -25,11 +25,16 @@ test('the page keeps animating while the VM boots in its thread (the boot runs i
   // Every animation frame's time and how much boot log the page showed then, from just before
   // the click until the VM runs.
   await page.evaluate(() => {
-    const g = globalThis as unknown as { frames: { t: number; log: number }[]; recording: boolean; requestAnimationFrame(f: (t: number) => void): number };
+    const g = globalThis as unknown as {
+      frames: { t: number; log: number }[];
+      recording: boolean;
+      requestAnimationFrame(f: (t: number) => void): number;
+      document: { querySelector(selector: string): { textContent: string | null } | null };
+    };
     g.frames = [];
     g.recording = true;
     const tick = (t: number): void => {
-      g.frames.push({ t, log: document.querySelector('#log')?.textContent?.length ?? 0 });
+      g.frames.push({ t, log: g.document.querySelector('#log')?.textContent?.length ?? 0 });
       if (g.recording) g.requestAnimationFrame(tick);
     };
     g.requestAnimationFrame(tick);
