@@ -119,16 +119,17 @@ export class PageAllocator {
   /**
    * `count` zeroed pages, as `count` calls of allocPage() would take them (the same pages in the
    * same order, the same OutOfMemoryError after those it could take), zeroed a contiguous run at
-   * a time: one large zeroing costs less than many small ones.
+   * a time: one large zeroing costs less than many small ones. With `zeroed` false they keep what
+   * they held (a buffer a device fills, which Linux does not clear either).
    */
-  allocPageList(count: number): number[] {
+  allocPageList(count: number, zeroed = true): number[] {
     const size = this.mem.pageSize;
     const pages: number[] = [];
     try {
       for (let i = 0; i < count; i++) pages.push(this.freePages.pop() ?? this.bump() ?? this.splitBlock());
     } finally {
       // Taken pages are zeroed and counted even when one could not be found, as allocPage leaves them.
-      for (let i = 0; i < pages.length; ) {
+      for (let i = 0; zeroed && i < pages.length; ) {
         let end = i + 1;
         while (end < pages.length && pages[end] === pages[i]! + (end - i) * size) end++;
         this.mem.fill(pages[i]!, (end - i) * size);

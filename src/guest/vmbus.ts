@@ -51,8 +51,8 @@ export class KernelVmbusTransport implements ClientTransport {
     this.k.mm.freeContiguous(gpa, bytes);
   }
 
-  allocPageList(count: number): number[] {
-    return this.k.mm.allocPageList(count);
+  allocPageList(count: number, zeroed = true): number[] {
+    return this.k.mm.allocPageList(count, zeroed);
   }
 
   allocHvPage(): number {

@@ -59,4 +59,19 @@ describe('PageAllocator', () => {
     expect(() => two.mm.allocPageList(left + 1)).toThrow(OutOfMemoryError);
     expect(two.mm.freePageCount).toBe(0);
   });
+
+  it('allocPageList(count, false) takes the same pages and leaves what they held (a read\'s buffer, which the device fills)', () => {
+    const mem = new GuestMemory({ size: 64 << 10 });
+    const mm = new PageAllocator(mem, 0);
+    const [a, b] = [mm.allocPage(), mm.allocPage()];
+    mem.fill(a!, 4096, 0xaa);
+    mem.fill(b!, 4096, 0xbb);
+    mm.freePage(a!);
+    mm.freePage(b!);
+    const pages = mm.allocPageList(2, false);
+    expect(pages).toEqual([b, a]);
+    expect(mem.read(b!, 4096).every((x) => x === 0xbb)).toBe(true);
+    expect(mem.read(a!, 4096).every((x) => x === 0xaa)).toBe(true);
+    expect(mm.usedPages).toBe(2);
+  });
 });

@@ -19,11 +19,12 @@ export interface ClientTransport {
   allocPages(bytes: number): number;
   freePages(gpa: number, bytes: number): void;
   /**
-   * `count` zeroed single guest pages, not necessarily contiguous: what `count` calls of
-   * allocPages(pageSize) return, in the same order, zeroed in runs (each is freed on its own).
-   * Absent where the kernel has no such call: the caller then asks page by page.
+   * `count` single guest pages, not necessarily contiguous: what `count` calls of
+   * allocPages(pageSize) return, in the same order, zeroed in runs (each is freed on its own)
+   * unless `zeroed` is false (pages a device will write, as a read's bio pages: Linux does not
+   * zero those). Absent where the kernel has no such call: the caller then asks page by page.
    */
-  allocPageList?(count: number): number[];
+  allocPageList?(count: number, zeroed?: boolean): number[];
   /** One zeroed 4 KiB Hyper-V page (hv_alloc_hyperv_zeroed_page). */
   allocHvPage(): number;
   freeHvPage(gpa: number): void;

@@ -338,7 +338,8 @@ export class ScsiCore {
       const page = this.memory.pageSize;
       const count = Math.ceil(length / page);
       let pages: number[];
-      if (this.transport.allocPageList) pages = this.transport.allocPageList(count);
+      // A read's pages are the device's to fill: not cleared first, as a bio's pages are not.
+      if (this.transport.allocPageList) pages = this.transport.allocPageList(count, o.direction !== 'from-device');
       else {
         pages = new Array(count);
         for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
