@@ -111,6 +111,13 @@ export interface HypercallDef {
   readonly run?: (ctx: CallContext) => number;
   /** A rep call's work on element `i`. */
   readonly element?: (ctx: CallContext, i: number) => number;
+  /**
+   * A call whose whole input is one qword and that has no output (SignalEvent, the VMBus
+   * doorbell) may give its body on that qword's low and high 32 bits as well: a CPU port then
+   * hands it the register without a request, a block or a BigInt. `run` must answer the same
+   * (write it as a call of this one on the input block).
+   */
+  readonly ring?: (partition: Partition, vp: Vp, low: number, high: number) => number;
 }
 
 /**
@@ -128,8 +135,8 @@ class Entry {
   readonly gate: ((f: Features) => boolean) | undefined;
   readonly run: ((ctx: CallContext) => number) | undefined;
   readonly element: ((ctx: CallContext, i: number) => number) | undefined;
-  /** A simple call whose whole input fits two registers and that has no output: it may take the doorbell lane. */
-  readonly doorbell: boolean;
+  /** The body on the input register's halves, for a simple fast call of one input qword and no output: the doorbell lane. */
+  readonly ring: ((partition: Partition, vp: Vp, low: number, high: number) => number) | undefined;
 
   constructor(d: HypercallDef) {
     this.rep = d.rep;
@@ -142,12 +149,9 @@ class Entry {
     this.gate = d.gate;
     this.run = d.run;
     this.element = d.element;
-    this.doorbell = !this.rep && this.fast && this.output === 0 && this.input <= DOORBELL_INPUT && this.run !== undefined;
+    this.ring = !this.rep && this.fast && this.output === 0 && this.input <= 8 ? d.ring : undefined;
   }
 }
-
-/** Every ABI has at least two fast input registers (x86-32: EBX:ECX and EDI:ESI). */
-const DOORBELL_INPUT = 16;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -239,37 +243,18 @@ export class HypercallDispatcher {
   /**
    * The doorbell lane, which a CPU port tries first: a fast call whose control value is clean
    * (only the code and the fast bit set: no reps, variable header, nested or reserved bits) and
-   * whose call takes at most two registers and has no output, such as SignalEvent. It answers
-   * exactly as dispatch() would, with the control value in 32-bit halves and the first two fast
-   * registers, and nothing else on its way. Undefined: not such a call; take dispatch().
+   * whose definition has a `ring` body (one input qword, no output), such as SignalEvent. It
+   * answers exactly as dispatch() would, from the control value and the first fast input
+   * register, each in 32-bit halves, and nothing else on its way: no frame, block or context.
+   * Undefined: not such a call; take dispatch().
    */
-  doorbell(vp: Vp, controlLow: number, controlHigh: number, r0: bigint, r1: bigint): bigint | undefined {
+  doorbell(vp: Vp, controlLow: number, controlHigh: number, inputLow: number, inputHigh: number): bigint | undefined {
     if (controlLow >>> 16 !== 1 || controlHigh !== 0) return undefined;
-    const code = controlLow & 0xffff;
-    const def = this.table[code];
-    if (def === undefined || !def.doorbell) return undefined;
+    const def = this.table[controlLow & 0xffff];
+    if (def === undefined || def.ring === undefined) return undefined;
     const p = vp.partition;
     if (def.gate !== undefined && !def.gate(p.features)) return result(HvStatus.ACCESS_DENIED);
-    const frame = this.frames[this.depth] ?? (this.frames[this.depth] = new Frame());
-    const c = frame.control;
-    c.code = code;
-    c.fast = true;
-    c.varHeadSize = c.repCount = c.repStart = 0;
-    c.nested = c.reservedSet = false;
-    // Only the registers the input takes (SignalEvent: one).
-    const second = def.input > 8;
-    if (LITTLE_ENDIAN) {
-      frame.in64[0] = r0;
-      if (second) frame.in64[1] = r1;
-    } else {
-      frame.in.setBigUint64(0, r0, true);
-      if (second) frame.in.setBigUint64(8, r1, true);
-    }
-    const ctx = CallContext.aim(frame.ctx, p, vp, def, frame.inputOf(def.input), frame.outputOf(0));
-    this.depth++;
-    const status = def.run!(ctx);
-    this.depth--;
-    return result(status);
+    return result(def.ring(p, vp, inputLow, inputHigh));
   }
 
   private run(vp: Vp, req: HypercallRequest, c: Control, frame: Frame): bigint {

@@ -4,14 +4,18 @@ import { HvInputPostMessage, HvInputSignalEvent } from '../../tlfs/hypercall-inp
 import { PrivHigh } from '../../tlfs/cpuid.js';
 import { HvStatus } from '../../tlfs/status.js';
 import { ConnectionId, HV_MESSAGE_PAYLOAD_BYTE_COUNT, HV_PORT_ID_MASK } from '../../tlfs/synic.js';
+import type { Partition } from '../partition.js';
+import type { Vp } from '../vp.js';
 import type { HypercallDef } from './dispatch.js';
 
 const P = HvInputPostMessage.offsets;
-// Byte offsets of the signal-event qword's fields, from its declaration (low byte first).
+// The signal-event qword's fields, from its declaration: the connection word is its low half,
+// the flag number and the reserved bits its high half.
 const S = HvInputSignalEvent.byName;
-const CONN_RESERVED_BYTE = S.reserved_conn.shift / 8;
-const FLAG_AT = S.flag_number.shift / 8;
-const RESERVED_AT = S.reserved.shift / 8;
+const CONN_RESERVED_MASK = Number(S.reserved_conn.mask);
+const FLAG_SHIFT = S.flag_number.shift - 32;
+const FLAG_MASK = 2 ** S.flag_number.width - 1;
+const HIGH_RESERVED_MASK = Number(S.reserved.mask >> 32n);
 
 export const postMessage: HypercallDef = {
   code: HvCall.POST_MESSAGE,
@@ -33,15 +37,18 @@ export const postMessage: HypercallDef = {
   },
 };
 
+/** SignalEvent on the input qword's halves: the doorbell lane (dispatch.ts) calls it as it is. */
+function signalRing(partition: Partition, vp: Vp, low: number, high: number): number {
+  // Reserved input must be zero: INVALID_HYPERCALL_INPUT throughout hvkit (tlfs.md §4.7).
+  if ((low & CONN_RESERVED_MASK) !== 0 || (high & HIGH_RESERVED_MASK) !== 0) return HvStatus.INVALID_HYPERCALL_INPUT;
+  return partition.signalEvent(low & HV_PORT_ID_MASK, (high >>> FLAG_SHIFT) & FLAG_MASK, vp.index);
+}
+
 export const signalEvent: HypercallDef = {
   code: HvCall.SIGNAL_EVENT,
   rep: false,
-  input: 8,
+  input: HvInputSignalEvent.size,
   gate: (f) => (f.privilegesHigh & PrivHigh.SIGNAL_EVENTS) !== 0,
-  run: (ctx) => {
-    const dv = ctx.in;
-    if (dv.getUint8(CONN_RESERVED_BYTE) !== 0 || dv.getUint16(RESERVED_AT, true) !== 0) return HvStatus.INVALID_HYPERCALL_INPUT;
-    const conn = dv.getUint32(0, true) & HV_PORT_ID_MASK;
-    return ctx.partition.signalEvent(conn, dv.getUint16(FLAG_AT, true), ctx.vp.index);
-  },
+  run: (ctx) => signalRing(ctx.partition, ctx.vp, ctx.in.getUint32(0, true), ctx.in.getUint32(4, true)),
+  ring: signalRing,
 };
