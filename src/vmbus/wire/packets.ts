@@ -158,10 +158,9 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
     const count = dv.getUint32(T.range_cnt, true);
     if (T.ranges + 8 * count > offset) throw new PacketError('range_cnt', `${count} ranges do not fit before offset ${offset}`);
     p.transferPageSet = dv.getUint16(T.xfer_pageset_id, true);
-    p.transferRanges = Array.from({ length: count }, (_, i) => ({
-      byteCount: dv.getUint32(T.ranges + 8 * i, true),
-      byteOffset: dv.getUint32(T.ranges + 8 * i + 4, true),
-    }));
+    const ranges: { byteCount: number; byteOffset: number }[] = new Array(count);
+    for (let i = 0, at = T.ranges; i < count; i++, at += 8) ranges[i] = { byteCount: dv.getUint32(at, true), byteOffset: dv.getUint32(at + 4, true) };
+    p.transferRanges = ranges;
   }
   return p;
 }

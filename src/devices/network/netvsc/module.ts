@@ -157,12 +157,12 @@ export class NetvscGuest {
     // The socket reads its own copy of each frame (packet_rcv's copy to user space).
     const copies = new CopyArena();
     const tap = (f: Uint8Array, m: RxMeta) => onFrame(copies.copy(f, 0, f.length), m);
-    dev.taps.add(tap);
+    dev.addTap(tap);
     const sendBatch = (frames: readonly Uint8Array[]): number => {
       for (let i = 0; i < frames.length; i++) if (dev.xmit(frames[i]!, i < frames.length - 1 ? MORE : LAST) !== 'ok') return i;
       return frames.length;
     };
-    return { send: (frame) => dev.xmit(frame), sendBatch, close: () => void dev.taps.delete(tap) };
+    return { send: (frame) => dev.xmit(frame), sendBatch, close: () => dev.removeTap(tap) };
   }
 
   state(): Record<string, unknown>[] {

@@ -92,8 +92,8 @@ export class NetDevice {
   readonly stats: NetStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rxDropped: 0, txDropped: 0, multicast: 0, broadcast: 0 };
   /** The protocol stack's receive handler (netif_receive_skb). */
   rx: ((frame: Uint8Array, meta: RxMeta) => void) | undefined;
-  /** Raw listeners (AF_PACKET sockets): every received frame, before the stack. */
-  readonly taps = new Set<(frame: Uint8Array, meta: RxMeta) => void>();
+  /** Raw listeners (AF_PACKET sockets): every received frame, before the stack. A new array on each change, so that receive() walks it without an iterator. */
+  private taps: readonly ((frame: Uint8Array, meta: RxMeta) => void)[] = [];
   /** Carrier and presence changes, for the stack (gratuitous ARP) and "user space". */
   readonly watchers = new Set<(dev: NetDevice, event: 'carrier-on' | 'carrier-off' | 'notify-peers' | 'mtu') => void>();
   /** netif_tx_wake_queue: the driver freed transmit room (a completion came back); a sender waiting for room may go on. */
@@ -163,9 +163,19 @@ export class NetDevice {
     for (const w of this.txWakers) w(this);
   }
 
+  /** A raw listener joins (packet_create); it hears every frame received from then on. */
+  addTap(tap: (frame: Uint8Array, meta: RxMeta) => void): void {
+    if (!this.taps.includes(tap)) this.taps = [...this.taps, tap];
+  }
+
+  removeTap(tap: (frame: Uint8Array, meta: RxMeta) => void): void {
+    this.taps = this.taps.filter((t) => t !== tap);
+  }
+
   /** netif_receive_skb: counted, then to raw listeners and the stack. */
   receive(frame: Uint8Array, meta: RxMeta): void {
-    for (const t of this.taps) t(frame, meta);
+    const taps = this.taps;
+    for (let i = 0; i < taps.length; i++) taps[i]!(frame, meta);
     this.rx?.(frame, meta);
   }
 }

@@ -54,8 +54,18 @@ export class SharedBuffer {
 
   /** True when [offset, offset + len) is plain RAM in one run: no overlay page hides any of it. */
   private direct(offset: number, len: number): boolean {
-    return this.base !== undefined && !this.mem.overlays.overlaps(this.base + offset, len);
+    if (this.base === undefined) return false;
+    // Per frame this is asked for every section: whether no overlay covers any page of the whole
+    // buffer is kept until an overlay is mapped or unmapped (the table's generation moves).
+    const overlays = this.mem.overlays;
+    if (this.cleanAt !== overlays.generation) {
+      this.clean = !overlays.overlaps(this.base, this.size);
+      this.cleanAt = overlays.generation;
+    }
+    return this.clean || !overlays.overlaps(this.base + offset, len);
   }
+  private clean = false;
+  private cleanAt = -1;
 
   /** Physically contiguous pieces of [offset, offset + len), reached through the GPA map (gpa-map.ts). */
   private pieces(offset: number, len: number, f: (gpa: number, at: number, n: number) => void): void {
