@@ -406,7 +406,9 @@ export class Partition {
     if (typeof port === 'number') return port;
     const spec = port.spec;
     if (spec.type === 'host-message') {
-      const m: HostMessage = { type, payload: payload.slice(), vp: fromVp };
+      // The host reads the message in the call, from the hypervisor's copy of the input (as a
+      // VMBus server reads its message buffer): no copy per message; a handler copies what it keeps.
+      const m: HostMessage = { type, payload, vp: fromVp };
       return spec.handler(m);
     }
     if (spec.type !== 'message') return HvStatus.INVALID_PORT_ID;

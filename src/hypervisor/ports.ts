@@ -8,6 +8,7 @@ import { HvStatus } from '../tlfs/status.js';
 /** A message delivered to a host port. */
 export interface HostMessage {
   readonly type: number;
+  /** The hypervisor's copy of the message (the guest cannot change it), valid during the handler's call only: copy what is kept. */
   readonly payload: Uint8Array;
   /** VP index of the sender. */
   readonly vp: number;
