@@ -85,7 +85,7 @@ export class GpaData implements ScsiData {
 
   views(offset: number, length: number): Uint8Array[] {
     if (offset < 0 || length < 0 || offset + length > this.length) throw new DataAccessError(`${length} bytes at ${offset} overrun the ${this.length}-byte buffer`);
-    const out: Uint8Array[] = [];
+    let out: Uint8Array[] | undefined;
     let skip = offset;
     let left = length;
     for (const s of this.segments) {
@@ -96,10 +96,14 @@ export class GpaData implements ScsiData {
       }
       const n = Math.min(s.length - skip, left);
       // Through the GPA map: a buffer under an overlay page is the RAM the overlay hides (gpa-map.ts).
-      for (const v of hostViews(this.memory, s.gpa + skip, n)) out.push(v);
+      const views = hostViews(this.memory, s.gpa + skip, n);
+      // The usual buffer, one run of pages: hostViews' own list is the answer.
+      if (n === left && out === undefined) return views;
+      out ??= [];
+      for (let i = 0; i < views.length; i++) out.push(views[i]!);
       left -= n;
       skip = 0;
     }
-    return out;
+    return out ?? [];
   }
 }

@@ -518,7 +518,8 @@ export class SdDisk implements BlockDevice {
     const per = this.logicalBlockSize / 512;
     let total = 0;
     for (const p of pieces) total += p.length ?? 0;
-    const out = req.op !== 'read' ? undefined : o.into ? o.into.subarray(0, total) : new Uint8Array(total);
+    // A read into a buffer of just its size gets that buffer back (a view of all of it).
+    const out = req.op !== 'read' ? undefined : o.into ? (o.into.length === total ? o.into : o.into.subarray(0, total)) : new Uint8Array(total);
     let left = pieces.length;
     let failure: BlockResult | undefined;
     let at = 0;

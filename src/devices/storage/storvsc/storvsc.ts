@@ -367,9 +367,18 @@ export class StorvscDevice {
 
   /** The buffer each request's packet is built in (one per device, grown to the largest packet). */
   private sendBuffer(bytes: number): Uint8Array {
-    if (this.packetBuffer.length < bytes) this.packetBuffer = new Uint8Array(Math.max(bytes, 2 * this.packetBuffer.length));
+    if (this.packetBuffer.length < bytes) {
+      this.packetBuffer = new Uint8Array(Math.max(bytes, 2 * this.packetBuffer.length));
+      this.packetParts = [];
+    }
     return this.packetBuffer;
   }
+
+  /** The first `length` bytes of the packet buffer as a packet's one part, made once per length. */
+  private sendParts(length: number): readonly Uint8Array[] {
+    return (this.packetParts[length] ??= [this.packetBuffer.subarray(0, length)]);
+  }
+  private packetParts: (readonly Uint8Array[])[] = [];
 
   /** blk_mq_get_tag: the lowest free tag of the hardware queue, or undefined when all canQueue are taken. */
   private allocTag(hwq: number, cmd: ScsiCmnd): number | undefined {
@@ -459,7 +468,7 @@ export class StorvscDevice {
     const ch = this.selectChannel(cpu);
     let sent: boolean;
     try {
-      sent = ch.sendPacket([out.subarray(0, length)]);
+      sent = ch.sendPacket(this.sendParts(length));
     } catch (e) {
       if (!(e instanceof VmbusError)) throw e;
       this.freeTag(cmd);
