@@ -101,6 +101,9 @@ export class ScsiCmnd {
   issuedNs = 0;
   issued = false;
   onDone: ((cmd: ScsiCmnd) => void) | undefined;
+  /** What submit() was given: the CPU it issues on and the callback of the final disposition. */
+  submittedOn = 0;
+  whenFinal: ((d: Disposition) => void) | undefined;
 
   constructor(
     readonly device: ScsiDevice,
@@ -338,14 +341,20 @@ export class ScsiCore {
       const page = this.memory.pageSize;
       const count = Math.ceil(length / page);
       let pages: number[];
-      // A read's pages are the device's to fill: not cleared first, as a bio's pages are not.
-      if (this.transport.allocPageList) pages = this.transport.allocPageList(count, o.direction !== 'from-device');
+      // A read's pages are the device's to fill: not cleared first, as a bio's pages are not. A
+      // write's pages are all written below but the tail of the last: only that is cleared, which
+      // leaves every byte as zeroed pages written over would hold.
+      if (this.transport.allocPageList) pages = this.transport.allocPageList(count, o.direction !== 'from-device' && !o.data);
       else {
         pages = new Array(count);
         for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
       }
       buffer = { pages, length };
-      if (o.data) forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
+      if (o.data) {
+        forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
+        const tail = count * page - length;
+        if (tail > 0 && this.transport.allocPageList) this.memory.fill(pages[count - 1]! + page - tail, tail);
+      }
     }
     const cdb = new Uint8Array(o.cdb);
     return new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
@@ -411,23 +420,28 @@ export class ScsiCore {
       done({ ok: false, errno: 'EIO' });
       return;
     }
-    cmd.onDone = (c) => {
-      const d = this.decide(c);
-      if (d === 'retry' && c.retries < c.allowed) {
-        c.retries++;
-        c.reset();
-        host.issue(c, cpu);
-        return;
-      }
-      if (d === 'requeue') {
-        c.reset();
-        host.issue(c, cpu);
-        return;
-      }
-      c.done = true;
-      done(this.result(c));
-    };
+    // The command carries its CPU and callback (no closure per command): finish() decides.
+    cmd.submittedOn = cpu;
+    cmd.whenFinal = done;
     host.issue(cmd, cpu);
+  }
+
+  /** A submitted command came back: retried, requeued, or final with its disposition. */
+  private settleSubmitted(c: ScsiCmnd, done: (d: Disposition) => void): void {
+    const d = this.decide(c);
+    if (d === 'retry' && c.retries < c.allowed) {
+      c.retries++;
+      c.reset();
+      c.device.host.issue(c, c.submittedOn);
+      return;
+    }
+    if (d === 'requeue') {
+      c.reset();
+      c.device.host.issue(c, c.submittedOn);
+      return;
+    }
+    c.done = true;
+    done(this.result(c));
   }
 
   /** scsi_execute: one command, waited for; the buffer is freed before it returns. */
@@ -449,7 +463,8 @@ export class ScsiCore {
 
   /** The adapter completed a command (scsi_done). */
   finish(cmd: ScsiCmnd): void {
-    cmd.onDone?.(cmd);
+    if (cmd.onDone) cmd.onDone(cmd);
+    else if (cmd.whenFinal) this.settleSubmitted(cmd, cmd.whenFinal);
   }
 
   /**
