@@ -334,7 +334,7 @@ export class ScsiCore {
    * finishes): page by page, as the block layer's bio pages are, so that freed pages serve the
    * next command and I/O never runs the guest out of contiguous memory.
    */
-  newCommand(sdev: ScsiDevice, o: ExecuteOptions): ScsiCmnd {
+  newCommand(sdev: ScsiDevice, o: ExecuteOptions, ownCdb = false): ScsiCmnd {
     const length = o.data?.length ?? o.length ?? 0;
     let buffer: DataBuffer | undefined;
     if (length > 0) {
@@ -356,7 +356,8 @@ export class ScsiCore {
         if (tail > 0 && this.transport.allocPageList) this.memory.fill(pages[count - 1]! + page - tail, tail);
       }
     }
-    const cdb = new Uint8Array(o.cdb);
+    // The command's own CDB: a copy, unless the caller made it for this command alone (`ownCdb`).
+    const cdb = ownCdb ? o.cdb : new Uint8Array(o.cdb);
     return new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
   }
 

@@ -529,7 +529,8 @@ export class SdDisk implements BlockDevice {
       let cmd: ScsiCmnd;
       try {
         // The options as one literal: an object spread here costs more than the rest of the request.
-        cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES });
+        // Each piece's CDB is made for it alone: the command takes it without a copy.
+        cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES }, true);
       } catch (e) {
         // No pages for the buffer (the transport's OutOfMemoryError): this piece fails with ENOMEM
         // rather than the guest falling over; the request completes once its other pieces have.
