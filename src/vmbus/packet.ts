@@ -11,13 +11,13 @@ import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketError, parsePacket, 
  */
 export function readPackets(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, onBad: (e: PacketError) => void, onRaw?: (bytes: Uint8Array) => void): number {
   let n = 0;
-  for (let raw = batch.next(); raw; raw = batch.next()) {
+  for (let bytes = batch.nextBytes(); bytes; bytes = batch.nextBytes()) {
     n++;
     // Seen as the ring held it, before parsing: a packet that does not parse crossed too.
-    onRaw?.(raw.bytes);
+    onRaw?.(bytes);
     let p: ParsedPacket;
     try {
-      p = parsePacket(raw.bytes);
+      p = parsePacket(bytes);
     } catch (e) {
       if (!(e instanceof PacketError)) throw e;
       onBad(e);

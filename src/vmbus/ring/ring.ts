@@ -572,19 +572,25 @@ export class ReadBatch {
 
   /** The next packet as a private copy of its own, or undefined if none is complete. Throws RingCorruptError in strict mode. */
   next(): RingPacket | undefined {
+    const bytes = this.nextBytes();
+    // The payload offset locate() checked, which moving past the packet leaves as it was.
+    return bytes && { bytes, offset: this.offset };
+  }
+
+  /** next()'s private copy alone, with no RingPacket made (its offset8 holds the checked offset). */
+  nextBytes(): Uint8Array | undefined {
     if (!this.locate()) return undefined;
-    const offset = this.offset;
     const len = this.len;
     const r = this.reader;
     if (len > ARENA_BYTES / 4) {
       const bytes = new Uint8Array(len);
       this.copyPacket(bytes, 0, undefined);
-      return { bytes, offset };
+      return bytes;
     }
     const to = r.allocate(len);
     const arena = r.arena;
     this.copyPacket(arena, to, r.arenaWords);
-    return { bytes: arena.subarray(to, to + len), offset };
+    return arena.subarray(to, to + len);
   }
 
   /**
