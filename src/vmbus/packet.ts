@@ -193,7 +193,7 @@ export function putGpaDirectHeader(dst: Uint8Array, range: { readonly byteCount:
   put32(dst, GD.range + GR.byte_count, range.byteCount, GpaRange.name, 'byte_count');
   put32(dst, GD.range + GR.byte_offset, range.byteOffset, GpaRange.name, 'byte_offset');
   // The padding between the last PFN and the payload, if any, is zero as gpaDirect() leaves it.
-  dst.fill(0, GPA_DIRECT_PFNS_AT + 8 * range.pfnCount, header);
+  for (let i = GPA_DIRECT_PFNS_AT + 8 * range.pfnCount; i < header; i++) dst[i] = 0;
   return header + payloadLength;
 }
 

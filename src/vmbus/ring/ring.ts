@@ -23,6 +23,7 @@ import { WireError } from '../../tlfs/struct.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
 import { PacketDescriptor } from '../wire/packets.js';
 import { Ctl, type RingMemory } from './memory.js';
+import { setInto, subarrayOf } from '../../memory/typed-arrays.js';
 
 /** The other end broke the ring: an index out of range or unaligned, or a packet that cannot be. */
 export class RingCorruptError extends WireError {
@@ -115,7 +116,7 @@ abstract class RingEnd {
     const first = this.size - at;
     const data = this.data;
     if (data === undefined) this.mem.write(at, src);
-    else if (n <= first) data.set(src, at);
+    else if (n <= first) setInto(data, src, at);
     else {
       data.set(src.subarray(0, first), at);
       data.set(src.subarray(first), 0);
@@ -590,7 +591,7 @@ export class ReadBatch {
     const to = r.allocate(len);
     const arena = r.arena;
     this.copyPacket(arena, to, r.arenaWords);
-    return arena.subarray(to, to + len);
+    return subarrayOf(arena, to, to + len);
   }
 
   /**

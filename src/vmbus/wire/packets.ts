@@ -3,6 +3,7 @@
 // include/linux/hyperv.h; a packet parser that names the field at fault.
 import { array, bits, bytes, flex, struct, u16, u32, u64, u8, WireError } from '../../tlfs/struct.js';
 import { PacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from './constants.js';
+import { subarrayOf } from '../../memory/typed-arrays.js';
 
 export const PacketDescriptor = struct('vmpacket_descriptor', {
   type: u16,
@@ -148,7 +149,7 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
     transId: u64le(bytes, D.trans_id),
     completionRequested: (flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0,
     // A view: the packet is the reader's private copy already.
-    payload: bytes.subarray(offset, len),
+    payload: subarrayOf(bytes, offset, len),
   };
   if (type !== PacketType.DATA_USING_GPA_DIRECT && type !== PacketType.DATA_USING_XFER_PAGES) return p;
   if (type === PacketType.DATA_USING_GPA_DIRECT) p.ranges = parseGpaDirect(bytes, offset);

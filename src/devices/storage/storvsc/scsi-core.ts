@@ -4,6 +4,7 @@
 // reports, the scan of a host (INQUIRY of LUN 0 of each target, REPORT LUNS, INQUIRY of each LUN,
 // the VPD pages), device removal, and the kernel log lines of all of it.
 import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
+import { setInto, subarrayOf } from '../../../memory/typed-arrays.js';
 import type { GuestServices } from '../../device.js';
 import { putU64 } from '../../../vmbus/packet.js';
 import type { ClientTransport } from '../../../vmbus/client/transport.js';
@@ -399,7 +400,7 @@ export class ScsiCore {
       while (end < pages.length && end * page < n && pages[end] === gpa + (end - i) * page) end++;
       const len = Math.min(n, end * page) - offset;
       this.memory.check(gpa, len);
-      dst.set(bytes.subarray(gpa, gpa + len), at + offset);
+      setInto(dst, subarrayOf(bytes, gpa, gpa + len), at + offset);
       offset += len;
       i = end;
     }
