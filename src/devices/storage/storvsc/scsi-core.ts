@@ -102,6 +102,8 @@ export class ScsiCmnd {
   issuedNs = 0;
   issued = false;
   onDone: ((cmd: ScsiCmnd) => void) | undefined;
+  /** The buffer's pages are the caller's (a read into its own RAM): freeBuffer leaves them. */
+  callerPages = false;
   /** What submit() was given: the CPU it issues on and the callback of the final disposition. */
   submittedOn = 0;
   whenFinal: ((d: Disposition) => void) | undefined;
@@ -335,10 +337,15 @@ export class ScsiCore {
    * finishes): page by page, as the block layer's bio pages are, so that freed pages serve the
    * next command and I/O never runs the guest out of contiguous memory.
    */
-  newCommand(sdev: ScsiDevice, o: ExecuteOptions, ownCdb = false): ScsiCmnd {
+  newCommand(sdev: ScsiDevice, o: ExecuteOptions, ownCdb = false, callerPages?: number[]): ScsiCmnd {
     const length = o.data?.length ?? o.length ?? 0;
     let buffer: DataBuffer | undefined;
-    if (length > 0) {
+    if (length > 0 && callerPages) {
+      // The caller's own pages of guest RAM, holding `length` bytes from the first (a direct read's
+      // bio takes the user's pages): nothing allocated, nothing to copy out, nothing freed.
+      buffer = { pages: callerPages, length };
+      if (o.data) forEachRun(callerPages, this.memory.pageSize, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
+    } else if (length > 0) {
       const page = this.memory.pageSize;
       const count = Math.ceil(length / page);
       let pages: number[];
@@ -359,11 +366,13 @@ export class ScsiCore {
     }
     // The command's own CDB: a copy, unless the caller made it for this command alone (`ownCdb`).
     const cdb = ownCdb ? o.cdb : new Uint8Array(o.cdb);
-    return new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
+    const cmd = new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
+    if (buffer && callerPages) cmd.callerPages = true;
+    return cmd;
   }
 
   freeBuffer(cmd: ScsiCmnd): void {
-    if (!cmd.buffer) return;
+    if (!cmd.buffer || cmd.callerPages) return;
     // Last page first: the allocator hands freed pages back last-in first-out, so the next
     // command gets them in this order again, and runs that were contiguous stay so.
     const pages = cmd.buffer.pages;
