@@ -5,6 +5,7 @@
 import { GpaOutOfRangeError } from './errors.js';
 import { HV_HYP_PAGE_SIZE, type GuestPageSize } from './pages.js';
 import { OverlayTable } from './overlay.js';
+import { setInto, subarrayOf } from './typed-arrays.js';
 
 export interface GuestMemoryOptions {
   /** RAM size in bytes; a multiple of the guest page size. */
@@ -141,7 +142,7 @@ export class GuestMemory {
   /** Copies `src` into RAM at `gpa`. */
   write(gpa: number, src: Uint8Array): void {
     this.check(gpa, src.length);
-    this.bytes.set(src, gpa);
+    setInto(this.bytes, src, gpa);
   }
 
   fill(gpa: number, length: number, value = 0): void {
@@ -173,7 +174,7 @@ export class GuestMemory {
   /** A live window on [gpa, gpa + length): no copy, writes go straight to RAM. */
   view(gpa: number, length: number): Uint8Array {
     this.check(gpa, length);
-    return this.bytes.subarray(gpa, gpa + length);
+    return subarrayOf(this.bytes, gpa, gpa + length);
   }
 
   /** A DataView on [gpa, gpa + length), for structured access to a checked range. */

@@ -73,6 +73,12 @@ function lockForWriting(path: string): () => void {
   throw new DiskOpenError(path, `cannot take its lock ${lock}`);
 }
 
+/** The DiskIoError a failed file operation becomes (one already is passes as it is). */
+function ioError(path: string, what: string, e: unknown): DiskIoError {
+  if (e instanceof DiskIoError) return e;
+  return new DiskIoError(`${path}: ${what} failed: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+}
+
 /** A file opened for positioned I/O. */
 export class NodeFile implements BlockFile {
   private fd: number | undefined;
@@ -118,13 +124,13 @@ export class NodeFile implements BlockFile {
     try {
       return f();
     } catch (e) {
-      if (e instanceof DiskIoError) throw e;
-      throw new DiskIoError(`${this.path}: ${what} failed: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      throw ioError(this.path, what, e);
     }
   }
 
   readAt(offset: number, out: Uint8Array): void {
-    this.io('read', () => {
+    // io() written out: no closure made for each read of the data path.
+    try {
       let done = 0;
       while (done < out.length) {
         const n = readSync(this.handle, out, done, out.length - done, offset + done);
@@ -135,7 +141,9 @@ export class NodeFile implements BlockFile {
         }
         done += n;
       }
-    });
+    } catch (e) {
+      throw ioError(this.path, 'read', e);
+    }
   }
 
   readvAt(offset: number, outs: readonly Uint8Array[]): void {

@@ -11,13 +11,13 @@ import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketError, parsePacket, 
  */
 export function readPackets(batch: ReadBatch, onPacket: (p: ParsedPacket) => void, onBad: (e: PacketError) => void, onRaw?: (bytes: Uint8Array) => void): number {
   let n = 0;
-  for (let raw = batch.next(); raw; raw = batch.next()) {
+  for (let bytes = batch.nextBytes(); bytes; bytes = batch.nextBytes()) {
     n++;
     // Seen as the ring held it, before parsing: a packet that does not parse crossed too.
-    onRaw?.(raw.bytes);
+    onRaw?.(bytes);
     let p: ParsedPacket;
     try {
-      p = parsePacket(raw.bytes);
+      p = parsePacket(bytes);
     } catch (e) {
       if (!(e instanceof PacketError)) throw e;
       onBad(e);
@@ -193,7 +193,7 @@ export function putGpaDirectHeader(dst: Uint8Array, range: { readonly byteCount:
   put32(dst, GD.range + GR.byte_count, range.byteCount, GpaRange.name, 'byte_count');
   put32(dst, GD.range + GR.byte_offset, range.byteOffset, GpaRange.name, 'byte_offset');
   // The padding between the last PFN and the payload, if any, is zero as gpaDirect() leaves it.
-  dst.fill(0, GPA_DIRECT_PFNS_AT + 8 * range.pfnCount, header);
+  for (let i = GPA_DIRECT_PFNS_AT + 8 * range.pfnCount; i < header; i++) dst[i] = 0;
   return header + payloadLength;
 }
 

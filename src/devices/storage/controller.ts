@@ -4,7 +4,7 @@
 // addressed path and target; INQUIRY of an empty address returns peripheral qualifier 3 (0x7f),
 // which makes Linux's scan ask REPORT LUNS; anything else there is SRB_STATUS_INVALID_LUN.
 import { cdbBytes, parseCdb } from './cdb.js';
-import { Asc, INQUIRY_NO_LUN, putBe16, putBe32, ScsiStatus, SenseKey } from './scsi.js';
+import { Asc, INQUIRY_NO_LUN, putBe16, putBe32, ScsiOp, ScsiStatus, SenseKey } from './scsi.js';
 import { checkCondition, DataAccessError, good, illegalRequest, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
 import { SrbStatus } from './wire.js';
 
@@ -35,6 +35,11 @@ export class ScsiController {
     return this.targets.get(key(a))?.target;
   }
 
+  /** The target at (path, target, lun), without an address object (the data path's lookup). */
+  private at(path: number, target: number, lun: number): ScsiTarget | undefined {
+    return this.targets.get((path << 16) | (target << 8) | lun)?.target;
+  }
+
   /** Attaches `target`; throws RangeError if the address is taken or out of range. */
   attach(address: ScsiAddress, target: ScsiTarget): void {
     for (const [name, v, max] of [['path', address.path, 255], ['target', address.target, 255], ['lun', address.lun, 255]] as const) {
@@ -56,12 +61,21 @@ export class ScsiController {
 
   /** Executes one command for `address`: the target's answer, or the controller's own. */
   execute(address: ScsiAddress, req: ScsiRequest): ScsiResult {
-    const c = parseCdb(cdbBytes(req.cdb), req.cdbLength);
+    return this.executeAt(address.path, address.target, address.lun, req);
+  }
+
+  /** execute() for the address (path, target, lun). */
+  executeAt(path: number, target: number, lun: number, req: ScsiRequest): ScsiResult {
+    // The controller answers REPORT LUNS, and INQUIRY where nothing is attached; only those two
+    // operation codes can parse as either, so any other command goes to its target unparsed
+    // (the target parses it).
+    const opcode = req.cdb.length > 0 && req.cdbLength > 0 ? req.cdb[0] : undefined;
+    const found = this.at(path, target, lun);
+    const c = opcode === ScsiOp.REPORT_LUNS || (opcode === ScsiOp.INQUIRY && !found) ? parseCdb(cdbBytes(req.cdb), req.cdbLength) : undefined;
     try {
-      if (c.op === 'report-luns') return this.reportLuns(address, c.allocation, req);
-      const target = this.get(address);
-      if (target) return target.execute(req);
-      if (c.op === 'inquiry') return this.absentInquiry(address, c.evpd, c.allocation, req);
+      if (c?.op === 'report-luns') return this.reportLuns({ path, target, lun }, c.allocation, req);
+      if (found) return found.execute(req);
+      if (c?.op === 'inquiry') return this.absentInquiry({ path, target, lun }, c.evpd, c.allocation, req);
     } catch (e) {
       if (!(e instanceof DataAccessError)) throw e;
       return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, SrbStatus.INVALID_REQUEST);

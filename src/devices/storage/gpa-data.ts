@@ -19,14 +19,9 @@ export class RangeProblem extends Error {
   }
 }
 
-/** One run of guest-physically contiguous bytes. */
-interface Segment {
-  readonly gpa: number;
-  readonly length: number;
-}
-
 export class GpaData implements ScsiData {
-  private readonly segments: Segment[];
+  /** Runs of guest-physically contiguous bytes, as pairs: GPA, then length (no object per run). */
+  private readonly runs: number[];
 
   /**
    * `length` bytes of `range` (which must hold them), writable by the host or not. Throws
@@ -39,10 +34,10 @@ export class GpaData implements ScsiData {
     readonly writable: boolean,
   ) {
     if (range.byteCount < length) throw new RangeProblem('range.byte_count', `${range.byteCount} bytes is less than the ${length} the request transfers`);
-    const segments: Segment[] = [];
+    const runs: number[] = [];
     let left = length;
     let offset = range.byteOffset;
-    // The run being gathered: pages that follow each other in guest memory make one segment.
+    // The run being gathered: pages that follow each other in guest memory make one run.
     let runGpa = 0;
     let runLength = 0;
     for (let i = 0; left > 0; i++) {
@@ -53,15 +48,15 @@ export class GpaData implements ScsiData {
       if (!Number.isSafeInteger(gpa) || !memory.contains(gpa, n)) throw new RangeProblem(`range.pfn_array[${i}]`, `page 0x${pfn.toString(16)} is outside the guest's ${memory.size}-byte RAM`);
       if (runLength > 0 && runGpa + runLength === gpa) runLength += n;
       else {
-        if (runLength > 0) segments.push({ gpa: runGpa, length: runLength });
+        if (runLength > 0) runs.push(runGpa, runLength);
         runGpa = gpa;
         runLength = n;
       }
       left -= n;
       offset = 0;
     }
-    if (runLength > 0) segments.push({ gpa: runGpa, length: runLength });
-    this.segments = segments;
+    if (runLength > 0) runs.push(runGpa, runLength);
+    this.runs = runs;
   }
 
   write(offset: number, src: Uint8Array): void {
@@ -85,21 +80,28 @@ export class GpaData implements ScsiData {
 
   views(offset: number, length: number): Uint8Array[] {
     if (offset < 0 || length < 0 || offset + length > this.length) throw new DataAccessError(`${length} bytes at ${offset} overrun the ${this.length}-byte buffer`);
-    const out: Uint8Array[] = [];
+    let out: Uint8Array[] | undefined;
     let skip = offset;
     let left = length;
-    for (const s of this.segments) {
+    const runs = this.runs;
+    for (let r = 0; r < runs.length; r += 2) {
       if (left === 0) break;
-      if (skip >= s.length) {
-        skip -= s.length;
+      const runGpa = runs[r]!;
+      const runLength = runs[r + 1]!;
+      if (skip >= runLength) {
+        skip -= runLength;
         continue;
       }
-      const n = Math.min(s.length - skip, left);
+      const n = Math.min(runLength - skip, left);
       // Through the GPA map: a buffer under an overlay page is the RAM the overlay hides (gpa-map.ts).
-      for (const v of hostViews(this.memory, s.gpa + skip, n)) out.push(v);
+      const views = hostViews(this.memory, runGpa + skip, n);
+      // The usual buffer, one run of pages: hostViews' own list is the answer.
+      if (n === left && out === undefined) return views;
+      out ??= [];
+      for (let i = 0; i < views.length; i++) out.push(views[i]!);
       left -= n;
       skip = 0;
     }
-    return out;
+    return out ?? [];
   }
 }

@@ -135,6 +135,8 @@ export class StorvspHost implements HostDevice {
   readonly maxTransferBytes: number;
   readonly queueDepth: number;
   readonly wwn: { port: bigint; node: bigint };
+  private readonly latencyNs: number;
+  private readonly answer: StorvspOptions['answer'];
   state: StorvspState = 'begin';
   /** The negotiated protocol version, once QUERY_PROTOCOL_VERSION succeeded. */
   version: number | undefined;
@@ -150,8 +152,11 @@ export class StorvspHost implements HostDevice {
   private disposed = false;
   /** The packet being handled (zero-extended), the SRB of its completion, and the completion being sent. */
   private readonly request = new Uint8Array(VstorPacket.size);
+  /** The request's union (its vmscsi_request or other body), a view made once. */
+  private readonly union = this.request.subarray(VSTOR_PACKET_HEADER);
   private readonly response = new Uint8Array(VmscsiRequest.size);
   private readonly completionBuffer = new Uint8Array(COMPLETION_PAYLOAD_AT + VstorPacket.size);
+  private readonly completionPartsByLength: (readonly Uint8Array[])[] = [];
 
   constructor(
     private readonly ctx: HostContext,
@@ -166,8 +171,16 @@ export class StorvspHost implements HostDevice {
     this.maxTransferBytes = options.maxTransferBytes ?? HOST_MAX_TRANSFER_BYTES;
     this.queueDepth = Math.max(1, options.queueDepth ?? DEFAULT_QUEUE_DEPTH);
     this.wwn = options.wwn ?? defaultWwn(instanceId);
+    // Read once: the options object is the caller's, of whatever shape, and these are per request.
+    this.latencyNs = options.latencyNs ?? 0;
+    this.answer = options.answer;
     this.primary = this.offerChannel(0);
     this.controller.onChange = () => this.enumerateBus();
+  }
+
+  /** Guest RAM as the host's VMBus server reaches it. */
+  private get memory() {
+    return this.ctx.server.io.memory;
   }
 
   get classId(): string {
@@ -320,11 +333,13 @@ export class StorvspHost implements HostDevice {
       const out = this.completionBuffer;
       const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
       const at = COMPLETION_PAYLOAD_AT;
-      out.fill(0, at, length);
+      // Loops rather than TypedArray methods for these few bytes: a method looked up on a typed
+      // array is a generic property load in optimized code here, dearer than the loop.
+      for (let i = at; i < length; i++) out[i] = 0;
       put32(out, at + Vstor.operation, VstorOp.COMPLETE_IO);
       put32(out, at + Vstor.status, status >>> 0);
-      if (body) out.set(body.subarray(0, requestSize), at + VSTOR_PACKET_HEADER);
-      if (sc.channel.send([out.subarray(0, length)])) {
+      if (body) for (let i = 0; i < requestSize; i++) out[at + VSTOR_PACKET_HEADER + i] = body[i]!;
+      if (sc.channel.send(this.completionParts(length))) {
         this.stats.completions++;
         if (counted) sc.outstanding--;
         return;
@@ -332,6 +347,11 @@ export class StorvspHost implements HostDevice {
     }
     sc.unsent.push({ transId, payload: this.packet(VstorOp.COMPLETE_IO, status, body, requestSize), counted });
     sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+  }
+
+  /** The first `length` bytes of the completion buffer as a packet's one part, made once per length. */
+  private completionParts(length: number): readonly Uint8Array[] {
+    return (this.completionPartsByLength[length] ??= [this.completionBuffer.subarray(0, length)]);
   }
 
   private handle(sc: StorChannel, p: ParsedPacket): void {
@@ -346,24 +366,22 @@ export class StorvspHost implements HostDevice {
     }
     const op = le32(payload, Vstor.operation);
     // The packet as the guest sent it, its union zero-extended to the largest member (OpenVMM reads
-    // min(len, 52) bytes): the host's own copy, read in place while this packet is handled.
+    // min(len, 52) bytes): the host's own copy, read in place while this packet is handled. Byte by
+    // byte: at most 64 bytes, where a view and a bulk copy cost more than the loop.
     const request = this.request;
-    request.fill(0);
-    request.set(payload.subarray(0, VSTOR_PACKET_HEADER + requestSize));
-    const union = request.subarray(VSTOR_PACKET_HEADER);
-    if (this.options.answer && !this.options.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined)) return;
+    const copied = VSTOR_PACKET_HEADER + requestSize;
+    for (let i = 0; i < copied; i++) request[i] = payload[i]!;
+    for (let i = copied; i < request.length; i++) request[i] = 0;
+    const union = this.union;
+    if (this.answer && !this.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined)) return;
     if (sc.index !== 0 && this.state !== 'ready') return this.complete(sc, p.transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
-    const wrongOrder = () => {
-      this.violation(`channel ${sc.index}: ${VSTOR_OP_NAMES[op] ?? `operation ${op}`} in state ${this.state}`);
-      this.complete(sc, p.transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
-    };
     switch (this.state) {
       case 'begin':
-        if (op !== VstorOp.BEGIN_INITIALIZATION) return wrongOrder();
+        if (op !== VstorOp.BEGIN_INITIALIZATION) return this.wrongOrder(sc, p.transId, op, requestSize);
         this.state = 'query-version';
         return this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
       case 'query-version': {
-        if (op !== VstorOp.QUERY_PROTOCOL_VERSION) return wrongOrder();
+        if (op !== VstorOp.QUERY_PROTOCOL_VERSION) return this.wrongOrder(sc, p.transId, op, requestSize);
         const asked = ProtocolVersion.decode(union).major_minor;
         const body = ProtocolVersion.encode({ major_minor: asked, revision: 0 });
         if (!this.versions.includes(asked)) return this.complete(sc, p.transId, NtStatus.REVISION_MISMATCH, body, requestSize);
@@ -373,7 +391,7 @@ export class StorvspHost implements HostDevice {
         return this.complete(sc, p.transId, NtStatus.SUCCESS, body, requestSize);
       }
       case 'query-properties': {
-        if (op !== VstorOp.QUERY_PROPERTIES) return wrongOrder();
+        if (op !== VstorOp.QUERY_PROPERTIES) return this.wrongOrder(sc, p.transId, op, requestSize);
         const multi = multiChannel(this.version!);
         const body = ChannelProperties.encode({
           reserved: 0,
@@ -389,7 +407,7 @@ export class StorvspHost implements HostDevice {
       case 'end-init':
         if (op === VstorOp.FCHBA_DATA && this.kind === 'fc') return this.complete(sc, p.transId, NtStatus.SUCCESS, this.wwnPacket(), requestSize);
         if (op === VstorOp.CREATE_SUB_CHANNELS) return this.createSubChannels(sc, p, union, requestSize);
-        if (op !== VstorOp.END_INITIALIZATION) return wrongOrder();
+        if (op !== VstorOp.END_INITIALIZATION) return this.wrongOrder(sc, p.transId, op, requestSize);
         this.state = 'ready';
         this.rescanPending = false;
         return this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
@@ -404,15 +422,21 @@ export class StorvspHost implements HostDevice {
             this.stats.resets++;
             return this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
           case VstorOp.CREATE_SUB_CHANNELS:
-            if (sc.index !== 0) return wrongOrder();
+            if (sc.index !== 0) return this.wrongOrder(sc, p.transId, op, requestSize);
             return this.createSubChannels(sc, p, union, requestSize);
           case VstorOp.FCHBA_DATA:
             if (this.kind === 'fc') return this.complete(sc, p.transId, NtStatus.SUCCESS, this.wwnPacket(), requestSize);
-            return wrongOrder();
+            return this.wrongOrder(sc, p.transId, op, requestSize);
           default:
-            return wrongOrder();
+            return this.wrongOrder(sc, p.transId, op, requestSize);
         }
     }
+  }
+
+  /** A packet the protocol state does not take: a violation, and STATUS_INVALID_DEVICE_STATE. */
+  private wrongOrder(sc: StorChannel, transId: bigint, op: number, requestSize: number): void {
+    this.violation(`channel ${sc.index}: ${VSTOR_OP_NAMES[op] ?? `operation ${op}`} in state ${this.state}`);
+    this.complete(sc, transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
   }
 
   private wwnPacket(): Uint8Array {
@@ -464,28 +488,29 @@ export class StorvspHost implements HostDevice {
     const cdbLength = r[Vstor.cdbLength]!;
     if (cdbLength > STORVSC_MAX_CMD_LEN) return this.refuseSrb(sc, p.transId, requestSize, `cdb_length ${cdbLength} exceeds ${STORVSC_MAX_CMD_LEN}`);
     if (length > this.maxTransferBytes) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} exceeds the ${this.maxTransferBytes}-byte maximum transfer`);
-    const ranges = p.ranges ?? [];
-    if (ranges.length > 1) return this.refuseSrb(sc, p.transId, requestSize, `${ranges.length} GPA ranges; storvsp takes one`);
-    if (length > 0 && ranges.length === 0) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} without a GPA range`);
+    const ranges = p.ranges;
+    const rangeCount = ranges ? ranges.length : 0;
+    if (rangeCount > 1) return this.refuseSrb(sc, p.transId, requestSize, `${rangeCount} GPA ranges; storvsp takes one`);
+    if (length > 0 && rangeCount === 0) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} without a GPA range`);
     // data_in READ_TYPE or UNKNOWN_TYPE lets the host write the buffer (OpenVMM: is_write = data_in != 0).
     const writable = r[Vstor.dataIn] !== StorvscRequestType.WRITE_TYPE;
     let data;
     try {
-      data = ranges.length ? new GpaData(this.ctx.server.io.memory, ranges[0]!, length, writable) : new ByteData(new Uint8Array(0), writable);
+      data = rangeCount ? new GpaData(this.memory, ranges![0]!, length, writable) : new ByteData(new Uint8Array(0), writable);
     } catch (e) {
       if (!(e instanceof RangeProblem)) throw e;
       return this.refuseSrb(sc, p.transId, requestSize, e.message);
     }
-    // The IDE accelerator forces the path: guests do not set it reliably (storvsp lib.rs force_path_id).
-    const address = { path: this.kind === 'ide' ? 0 : r[Vstor.pathId]!, target: r[Vstor.targetId]!, lun: r[Vstor.lun]! };
     // A copy: the request buffer is reused by the next packet, and a target may keep what it is given.
-    const cdb = r.slice(Vstor.payload, Vstor.payload + STORVSC_MAX_CMD_LEN);
-    const result = this.controller.execute(address, { cdb, cdbLength, data });
+    const cdb = new Uint8Array(STORVSC_MAX_CMD_LEN);
+    for (let i = 0; i < STORVSC_MAX_CMD_LEN; i++) cdb[i] = r[Vstor.payload + i]!;
+    // The IDE accelerator forces the path: guests do not set it reliably (storvsp lib.rs force_path_id).
+    const result = this.controller.executeAt(this.kind === 'ide' ? 0 : r[Vstor.pathId]!, r[Vstor.targetId]!, r[Vstor.lun]!, { cdb, cdbLength, data });
     if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
     else if (writable) this.stats.bytesRead += result.tx;
     else this.stats.bytesWritten += result.tx;
     const status = ntStatusForSrb(result.srbStatus);
-    const latency = this.options.latencyNs ?? 0;
+    const latency = this.latencyNs;
     if (latency <= 0) return this.complete(sc, p.transId, status, this.srbResponse(result, this.response), requestSize);
     const body = this.srbResponse(result, new Uint8Array(VmscsiRequest.size));
     // The request stays outstanding until its completion is sent (and counted out in complete).
@@ -504,7 +529,7 @@ export class StorvspHost implements HostDevice {
   private srbResponse(result: ScsiResult, out: Uint8Array): Uint8Array {
     // Offsets in the request itself: the Vstor offsets less the packet header.
     const at = (field: number) => field - VSTOR_PACKET_HEADER;
-    out.fill(0);
+    for (let i = 0; i < out.length; i++) out[i] = 0;
     put16(out, at(Vstor.length), VmscsiRequest.size);
     out[at(Vstor.srbStatus)] = result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0);
     out[at(Vstor.scsiStatus)] = result.scsiStatus;

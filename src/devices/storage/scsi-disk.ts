@@ -330,10 +330,15 @@ export class ScsiDisk implements ScsiTarget {
     if (bytes > data.length) return illegalRequest(Asc.LBA_OUT_OF_RANGE);
     if (c.op === 'write') {
       if (b.readOnly) return checkCondition(SenseKey.DATA_PROTECT, Asc.WRITE_PROTECTED, SrbStatus.ERROR);
-      transfer(data, bytes, b.sectorSize, (lba, view) => b.write(c.lba + lba, view, c.fua), true);
+      const views = data.views(0, bytes);
+      // The usual buffer, one run of memory: straight to the back end (what transfer does first).
+      if (views.length === 1 && views[0]!.length % b.sectorSize === 0) b.write(c.lba, views[0]!, c.fua);
+      else transferViews(views, b.sectorSize, (lba, view) => b.write(c.lba + lba, view, c.fua), true);
     } else {
       if (!data.writable) throw new DataAccessError('READ into a buffer the host may not write');
-      transfer(data, bytes, b.sectorSize, (lba, view) => b.read(c.lba + lba, view), false, b.readv && ((lba, views) => b.readv!(c.lba + lba, views)));
+      const views = data.views(0, bytes);
+      if (views.length === 1 && views[0]!.length % b.sectorSize === 0) b.read(c.lba, views[0]!);
+      else transferViews(views, b.sectorSize, (lba, view) => b.read(c.lba + lba, view), false, b.readv && ((lba, views) => b.readv!(c.lba + lba, views)));
     }
     return good(bytes);
   }
@@ -395,7 +400,11 @@ export class ScsiDisk implements ScsiTarget {
  * whole blocks (a vectored read of scattered guest pages).
  */
 export function transfer(data: ScsiData, bytes: number, sectorSize: number, io: (lba: number, view: Uint8Array) => void, toDisk: boolean, ioMany?: (lba: number, views: readonly Uint8Array[]) => void): void {
-  const views = data.views(0, bytes);
+  transferViews(data.views(0, bytes), sectorSize, io, toDisk, ioMany);
+}
+
+/** transfer() of a buffer's views (data.views(0, bytes)). */
+function transferViews(views: Uint8Array[], sectorSize: number, io: (lba: number, view: Uint8Array) => void, toDisk: boolean, ioMany?: (lba: number, views: readonly Uint8Array[]) => void): void {
   // The usual case, a buffer in one run of memory: one call on the whole of it.
   if (views.length === 1 && views[0]!.length % sectorSize === 0) {
     if (views[0]!.length > 0) io(0, views[0]!);

@@ -44,11 +44,40 @@ export class ReferenceClock {
     if (this.tscPage !== undefined) {
       // The sequence word's view, made once per page: the clock is read on every I/O.
       if (this.sequence?.page !== this.tscPage) this.sequence = { page: this.tscPage, words: new Uint32Array(this.mem.buffer, this.tscPage + SEQ, 1) };
-      const t = readTscPage(this.mem, this.tscPage, ops, this.sequence.words);
+      const t = this.readPage(this.tscPage, ops, this.sequence.words);
       if (t !== undefined) return t;
     }
     return ops.getReg('TIME_REF_COUNT');
   }
+
+  /**
+   * readTscPage, reading the same words in the same order, with its last answer kept: the same
+   * sequence, scale, offset and TSC give the same time, without the 128-bit product made again
+   * (several requests are issued at one virtual instant).
+   */
+  private readPage(page: number, ops: CpuOps, seqWord: Uint32Array): bigint | undefined {
+    const mem = this.mem;
+    if (!mem.contains(page, TscPage.size)) return readTscPage(mem, page, ops, seqWord);
+    for (let tries = 0; tries < 1000; tries++) {
+      const seq = Atomics.load(seqWord, 0);
+      if (seq === 0) return undefined;
+      const scaleLo = mem.read32(page + TscPage.offsets.tsc_scale);
+      const scaleHi = mem.read32(page + TscPage.offsets.tsc_scale + 4);
+      const offsetLo = mem.read32(page + TscPage.offsets.tsc_offset);
+      const offsetHi = mem.read32(page + TscPage.offsets.tsc_offset + 4);
+      const tsc = ops.counter();
+      if (Atomics.load(seqWord, 0) !== seq) continue;
+      const last = this.last;
+      if (last && last.scaleLo === scaleLo && last.scaleHi === scaleHi && last.offsetLo === offsetLo && last.offsetHi === offsetHi && last.tsc === tsc) return last.time;
+      const scale = (BigInt(scaleHi) << 32n) | BigInt(scaleLo);
+      const offset = BigInt.asIntN(64, (BigInt(offsetHi) << 32n) | BigInt(offsetLo));
+      const time = BigInt.asUintN(64, ((tsc * scale) >> 64n) + offset);
+      this.last = { scaleLo, scaleHi, offsetLo, offsetHi, tsc, time };
+      return time;
+    }
+    return undefined;
+  }
+  private last: { scaleLo: number; scaleHi: number; offsetLo: number; offsetHi: number; tsc: bigint; time: bigint } | undefined;
 
   /** hv_init_tsc_clocksource(): point REFERENCE_TSC at a fresh page, keeping the reserved bits. */
   enableTscPage(ops: CpuOps, pageGpa: number): void {

@@ -23,6 +23,7 @@ import { WireError } from '../../tlfs/struct.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
 import { PacketDescriptor } from '../wire/packets.js';
 import { Ctl, type RingMemory } from './memory.js';
+import { setInto, subarrayOf } from '../../memory/typed-arrays.js';
 
 /** The other end broke the ring: an index out of range or unaligned, or a packet that cannot be. */
 export class RingCorruptError extends WireError {
@@ -115,7 +116,7 @@ abstract class RingEnd {
     const first = this.size - at;
     const data = this.data;
     if (data === undefined) this.mem.write(at, src);
-    else if (n <= first) data.set(src, at);
+    else if (n <= first) setInto(data, src, at);
     else {
       data.set(src.subarray(0, first), at);
       data.set(src.subarray(first), 0);
@@ -572,19 +573,25 @@ export class ReadBatch {
 
   /** The next packet as a private copy of its own, or undefined if none is complete. Throws RingCorruptError in strict mode. */
   next(): RingPacket | undefined {
+    const bytes = this.nextBytes();
+    // The payload offset locate() checked, which moving past the packet leaves as it was.
+    return bytes && { bytes, offset: this.offset };
+  }
+
+  /** next()'s private copy alone, with no RingPacket made (its offset8 holds the checked offset). */
+  nextBytes(): Uint8Array | undefined {
     if (!this.locate()) return undefined;
-    const offset = this.offset;
     const len = this.len;
     const r = this.reader;
     if (len > ARENA_BYTES / 4) {
       const bytes = new Uint8Array(len);
       this.copyPacket(bytes, 0, undefined);
-      return { bytes, offset };
+      return bytes;
     }
     const to = r.allocate(len);
     const arena = r.arena;
     this.copyPacket(arena, to, r.arenaWords);
-    return { bytes: arena.subarray(to, to + len), offset };
+    return subarrayOf(arena, to, to + len);
   }
 
   /**

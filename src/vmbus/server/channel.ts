@@ -258,21 +258,23 @@ export class HostChannel {
     this.remapIfMoved();
     const writer = this.writer;
     if (!writer || this.corrupt) return false;
-    return (
-      this.guard(() => {
-        const r = writer.write(parts);
-        const events = this.ctx.events;
-        // Traced before the signal it may raise, which follows it in the trace.
-        if (r.written) this.packetsSent++;
-        if (r.written && events?.active && events.wants?.('packet') !== false) {
-          // The host→guest ring as it stands with the packet in: its write index, the guest's read index.
-          const ring = ringSnapshot(writer.mem);
-          this.tracePacket(events, 'to-guest', padded(parts), { readIndex: ring.readIndex, writeIndex: ring.writeIndex, ringSize: ring.dataSize });
-        }
-        if (r.signal) this.signal();
-        return r.written;
-      }) ?? false
-    );
+    // What guard() does, without a closure made per packet.
+    try {
+      const r = writer.write(parts);
+      const events = this.ctx.events;
+      // Traced before the signal it may raise, which follows it in the trace.
+      if (r.written) this.packetsSent++;
+      if (r.written && events?.active && events.wants?.('packet') !== false) {
+        // The host→guest ring as it stands with the packet in: its write index, the guest's read index.
+        const ring = ringSnapshot(writer.mem);
+        this.tracePacket(events, 'to-guest', padded(parts), { readIndex: ring.readIndex, writeIndex: ring.writeIndex, ringSize: ring.dataSize });
+      }
+      if (r.signal) this.signal();
+      return r.written;
+    } catch (e) {
+      this.corrupted(e);
+      return false;
+    }
   }
 
   sendInband(payload: Uint8Array, transId = 0n, completionRequested = false): boolean {
@@ -331,11 +333,16 @@ export class HostChannel {
     try {
       return f();
     } catch (e) {
-      if (!(e instanceof RingCorruptError)) throw e;
-      this.corrupt = e.message;
-      this.ctx.violation(this, e.message);
+      this.corrupted(e);
       return undefined;
     }
+  }
+
+  /** A corrupt ring stops the channel and is a violation; anything else is rethrown. */
+  private corrupted(e: unknown): void {
+    if (!(e instanceof RingCorruptError)) throw e;
+    this.corrupt = e.message;
+    this.ctx.violation(this, e.message);
   }
 }
 

@@ -25,7 +25,10 @@ export interface BlockIoOptions {
   /**
    * read(): the buffer the data goes to instead of a new one, as read(2) fills its caller's (at
    * least blocks × logicalBlockSize bytes, else EINVAL); the result's data is a view of its start.
-   * What it holds after a failed read is unspecified.
+   * What it holds after a failed read is unspecified. A disk (sd) has the device fill a buffer in
+   * the guest's own RAM (a view of its memory starting on a page, as a process's buffer would be)
+   * directly, as an O_DIRECT read's bio takes the user's pages; any other buffer is filled by a
+   * copy from the pages the kernel read into.
    */
   readonly into?: Uint8Array;
 }

@@ -4,6 +4,7 @@
 // reports, the scan of a host (INQUIRY of LUN 0 of each target, REPORT LUNS, INQUIRY of each LUN,
 // the VPD pages), device removal, and the kernel log lines of all of it.
 import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
+import { setInto, subarrayOf } from '../../../memory/typed-arrays.js';
 import type { GuestServices } from '../../device.js';
 import { putU64 } from '../../../vmbus/packet.js';
 import type { ClientTransport } from '../../../vmbus/client/transport.js';
@@ -101,6 +102,11 @@ export class ScsiCmnd {
   issuedNs = 0;
   issued = false;
   onDone: ((cmd: ScsiCmnd) => void) | undefined;
+  /** The buffer's pages are the caller's (a read into its own RAM): freeBuffer leaves them. */
+  callerPages = false;
+  /** What submit() was given: the CPU it issues on and the callback of the final disposition. */
+  submittedOn = 0;
+  whenFinal: ((d: Disposition) => void) | undefined;
 
   constructor(
     readonly device: ScsiDevice,
@@ -331,28 +337,42 @@ export class ScsiCore {
    * finishes): page by page, as the block layer's bio pages are, so that freed pages serve the
    * next command and I/O never runs the guest out of contiguous memory.
    */
-  newCommand(sdev: ScsiDevice, o: ExecuteOptions): ScsiCmnd {
+  newCommand(sdev: ScsiDevice, o: ExecuteOptions, ownCdb = false, callerPages?: number[]): ScsiCmnd {
     const length = o.data?.length ?? o.length ?? 0;
     let buffer: DataBuffer | undefined;
-    if (length > 0) {
+    if (length > 0 && callerPages) {
+      // The caller's own pages of guest RAM, holding `length` bytes from the first (a direct read's
+      // bio takes the user's pages): nothing allocated, nothing to copy out, nothing freed.
+      buffer = { pages: callerPages, length };
+      if (o.data) forEachRun(callerPages, this.memory.pageSize, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
+    } else if (length > 0) {
       const page = this.memory.pageSize;
       const count = Math.ceil(length / page);
       let pages: number[];
-      // A read's pages are the device's to fill: not cleared first, as a bio's pages are not.
-      if (this.transport.allocPageList) pages = this.transport.allocPageList(count, o.direction !== 'from-device');
+      // A read's pages are the device's to fill: not cleared first, as a bio's pages are not. A
+      // write's pages are all written below but the tail of the last: only that is cleared, which
+      // leaves every byte as zeroed pages written over would hold.
+      if (this.transport.allocPageList) pages = this.transport.allocPageList(count, o.direction !== 'from-device' && !o.data);
       else {
         pages = new Array(count);
         for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
       }
       buffer = { pages, length };
-      if (o.data) forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
+      if (o.data) {
+        forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
+        const tail = count * page - length;
+        if (tail > 0 && this.transport.allocPageList) this.memory.fill(pages[count - 1]! + page - tail, tail);
+      }
     }
-    const cdb = new Uint8Array(o.cdb);
-    return new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
+    // The command's own CDB: a copy, unless the caller made it for this command alone (`ownCdb`).
+    const cdb = ownCdb ? o.cdb : new Uint8Array(o.cdb);
+    const cmd = new ScsiCmnd(sdev, cdb, o.direction, buffer, o.retries ?? SD_MAX_RETRIES);
+    if (buffer && callerPages) cmd.callerPages = true;
+    return cmd;
   }
 
   freeBuffer(cmd: ScsiCmnd): void {
-    if (!cmd.buffer) return;
+    if (!cmd.buffer || cmd.callerPages) return;
     // Last page first: the allocator hands freed pages back last-in first-out, so the next
     // command gets them in this order again, and runs that were contiguous stay so.
     const pages = cmd.buffer.pages;
@@ -389,7 +409,7 @@ export class ScsiCore {
       while (end < pages.length && end * page < n && pages[end] === gpa + (end - i) * page) end++;
       const len = Math.min(n, end * page) - offset;
       this.memory.check(gpa, len);
-      dst.set(bytes.subarray(gpa, gpa + len), at + offset);
+      setInto(dst, subarrayOf(bytes, gpa, gpa + len), at + offset);
       offset += len;
       i = end;
     }
@@ -411,23 +431,28 @@ export class ScsiCore {
       done({ ok: false, errno: 'EIO' });
       return;
     }
-    cmd.onDone = (c) => {
-      const d = this.decide(c);
-      if (d === 'retry' && c.retries < c.allowed) {
-        c.retries++;
-        c.reset();
-        host.issue(c, cpu);
-        return;
-      }
-      if (d === 'requeue') {
-        c.reset();
-        host.issue(c, cpu);
-        return;
-      }
-      c.done = true;
-      done(this.result(c));
-    };
+    // The command carries its CPU and callback (no closure per command): finish() decides.
+    cmd.submittedOn = cpu;
+    cmd.whenFinal = done;
     host.issue(cmd, cpu);
+  }
+
+  /** A submitted command came back: retried, requeued, or final with its disposition. */
+  private settleSubmitted(c: ScsiCmnd, done: (d: Disposition) => void): void {
+    const d = this.decide(c);
+    if (d === 'retry' && c.retries < c.allowed) {
+      c.retries++;
+      c.reset();
+      c.device.host.issue(c, c.submittedOn);
+      return;
+    }
+    if (d === 'requeue') {
+      c.reset();
+      c.device.host.issue(c, c.submittedOn);
+      return;
+    }
+    c.done = true;
+    done(this.result(c));
   }
 
   /** scsi_execute: one command, waited for; the buffer is freed before it returns. */
@@ -449,7 +474,8 @@ export class ScsiCore {
 
   /** The adapter completed a command (scsi_done). */
   finish(cmd: ScsiCmnd): void {
-    cmd.onDone?.(cmd);
+    if (cmd.onDone) cmd.onDone(cmd);
+    else if (cmd.whenFinal) this.settleSubmitted(cmd, cmd.whenFinal);
   }
 
   /**

@@ -518,7 +518,11 @@ export class SdDisk implements BlockDevice {
     const per = this.logicalBlockSize / 512;
     let total = 0;
     for (const p of pieces) total += p.length ?? 0;
-    const out = req.op !== 'read' ? undefined : o.into ? o.into.subarray(0, total) : new Uint8Array(total);
+    // A read into a buffer of just its size gets that buffer back (a view of all of it).
+    const out = req.op !== 'read' ? undefined : o.into ? (o.into.length === total ? o.into : o.into.subarray(0, total)) : new Uint8Array(total);
+    // A read into the guest's own RAM, page by page: the device fills those pages (an O_DIRECT
+    // read's bio takes the user's pages), with no pages of the kernel's between and no copy out.
+    const direct = out && o.into ? this.directGpa(out, pieces) : undefined;
     let left = pieces.length;
     let failure: BlockResult | undefined;
     let at = 0;
@@ -528,7 +532,9 @@ export class SdDisk implements BlockDevice {
       let cmd: ScsiCmnd;
       try {
         // The options as one literal: an object spread here costs more than the rest of the request.
-        cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES });
+        // Each piece's CDB is made for it alone: the command takes it without a copy.
+        const pages = direct === undefined ? undefined : pageRun(direct + offset, p.length ?? 0, this.core.memory.pageSize);
+        cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES }, true, pages);
       } catch (e) {
         // No pages for the buffer (the transport's OutOfMemoryError): this piece fails with ENOMEM
         // rather than the guest falling over; the request completes once its other pieces have.
@@ -543,7 +549,7 @@ export class SdDisk implements BlockDevice {
             // A short transfer is an error for a read (the block layer's resid handling).
             const n = this.core.receivedLength(cmd);
             if (n < (p.length ?? 0)) failure ??= { ok: false, errno: 'EIO', message: `short read: ${n} of ${p.length} bytes` };
-            else if (out && !failure) this.core.receiveInto(cmd, out, offset);
+            else if (out && !failure && direct === undefined) this.core.receiveInto(cmd, out, offset);
           }
         } else {
           // A command the mid layer refused (a removed device) never reached the host: no report.
@@ -557,6 +563,21 @@ export class SdDisk implements BlockDevice {
         settle(req, { ok: true, data: out! });
       });
     }
+  }
+
+  /**
+   * The GPA of `out` when it is a view of the guest's RAM that starts on a page and every piece
+   * but the last is whole pages (so each piece starts on a page): the pages can be the commands'
+   * buffers. Undefined otherwise (the read goes through pages of the kernel's, then a copy).
+   */
+  private directGpa(out: Uint8Array, pieces: readonly Piece[]): number | undefined {
+    const mem = this.core.memory;
+    const page = mem.pageSize;
+    if (out.length === 0 || out.buffer !== mem.bytes.buffer) return undefined;
+    const gpa = out.byteOffset - mem.bytes.byteOffset;
+    if (gpa % page !== 0 || !mem.contains(gpa, out.length)) return undefined;
+    for (let i = 0; i < pieces.length - 1; i++) if ((pieces[i]!.length ?? 0) % page !== 0) return undefined;
+    return gpa;
   }
 
   /** sd_remove → sd_shutdown: a disk with a write cache is flushed; the name is freed. */
@@ -579,6 +600,13 @@ interface Piece {
   readonly data?: Uint8Array;
   readonly length?: number;
   readonly lba: number;
+}
+
+/** The GPAs of the pages holding `bytes` bytes from the page at `gpa`. */
+function pageRun(gpa: number, bytes: number, page: number): number[] {
+  const pages = new Array<number>(Math.ceil(bytes / page));
+  for (let i = 0; i < pages.length; i++) pages[i] = gpa + i * page;
+  return pages;
 }
 
 /** A failed command in words: host byte, status, sense. */

@@ -1,0 +1,16 @@
+// TypedArray methods called as known functions, for the per-packet and per-request paths. In
+// Node 20's V8, `bytes.subarray(...)`, `bytes.set(...)` and `bytes.fill(...)` in optimized code
+// look the method up with a generic property load (a LoadIC call) every time; a method read once
+// and called with .call() is a direct call of the builtin. Same results, same errors.
+const subarrayMethod = Uint8Array.prototype.subarray;
+const setMethod = Uint8Array.prototype.set;
+
+/** `bytes.subarray(begin, end)`. */
+export function subarrayOf<T extends Uint8Array>(bytes: T, begin: number, end: number): T {
+  return subarrayMethod.call(bytes, begin, end) as T;
+}
+
+/** `dst.set(src, at)`. */
+export function setInto(dst: Uint8Array, src: ArrayLike<number>, at: number): void {
+  setMethod.call(dst, src, at);
+}
