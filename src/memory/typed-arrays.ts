@@ -4,6 +4,7 @@
 // and called with .call() is a direct call of the builtin. Same results, same errors.
 const subarrayMethod = Uint8Array.prototype.subarray;
 const setMethod = Uint8Array.prototype.set;
+const sliceMethod = Uint8Array.prototype.slice;
 
 /** `bytes.subarray(begin, end)`. */
 export function subarrayOf<T extends Uint8Array>(bytes: T, begin: number, end: number): T {
@@ -13,4 +14,9 @@ export function subarrayOf<T extends Uint8Array>(bytes: T, begin: number, end: n
 /** `dst.set(src, at)`. */
 export function setInto(dst: Uint8Array, src: ArrayLike<number>, at: number): void {
   setMethod.call(dst, src, at);
+}
+
+/** `bytes.slice(begin, end)`: a copy. */
+export function sliceOf(bytes: Uint8Array, begin: number, end: number): Uint8Array {
+  return sliceMethod.call(bytes, begin, end);
 }

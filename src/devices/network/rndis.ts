@@ -4,6 +4,7 @@
 // that fails them is refused with an RndisError naming the field, never read out of bounds.
 import { WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
 import { RNDIS_HEADER_SIZE, RndisMessage, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
+import { setInto } from '../../memory/typed-arrays.js';
 
 export class RndisError extends WireError {
   constructor(field: string, reason: string) {
@@ -260,7 +261,7 @@ export function rndisPacketHeader(frameLength: number, ppis: readonly PpiValue[]
  */
 export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
   const h = rndisPacketHeader(frameLength, ppis);
-  out.set(h, at);
+  setInto(out, h, at);
   return h.length;
 }
 

@@ -67,6 +67,7 @@ import { PpiType, RndisMsg, RndisPacket, RndisStatus, RndisIndicateStatus, Rndis
 import { NetDevice, NetDeviceError, type NetDeviceOps, type RxMeta, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
 import { CopyArena } from '../copy-arena.js';
+import { setInto } from '../../../memory/typed-arrays.js';
 
 /** netvsc_ring_bytes: VMBUS_RING_SIZE(ring_size * 4096) with the module's default of 128 pages. */
 export const netvscRingBytes = (pageSize: number): number => vmbusRingSize(128 * 4096, pageSize);
@@ -701,7 +702,7 @@ export class Netvsc implements NetDeviceOps {
     const mem = this.t.memory.bytes;
     const at = sb.gpa + m.section * sb.sectionSize + m.len;
     const hl = writeRndisPacketHeader(mem, at, frame.length, ppis);
-    mem.set(frame, at + hl);
+    setInto(mem, frame, at + hl);
     m.count++;
     m.bytes += frame.length;
     if (more) {
@@ -736,7 +737,7 @@ export class Netvsc implements NetDeviceOps {
     const gpa = b.gpa + slot * TX_BOUNCE_SLOT_BYTES;
     const mem = this.t.memory.bytes;
     const hl = writeRndisPacketHeader(mem, gpa, frame.length, ppis);
-    mem.set(frame, gpa + hl);
+    setInto(mem, frame, gpa + hl);
     const ranges: { byteCount: number; byteOffset: number; pfns: number[] }[] = [];
     for (let off = 0; off < total; ) {
       const a = gpa + off;

@@ -7,6 +7,7 @@ import type { PfnList } from '../../../memory/pfn-list.js';
 import type { Gpadl } from '../../../vmbus/gpadl.js';
 import type { HostChannel } from '../../../vmbus/server/channel.js';
 import { hostRead, hostWrite } from '../../../vmbus/server/gpa-map.js';
+import { setInto, subarrayOf } from '../../../memory/typed-arrays.js';
 
 export class SharedBuffer {
   readonly size: number;
@@ -32,7 +33,7 @@ export class SharedBuffer {
 
   /** Copies `src` into the buffer at `offset` (the caller checked the range). */
   write(offset: number, src: Uint8Array): void {
-    if (this.direct(offset, src.length)) this.mem.bytes.set(src, this.base! + offset);
+    if (this.direct(offset, src.length)) setInto(this.mem.bytes, src, this.base! + offset);
     else this.pieces(offset, src.length, (gpa, at, n) => hostWrite(this.mem, gpa, src.subarray(at, at + n)));
   }
 
@@ -46,7 +47,7 @@ export class SharedBuffer {
 
   /** A live view of [offset, offset + len) when contiguous RAM, else a copy. */
   read(offset: number, len: number): Uint8Array {
-    if (this.direct(offset, len)) return this.mem.bytes.subarray(this.base! + offset, this.base! + offset + len);
+    if (this.direct(offset, len)) return subarrayOf(this.mem.bytes, this.base! + offset, this.base! + offset + len);
     const out = new Uint8Array(len);
     this.pieces(offset, len, (gpa, at, n) => hostRead(this.mem, gpa, out.subarray(at, at + n)));
     return out;

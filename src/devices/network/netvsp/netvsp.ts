@@ -77,6 +77,7 @@ import { SectionPool, SharedBuffer } from './buffers.js';
 import { applyTxOffloads } from './offload.js';
 import { hostAccepts } from './versions.js';
 import { hostRead } from '../../../vmbus/server/gpa-map.js';
+import { setInto, subarrayOf } from '../../../memory/typed-arrays.js';
 
 /** OpenVMM's MTU bounds for the NDIS configuration (DEFAULT_MTU, MAX_MTU): frame sizes, header included. */
 export const DEFAULT_FRAME_MTU = 1514;
@@ -760,7 +761,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       return false;
     }
     const start = at + pkt.dataOffset;
-    const frame = buf.subarray(start, start + pkt.dataLength);
+    const frame = subarrayOf(buf, start, start + pkt.dataLength);
     const ppis = pkt.ppis;
     const lso = ppis.length > 0 && ppis.some((x) => !x.internal && x.type === PpiType.TCP_LARGESEND);
     if (!lso && frame.length > this.adapter.mtu) {
@@ -924,7 +925,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     const gpa = rb.buf.gpaOf(offset, len);
     if (gpa >= 0) {
       const mem = this.mem.bytes;
-      mem.set(frame, gpa + writeRndisPacketHeader(mem, gpa, frame.length, ppis));
+      setInto(mem, frame, gpa + writeRndisPacketHeader(mem, gpa, frame.length, ppis));
     } else {
       if (this.rxScratch.length < len) this.rxScratch = new Uint8Array(rb.sectionSize);
       const msg = this.rxScratch.subarray(0, len);
