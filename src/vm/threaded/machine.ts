@@ -12,7 +12,7 @@ import type { PartitionVmbus } from '../../vmbus/server/partition-io.js';
 import { Host } from '../host.js';
 import type { MachineConfig } from '../machine.js';
 import type { GuestMessage, GuestThreadData } from './guest-thread.js';
-import { ControlBlock, controlBytes, W } from './protocol.js';
+import { ControlBlock, controlBytes, Op, W } from './protocol.js';
 import { TrapServer } from './trap-server.js';
 
 export interface ThreadedConfig extends Omit<MachineConfig, 'files'> {
@@ -34,6 +34,8 @@ export interface GuestReport<R> {
   traps: number;
   /** Of those, ACCEPT traps that found no interrupt (TrapServer.idleAccepts). */
   idleAccepts: number;
+  /** Traps served by kind (protocol.ts Op names), those that were served at least once. */
+  trapsByOp: Partial<Record<keyof typeof Op, number>>;
 }
 
 /** How a run is bounded and observed. */
@@ -116,9 +118,9 @@ export class ThreadedMachine {
     const worker = new Worker(script, { workerData: data });
     // A guest thread that dies stops the host loop at its next slice.
     const gone = { now: false };
-    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts'>>((resolve, reject) => {
+    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp'>>((resolve, reject) => {
       worker.on('message', (m: GuestMessage) => {
-        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts'>);
+        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp'>);
         else if (m.type === 'log') opts.onLog?.(m.record);
         else opts.onJournal?.(m.record);
       });
@@ -139,7 +141,7 @@ export class ThreadedMachine {
       const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the guest thread did not report')), 5000)));
       try {
         const r = await Promise.race([report, late]);
-        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts };
+        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts, trapsByOp: this.trapsByOp() };
       } finally {
         clearTimeout(timer);
       }
@@ -148,6 +150,12 @@ export class ThreadedMachine {
       await worker.terminate();
       this.host.dispose();
     }
+  }
+
+  private trapsByOp(): GuestReport<unknown>['trapsByOp'] {
+    const out: GuestReport<unknown>['trapsByOp'] = {};
+    for (const [name, op] of Object.entries(Op) as [keyof typeof Op, number][]) if (this.traps.byOp[op]) out[name] = this.traps.byOp[op];
+    return out;
   }
 
   private stopServing(): void {

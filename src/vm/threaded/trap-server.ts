@@ -17,6 +17,8 @@ export class TrapServer {
   served = 0;
   /** ACCEPT traps that found no interrupt: each is a round trip the guest's hint should have saved. */
   idleAccepts = 0;
+  /** Traps served by op (index: protocol.ts Op), for telling where a workload's round trips go. */
+  readonly byOp: number[] = new Array<number>(16).fill(0);
   /** Register images handed to the ports, one per CPU, reused. */
   private readonly x64: X64Registers[];
   private readonly x86: X86Registers[];
@@ -83,6 +85,7 @@ export class TrapServer {
     const { port } = this.cpus[i]!;
     const { words, args: a } = this.block.slots[i]!;
     const op = words[S.OP]!;
+    this.byOp[op & 15]!++;
     switch (op) {
       case Op.ACCEPT: {
         port.interruptsEnabled = words[S.AUX] !== 0;
