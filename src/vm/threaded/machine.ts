@@ -34,6 +34,8 @@ export interface GuestReport<R> {
   traps: number;
   /** Of those, ACCEPT traps that found no interrupt (TrapServer.idleAccepts). */
   idleAccepts: number;
+  /** Interrupts the guest took from the host's offer, with no ACCEPT trap (TrapServer.posted). */
+  postedAccepts: number;
   /** Traps served by kind (protocol.ts Op names), those that were served at least once. */
   trapsByOp: Partial<Record<keyof typeof Op, number>>;
 }
@@ -118,9 +120,9 @@ export class ThreadedMachine {
     const worker = new Worker(script, { workerData: data });
     // A guest thread that dies stops the host loop at its next slice.
     const gone = { now: false };
-    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp'>>((resolve, reject) => {
+    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts'>>((resolve, reject) => {
       worker.on('message', (m: GuestMessage) => {
-        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp'>);
+        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts'>);
         else if (m.type === 'log') opts.onLog?.(m.record);
         else opts.onJournal?.(m.record);
       });
@@ -141,7 +143,7 @@ export class ThreadedMachine {
       const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the guest thread did not report')), 5000)));
       try {
         const r = await Promise.race([report, late]);
-        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts, trapsByOp: this.trapsByOp() };
+        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts, trapsByOp: this.trapsByOp(), postedAccepts: this.traps.posted };
       } finally {
         clearTimeout(timer);
       }

@@ -33,10 +33,24 @@ export const W = {
   HOST_BEAT: 256,
   /** Bumped by the guest as it waits (for interrupts, for answers): on the next cache line. */
   GUEST_BEAT: 272,
+  /** Per-CPU interrupt offers start here (MAX_CPUS words, values in `Offer`). */
+  OFFER: 288,
 } as const;
 
+/**
+ * A CPU's offer word, APICv's posted interrupts in miniature (Intel SDM vol. 3, "Posted-Interrupt
+ * Processing" and "Virtual-Interrupt Delivery"): there a CPU takes an interrupt the hypervisor
+ * posted without a VM exit, and the hypervisor brings its own APIC model up to date later. Here
+ * the host writes OFFERED | v when v is the vector a synchronous ACCEPT would return now; a guest
+ * CPU with interrupts enabled takes it by compare-exchange to TAKEN | v, with no trap; the host
+ * then settles it (the same acceptance an ACCEPT trap makes, IRR → ISR) before it changes that
+ * CPU's interrupt state in any other way, and before it serves that CPU's next trap. 0: no offer.
+ * Only the host writes a word that is 0 or TAKEN; the guest only turns OFFERED into TAKEN.
+ */
+export const Offer = { OFFERED: 0x100, TAKEN: 0x200, VECTOR: 0xff } as const;
+
 export const MAX_CPUS = 240;
-const HEADER_BYTES = 4 * (W.GUEST_BEAT + 16);
+const HEADER_BYTES = 4 * (W.OFFER + MAX_CPUS);
 /** One CPU's request slot: state, op, fault, aux, waiting, then 24 64-bit arguments. */
 export const SLOT_BYTES = 256;
 export const SLOT_ARGS = 24;
