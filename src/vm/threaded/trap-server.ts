@@ -88,22 +88,25 @@ export class TrapServer {
     const h = this.block.header;
     const { vp } = this.cpus[i]!;
     let offered = false;
+    let v: number | undefined;
     for (;;) {
       const cur = Atomics.load(h, W.OFFER + i);
       if (cur & Offer.TAKEN) {
         this.settle(i, cur);
         continue;
       }
-      const v = vp.apic.deliverable();
+      v = vp.apic.deliverable();
+      // Still the offer of the vector due: nothing changed since it was made (a change
+      // withdraws it first). Written only when it changes: the guest reads these words as it polls.
+      if (v !== undefined && cur === (Offer.OFFERED | v)) break;
       const want = v !== undefined && this.offerable(i, v) ? Offer.OFFERED | v : 0;
-      // Written only when it changes: the guest reads these words while it polls.
       if (cur === want) break;
       // Fails only if the guest took `cur` meanwhile: settle that first, then look again.
       if (Atomics.compareExchange(h, W.OFFER + i, cur, want) !== cur) continue;
       offered = want !== 0;
       break;
     }
-    const pending = vp.apic.deliverable() !== undefined ? 1 : 0;
+    const pending = v !== undefined ? 1 : 0;
     const newHint = Atomics.load(h, W.PENDING + i) !== pending;
     if (newHint) Atomics.store(h, W.PENDING + i, pending);
     if (!(offered || (newHint && pending))) return;
@@ -157,8 +160,9 @@ export class TrapServer {
     const { words, args: a } = this.block.slots[i]!;
     const op = words[S.OP]!;
     this.byOp[op & 15]!++;
-    // A trap follows what the CPU did before it, a take included; and it may change the APIC.
-    this.retract(i);
+    // A trap follows what the CPU did before it, a take included. An untaken offer may stay:
+    // the guest thread waits for this answer, and publish() brings the offer up to date first.
+    if (Atomics.load(this.block.header, W.OFFER + i) & Offer.TAKEN) this.retract(i);
     switch (op) {
       case Op.ACCEPT: {
         port.interruptsEnabled = words[S.AUX] !== 0;
