@@ -1,5 +1,6 @@
 // Worker mode's posted interrupts (vm/threaded/protocol.ts Offer): the host offers the vector a
-// CPU would accept next and the guest takes it without an ACCEPT trap. Both sides run here in
+// CPU would accept next and the guest takes it without an ACCEPT trap. Likewise the counter the
+// host publishes (protocol.ts COUNTER_SEQ), read without an RDTSC trap. Both sides run here in
 // one thread over one control block, the guest's traps answered in place, so that each
 // interleaving of host changes and guest takes is exactly the one the test wrote. What the guest
 // takes is checked against a CPU port that accepts synchronously (the in-thread machine's).
@@ -215,6 +216,53 @@ describe('posted interrupts in worker mode', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('the published counter in worker mode', () => {
+  it('reads what an RDTSC trap would read, with no trap, except while time moves', () => {
+    const { p, server, cpu } = rig();
+    const rdtscTraps = () => server.byOp[Op.RDTSC]!;
+    // Nothing published yet: the read traps.
+    p.clock.advanceTo(1_000_000);
+    expect(cpu.rdtsc()).toBe(p.referenceTime.tsc());
+    expect(rdtscTraps()).toBe(1);
+    server.timeMoving();
+    p.clock.advanceTo(5_000_000);
+    server.timeMoved();
+    expect(cpu.rdtsc()).toBe(p.referenceTime.tsc());
+    expect(cpu.rdtsc()).toBe(p.referenceTime.tsc());
+    expect(rdtscTraps()).toBe(1);
+    // While time moves the published value is withdrawn: a read traps and gets the time as it
+    // stands when the host answers.
+    server.timeMoving();
+    p.clock.advanceTo(9_000_000);
+    expect(cpu.rdtsc()).toBe(p.referenceTime.tsc());
+    expect(rdtscTraps()).toBe(2);
+    server.timeMoved();
+    expect(cpu.rdtsc()).toBe(p.referenceTime.tsc());
+    expect(rdtscTraps()).toBe(2);
+  });
+
+  it('a timer interrupt taken while time moves is followed by a counter read no earlier than its expiry', () => {
+    const { p, vp, server, cpu } = rig();
+    server.timeMoving();
+    p.clock.advanceTo(1_000);
+    server.timeMoved();
+    let seen: bigint | undefined;
+    let expiry: bigint | undefined;
+    p.clock.schedule(3_000_000, () => {
+      vp.apic.raise(0xed);
+      // The guest, running meanwhile, takes the timer interrupt and reads the clock.
+      expiry = p.referenceTime.tsc();
+      expect(cpu.acceptInterrupt()).toBe(0xed);
+      seen = cpu.rdtsc();
+    });
+    server.timeMoving();
+    p.clock.advanceTo(8_000_000);
+    server.timeMoved();
+    expect(seen).toBeDefined();
+    expect(seen! >= expiry!).toBe(true);
   });
 });
 

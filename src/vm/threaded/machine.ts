@@ -162,6 +162,8 @@ export class ThreadedMachine {
 
   private stopServing(): void {
     Atomics.store(this.block.header, W.HOST_STOPPED, 1);
+    // The published counter is withdrawn for good: a guest reading it traps, and learns the host stopped.
+    Atomics.or(this.block.header, W.COUNTER_SEQ, 1);
     for (const s of this.block.slots) Atomics.notify(s.words, 0);
     Atomics.add(this.block.header, W.DOORBELL, 1);
     Atomics.notify(this.block.header, W.DOORBELL);
@@ -200,7 +202,11 @@ export class ThreadedMachine {
         }
         const now = performance.now();
         if (Atomics.load(h, W.GUEST_DONE) || now >= slice) break;
+        // The counter the guest reads without a trap is withdrawn while time moves (due events
+        // run, interrupts come), then published as a trap would read it once it has moved.
+        traps.timeMoving();
         clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
+        traps.timeMoved();
         if (server?.polling) busy += server.poll(clock.nowNs);
         traps.publishInterrupts();
         if (busy) {

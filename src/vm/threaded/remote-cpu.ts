@@ -1,8 +1,9 @@
 // The guest thread's CPUs: each trap becomes a request in the CPU's slot and a wait for the
 // host's answer, as a VM exit blocks the vCPU until the hypervisor resumes it: polling first,
 // then Atomics.wait (protocol.ts says when each side notifies). Checks for a pending interrupt
-// read a hint word instead of trapping, and an interrupt the host offers is taken without one
-// (protocol.ts Offer, APICv's posted interrupts).
+// read a hint word instead of trapping, an interrupt the host offers is taken without one
+// (protocol.ts Offer, APICv's posted interrupts), and the counter is read where the host
+// publishes it (protocol.ts COUNTER_SEQ), as RDTSC runs without an exit on real hardware.
 import type { Arch, Arm64Cpu, Arm64Registers, CpuidResult, Fault, MsrRead, X64Cpu, X64Registers, X86_32Cpu, X86Registers } from '../../hypervisor/cpu-interface.js';
 import type { ControlBlock} from './protocol.js';
 import { FAULTS, Offer, Op, S, State, W } from './protocol.js';
@@ -52,6 +53,20 @@ class RemoteCpu {
     }
     // STATE stays RESPONSE until the next request: the host acts only on REQUEST.
     return FAULTS[w[S.FAULT]!];
+  }
+
+  /**
+   * The counter as the host published it, read with no trap as a guest reads the reference TSC
+   * page (protocol.ts COUNTER_SEQ): the same value a trap would get at this point, since the
+   * host's clock moves only while the sequence is odd. Undefined while it moves, or before the
+   * first publication: then the caller traps.
+   */
+  protected publishedCounter(): bigint | undefined {
+    const h = this.block.header;
+    const seq = Atomics.load(h, W.COUNTER_SEQ);
+    if (seq === 0 || (seq & 1) !== 0) return undefined;
+    const v = Atomics.load(this.block.counter, 0);
+    return Atomics.load(h, W.COUNTER_SEQ) === seq ? v : undefined;
   }
 
   protected get aux(): number {
@@ -122,6 +137,8 @@ abstract class RemoteX86<R> extends RemoteCpu {
   }
 
   rdtsc(): bigint {
+    const published = this.publishedCounter();
+    if (published !== undefined) return published;
     this.trap(Op.RDTSC);
     return this.args[0]!;
   }
@@ -200,6 +217,8 @@ export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
   }
 
   readCounter(): bigint {
+    const published = this.publishedCounter();
+    if (published !== undefined) return published;
     this.trap(Op.READ_COUNTER);
     return this.args[0]!;
   }

@@ -50,6 +50,18 @@ export class TrapServer {
     this.arm64 = cpus.map(() => new Array<bigint>(18).fill(0n));
   }
 
+  /** Virtual time is about to move: a guest reading the counter now traps, and is answered after. */
+  timeMoving(): void {
+    Atomics.add(this.block.header, W.COUNTER_SEQ, 1);
+  }
+
+  /** Virtual time has moved: publishes the counter as a trap would read it now (protocol.ts COUNTER_SEQ). */
+  timeMoved(): void {
+    const { port } = this.cpus[0]!;
+    Atomics.store(this.block.counter, 0, port.arch === 'arm64' ? port.readCounter() : port.rdtsc());
+    Atomics.add(this.block.header, W.COUNTER_SEQ, 1);
+  }
+
   /** Whether some CPU has posted a request, or taken an offer the host has yet to settle. */
   pending(): boolean {
     const slots = this.block.slots;
