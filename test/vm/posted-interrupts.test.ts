@@ -125,6 +125,26 @@ describe('posted interrupts in worker mode', () => {
     expect(p.memory.read8(SIMP + 16)).toBe(2);
   });
 
+  it('a SINT write that makes the offered vector auto-EOI with a message queued withdraws the offer', () => {
+    const { p, vp, server, cpu, offer, acceptTraps } = rig();
+    const SIMP = 0x20000;
+    const VECTOR = 0x50;
+    expect(cpu.wrmsr(HvMsr.SCONTROL, 1n)).toBeUndefined();
+    expect(cpu.wrmsr(HvMsr.SIMP, BigInt(SIMP) | 1n)).toBeUndefined();
+    expect(cpu.wrmsr(HvMsr.SINT0, BigInt(VECTOR))).toBeUndefined();
+    expect(vp.synic.post(0, { type: 1, payload: new Uint8Array([1]) })).toBe(0);
+    expect(vp.synic.post(0, { type: 1, payload: new Uint8Array([2]) })).toBe(0);
+    // Not auto-EOI: its acceptance is only IRR → ISR, so the host's next round offers it.
+    server.publishInterrupts();
+    expect(offer()).toBe(Offer.OFFERED | VECTOR);
+    expect(cpu.wrmsr(HvMsr.SINT0, BigInt(VECTOR) | (1n << 17n))).toBeUndefined();
+    expect(offer()).toBe(0);
+    p.memory.write32(SIMP, 0);
+    expect(cpu.acceptInterrupt()).toBe(VECTOR);
+    expect(acceptTraps()).toBe(1);
+    expect(p.memory.read8(SIMP + 16)).toBe(2);
+  });
+
   it('random raises, takes, EOIs, TPR writes and host rounds: the same vectors in the same order as synchronous ACCEPT, none lost or taken twice, no ACCEPT trap', () => {
     type Step =
       | { op: 'raise'; vector: number }

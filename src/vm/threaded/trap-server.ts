@@ -20,6 +20,11 @@ type Port = X64Port | X86_32Port | Arm64Port;
 
 const X86_REGS = ['eax', 'edx', 'ebx', 'ecx', 'esi', 'edi'] as const;
 
+/** Traps that may change what accepting an interrupt does, by op (the rest only read state). */
+const MAY_CHANGE_INTERRUPTS: readonly boolean[] = Array.from({ length: 16 }, (_, op) =>
+  ([Op.WRMSR, Op.APIC_WRITE, Op.CALL, Op.VMCALL, Op.HVC, Op.EOI, Op.ACCEPT] as number[]).includes(op),
+);
+
 export class TrapServer {
   /** Traps served, for inspection and benchmarks. */
   served = 0;
@@ -172,9 +177,10 @@ export class TrapServer {
     const { words, args: a } = this.block.slots[i]!;
     const op = words[S.OP]!;
     this.byOp[op & 15]!++;
-    // A trap follows what the CPU did before it, a take included. An untaken offer may stay:
-    // the guest thread waits for this answer, and publish() brings the offer up to date first.
-    if (Atomics.load(this.block.header, W.OFFER + i) & Offer.TAKEN) this.retract(i);
+    // A trap follows what the CPU did before it, a take included: that is settled first. A trap
+    // that may change the interrupt state (an EOI, the TPR, a SINT, a message) withdraws the offer
+    // too, so that publish() keeps only offers made since the last change; the others leave it.
+    if (MAY_CHANGE_INTERRUPTS[op & 15] || Atomics.load(this.block.header, W.OFFER + i) & Offer.TAKEN) this.retract(i);
     switch (op) {
       case Op.ACCEPT: {
         port.interruptsEnabled = words[S.AUX] !== 0;
