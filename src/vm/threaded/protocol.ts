@@ -61,7 +61,12 @@ export const COUNTER_AT = 4 * (W.COUNTER_SEQ + 2);
 export const Offer = { OFFERED: 0x100, TAKEN: 0x200, VECTOR: 0xff } as const;
 
 export const MAX_CPUS = 240;
-const HEADER_BYTES = COUNTER_AT + 8;
+/**
+ * The counter's cache line is its own: the host writes it every time virtual time moves, and
+ * the first slot after it holds the words a trapping guest polls (sharing a line with them
+ * doubled the trap round trip).
+ */
+const HEADER_BYTES = 4 * W.COUNTER_SEQ + 64;
 /** One CPU's request slot: state, op, fault, aux, waiting, then 24 64-bit arguments. */
 export const SLOT_BYTES = 256;
 export const SLOT_ARGS = 24;

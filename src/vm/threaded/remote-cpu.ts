@@ -16,7 +16,7 @@ export class HostGoneError extends Error {
   override readonly name = 'HostGoneError';
 }
 
-class RemoteCpu {
+export class RemoteCpu {
   interruptsEnabled = false;
   private readonly words: Int32Array;
   protected readonly args: BigUint64Array;
@@ -67,6 +67,15 @@ class RemoteCpu {
     if (seq === 0 || (seq & 1) !== 0) return undefined;
     const v = Atomics.load(this.block.counter, 0);
     return Atomics.load(h, W.COUNTER_SEQ) === seq ? v : undefined;
+  }
+
+  /**
+   * The counter by a trap, whatever is published: the request and answer alone, the host's side
+   * a counter read. What the trap round-trip bench times (workloads/traps.ts).
+   */
+  trapCounter(): bigint {
+    this.trap(Op.READ_COUNTER);
+    return this.args[0]!;
   }
 
   protected get aux(): number {
