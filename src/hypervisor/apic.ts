@@ -31,10 +31,18 @@ export class InterruptController {
   onEoi: ((vector: number) => void) | undefined;
   /** Whether a vector is retired at acceptance instead of going in service (SynIC auto-EOI). */
   isAutoEoi: ((vector: number) => boolean) | undefined;
+  /**
+   * Called before the host changes what accepting an interrupt would do: a raise, a reset, a
+   * message queued behind a SINT. A runner whose guest may take an offered vector without a trap
+   * (worker mode's posted interrupts, vm/threaded/protocol.ts Offer) settles or withdraws the
+   * offer here, so that the take falls wholly before the change or wholly after it.
+   */
+  beforeChange: (() => void) | undefined;
 
   /** Sets a fixed, edge-triggered interrupt pending. Vectors outside 0..255 are ignored. */
   raise(vector: number): void {
     if (!Number.isInteger(vector) || vector < 0 || vector > 255) return;
+    this.beforeChange?.();
     set(this.irr, vector);
     this.onRaise?.(vector);
   }
@@ -84,6 +92,7 @@ export class InterruptController {
   }
 
   reset(): void {
+    this.beforeChange?.();
     this.irr.fill(0);
     this.isr.fill(0);
     this.accepted.fill(0);

@@ -161,9 +161,17 @@ export class Synic {
   /** Queues a hypervisor message (timers): it waits, whatever the state, until deliverable. */
   enqueue(sint: number, msg: SynicMessage): void {
     const q = this.queues[sint]!;
+    // An auto-EOI acceptance retries this queue (onEoi): one the guest already took must not see it.
+    this.vp.apic.beforeChange?.();
     q.push(msg);
     if (this.vp.partition.events.active) this.vp.partition.events.emit({ kind: 'message-queued', vp: this.vp.index, sint, type: msg.type >>> 0, depth: q.length });
     this.tryDeliver(sint);
+  }
+
+  /** Whether some SINT that uses `vector` has messages waiting: an EOI of it would deliver one. */
+  queuedFor(vector: number): boolean {
+    for (let s = 0; s < HV_SYNIC_SINT_COUNT; s++) if (this.queues[s]!.length > 0 && Number(this.sints[s]! & SINT_VECTOR) === vector) return true;
+    return false;
   }
 
   /** Takes a message that has not reached its slot yet out of `sint`'s queue. */

@@ -12,7 +12,7 @@ import type { PartitionVmbus } from '../../vmbus/server/partition-io.js';
 import { Host } from '../host.js';
 import type { MachineConfig } from '../machine.js';
 import type { GuestMessage, GuestThreadData } from './guest-thread.js';
-import { ControlBlock, controlBytes, W } from './protocol.js';
+import { ControlBlock, controlBytes, Op, W } from './protocol.js';
 import { TrapServer } from './trap-server.js';
 
 export interface ThreadedConfig extends Omit<MachineConfig, 'files'> {
@@ -34,6 +34,10 @@ export interface GuestReport<R> {
   traps: number;
   /** Of those, ACCEPT traps that found no interrupt (TrapServer.idleAccepts). */
   idleAccepts: number;
+  /** Interrupts the guest took from the host's offer, with no ACCEPT trap (TrapServer.posted). */
+  postedAccepts: number;
+  /** Traps served by kind (protocol.ts Op names), those that were served at least once. */
+  trapsByOp: Partial<Record<keyof typeof Op, number>>;
 }
 
 /** How a run is bounded and observed. */
@@ -116,9 +120,9 @@ export class ThreadedMachine {
     const worker = new Worker(script, { workerData: data });
     // A guest thread that dies stops the host loop at its next slice.
     const gone = { now: false };
-    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts'>>((resolve, reject) => {
+    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts'>>((resolve, reject) => {
       worker.on('message', (m: GuestMessage) => {
-        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts'>);
+        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts'>);
         else if (m.type === 'log') opts.onLog?.(m.record);
         else opts.onJournal?.(m.record);
       });
@@ -139,7 +143,7 @@ export class ThreadedMachine {
       const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the guest thread did not report')), 5000)));
       try {
         const r = await Promise.race([report, late]);
-        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts };
+        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts, trapsByOp: this.trapsByOp(), postedAccepts: this.traps.posted };
       } finally {
         clearTimeout(timer);
       }
@@ -150,8 +154,16 @@ export class ThreadedMachine {
     }
   }
 
+  private trapsByOp(): GuestReport<unknown>['trapsByOp'] {
+    const out: GuestReport<unknown>['trapsByOp'] = {};
+    for (const [name, op] of Object.entries(Op) as [keyof typeof Op, number][]) if (this.traps.byOp[op]) out[name] = this.traps.byOp[op];
+    return out;
+  }
+
   private stopServing(): void {
     Atomics.store(this.block.header, W.HOST_STOPPED, 1);
+    // The published counter is withdrawn for good: a guest reading it traps, and learns the host stopped.
+    Atomics.or(this.block.header, W.COUNTER_SEQ, 1);
     for (const s of this.block.slots) Atomics.notify(s.words, 0);
     Atomics.add(this.block.header, W.DOORBELL, 1);
     Atomics.notify(this.block.header, W.DOORBELL);
@@ -190,7 +202,11 @@ export class ThreadedMachine {
         }
         const now = performance.now();
         if (Atomics.load(h, W.GUEST_DONE) || now >= slice) break;
+        // The counter the guest reads without a trap is withdrawn while time moves (due events
+        // run, interrupts come), then published as a trap would read it once it has moved.
+        traps.timeMoving();
         clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
+        traps.timeMoved();
         if (server?.polling) busy += server.poll(clock.nowNs);
         traps.publishInterrupts();
         if (busy) {

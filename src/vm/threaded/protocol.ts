@@ -33,10 +33,40 @@ export const W = {
   HOST_BEAT: 256,
   /** Bumped by the guest as it waits (for interrupts, for answers): on the next cache line. */
   GUEST_BEAT: 272,
+  /** Per-CPU interrupt offers start here (MAX_CPUS words, values in `Offer`). */
+  OFFER: 288,
+  /**
+   * The host's counter (TSC, or arm64's virtual counter) as a trap would read it now, and its
+   * sequence: odd while the host moves virtual time, bumped again once the new value is out (a
+   * seqlock, as Hyper-V's reference TSC page has its tsc_sequence). A guest reads the counter
+   * there with no trap when the sequence is even and unchanged around its read; otherwise it
+   * traps, and the host answers once time has moved. The value is at byte COUNTER_AT.
+   */
+  COUNTER_SEQ: 528,
 } as const;
 
+/** Byte offset of the published counter (a 64-bit word after COUNTER_SEQ). */
+export const COUNTER_AT = 4 * (W.COUNTER_SEQ + 2);
+
+/**
+ * A CPU's offer word, APICv's posted interrupts in miniature (Intel SDM vol. 3, "Posted-Interrupt
+ * Processing" and "Virtual-Interrupt Delivery"): there a CPU takes an interrupt the hypervisor
+ * posted without a VM exit, and the hypervisor brings its own APIC model up to date later. Here
+ * the host writes OFFERED | v when v is the vector a synchronous ACCEPT would return now; a guest
+ * CPU with interrupts enabled takes it by compare-exchange to TAKEN | v, with no trap; the host
+ * then settles it (the same acceptance an ACCEPT trap makes, IRR → ISR) before it changes that
+ * CPU's interrupt state in any other way, and before it serves that CPU's next trap. 0: no offer.
+ * Only the host writes a word that is 0 or TAKEN; the guest only turns OFFERED into TAKEN.
+ */
+export const Offer = { OFFERED: 0x100, TAKEN: 0x200, VECTOR: 0xff } as const;
+
 export const MAX_CPUS = 240;
-const HEADER_BYTES = 4 * (W.GUEST_BEAT + 16);
+/**
+ * The counter's cache line is its own: the host writes it every time virtual time moves, and
+ * the first slot after it holds the words a trapping guest polls (sharing a line with them
+ * doubled the trap round trip).
+ */
+const HEADER_BYTES = 4 * W.COUNTER_SEQ + 64;
 /** One CPU's request slot: state, op, fault, aux, waiting, then 24 64-bit arguments. */
 export const SLOT_BYTES = 256;
 export const SLOT_ARGS = 24;
@@ -80,6 +110,8 @@ export function controlBytes(cpus: number): number {
  */
 export class ControlBlock {
   readonly header: Int32Array;
+  /** The published counter (W.COUNTER_SEQ). */
+  readonly counter: BigUint64Array;
   readonly slots: { words: Int32Array; args: BigUint64Array }[];
 
   constructor(
@@ -88,6 +120,7 @@ export class ControlBlock {
   ) {
     if (cpus > MAX_CPUS) throw new RangeError(`at most ${MAX_CPUS} CPUs in a threaded VM`);
     this.header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+    this.counter = new BigUint64Array(buffer, COUNTER_AT, 1);
     this.slots = Array.from({ length: cpus }, (_, i) => ({
       words: new Int32Array(buffer, HEADER_BYTES + i * SLOT_BYTES, ARGS_AT / 4),
       args: new BigUint64Array(buffer, HEADER_BYTES + i * SLOT_BYTES + ARGS_AT, SLOT_ARGS),

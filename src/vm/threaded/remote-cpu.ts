@@ -1,10 +1,12 @@
 // The guest thread's CPUs: each trap becomes a request in the CPU's slot and a wait for the
 // host's answer, as a VM exit blocks the vCPU until the hypervisor resumes it: polling first,
 // then Atomics.wait (protocol.ts says when each side notifies). Checks for a pending interrupt
-// read a hint word instead of trapping.
+// read a hint word instead of trapping, an interrupt the host offers is taken without one
+// (protocol.ts Offer, APICv's posted interrupts), and the counter is read where the host
+// publishes it (protocol.ts COUNTER_SEQ), as RDTSC runs without an exit on real hardware.
 import type { Arch, Arm64Cpu, Arm64Registers, CpuidResult, Fault, MsrRead, X64Cpu, X64Registers, X86_32Cpu, X86Registers } from '../../hypervisor/cpu-interface.js';
 import type { ControlBlock} from './protocol.js';
-import { FAULTS, Op, S, State, W } from './protocol.js';
+import { FAULTS, Offer, Op, S, State, W } from './protocol.js';
 
 /** Polls of the answer before sleeping on it: most traps are answered within a microsecond, while a thread put to sleep takes tens of microseconds to wake. */
 const SPIN_LOOPS = 5_000;
@@ -14,7 +16,7 @@ export class HostGoneError extends Error {
   override readonly name = 'HostGoneError';
 }
 
-class RemoteCpu {
+export class RemoteCpu {
   interruptsEnabled = false;
   private readonly words: Int32Array;
   protected readonly args: BigUint64Array;
@@ -22,6 +24,8 @@ class RemoteCpu {
   constructor(
     private readonly block: ControlBlock,
     private readonly slot: number,
+    /** Answers a request in place: a test that runs both sides in one thread passes the host's serveAll. */
+    private readonly serveInPlace?: () => void,
   ) {
     this.words = block.slots[slot]!.words;
     this.args = block.slots[slot]!.args;
@@ -35,10 +39,8 @@ class RemoteCpu {
     w[S.OP] = op;
     w[S.AUX] = aux;
     Atomics.store(w, S.STATE, State.REQUEST);
-    if (Atomics.load(h, W.HOST_SLEEPING) !== 0) {
-      Atomics.add(h, W.HOST_WAKE, 1);
-      Atomics.notify(h, W.HOST_WAKE);
-    }
+    this.wakeHost();
+    this.serveInPlace?.();
     for (let spin = 0; spin < SPIN_LOOPS && Atomics.load(w, S.STATE) === State.REQUEST; spin++) {
       if ((spin & 255) === 255) Atomics.add(h, W.GUEST_BEAT, 1);
     }
@@ -53,16 +55,69 @@ class RemoteCpu {
     return FAULTS[w[S.FAULT]!];
   }
 
+  /**
+   * The counter as the host published it, read with no trap as a guest reads the reference TSC
+   * page (protocol.ts COUNTER_SEQ): the same value a trap would get at this point, since the
+   * host's clock moves only while the sequence is odd. Undefined while it moves, or before the
+   * first publication: then the caller traps.
+   */
+  protected publishedCounter(): bigint | undefined {
+    const h = this.block.header;
+    const seq = Atomics.load(h, W.COUNTER_SEQ);
+    if (seq === 0 || (seq & 1) !== 0) return undefined;
+    const v = Atomics.load(this.block.counter, 0);
+    return Atomics.load(h, W.COUNTER_SEQ) === seq ? v : undefined;
+  }
+
+  /**
+   * The counter by a trap, whatever is published: the request and answer alone, the host's side
+   * a counter read. What the trap round-trip bench times (workloads/traps.ts).
+   */
+  trapCounter(): bigint {
+    this.trap(Op.READ_COUNTER);
+    return this.args[0]!;
+  }
+
   protected get aux(): number {
     return this.words[S.AUX]!;
   }
 
+  private wakeHost(): void {
+    const h = this.block.header;
+    if (Atomics.load(h, W.HOST_SLEEPING) !== 0) {
+      Atomics.add(h, W.HOST_WAKE, 1);
+      Atomics.notify(h, W.HOST_WAKE);
+    }
+  }
+
+  /**
+   * An offer, or the hint. A taken offer the host has not settled yet means nothing more for
+   * now: the host settles it, offers what comes next and rings the doorbell.
+   */
   interruptPending(): boolean {
-    return Atomics.load(this.block.header, W.PENDING + this.slot) !== 0;
+    const h = this.block.header;
+    const offer = Atomics.load(h, W.OFFER + this.slot);
+    if (offer & Offer.TAKEN) return false;
+    return offer !== 0 || Atomics.load(h, W.PENDING + this.slot) !== 0;
   }
 
   acceptInterrupt(): number | undefined {
-    if (!this.interruptsEnabled || !this.interruptPending()) return undefined;
+    if (!this.interruptsEnabled) return undefined;
+    const h = this.block.header;
+    const at = W.OFFER + this.slot;
+    for (;;) {
+      const offer = Atomics.load(h, at);
+      if (offer & Offer.TAKEN) return undefined;
+      if (!(offer & Offer.OFFERED)) break;
+      // Taken without a trap, as a posted interrupt is delivered without a VM exit. A failed
+      // exchange means the host withdrew or replaced the offer (a higher vector came): look again.
+      if (Atomics.compareExchange(h, at, offer, (offer & Offer.VECTOR) | Offer.TAKEN) === offer) {
+        // A napping host settles it, and offers what comes next, only once woken.
+        this.wakeHost();
+        return offer & Offer.VECTOR;
+      }
+    }
+    if (Atomics.load(h, W.PENDING + this.slot) === 0) return undefined;
     this.trap(Op.ACCEPT, 1);
     const v = this.aux;
     return v < 0 ? undefined : v;
@@ -91,6 +146,8 @@ abstract class RemoteX86<R> extends RemoteCpu {
   }
 
   rdtsc(): bigint {
+    const published = this.publishedCounter();
+    if (published !== undefined) return published;
     this.trap(Op.RDTSC);
     return this.args[0]!;
   }
@@ -153,8 +210,8 @@ export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
   readonly arch = 'arm64';
   readonly counterHz: number;
 
-  constructor(block: ControlBlock, slot: number) {
-    super(block, slot);
+  constructor(block: ControlBlock, slot: number, serveInPlace?: () => void) {
+    super(block, slot, serveInPlace);
     this.trap(Op.COUNTER_HZ);
     this.counterHz = Number(this.args[0]!);
   }
@@ -169,6 +226,8 @@ export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
   }
 
   readCounter(): bigint {
+    const published = this.publishedCounter();
+    if (published !== undefined) return published;
     this.trap(Op.READ_COUNTER);
     return this.args[0]!;
   }
@@ -178,13 +237,13 @@ export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
   }
 }
 
-export function remoteCpu(arch: Arch, block: ControlBlock, slot: number): X64Cpu | X86_32Cpu | Arm64Cpu {
+export function remoteCpu(arch: Arch, block: ControlBlock, slot: number, serveInPlace?: () => void): X64Cpu | X86_32Cpu | Arm64Cpu {
   switch (arch) {
     case 'x64':
-      return new RemoteX64Cpu(block, slot);
+      return new RemoteX64Cpu(block, slot, serveInPlace);
     case 'x86':
-      return new RemoteX86Cpu(block, slot);
+      return new RemoteX86Cpu(block, slot, serveInPlace);
     case 'arm64':
-      return new RemoteArm64Cpu(block, slot);
+      return new RemoteArm64Cpu(block, slot, serveInPlace);
   }
 }
