@@ -244,6 +244,8 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
   readonly arch = 'x64';
   protected readonly x2apic = true;
   protected readonly req = new X64Request();
+  /** Whether XMM fast input is offered (the partition's features never change): a doorbell answers in the XMM halves too. */
+  private readonly xmmIn = (this.partition.features.misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
 
   vmcall(regs: X64Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
@@ -254,7 +256,7 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
     if (rax === undefined) return this.request(regs);
     regs.rax = rax;
     // A fast call hands back all twelve XMM halves it was offered.
-    if ((this.partition.features.misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0) while (regs.xmm.length < 12) regs.xmm.push(0n);
+    if (this.xmmIn) while (regs.xmm.length < 12) regs.xmm.push(0n);
     if (this.events.active) this.traceCall(regs.rcx, regs.rdx, regs.r8, rax);
     return undefined;
   }
