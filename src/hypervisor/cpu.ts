@@ -31,6 +31,17 @@ const X2APIC_TPR = 0x808;
 const X2APIC_EOI = 0x80b;
 const X2APIC_ICR = 0x830;
 
+/** What a CALL to guest address `gpa` finds: VMCALL or VMMCALL (undefined), no instruction there (#UD), or no RAM (#GP). */
+function callAt(mem: Partition['memory'], gpa: number): Fault | undefined {
+  if (!mem.contains(gpa, 3)) return '#GP';
+  const b = mem.bytes;
+  const b0 = b[gpa];
+  const b1 = b[gpa + 1];
+  const b2 = b[gpa + 2];
+  const hypercall = (b0 === VMCALL[0] && b1 === VMCALL[1] && b2 === VMCALL[2]) || (b0 === VMMCALL[0] && b1 === VMMCALL[1] && b2 === VMMCALL[2]);
+  return hypercall ? undefined : '#UD';
+}
+
 /** 64-bit values from and to 32-bit register pairs, through these views: BigInt arithmetic costs far more. */
 const PAIR = new BigUint64Array(2);
 const HALF = new Uint32Array(PAIR.buffer);
@@ -201,17 +212,12 @@ abstract class X86Port<R> extends CpuPort {
   /** x2APIC mode exists on the 64-bit model only (CPUID.1:ECX[21]). */
   protected abstract readonly x2apic: boolean;
 
-  /** CALL to guest address `gpa` (the hypercall page): a hypercall if VMCALL or VMMCALL is there, else #UD. */
-  call(gpa: number, regs: R): Fault | undefined {
-    const mem = this.partition.memory;
-    if (!mem.contains(gpa, 3)) return '#GP';
-    const b = mem.bytes;
-    const b0 = b[gpa];
-    const b1 = b[gpa + 1];
-    const b2 = b[gpa + 2];
-    const hypercall = (b0 === VMCALL[0] && b1 === VMCALL[1] && b2 === VMCALL[2]) || (b0 === VMMCALL[0] && b1 === VMMCALL[1] && b2 === VMMCALL[2]);
-    return hypercall ? this.vmcall(regs) : '#UD';
-  }
+  /**
+   * CALL to guest address `gpa` (the hypercall page): a hypercall if VMCALL or VMMCALL is there,
+   * else #UD. Each port class defines it as `callAt` then its own vmcall, so that the doorbell's
+   * path through one ABI's port is not shared with (and slowed by) another's.
+   */
+  abstract call(gpa: number, regs: R): Fault | undefined;
 
   abstract vmcall(regs: R): Fault | undefined;
 
@@ -246,6 +252,10 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
   protected readonly req = new X64Request();
   /** Whether XMM fast input is offered (the partition's features never change): a doorbell answers in the XMM halves too. */
   private readonly xmmIn = (this.partition.features.misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
+
+  call(gpa: number, regs: X64Registers): Fault | undefined {
+    return callAt(this.partition.memory, gpa) ?? this.vmcall(regs);
+  }
 
   vmcall(regs: X64Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
@@ -298,6 +308,10 @@ export class X86_32Port extends X86Port<X86Registers> implements X86_32Cpu {
   readonly arch = 'x86';
   protected readonly x2apic = false;
   protected readonly req = new X86Request();
+
+  call(gpa: number, regs: X86Registers): Fault | undefined {
+    return callAt(this.partition.memory, gpa) ?? this.vmcall(regs);
+  }
 
   vmcall(regs: X86Registers): Fault | undefined {
     if (!this.hypercallsEnabled) return this.refuse(regs);
