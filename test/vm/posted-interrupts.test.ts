@@ -85,6 +85,26 @@ describe('posted interrupts in worker mode', () => {
     expect(server.posted).toBe(2);
   });
 
+  it('a take the host never offered (the guest wrote the word itself) is refused: nothing accepted, counted, the host goes on', () => {
+    const { vp, server, offer } = rig();
+    vp.apic.raise(0x40);
+    expect(offer()).toBe(Offer.OFFERED | 0x40);
+    // A forged take of another vector, then one with nothing pending at all.
+    Atomics.store(server.block.header, W.OFFER, Offer.TAKEN | 0x90);
+    expect(() => server.publishInterrupts()).not.toThrow();
+    expect(server.forgedTakes).toBe(1);
+    expect(vp.apic.isPending(0x40)).toBe(true);
+    expect(inService(vp)).toBe(false);
+    expect(offer()).toBe(Offer.OFFERED | 0x40);
+    Atomics.store(server.block.header, W.OFFER, Offer.TAKEN | 0x40);
+    vp.apic.acknowledge(); // the real 0x40 went another way meanwhile: the take no longer matches
+    expect(() => server.serveAll()).not.toThrow();
+    server.publishInterrupts();
+    expect(server.forgedTakes).toBe(2);
+    expect(vp.apic.accepted[0x40]).toBe(1);
+    expect(server.posted).toBe(0);
+  });
+
   it('follows the TPR and interrupt enable as a synchronous ACCEPT does', () => {
     const { vp, cpu, offer } = rig();
     cpu.apicWrite(0x80, 0x50);
