@@ -15,12 +15,20 @@ export interface NetEndpoint {
    * too big); the NIC counts why. The frame is the caller's: the NIC copies what it keeps.
    */
   deliver(frame: Uint8Array): boolean;
+  /**
+   * The same for the frame at bytes[at, at + length): what a back end that forwards frames out of
+   * a larger buffer (a switch, from a guest's send section) calls when the NIC has it, so that no
+   * view is made per frame. The bytes are the caller's and valid only during the call.
+   */
+  deliverFrom?(bytes: Uint8Array, at: number, length: number): boolean;
 }
 
 /** The wire's end of a link: where the NIC transmits. */
 export interface NetLink {
   /** Sends one frame (the caller's buffer; the back end copies what it keeps). */
   transmit(frame: Uint8Array): void;
+  /** The same for the frame at bytes[at, at + length), where the back end offers it (see NetEndpoint.deliverFrom). */
+  transmitFrom?(bytes: Uint8Array, at: number, length: number): void;
   /** The NIC is going away: the back end forgets it. */
   close(): void;
 }

@@ -265,6 +265,62 @@ export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength:
   return h.length;
 }
 
+/** Word stores write the little-endian fields in place only on a little-endian machine. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** Each header field's word, from the declared layouts. */
+const W = {
+  type: RndisMessage.offsets.ndis_msg_type >>> 2,
+  len: RndisMessage.offsets.msg_len >>> 2,
+  dataOffset: (RNDIS_HEADER_SIZE + P.data_offset) >>> 2,
+  dataLen: (RNDIS_HEADER_SIZE + P.data_len) >>> 2,
+  oobOffset: (RNDIS_HEADER_SIZE + P.oob_data_offset) >>> 2,
+  oobLen: (RNDIS_HEADER_SIZE + P.oob_data_len) >>> 2,
+  oobCount: (RNDIS_HEADER_SIZE + P.num_oob_data_elements) >>> 2,
+  ppiOffset: (RNDIS_HEADER_SIZE + P.per_pkt_info_offset) >>> 2,
+  ppiLen: (RNDIS_HEADER_SIZE + P.per_pkt_info_len) >>> 2,
+  vc: (RNDIS_HEADER_SIZE + P.vc_handle) >>> 2,
+  reserved: (RNDIS_HEADER_SIZE + P.reserved) >>> 2,
+  ppiSize: PPI.size >>> 2,
+  ppiType: PPI._type >>> 2,
+  ppiValueOffset: PPI.ppi_offset >>> 2,
+  ppiValue: RndisPerPacketInfo.size >>> 2,
+} as const;
+
+/**
+ * writeRndisPacketHeader through `words` (a Uint32Array over all of out's buffer): one store per
+ * field, every field written, when out[at] is word-aligned on a little-endian machine; otherwise
+ * the header is built and copied. The per-frame paths write into shared guest memory, where a
+ * header built elsewhere and copied costs twice the stores.
+ */
+export function writeRndisPacketHeaderWords(out: Uint8Array, words: Uint32Array<ArrayBufferLike>, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
+  const abs = out.byteOffset + at;
+  if (!LITTLE_ENDIAN || (abs & 3) !== 0) return writeRndisPacketHeader(out, at, frameLength, ppis);
+  const w = abs >>> 2;
+  const ppiLen = ppiBytes(ppis.length);
+  const headerLen = PACKET_HEADER + ppiLen;
+  words[w + W.type] = 1; // RNDIS_MSG_PACKET
+  words[w + W.len] = headerLen + frameLength;
+  words[w + W.dataOffset] = RndisPacket.size + ppiLen;
+  words[w + W.dataLen] = frameLength;
+  words[w + W.oobOffset] = 0;
+  words[w + W.oobLen] = 0;
+  words[w + W.oobCount] = 0;
+  words[w + W.ppiOffset] = RndisPacket.size;
+  words[w + W.ppiLen] = ppiLen;
+  words[w + W.vc] = 0;
+  words[w + W.reserved] = 0;
+  let p = w + (PACKET_HEADER >>> 2);
+  for (let i = 0; i < ppis.length; i++) {
+    const ppi = ppis[i]!;
+    words[p + W.ppiSize] = RndisPerPacketInfo.size + 4;
+    words[p + W.ppiType] = ((ppi.type & 0x7fffffff) | (ppi.internal ? 0x80000000 : 0)) >>> 0;
+    words[p + W.ppiValueOffset] = RndisPerPacketInfo.size;
+    words[p + W.ppiValue] = ppi.value >>> 0;
+    p += (RndisPerPacketInfo.size + 4) >>> 2;
+  }
+  return headerLen;
+}
+
 /** Rewrites the msg_len of the RNDIS message at `at` (netvsc pads a batched packet to pkt_align). */
 export function setRndisMessageLength(out: Uint8Array, at: number, length: number): void {
   setU32(out, at + RndisMessage.offsets.msg_len, length);

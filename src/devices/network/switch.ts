@@ -5,6 +5,7 @@
 // `maxMacs` addresses it stops learning and floods instead. Delivery is synchronous; each NIC
 // bounds what it queues and counts what it drops, so a broadcast flood costs drops, not memory.
 import type { FrameTap, NetBackend, NetEndpoint, NetLink } from './backend.js';
+import { subarrayOf } from '../../memory/typed-arrays.js';
 import { ETH_HLEN, isMulticast, macEquals, macKey } from './ether.js';
 
 export interface SwitchOptions {
@@ -99,7 +100,10 @@ export class VirtualSwitch implements NetBackend {
     this.ports.push(port);
     return {
       transmit: (frame) => {
-        if (port.open) this.forward(port, frame);
+        if (port.open) this.forward(port, frame, 0, frame.length);
+      },
+      transmitFrom: (bytes, at, length) => {
+        if (port.open) this.forward(port, bytes, at, length);
       },
       close: () => this.disconnect(port),
     };
@@ -107,7 +111,7 @@ export class VirtualSwitch implements NetBackend {
 
   /** Sends a frame into the switch as if from a port named `from` that nobody can reach (a test's raw injector). */
   inject(frame: Uint8Array, from = 'inject'): void {
-    this.forward(newPort(0, { name: from, mac: new Uint8Array(6), deliver: () => false }), frame, false);
+    this.forward(newPort(0, { name: from, mac: new Uint8Array(6), deliver: () => false }), frame, 0, frame.length, false);
   }
 
   private disconnect(port: Port): void {
@@ -118,35 +122,40 @@ export class VirtualSwitch implements NetBackend {
     this.version++;
   }
 
-  private forward(from: Port, frame: Uint8Array, learn = true): void {
+  /** The frame is bytes[at, at + length): a port's whole buffer, or a frame inside a guest's send section. */
+  private forward(from: Port, bytes: Uint8Array, at: number, length: number, learn = true): void {
     this.stats.frames++;
-    if (frame.length < ETH_HLEN) {
+    if (length < ETH_HLEN) {
       this.stats.runts++;
       return;
     }
-    for (const t of this.taps) t.frame(frame, this.now(), from.endpoint.name);
-    if (learn && !isMulticast(frame, 6) && !(from.lastSrcVersion === this.version && macEquals(frame, 6, from.lastSrc))) {
-      if (this.learn(macKey(frame, 6), from)) {
-        from.lastSrc.set(frame.subarray(6, 12));
+    if (this.taps.length) {
+      const frame = at === 0 && length === bytes.length ? bytes : subarrayOf(bytes, at, at + length);
+      for (const t of this.taps) t.frame(frame, this.now(), from.endpoint.name);
+    }
+    const src = at + 6;
+    if (learn && !isMulticast(bytes, src) && !(from.lastSrcVersion === this.version && macEquals(bytes, src, from.lastSrc))) {
+      if (this.learn(macKey(bytes, src), from)) {
+        copyMac(from.lastSrc, bytes, src);
         from.lastSrcVersion = this.version;
       }
     }
-    if (!isMulticast(frame, 0)) {
+    if (!isMulticast(bytes, at)) {
       let to: Port | undefined;
-      if (from.lastDstVersion === this.version && macEquals(frame, 0, from.lastDst)) to = from.lastTo;
+      if (from.lastDstVersion === this.version && macEquals(bytes, at, from.lastDst)) to = from.lastTo;
       else {
-        to = this.table.get(macKey(frame, 0));
-        from.lastDst.set(frame.subarray(0, 6));
+        to = this.table.get(macKey(bytes, at));
+        copyMac(from.lastDst, bytes, at);
         from.lastTo = to;
         from.lastDstVersion = this.version;
       }
       if (to) {
-        if (to !== from) this.deliver(to, frame);
+        if (to !== from) this.deliver(to, bytes, at, length);
         return;
       }
     }
     this.stats.flooded++;
-    for (const p of [...this.ports]) if (p !== from) this.deliver(p, frame);
+    for (const p of [...this.ports]) if (p !== from) this.deliver(p, bytes, at, length);
   }
 
   /** Learns that `mac` is behind `port`; false if the table is full and it could not. */
@@ -162,9 +171,17 @@ export class VirtualSwitch implements NetBackend {
     return true;
   }
 
-  private deliver(port: Port, frame: Uint8Array): void {
+  private deliver(port: Port, bytes: Uint8Array, at: number, length: number): void {
     if (!port.open) return;
-    if (port.endpoint.deliver(frame)) this.stats.delivered++;
+    const e = port.endpoint;
+    // A NIC that takes a range gets one (no view per frame); any other endpoint its own view.
+    const ok = e.deliverFrom ? e.deliverFrom(bytes, at, length) : e.deliver(at === 0 && length === bytes.length ? bytes : subarrayOf(bytes, at, at + length));
+    if (ok) this.stats.delivered++;
     else this.stats.refused++;
   }
+}
+
+/** mac[0..6) = bytes[at, at + 6). */
+function copyMac(mac: Uint8Array, bytes: Uint8Array, at: number): void {
+  for (let i = 0; i < 6; i++) mac[i] = bytes[at + i]!;
 }

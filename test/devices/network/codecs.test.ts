@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { be16, completeL4Checksum, csumFinish, ipv4ChecksumOk, ipv4Of, l4ChecksumOk, parseCidr, parseIpv4, parseMac, sum16, udpFrame, icmpEchoFrame, ETH_HLEN, Udp, Ip4, flowOf } from '../../../src/devices/network/ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType } from '../../../src/devices/network/nvsp.js';
-import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader } from '../../../src/devices/network/rndis.js';
+import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords } from '../../../src/devices/network/rndis.js';
 import { rssHash, toeplitz } from '../../../src/devices/network/toeplitz.js';
 import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
 import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
@@ -73,6 +73,20 @@ describe('RNDIS messages', () => {
         [PpiType.NBL_HASH_VALUE, 0xdeadbeef],
       ]);
     }
+  });
+
+  it('the header written a field per word into dirty memory is the byte-built header, at any offset', () => {
+    const ppi = fc.record({ type: fc.integer({ min: 0, max: 0x7fffffff }), internal: fc.boolean(), value: fc.integer({ min: 0, max: 0xffffffff }) });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 9000 }), fc.array(ppi, { maxLength: 6 }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 255 }), (frameLength, ppis, at, dirt) => {
+        const byBytes = new Uint8Array(256).fill(dirt);
+        const byWords = new Uint8Array(new SharedArrayBuffer(256)).fill(dirt);
+        const n = writeRndisPacketHeader(byBytes, at, frameLength, ppis);
+        expect(writeRndisPacketHeaderWords(byWords, new Uint32Array(byWords.buffer), at, frameLength, ppis)).toBe(n);
+        expect(hex(byWords)).toBe(hex(byBytes));
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it('a msg_len that lies (beyond the buffer, below the header) is refused', () => {

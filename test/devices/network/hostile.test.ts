@@ -12,7 +12,8 @@ import { nvspMessage, nvspRndisPacketComplete } from '../../../src/devices/netwo
 import { writeRndisPacketHeader } from '../../../src/devices/network/rndis.js';
 import { MAX_RX_QUEUE } from '../../../src/devices/network/netvsp/netvsp.js';
 import { Nvsp1SendRndisPacket, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
-import { PpiType, RndisPacket, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
+import { PpiType, RndisMsg, RndisPacket, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
+import { CsumInfoReceive } from '../../../src/devices/network/wire/ndis.js';
 import { transferPages } from '../../../src/vmbus/packet.js';
 import { PacketType } from '../../../src/vmbus/wire/constants.js';
 import { runs } from '../../vmbus/fuzz-runs.js';
@@ -217,6 +218,40 @@ describe('the guest facing a hostile host', () => {
     r.m.runFor(1e6);
     expect(logs(r).some((l) => l.includes('Invalid per_pkt_info_len'))).toBe(true);
     expect(seen.map(hex)).toEqual([hex(frame)]);
+    expect(rb.pool.outstanding).toBe(0);
+  });
+});
+
+describe('the guest reading what the host sent', () => {
+  it('PPIs placed far after the header, past what the driver reads first: still read, from its private copy, and the frame arrives whole', () => {
+    const r = nicRig();
+    const seen: [string, boolean, number | undefined][] = [];
+    r.guest.raw('eth0', (f, m) => void seen.push([hex(f), m.checksumVerified, m.hash]));
+    const rb = r.host.recvBuffer!;
+    const s = rb.pool.take();
+    const frame = broadcast();
+    // The frame first, then (after 400 bytes of it) a checksum and a hash PPI: offsets a host may choose.
+    const msg = new Uint8Array(RNDIS_HEADER_SIZE + RndisPacket.size + 400 + 32);
+    const dv = new DataView(msg.buffer);
+    const P = RndisPacket.offsets;
+    dv.setUint32(0, RndisMsg.PACKET, true);
+    dv.setUint32(4, msg.length, true);
+    dv.setUint32(RNDIS_HEADER_SIZE + P.data_offset, RndisPacket.size, true);
+    dv.setUint32(RNDIS_HEADER_SIZE + P.data_len, frame.length, true);
+    dv.setUint32(RNDIS_HEADER_SIZE + P.per_pkt_info_offset, RndisPacket.size + 400, true);
+    dv.setUint32(RNDIS_HEADER_SIZE + P.per_pkt_info_len, 32, true);
+    msg.set(frame, RNDIS_HEADER_SIZE + RndisPacket.size);
+    const ppis = RNDIS_HEADER_SIZE + RndisPacket.size + 400;
+    for (const [i, type, value] of [[0, PpiType.TCPIP_CHKSUM, Number(CsumInfoReceive.fields.receive.encode({ udp_checksum_succeeded: true }))], [1, PpiType.NBL_HASH_VALUE, 0xabcdef]] as const) {
+      dv.setUint32(ppis + 16 * i, 16, true);
+      dv.setUint32(ppis + 16 * i + 4, type, true);
+      dv.setUint32(ppis + 16 * i + 8, 12, true);
+      dv.setUint32(ppis + 16 * i + 12, value, true);
+    }
+    rb.buf.write(s * rb.sectionSize, msg);
+    r.host.primary.send(transferPages(0xcafe, [{ byteCount: msg.length, byteOffset: s * rb.sectionSize }], BigInt(s), nvspMessage(NvspMsgType.SEND_RNDIS_PKT, Nvsp1SendRndisPacket, { channel_type: 0, send_buf_section_index: 0xffffffff, send_buf_section_size: 0 })));
+    r.m.runFor(1e6);
+    expect(seen).toEqual([[hex(frame), true, 0xabcdef]]);
     expect(rb.pool.outstanding).toBe(0);
   });
 });

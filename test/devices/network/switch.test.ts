@@ -64,3 +64,28 @@ describe('VirtualSwitch', () => {
     expect(sw.learned).toBe(1);
   });
 });
+
+describe('frames as ranges of a larger buffer', () => {
+  it('a frame sent from inside a buffer reaches a range-taking NIC as that range, any other endpoint as a view of exactly the frame, and learning reads it there', () => {
+    const sw = new VirtualSwitch('t');
+    const ranges: [number, number, string][] = [];
+    const views: string[] = [];
+    const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+    const a = sw.connect({ name: 'a', mac: mac(1), deliver: () => true });
+    sw.connect({ name: 'b', mac: mac(2), deliver: () => true, deliverFrom: (bytes, at, length) => (ranges.push([at, length, hex(bytes.subarray(at, at + length))]), true) });
+    const c = sw.connect({ name: 'c', mac: mac(3), deliver: (f) => (views.push(hex(f)), true) });
+    const buf = new Uint8Array(300).fill(0xee);
+    const frame = new Uint8Array(60).map((_, i) => i);
+    writeEth(frame, new Uint8Array(6).fill(0xff), mac(1), 0x88b5); // broadcast: every other port
+    buf.set(frame, 100);
+    a.transmitFrom!(buf, 100, 60);
+    expect(ranges).toEqual([[100, 60, hex(frame)]]);
+    expect(views).toEqual([hex(frame)]);
+    // a was learnt from inside the buffer: a unicast to mac 1 from c goes only to a.
+    const back = new Uint8Array(60);
+    writeEth(back, mac(1), mac(3), 0x88b5);
+    c.transmit(back);
+    expect(sw.stats.flooded).toBe(1);
+    expect(sw.stats.delivered).toBe(3);
+  });
+});

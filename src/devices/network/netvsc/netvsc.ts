@@ -14,9 +14,10 @@ import { PacketType, VmbusVersion } from '../../../vmbus/wire/constants.js';
 import { TransferPageHeader, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestServices } from '../../device.js';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
+import { WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, type PpiValue, type RndisPacketSink } from '../rndis.js';
+import { ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -111,6 +112,9 @@ interface NvChannel {
    */
   recvCopy: Uint8Array;
   recvCopy32: Uint32Array;
+  /** Where the current message's data lies: the private copy (from 0), or the receive buffer in guest memory (from dataBase). */
+  data: Uint8Array;
+  dataBase: number;
   /** What rndis_filter_receive_data read of the current data packet (reused for each). */
   readonly rx: RxPacket;
 }
@@ -169,6 +173,21 @@ function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Ui
     return;
   }
   dst.set(new Uint8Array(mem.buffer, gpa, len));
+}
+
+/** Bytes of each received message copied first: the header and PPIs of a data packet, which is all the driver reads of it. */
+const RX_HEAD_BYTES = 256;
+
+/**
+ * Whether the first `head` bytes of a message (a private copy) hold all that netvsc reads of it
+ * besides the frame: it is a data packet, and its PPIs (when its offset is one the reader takes)
+ * end inside them. Anything else is copied whole before it is read.
+ */
+function packetHeadSuffices(buf: Uint8Array, head: number): boolean {
+  if (head < RNDIS_HEADER_SIZE + RndisPacket.size || rndisMessageType(buf, 0) !== RndisMsg.PACKET) return false;
+  const ppiOffset = u32At(buf, RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_offset);
+  const ppiLen = u32At(buf, RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_len);
+  return ppiOffset === 0 || RNDIS_HEADER_SIZE + ppiOffset + ppiLen <= head;
 }
 
 /** A send section holding `count` RNDIS packets (each padded to pkt_align) not yet sent. */
@@ -335,7 +354,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), rx: new RxPacket() };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, rx: new RxPacket() };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -701,7 +720,7 @@ export class Netvsc implements NetDeviceOps {
     }
     const mem = this.t.memory.bytes;
     const at = sb.gpa + m.section * sb.sectionSize + m.len;
-    const hl = writeRndisPacketHeader(mem, at, frame.length, ppis);
+    const hl = writeRndisPacketHeaderWords(mem, this.memWords.of(mem), at, frame.length, ppis);
     setInto(mem, frame, at + hl);
     m.count++;
     m.bytes += frame.length;
@@ -823,6 +842,9 @@ export class Netvsc implements NetDeviceOps {
     if (this.freedTx) this.netdev.txWake();
   }
 
+  /** Guest memory as words, for the RNDIS headers written into send sections. */
+  private readonly memWords = new WordView();
+
   /** Guest memory as 32-bit words, for copying small messages out of the receive buffer. */
   private mem32: Uint32Array | undefined;
 
@@ -923,14 +945,23 @@ export class Netvsc implements NetDeviceOps {
         this.log('err', `Packet too big: buflen=${len} recv_section_size=${rb.sectionSize}`);
         continue;
       }
-      // A private copy: the host may change its buffer at any time (nvchan->recv_buf).
+      // A private copy: the host may change its buffer at any time (nvchan->recv_buf). What is
+      // checked and acted on (the header, the PPIs) is read from it. A data packet's frame, which
+      // netvsc only hands on, goes from the buffer into its skb once (receiveData): the same
+      // bytes as a copy of the whole message would give, one copy fewer.
       if (c.recvCopy.length < len) {
         c.recvCopy = new Uint8Array(Math.ceil(rb.sectionSize / 4) * 4);
         c.recvCopy32 = new Uint32Array(c.recvCopy.buffer);
       }
       const mem = this.t.memory;
       if (this.mem32?.buffer !== mem.buffer) this.mem32 = new Uint32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
-      copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, rb.gpa + offset, len);
+      const gpa = rb.gpa + offset;
+      const head = Math.min(len, RX_HEAD_BYTES);
+      copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, gpa, head);
+      const whole = head === len || !packetHeadSuffices(c.recvCopy, head);
+      if (whole && head < len) copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, gpa, len);
+      c.data = whole ? c.recvCopy : mem.bytes;
+      c.dataBase = whole ? 0 : gpa;
       if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
@@ -988,7 +1019,7 @@ export class Netvsc implements NetDeviceOps {
     if (pkt.ppiError) this.log('err', `Invalid ${pkt.ppiError.field.replace(/^msg\.pkt\./, '')}: ${pkt.ppiError.reason}`);
     const rscFlag = pkt.rscFlag;
     // The skb: the frame's own copy, out of the channel's buffer that the next message reuses.
-    const frame = this.skbs.copy(buf, pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
+    const frame = this.skbs.copy(c.data, c.dataBase + pkt.dataOffset, c.dataBase + pkt.dataOffset + pkt.dataLength);
     if (rscFlag === undefined || !(rscFlag & RNDIS_PKTINFO_SUBALLOC)) {
       // A whole frame (the usual case): no fragments to gather.
       if (c.rsc.length) c.rsc.length = 0;

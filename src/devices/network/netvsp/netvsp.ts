@@ -19,9 +19,9 @@ import { DeviceClass } from '../../../vmbus/wire/guids.js';
 import { type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { HostContext, HostDevice } from '../../device.js';
 import { NO_NETWORK, type NetBackend, type NetEndpoint, type NetLink } from '../backend.js';
-import { ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
+import { be16, Eth, EtherType, ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, type PpiValue } from '../rndis.js';
+import { PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue } from '../rndis.js';
 import { rssHash } from '../toeplitz.js';
 import { CsumInfoReceive } from '../wire/ndis.js';
 import {
@@ -77,7 +77,8 @@ import { SectionPool, SharedBuffer } from './buffers.js';
 import { applyTxOffloads } from './offload.js';
 import { hostAccepts } from './versions.js';
 import { hostRead } from '../../../vmbus/server/gpa-map.js';
-import { setInto, subarrayOf } from '../../../memory/typed-arrays.js';
+import { sliceOf, subarrayOf } from '../../../memory/typed-arrays.js';
+import { WordCopier, WordView } from '../../../memory/word-copy.js';
 
 /** OpenVMM's MTU bounds for the NDIS configuration (DEFAULT_MTU, MAX_MTU): frame sizes, header included. */
 export const DEFAULT_FRAME_MTU = 1514;
@@ -185,11 +186,11 @@ interface Queue {
 type Phase = 'closed' | 'init' | 'operational';
 
 /** Whether the frame's destination passes the RNDIS packet filter for `mac`. */
-function passesFilter(filter: number, frame: Uint8Array, mac: Mac): boolean {
+function passesFilter(filter: number, bytes: Uint8Array, at: number, mac: Mac): boolean {
   if (filter & NdisPacketType.PROMISCUOUS) return true;
-  if (isBroadcast(frame, 0)) return (filter & NdisPacketType.BROADCAST) !== 0;
-  if (isMulticast(frame, 0)) return (filter & (NdisPacketType.ALL_MULTICAST | NdisPacketType.MULTICAST)) !== 0;
-  return (filter & NdisPacketType.DIRECTED) !== 0 && macEquals(frame, 0, mac);
+  if (isBroadcast(bytes, at)) return (filter & NdisPacketType.BROADCAST) !== 0;
+  if (isMulticast(bytes, at)) return (filter & (NdisPacketType.ALL_MULTICAST | NdisPacketType.MULTICAST)) !== 0;
+  return (filter & NdisPacketType.DIRECTED) !== 0 && macEquals(bytes, at, mac);
 }
 
 
@@ -284,7 +285,17 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
           return false;
         }
       },
+      deliverFrom: (bytes, at, length) => {
+        try {
+          return this.deliver(bytes, at, length);
+        } catch (e) {
+          ctx.fault?.('netvsp: a frame from the back end', e);
+          return false;
+        }
+      },
     });
+    const link = this.link;
+    this.transmitOut = link.transmitFrom ? (bytes, at, length) => link.transmitFrom!(bytes, at, length) : (bytes, at, length) => link.transmit(subarrayOf(bytes, at, at + length));
   }
 
   get release(): ReleaseId {
@@ -324,8 +335,11 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     this.queueControl(msg);
   }
 
-  /** A frame from the back end for the guest (NetEndpoint). */
-  deliver(frame: Uint8Array): boolean {
+  /** Sends the frame at bytes[at, at + length) to the back end, as a range where the link takes one. */
+  private readonly transmitOut: (bytes: Uint8Array, at: number, length: number) => void;
+
+  /** A frame from the back end for the guest: all of `bytes`, or bytes[at, at + length) (NetEndpoint.deliver, deliverFrom). */
+  deliver(bytes: Uint8Array, at = 0, length = bytes.length): boolean {
     const a = this.adapter;
     const drop = (why: keyof NetvspStats['rxDropped']): false => {
       this.stats.rxDropped[why]++;
@@ -333,15 +347,15 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     };
     if (!a.linkUp) return drop('linkDown');
     if (this.phase !== 'operational' || this.rndisState !== 'initialized' || !this.recvBuffer) return drop('notReady');
-    if (frame.length < ETH_HLEN || !passesFilter(a.packetFilter, frame, a.currentMac)) return drop('filtered');
-    if (frame.length > a.mtu) return drop('tooBig');
-    const q = this.pickQueue(frame);
+    if (length < ETH_HLEN || !passesFilter(a.packetFilter, bytes, at, a.currentMac)) return drop('filtered');
+    if (length > a.mtu) return drop('tooBig');
+    const q = this.pickQueue(bytes, at, length);
     // Straight into a receive section when one is free and nothing waits before it (no copy
     // kept); otherwise a copy waits for a section, a bounded number of them. A full batch goes
     // to the guest at once (OpenVMM sends RX_BATCH_SIZE buffers per packet at most).
     if (q.rx.length === 0 && q.batch.count >= RX_BATCH_SIZE) this.flushRx(q);
     if (q.rx.length === 0 && q.batch.count < RX_BATCH_SIZE) {
-      const r = this.fillSection(q, frame);
+      const r = this.fillSection(q, bytes, at, length);
       if (r === 'tooBig') return drop('tooBig');
       if (r === 'written') {
         this.scheduleFlush(q);
@@ -350,7 +364,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
     if (q.rx.length >= MAX_RX_QUEUE) this.flushRx(q); // a burst longer than the queue: what fits goes now
     if (q.rx.length >= MAX_RX_QUEUE) return drop('queueFull');
-    q.rx.push(frame.slice());
+    q.rx.push(sliceOf(bytes, at, at + length));
     this.scheduleFlush(q);
     return true;
   }
@@ -368,11 +382,11 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   }
 
   /** vRSS: the queue the indirection table names for the frame's Toeplitz hash (the primary otherwise). */
-  private pickQueue(frame: Uint8Array): Queue {
+  private pickQueue(bytes: Uint8Array, at: number, length: number): Queue {
     const primary = this.queues[0]!;
     const rss = this.adapter.rss;
     if (!rss || this.queues.length < 2) return primary;
-    const flow = flowOf(frame);
+    const flow = flowOf(subarrayOf(bytes, at, at + length));
     if (!flow) return primary;
     const h = rssHash(rss.key, flow);
     return this.queues[rss.table[h & (rss.table.length - 1)]!] ?? primary;
@@ -661,7 +675,10 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
 
   /** Finds the message bytes (a send section or GPA-direct pages) and handles each message in them. */
   private rndisMessages(q: Queue, p: ParsedPacket, channelType: number, index: number, size: number): number {
+    // The messages are data[at, end): a section in place in guest memory, or a copy.
     let data: Uint8Array;
+    let at = 0;
+    let end: number;
     if (index !== NETVSC_INVALID_INDEX) {
       const sb = this.sendBuffer;
       if (!sb || !sb.buf.live(q.ch) || index >= sb.count || size > sb.sectionSize || size === 0) {
@@ -669,7 +686,10 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
         this.violation(`send section ${index} (${size} bytes) is not in the ${sb ? `${sb.count}-section` : 'missing'} send buffer`);
         return NvspStatus.FAIL;
       }
-      data = sb.buf.read(index * sb.sectionSize, size);
+      const gpa = sb.buf.gpaOf(index * sb.sectionSize, size);
+      data = gpa >= 0 ? this.mem.bytes : sb.buf.read(index * sb.sectionSize, size);
+      at = gpa >= 0 ? gpa : 0;
+      end = at + size;
     } else if (p.ranges) {
       const gathered = this.gather(p.ranges);
       if (!gathered) {
@@ -677,6 +697,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
         return NvspStatus.FAIL;
       }
       data = gathered;
+      end = data.length;
     } else {
       this.stats.txDropped.badRndis++;
       this.violation('RNDIS packet with neither a send section nor page buffers');
@@ -684,8 +705,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
     // Several RNDIS packet messages may follow each other in one section: netvsc batches the
     // frames the stack hands it back to back (netvsc_send's multi-send data, drivers/net/hyperv/netvsc.c).
-    let at = 0;
-    const end = data.length;
+    const first = at;
     let status: number = NvspStatus.SUCCESS;
     while (at < end) {
       let length: number;
@@ -694,14 +714,14 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       } catch (e) {
         if (!(e instanceof RndisError)) throw e;
         this.stats.txDropped.badRndis++;
-        this.violation(`RNDIS message at ${at}: ${e.message}`);
+        this.violation(`RNDIS message at ${at - first}: ${e.message}`);
         return NvspStatus.FAIL;
       }
       const type = rndisMessageType(data, at);
       if (type === RndisMsg.PACKET) {
         if (!this.transmit(data, at, length)) status = NvspStatus.FAIL;
       } else {
-        if (q.index !== 0 || at !== 0) {
+        if (q.index !== 0 || at !== first) {
           this.violation(`RNDIS control message 0x${type.toString(16)} ${q.index !== 0 ? 'on a sub-channel' : 'after a packet'}`);
           return NvspStatus.FAIL;
         }
@@ -744,11 +764,11 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     return out;
   }
 
-  /** One RNDIS data packet from the guest, `length` bytes at buf[at..]: checks, offloads, out to the back end. False if dropped. */
-  private transmit(buf: Uint8Array, at: number, length: number): boolean {
+  /** One RNDIS data packet from the guest, `msgLength` bytes at buf[at..]: checks, offloads, out to the back end. False if dropped. */
+  private transmit(buf: Uint8Array, at: number, msgLength: number): boolean {
     const pkt = this.txPacket.clear();
     try {
-      readRndisPacketHost(buf, at, length, pkt);
+      readRndisPacketHost(buf, at, msgLength, pkt);
     } catch (e) {
       if (!(e instanceof RndisError)) throw e;
       this.stats.txDropped.badRndis++;
@@ -761,10 +781,10 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       return false;
     }
     const start = at + pkt.dataOffset;
-    const frame = subarrayOf(buf, start, start + pkt.dataLength);
+    const length = pkt.dataLength;
     const ppis = pkt.ppis;
     const lso = ppis.length > 0 && ppis.some((x) => !x.internal && x.type === PpiType.TCP_LARGESEND);
-    if (!lso && frame.length > this.adapter.mtu) {
+    if (!lso && length > this.adapter.mtu) {
       this.stats.txDropped.tooBig++;
       return false;
     }
@@ -773,13 +793,13 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       return false;
     }
     if (ppis.length === 0) {
-      // No offload asked for (the usual frame): it goes out as the guest wrote it.
+      // No offload asked for (the usual frame): it goes out as the guest wrote it, as a range of the section.
       this.stats.txFrames++;
-      this.stats.txBytes += frame.length;
-      this.link.transmit(frame);
+      this.stats.txBytes += length;
+      this.transmitOut(buf, start, length);
       return true;
     }
-    const r = applyTxOffloads(frame, ppis, this.adapter.mtu);
+    const r = applyTxOffloads(subarrayOf(buf, start, start + length), ppis, this.adapter.mtu);
     if ('error' in r) {
       this.stats.txDropped.badOffload++;
       this.violation(r.error);
@@ -905,7 +925,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
    * buffer is not shared now); 'tooBig' when the message cannot fit a section (only after an MTU
    * change the buffer was not sized for).
    */
-  private fillSection(q: Queue, frame: Uint8Array): 'written' | 'full' | 'tooBig' {
+  private fillSection(q: Queue, bytes: Uint8Array, at: number, length: number): 'written' | 'full' | 'tooBig' {
     const rb = this.recvBuffer;
     const b = q.batch;
     if (!rb || !rb.buf.live(this.queues[0]?.ch ?? q.ch)) return 'full';
@@ -916,27 +936,29 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       b.bytes = 0;
       b.buffer = rb;
     }
-    const ppis = this.rxPpis(frame);
-    const len = RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + frame.length;
+    const ppis = this.rxPpis(bytes, at, length);
+    const len = RNDIS_HEADER_SIZE + RndisPacket.size + ppiBytes(ppis.length) + length;
     if (len > rb.sectionSize) return 'tooBig';
     if (rb.pool.available <= RESERVED_CONTROL_SECTIONS) return 'full';
     const s = rb.pool.take();
     const offset = s * rb.sectionSize;
     const gpa = rb.buf.gpaOf(offset, len);
     if (gpa >= 0) {
+      // In place, as OpenVMM fills a receive section: the header's fields, then the frame.
       const mem = this.mem.bytes;
-      setInto(mem, frame, gpa + writeRndisPacketHeader(mem, gpa, frame.length, ppis));
+      const hl = writeRndisPacketHeaderWords(mem, this.memWords.of(mem), gpa, length, ppis);
+      this.frameCopier.copy(mem, gpa + hl, bytes, at, length);
     } else {
       if (this.rxScratch.length < len) this.rxScratch = new Uint8Array(rb.sectionSize);
       const msg = this.rxScratch.subarray(0, len);
-      msg.set(frame, writeRndisPacketHeader(msg, 0, frame.length, ppis));
+      this.frameCopier.copy(msg, writeRndisPacketHeader(msg, 0, length, ppis), bytes, at, length);
       rb.buf.write(offset, msg);
     }
     const i = b.count++;
     b.sections[i] = s;
     b.offsets[i] = offset;
     b.lengths[i] = len;
-    b.bytes += frame.length;
+    b.bytes += length;
     return 'written';
   }
 
@@ -964,7 +986,8 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     for (;;) {
       let taken = 0;
       while (taken < q.rx.length && b.count < RX_BATCH_SIZE) {
-        const r = this.fillSection(q, q.rx[taken]!);
+        const f = q.rx[taken]!;
+        const r = this.fillSection(q, f, 0, f.length);
         if (r === 'full') break;
         if (r === 'tooBig') this.stats.rxDropped.tooBig++; // it leaves the queue: dropped, counted once
         taken++;
@@ -1005,10 +1028,13 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   private readonly rxParts: Uint8Array[] = [];
 
   /** The receive PPIs of one frame: the checksum verdict, and under vRSS its hash (reused objects). */
-  private rxPpis(frame: Uint8Array): readonly PpiValue[] {
-    this.rxCsumPpi.value = this.rxChecksumInfo(frame);
+  private rxPpis(bytes: Uint8Array, at: number, length: number): readonly PpiValue[] {
     const rss = this.adapter.rss;
-    const flow = rss ? flowOf(frame) : undefined;
+    // Only an IPv4 frame has checksums to verify or a flow to hash: others need no view of their own.
+    const ip = length >= ETH_HLEN && be16(bytes, at + Eth.TYPE) === EtherType.IPV4;
+    const frame = ip ? subarrayOf(bytes, at, at + length) : undefined;
+    this.rxCsumPpi.value = frame ? this.rxChecksumInfo(frame) : 0;
+    const flow = rss && frame ? flowOf(frame) : undefined;
     if (!rss || !flow) return this.rxCsumOnly;
     this.rxHashPpi.value = rssHash(rss.key, flow);
     return this.rxCsumAndHash;
@@ -1018,6 +1044,10 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   private readonly rxHashPpi = { type: PpiType.NBL_HASH_VALUE, value: 0 };
   private readonly rxCsumOnly: readonly PpiValue[] = [this.rxCsumPpi];
   private readonly rxCsumAndHash: readonly PpiValue[] = [this.rxCsumPpi, this.rxHashPpi];
+
+  /** Guest memory as words, for the headers written into receive sections; the copier of frames into them. */
+  private readonly memWords = new WordView();
+  private readonly frameCopier = new WordCopier();
 
   /** Where a message is built when its section is not plain RAM (under an overlay page): reused. */
   private rxScratch = new Uint8Array(0);

@@ -1,0 +1,49 @@
+// Small copies between two byte arrays (guest memory, a send section, a private buffer) on the
+// per-frame paths. TypedArray.prototype.set needs a view of the source range when that range is
+// part of a larger buffer, and a view plus the call cost several times a 64-byte copy; a copy of
+// 32-bit words through views of each buffer made once costs about as much as the bytes. So a
+// small copy whose ends are both word-aligned goes word by word; anything else in one move.
+import { setInto, subarrayOf } from './typed-arrays.js';
+
+/** Copies up to this many bytes word by word; larger ones go in one move, which is faster there. */
+const WORD_COPY_MAX = 256;
+
+/** The words of one array's whole buffer, kept while the same array comes back (an identity check: no getter per copy). */
+export class WordView {
+  bytes: Uint8Array | undefined = undefined;
+  words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+
+  of(bytes: Uint8Array): Uint32Array<ArrayBufferLike> {
+    if (bytes !== this.bytes) {
+      this.bytes = bytes;
+      this.words = new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
+    }
+    return this.words;
+  }
+}
+
+/**
+ * A copier for one path, with the word views of the last source and destination arrays it saw
+ * (a path copies between the same two arrays, guest memory for instance, frame after frame).
+ */
+export class WordCopier {
+  private readonly src = new WordView();
+  private readonly dst = new WordView();
+
+  /** dst[dstAt, dstAt + length) = src[srcAt, srcAt + length). Both ranges must lie inside their arrays. */
+  copy(dst: Uint8Array, dstAt: number, src: Uint8Array, srcAt: number, length: number): void {
+    const d = dst.byteOffset + dstAt;
+    const s = src.byteOffset + srcAt;
+    if (length <= WORD_COPY_MAX && ((d | s) & 3) === 0) {
+      const dw = this.dst.of(dst);
+      const sw = this.src.of(src);
+      const words = length >>> 2;
+      const di = d >>> 2;
+      const si = s >>> 2;
+      for (let i = 0; i < words; i++) dw[di + i] = sw[si + i]!;
+      for (let i = words << 2; i < length; i++) dst[dstAt + i] = src[srcAt + i]!;
+      return;
+    }
+    setInto(dst, srcAt === 0 && length === src.length ? src : subarrayOf(src, srcAt, srcAt + length), dstAt);
+  }
+}
