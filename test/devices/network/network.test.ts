@@ -296,3 +296,63 @@ describe('vRSS', () => {
     expect(r.m.partition.hostFaults.total).toBe(0);
   });
 });
+
+describe('raw frames read in batches', () => {
+  const burst = (n: number, size: number) =>
+    Array.from({ length: n }, (_, i) => {
+      const f = new Uint8Array(size).map((_, j) => (i * 7 + j) & 0xff);
+      writeEth(f, mac(2), mac(1), 0x88b5);
+      return f;
+    });
+
+  it('a batch reader sees the frames the per-frame reader sees, in order, with the same meta, delivered when the poll is over', () => {
+    const { lab, vm } = labRig(2);
+    const a = vm('a');
+    const b = vm('b');
+    const single: [string, unknown][] = [];
+    const batched: [string, unknown][] = [];
+    const batchSizes: number[] = [];
+    b.guest.raw('eth0', (f, m) => void single.push([hex(f), m]));
+    b.guest.rawBatch('eth0', (batch) => {
+      batchSizes.push(batch.count);
+      // The per-frame reader has already had every frame of this batch (taps run in order, per frame).
+      expect(single.length).toBe(batched.length + batch.count);
+      for (let i = 0; i < batch.count; i++) batched.push([hex(batch.frame(i)), batch.meta(i)]);
+    });
+    const frames = [...burst(20, 60), ...burst(5, 1514)];
+    expect(a.guest.raw('eth0', () => undefined).sendBatch(frames)).toBe(25);
+    expect(lab.waitUntil(() => batched.length === 25, 1e9)).toBe(true);
+    expect(batched.map(([f]) => f)).toEqual(frames.map(hex));
+    expect(batched).toEqual(single);
+    expect(batchSizes.length).toBeLessThan(25); // several frames per poll
+  });
+
+  it('a full batch is delivered at once and refilled; a frame bigger than its buffer is dropped and counted; limits are checked', () => {
+    const { lab, vm } = labRig(2);
+    const a = vm('a');
+    const b = vm('b');
+    const sizes: number[] = [];
+    const got: string[] = [];
+    const sock = b.guest.rawBatch(
+      'eth0',
+      (batch) => {
+        sizes.push(batch.count);
+        for (let i = 0; i < batch.count; i++) got.push(hex(batch.frame(i)));
+      },
+      { frames: 3, bytes: 1024 },
+    );
+    const small = burst(10, 100);
+    const big = burst(1, 1200);
+    expect(a.guest.raw('eth0', () => undefined).sendBatch([...small.slice(0, 5), ...big, ...small.slice(5)])).toBe(11);
+    expect(lab.waitUntil(() => got.length === 10, 1e9)).toBe(true);
+    expect(got).toEqual(small.map(hex));
+    expect(Math.max(...sizes)).toBe(3);
+    expect(sock.dropped).toBe(1);
+    expect(() => b.guest.rawBatch('eth0', () => undefined, { frames: 0 })).toThrow('frames 0 is not 1 to 65536');
+    expect(() => b.guest.rawBatch('eth0', () => undefined, { bytes: 10 })).toThrow(/bytes 10 is not 64 to/);
+    sock.close();
+    a.guest.raw('eth0', () => undefined).sendBatch(small);
+    lab.runFor(10e6);
+    expect(got.length).toBe(10);
+  });
+});

@@ -33,6 +33,7 @@ import {
   type Mac,
 } from '../ether.js';
 import type { NetDevice, RxMeta } from './netdev.js';
+import { sliceOf } from '../../../memory/typed-arrays.js';
 
 export interface InetAddress {
   readonly address: number;
@@ -129,7 +130,12 @@ export class Inet {
     readonly dev: NetDevice,
     private readonly services: GuestServices,
   ) {
-    dev.rx = (frame, meta) => this.receive(frame, meta);
+    // The stack keeps what it handles (a frame it may queue or answer from): its own copy and meta.
+    dev.rx = (bytes, at, length, meta) => {
+      if (length < ETH_HLEN) return;
+      const type = be16(bytes, at + Eth.TYPE);
+      if (type === EtherType.ARP || type === EtherType.IPV4) this.receive(sliceOf(bytes, at, at + length), { queue: meta.queue, checksumVerified: meta.checksumVerified, hash: meta.hash });
+    };
     dev.watchers.add((_d, event) => {
       if (event === 'notify-peers' || event === 'carrier-on') this.gratuitousArp();
     });

@@ -10,7 +10,8 @@ import { DeviceClass } from '../../../vmbus/wire/guids.js';
 import type { GuestModule, GuestServices } from '../../device.js';
 import { ipString, parseCidr, parseIpv4, prefixMask } from '../ether.js';
 import { Inet } from './inet.js';
-import type { NetDevice, RxMeta, TxMeta, XmitResult } from './netdev.js';
+import type { FrameListener, NetDevice, RxMeta, TxMeta, XmitResult } from './netdev.js';
+import { DEFAULT_BATCH_BYTES, DEFAULT_BATCH_FRAMES, FrameBatch } from './frame-batch.js';
 import { CopyArena } from '../copy-arena.js';
 import { Netvsc } from './netvsc.js';
 import { Ping, type PingOptions } from './ping.js';
@@ -31,6 +32,12 @@ export interface RawSocket {
    */
   sendBatch(frames: readonly Uint8Array[]): number;
   close(): void;
+}
+
+/** A raw socket whose reader takes received frames in batches (see rawBatch). */
+export interface RawBatchSocket extends RawSocket {
+  /** Frames too big for the batch's buffer, dropped (a packet socket's tp_drops). */
+  readonly dropped: number;
 }
 
 export class NetvscGuest {
@@ -156,18 +163,63 @@ export class NetvscGuest {
     if (!dev) throw new Error(`no interface ${name}`);
     // The socket reads its own copy of each frame (packet_rcv's copy to user space).
     const copies = new CopyArena();
-    const tap = (f: Uint8Array, m: RxMeta) => onFrame(copies.copy(f, 0, f.length), m);
+    const tap: FrameListener = (bytes, at, length, m) => onFrame(copies.copy(bytes, at, at + length), { queue: m.queue, checksumVerified: m.checksumVerified, hash: m.hash });
     dev.addTap(tap);
-    const sendBatch = (frames: readonly Uint8Array[]): number => {
-      for (let i = 0; i < frames.length; i++) if (dev.xmit(frames[i]!, i < frames.length - 1 ? MORE : LAST) !== 'ok') return i;
-      return frames.length;
+    return { send: (frame) => dev.xmit(frame), sendBatch: (frames) => sendBatch(dev, frames), close: () => dev.removeTap(tap) };
+  }
+
+  /**
+   * A raw socket whose reader gets the frames received in batches, as from a packet socket's
+   * receive ring or recvmmsg(): each frame is copied once into the batch's buffer, and
+   * `onFrames` runs when the driver's poll is over, or sooner when the batch is full. The batch
+   * and its frames are valid during the call (the reader copies what it keeps).
+   */
+  rawBatch(name: string, onFrames: (batch: FrameBatch) => void, options: { frames?: number; bytes?: number } = {}): RawBatchSocket {
+    const dev = this.device(name);
+    if (!dev) throw new Error(`no interface ${name}`);
+    const frames = options.frames ?? DEFAULT_BATCH_FRAMES;
+    const bytes = options.bytes ?? DEFAULT_BATCH_BYTES;
+    if (!Number.isInteger(frames) || frames < 1 || frames > 65536) throw new RangeError(`frames ${frames} is not 1 to 65536`);
+    if (!Number.isInteger(bytes) || bytes < 64 || bytes > 256 << 20) throw new RangeError(`bytes ${bytes} is not 64 to ${256 << 20}`);
+    const batch = new FrameBatch(frames, bytes);
+    let dropped = 0;
+    const deliver = () => {
+      if (batch.count === 0) return;
+      try {
+        onFrames(batch);
+      } finally {
+        batch.clear();
+      }
     };
-    return { send: (frame) => dev.xmit(frame), sendBatch, close: () => dev.removeTap(tap) };
+    const tap: FrameListener = (b, at, length, m) => {
+      if (!batch.fits(length)) deliver();
+      if (batch.fits(length)) batch.add(b, at, length, m);
+      else dropped++;
+    };
+    dev.addTap(tap);
+    dev.pollDone.add(deliver);
+    return {
+      send: (frame) => dev.xmit(frame),
+      sendBatch: (f) => sendBatch(dev, f),
+      close: () => {
+        dev.removeTap(tap);
+        dev.pollDone.delete(deliver);
+      },
+      get dropped() {
+        return dropped;
+      },
+    };
   }
 
   state(): Record<string, unknown>[] {
     return this.nics.map((n) => ({ ...n.state(), inet: this.inets.get(n.netdev.name)?.describe() }));
   }
+}
+
+/** A raw socket's sendBatch: back to back, stopping at the first frame not taken. */
+function sendBatch(dev: NetDevice, frames: readonly Uint8Array[]): number {
+  for (let i = 0; i < frames.length; i++) if (dev.xmit(frames[i]!, i < frames.length - 1 ? MORE : LAST) !== 'ok') return i;
+  return frames.length;
 }
 
 /** netdev_xmit_more for a raw socket's batch: every frame but the last says another follows. */

@@ -19,7 +19,10 @@ export interface TxMeta {
   more?: boolean;
 }
 
-/** What the device learnt of a received frame (from the host's per-packet info). */
+/**
+ * What the device learnt of a received frame (from the host's per-packet info). The driver
+ * reuses one for every frame it hands up: valid during the call, copied by whoever keeps it.
+ */
 export interface RxMeta {
   /** The receive queue (the channel's sub-channel index). */
   readonly queue: number;
@@ -30,6 +33,12 @@ export interface RxMeta {
 }
 
 export type XmitResult = 'ok' | 'busy' | 'dropped';
+
+/**
+ * A receiver of the frame at bytes[at, at + length): the driver's own copy (its skb), valid
+ * during the call. A receiver copies what it keeps, so a frame nobody keeps costs no allocation.
+ */
+export type FrameListener = (bytes: Uint8Array, at: number, length: number, meta: RxMeta) => void;
 
 /** The driver behind an interface (net_device_ops). */
 export interface NetDeviceOps {
@@ -91,9 +100,11 @@ export class NetDevice {
   features: NetFeatures = { txCsumUdp4: false, txCsumTcp4: false, tso4: false, gsoMaxSize: 65536, rxCsum: true };
   readonly stats: NetStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rxDropped: 0, txDropped: 0, multicast: 0, broadcast: 0 };
   /** The protocol stack's receive handler (netif_receive_skb). */
-  rx: ((frame: Uint8Array, meta: RxMeta) => void) | undefined;
+  rx: FrameListener | undefined;
   /** Raw listeners (AF_PACKET sockets): every received frame, before the stack. A new array on each change, so that receive() walks it without an iterator. */
-  private taps: readonly ((frame: Uint8Array, meta: RxMeta) => void)[] = [];
+  private taps: readonly FrameListener[] = [];
+  /** Called when the driver has handed up what one poll found (napi_complete_done): batching readers deliver then. */
+  readonly pollDone = new Set<() => void>();
   /** Carrier and presence changes, for the stack (gratuitous ARP) and "user space". */
   readonly watchers = new Set<(dev: NetDevice, event: 'carrier-on' | 'carrier-off' | 'notify-peers' | 'mtu') => void>();
   /** netif_tx_wake_queue: the driver freed transmit room (a completion came back); a sender waiting for room may go on. */
@@ -164,18 +175,23 @@ export class NetDevice {
   }
 
   /** A raw listener joins (packet_create); it hears every frame received from then on. */
-  addTap(tap: (frame: Uint8Array, meta: RxMeta) => void): void {
+  addTap(tap: FrameListener): void {
     if (!this.taps.includes(tap)) this.taps = [...this.taps, tap];
   }
 
-  removeTap(tap: (frame: Uint8Array, meta: RxMeta) => void): void {
+  removeTap(tap: FrameListener): void {
     this.taps = this.taps.filter((t) => t !== tap);
   }
 
-  /** netif_receive_skb: counted, then to raw listeners and the stack. */
-  receive(frame: Uint8Array, meta: RxMeta): void {
+  /** netif_receive_skb of the frame at bytes[at, at + length) (the driver counted it): raw listeners, then the stack. */
+  receive(bytes: Uint8Array, at: number, length: number, meta: RxMeta): void {
     const taps = this.taps;
-    for (let i = 0; i < taps.length; i++) taps[i]!(frame, meta);
-    this.rx?.(frame, meta);
+    for (let i = 0; i < taps.length; i++) taps[i]!(bytes, at, length, meta);
+    this.rx?.(bytes, at, length, meta);
+  }
+
+  /** The driver's poll is over (napi_complete_done). */
+  receiveDone(): void {
+    for (const f of this.pollDone) f();
   }
 }

@@ -65,7 +65,7 @@ import {
   nvspVersionName,
 } from '../wire/nvsp.js';
 import { PpiType, RndisMsg, RndisPacket, RndisStatus, RndisIndicateStatus, RndisPktinfoId, RNDIS_HEADER_SIZE, RNDIS_PKTINFO_1ST_FRAG, RNDIS_PKTINFO_ID, RNDIS_PKTINFO_LAST_FRAG, RNDIS_PKTINFO_SUBALLOC } from '../wire/rndis.js';
-import { NetDevice, NetDeviceError, type NetDeviceOps, type RxMeta, type TxMeta, type XmitResult } from './netdev.js';
+import { NetDevice, NetDeviceError, type NetDeviceOps, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
 import { CopyArena } from '../copy-arena.js';
 import { setInto } from '../../../memory/typed-arrays.js';
@@ -112,9 +112,8 @@ interface NvChannel {
    */
   recvCopy: Uint8Array;
   recvCopy32: Uint32Array;
-  /** Where the current message's data lies: the private copy (from 0), or the receive buffer in guest memory (from dataBase). */
-  data: Uint8Array;
-  dataBase: number;
+  /** What the driver tells the stack of each frame it hands up (one object, rewritten per frame). */
+  readonly meta: { queue: number; checksumVerified: boolean; hash: number | undefined };
   /** What rndis_filter_receive_data read of the current data packet (reused for each). */
   readonly rx: RxPacket;
 }
@@ -173,21 +172,6 @@ function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Ui
     return;
   }
   dst.set(new Uint8Array(mem.buffer, gpa, len));
-}
-
-/** Bytes of each received message copied first: the header and PPIs of a data packet, which is all the driver reads of it. */
-const RX_HEAD_BYTES = 256;
-
-/**
- * Whether the first `head` bytes of a message (a private copy) hold all that netvsc reads of it
- * besides the frame: it is a data packet, and its PPIs (when its offset is one the reader takes)
- * end inside them. Anything else is copied whole before it is read.
- */
-function packetHeadSuffices(buf: Uint8Array, head: number): boolean {
-  if (head < RNDIS_HEADER_SIZE + RndisPacket.size || rndisMessageType(buf, 0) !== RndisMsg.PACKET) return false;
-  const ppiOffset = u32At(buf, RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_offset);
-  const ppiLen = u32At(buf, RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_len);
-  return ppiOffset === 0 || RNDIS_HEADER_SIZE + ppiOffset + ppiLen <= head;
 }
 
 /** A send section holding `count` RNDIS packets (each padded to pkt_align) not yet sent. */
@@ -354,7 +338,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, rx: new RxPacket() };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket() };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -839,6 +823,7 @@ export class Netvsc implements NetDeviceOps {
     this.freedTx = false;
     ch.receive((p) => this.processPacket(c, p));
     this.sendRecvCompletions(c);
+    this.netdev.receiveDone();
     if (this.freedTx) this.netdev.txWake();
   }
 
@@ -945,23 +930,15 @@ export class Netvsc implements NetDeviceOps {
         this.log('err', `Packet too big: buflen=${len} recv_section_size=${rb.sectionSize}`);
         continue;
       }
-      // A private copy: the host may change its buffer at any time (nvchan->recv_buf). What is
-      // checked and acted on (the header, the PPIs) is read from it. A data packet's frame, which
-      // netvsc only hands on, goes from the buffer into its skb once (receiveData): the same
-      // bytes as a copy of the whole message would give, one copy fewer.
+      // A private copy: the host may change its buffer at any time (nvchan->recv_buf). It is
+      // also the frame's skb while the frame goes up: whoever keeps the frame copies it.
       if (c.recvCopy.length < len) {
         c.recvCopy = new Uint8Array(Math.ceil(rb.sectionSize / 4) * 4);
         c.recvCopy32 = new Uint32Array(c.recvCopy.buffer);
       }
       const mem = this.t.memory;
       if (this.mem32?.buffer !== mem.buffer) this.mem32 = new Uint32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
-      const gpa = rb.gpa + offset;
-      const head = Math.min(len, RX_HEAD_BYTES);
-      copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, gpa, head);
-      const whole = head === len || !packetHeadSuffices(c.recvCopy, head);
-      if (whole && head < len) copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, gpa, len);
-      c.data = whole ? c.recvCopy : mem.bytes;
-      c.dataBase = whole ? 0 : gpa;
+      copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, rb.gpa + offset, len);
       if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
@@ -1018,15 +995,15 @@ export class Netvsc implements NetDeviceOps {
     }
     if (pkt.ppiError) this.log('err', `Invalid ${pkt.ppiError.field.replace(/^msg\.pkt\./, '')}: ${pkt.ppiError.reason}`);
     const rscFlag = pkt.rscFlag;
-    // The skb: the frame's own copy, out of the channel's buffer that the next message reuses.
-    const frame = this.skbs.copy(c.data, c.dataBase + pkt.dataOffset, c.dataBase + pkt.dataOffset + pkt.dataLength);
     if (rscFlag === undefined || !(rscFlag & RNDIS_PKTINFO_SUBALLOC)) {
-      // A whole frame (the usual case): no fragments to gather.
+      // A whole frame (the usual case): no fragments to gather; it goes up from the private copy.
       if (c.rsc.length) c.rsc.length = 0;
       c.rscPpi.csum = pkt.csum;
       c.rscPpi.hash = pkt.hash;
-      return this.recvCallback(c, frame);
+      return this.recvCallback(c, buf, pkt.dataOffset, pkt.dataLength);
     }
+    // A fragment is kept until the last one: its own copy, out of the buffer the next message reuses.
+    const frame = this.skbs.copy(buf, pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
     // RSC: fragments of one coalesced frame, the last one completing it (RNDIS_PKTINFO_ID).
     if (rscFlag & RNDIS_PKTINFO_1ST_FRAG) c.rsc.length = 0;
     else if (c.rsc.length === 0) return NvspStatus.FAIL;
@@ -1037,22 +1014,24 @@ export class Netvsc implements NetDeviceOps {
     if (more) return NvspStatus.SUCCESS;
     const parts = c.rsc.splice(0);
     const whole = parts.length === 1 ? parts[0]! : concat(parts);
-    return this.recvCallback(c, whole);
+    return this.recvCallback(c, whole, 0, whole.length);
   }
 
   /** netvsc_recv_callback: counters, then the interface delivers. */
-  private recvCallback(c: NvChannel, frame: Uint8Array): number {
+  private recvCallback(c: NvChannel, bytes: Uint8Array, at: number, length: number): number {
     const dev = this.netdev;
     if (!dev.name) return NvspStatus.FAIL; // not registered yet
     c.rxPackets++;
-    c.rxBytes += frame.length;
+    c.rxBytes += length;
     dev.stats.rxPackets++;
-    dev.stats.rxBytes += frame.length;
-    if (isBroadcast(frame, 0)) dev.stats.broadcast++;
-    else if (isMulticast(frame, 0)) dev.stats.multicast++;
+    dev.stats.rxBytes += length;
+    if (isBroadcast(bytes, at)) dev.stats.broadcast++;
+    else if (isMulticast(bytes, at)) dev.stats.multicast++;
     const csum = c.rscPpi.csum;
-    const meta: RxMeta = { queue: c.index, checksumVerified: csum !== undefined && dev.features.rxCsum && (csum & RX_CSUM_OK) !== 0, hash: c.rscPpi.hash };
-    dev.receive(frame, meta);
+    const meta = c.meta;
+    meta.checksumVerified = csum !== undefined && dev.features.rxCsum && (csum & RX_CSUM_OK) !== 0;
+    meta.hash = c.rscPpi.hash;
+    dev.receive(bytes, at, length, meta);
     return NvspStatus.SUCCESS;
   }
 

@@ -691,13 +691,13 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       at = gpa >= 0 ? gpa : 0;
       end = at + size;
     } else if (p.ranges) {
-      const gathered = this.gather(p.ranges);
-      if (!gathered) {
+      const total = this.gather(p.ranges);
+      if (total < 0) {
         this.stats.txDropped.badRndis++;
         return NvspStatus.FAIL;
       }
-      data = gathered;
-      end = data.length;
+      data = this.gathered;
+      end = total;
     } else {
       this.stats.txDropped.badRndis++;
       this.violation('RNDIS packet with neither a send section nor page buffers');
@@ -740,12 +740,17 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     return status;
   }
 
-  /** Copies GPA-direct ranges out of guest RAM; undefined (and a violation) if any lies outside RAM or the total is too big. */
-  private gather(ranges: readonly { byteCount: number; byteOffset: number; pfns: number[] }[]): Uint8Array | undefined {
+  /**
+   * Copies GPA-direct ranges out of guest RAM into `gathered` (reused: what is sent on from it is
+   * copied by the back end during the call); their length, or -1 (and a violation) if any lies
+   * outside RAM or the total is too big.
+   */
+  private gather(ranges: readonly { byteCount: number; byteOffset: number; pfns: number[] }[]): number {
     let total = 0;
     for (const r of ranges) total += r.byteCount;
-    if (total > MAX_GPA_DIRECT_BYTES) return void this.violation(`GPA-direct data of ${total} bytes exceeds ${MAX_GPA_DIRECT_BYTES}`), undefined;
-    const out = new Uint8Array(total);
+    if (total > MAX_GPA_DIRECT_BYTES) return void this.violation(`GPA-direct data of ${total} bytes exceeds ${MAX_GPA_DIRECT_BYTES}`), -1;
+    if (this.gathered.length < total) this.gathered = new Uint8Array(Math.max(total, 2 * this.gathered.length, 4096));
+    const out = this.gathered;
     let at = 0;
     for (const r of ranges) {
       let left = r.byteCount;
@@ -754,15 +759,17 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
         if (left === 0) break;
         const n = Math.min(left, 4096 - off);
         const gpa = pfn * 4096 + off;
-        if (!this.mem.contains(gpa, n)) return void this.violation(`GPA-direct page 0x${pfn.toString(16)} is outside guest RAM`), undefined;
+        if (!this.mem.contains(gpa, n)) return void this.violation(`GPA-direct page 0x${pfn.toString(16)} is outside guest RAM`), -1;
         hostRead(this.mem, gpa, out.subarray(at, at + n)); // beneath any overlay page (gpa-map.ts)
         at += n;
         left -= n;
         off = 0;
       }
     }
-    return out;
+    return total;
   }
+
+  private gathered = new Uint8Array(0);
 
   /** One RNDIS data packet from the guest, `msgLength` bytes at buf[at..]: checks, offloads, out to the back end. False if dropped. */
   private transmit(buf: Uint8Array, at: number, msgLength: number): boolean {
