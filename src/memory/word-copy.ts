@@ -8,17 +8,24 @@ import { setInto, subarrayOf } from './typed-arrays.js';
 /** Copies up to this many bytes word by word; larger ones go in one move, which is faster there. */
 const WORD_COPY_MAX = 256;
 
-/** The words of one array's whole buffer, kept while the same array comes back (an identity check: no getter per copy). */
+/**
+ * The words of one array's whole buffer and where the array starts in it, kept while the same
+ * array comes back (an identity check: the buffer and byteOffset getters are not free per copy).
+ */
 export class WordView {
   bytes: Uint8Array | undefined = undefined;
   words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+  /** bytes.byteOffset. */
+  base = 0;
 
-  of(bytes: Uint8Array): Uint32Array<ArrayBufferLike> {
+  /** This view, made to be that of `bytes`. */
+  of(bytes: Uint8Array): this {
     if (bytes !== this.bytes) {
       this.bytes = bytes;
       this.words = new Uint32Array(bytes.buffer, 0, bytes.buffer.byteLength >>> 2);
+      this.base = bytes.byteOffset;
     }
-    return this.words;
+    return this;
   }
 }
 
@@ -32,11 +39,13 @@ export class WordCopier {
 
   /** dst[dstAt, dstAt + length) = src[srcAt, srcAt + length). Both ranges must lie inside their arrays. */
   copy(dst: Uint8Array, dstAt: number, src: Uint8Array, srcAt: number, length: number): void {
-    const d = dst.byteOffset + dstAt;
-    const s = src.byteOffset + srcAt;
+    const dv = this.dst.of(dst);
+    const sv = this.src.of(src);
+    const d = dv.base + dstAt;
+    const s = sv.base + srcAt;
     if (length <= WORD_COPY_MAX && ((d | s) & 3) === 0) {
-      const dw = this.dst.of(dst);
-      const sw = this.src.of(src);
+      const dw = dv.words;
+      const sw = sv.words;
       const words = length >>> 2;
       const di = d >>> 2;
       const si = s >>> 2;

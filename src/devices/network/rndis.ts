@@ -5,6 +5,7 @@
 import { WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
 import { RNDIS_HEADER_SIZE, RndisMessage, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
 import { setInto } from '../../memory/typed-arrays.js';
+import type { WordView } from '../../memory/word-copy.js';
 
 export class RndisError extends WireError {
   constructor(field: string, reason: string) {
@@ -287,13 +288,14 @@ const W = {
 } as const;
 
 /**
- * writeRndisPacketHeader through `words` (a Uint32Array over all of out's buffer): one store per
+ * writeRndisPacketHeader through `view` (out's words): one store per
  * field, every field written, when out[at] is word-aligned on a little-endian machine; otherwise
  * the header is built and copied. The per-frame paths write into shared guest memory, where a
  * header built elsewhere and copied costs twice the stores.
  */
-export function writeRndisPacketHeaderWords(out: Uint8Array, words: Uint32Array<ArrayBufferLike>, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
-  const abs = out.byteOffset + at;
+export function writeRndisPacketHeaderWords(out: Uint8Array, view: WordView, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
+  const abs = view.of(out).base + at;
+  const words = view.words;
   if (!LITTLE_ENDIAN || (abs & 3) !== 0) return writeRndisPacketHeader(out, at, frameLength, ppis);
   const w = abs >>> 2;
   const ppiLen = ppiBytes(ppis.length);

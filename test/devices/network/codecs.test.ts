@@ -12,6 +12,7 @@ import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filte
 import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
 import { PpiType, RndisMsg, RndisPacket, RndisQueryComplete, RndisQueryRequest, RNDIS_HEADER_SIZE } from '../../../src/devices/network/wire/rndis.js';
 import { fuzz } from '../../fuzz/fuzz.js';
+import { WordView } from '../../../src/memory/word-copy.js';
 import { RUNS } from '../../vmbus/fuzz-runs.js';
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
@@ -78,11 +79,12 @@ describe('RNDIS messages', () => {
   it('the header written a field per word into dirty memory is the byte-built header, at any offset', () => {
     const ppi = fc.record({ type: fc.integer({ min: 0, max: 0x7fffffff }), internal: fc.boolean(), value: fc.integer({ min: 0, max: 0xffffffff }) });
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 9000 }), fc.array(ppi, { maxLength: 6 }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 255 }), (frameLength, ppis, at, dirt) => {
+      fc.property(fc.integer({ min: 0, max: 9000 }), fc.array(ppi, { maxLength: 6 }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 7 }), (frameLength, ppis, at, dirt, base) => {
         const byBytes = new Uint8Array(256).fill(dirt);
-        const byWords = new Uint8Array(new SharedArrayBuffer(256)).fill(dirt);
+        // An array that starts `base` bytes into its buffer: words are counted from the buffer's start.
+        const byWords = new Uint8Array(new SharedArrayBuffer(264), base, 256).fill(dirt);
         const n = writeRndisPacketHeader(byBytes, at, frameLength, ppis);
-        expect(writeRndisPacketHeaderWords(byWords, new Uint32Array(byWords.buffer), at, frameLength, ppis)).toBe(n);
+        expect(writeRndisPacketHeaderWords(byWords, new WordView(), at, frameLength, ppis)).toBe(n);
         expect(hex(byWords)).toBe(hex(byBytes));
       }),
       { numRuns: RUNS },

@@ -162,7 +162,7 @@ const WORD_COPY_MAX = 256;
  * word-aligned ones as 32-bit words (a view of shared memory per copy costs more than the copy),
  * others in one move.
  */
-function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Uint32Array, gpa: number, len: number): void {
+function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Uint32Array<ArrayBufferLike>, gpa: number, len: number): void {
   if (len <= WORD_COPY_MAX && (gpa & 3) === 0) {
     const words = len >>> 2;
     const w = gpa >>> 2;
@@ -704,7 +704,7 @@ export class Netvsc implements NetDeviceOps {
     }
     const mem = this.t.memory.bytes;
     const at = sb.gpa + m.section * sb.sectionSize + m.len;
-    const hl = writeRndisPacketHeaderWords(mem, this.memWords.of(mem), at, frame.length, ppis);
+    const hl = writeRndisPacketHeaderWords(mem, this.memWords, at, frame.length, ppis);
     setInto(mem, frame, at + hl);
     m.count++;
     m.bytes += frame.length;
@@ -827,11 +827,9 @@ export class Netvsc implements NetDeviceOps {
     if (this.freedTx) this.netdev.txWake();
   }
 
-  /** Guest memory as words, for the RNDIS headers written into send sections. */
+  /** Guest memory as words: for the RNDIS headers written into send sections, and small messages copied out of the receive buffer. */
   private readonly memWords = new WordView();
 
-  /** Guest memory as 32-bit words, for copying small messages out of the receive buffer. */
-  private mem32: Uint32Array | undefined;
 
   /** Where received frames get their own bytes (netvsc_alloc_recv_skb). */
   private readonly skbs = new CopyArena();
@@ -937,8 +935,7 @@ export class Netvsc implements NetDeviceOps {
         c.recvCopy32 = new Uint32Array(c.recvCopy.buffer);
       }
       const mem = this.t.memory;
-      if (this.mem32?.buffer !== mem.buffer) this.mem32 = new Uint32Array(mem.buffer, 0, mem.buffer.byteLength >>> 2);
-      copyIn(c.recvCopy, c.recvCopy32, mem, this.mem32, rb.gpa + offset, len);
+      copyIn(c.recvCopy, c.recvCopy32, mem, this.memWords.of(mem.bytes).words, rb.gpa + offset, len);
       if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;

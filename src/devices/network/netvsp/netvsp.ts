@@ -953,7 +953,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     if (gpa >= 0) {
       // In place, as OpenVMM fills a receive section: the header's fields, then the frame.
       const mem = this.mem.bytes;
-      const hl = writeRndisPacketHeaderWords(mem, this.memWords.of(mem), gpa, length, ppis);
+      const hl = writeRndisPacketHeaderWords(mem, this.memWords, gpa, length, ppis);
       this.frameCopier.copy(mem, gpa + hl, bytes, at, length);
     } else {
       if (this.rxScratch.length < len) this.rxScratch = new Uint8Array(rb.sectionSize);

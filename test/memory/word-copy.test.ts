@@ -1,0 +1,30 @@
+// WordCopier copies exactly what TypedArray.prototype.set would, word by word or in one move,
+// between arrays at any offset into their buffers (shared or not), and keeps working when the
+// arrays it is handed change from one copy to the next.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { WordCopier } from '../../src/memory/word-copy.js';
+
+const arrayIn = (shared: boolean, base: number, length: number, fill: number) => new Uint8Array(shared ? new SharedArrayBuffer(base + length + 3) : new ArrayBuffer(base + length + 3), base, length).fill(fill);
+
+describe('WordCopier', () => {
+  it('copies what set() copies, for any lengths, offsets, buffer kinds and bases, with the arrays changing between copies', () => {
+    const copier = new WordCopier();
+    const side = fc.record({ shared: fc.boolean(), base: fc.integer({ min: 0, max: 7 }), size: fc.integer({ min: 1, max: 700 }) });
+    fc.assert(
+      fc.property(fc.array(fc.record({ src: side, dst: side, a: fc.nat(), b: fc.nat(), n: fc.nat() }), { minLength: 1, maxLength: 5 }), (copies) => {
+        for (const { src: s, dst: d, a, b, n } of copies) {
+          const src = arrayIn(s.shared, s.base, s.size, 0).map((_, i) => (i * 37 + 11) & 0xff);
+          const dst = arrayIn(d.shared, d.base, d.size, 0xaa);
+          const expected = dst.slice();
+          const length = n % (Math.min(s.size, d.size) + 1);
+          const srcAt = a % (s.size - length + 1);
+          const dstAt = b % (d.size - length + 1);
+          expected.set(src.subarray(srcAt, srcAt + length), dstAt);
+          copier.copy(dst, dstAt, src, srcAt, length);
+          expect([...dst]).toEqual([...expected]);
+        }
+      }),
+    );
+  });
+});
