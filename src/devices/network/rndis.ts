@@ -5,7 +5,7 @@
 import { WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
 import { RNDIS_HEADER_SIZE, RndisMessage, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
 import { setInto } from '../../memory/typed-arrays.js';
-import type { WordView } from '../../memory/word-copy.js';
+import { WordView } from '../../memory/word-copy.js';
 
 export class RndisError extends WireError {
   constructor(field: string, reason: string) {
@@ -23,6 +23,38 @@ const setU32 = (b: Uint8Array, at: number, v: number): void => {
   b[at + 3] = (v >>> 24) & 0xff;
 };
 
+/** Word loads read the little-endian fields as they are only on a little-endian machine. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * The little-endian u32 fields of one array at a time: a word-aligned field in one load, any
+ * other byte by byte. A field of shared guest memory costs a load per byte otherwise, so each
+ * data path keeps a reader for the array it reads (guest memory, its private copy), whose words
+ * are then made once.
+ */
+export class FieldReader {
+  private readonly view = new WordView();
+  private bytes: Uint8Array = new Uint8Array(0);
+
+  /** This reader, reading `bytes`. */
+  of(bytes: Uint8Array): this {
+    if (bytes !== this.bytes) {
+      this.bytes = bytes;
+      this.view.of(bytes);
+    }
+    return this;
+  }
+
+  u32(at: number): number {
+    const a = this.view.base + at;
+    if (LITTLE_ENDIAN && (a & 3) === 0 && at >= 0 && at + 4 <= this.bytes.length) return this.view.words[a >>> 2]!;
+    return u32At(this.bytes, at);
+  }
+}
+
+/** The reader of the parse functions when the caller has none of its own. */
+const ANY = new FieldReader();
+
 export interface RndisHeader {
   readonly type: number;
   /** msg_len: the whole message, header included; checked against what holds it. */
@@ -38,16 +70,16 @@ export function rndisHeader(buf: Uint8Array, at = 0, end = buf.length): RndisHea
 }
 
 /** The checked msg_len of the message at `buf[at..end)`, for the data paths that need no header object. */
-export function rndisMessageLength(buf: Uint8Array, at: number, end: number): number {
+export function rndisMessageLength(buf: Uint8Array, at: number, end: number, r: FieldReader = ANY): number {
   const room = end - at;
   if (room < RNDIS_HEADER_SIZE) throw new RndisError('', `needs ${RNDIS_HEADER_SIZE} bytes, have ${room}`);
-  const length = u32At(buf, at + RndisMessage.offsets.msg_len);
+  const length = r.of(buf).u32(at + RndisMessage.offsets.msg_len);
   if (length < RNDIS_HEADER_SIZE || length > room) throw new RndisError('msg_len', `${length} is not within [${RNDIS_HEADER_SIZE}, ${room}]`);
   return length;
 }
 
 /** The ndis_msg_type of the message at `buf[at..]` (its header checked already). */
-export const rndisMessageType = (buf: Uint8Array, at: number): number => u32At(buf, at + RndisMessage.offsets.ndis_msg_type);
+export const rndisMessageType = (buf: Uint8Array, at: number, r: FieldReader = ANY): number => r.of(buf).u32(at + RndisMessage.offsets.ndis_msg_type);
 
 /** A body after the header, checked to fit the message's `length` (each side's `msg_len - RNDIS_HEADER_SIZE < sizeof` checks). */
 export function rndisBody<F extends FieldSpec>(S: Struct<F>, buf: Uint8Array, length: number): StructValue<F> {
@@ -107,13 +139,13 @@ export interface RndisPacketSink {
  * a size of zero or too large (it neither advances nor stops); the model stops instead. Returns
  * the error that stopped it (the elements before it were reported).
  */
-function walkPpis(buf: Uint8Array, at: number, len: number, sink: RndisPacketSink): RndisError | undefined {
+function walkPpis(buf: Uint8Array, at: number, len: number, sink: RndisPacketSink, r: FieldReader): RndisError | undefined {
   let i = 0;
   while (len > 0) {
     if (len < RndisPerPacketInfo.size) return new RndisError(`ppi[${i}]`, `${len} bytes left, less than a PPI header`);
-    const size = u32At(buf, at + PPI.size);
-    const word = u32At(buf, at + PPI._type);
-    const offset = u32At(buf, at + PPI.ppi_offset);
+    const size = r.u32(at + PPI.size);
+    const word = r.u32(at + PPI._type);
+    const offset = r.u32(at + PPI.ppi_offset);
     if (size < RndisPerPacketInfo.size || size > len) return new RndisError(`ppi[${i}].size`, `${size} is not within [${RndisPerPacketInfo.size}, ${len}]`);
     if (offset >= size || offset < RndisPerPacketInfo.size) return new RndisError(`ppi[${i}].ppi_offset`, `${offset} is not within [${RndisPerPacketInfo.size}, ${size})`);
     sink.ppi(word & 0x7fffffff, word >>> 31 === 1, buf, at + offset, at + size);
@@ -131,11 +163,12 @@ function walkPpis(buf: Uint8Array, at: number, len: number, sink: RndisPacketSin
  * packet (rndis_get_ppi), and ignored otherwise (sink.ppiError says why). Throws RndisError
  * when the packet is refused.
  */
-export function readRndisPacketGuest(buf: Uint8Array, len: number, sink: RndisPacketSink): void {
+export function readRndisPacketGuest(buf: Uint8Array, len: number, sink: RndisPacketSink, r: FieldReader = ANY): void {
+  r.of(buf);
   if (len < RNDIS_HEADER_SIZE + RndisPacket.size) throw new RndisError('msg.pkt', `data_buflen ${len} is too small`);
   const b = RNDIS_HEADER_SIZE;
-  const dataOffsetField = u32At(buf, b + P.data_offset);
-  const dataLen = u32At(buf, b + P.data_len);
+  const dataOffsetField = r.u32(b + P.data_offset);
+  const dataLen = r.u32(b + P.data_len);
   if (dataOffsetField >= len - RNDIS_HEADER_SIZE) throw new RndisError('msg.pkt.data_offset', `${dataOffsetField} is not inside the ${len}-byte buffer`);
   const dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
   if (len - dataOffset < dataLen) throw new RndisError('msg.pkt.data_len', `${dataLen} bytes do not fit the ${len - dataOffset} after the data offset`);
@@ -143,12 +176,12 @@ export function readRndisPacketGuest(buf: Uint8Array, len: number, sink: RndisPa
   sink.dataLength = dataLen;
   sink.ppiError = undefined;
   const rpktLen = len - RNDIS_HEADER_SIZE;
-  const ppiOffset = u32At(buf, b + P.per_pkt_info_offset);
-  const ppiLen = u32At(buf, b + P.per_pkt_info_len);
+  const ppiOffset = r.u32(b + P.per_pkt_info_offset);
+  const ppiLen = r.u32(b + P.per_pkt_info_len);
   if (ppiOffset === 0) return;
   if (ppiOffset < RndisPacket.size || ppiOffset > rpktLen) return void (sink.ppiError = new RndisError('msg.pkt.per_pkt_info_offset', `${ppiOffset} is invalid`));
   if (ppiLen < RndisPerPacketInfo.size || ppiLen > rpktLen - ppiOffset) return void (sink.ppiError = new RndisError('msg.pkt.per_pkt_info_len', `${ppiLen} is invalid`));
-  sink.ppiError = walkPpis(buf, b + ppiOffset, ppiLen, sink);
+  sink.ppiError = walkPpis(buf, b + ppiOffset, ppiLen, sink, r);
 }
 
 /**
@@ -157,21 +190,22 @@ export function readRndisPacketGuest(buf: Uint8Array, len: number, sink: RndisPa
  * inside the message, and PPIs that lie inside it; anything else refuses the packet (RndisError).
  * The frame's offset is from `at`.
  */
-export function readRndisPacketHost(buf: Uint8Array, at: number, length: number, sink: RndisPacketSink): void {
+export function readRndisPacketHost(buf: Uint8Array, at: number, length: number, sink: RndisPacketSink, r: FieldReader = ANY): void {
+  r.of(buf);
   if (length - RNDIS_HEADER_SIZE < RndisPacket.size) throw new RndisError('msg.pkt', `msg_len ${length} is too small for the packet header`);
   const b = at + RNDIS_HEADER_SIZE;
-  if (u32At(buf, b + P.num_oob_data_elements) !== 0 || u32At(buf, b + P.oob_data_len) !== 0 || u32At(buf, b + P.oob_data_offset) !== 0) throw new RndisError('msg.pkt.oob_data_offset', 'out-of-band data is not supported');
-  if (u32At(buf, b + P.vc_handle) !== 0) throw new RndisError('msg.pkt.vc_handle', 'must be zero');
+  if (r.u32(b + P.num_oob_data_elements) !== 0 || r.u32(b + P.oob_data_len) !== 0 || r.u32(b + P.oob_data_offset) !== 0) throw new RndisError('msg.pkt.oob_data_offset', 'out-of-band data is not supported');
+  if (r.u32(b + P.vc_handle) !== 0) throw new RndisError('msg.pkt.vc_handle', 'must be zero');
   const body = length - RNDIS_HEADER_SIZE;
-  const dataOffsetField = u32At(buf, b + P.data_offset);
-  const dataLen = u32At(buf, b + P.data_len);
+  const dataOffsetField = r.u32(b + P.data_offset);
+  const dataLen = r.u32(b + P.data_len);
   if (dataOffsetField > body || body - dataOffsetField < dataLen || dataLen === 0) throw new RndisError('msg.pkt.data_len', `${dataLen} bytes at offset ${dataOffsetField} do not fit the ${body}-byte packet`);
-  const ppiOffset = u32At(buf, b + P.per_pkt_info_offset);
-  const ppiLen = u32At(buf, b + P.per_pkt_info_len);
+  const ppiOffset = r.u32(b + P.per_pkt_info_offset);
+  const ppiLen = r.u32(b + P.per_pkt_info_len);
   sink.ppiError = undefined;
   if (ppiLen !== 0) {
     if (ppiOffset > body || body - ppiOffset < ppiLen) throw new RndisError('msg.pkt.per_pkt_info_offset', `${ppiLen} bytes at ${ppiOffset} leave the ${body}-byte packet`);
-    const error = walkPpis(buf, b + ppiOffset, ppiLen, sink);
+    const error = walkPpis(buf, b + ppiOffset, ppiLen, sink, r);
     if (error) throw error;
   }
   sink.dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
@@ -266,8 +300,6 @@ export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength:
   return h.length;
 }
 
-/** Word stores write the little-endian fields in place only on a little-endian machine. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Each header field's word, from the declared layouts. */
 const W = {
   type: RndisMessage.offsets.ndis_msg_type >>> 2,

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { be16, completeL4Checksum, csumFinish, ipv4ChecksumOk, ipv4Of, l4ChecksumOk, parseCidr, parseIpv4, parseMac, sum16, udpFrame, icmpEchoFrame, ETH_HLEN, Udp, Ip4, flowOf } from '../../../src/devices/network/ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType } from '../../../src/devices/network/nvsp.js';
-import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords } from '../../../src/devices/network/rndis.js';
+import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, FieldReader, writeRndisPacketHeader, writeRndisPacketHeaderWords } from '../../../src/devices/network/rndis.js';
 import { rssHash, toeplitz } from '../../../src/devices/network/toeplitz.js';
 import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
 import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
@@ -86,6 +86,20 @@ describe('RNDIS messages', () => {
         const n = writeRndisPacketHeader(byBytes, at, frameLength, ppis);
         expect(writeRndisPacketHeaderWords(byWords, new WordView(), at, frameLength, ppis)).toBe(n);
         expect(hex(byWords)).toBe(hex(byBytes));
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('a field reader reads what a DataView reads, aligned or not, in arrays at any offset of any buffer', () => {
+    const r = new FieldReader();
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 4, maxLength: 64 }), fc.integer({ min: 0, max: 7 }), fc.boolean(), fc.nat(), (bytes, base, shared, pick) => {
+        const buf = shared ? new SharedArrayBuffer(base + bytes.length) : new ArrayBuffer(base + bytes.length);
+        const a = new Uint8Array(buf, base, bytes.length);
+        a.set(bytes);
+        const at = pick % (bytes.length - 3);
+        expect(r.of(a).u32(at)).toBe(new DataView(buf, base).getUint32(at, true));
       }),
       { numRuns: RUNS },
     );

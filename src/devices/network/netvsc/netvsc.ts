@@ -17,7 +17,7 @@ import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
+import { FieldReader, ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -134,8 +134,10 @@ class RxPacket implements RndisPacketSink {
     this.csum = undefined;
     this.hash = undefined;
     this.rscFlag = undefined;
-    readRndisPacketGuest(buf, len, this);
+    readRndisPacketGuest(buf, len, this, this.fields);
   }
+  /** Reads the fields of the channel's private copy. */
+  readonly fields = new FieldReader();
   /** rndis_get_ppi for the types netvsc asks for: each value is (at least) a u32. */
   ppi(type: number, internal: boolean, buf: Uint8Array, valueAt: number, valueEnd: number): void {
     if (valueEnd - valueAt < 4) return;
@@ -948,7 +950,7 @@ export class Netvsc implements NetDeviceOps {
   private rndisReceive(c: NvChannel, buf: Uint8Array, buflen: number, isLast: boolean): number {
     let length: number;
     try {
-      length = rndisMessageLength(buf, 0, buflen);
+      length = rndisMessageLength(buf, 0, buflen, c.rx.fields);
     } catch (e) {
       if (!(e instanceof RndisError)) throw e;
       this.rxErrors.badRndis++;
@@ -956,7 +958,7 @@ export class Netvsc implements NetDeviceOps {
       this.log('err', `Invalid rndis_msg (buflen: ${buflen}, msg_len: ${len})`);
       return NvspStatus.FAIL;
     }
-    const type = rndisMessageType(buf, 0);
+    const type = rndisMessageType(buf, 0, c.rx.fields);
     switch (type) {
       case RndisMsg.PACKET:
         return this.receiveData(c, buf, buflen, isLast);

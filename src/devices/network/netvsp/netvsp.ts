@@ -21,7 +21,7 @@ import type { HostContext, HostDevice } from '../../device.js';
 import { NO_NETWORK, type NetBackend, type NetEndpoint, type NetLink } from '../backend.js';
 import { be16, Eth, EtherType, ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue } from '../rndis.js';
+import { FieldReader, PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue } from '../rndis.js';
 import { rssHash } from '../toeplitz.js';
 import { CsumInfoReceive } from '../wire/ndis.js';
 import {
@@ -710,14 +710,14 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     while (at < end) {
       let length: number;
       try {
-        length = rndisMessageLength(data, at, end);
+        length = rndisMessageLength(data, at, end, this.fields);
       } catch (e) {
         if (!(e instanceof RndisError)) throw e;
         this.stats.txDropped.badRndis++;
         this.violation(`RNDIS message at ${at - first}: ${e.message}`);
         return NvspStatus.FAIL;
       }
-      const type = rndisMessageType(data, at);
+      const type = rndisMessageType(data, at, this.fields);
       if (type === RndisMsg.PACKET) {
         if (!this.transmit(data, at, length)) status = NvspStatus.FAIL;
       } else {
@@ -775,7 +775,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   private transmit(buf: Uint8Array, at: number, msgLength: number): boolean {
     const pkt = this.txPacket.clear();
     try {
-      readRndisPacketHost(buf, at, msgLength, pkt);
+      readRndisPacketHost(buf, at, msgLength, pkt, this.fields);
     } catch (e) {
       if (!(e instanceof RndisError)) throw e;
       this.stats.txDropped.badRndis++;
@@ -821,6 +821,9 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
     return true;
   }
+
+  /** Reads the fields of the guest's messages (in guest memory, or a copy of them). */
+  private readonly fields = new FieldReader();
 
   /** The PPIs of the guest packet being transmitted (reused: none made for a packet without them). */
   private readonly txPacket = new PpiList();
