@@ -35,8 +35,9 @@ export interface RxMeta {
 export type XmitResult = 'ok' | 'busy' | 'dropped';
 
 /**
- * A receiver of the frame at bytes[at, at + length): the driver's own copy (its skb), valid
- * during the call. A receiver copies what it keeps, so a frame nobody keeps costs no allocation.
+ * A receiver of the frame at bytes[at, at + length), valid during the call: where the host put
+ * it, which the host could still change, so a receiver copies the frame before it reads it (the
+ * stack's skb, a socket's copy). A frame nobody keeps costs no allocation.
  */
 export type FrameListener = (bytes: Uint8Array, at: number, length: number, meta: RxMeta) => void;
 

@@ -112,6 +112,9 @@ interface NvChannel {
    */
   recvCopy: Uint8Array;
   recvCopy32: Uint32Array;
+  /** Where the current message's frame lies: the private copy (from 0) or the receive buffer in guest memory (from dataBase). */
+  data: Uint8Array;
+  dataBase: number;
   /** What the driver tells the stack of each frame it hands up (one object, rewritten per frame). */
   readonly meta: { queue: number; checksumVerified: boolean; hash: number | undefined };
   /** What rndis_filter_receive_data read of the current data packet (reused for each). */
@@ -160,21 +163,37 @@ const RX_CSUM_OK = Number(CsumInfoReceive.fields.receive.encode({ tcp_checksum_s
 const WORD_COPY_MAX = 256;
 
 /**
- * Copies `len` bytes of guest memory at `gpa` into `dst` (whose words `dst32` are): small,
- * word-aligned ones as 32-bit words (a view of shared memory per copy costs more than the copy),
- * others in one move.
+ * Copies bytes [from, to) of the message at guest address `gpa` into dst[from, to) (whose words
+ * `dst32` are): small, word-aligned runs as 32-bit words (a view of shared memory per copy costs
+ * more than the copy), others in one move.
  */
-function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Uint32Array<ArrayBufferLike>, gpa: number, len: number): void {
-  if (len <= WORD_COPY_MAX && (gpa & 3) === 0) {
-    const words = len >>> 2;
-    const w = gpa >>> 2;
-    for (let i = 0; i < words; i++) dst32[i] = mem32[w + i]!;
+function copyIn(dst: Uint8Array, dst32: Uint32Array, mem: GuestMemory, mem32: Uint32Array<ArrayBufferLike>, gpa: number, from: number, to: number): void {
+  if (to - from <= WORD_COPY_MAX && ((gpa | from) & 3) === 0) {
+    const end = from + ((to - from) & ~3);
+    const w = (gpa + from) >>> 2;
+    for (let i = from >>> 2, j = w; i < end >>> 2; i++, j++) dst32[i] = mem32[j]!;
     const bytes = mem.bytes;
-    for (let i = words << 2; i < len; i++) dst[i] = bytes[gpa + i]!;
+    for (let i = end; i < to; i++) dst[i] = bytes[gpa + i]!;
     return;
   }
-  dst.set(new Uint8Array(mem.buffer, gpa, len));
+  dst.set(new Uint8Array(mem.buffer, gpa + from, to - from), from);
 }
+
+/**
+ * How much of a received message (`len` bytes, its first `copied` already in `buf`) the driver
+ * reads besides a data packet's frame: a data packet's header and PPIs; all of anything else, and
+ * of a packet whose PPI fields it cannot take at face value (the reader then judges them).
+ */
+function headBytes(buf: Uint8Array, copied: number, len: number, r: FieldReader): number {
+  if (copied < PACKET_HEAD || rndisMessageType(buf, 0, r) !== RndisMsg.PACKET) return len;
+  const ppiOffset = r.u32(RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_offset);
+  if (ppiOffset === 0) return PACKET_HEAD;
+  const end = RNDIS_HEADER_SIZE + ppiOffset + r.u32(RNDIS_HEADER_SIZE + RndisPacket.offsets.per_pkt_info_len);
+  return end >= PACKET_HEAD && end <= len ? end : len;
+}
+
+/** A data packet's fixed part: the RNDIS header and rndis_packet. */
+const PACKET_HEAD = RNDIS_HEADER_SIZE + RndisPacket.size;
 
 /** A send section holding `count` RNDIS packets (each padded to pkt_align) not yet sent. */
 interface Msd {
@@ -340,7 +359,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket() };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket() };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -930,14 +949,23 @@ export class Netvsc implements NetDeviceOps {
         this.log('err', `Packet too big: buflen=${len} recv_section_size=${rb.sectionSize}`);
         continue;
       }
-      // A private copy: the host may change its buffer at any time (nvchan->recv_buf). It is
-      // also the frame's skb while the frame goes up: whoever keeps the frame copies it.
+      // What the driver checks and acts on is read from a private copy: the host may change its
+      // buffer at any time (nvchan->recv_buf). A data packet's frame, which the driver only hands
+      // on, stays where the host put it: whoever takes the frame copies it from there once, into
+      // a copy of its own, before reading it (the stack, a raw socket).
       if (c.recvCopy.length < len) {
         c.recvCopy = new Uint8Array(Math.ceil(rb.sectionSize / 4) * 4);
         c.recvCopy32 = new Uint32Array(c.recvCopy.buffer);
       }
       const mem = this.t.memory;
-      copyIn(c.recvCopy, c.recvCopy32, mem, this.memWords.of(mem.bytes).words, rb.gpa + offset, len);
+      const mem32 = this.memWords.of(mem.bytes).words;
+      const gpa = rb.gpa + offset;
+      const first = Math.min(len, PACKET_HEAD);
+      copyIn(c.recvCopy, c.recvCopy32, mem, mem32, gpa, 0, first);
+      const head = headBytes(c.recvCopy, first, len, c.rx.fields);
+      if (head > first) copyIn(c.recvCopy, c.recvCopy32, mem, mem32, gpa, first, head);
+      c.data = head === len ? c.recvCopy : mem.bytes;
+      c.dataBase = head === len ? 0 : gpa;
       if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
@@ -999,10 +1027,10 @@ export class Netvsc implements NetDeviceOps {
       if (c.rsc.length) c.rsc.length = 0;
       c.rscPpi.csum = pkt.csum;
       c.rscPpi.hash = pkt.hash;
-      return this.recvCallback(c, buf, pkt.dataOffset, pkt.dataLength);
+      return this.recvCallback(c, c.data, c.dataBase + pkt.dataOffset, pkt.dataLength);
     }
-    // A fragment is kept until the last one: its own copy, out of the buffer the next message reuses.
-    const frame = this.skbs.copy(buf, pkt.dataOffset, pkt.dataOffset + pkt.dataLength);
+    // A fragment is kept until the last one: its own copy.
+    const frame = this.skbs.copy(c.data, c.dataBase + pkt.dataOffset, c.dataBase + pkt.dataOffset + pkt.dataLength);
     // RSC: fragments of one coalesced frame, the last one completing it (RNDIS_PKTINFO_ID).
     if (rscFlag & RNDIS_PKTINFO_1ST_FRAG) c.rsc.length = 0;
     else if (c.rsc.length === 0) return NvspStatus.FAIL;
