@@ -731,7 +731,7 @@ export class Netvsc implements NetDeviceOps {
     m.bytes += frame.length;
     if (more) {
       // netvsc_copy_to_send_buf: the packet's msg_len grows to the next pkt_align boundary.
-      const padded = Math.ceil(total / align) * align;
+      const padded = align <= 0x40000000 ? (total + align - 1) & -align : Math.ceil(total / align) * align; // pkt_align is a power of two
       for (let i = at + total; i < at + padded; i++) mem[i] = 0; // at most pkt_align - 1 bytes
       setRndisMessageLength(mem, at, padded);
       m.len += padded;
