@@ -851,7 +851,6 @@ export class Netvsc implements NetDeviceOps {
   /** Guest memory as words: for the RNDIS headers written into send sections, and small messages copied out of the receive buffer. */
   private readonly memWords = new WordView();
 
-
   /** Where received frames get their own bytes (netvsc_alloc_recv_skb). */
   private readonly skbs = new CopyArena();
 
@@ -1023,7 +1022,7 @@ export class Netvsc implements NetDeviceOps {
     if (pkt.ppiError) this.log('err', `Invalid ${pkt.ppiError.field.replace(/^msg\.pkt\./, '')}: ${pkt.ppiError.reason}`);
     const rscFlag = pkt.rscFlag;
     if (rscFlag === undefined || !(rscFlag & RNDIS_PKTINFO_SUBALLOC)) {
-      // A whole frame (the usual case): no fragments to gather; it goes up from the private copy.
+      // A whole frame (the usual case): no fragments to gather; it goes up from where it lies.
       if (c.rsc.length) c.rsc.length = 0;
       c.rscPpi.csum = pkt.csum;
       c.rscPpi.hash = pkt.hash;
