@@ -137,6 +137,19 @@ class Entry {
   readonly element: ((ctx: CallContext, i: number) => number) | undefined;
   /** The body on the input register's halves, for a simple fast call of one input qword and no output: the doorbell lane. */
   readonly ring: ((partition: Partition, vp: Vp, low: number, high: number) => number) | undefined;
+  /** The gate's answer for the features last asked about (a partition's never change): the doorbell asks once per partition, not per call. */
+  private gatedFor: Features | undefined = undefined;
+  private gateOpen = false;
+
+  /** Whether the call is available with `f` (no gate: always). */
+  allowed(f: Features): boolean {
+    if (this.gate === undefined) return true;
+    if (f !== this.gatedFor) {
+      this.gateOpen = this.gate(f);
+      this.gatedFor = f;
+    }
+    return this.gateOpen;
+  }
 
   constructor(d: HypercallDef) {
     this.rep = d.rep;
@@ -253,7 +266,7 @@ export class HypercallDispatcher {
     const def = this.table[controlLow & 0xffff];
     if (def === undefined || def.ring === undefined) return undefined;
     const p = vp.partition;
-    if (def.gate !== undefined && !def.gate(p.features)) return result(HvStatus.ACCESS_DENIED);
+    if (!def.allowed(p.features)) return result(HvStatus.ACCESS_DENIED);
     return result(def.ring(p, vp, inputLow, inputHigh));
   }
 
