@@ -343,6 +343,24 @@ describe('HvCallSignalEvent (tlfs.md 4.12.2, 5.6)', () => {
     expect(status(g.hypercall({ code: HvCall.SIGNAL_EVENT }, BigInt(PAGE.input(0))))).toBe(0);
     expect(flags).toEqual([0, 0]);
   });
+
+  it('without the signal-events privilege: ACCESS_DENIED, fast or not, also when calls alternate with a partition that has it', () => {
+    const withIt = ready();
+    const without = ready({ features: { privilegesHigh: 0x10 } }); // post messages only
+    const flags: string[] = [];
+    for (const [name, r] of [['with', withIt], ['without', without]] as const) {
+      r.p.createPort(0x2, { type: 'host-event', flagCount: 1, handler: () => flags.push(name) });
+      r.p.connectPort(0x2, 0x2);
+    }
+    const sig = (r: typeof withIt) => status(r.guests[0]!.hypercall({ code: HvCall.SIGNAL_EVENT, fast: true }, 0x2n));
+    for (let i = 0; i < 3; i++) {
+      expect(sig(withIt)).toBe(S.SUCCESS);
+      expect(sig(without)).toBe(S.ACCESS_DENIED);
+    }
+    without.p.memory.write64(PAGE.input(0), 0x2n);
+    expect(status(without.guests[0]!.hypercall({ code: HvCall.SIGNAL_EVENT }, BigInt(PAGE.input(0))))).toBe(S.ACCESS_DENIED);
+    expect(flags).toEqual(['with', 'with', 'with']);
+  });
 });
 
 describe('processor sets: TLB flushes and cluster IPIs (tlfs.md 4.12.3-4.12.5)', () => {
