@@ -222,6 +222,22 @@ describe('the guest facing a hostile host', () => {
   });
 });
 
+describe('a guest changing its send section while the host forwards the frame', () => {
+  it('every port gets the frame as it was when the host took it: the host copies it out of guest memory before the switch reads it', () => {
+    const r = nicRig();
+    const sb = r.nic.sendBuf!;
+    const seen: string[] = [];
+    // The first port the flood reaches scribbles over the whole send buffer, as a guest in a
+    // worker could while its host is forwarding; the second records what it is handed.
+    r.sw.connect({ name: 'scribbler', mac: mac(7), deliver: () => (r.m.partition.memory.bytes.fill(0xee, sb.gpa, sb.gpa + sb.size), true) });
+    r.sw.connect({ name: 'probe', mac: mac(8), deliver: (f) => (seen.push(hex(f)), true) });
+    const frame = broadcast();
+    expect(r.guest.raw('eth0', () => undefined).send(frame)).toBe('ok');
+    r.m.runFor(1e6);
+    expect(seen).toEqual([hex(frame)]);
+  });
+});
+
 describe('the guest reading what the host sent', () => {
   it('PPIs placed far after the header, past what the driver reads first: still read, from its private copy, and the frame arrives whole', () => {
     const r = nicRig();

@@ -803,10 +803,18 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       return false;
     }
     if (ppis.length === 0) {
-      // No offload asked for (the usual frame): it goes out as the guest wrote it, as a range of the section.
+      // No offload asked for (the usual frame): it goes out as the guest wrote it. A frame still in
+      // guest memory is copied out first: what the back end reads of it (a switch its addresses,
+      // the receiving NIC its filter, then its bytes) must be one frame, not bytes the guest, in
+      // a worker alongside, could change in between.
       this.stats.txFrames++;
       this.stats.txBytes += length;
-      this.transmitOut(buf, start, length);
+      if (buf !== this.mem.bytes) this.transmitOut(buf, start, length);
+      else {
+        if (this.txFrame.length < length) this.txFrame = new Uint8Array(Math.max(length, 2 * this.txFrame.length));
+        this.txCopier.copy(this.txFrame, 0, buf, start, length);
+        this.transmitOut(this.txFrame, 0, length);
+      }
       return true;
     }
     const r = applyTxOffloads(subarrayOf(buf, start, start + length), ppis, this.adapter.mtu);
@@ -827,6 +835,9 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
 
   /** Reads the fields of the guest's messages (in guest memory, or a copy of them). */
   private readonly fields = new FieldReader();
+  /** The frame being transmitted, out of guest memory (reused: the back end copies what it keeps during the call). */
+  private txFrame = new Uint8Array(2048);
+  private readonly txCopier = new WordCopier();
 
   /** The PPIs of the guest packet being transmitted (reused: none made for a packet without them). */
   private readonly txPacket = new PpiList();
