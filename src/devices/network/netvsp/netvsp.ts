@@ -149,7 +149,7 @@ interface RecvBuffer {
   /** For each section lent with frames, the first section of its batch (its transaction id); -1 otherwise. */
   readonly batchOf: Int32Array;
   /** The sections of each batch, by its first. */
-  readonly batches: Map<number, number[]>;
+  readonly batches: Map<number, Int32Array>;
 }
 
 /**
@@ -496,9 +496,10 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     const id = p.transId <= 0xffffffffn ? Number(p.transId) : -1;
     const first = rb && id >= 0 && id < rb.pool.count ? rb.batchOf[id]! : -1;
     if (rb && first === id) {
-      for (const s of rb.batches.get(first)!) {
-        rb.batchOf[s] = -1;
-        rb.pool.give(s);
+      const sections = rb.batches.get(first)!;
+      for (let i = 0; i < sections.length; i++) {
+        rb.batchOf[sections[i]!] = -1;
+        rb.pool.give(sections[i]!);
       }
       rb.batches.delete(first);
       return;
@@ -1036,8 +1037,9 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       q.ch.waitForSpace(header.length + nvsp.length);
       return false;
     }
-    const sections = Array.from(b.sections.subarray(0, n));
-    for (const s of sections) rb.batchOf[s] = first;
+    // One copy of the batch's section list (Array.from would walk the typed array through its iterator).
+    const sections = b.sections.slice(0, n);
+    for (let i = 0; i < n; i++) rb.batchOf[sections[i]!] = first;
     rb.batches.set(first, sections);
     this.stats.rxFrames += n;
     this.stats.rxBytes += b.bytes;
