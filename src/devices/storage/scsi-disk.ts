@@ -149,9 +149,9 @@ export class ScsiDisk implements ScsiTarget {
     const bytes = this.directBlocks * b.sectorSize;
     this.commands++;
     try {
-      const view = subarrayOf(memory, at, at + bytes);
-      if (kind === 1) b.read(this.directLba, view);
-      else b.write(this.directLba, view, (cdb[1]! & 0x08) !== 0);
+      if (kind === 2) b.write(this.directLba, subarrayOf(memory, at, at + bytes), (cdb[1]! & 0x08) !== 0);
+      else if (b.readInto) b.readInto(this.directLba, memory, at, bytes);
+      else b.read(this.directLba, subarrayOf(memory, at, at + bytes));
     } catch (e) {
       if (!(e instanceof DiskIoError)) throw e;
       const r = checkCondition(SenseKey.MEDIUM_ERROR, kind === 1 ? Asc.UNRECOVERED_READ_ERROR : Asc.WRITE_ERROR, SrbStatus.ERROR);
