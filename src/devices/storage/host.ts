@@ -377,6 +377,27 @@ export class StorvspHost implements HostDevice {
     sc.channel.waitForSpace(COMPLETION_RING_BYTES);
   }
 
+  /**
+   * complete() with srbResponse's body, which is written straight into the completion buffer: of
+   * the whole 52-byte body only the first `requestSize` bytes go out, as complete() copies them.
+   */
+  private completeSrb(sc: StorChannel, transId: bigint, status: number, result: ScsiResult, requestSize: number): void {
+    if (sc.unsent.length > 0) return this.complete(sc, transId, status, this.srbResponse(result, this.response), requestSize);
+    const out = this.completionBuffer;
+    const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
+    const at = COMPLETION_PAYLOAD_AT;
+    for (let i = at; i < at + VSTOR_PACKET_HEADER; i++) out[i] = 0;
+    put32(out, at + Vstor.operation, VstorOp.COMPLETE_IO);
+    put32(out, at + Vstor.status, status >>> 0);
+    this.putSrbResponse(result, out, at + VSTOR_PACKET_HEADER);
+    if (sc.channel.send(this.completionParts(length))) {
+      this.stats.completions++;
+      return;
+    }
+    sc.unsent.push({ transId, payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
+    sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+  }
+
   /** The first `length` bytes of the completion buffer as a packet's one part, made once per length. */
   private completionParts(length: number): readonly Uint8Array[] {
     return (this.completionPartsByLength[length] ??= [this.completionBuffer.subarray(0, length)]);
@@ -638,7 +659,7 @@ export class StorvspHost implements HostDevice {
     else this.stats.bytesWritten += result.tx;
     const status = ntStatusForSrb(result.srbStatus);
     const latency = this.latencyNs;
-    if (latency <= 0) return this.complete(sc, transId, status, this.srbResponse(result, this.response), requestSize);
+    if (latency <= 0) return this.completeSrb(sc, transId, status, result, requestSize);
     const body = this.srbResponse(result, new Uint8Array(VmscsiRequest.size));
     // The request stays outstanding until its completion is sent (and counted out in complete).
     sc.outstanding++;
@@ -654,17 +675,22 @@ export class StorvspHost implements HostDevice {
 
   /** The vmscsi_request of a completion (storvsp lib.rs handle_completion), into `out` (52 bytes). */
   private srbResponse(result: ScsiResult, out: Uint8Array): Uint8Array {
-    // Offsets in the request itself: the Vstor offsets less the packet header.
-    const at = (field: number) => field - VSTOR_PACKET_HEADER;
-    for (let i = 0; i < out.length; i++) out[i] = 0;
-    put16(out, at(Vstor.length), VmscsiRequest.size);
-    out[at(Vstor.srbStatus)] = result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0);
-    out[at(Vstor.scsiStatus)] = result.scsiStatus;
-    out[at(Vstor.cdbLength)] = STORVSC_MAX_CMD_LEN;
-    out[at(Vstor.senseInfoLength)] = STORVSC_SENSE_BUFFER_SIZE;
-    put32(out, at(Vstor.dataTransferLength), result.tx);
-    if (result.sense) out.set(result.sense.subarray(0, STORVSC_SENSE_BUFFER_SIZE), at(Vstor.payload));
+    this.putSrbResponse(result, out, 0);
     return out;
+  }
+
+  /** srbResponse's 52 bytes into `out` from `base`. */
+  private putSrbResponse(result: ScsiResult, out: Uint8Array, base: number): void {
+    // Offsets in the request itself: the Vstor offsets less the packet header.
+    const at = base - VSTOR_PACKET_HEADER;
+    for (let i = base; i < base + VmscsiRequest.size; i++) out[i] = 0;
+    put16(out, at + Vstor.length, VmscsiRequest.size);
+    out[at + Vstor.srbStatus] = result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0);
+    out[at + Vstor.scsiStatus] = result.scsiStatus;
+    out[at + Vstor.cdbLength] = STORVSC_MAX_CMD_LEN;
+    out[at + Vstor.senseInfoLength] = STORVSC_SENSE_BUFFER_SIZE;
+    put32(out, at + Vstor.dataTransferLength, result.tx);
+    if (result.sense) out.set(result.sense.subarray(0, STORVSC_SENSE_BUFFER_SIZE), at + Vstor.payload);
   }
 
   /** Each open channel's queues: packets read and waiting, completions waiting for room, requests executing. */
