@@ -5,6 +5,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, r
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { checkRange, DiskIoError, type BlockBackend, type BlockFile } from '../devices/storage/backend.js';
 import { VhdxDisk, VhdxFormatError, type ParentLocator } from '../devices/storage/vhdx/vhdx.js';
+import { subarrayOf } from '../memory/typed-arrays.js';
 
 /** An image cannot be used as asked: names the path and why. */
 export class DiskOpenError extends Error {
@@ -129,14 +130,18 @@ export class NodeFile implements BlockFile {
   }
 
   readAt(offset: number, out: Uint8Array): void {
+    this.readInto(offset, out, 0, out.length);
+  }
+
+  readInto(offset: number, dst: Uint8Array, at: number, length: number): void {
     // io() written out: no closure made for each read of the data path.
     try {
       let done = 0;
-      while (done < out.length) {
-        const n = readSync(this.handle, out, done, out.length - done, offset + done);
+      while (done < length) {
+        const n = readSync(this.handle, dst, at + done, length - done, offset + done);
         if (n === 0) {
           // Past the end of the file: zeros.
-          out.fill(0, done);
+          dst.fill(0, at + done, at + length);
           return;
         }
         done += n;
@@ -220,6 +225,13 @@ export class RawDisk implements BlockBackend {
   read(lba: number, out: Uint8Array): void {
     checkRange(this, lba, out.length);
     this.file.readAt(lba * this.sectorSize, out);
+  }
+
+  readInto(lba: number, dst: Uint8Array, at: number, bytes: number): void {
+    checkRange(this, lba, bytes);
+    const file = this.file;
+    if (file.readInto) file.readInto(lba * this.sectorSize, dst, at, bytes);
+    else file.readAt(lba * this.sectorSize, subarrayOf(dst, at, at + bytes));
   }
 
   readv(lba: number, outs: readonly Uint8Array[]): void {

@@ -154,6 +154,31 @@ describe('images on the host', () => {
     file.close();
     raw.close();
   });
+
+  it('a read into part of a larger buffer (readInto) fills just that part, as read() of a view would; past the end of the file is zeros', () => {
+    const d = dir();
+    const p = join(d, 'i.img');
+    const bytes = Uint8Array.from({ length: 64 * 1024 }, (_, i) => (i * 11 + (i >> 9)) & 0xff);
+    writeFileSync(p, bytes);
+    const raw = new RawDisk(new NodeFile(p, true));
+    const dst = new Uint8Array(3 * 4096).fill(0xee);
+    raw.readInto(5, dst, 4096, 4096);
+    expect(dst.subarray(4096, 8192)).toEqual(bytes.subarray(5 * 512, 5 * 512 + 4096));
+    expect(dst.subarray(0, 4096).every((x) => x === 0xee) && dst.subarray(8192).every((x) => x === 0xee)).toBe(true);
+    const viaRead = new Uint8Array(4096);
+    raw.read(5, viaRead);
+    expect(dst.subarray(4096, 8192)).toEqual(viaRead);
+    expect(() => raw.readInto(127, dst, 0, 1024)).toThrow('pass the end');
+    expect(() => raw.readInto(0, dst, 0, 100)).toThrow('whole number');
+    const file = new NodeFile(p, true);
+    const tail = new Uint8Array(6000).fill(1);
+    file.readInto(64 * 1024 - 1000, tail, 1000, 3000);
+    expect(tail.subarray(1000, 2000)).toEqual(bytes.subarray(64 * 1024 - 1000));
+    expect(tail.subarray(2000, 4000).every((x) => x === 0)).toBe(true);
+    expect(tail.subarray(0, 1000).every((x) => x === 1) && tail.subarray(4000).every((x) => x === 1)).toBe(true);
+    file.close();
+    raw.close();
+  });
 });
 
 describe('script disk steps', () => {

@@ -26,6 +26,11 @@ export interface BlockBackend {
    * pages, as a host's preadv fills them). Throws DiskIoError.
    */
   readv?(lba: number, outs: readonly Uint8Array[]): void;
+  /**
+   * read() into `dst[at, at + bytes)` (whole blocks) without a view of it made: a request's buffer
+   * in guest RAM, read straight from where it lies. Throws DiskIoError.
+   */
+  readInto?(lba: number, dst: Uint8Array, at: number, bytes: number): void;
   /** Writes data (whole blocks) at `lba`; `fua` asks for it to be durable on return. Throws DiskIoError. */
   write(lba: number, data: Uint8Array, fua?: boolean): void;
   /** Makes every completed write durable. */
@@ -51,6 +56,8 @@ export interface BlockFile {
   readAt(offset: number, out: Uint8Array): void;
   /** readAt of consecutive bytes into each of `outs` in turn, in as few calls as it can (preadv). */
   readvAt?(offset: number, outs: readonly Uint8Array[]): void;
+  /** readAt into `dst[at, at + length)`, with no view of it made. */
+  readInto?(offset: number, dst: Uint8Array, at: number, length: number): void;
   writeAt(offset: number, data: Uint8Array): void;
   /** Grows (or shrinks) the file to `bytes`. */
   truncate(bytes: number): void;

@@ -83,6 +83,17 @@ export class ScsiController {
     return { scsiStatus: ScsiStatus.CHECK_CONDITION, srbStatus: SrbStatus.INVALID_LUN, tx: 0 };
   }
 
+  /**
+   * The target at (path, target, lun) if it takes this command directly (ScsiTarget.takesDirect),
+   * else undefined. REPORT LUNS and INQUIRY, the controller's own, never go to a target this way.
+   */
+  directTarget(path: number, target: number, lun: number, cdb: Uint8Array, cdbLength: number, length: number, writable: boolean): ScsiTarget | undefined {
+    const op = cdb[0];
+    if (cdbLength === 0 || op === ScsiOp.REPORT_LUNS || op === ScsiOp.INQUIRY) return undefined;
+    const found = this.at(path, target, lun);
+    return found?.takesDirect?.(cdb, cdbLength, length, writable) ? found : undefined;
+  }
+
   /** REPORT LUNS: an 8-byte header, then each LUN in single-level format (SAM-5 4.7.3). */
   private reportLuns(address: ScsiAddress, allocation: number, req: ScsiRequest): ScsiResult {
     const luns = this.list()

@@ -18,7 +18,8 @@ import type { HostChannel } from '../../vmbus/server/channel.js';
 import { OfferError } from '../../vmbus/server/server.js';
 import { PacketType } from '../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
-import type { ParsedPacket } from '../../vmbus/wire/packets.js';
+import type { ParsedPacket, ParsedRange } from '../../vmbus/wire/packets.js';
+import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import type { HostContext, HostDevice } from '../device.js';
 import { ScsiController, type ScsiAddress } from './controller.js';
 import { GpaData, RangeProblem } from './gpa-data.js';
@@ -77,6 +78,23 @@ export const DEFAULT_QUEUE_DEPTH = 256;
 const MAX_KEPT_VIOLATIONS = 100;
 /** Bytes a completion needs in the ring: descriptor, 64-byte packet, trailer. */
 const COMPLETION_RING_BYTES = 16 + VstorPacket.size + 8;
+/** Direct requests one pump defers at most before it runs them. */
+const MAX_DEFERRED = 256;
+
+/** A deferred direct request (StorvspHost.deferDirect): a slot reused from pump to pump. */
+class DeferredIo {
+  sc: StorChannel | undefined;
+  transId = 0n;
+  requestSize = 0;
+  target: ScsiTarget | undefined;
+  /** The request's own CDB: the host's packet buffer is the next packet's by the time it runs. */
+  readonly cdb = new Uint8Array(STORVSC_MAX_CMD_LEN);
+  cdbLength = 0;
+  gpa = 0;
+  length = 0;
+  writable = false;
+  result: ScsiResult | undefined;
+}
 
 interface StorChannel {
   readonly index: number;
@@ -154,6 +172,13 @@ export class StorvspHost implements HostDevice {
   private readonly request = new Uint8Array(VstorPacket.size);
   /** The request's union (its vmscsi_request or other body), a view made once. */
   private readonly union = this.request.subarray(VSTOR_PACKET_HEADER);
+  /** Deferred direct I/O (deferDirect): the first `pendingDirect` slots, all of one channel. */
+  private readonly pending: DeferredIo[] = [];
+  private pendingDirect = 0;
+  /** Ring room left for the deferred completions. */
+  private directRoom = 0;
+  /** The request's CDB bytes, a view made once: what a target's takesDirect reads (and keeps nothing of). */
+  private readonly cdb = this.request.subarray(Vstor.payload, Vstor.payload + STORVSC_MAX_CMD_LEN);
   private readonly response = new Uint8Array(VmscsiRequest.size);
   private readonly completionBuffer = new Uint8Array(COMPLETION_PAYLOAD_AT + VstorPacket.size);
   private readonly completionPartsByLength: (readonly Uint8Array[])[] = [];
@@ -206,6 +231,7 @@ export class StorvspHost implements HostDevice {
     if (this.state !== 'ready' || this.version === undefined || this.version < VmstorVersion.WIN7) return;
     const sc = this.channels.get(this.primary);
     if (!sc) return;
+    this.flushDirect();
     const payload = this.packet(VstorOp.ENUMERATE_BUS, NtStatus.SUCCESS, undefined, vmscsiRequestSize(this.version));
     if (this.primary.sendInband(payload, 0n, false)) {
       this.stats.enumerates++;
@@ -258,6 +284,7 @@ export class StorvspHost implements HostDevice {
   }
 
   private stop(sc: StorChannel): void {
+    this.flushDirect();
     sc.generation++;
     for (const t of sc.timers) t.cancel();
     sc.timers.clear();
@@ -285,6 +312,7 @@ export class StorvspHost implements HostDevice {
       if (!this.flushUnsent(sc)) return;
       if (sc.index === 0 && this.rescanPending) this.enumerateBus();
       while (sc.backlog.length > 0 && sc.unsent.length === 0 && sc.outstanding < this.queueDepth) this.handle(sc, sc.backlog.shift()!);
+      this.flushDirect();
       // Read more only when what was read has been taken up: the ring holds the rest.
       if (sc.backlog.length > 0 || !ch.isOpen) return;
       if (ch.receive((p) => sc.backlog.push(p)) === 0) return;
@@ -349,6 +377,27 @@ export class StorvspHost implements HostDevice {
     sc.channel.waitForSpace(COMPLETION_RING_BYTES);
   }
 
+  /**
+   * complete() with srbResponse's body, which is written straight into the completion buffer: of
+   * the whole 52-byte body only the first `requestSize` bytes go out, as complete() copies them.
+   */
+  private completeSrb(sc: StorChannel, transId: bigint, status: number, result: ScsiResult, requestSize: number): void {
+    if (sc.unsent.length > 0) return this.complete(sc, transId, status, this.srbResponse(result, this.response), requestSize);
+    const out = this.completionBuffer;
+    const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
+    const at = COMPLETION_PAYLOAD_AT;
+    for (let i = at; i < at + VSTOR_PACKET_HEADER; i++) out[i] = 0;
+    put32(out, at + Vstor.operation, VstorOp.COMPLETE_IO);
+    put32(out, at + Vstor.status, status >>> 0);
+    this.putSrbResponse(result, out, at + VSTOR_PACKET_HEADER);
+    if (sc.channel.send(this.completionParts(length))) {
+      this.stats.completions++;
+      return;
+    }
+    sc.unsent.push({ transId, payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
+    sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+  }
+
   /** The first `length` bytes of the completion buffer as a packet's one part, made once per length. */
   private completionParts(length: number): readonly Uint8Array[] {
     return (this.completionPartsByLength[length] ??= [this.completionBuffer.subarray(0, length)]);
@@ -356,6 +405,8 @@ export class StorvspHost implements HostDevice {
 
   private handle(sc: StorChannel, p: ParsedPacket): void {
     this.stats.packets++;
+    // Anything but an EXECUTE_SRB, which may be deferred itself, runs after the deferred I/O.
+    if (this.pendingDirect > 0 && !this.mayDefer(p)) this.flushDirect();
     if (p.type === PacketType.COMP) return this.violation(`channel ${sc.index}: a completion packet (trans id ${p.transId}) from the guest`);
     if (!p.completionRequested) return this.violation(`channel ${sc.index}: packet ${p.transId} asks for no completion; storvsp answers only transactions`);
     const payload = p.payload;
@@ -433,6 +484,12 @@ export class StorvspHost implements HostDevice {
     }
   }
 
+  /** Whether handle() takes `p` as an EXECUTE_SRB of the ready state, with no fault injection first. */
+  private mayDefer(p: ParsedPacket): boolean {
+    const payload = p.payload;
+    return this.state === 'ready' && this.answer === undefined && p.type !== PacketType.COMP && p.completionRequested && payload.length >= VSTOR_PACKET_HEADER && le32(payload, Vstor.operation) === VstorOp.EXECUTE_SRB;
+  }
+
   /** A packet the protocol state does not take: a violation, and STATUS_INVALID_DEVICE_STATE. */
   private wrongOrder(sc: StorChannel, transId: bigint, op: number, requestSize: number): void {
     this.violation(`channel ${sc.index}: ${VSTOR_OP_NAMES[op] ?? `operation ${op}`} in state ${this.state}`);
@@ -486,9 +543,13 @@ export class StorvspHost implements HostDevice {
     this.stats.srbs++;
     const length = le32(r, Vstor.dataTransferLength);
     const cdbLength = r[Vstor.cdbLength]!;
+    // The usual I/O waits to run with the rest of this pump's (deferDirect); anything else runs
+    // after the I/O deferred before it, in order.
+    const ranges = p.ranges;
+    if (ranges !== undefined && ranges.length === 1 && this.deferDirect(sc, p.transId, r, requestSize, cdbLength, length, ranges[0]!)) return;
+    this.flushDirect();
     if (cdbLength > STORVSC_MAX_CMD_LEN) return this.refuseSrb(sc, p.transId, requestSize, `cdb_length ${cdbLength} exceeds ${STORVSC_MAX_CMD_LEN}`);
     if (length > this.maxTransferBytes) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} exceeds the ${this.maxTransferBytes}-byte maximum transfer`);
-    const ranges = p.ranges;
     const rangeCount = ranges ? ranges.length : 0;
     if (rangeCount > 1) return this.refuseSrb(sc, p.transId, requestSize, `${rangeCount} GPA ranges; storvsp takes one`);
     if (length > 0 && rangeCount === 0) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} without a GPA range`);
@@ -504,14 +565,101 @@ export class StorvspHost implements HostDevice {
     // A copy: the request buffer is reused by the next packet, and a target may keep what it is given.
     const cdb = new Uint8Array(STORVSC_MAX_CMD_LEN);
     for (let i = 0; i < STORVSC_MAX_CMD_LEN; i++) cdb[i] = r[Vstor.payload + i]!;
-    // The IDE accelerator forces the path: guests do not set it reliably (storvsp lib.rs force_path_id).
-    const result = this.controller.executeAt(this.kind === 'ide' ? 0 : r[Vstor.pathId]!, r[Vstor.targetId]!, r[Vstor.lun]!, { cdb, cdbLength, data });
+    const result = this.controller.executeAt(this.pathOf(r), r[Vstor.targetId]!, r[Vstor.lun]!, { cdb, cdbLength, data });
+    this.srbDone(sc, p.transId, result, writable, requestSize);
+  }
+
+  /** The SRB's path id, which the IDE accelerator forces to 0: guests do not set it reliably (storvsp lib.rs force_path_id). */
+  private pathOf(r: Uint8Array): number {
+    return this.kind === 'ide' ? 0 : r[Vstor.pathId]!;
+  }
+
+  /**
+   * Defers a READ or WRITE that the target takes directly (ScsiTarget.takesDirect) into one run
+   * of RAM: its I/O runs with the others read in the same pump (flushDirect), back to back, and
+   * their completions follow in order. The guest sees what it would have seen had each run as it
+   * was read: nothing runs on the host between (every other packet, and the end of the pump,
+   * flushes first), and a completion is deferred only while the ring has room for it and for
+   * every one before it, so that none waits (which would have held the packets after it back).
+   * False, having done nothing, for any other request, or with a latency.
+   */
+  private deferDirect(sc: StorChannel, transId: bigint, r: Uint8Array, requestSize: number, cdbLength: number, length: number, range: ParsedRange): boolean {
+    if (this.latencyNs > 0 || cdbLength > STORVSC_MAX_CMD_LEN || length === 0 || length > this.maxTransferBytes || sc.unsent.length > 0) return false;
+    const gpa = this.directGpa(range, length);
+    if (gpa < 0) return false;
+    // data_in READ_TYPE or UNKNOWN_TYPE lets the host write the buffer (OpenVMM: is_write = data_in != 0).
+    const writable = r[Vstor.dataIn] !== StorvscRequestType.WRITE_TYPE;
+    const target = this.controller.directTarget(this.pathOf(r), r[Vstor.targetId]!, r[Vstor.lun]!, this.cdb, cdbLength, length, writable);
+    if (!target) return false;
+    const n = this.pendingDirect;
+    if (n > 0 && this.pending[0]!.sc !== sc) return false;
+    if (n === 0) this.directRoom = sc.channel.corrupt === undefined ? sc.channel.writable() : 0;
+    if (this.directRoom < COMPLETION_RING_BYTES || n === MAX_DEFERRED) return false;
+    this.directRoom -= COMPLETION_RING_BYTES;
+    const slot = (this.pending[n] ??= new DeferredIo());
+    slot.sc = sc;
+    slot.transId = transId;
+    slot.requestSize = requestSize;
+    slot.target = target;
+    slot.cdbLength = cdbLength;
+    for (let i = 0; i < STORVSC_MAX_CMD_LEN; i++) slot.cdb[i] = r[Vstor.payload + i]!;
+    slot.gpa = gpa;
+    slot.length = length;
+    slot.writable = writable;
+    this.pendingDirect = n + 1;
+    return true;
+  }
+
+  /** Runs the deferred I/O in order, back to back, then sends their completions in order. */
+  private flushDirect(): void {
+    const n = this.pendingDirect;
+    if (n === 0) return;
+    // Taken first: what the completions set off (a close, a revoke) finds nothing left to flush.
+    this.pendingDirect = 0;
+    const pending = this.pending;
+    const memory = this.memory.bytes;
+    for (let i = 0; i < n; i++) {
+      const d = pending[i]!;
+      const result = d.target!.executeDirect!(d.cdb, d.cdbLength, memory, d.gpa, d.length, d.writable);
+      // takesDirect said yes and nothing has run on the target since: it cannot say no now.
+      if (!result) throw new Error('storvsp: a target refused the direct command it took');
+      d.result = result;
+    }
+    for (let i = 0; i < n; i++) {
+      const d = pending[i]!;
+      this.srbDone(d.sc!, d.transId, d.result!, d.writable, d.requestSize);
+      d.sc = undefined;
+      d.target = undefined;
+      d.result = undefined;
+    }
+  }
+
+  /**
+   * [gpa, gpa + length) when `range` holds `length` bytes on consecutive pages that lie in RAM with
+   * no overlay page among them (GpaData would make one run of them, and hostViews one view); -1
+   * for any other range, which GpaData takes (and refuses, if it must).
+   */
+  private directGpa(range: ParsedRange, length: number): number {
+    if (range.byteCount < length) return -1;
+    const pfns = range.pfns;
+    const pages = Math.ceil((range.byteOffset + length) / HV_HYP_PAGE_SIZE);
+    if (pfns.length < pages) return -1;
+    const first = pfns[0]!;
+    for (let i = 1; i < pages; i++) if (pfns[i] !== first + i) return -1;
+    const gpa = first * HV_HYP_PAGE_SIZE + range.byteOffset;
+    const memory = this.memory;
+    if (!Number.isSafeInteger(gpa) || !memory.contains(gpa, length) || memory.overlays.overlaps(gpa, length)) return -1;
+    return gpa;
+  }
+
+  /** An executed SRB: counted, then completed now or after the host's latency. */
+  private srbDone(sc: StorChannel, transId: bigint, result: ScsiResult, writable: boolean, requestSize: number): void {
     if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
     else if (writable) this.stats.bytesRead += result.tx;
     else this.stats.bytesWritten += result.tx;
     const status = ntStatusForSrb(result.srbStatus);
     const latency = this.latencyNs;
-    if (latency <= 0) return this.complete(sc, p.transId, status, this.srbResponse(result, this.response), requestSize);
+    if (latency <= 0) return this.completeSrb(sc, transId, status, result, requestSize);
     const body = this.srbResponse(result, new Uint8Array(VmscsiRequest.size));
     // The request stays outstanding until its completion is sent (and counted out in complete).
     sc.outstanding++;
@@ -519,7 +667,7 @@ export class StorvspHost implements HostDevice {
     const timer = this.ctx.schedule(this.ctx.now() + latency, () => {
       sc.timers.delete(timer);
       if (sc.generation !== generation) return;
-      this.complete(sc, p.transId, status, body, requestSize, true);
+      this.complete(sc, transId, status, body, requestSize, true);
       this.pump(sc);
     });
     sc.timers.add(timer);
@@ -527,17 +675,22 @@ export class StorvspHost implements HostDevice {
 
   /** The vmscsi_request of a completion (storvsp lib.rs handle_completion), into `out` (52 bytes). */
   private srbResponse(result: ScsiResult, out: Uint8Array): Uint8Array {
-    // Offsets in the request itself: the Vstor offsets less the packet header.
-    const at = (field: number) => field - VSTOR_PACKET_HEADER;
-    for (let i = 0; i < out.length; i++) out[i] = 0;
-    put16(out, at(Vstor.length), VmscsiRequest.size);
-    out[at(Vstor.srbStatus)] = result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0);
-    out[at(Vstor.scsiStatus)] = result.scsiStatus;
-    out[at(Vstor.cdbLength)] = STORVSC_MAX_CMD_LEN;
-    out[at(Vstor.senseInfoLength)] = STORVSC_SENSE_BUFFER_SIZE;
-    put32(out, at(Vstor.dataTransferLength), result.tx);
-    if (result.sense) out.set(result.sense.subarray(0, STORVSC_SENSE_BUFFER_SIZE), at(Vstor.payload));
+    this.putSrbResponse(result, out, 0);
     return out;
+  }
+
+  /** srbResponse's 52 bytes into `out` from `base`. */
+  private putSrbResponse(result: ScsiResult, out: Uint8Array, base: number): void {
+    // Offsets in the request itself: the Vstor offsets less the packet header.
+    const at = base - VSTOR_PACKET_HEADER;
+    for (let i = base; i < base + VmscsiRequest.size; i++) out[i] = 0;
+    put16(out, at + Vstor.length, VmscsiRequest.size);
+    out[at + Vstor.srbStatus] = result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0);
+    out[at + Vstor.scsiStatus] = result.scsiStatus;
+    out[at + Vstor.cdbLength] = STORVSC_MAX_CMD_LEN;
+    out[at + Vstor.senseInfoLength] = STORVSC_SENSE_BUFFER_SIZE;
+    put32(out, at + Vstor.dataTransferLength, result.tx);
+    if (result.sense) out.set(result.sense.subarray(0, STORVSC_SENSE_BUFFER_SIZE), at + Vstor.payload);
   }
 
   /** Each open channel's queues: packets read and waiting, completions waiting for room, requests executing. */

@@ -7,9 +7,10 @@
 // here gets CHECK CONDITION, ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE.
 import { DiskIoError, type BlockBackend } from './backend.js';
 import { cdbBytes, parseCdb, type Cdb } from './cdb.js';
-import { Asc, be16, be32, be64, DeviceType, fixedSense, putBe16, putBe32, putBe64, ScsiStatus, SenseKey, type AscPair } from './scsi.js';
+import { Asc, be16, be32, be64, DeviceType, fixedSense, putBe16, putBe32, putBe64, ScsiOp, ScsiStatus, SenseKey, type AscPair } from './scsi.js';
 import { checkCondition, DataAccessError, good, illegalRequest, type ScsiData, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
 import { SrbStatus } from './wire.js';
+import { subarrayOf } from '../../memory/typed-arrays.js';
 
 /** The INQUIRY identity of a disk (8, 16 and 4 ASCII bytes, space-padded). */
 export interface ScsiIdentity {
@@ -108,6 +109,58 @@ export class ScsiDisk implements ScsiTarget {
       this.lastSense = undefined;
     }
     return r;
+  }
+
+  /** What directCommand decoded: the command's LBA and blocks. */
+  private directLba = 0;
+  private directBlocks = 0;
+
+  /**
+   * READ (1) or WRITE (2), (10) or (16), as parseCdb reads it, that readWrite would execute with
+   * one view of the buffer: nothing refused, nothing of zero length (0 for anything else, which
+   * execute() answers). Sets directLba and directBlocks.
+   */
+  private directCommand(cdb: Uint8Array, cdbLength: number, length: number, writable: boolean): number {
+    const op = cdb[0]!;
+    // parseCdb: a (10) needs 10 CDB bytes and RELADR clear; a (16) needs all 16.
+    if ((op === ScsiOp.READ_10 || op === ScsiOp.WRITE_10) && cdbLength >= 10 && cdbLength <= 16 && (cdb[1]! & 0x01) === 0) {
+      this.directLba = be32(cdb, 2);
+      this.directBlocks = be16(cdb, 7);
+    } else if ((op === ScsiOp.READ_16 || op === ScsiOp.WRITE_16) && cdbLength === 16) {
+      this.directLba = be64(cdb, 2);
+      this.directBlocks = be32(cdb, 10);
+    } else return 0;
+    const read = op === ScsiOp.READ_10 || op === ScsiOp.READ_16;
+    const blocks = this.directBlocks;
+    // readWrite's refusals (and its zero-length transfer) go the general way.
+    if (blocks === 0 || !this.inRange(this.directLba, blocks) || blocks * this.backend.sectorSize > length || (read ? !writable : this.backend.readOnly)) return 0;
+    return read ? 1 : 2;
+  }
+
+  takesDirect(cdb: Uint8Array, cdbLength: number, length: number, writable: boolean): boolean {
+    return this.directCommand(cdb, cdbLength, length, writable) !== 0;
+  }
+
+  /** READ and WRITE (10) and (16) as execute() does them (readWrite with one view, execute()'s medium error). */
+  executeDirect(cdb: Uint8Array, cdbLength: number, memory: Uint8Array, at: number, length: number, writable: boolean): ScsiResult | undefined {
+    const kind = this.directCommand(cdb, cdbLength, length, writable);
+    if (kind === 0) return undefined;
+    const b = this.backend;
+    const bytes = this.directBlocks * b.sectorSize;
+    this.commands++;
+    try {
+      if (kind === 2) b.write(this.directLba, subarrayOf(memory, at, at + bytes), (cdb[1]! & 0x08) !== 0);
+      else if (b.readInto) b.readInto(this.directLba, memory, at, bytes);
+      else b.read(this.directLba, subarrayOf(memory, at, at + bytes));
+    } catch (e) {
+      if (!(e instanceof DiskIoError)) throw e;
+      const r = checkCondition(SenseKey.MEDIUM_ERROR, kind === 1 ? Asc.UNRECOVERED_READ_ERROR : Asc.WRITE_ERROR, SrbStatus.ERROR);
+      this.failures++;
+      this.lastSense = r.sense;
+      return r;
+    }
+    this.lastSense = undefined;
+    return good(bytes);
   }
 
   close(): void {

@@ -50,6 +50,19 @@ export interface ScsiTarget {
   /** Peripheral device type (INQUIRY byte 0): 0 disk, 5 CD/DVD. */
   readonly deviceType: number;
   execute(request: ScsiRequest): ScsiResult;
+  /**
+   * Whether executeDirect takes this command (a data command whose buffer is one run of
+   * `length` bytes of guest RAM), from the command alone: nothing is done. While nothing else is
+   * executed on the target, executeDirect then takes it.
+   */
+  takesDirect?(cdb: Uint8Array, cdbLength: number, length: number, writable: boolean): boolean;
+  /**
+   * execute() of a command takesDirect takes, whose buffer is `memory[at, at + length)` (guest RAM
+   * the host reaches directly, nothing over it), with no ScsiRequest or ScsiData made for it: the
+   * per-request path of a disk. Its answer and side effects are execute()'s. Undefined, having
+   * done nothing, for a command takesDirect does not take.
+   */
+  executeDirect?(cdb: Uint8Array, cdbLength: number, memory: Uint8Array, at: number, length: number, writable: boolean): ScsiResult | undefined;
   /** The target is detached or the VM stops: release what it holds (files). */
   close?(): void;
 }

@@ -434,38 +434,37 @@ export class StorvscDevice {
     if (pfnCount >= 0) putHvPfns(out, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
     // A loop, not fill(): the method's lookup costs more than these 64 bytes (host.ts complete).
     for (let i = payloadAt; i < payloadAt + VstorPacket.size; i++) out[i] = 0;
-    const at = (field: number) => payloadAt + field;
-    put32(out, at(Vstor.operation), VstorOp.EXECUTE_SRB);
-    put32(out, at(Vstor.flags), REQUEST_COMPLETION_FLAG);
-    put16(out, at(Vstor.length), VmscsiRequest.size);
-    put32(out, at(Vstor.timeOutValue), 60);
+    put32(out, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
+    put32(out, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
+    put16(out, payloadAt + Vstor.length, VmscsiRequest.size);
+    put32(out, payloadAt + Vstor.timeOutValue, 60);
     let srbFlags: number = SrbFlags.DISABLE_SYNCH_TRANSFER;
     // tagged_supported: the device said CmdQue in its INQUIRY data.
     if ((cmd.device.inquiry[7] ?? 0) & 0x02) {
       srbFlags |= SrbFlags.QUEUE_ACTION_ENABLE | SrbFlags.NO_QUEUE_FREEZE;
-      out[at(Vstor.queueTag)] = SP_UNTAGGED;
-      out[at(Vstor.queueAction)] = SRB_SIMPLE_TAG_REQUEST;
+      out[payloadAt + Vstor.queueTag] = SP_UNTAGGED;
+      out[payloadAt + Vstor.queueAction] = SRB_SIMPLE_TAG_REQUEST;
     }
     if (cmd.direction === 'to-device') {
-      out[at(Vstor.dataIn)] = StorvscRequestType.WRITE_TYPE;
+      out[payloadAt + Vstor.dataIn] = StorvscRequestType.WRITE_TYPE;
       srbFlags |= SrbFlags.DATA_OUT;
     } else if (cmd.direction === 'from-device') {
-      out[at(Vstor.dataIn)] = StorvscRequestType.READ_TYPE;
+      out[payloadAt + Vstor.dataIn] = StorvscRequestType.READ_TYPE;
       srbFlags |= SrbFlags.DATA_IN;
     } else {
-      out[at(Vstor.dataIn)] = StorvscRequestType.UNKNOWN_TYPE;
+      out[payloadAt + Vstor.dataIn] = StorvscRequestType.UNKNOWN_TYPE;
     }
-    put32(out, at(Vstor.srbFlags), srbFlags);
+    put32(out, payloadAt + Vstor.srbFlags, srbFlags);
     // The u8 fields take the low byte, as C's assignments do.
-    out[at(Vstor.portNumber)] = this.host!.hostNo & 0xff;
-    out[at(Vstor.pathId)] = cmd.device.channel & 0xff;
-    out[at(Vstor.targetId)] = cmd.device.id & 0xff;
-    out[at(Vstor.lun)] = cmd.device.lun & 0xff;
+    out[payloadAt + Vstor.portNumber] = this.host!.hostNo & 0xff;
+    out[payloadAt + Vstor.pathId] = cmd.device.channel & 0xff;
+    out[payloadAt + Vstor.targetId] = cmd.device.id & 0xff;
+    out[payloadAt + Vstor.lun] = cmd.device.lun & 0xff;
     const cdbLength = Math.min(cmd.cdb.length, STORVSC_MAX_CMD_LEN);
-    out[at(Vstor.cdbLength)] = cdbLength;
-    for (let i = 0; i < cdbLength; i++) out[at(Vstor.payload) + i] = cmd.cdb[i]!;
-    out[at(Vstor.senseInfoLength)] = STORVSC_SENSE_BUFFER_SIZE;
-    put32(out, at(Vstor.dataTransferLength), cmd.length);
+    out[payloadAt + Vstor.cdbLength] = cdbLength;
+    for (let i = 0; i < cdbLength; i++) out[payloadAt + Vstor.payload + i] = cmd.cdb[i]!;
+    out[payloadAt + Vstor.senseInfoLength] = STORVSC_SENSE_BUFFER_SIZE;
+    put32(out, payloadAt + Vstor.dataTransferLength, cmd.length);
     const ch = this.selectChannel(cpu);
     let sent: boolean;
     try {
