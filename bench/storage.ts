@@ -174,8 +174,16 @@ function storageMeasurements(perOpNs: ReadonlyMap<string, number>, wanted: (name
     for (const w of rawRows) {
       readSyncMs(path, w);
       w.run(raw.m, raw.sda);
-      const ms = median([0, 1, 2].map(() => w.run(raw.m, raw.sda)));
-      const baseMs = median([0, 1, 2].map(() => readSyncMs(path, w)));
+      // The guest's runs and the baseline's alternate, so that a change in the machine's load
+      // touches both alike; each figure is the median of its five.
+      const runs: number[] = [];
+      const bases: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        runs.push(w.run(raw.m, raw.sda));
+        bases.push(readSyncMs(path, w));
+      }
+      const ms = median(runs);
+      const baseMs = median(bases);
       const bytesPerSec = (w.bytes * 1e3) / ms;
       out.push({ name: RAW(w.name), value: bytesPerSec, unit: 'bytes/s', ratio: baseMs / ms, baseline: 'fs.readSync of the same blocks', goal: RAW_GOAL });
     }
