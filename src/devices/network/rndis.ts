@@ -3,7 +3,7 @@
 // rndis_get_ppi), the host those of OpenVMM's netvsp (handle_rndis_packet_message); a message
 // that fails them is refused with an RndisError naming the field, never read out of bounds.
 import { WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
-import { RNDIS_HEADER_SIZE, RndisMessage, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
+import { PpiType, RNDIS_HEADER_SIZE, RndisMessage, RndisMsg, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
 import { setInto } from '../../memory/typed-arrays.js';
 import { WordView } from '../../memory/word-copy.js';
 
@@ -210,6 +210,70 @@ export function readRndisPacketHost(buf: Uint8Array, at: number, length: number,
   }
   sink.dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
   sink.dataLength = dataLen;
+}
+
+/** What readPacketWords found: the frame's place (from the message's start) and the u32 PPIs netvsc acts on. */
+export interface PacketWords {
+  dataOffset: number;
+  dataLength: number;
+  csum: number | undefined;
+  hash: number | undefined;
+}
+
+/** rndis_packet's fields as word indexes from the message's start (after the 8-byte header). */
+const PW = {
+  type: 0,
+  len: 1,
+  dataOffset: (RNDIS_HEADER_SIZE + P.data_offset) >>> 2,
+  dataLen: (RNDIS_HEADER_SIZE + P.data_len) >>> 2,
+  ppiOffset: (RNDIS_HEADER_SIZE + P.per_pkt_info_offset) >>> 2,
+  ppiLen: (RNDIS_HEADER_SIZE + P.per_pkt_info_len) >>> 2,
+} as const;
+/** A PPI element whose value is one u32: its size, and where the value starts. */
+const U32_PPI_SIZE = RndisPerPacketInfo.size + 4;
+const PACKET_FIXED = RNDIS_HEADER_SIZE + RndisPacket.size;
+const RNDIS_MSG_PACKET = RndisMsg.PACKET;
+/** The type words of the two PPIs it takes: not internal (bit 31 clear), so the word is the type. */
+const PPI_CHECKSUM = PpiType.TCPIP_CHKSUM;
+const PPI_HASH = PpiType.NBL_HASH_VALUE;
+
+/**
+ * The guest's reading of the usual received message in one pass over the words it lies in (guest
+ * memory): the `len`-byte message at word `w` of `words`, each field read once, so that what was
+ * checked is what is used although the host may write the buffer meanwhile (the general path
+ * copies the message first for that). It takes only a message that rndisMessageLength and
+ * readRndisPacketGuest accept with nothing to report: an RNDIS_MSG_PACKET with a frame of at
+ * least one byte, whose PPIs, if any, are word-aligned TCPIP_CHKSUM or NBL_HASH_VALUE elements
+ * of one u32 each (what a host attaches). It fills `out` as they would fill their sink and
+ * returns true; anything else returns false, and the caller reads the message the general way.
+ */
+export function readPacketWords(words: Uint32Array<ArrayBufferLike>, w: number, len: number, out: PacketWords): boolean {
+  if (!LITTLE_ENDIAN || len < PACKET_FIXED || w + (PACKET_FIXED >>> 2) > words.length) return false;
+  const msgLen = words[w + PW.len]!;
+  if (words[w + PW.type] !== RNDIS_MSG_PACKET || msgLen < RNDIS_HEADER_SIZE || msgLen > len) return false;
+  const dataOffsetField = words[w + PW.dataOffset]!;
+  const dataLen = words[w + PW.dataLen]!;
+  if (dataOffsetField >= len - RNDIS_HEADER_SIZE || dataLen === 0 || len - RNDIS_HEADER_SIZE - dataOffsetField < dataLen) return false;
+  const ppiOffset = words[w + PW.ppiOffset]!;
+  let ppiLen = words[w + PW.ppiLen]!;
+  let csum: number | undefined;
+  let hash: number | undefined;
+  if (ppiOffset !== 0) {
+    const rpktLen = len - RNDIS_HEADER_SIZE;
+    if (ppiOffset < RndisPacket.size || ppiOffset > rpktLen || ppiLen < RndisPerPacketInfo.size || ppiLen > rpktLen - ppiOffset || (ppiOffset & 3) !== 0) return false;
+    for (let e = w + ((RNDIS_HEADER_SIZE + ppiOffset) >>> 2); ppiLen > 0; e += U32_PPI_SIZE >>> 2, ppiLen -= U32_PPI_SIZE) {
+      if (ppiLen < U32_PPI_SIZE || words[e] !== U32_PPI_SIZE || words[e + 2] !== RndisPerPacketInfo.size) return false;
+      const type = words[e + 1];
+      if (type === PPI_CHECKSUM) csum = words[e + 3];
+      else if (type === PPI_HASH) hash = words[e + 3];
+      else return false;
+    }
+  }
+  out.dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
+  out.dataLength = dataLen;
+  out.csum = csum;
+  out.hash = hash;
+  return true;
 }
 
 /** A sink that keeps every PPI as a Ppi (a view of its value). `clear` makes it ready for the next packet. */

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { be16, completeL4Checksum, csumFinish, ipv4ChecksumOk, ipv4Of, l4ChecksumOk, parseCidr, parseIpv4, parseMac, sum16, udpFrame, icmpEchoFrame, ETH_HLEN, Udp, Ip4, flowOf } from '../../../src/devices/network/ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType } from '../../../src/devices/network/nvsp.js';
-import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, FieldReader, writeRndisPacketHeader, writeRndisPacketHeaderWords } from '../../../src/devices/network/rndis.js';
+import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, readPacketWords, readRndisPacketGuest, rndisBody, rndisControl, rndisHeader, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, FieldReader, PpiList, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords } from '../../../src/devices/network/rndis.js';
 import { rssHash, toeplitz } from '../../../src/devices/network/toeplitz.js';
 import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
 import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
@@ -103,6 +103,72 @@ describe('RNDIS messages', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  describe('the one-pass reading of received messages (readPacketWords)', () => {
+    const out = (): PacketWords => ({ dataOffset: -1, dataLength: -1, csum: undefined, hash: undefined });
+    /** The general path's verdict on the `len`-byte message at the start of `bytes`: what netvsc takes of a whole data packet, or undefined when it would not take it as one with nothing to report. */
+    const general = (bytes: Uint8Array, len: number): PacketWords | undefined => {
+      try {
+        rndisMessageLength(bytes, 0, len);
+        if (rndisMessageType(bytes, 0) !== RndisMsg.PACKET) return undefined;
+        const list = new PpiList();
+        readRndisPacketGuest(bytes, len, list);
+        if (list.ppiError || list.dataLength === 0) return undefined;
+        const r: PacketWords = { dataOffset: list.dataOffset, dataLength: list.dataLength, csum: undefined, hash: undefined };
+        for (const p of list.ppis) {
+          if (p.internal || p.value.length !== 4) return undefined;
+          if (p.type === PpiType.TCPIP_CHKSUM) r.csum = ppiU32(p);
+          else if (p.type === PpiType.NBL_HASH_VALUE) r.hash = ppiU32(p);
+          else return undefined;
+        }
+        return r;
+      } catch (e) {
+        if (e instanceof RndisError) return undefined;
+        throw e;
+      }
+    };
+    const ppiArb = fc.record({ type: fc.constantFrom(PpiType.TCPIP_CHKSUM, PpiType.NBL_HASH_VALUE, PpiType.IEEE_8021Q, PpiType.TCP_LARGESEND), value: fc.nat() });
+
+    // (A message with a PPI offset but no PPIs is not among them: rndis_get_ppi reports its zero
+    // per_pkt_info_len, so it takes the general path, which does.)
+    it('takes the messages a host builds, with checksum and hash PPIs, and finds what the general reading finds', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 200 }), fc.array(ppiArb.filter((p) => p.type === PpiType.TCPIP_CHKSUM || p.type === PpiType.NBL_HASH_VALUE), { minLength: 1, maxLength: 2 }), (frameLength, ppis) => {
+          const buf = new Uint8Array(512);
+          const len = writeRndisPacketHeader(buf, 0, frameLength, ppis) + frameLength;
+          const got = out();
+          expect(readPacketWords(new Uint32Array(buf.buffer), 0, len, got)).toBe(true);
+          expect(got).toEqual(general(buf, len));
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('arbitrary and damaged messages: whatever it takes, the general reading takes the same way', () => {
+      // Built messages with any PPIs, then bytes overwritten or the length cut; and plain noise.
+      const damaged = fc.tuple(fc.integer({ min: 0, max: 120 }), fc.array(ppiArb, { maxLength: 3 }), fc.array(fc.tuple(fc.nat(255), fc.nat(255)), { maxLength: 4 }), fc.integer({ min: -8, max: 8 })).map(([frameLength, ppis, pokes, cut]) => {
+        const buf = new Uint8Array(256);
+        const len = writeRndisPacketHeader(buf, 0, frameLength, ppis) + frameLength;
+        for (const [at, v] of pokes) buf[at % 96] = v;
+        return { buf, len: Math.max(0, Math.min(256, len + cut)) };
+      });
+      const noise = fc.uint8Array({ minLength: 0, maxLength: 128 }).map((b) => {
+        const buf = new Uint8Array(128);
+        buf.set(b);
+        return { buf, len: b.length };
+      });
+      fuzz(
+        'network.rndis-one-pass-reader',
+        fc.property(fc.oneof(damaged, noise), ({ buf, len }) => {
+          const got = out();
+          const want = general(buf, len);
+          if (readPacketWords(new Uint32Array(buf.buffer), 0, len, got)) expect(got).toEqual(want);
+          else expect(got).toEqual(out()); // nothing written when it declines
+        }),
+        RUNS,
+      );
+    });
   });
 
   it('a msg_len that lies (beyond the buffer, below the header) is refused', () => {

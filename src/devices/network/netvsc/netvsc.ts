@@ -17,7 +17,7 @@ import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { FieldReader, ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
+import { FieldReader, ppiBytes, readPacketWords, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -119,6 +119,8 @@ interface NvChannel {
   readonly meta: { queue: number; checksumVerified: boolean; hash: number | undefined };
   /** What rndis_filter_receive_data read of the current data packet (reused for each). */
   readonly rx: RxPacket;
+  /** What the one-pass reading of the usual message found (reused for each). */
+  readonly fast: PacketWords;
 }
 
 /**
@@ -359,7 +361,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket() };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket(), fast: { dataOffset: 0, dataLength: 0, csum: undefined, hash: undefined } };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -959,6 +961,15 @@ export class Netvsc implements NetDeviceOps {
       const mem = this.t.memory;
       const mem32 = this.memWords.of(mem.bytes).words;
       const gpa = rb.gpa + offset;
+      // The usual message, a frame with the host's checksum PPI, is read in one pass over guest
+      // memory, each field once; anything else is copied and read the general way below.
+      if ((gpa & 3) === 0 && readPacketWords(mem32, gpa >>> 2, len, c.fast)) {
+        if (c.rsc.length) c.rsc.length = 0;
+        c.rscPpi.csum = c.fast.csum;
+        c.rscPpi.hash = c.fast.hash;
+        if (this.recvCallback(c, mem.bytes, gpa + c.fast.dataOffset, c.fast.dataLength) !== NvspStatus.SUCCESS) status = NvspStatus.FAIL;
+        continue;
+      }
       const first = Math.min(len, PACKET_HEAD);
       copyIn(c.recvCopy, c.recvCopy32, mem, mem32, gpa, 0, first);
       const head = headBytes(c.recvCopy, first, len, c.rx.fields);
