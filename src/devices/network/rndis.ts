@@ -220,14 +220,23 @@ export interface PacketWords {
   hash: number | undefined;
 }
 
-/** rndis_packet's fields as word indexes from the message's start (after the 8-byte header). */
-const PW = {
-  type: 0,
-  len: 1,
+/** Each header field's word, from the declared layouts. */
+const W = {
+  type: RndisMessage.offsets.ndis_msg_type >>> 2,
+  len: RndisMessage.offsets.msg_len >>> 2,
   dataOffset: (RNDIS_HEADER_SIZE + P.data_offset) >>> 2,
   dataLen: (RNDIS_HEADER_SIZE + P.data_len) >>> 2,
+  oobOffset: (RNDIS_HEADER_SIZE + P.oob_data_offset) >>> 2,
+  oobLen: (RNDIS_HEADER_SIZE + P.oob_data_len) >>> 2,
+  oobCount: (RNDIS_HEADER_SIZE + P.num_oob_data_elements) >>> 2,
   ppiOffset: (RNDIS_HEADER_SIZE + P.per_pkt_info_offset) >>> 2,
   ppiLen: (RNDIS_HEADER_SIZE + P.per_pkt_info_len) >>> 2,
+  vc: (RNDIS_HEADER_SIZE + P.vc_handle) >>> 2,
+  reserved: (RNDIS_HEADER_SIZE + P.reserved) >>> 2,
+  ppiSize: PPI.size >>> 2,
+  ppiType: PPI._type >>> 2,
+  ppiValueOffset: PPI.ppi_offset >>> 2,
+  ppiValue: RndisPerPacketInfo.size >>> 2,
 } as const;
 /** A PPI element whose value is one u32: its size, and where the value starts. */
 const U32_PPI_SIZE = RndisPerPacketInfo.size + 4;
@@ -249,23 +258,23 @@ const PPI_HASH = PpiType.NBL_HASH_VALUE;
  */
 export function readPacketWords(words: Uint32Array<ArrayBufferLike>, w: number, len: number, out: PacketWords): boolean {
   if (!LITTLE_ENDIAN || len < PACKET_FIXED || w + (PACKET_FIXED >>> 2) > words.length) return false;
-  const msgLen = words[w + PW.len]!;
-  if (words[w + PW.type] !== RNDIS_MSG_PACKET || msgLen < RNDIS_HEADER_SIZE || msgLen > len) return false;
-  const dataOffsetField = words[w + PW.dataOffset]!;
-  const dataLen = words[w + PW.dataLen]!;
+  const msgLen = words[w + W.len]!;
+  if (words[w + W.type] !== RNDIS_MSG_PACKET || msgLen < RNDIS_HEADER_SIZE || msgLen > len) return false;
+  const dataOffsetField = words[w + W.dataOffset]!;
+  const dataLen = words[w + W.dataLen]!;
   if (dataOffsetField >= len - RNDIS_HEADER_SIZE || dataLen === 0 || len - RNDIS_HEADER_SIZE - dataOffsetField < dataLen) return false;
-  const ppiOffset = words[w + PW.ppiOffset]!;
-  let ppiLen = words[w + PW.ppiLen]!;
+  const ppiOffset = words[w + W.ppiOffset]!;
+  let ppiLen = words[w + W.ppiLen]!;
   let csum: number | undefined;
   let hash: number | undefined;
   if (ppiOffset !== 0) {
     const rpktLen = len - RNDIS_HEADER_SIZE;
     if (ppiOffset < RndisPacket.size || ppiOffset > rpktLen || ppiLen < RndisPerPacketInfo.size || ppiLen > rpktLen - ppiOffset || (ppiOffset & 3) !== 0) return false;
     for (let e = w + ((RNDIS_HEADER_SIZE + ppiOffset) >>> 2); ppiLen > 0; e += U32_PPI_SIZE >>> 2, ppiLen -= U32_PPI_SIZE) {
-      if (ppiLen < U32_PPI_SIZE || words[e] !== U32_PPI_SIZE || words[e + 2] !== RndisPerPacketInfo.size) return false;
-      const type = words[e + 1];
-      if (type === PPI_CHECKSUM) csum = words[e + 3];
-      else if (type === PPI_HASH) hash = words[e + 3];
+      if (ppiLen < U32_PPI_SIZE || words[e + W.ppiSize] !== U32_PPI_SIZE || words[e + W.ppiValueOffset] !== RndisPerPacketInfo.size) return false;
+      const type = words[e + W.ppiType];
+      if (type === PPI_CHECKSUM) csum = words[e + W.ppiValue];
+      else if (type === PPI_HASH) hash = words[e + W.ppiValue];
       else return false;
     }
   }
@@ -273,6 +282,37 @@ export function readPacketWords(words: Uint32Array<ArrayBufferLike>, w: number, 
   out.dataLength = dataLen;
   out.csum = csum;
   out.hash = hash;
+  return true;
+}
+
+/** What readPlainPacketWords found: the message's length, and its frame's place from the message's start. */
+export interface PlainPacketWords {
+  msgLength: number;
+  dataOffset: number;
+  dataLength: number;
+}
+
+/**
+ * The host's reading of the usual message a guest sends, in one pass over the words it lies in
+ * (guest memory, in the send section), each field read once: the message at word `w`, `room`
+ * bytes before the end of what holds it. It takes only what rndisMessageLength and
+ * readRndisPacketHost accept: an RNDIS_MSG_PACKET with no out-of-band data and no VC handle and a
+ * frame of at least one byte inside it; and of those only a packet without PPIs (no offload asked
+ * for). It fills `out` and returns true; anything else returns false, and the caller reads the
+ * message the general way.
+ */
+export function readPlainPacketWords(words: Uint32Array<ArrayBufferLike>, w: number, room: number, out: PlainPacketWords): boolean {
+  if (!LITTLE_ENDIAN || room < PACKET_FIXED || w + (PACKET_FIXED >>> 2) > words.length) return false;
+  const length = words[w + W.len]!;
+  if (words[w + W.type] !== RNDIS_MSG_PACKET || length < PACKET_FIXED || length > room) return false;
+  if (words[w + W.oobCount] !== 0 || words[w + W.oobLen] !== 0 || words[w + W.oobOffset] !== 0 || words[w + W.vc] !== 0 || words[w + W.ppiLen] !== 0) return false;
+  const body = length - RNDIS_HEADER_SIZE;
+  const dataOffsetField = words[w + W.dataOffset]!;
+  const dataLen = words[w + W.dataLen]!;
+  if (dataOffsetField > body || body - dataOffsetField < dataLen || dataLen === 0) return false;
+  out.msgLength = length;
+  out.dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
+  out.dataLength = dataLen;
   return true;
 }
 
@@ -364,24 +404,6 @@ export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength:
   return h.length;
 }
 
-/** Each header field's word, from the declared layouts. */
-const W = {
-  type: RndisMessage.offsets.ndis_msg_type >>> 2,
-  len: RndisMessage.offsets.msg_len >>> 2,
-  dataOffset: (RNDIS_HEADER_SIZE + P.data_offset) >>> 2,
-  dataLen: (RNDIS_HEADER_SIZE + P.data_len) >>> 2,
-  oobOffset: (RNDIS_HEADER_SIZE + P.oob_data_offset) >>> 2,
-  oobLen: (RNDIS_HEADER_SIZE + P.oob_data_len) >>> 2,
-  oobCount: (RNDIS_HEADER_SIZE + P.num_oob_data_elements) >>> 2,
-  ppiOffset: (RNDIS_HEADER_SIZE + P.per_pkt_info_offset) >>> 2,
-  ppiLen: (RNDIS_HEADER_SIZE + P.per_pkt_info_len) >>> 2,
-  vc: (RNDIS_HEADER_SIZE + P.vc_handle) >>> 2,
-  reserved: (RNDIS_HEADER_SIZE + P.reserved) >>> 2,
-  ppiSize: PPI.size >>> 2,
-  ppiType: PPI._type >>> 2,
-  ppiValueOffset: PPI.ppi_offset >>> 2,
-  ppiValue: RndisPerPacketInfo.size >>> 2,
-} as const;
 
 /**
  * writeRndisPacketHeader through `view` (out's words): one store per

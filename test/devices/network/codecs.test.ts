@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { be16, completeL4Checksum, csumFinish, ipv4ChecksumOk, ipv4Of, l4ChecksumOk, parseCidr, parseIpv4, parseMac, sum16, udpFrame, icmpEchoFrame, ETH_HLEN, Udp, Ip4, flowOf } from '../../../src/devices/network/ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType } from '../../../src/devices/network/nvsp.js';
-import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, readPacketWords, readRndisPacketGuest, rndisBody, rndisControl, rndisHeader, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, FieldReader, PpiList, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords } from '../../../src/devices/network/rndis.js';
+import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, readPacketWords, readPlainPacketWords, readRndisPacketGuest, readRndisPacketHost, rndisBody, rndisControl, rndisHeader, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, FieldReader, PpiList, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PlainPacketWords } from '../../../src/devices/network/rndis.js';
 import { rssHash, toeplitz } from '../../../src/devices/network/toeplitz.js';
 import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
 import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
@@ -165,6 +165,62 @@ describe('RNDIS messages', () => {
           const want = general(buf, len);
           if (readPacketWords(new Uint32Array(buf.buffer), 0, len, got)) expect(got).toEqual(want);
           else expect(got).toEqual(out()); // nothing written when it declines
+        }),
+        RUNS,
+      );
+    });
+  });
+
+  describe('the host\'s one-pass reading of the messages a guest sends (readPlainPacketWords)', () => {
+    const out = (): PlainPacketWords => ({ msgLength: -1, dataOffset: -1, dataLength: -1 });
+    /** The general path's verdict on the message at the start of bytes[0, room): a plain frame's place, or undefined. */
+    const general = (bytes: Uint8Array, room: number): PlainPacketWords | undefined => {
+      try {
+        const msgLength = rndisMessageLength(bytes, 0, room);
+        if (rndisMessageType(bytes, 0) !== RndisMsg.PACKET) return undefined;
+        const list = new PpiList();
+        readRndisPacketHost(bytes, 0, msgLength, list);
+        return list.ppis.length === 0 ? { msgLength, dataOffset: list.dataOffset, dataLength: list.dataLength } : undefined;
+      } catch (e) {
+        if (e instanceof RndisError) return undefined;
+        throw e;
+      }
+    };
+
+    it('takes what netvsc sends for a frame with no offload, padded to pkt_align or not', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 0, max: 7 }), (frameLength, pad) => {
+          const buf = new Uint8Array(512);
+          const len = writeRndisPacketHeader(buf, 0, frameLength, []) + frameLength;
+          new DataView(buf.buffer).setUint32(4, len + pad, true);
+          const got = out();
+          expect(readPlainPacketWords(new Uint32Array(buf.buffer), 0, 512, got)).toBe(true);
+          expect(got).toEqual({ msgLength: len + pad, dataOffset: len - frameLength, dataLength: frameLength });
+          expect(got).toEqual(general(buf, 512));
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('arbitrary and damaged messages: whatever it takes, the general reading takes the same way', () => {
+      const ppiArb = fc.record({ type: fc.constantFrom(PpiType.TCPIP_CHKSUM, PpiType.TCP_LARGESEND, PpiType.IEEE_8021Q), value: fc.nat() });
+      const damaged = fc.tuple(fc.integer({ min: 0, max: 120 }), fc.array(ppiArb, { maxLength: 2 }), fc.array(fc.tuple(fc.nat(255), fc.nat(255)), { maxLength: 4 }), fc.integer({ min: -8, max: 8 })).map(([frameLength, ppis, pokes, cut]) => {
+        const buf = new Uint8Array(256);
+        const len = writeRndisPacketHeader(buf, 0, frameLength, ppis) + frameLength;
+        for (const [at, v] of pokes) buf[at % 80] = v;
+        return { buf, room: Math.max(0, Math.min(256, len + cut)) };
+      });
+      const noise = fc.uint8Array({ minLength: 0, maxLength: 128 }).map((b) => {
+        const buf = new Uint8Array(128);
+        buf.set(b);
+        return { buf, room: b.length };
+      });
+      fuzz(
+        'network.rndis-one-pass-host-reader',
+        fc.property(fc.oneof(damaged, noise), ({ buf, room }) => {
+          const got = out();
+          if (readPlainPacketWords(new Uint32Array(buf.buffer), 0, room, got)) expect(got).toEqual(general(buf, room));
+          else expect(got).toEqual(out());
         }),
         RUNS,
       );
