@@ -73,6 +73,8 @@ describe('VMBus wire parsers on arbitrary bytes', () => {
         expect(parsePacket(inRing(gpaDirect(ranges, payload, id))).ranges).toEqual(ranges);
         const t = parsePacket(inRing(transferPages(set, ranges, id, payload)));
         expect([t.transferPageSet, t.transferRanges]).toEqual([set, ranges.map((r) => ({ byteCount: r.byteCount, byteOffset: r.byteOffset }))]);
+        expect([...t.transferWords!]).toEqual(ranges.flatMap((r) => [r.byteCount, r.byteOffset]));
+        expect(t.ranges).toBeUndefined();
       }),
     1000,
   );

@@ -152,6 +152,9 @@ class RxPacket implements RndisPacketSink {
   }
 }
 
+/** A transfer-page packet's ranges when it has none. */
+const NO_RANGES = new Uint32Array(0);
+
 /** The PPI list of a frame that needs none (never added to). */
 const NO_PPIS: PpiValue[] = [];
 Object.freeze(NO_PPIS);
@@ -930,12 +933,12 @@ export class Netvsc implements NetDeviceOps {
     }
     void TransferPageHeader; // the offset and range-count checks are parsePacket's (vmbus.md §8.5)
     let status: number = NvspStatus.SUCCESS;
-    const ranges = p.transferRanges ?? [];
+    const ranges = p.transferWords ?? NO_RANGES;
+    const count = ranges.length >>> 1;
     // Several ranges, one RNDIS message each: the host batches the frames of a burst (range_cnt).
-    for (let i = 0; i < ranges.length; i++) {
-      const r = ranges[i]!;
-      const offset = r.byteOffset;
-      const len = r.byteCount;
+    for (let i = 0; i < count; i++) {
+      const len = ranges[2 * i]!;
+      const offset = ranges[2 * i + 1]!;
       if (!rb || offset > rb.size || len > rb.size - offset) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
@@ -976,7 +979,7 @@ export class Netvsc implements NetDeviceOps {
       if (head > first) copyIn(c.recvCopy, c.recvCopy32, mem, mem32, gpa, first, head);
       c.data = head === len ? c.recvCopy : mem.bytes;
       c.dataBase = head === len ? 0 : gpa;
-      if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
+      if (this.rndisReceive(c, c.recvCopy, len, i === count - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
       }
