@@ -409,17 +409,23 @@ export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength:
  * writeRndisPacketHeader through `view` (out's words): one store per
  * field, every field written, when out[at] is word-aligned on a little-endian machine; otherwise
  * the header is built and copied. The per-frame paths write into shared guest memory, where a
- * header built elsewhere and copied costs twice the stores.
+ * header built elsewhere and copied costs twice the stores. `msgLength` is the msg_len to write
+ * when it is not the header and the frame (netvsc pads a packet that more will follow in its
+ * send section to pkt_align).
  */
-export function writeRndisPacketHeaderWords(out: Uint8Array, view: WordView, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
+export function writeRndisPacketHeaderWords(out: Uint8Array, view: WordView, at: number, frameLength: number, ppis: readonly PpiValue[], msgLength?: number): number {
   const abs = view.of(out).base + at;
   const words = view.words;
-  if (!LITTLE_ENDIAN || (abs & 3) !== 0) return writeRndisPacketHeader(out, at, frameLength, ppis);
+  if (!LITTLE_ENDIAN || (abs & 3) !== 0) {
+    const n = writeRndisPacketHeader(out, at, frameLength, ppis);
+    if (msgLength !== undefined) setRndisMessageLength(out, at, msgLength);
+    return n;
+  }
   const w = abs >>> 2;
   const ppiLen = ppiBytes(ppis.length);
   const headerLen = PACKET_HEADER + ppiLen;
   words[w + W.type] = 1; // RNDIS_MSG_PACKET
-  words[w + W.len] = headerLen + frameLength;
+  words[w + W.len] = msgLength ?? headerLen + frameLength;
   words[w + W.dataOffset] = RndisPacket.size + ppiLen;
   words[w + W.dataLen] = frameLength;
   words[w + W.oobOffset] = 0;

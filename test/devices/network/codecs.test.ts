@@ -79,12 +79,14 @@ describe('RNDIS messages', () => {
   it('the header written a field per word into dirty memory is the byte-built header, at any offset', () => {
     const ppi = fc.record({ type: fc.integer({ min: 0, max: 0x7fffffff }), internal: fc.boolean(), value: fc.integer({ min: 0, max: 0xffffffff }) });
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 9000 }), fc.array(ppi, { maxLength: 6 }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 7 }), (frameLength, ppis, at, dirt, base) => {
+      fc.property(fc.integer({ min: 0, max: 9000 }), fc.array(ppi, { maxLength: 6 }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 7 }), fc.option(fc.nat(), { nil: undefined }), (frameLength, ppis, at, dirt, base, msgLength) => {
         const byBytes = new Uint8Array(256).fill(dirt);
         // An array that starts `base` bytes into its buffer: words are counted from the buffer's start.
         const byWords = new Uint8Array(new SharedArrayBuffer(264), base, 256).fill(dirt);
         const n = writeRndisPacketHeader(byBytes, at, frameLength, ppis);
-        expect(writeRndisPacketHeaderWords(byWords, new WordView(), at, frameLength, ppis)).toBe(n);
+        // A msg_len given (a padded packet) replaces the header-and-frame one, nothing else.
+        if (msgLength !== undefined) new DataView(byBytes.buffer).setUint32(at + 4, msgLength, true);
+        expect(writeRndisPacketHeaderWords(byWords, new WordView(), at, frameLength, ppis, msgLength)).toBe(n);
         expect(hex(byWords)).toBe(hex(byBytes));
       }),
       { numRuns: RUNS },

@@ -17,7 +17,7 @@ import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { FieldReader, ppiBytes, readPacketWords, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
+import { FieldReader, ppiBytes, readPacketWords, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -730,15 +730,14 @@ export class Netvsc implements NetDeviceOps {
     }
     const mem = this.t.memory.bytes;
     const at = sb.gpa + m.section * sb.sectionSize + m.len;
-    const hl = writeRndisPacketHeaderWords(mem, this.memWords, at, frame.length, ppis);
+    // netvsc_copy_to_send_buf: while more follow, the packet's msg_len grows to the next pkt_align boundary.
+    const padded = !more ? total : align <= 0x40000000 ? (total + align - 1) & -align : Math.ceil(total / align) * align; // pkt_align is a power of two
+    const hl = writeRndisPacketHeaderWords(mem, this.memWords, at, frame.length, ppis, padded);
     setInto(mem, frame, at + hl);
     m.count++;
     m.bytes += frame.length;
     if (more) {
-      // netvsc_copy_to_send_buf: the packet's msg_len grows to the next pkt_align boundary.
-      const padded = align <= 0x40000000 ? (total + align - 1) & -align : Math.ceil(total / align) * align; // pkt_align is a power of two
       for (let i = at + total; i < at + padded; i++) mem[i] = 0; // at most pkt_align - 1 bytes
-      setRndisMessageLength(mem, at, padded);
       m.len += padded;
       c.msd = m;
       return 'ok';
