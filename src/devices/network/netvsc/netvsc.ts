@@ -886,17 +886,7 @@ export class Netvsc implements NetDeviceOps {
     }
     if (msg.length < NvspMessageHeader.size) return this.log('err', `nvsp_message length too small: ${msg.length}`);
     const type = nvspType(msg);
-    const at = INIT_COMPLETIONS.findIndex(([t]) => t === type);
-    if (at >= 0) {
-      // Linux falls through the cases, so INIT_COMPLETE must also be as long as the longer ones below it.
-      for (const [, size, name] of INIT_COMPLETIONS.slice(at)) {
-        if (msg.length < NvspMessageHeader.size + size) return this.log('err', `${name} length too small: ${msg.length}`);
-      }
-      const copy = new Uint8Array(40);
-      copy.set(msg.subarray(0, Math.min(40, msg.length)));
-      this.initResponse = copy;
-      return;
-    }
+    // Linux's switch on the type; the data path's completion, the usual one, is looked at first.
     if (type === NvspMsgType.SEND_RNDIS_PKT_COMPLETE) {
       if (msg.length < NvspMessageHeader.size + Nvsp1SendRndisPacketComplete.size) return this.log('err', `nvsp_rndis_pkt_complete length too small: ${msg.length}`);
       const status = nvspU32(msg, Nvsp1SendRndisPacketComplete.offsets.status);
@@ -914,6 +904,17 @@ export class Netvsc implements NetDeviceOps {
         q.txPackets += ctx.packets ?? 1;
         q.txBytes += ctx.bytes;
       }
+      return;
+    }
+    const at = INIT_COMPLETIONS.findIndex(([t]) => t === type);
+    if (at >= 0) {
+      // Linux falls through the cases, so INIT_COMPLETE must also be as long as the longer ones below it.
+      for (const [, size, name] of INIT_COMPLETIONS.slice(at)) {
+        if (msg.length < NvspMessageHeader.size + size) return this.log('err', `${name} length too small: ${msg.length}`);
+      }
+      const copy = new Uint8Array(40);
+      copy.set(msg.subarray(0, Math.min(40, msg.length)));
+      this.initResponse = copy;
       return;
     }
     this.log('err', `Unknown send completion type ${type} received!!`);
