@@ -185,6 +185,10 @@ interface Queue {
 
 type Phase = 'closed' | 'init' | 'operational';
 
+/** A send's completion message: the successful one made once (the ring copies it; nothing writes it). */
+const TX_COMPLETE_SUCCESS = nvspRndisPacketComplete(NvspStatus.SUCCESS);
+const txCompletion = (status: number): Uint8Array => (status === NvspStatus.SUCCESS ? TX_COMPLETE_SUCCESS : nvspRndisPacketComplete(status));
+
 /** Whether the frame's destination passes the RNDIS packet filter for `mac`. */
 function passesFilter(filter: number, bytes: Uint8Array, at: number, mac: Mac): boolean {
   if (filter & NdisPacketType.PROMISCUOUS) return true;
@@ -873,14 +877,14 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   private readonly txPacket = new PpiList();
 
   private completeTx(q: Queue, transId: bigint, status: number): void {
-    if (q.completions.length === 0 && q.ch.sendCompletion(transId, nvspRndisPacketComplete(status))) return;
+    if (q.completions.length === 0 && q.ch.sendCompletion(transId, txCompletion(status))) return;
     q.completions.push({ transId, status });
   }
 
   private flushCompletions(q: Queue): void {
     while (q.completions.length) {
       const c = q.completions[0]!;
-      if (!q.ch.sendCompletion(c.transId, nvspRndisPacketComplete(c.status))) {
+      if (!q.ch.sendCompletion(c.transId, txCompletion(c.status))) {
         q.ch.waitForSpace(128);
         return;
       }
