@@ -6,7 +6,7 @@ import { describe, expect } from 'vitest';
 import { completion, gpaDirect, inband, transferPages } from '../../src/vmbus/packet.js';
 import { ChannelMessageError, decodeChannelMessage, MESSAGES } from '../../src/vmbus/wire/messages.js';
 import { PacketType } from '../../src/vmbus/wire/constants.js';
-import { PacketError, parsePacket } from '../../src/vmbus/wire/packets.js';
+import { PacketError, PacketHead, parsePacket, parsePacketHead } from '../../src/vmbus/wire/packets.js';
 import { itFuzz } from '../fuzz/fuzz.js';
 
 const concat = (parts: readonly Uint8Array[]): Uint8Array => {
@@ -57,6 +57,39 @@ describe('VMBus wire parsers on arbitrary bytes', () => {
         } catch (e) {
           expect(e).toBeInstanceOf(PacketError);
         }
+      }),
+    2000,
+  );
+
+  itFuzz(
+    'parsePacketHead: what parsePacket says of the same bytes, in place (the same fields, or the same PacketError)',
+    'vmbus-wire.packet-head',
+    () =>
+      fc.property(packetBytes, fc.nat(16), (b, spare) => {
+        // The packet at the start of a bigger buffer (a private buffer), `b.length` bytes of it.
+        const buffer = new Uint8Array(b.length + spare).fill(0xa5);
+        buffer.set(b);
+        const head = new PacketHead();
+        let want: ReturnType<typeof parsePacket> | Error;
+        try {
+          want = parsePacket(b);
+        } catch (e) {
+          want = e as Error;
+        }
+        let got: Error | undefined;
+        try {
+          parsePacketHead(buffer, b.length, head);
+        } catch (e) {
+          got = e as Error;
+        }
+        if (want instanceof Error) {
+          expect(got).toBeInstanceOf(PacketError);
+          expect(got?.message).toBe(want.message);
+          return;
+        }
+        expect(got).toBeUndefined();
+        expect([head.type, head.flags, head.transId, head.completionRequested]).toEqual([want.type, want.flags, want.transId, want.completionRequested]);
+        expect([...buffer.subarray(head.payloadAt, head.payloadEnd)]).toEqual([...want.payload]);
       }),
     2000,
   );

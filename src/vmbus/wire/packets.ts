@@ -167,6 +167,52 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
   return p;
 }
 
+/**
+ * A packet's descriptor as parsePacket reads and checks it, filled in by parsePacketHead: what a
+ * receiver that reads each packet where it lies (its private copy) needs, in an object it reuses.
+ * The transaction id is kept as its two u32 halves; `transId` makes the BigInt.
+ */
+export class PacketHead {
+  type = 0;
+  flags = 0;
+  transIdLow = 0;
+  transIdHigh = 0;
+  completionRequested = false;
+  /** The in-band part: [payloadAt, payloadEnd) of the packet's bytes. */
+  payloadAt = 0;
+  payloadEnd = 0;
+
+  get transId(): bigint {
+    return (BigInt(this.transIdHigh) << 32n) | BigInt(this.transIdLow);
+  }
+}
+
+/**
+ * parsePacket for the first `length` bytes of `bytes`, into `head` rather than a new ParsedPacket:
+ * the same checks in the same order, the same PacketError for a packet that does not parse. A
+ * GPA-direct or transfer-page packet has its ranges checked by parsePacket itself (they are not
+ * kept: a receiver in place takes only the in-band part).
+ */
+export function parsePacketHead(bytes: Uint8Array, length: number, head: PacketHead): void {
+  if (length < PacketDescriptor.size) throw new PacketError('descriptor', `needs ${PacketDescriptor.size} bytes, have ${length}`);
+  const type = u16le(bytes, D.type);
+  if (type === PacketType.DATA_USING_GPA_DIRECT || type === PacketType.DATA_USING_XFER_PAGES) parsePacket(subarrayOf(bytes, 0, length));
+  const offset = u16le(bytes, D.offset8) * 8;
+  const len = u16le(bytes, D.len8) * 8;
+  const flags = u16le(bytes, D.flags);
+  if (!isDataType(type)) throw new PacketError('type', `0x${type.toString(16)} is not a data packet type`);
+  if (flags & ~VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) throw new PacketError('flags', `0x${flags.toString(16)} has unknown bits`);
+  if (len < PacketDescriptor.size || len > length) throw new PacketError('len8', `${len} bytes is not within [16, ${length}]`);
+  if (offset < PacketDescriptor.size || offset > len) throw new PacketError('offset8', `${offset} is not within [16, ${len}]`);
+  head.type = type;
+  head.flags = flags;
+  head.transIdLow = u32le(bytes, D.trans_id);
+  head.transIdHigh = u32le(bytes, D.trans_id + 4);
+  head.completionRequested = (flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
+  head.payloadAt = offset;
+  head.payloadEnd = len;
+}
+
 const u16le = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
 const u32le = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 const U64 = new BigUint64Array(1);

@@ -15,7 +15,7 @@ import { vmbusRingSize } from '../../../vmbus/client/ring-size.js';
 import { GPA_DIRECT_PFNS_AT, gpaDirectHeaderLength, inband, INBAND_PAYLOAD_AT, putGpaDirectHeader, putInbandHeader } from '../../../vmbus/packet.js';
 import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
-import type { ParsedPacket } from '../../../vmbus/wire/packets.js';
+import type { PacketHead, ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestModule, GuestServices } from '../../device.js';
 import { normalizeSense, ScsiOp, ScsiStatus } from '../scsi.js';
 import {
@@ -405,7 +405,12 @@ export class StorvscDevice {
   /** scsi_host_find_tag for a transaction id (tag = id - 1, as blk_mq_unique_tag). */
   private findTag(id: bigint): ScsiCmnd | undefined {
     if (id < 1n || id > 0xffff_ffffn) return undefined;
-    const unique = Number(id) - 1;
+    return this.findTagOf(Number(id));
+  }
+
+  /** findTag for an id of 1 to 2^32 - 1. */
+  private findTagOf(id: number): ScsiCmnd | undefined {
+    const unique = id - 1;
     return this.tags.get(unique >>> 16)?.cmds[unique & 0xffff];
   }
 
@@ -487,8 +492,31 @@ export class StorvscDevice {
   /** storvsc_on_channel_callback: every packet the host sent on `ch`. */
   private onChannelCallback(ch: GuestChannel): void {
     if (this.destroy && this.outstanding === 0) return;
-    ch.receive((p) => this.onPacket(p));
+    ch.receiveInPlace(this.inPlace);
   }
+
+  /**
+   * A packet as foreach_vmbus_pkt hands it out, in the channel's private buffer: a completion of
+   * a request (a transaction id that is a tag's, a whole vstor_packet) is read there; anything
+   * else goes to onPacket as a packet of its own. Same checks, same order, same outcome.
+   */
+  private readonly inPlace = (bytes: Uint8Array, head: PacketHead): void => {
+    const at = head.payloadAt;
+    const end = head.payloadEnd;
+    if (head.transIdHigh !== 0 || head.transIdLow === 0 || end - at < VstorPacket.size) {
+      this.onPacket({ type: head.type, flags: head.flags, transId: head.transId, completionRequested: head.completionRequested, payload: bytes.slice(at, end) });
+      return;
+    }
+    const operation = le32(bytes, at + Vstor.operation);
+    const cmd = this.findTagOf(head.transIdLow);
+    if (!cmd) {
+      this.badPackets++;
+      this.devLog('err', 'Incorrect transaction ID');
+      return;
+    }
+    if (operation === VstorOp.COMPLETE_IO) this.onIoCompletion(bytes, at, cmd);
+    else this.onReceive(operation, bytes.slice(at, end), cmd);
+  };
 
   private onPacket(p: ParsedPacket): void {
     const pktlen = p.payload.length;
@@ -527,7 +555,7 @@ export class StorvscDevice {
   private onReceive(operation: number, payload: Uint8Array, cmd: ScsiCmnd | undefined): void {
     switch (operation) {
       case VstorOp.COMPLETE_IO:
-        if (cmd) this.onIoCompletion(payload, cmd);
+        if (cmd) this.onIoCompletion(payload, 0, cmd);
         return;
       case VstorOp.REMOVE_DEVICE:
       case VstorOp.ENUMERATE_BUS:
@@ -542,11 +570,12 @@ export class StorvscDevice {
   }
 
   /** storvsc_on_io_completion + storvsc_command_completion. */
-  private onIoCompletion(payload: Uint8Array, cmd: ScsiCmnd): void {
-    // The completion is the reader's private copy (vmbus.md §12): its fields are read in place.
-    let scsiStatus = payload[Vstor.scsiStatus]!;
-    let srbStatus = payload[Vstor.srbStatus]!;
-    const status = le32(payload, Vstor.status);
+  private onIoCompletion(payload: Uint8Array, at: number, cmd: ScsiCmnd): void {
+    // The completion (its vstor_packet at `at`) is the reader's private copy (vmbus.md §12): its
+    // fields are read in place, all of them before the command completes.
+    let scsiStatus = payload[at + Vstor.scsiStatus]!;
+    let srbStatus = payload[at + Vstor.srbStatus]!;
+    const status = le32(payload, at + Vstor.status);
     const op = cmd.cdb[0]!;
     if (scsiStatus !== 0 || srbStatus !== SrbStatus.SUCCESS) {
       // TEST UNIT READY errors are only warnings (logging_level 1 hides them).
@@ -559,9 +588,9 @@ export class StorvscDevice {
       scsiStatus = 0;
       srbStatus = SrbStatus.SUCCESS;
     }
-    const senseLen = Math.min(STORVSC_SENSE_BUFFER_SIZE, payload[Vstor.senseInfoLength]!);
-    if (scsiStatus === ScsiStatus.CHECK_CONDITION && srbStatus & SrbStatus.AUTOSENSE_VALID) cmd.sense.set(payload.subarray(Vstor.payload, Vstor.payload + senseLen));
-    let transferred = le32(payload, Vstor.dataTransferLength);
+    const senseLen = Math.min(STORVSC_SENSE_BUFFER_SIZE, payload[at + Vstor.senseInfoLength]!);
+    if (scsiStatus === ScsiStatus.CHECK_CONDITION && srbStatus & SrbStatus.AUTOSENSE_VALID) cmd.sense.set(payload.subarray(at + Vstor.payload, at + Vstor.payload + senseLen));
+    let transferred = le32(payload, at + Vstor.dataTransferLength);
     cmd.status = scsiStatus;
     if (srbStatus !== SrbStatus.SUCCESS) {
       this.handleError(srbStatus, cmd);
