@@ -66,8 +66,8 @@ export interface StorvspOptions {
   readonly queueDepth?: number;
   /** A Fibre Channel adapter's port and node names (default: derived from the instance GUID). */
   readonly wwn?: { readonly port: bigint; readonly node: bigint };
-  /** Fault injection: return false to leave a request unanswered (a host that never answers). */
-  readonly answer?: (op: number, request: VmscsiRequestValue | undefined) => boolean;
+  /** Fault injection: return false to leave a request unanswered (a host that never answers); `transId` is the request's. */
+  readonly answer?: (op: number, request: VmscsiRequestValue | undefined, transId: bigint) => boolean;
 }
 
 export type StorvspState = 'begin' | 'query-version' | 'query-properties' | 'end-init' | 'ready';
@@ -424,7 +424,7 @@ export class StorvspHost implements HostDevice {
     for (let i = 0; i < copied; i++) request[i] = payload[i]!;
     for (let i = copied; i < request.length; i++) request[i] = 0;
     const union = this.union;
-    if (this.answer && !this.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined)) return;
+    if (this.answer && !this.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined, p.transId)) return;
     if (sc.index !== 0 && this.state !== 'ready') return this.complete(sc, p.transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
     switch (this.state) {
       case 'begin':

@@ -87,4 +87,74 @@ describe('storvsc completions, matched by tag and read in place', () => {
     g.m.waitUntil(() => r.result !== undefined, 1e9);
     expect(r.result?.ok).toBe(true);
   });
+
+  it("a command is handed out again only after its request completed: reads issued while others are in flight, completed in any order, each get their own bytes", () => {
+    // storvsp holds every READ(10), noting its LBA and transaction id; the test completes them.
+    const held = new Map<number, bigint>();
+    let holding = false;
+    const g = guestMachine({
+      disks: [memDisk(0)],
+      storage: {
+        answer: (op, r, transId) => {
+          if (!(holding && op === VstorOp.EXECUTE_SRB && r?.payload[0] === 0x28)) return true;
+          held.set(new DataView(r.payload.buffer, r.payload.byteOffset).getUint32(2), transId);
+          return false;
+        },
+      },
+    });
+    const sda = g.storage.disks[0]!;
+    const dev = [...g.storage.driver.devices.values()][0]!;
+    const ram = g.m.partition.memory;
+    holding = true;
+    const waves = fc.array(fc.tuple(fc.integer({ min: 1, max: 12 }), fc.nat()), { minLength: 1, maxLength: 5 });
+    let nextLba = 8;
+    fuzz(
+      'storage.storvsc-commands-reused',
+      fc.property(waves, fc.nat(), (wavesOf, seed) => {
+        const inFlight: { lba: number; gpa: number; req: BlockRequest }[] = [];
+        let rnd = seed;
+        const pick = (n: number) => {
+          rnd = (rnd * 1103515245 + 12345) >>> 0;
+          return rnd % n;
+        };
+        for (const [count, completeNow] of wavesOf) {
+          // A wave of reads joins those in flight (their commands come from the pool, given back by
+          // the requests completed before)...
+          for (let i = 0; i < count; i++) {
+            const lba = (nextLba = (nextLba + 8 * 37) % (64 * 2048 - 8));
+            const gpa = g.m.kernel.mm.allocContiguous(BLOCK);
+            inFlight.push({ lba, gpa, req: sda.read(lba, 8, { into: ram.view(gpa, BLOCK).fill(0xee) }) });
+          }
+          g.m.runFor(1e6);
+          // ...then some of all those in flight complete, in a random order.
+          for (let k = completeNow % (inFlight.length + 1); k > 0; k--) {
+            const [r] = inFlight.splice(pick(inFlight.length), 1);
+            const id = held.get(r!.lba)!;
+            expect(r!.req.result).toBeUndefined();
+            ram.write(r!.gpa, contents(r!.lba));
+            g.host.primary.sendCompletion(id, completeIo(BLOCK));
+            g.m.runFor(1e5);
+            const res = r!.req.result;
+            expect(res?.ok && [...res.data!]).toEqual([...contents(r!.lba)]);
+            for (const o of inFlight) expect(o.req.result).toBeUndefined();
+            g.m.kernel.mm.freeContiguous(r!.gpa, BLOCK);
+          }
+        }
+        // The rest complete, in a random order.
+        while (inFlight.length) {
+          const [r] = inFlight.splice(pick(inFlight.length), 1);
+          ram.write(r!.gpa, contents(r!.lba));
+          g.host.primary.sendCompletion(held.get(r!.lba)!, completeIo(BLOCK));
+          g.m.runFor(1e5);
+          const res = r!.req.result;
+          expect(res?.ok && [...res.data!]).toEqual([...contents(r!.lba)]);
+          g.m.kernel.mm.freeContiguous(r!.gpa, BLOCK);
+        }
+        expect(dev.outstanding).toBe(0);
+        held.clear();
+      }),
+      30,
+    );
+    expect(dev.badPackets).toBe(0);
+  });
 });
