@@ -106,7 +106,15 @@ export class ScsiCmnd {
   callerPages = false;
   /** What submit() was given: the CPU it issues on and the callback of the final disposition. */
   submittedOn = 0;
-  whenFinal: ((d: Disposition) => void) | undefined;
+  whenFinal: ((d: Disposition, cmd: ScsiCmnd) => void) | undefined;
+  /**
+   * The upper driver's request this command carries a piece of (blk_mq_rq_from_pdu), and the
+   * piece's byte offset, first block and byte length in it: what its whenFinal reads back.
+   */
+  upper: object | undefined;
+  upperOffset = 0;
+  upperLba = 0;
+  upperLength = 0;
 
   /**
    * @internal A command of the pool (ScsiCore.ioCommand): its own CDB arrays by length and its
@@ -159,6 +167,10 @@ export class ScsiCmnd {
     this.callerPages = false;
     this.submittedOn = 0;
     this.whenFinal = undefined;
+    this.upper = undefined;
+    this.upperOffset = 0;
+    this.upperLba = 0;
+    this.upperLength = 0;
   }
 
   /** Readies the command for another try. */
@@ -466,6 +478,7 @@ export class ScsiCore {
     cmd.buffer = undefined;
     cmd.onDone = undefined;
     cmd.whenFinal = undefined;
+    cmd.upper = undefined;
     this.pool.push(cmd);
   }
   private readonly pool: ScsiCmnd[] = [];
@@ -515,19 +528,19 @@ export class ScsiCore {
   }
 
   /** Sends a command and calls `done` with its disposition once it is final (retries included). */
-  submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition) => void, pm = false): void {
+  submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition, cmd: ScsiCmnd) => void, pm = false): void {
     const host = cmd.device.host;
     // scsi_device_state_check: SDEV_CANCEL passes only PM requests (as BLK_STS_OFFLINE otherwise).
     if (cmd.device.state === 'cancel' && !pm) {
       cmd.done = true;
-      done({ ok: false, errno: 'EIO' });
+      done({ ok: false, errno: 'EIO' }, cmd);
       return;
     }
     if (cmd.device.state === 'del' || host.removed) {
       // scsi_device_state_check: SDEV_DEL refuses everything.
       this.log('err', `${cmd.device.prefix(cmd.device.diskName?.startsWith('sr') ? 'sr' : cmd.device.diskName ? 'sd' : 'scsi')}rejecting I/O to dead device`);
       cmd.done = true;
-      done({ ok: false, errno: 'EIO' });
+      done({ ok: false, errno: 'EIO' }, cmd);
       return;
     }
     // The command carries its CPU and callback (no closure per command): finish() decides.
@@ -537,7 +550,7 @@ export class ScsiCore {
   }
 
   /** A submitted command came back: retried, requeued, or final with its disposition. */
-  private settleSubmitted(c: ScsiCmnd, done: (d: Disposition) => void): void {
+  private settleSubmitted(c: ScsiCmnd, done: (d: Disposition, cmd: ScsiCmnd) => void): void {
     const d = this.decide(c);
     if (d === 'retry' && c.retries < c.allowed) {
       c.retries++;
@@ -551,7 +564,7 @@ export class ScsiCore {
       return;
     }
     c.done = true;
-    done(this.result(c));
+    done(this.result(c), c);
   }
 
   /** scsi_execute: one command, waited for; the buffer is freed before it returns. */
