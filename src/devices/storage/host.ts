@@ -88,7 +88,8 @@ const MAX_DEFERRED = 256;
 /** A deferred direct request (StorvspHost.deferDirect): a slot reused from pump to pump. */
 class DeferredIo {
   sc: StorChannel | undefined;
-  transId = 0n;
+  /** The request's transaction id: a number when it is a safe integer (no BigInt made per request). */
+  transId: bigint | number = 0;
   requestSize = 0;
   target: ScsiTarget | undefined;
   /** The request's own CDB: the host's packet buffer is the next packet's by the time it runs. */
@@ -119,6 +120,11 @@ class HostPacket {
 
   get transId(): bigint {
     return (BigInt(this.transIdHigh) << 32n) | BigInt(this.transIdLow);
+  }
+
+  /** transId as a number when it is a safe integer (below 2^53), else as the BigInt. */
+  get transIdValue(): bigint | number {
+    return this.transIdHigh < 2 ** 21 ? this.transIdHigh * 2 ** 32 + this.transIdLow : this.transId;
   }
 
   get payloadLength(): number {
@@ -425,8 +431,8 @@ export class StorvspHost implements HostDevice {
    * complete() with srbResponse's body, which is written straight into the completion buffer: of
    * the whole 52-byte body only the first `requestSize` bytes go out, as complete() copies them.
    */
-  private completeSrb(sc: StorChannel, transId: bigint, status: number, result: ScsiResult, requestSize: number): void {
-    if (sc.unsent.length > 0) return this.complete(sc, transId, status, this.srbResponse(result, this.response), requestSize);
+  private completeSrb(sc: StorChannel, transId: bigint | number, status: number, result: ScsiResult, requestSize: number): void {
+    if (sc.unsent.length > 0) return this.complete(sc, BigInt(transId), status, this.srbResponse(result, this.response), requestSize);
     const out = this.completionBuffer;
     const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
     const at = COMPLETION_PAYLOAD_AT;
@@ -438,7 +444,7 @@ export class StorvspHost implements HostDevice {
       this.stats.completions++;
       return;
     }
-    sc.unsent.push({ transId, payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
+    sc.unsent.push({ transId: BigInt(transId), payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
     sc.channel.waitForSpace(COMPLETION_RING_BYTES);
   }
 
@@ -662,7 +668,7 @@ export class StorvspHost implements HostDevice {
     this.directRoom -= COMPLETION_RING_BYTES;
     const slot = (this.pending[n] ??= new DeferredIo());
     slot.sc = sc;
-    slot.transId = p.transId;
+    slot.transId = p.transIdValue;
     slot.requestSize = requestSize;
     slot.target = target;
     slot.cdbLength = cdbLength;
@@ -716,13 +722,14 @@ export class StorvspHost implements HostDevice {
   }
 
   /** An executed SRB: counted, then completed now or after the host's latency. */
-  private srbDone(sc: StorChannel, transId: bigint, result: ScsiResult, writable: boolean, requestSize: number): void {
+  private srbDone(sc: StorChannel, transId: bigint | number, result: ScsiResult, writable: boolean, requestSize: number): void {
     if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
     else if (writable) this.stats.bytesRead += result.tx;
     else this.stats.bytesWritten += result.tx;
     const status = ntStatusForSrb(result.srbStatus);
     const latency = this.latencyNs;
     if (latency <= 0) return this.completeSrb(sc, transId, status, result, requestSize);
+    const id = BigInt(transId);
     const body = this.srbResponse(result, new Uint8Array(VmscsiRequest.size));
     // The request stays outstanding until its completion is sent (and counted out in complete).
     sc.outstanding++;
@@ -730,7 +737,7 @@ export class StorvspHost implements HostDevice {
     const timer = this.ctx.schedule(this.ctx.now() + latency, () => {
       sc.timers.delete(timer);
       if (sc.generation !== generation) return;
-      this.complete(sc, transId, status, body, requestSize, true);
+      this.complete(sc, id, status, body, requestSize, true);
       this.pump(sc);
     });
     sc.timers.add(timer);
