@@ -433,6 +433,16 @@ export class StorvspHost implements HostDevice {
    */
   private completeSrb(sc: StorChannel, transId: bigint | number, status: number, result: ScsiResult, requestSize: number): void {
     if (sc.unsent.length > 0) return this.complete(sc, BigInt(transId), status, this.srbResponse(result, this.response), requestSize);
+    if (sc.channel.send(this.srbCompletion(transId, status, result, requestSize))) {
+      this.stats.completions++;
+      return;
+    }
+    sc.unsent.push({ transId: BigInt(transId), payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
+    sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+  }
+
+  /** An SRB's whole completion (descriptor, vstor_packet, srbResponse's body) in the completion buffer, as its one part. */
+  private srbCompletion(transId: bigint | number, status: number, result: ScsiResult, requestSize: number): readonly Uint8Array[] {
     const out = this.completionBuffer;
     const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
     const at = COMPLETION_PAYLOAD_AT;
@@ -440,12 +450,7 @@ export class StorvspHost implements HostDevice {
     put32(out, at + Vstor.operation, VstorOp.COMPLETE_IO);
     put32(out, at + Vstor.status, status >>> 0);
     this.putSrbResponse(result, out, at + VSTOR_PACKET_HEADER);
-    if (sc.channel.send(this.completionParts(length))) {
-      this.stats.completions++;
-      return;
-    }
-    sc.unsent.push({ transId: BigInt(transId), payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
-    sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+    return this.completionParts(length);
   }
 
   /** The first `length` bytes of the completion buffer as a packet's one part, made once per length. */
@@ -695,14 +700,30 @@ export class StorvspHost implements HostDevice {
       if (!result) throw new Error('storvsp: a target refused the direct command it took');
       d.result = result;
     }
+    // Their completions, in order, in one batch of the ring (one write_index store, one signal
+    // decision: hv_signal_on_write of the batch); deferDirect kept room for all of them. Any that
+    // did not go (a ring gone, or corrupt) take srbDone's way, as each did on its own.
+    const sc = pending[0]!.sc!;
+    const sent = sc.unsent.length === 0 ? sc.channel.sendMany(n, this.deferredCompletion) : 0;
     for (let i = 0; i < n; i++) {
       const d = pending[i]!;
-      this.srbDone(d.sc!, d.transId, d.result!, d.writable, d.requestSize);
+      if (i < sent) {
+        this.countSrb(d.result!, d.writable);
+        this.stats.completions++;
+      } else {
+        this.srbDone(d.sc!, d.transId, d.result!, d.writable, d.requestSize);
+      }
       d.sc = undefined;
       d.target = undefined;
       d.result = undefined;
     }
   }
+
+  /** The completion of deferred request `i` (flushDirect's batch). */
+  private readonly deferredCompletion = (i: number): readonly Uint8Array[] => {
+    const d = this.pending[i]!;
+    return this.srbCompletion(d.transId, ntStatusForSrb(d.result!.srbStatus), d.result!, d.requestSize);
+  };
 
   /**
    * [gpa, gpa + length) when `range` holds `length` bytes on consecutive pages that lie in RAM with
@@ -723,9 +744,7 @@ export class StorvspHost implements HostDevice {
 
   /** An executed SRB: counted, then completed now or after the host's latency. */
   private srbDone(sc: StorChannel, transId: bigint | number, result: ScsiResult, writable: boolean, requestSize: number): void {
-    if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
-    else if (writable) this.stats.bytesRead += result.tx;
-    else this.stats.bytesWritten += result.tx;
+    this.countSrb(result, writable);
     const status = ntStatusForSrb(result.srbStatus);
     const latency = this.latencyNs;
     if (latency <= 0) return this.completeSrb(sc, transId, status, result, requestSize);
@@ -741,6 +760,13 @@ export class StorvspHost implements HostDevice {
       this.pump(sc);
     });
     sc.timers.add(timer);
+  }
+
+  /** An executed SRB in the stats: an error, or the bytes it moved. */
+  private countSrb(result: ScsiResult, writable: boolean): void {
+    if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
+    else if (writable) this.stats.bytesRead += result.tx;
+    else this.stats.bytesWritten += result.tx;
   }
 
   /** The vmscsi_request of a completion (storvsp lib.rs handle_completion), into `out` (52 bytes). */

@@ -313,6 +313,36 @@ export class HostChannel {
     }
   }
 
+  /**
+   * Writes up to `count` packets, packet `i` being what `packet(i)` returns (called in order, each
+   * written before the next is asked for), in one batch: one write_index store and one signal
+   * decision for all (hv_signal_on_write for the batch: the guest had read everything before it).
+   * Stops at the first packet that does not fit; returns how many were written. While packets are
+   * traced, each is sent on its own, as send() sends it, so that each trace shows its ring.
+   */
+  sendMany(count: number, packet: (i: number) => readonly Uint8Array[]): number {
+    const events = this.ctx.events;
+    if (events?.active && events.wants?.('packet') !== false) {
+      let n = 0;
+      while (n < count && this.send(packet(n))) n++;
+      return n;
+    }
+    this.remapIfMoved();
+    const writer = this.writer;
+    if (!writer || this.corrupt || count <= 0) return 0;
+    let n = 0;
+    try {
+      const batch = writer.batch();
+      while (n < count && batch.write(packet(n))) n++;
+      this.packetsSent += n;
+      if (batch.commit().signal) this.signal();
+    } catch (e) {
+      this.corrupted(e);
+      return 0;
+    }
+    return n;
+  }
+
   sendInband(payload: Uint8Array, transId = 0n, completionRequested = false): boolean {
     return this.send(inband(payload, transId, completionRequested));
   }
