@@ -126,6 +126,8 @@ describe('VMBus wire parsers on arbitrary bytes', () => {
         expect([r.rangeCount, r.byteCount, r.byteOffset, Array.from({ length: r.pfnCount }, (_, i) => pfnAt(buffer, r.pfnsAt + 8 * i))]).toEqual([ranges.length, ranges[0]!.byteCount, ranges[0]!.byteOffset, ranges[0]!.pfns]);
         const t = parsePacket(inRing(transferPages(set, ranges, id, payload)));
         expect([t.transferPageSet, t.transferRanges]).toEqual([set, ranges.map((r) => ({ byteCount: r.byteCount, byteOffset: r.byteOffset }))]);
+        expect([...t.transferWords!]).toEqual(ranges.flatMap((r) => [r.byteCount, r.byteOffset]));
+        expect(t.ranges).toBeUndefined();
       }),
     1000,
   );

@@ -3,7 +3,7 @@
 // rndis_get_ppi), the host those of OpenVMM's netvsp (handle_rndis_packet_message); a message
 // that fails them is refused with an RndisError naming the field, never read out of bounds.
 import { WireError, type FieldSpec, type Struct, type StructValue } from '../../tlfs/struct.js';
-import { RNDIS_HEADER_SIZE, RndisMessage, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
+import { PpiType, RNDIS_HEADER_SIZE, RndisMessage, RndisMsg, RndisPacket, RndisPerPacketInfo } from './wire/rndis.js';
 import { setInto } from '../../memory/typed-arrays.js';
 import { WordView } from '../../memory/word-copy.js';
 
@@ -212,6 +212,110 @@ export function readRndisPacketHost(buf: Uint8Array, at: number, length: number,
   sink.dataLength = dataLen;
 }
 
+/** What readPacketWords found: the frame's place (from the message's start) and the u32 PPIs netvsc acts on. */
+export interface PacketWords {
+  dataOffset: number;
+  dataLength: number;
+  csum: number | undefined;
+  hash: number | undefined;
+}
+
+/** Each header field's word, from the declared layouts. */
+const W = {
+  type: RndisMessage.offsets.ndis_msg_type >>> 2,
+  len: RndisMessage.offsets.msg_len >>> 2,
+  dataOffset: (RNDIS_HEADER_SIZE + P.data_offset) >>> 2,
+  dataLen: (RNDIS_HEADER_SIZE + P.data_len) >>> 2,
+  oobOffset: (RNDIS_HEADER_SIZE + P.oob_data_offset) >>> 2,
+  oobLen: (RNDIS_HEADER_SIZE + P.oob_data_len) >>> 2,
+  oobCount: (RNDIS_HEADER_SIZE + P.num_oob_data_elements) >>> 2,
+  ppiOffset: (RNDIS_HEADER_SIZE + P.per_pkt_info_offset) >>> 2,
+  ppiLen: (RNDIS_HEADER_SIZE + P.per_pkt_info_len) >>> 2,
+  vc: (RNDIS_HEADER_SIZE + P.vc_handle) >>> 2,
+  reserved: (RNDIS_HEADER_SIZE + P.reserved) >>> 2,
+  ppiSize: PPI.size >>> 2,
+  ppiType: PPI._type >>> 2,
+  ppiValueOffset: PPI.ppi_offset >>> 2,
+  ppiValue: RndisPerPacketInfo.size >>> 2,
+} as const;
+/** A PPI element whose value is one u32: its size, and where the value starts. */
+const U32_PPI_SIZE = RndisPerPacketInfo.size + 4;
+const PACKET_FIXED = RNDIS_HEADER_SIZE + RndisPacket.size;
+const RNDIS_MSG_PACKET = RndisMsg.PACKET;
+/** The type words of the two PPIs it takes: not internal (bit 31 clear), so the word is the type. */
+const PPI_CHECKSUM = PpiType.TCPIP_CHKSUM;
+const PPI_HASH = PpiType.NBL_HASH_VALUE;
+
+/**
+ * The guest's reading of the usual received message in one pass over the words it lies in (guest
+ * memory): the `len`-byte message at word `w` of `words`, each field read once, so that what was
+ * checked is what is used although the host may write the buffer meanwhile (the general path
+ * copies the message first for that). It takes only a message that rndisMessageLength and
+ * readRndisPacketGuest accept with nothing to report: an RNDIS_MSG_PACKET with a frame of at
+ * least one byte, whose PPIs, if any, are word-aligned TCPIP_CHKSUM or NBL_HASH_VALUE elements
+ * of one u32 each (what a host attaches). It fills `out` as they would fill their sink and
+ * returns true; anything else returns false, and the caller reads the message the general way.
+ */
+export function readPacketWords(words: Uint32Array<ArrayBufferLike>, w: number, len: number, out: PacketWords): boolean {
+  if (!LITTLE_ENDIAN || len < PACKET_FIXED || w + (PACKET_FIXED >>> 2) > words.length) return false;
+  const msgLen = words[w + W.len]!;
+  if (words[w + W.type] !== RNDIS_MSG_PACKET || msgLen < RNDIS_HEADER_SIZE || msgLen > len) return false;
+  const dataOffsetField = words[w + W.dataOffset]!;
+  const dataLen = words[w + W.dataLen]!;
+  if (dataOffsetField >= len - RNDIS_HEADER_SIZE || dataLen === 0 || len - RNDIS_HEADER_SIZE - dataOffsetField < dataLen) return false;
+  const ppiOffset = words[w + W.ppiOffset]!;
+  let ppiLen = words[w + W.ppiLen]!;
+  let csum: number | undefined;
+  let hash: number | undefined;
+  if (ppiOffset !== 0) {
+    const rpktLen = len - RNDIS_HEADER_SIZE;
+    if (ppiOffset < RndisPacket.size || ppiOffset > rpktLen || ppiLen < RndisPerPacketInfo.size || ppiLen > rpktLen - ppiOffset || (ppiOffset & 3) !== 0) return false;
+    for (let e = w + ((RNDIS_HEADER_SIZE + ppiOffset) >>> 2); ppiLen > 0; e += U32_PPI_SIZE >>> 2, ppiLen -= U32_PPI_SIZE) {
+      if (ppiLen < U32_PPI_SIZE || words[e + W.ppiSize] !== U32_PPI_SIZE || words[e + W.ppiValueOffset] !== RndisPerPacketInfo.size) return false;
+      const type = words[e + W.ppiType];
+      if (type === PPI_CHECKSUM) csum = words[e + W.ppiValue];
+      else if (type === PPI_HASH) hash = words[e + W.ppiValue];
+      else return false;
+    }
+  }
+  out.dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
+  out.dataLength = dataLen;
+  out.csum = csum;
+  out.hash = hash;
+  return true;
+}
+
+/** What readPlainPacketWords found: the message's length, and its frame's place from the message's start. */
+export interface PlainPacketWords {
+  msgLength: number;
+  dataOffset: number;
+  dataLength: number;
+}
+
+/**
+ * The host's reading of the usual message a guest sends, in one pass over the words it lies in
+ * (guest memory, in the send section), each field read once: the message at word `w`, `room`
+ * bytes before the end of what holds it. It takes only what rndisMessageLength and
+ * readRndisPacketHost accept: an RNDIS_MSG_PACKET with no out-of-band data and no VC handle and a
+ * frame of at least one byte inside it; and of those only a packet without PPIs (no offload asked
+ * for). It fills `out` and returns true; anything else returns false, and the caller reads the
+ * message the general way.
+ */
+export function readPlainPacketWords(words: Uint32Array<ArrayBufferLike>, w: number, room: number, out: PlainPacketWords): boolean {
+  if (!LITTLE_ENDIAN || room < PACKET_FIXED || w + (PACKET_FIXED >>> 2) > words.length) return false;
+  const length = words[w + W.len]!;
+  if (words[w + W.type] !== RNDIS_MSG_PACKET || length < PACKET_FIXED || length > room) return false;
+  if (words[w + W.oobCount] !== 0 || words[w + W.oobLen] !== 0 || words[w + W.oobOffset] !== 0 || words[w + W.vc] !== 0 || words[w + W.ppiLen] !== 0) return false;
+  const body = length - RNDIS_HEADER_SIZE;
+  const dataOffsetField = words[w + W.dataOffset]!;
+  const dataLen = words[w + W.dataLen]!;
+  if (dataOffsetField > body || body - dataOffsetField < dataLen || dataLen === 0) return false;
+  out.msgLength = length;
+  out.dataOffset = RNDIS_HEADER_SIZE + dataOffsetField;
+  out.dataLength = dataLen;
+  return true;
+}
+
 /** A sink that keeps every PPI as a Ppi (a view of its value). `clear` makes it ready for the next packet. */
 export class PpiList implements RndisPacketSink {
   readonly ppis: Ppi[] = [];
@@ -300,40 +404,28 @@ export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength:
   return h.length;
 }
 
-/** Each header field's word, from the declared layouts. */
-const W = {
-  type: RndisMessage.offsets.ndis_msg_type >>> 2,
-  len: RndisMessage.offsets.msg_len >>> 2,
-  dataOffset: (RNDIS_HEADER_SIZE + P.data_offset) >>> 2,
-  dataLen: (RNDIS_HEADER_SIZE + P.data_len) >>> 2,
-  oobOffset: (RNDIS_HEADER_SIZE + P.oob_data_offset) >>> 2,
-  oobLen: (RNDIS_HEADER_SIZE + P.oob_data_len) >>> 2,
-  oobCount: (RNDIS_HEADER_SIZE + P.num_oob_data_elements) >>> 2,
-  ppiOffset: (RNDIS_HEADER_SIZE + P.per_pkt_info_offset) >>> 2,
-  ppiLen: (RNDIS_HEADER_SIZE + P.per_pkt_info_len) >>> 2,
-  vc: (RNDIS_HEADER_SIZE + P.vc_handle) >>> 2,
-  reserved: (RNDIS_HEADER_SIZE + P.reserved) >>> 2,
-  ppiSize: PPI.size >>> 2,
-  ppiType: PPI._type >>> 2,
-  ppiValueOffset: PPI.ppi_offset >>> 2,
-  ppiValue: RndisPerPacketInfo.size >>> 2,
-} as const;
 
 /**
  * writeRndisPacketHeader through `view` (out's words): one store per
  * field, every field written, when out[at] is word-aligned on a little-endian machine; otherwise
  * the header is built and copied. The per-frame paths write into shared guest memory, where a
- * header built elsewhere and copied costs twice the stores.
+ * header built elsewhere and copied costs twice the stores. `msgLength` is the msg_len to write
+ * when it is not the header and the frame (netvsc pads a packet that more will follow in its
+ * send section to pkt_align).
  */
-export function writeRndisPacketHeaderWords(out: Uint8Array, view: WordView, at: number, frameLength: number, ppis: readonly PpiValue[]): number {
+export function writeRndisPacketHeaderWords(out: Uint8Array, view: WordView, at: number, frameLength: number, ppis: readonly PpiValue[], msgLength?: number): number {
   const abs = view.of(out).base + at;
   const words = view.words;
-  if (!LITTLE_ENDIAN || (abs & 3) !== 0) return writeRndisPacketHeader(out, at, frameLength, ppis);
+  if (!LITTLE_ENDIAN || (abs & 3) !== 0) {
+    const n = writeRndisPacketHeader(out, at, frameLength, ppis);
+    if (msgLength !== undefined) setRndisMessageLength(out, at, msgLength);
+    return n;
+  }
   const w = abs >>> 2;
   const ppiLen = ppiBytes(ppis.length);
   const headerLen = PACKET_HEADER + ppiLen;
   words[w + W.type] = 1; // RNDIS_MSG_PACKET
-  words[w + W.len] = headerLen + frameLength;
+  words[w + W.len] = msgLength ?? headerLen + frameLength;
   words[w + W.dataOffset] = RndisPacket.size + ppiLen;
   words[w + W.dataLen] = frameLength;
   words[w + W.oobOffset] = 0;

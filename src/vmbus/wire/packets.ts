@@ -120,6 +120,34 @@ export interface ParsedPacket {
   /** Transfer-page packets: the page set and the byte ranges inside it. */
   transferPageSet?: number;
   transferRanges?: { byteCount: number; byteOffset: number }[];
+  /**
+   * The same ranges as words, two a range: byte_count of range i at 2i, byte_offset at 2i + 1
+   * (the packet's own vmtransfer_page_range order). A receiver walking hundreds of ranges a
+   * packet reads these, with no object a range; transferRanges is made from them when asked for.
+   */
+  transferWords?: Uint32Array;
+}
+
+/** A transfer-page packet: its ranges are kept as words, and made into objects only when asked for. */
+class TransferPagePacket implements ParsedPacket {
+  private made: { byteCount: number; byteOffset: number }[] | undefined;
+  constructor(
+    readonly type: number,
+    readonly flags: number,
+    readonly transId: bigint,
+    readonly completionRequested: boolean,
+    readonly payload: Uint8Array,
+    readonly transferPageSet: number,
+    readonly transferWords: Uint32Array,
+  ) {}
+
+  get transferRanges(): { byteCount: number; byteOffset: number }[] {
+    if (!this.made) {
+      const w = this.transferWords;
+      this.made = Array.from({ length: w.length >>> 1 }, (_, i) => ({ byteCount: w[2 * i]!, byteOffset: w[2 * i + 1]! }));
+    }
+    return this.made;
+  }
 }
 
 const D = PacketDescriptor.offsets;
@@ -143,27 +171,22 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
   if (flags & ~VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) throw new PacketError('flags', `0x${flags.toString(16)} has unknown bits`);
   if (len < PacketDescriptor.size || len > bytes.length) throw new PacketError('len8', `${len} bytes is not within [16, ${bytes.length}]`);
   if (offset < PacketDescriptor.size || offset > len) throw new PacketError('offset8', `${offset} is not within [16, ${len}]`);
-  const p: ParsedPacket = {
-    type,
-    flags,
-    transId: u64le(bytes, D.trans_id),
-    completionRequested: (flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0,
-    // A view: the packet is the reader's private copy already.
-    payload: subarrayOf(bytes, offset, len),
-  };
-  if (type !== PacketType.DATA_USING_GPA_DIRECT && type !== PacketType.DATA_USING_XFER_PAGES) return p;
-  if (type === PacketType.DATA_USING_GPA_DIRECT) p.ranges = parseGpaDirect(bytes, offset);
+  const transId = u64le(bytes, D.trans_id);
+  const completionRequested = (flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
+  // A view: the packet is the reader's private copy already.
+  const payload = subarrayOf(bytes, offset, len);
   if (type === PacketType.DATA_USING_XFER_PAGES) {
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const T = TransferPageHeader.offsets;
     if (offset < T.ranges) throw new PacketError('offset8', `${offset} leaves no room for the transfer-page header`);
-    const count = dv.getUint32(T.range_cnt, true);
+    const count = u32le(bytes, T.range_cnt);
     if (T.ranges + 8 * count > offset) throw new PacketError('range_cnt', `${count} ranges do not fit before offset ${offset}`);
-    p.transferPageSet = dv.getUint16(T.xfer_pageset_id, true);
-    const ranges: { byteCount: number; byteOffset: number }[] = new Array(count);
-    for (let i = 0, at = T.ranges; i < count; i++, at += 8) ranges[i] = { byteCount: dv.getUint32(at, true), byteOffset: dv.getUint32(at + 4, true) };
-    p.transferRanges = ranges;
+    // A copy of the ranges: the reader's copy of the packet is reused for the next one.
+    const words = new Uint32Array(2 * count);
+    for (let i = 0, at = T.ranges; i < 2 * count; i++, at += 4) words[i] = u32le(bytes, at);
+    return new TransferPagePacket(type, flags, transId, completionRequested, payload, u16le(bytes, T.xfer_pageset_id), words);
   }
+  const p: ParsedPacket = { type, flags, transId, completionRequested, payload };
+  if (type === PacketType.DATA_USING_GPA_DIRECT) p.ranges = parseGpaDirect(bytes, offset);
   return p;
 }
 

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { be16, completeL4Checksum, csumFinish, ipv4ChecksumOk, ipv4Of, l4ChecksumOk, parseCidr, parseIpv4, parseMac, sum16, udpFrame, icmpEchoFrame, ETH_HLEN, Udp, Ip4, flowOf } from '../../../src/devices/network/ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType } from '../../../src/devices/network/nvsp.js';
-import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, rndisBody, rndisControl, rndisHeader, rndisInfo, RndisError, FieldReader, writeRndisPacketHeader, writeRndisPacketHeaderWords } from '../../../src/devices/network/rndis.js';
+import { parseRndisPacketGuest, parseRndisPacketHost, ppiU32, readPacketWords, readPlainPacketWords, readRndisPacketGuest, readRndisPacketHost, rndisBody, rndisControl, rndisHeader, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, FieldReader, PpiList, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PlainPacketWords } from '../../../src/devices/network/rndis.js';
 import { rssHash, toeplitz } from '../../../src/devices/network/toeplitz.js';
 import { NETVSC_HASH_KEY } from '../../../src/devices/network/netvsc/rndis-filter.js';
 import { Nvsp1SendRndisPacket, Nvsp1SendRndisPacketComplete, NvspMessageInit, NvspMsgType, NvspRecvCompletion } from '../../../src/devices/network/wire/nvsp.js';
@@ -79,12 +79,14 @@ describe('RNDIS messages', () => {
   it('the header written a field per word into dirty memory is the byte-built header, at any offset', () => {
     const ppi = fc.record({ type: fc.integer({ min: 0, max: 0x7fffffff }), internal: fc.boolean(), value: fc.integer({ min: 0, max: 0xffffffff }) });
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 9000 }), fc.array(ppi, { maxLength: 6 }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 7 }), (frameLength, ppis, at, dirt, base) => {
+      fc.property(fc.integer({ min: 0, max: 9000 }), fc.array(ppi, { maxLength: 6 }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 7 }), fc.option(fc.nat(), { nil: undefined }), (frameLength, ppis, at, dirt, base, msgLength) => {
         const byBytes = new Uint8Array(256).fill(dirt);
         // An array that starts `base` bytes into its buffer: words are counted from the buffer's start.
         const byWords = new Uint8Array(new SharedArrayBuffer(264), base, 256).fill(dirt);
         const n = writeRndisPacketHeader(byBytes, at, frameLength, ppis);
-        expect(writeRndisPacketHeaderWords(byWords, new WordView(), at, frameLength, ppis)).toBe(n);
+        // A msg_len given (a padded packet) replaces the header-and-frame one, nothing else.
+        if (msgLength !== undefined) new DataView(byBytes.buffer).setUint32(at + 4, msgLength, true);
+        expect(writeRndisPacketHeaderWords(byWords, new WordView(), at, frameLength, ppis, msgLength)).toBe(n);
         expect(hex(byWords)).toBe(hex(byBytes));
       }),
       { numRuns: RUNS },
@@ -103,6 +105,128 @@ describe('RNDIS messages', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  describe('the one-pass reading of received messages (readPacketWords)', () => {
+    const out = (): PacketWords => ({ dataOffset: -1, dataLength: -1, csum: undefined, hash: undefined });
+    /** The general path's verdict on the `len`-byte message at the start of `bytes`: what netvsc takes of a whole data packet, or undefined when it would not take it as one with nothing to report. */
+    const general = (bytes: Uint8Array, len: number): PacketWords | undefined => {
+      try {
+        rndisMessageLength(bytes, 0, len);
+        if (rndisMessageType(bytes, 0) !== RndisMsg.PACKET) return undefined;
+        const list = new PpiList();
+        readRndisPacketGuest(bytes, len, list);
+        if (list.ppiError || list.dataLength === 0) return undefined;
+        const r: PacketWords = { dataOffset: list.dataOffset, dataLength: list.dataLength, csum: undefined, hash: undefined };
+        for (const p of list.ppis) {
+          if (p.internal || p.value.length !== 4) return undefined;
+          if (p.type === PpiType.TCPIP_CHKSUM) r.csum = ppiU32(p);
+          else if (p.type === PpiType.NBL_HASH_VALUE) r.hash = ppiU32(p);
+          else return undefined;
+        }
+        return r;
+      } catch (e) {
+        if (e instanceof RndisError) return undefined;
+        throw e;
+      }
+    };
+    const ppiArb = fc.record({ type: fc.constantFrom(PpiType.TCPIP_CHKSUM, PpiType.NBL_HASH_VALUE, PpiType.IEEE_8021Q, PpiType.TCP_LARGESEND), value: fc.nat() });
+
+    // (A message with a PPI offset but no PPIs is not among them: rndis_get_ppi reports its zero
+    // per_pkt_info_len, so it takes the general path, which does.)
+    it('takes the messages a host builds, with checksum and hash PPIs, and finds what the general reading finds', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 200 }), fc.array(ppiArb.filter((p) => p.type === PpiType.TCPIP_CHKSUM || p.type === PpiType.NBL_HASH_VALUE), { minLength: 1, maxLength: 2 }), (frameLength, ppis) => {
+          const buf = new Uint8Array(512);
+          const len = writeRndisPacketHeader(buf, 0, frameLength, ppis) + frameLength;
+          const got = out();
+          expect(readPacketWords(new Uint32Array(buf.buffer), 0, len, got)).toBe(true);
+          expect(got).toEqual(general(buf, len));
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('arbitrary and damaged messages: whatever it takes, the general reading takes the same way', () => {
+      // Built messages with any PPIs, then bytes overwritten or the length cut; and plain noise.
+      const damaged = fc.tuple(fc.integer({ min: 0, max: 120 }), fc.array(ppiArb, { maxLength: 3 }), fc.array(fc.tuple(fc.nat(255), fc.nat(255)), { maxLength: 4 }), fc.integer({ min: -8, max: 8 })).map(([frameLength, ppis, pokes, cut]) => {
+        const buf = new Uint8Array(256);
+        const len = writeRndisPacketHeader(buf, 0, frameLength, ppis) + frameLength;
+        for (const [at, v] of pokes) buf[at % 96] = v;
+        return { buf, len: Math.max(0, Math.min(256, len + cut)) };
+      });
+      const noise = fc.uint8Array({ minLength: 0, maxLength: 128 }).map((b) => {
+        const buf = new Uint8Array(128);
+        buf.set(b);
+        return { buf, len: b.length };
+      });
+      fuzz(
+        'network.rndis-one-pass-reader',
+        fc.property(fc.oneof(damaged, noise), ({ buf, len }) => {
+          const got = out();
+          const want = general(buf, len);
+          if (readPacketWords(new Uint32Array(buf.buffer), 0, len, got)) expect(got).toEqual(want);
+          else expect(got).toEqual(out()); // nothing written when it declines
+        }),
+        RUNS,
+      );
+    });
+  });
+
+  describe('the host\'s one-pass reading of the messages a guest sends (readPlainPacketWords)', () => {
+    const out = (): PlainPacketWords => ({ msgLength: -1, dataOffset: -1, dataLength: -1 });
+    /** The general path's verdict on the message at the start of bytes[0, room): a plain frame's place, or undefined. */
+    const general = (bytes: Uint8Array, room: number): PlainPacketWords | undefined => {
+      try {
+        const msgLength = rndisMessageLength(bytes, 0, room);
+        if (rndisMessageType(bytes, 0) !== RndisMsg.PACKET) return undefined;
+        const list = new PpiList();
+        readRndisPacketHost(bytes, 0, msgLength, list);
+        return list.ppis.length === 0 ? { msgLength, dataOffset: list.dataOffset, dataLength: list.dataLength } : undefined;
+      } catch (e) {
+        if (e instanceof RndisError) return undefined;
+        throw e;
+      }
+    };
+
+    it('takes what netvsc sends for a frame with no offload, padded to pkt_align or not', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 200 }), fc.integer({ min: 0, max: 7 }), (frameLength, pad) => {
+          const buf = new Uint8Array(512);
+          const len = writeRndisPacketHeader(buf, 0, frameLength, []) + frameLength;
+          new DataView(buf.buffer).setUint32(4, len + pad, true);
+          const got = out();
+          expect(readPlainPacketWords(new Uint32Array(buf.buffer), 0, 512, got)).toBe(true);
+          expect(got).toEqual({ msgLength: len + pad, dataOffset: len - frameLength, dataLength: frameLength });
+          expect(got).toEqual(general(buf, 512));
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('arbitrary and damaged messages: whatever it takes, the general reading takes the same way', () => {
+      const ppiArb = fc.record({ type: fc.constantFrom(PpiType.TCPIP_CHKSUM, PpiType.TCP_LARGESEND, PpiType.IEEE_8021Q), value: fc.nat() });
+      const damaged = fc.tuple(fc.integer({ min: 0, max: 120 }), fc.array(ppiArb, { maxLength: 2 }), fc.array(fc.tuple(fc.nat(255), fc.nat(255)), { maxLength: 4 }), fc.integer({ min: -8, max: 8 })).map(([frameLength, ppis, pokes, cut]) => {
+        const buf = new Uint8Array(256);
+        const len = writeRndisPacketHeader(buf, 0, frameLength, ppis) + frameLength;
+        for (const [at, v] of pokes) buf[at % 80] = v;
+        return { buf, room: Math.max(0, Math.min(256, len + cut)) };
+      });
+      const noise = fc.uint8Array({ minLength: 0, maxLength: 128 }).map((b) => {
+        const buf = new Uint8Array(128);
+        buf.set(b);
+        return { buf, room: b.length };
+      });
+      fuzz(
+        'network.rndis-one-pass-host-reader',
+        fc.property(fc.oneof(damaged, noise), ({ buf, room }) => {
+          const got = out();
+          if (readPlainPacketWords(new Uint32Array(buf.buffer), 0, room, got)) expect(got).toEqual(general(buf, room));
+          else expect(got).toEqual(out());
+        }),
+        RUNS,
+      );
+    });
   });
 
   it('a msg_len that lies (beyond the buffer, below the header) is refused', () => {

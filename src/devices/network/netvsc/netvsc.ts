@@ -17,7 +17,7 @@ import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { FieldReader, ppiBytes, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, setRndisMessageLength, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
+import { FieldReader, ppiBytes, readPacketWords, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
   ITAB_NUM,
@@ -119,6 +119,8 @@ interface NvChannel {
   readonly meta: { queue: number; checksumVerified: boolean; hash: number | undefined };
   /** What rndis_filter_receive_data read of the current data packet (reused for each). */
   readonly rx: RxPacket;
+  /** What the one-pass reading of the usual message found (reused for each). */
+  readonly fast: PacketWords;
 }
 
 /**
@@ -149,6 +151,9 @@ class RxPacket implements RndisPacketSink {
     else if (internal && type === RNDIS_PKTINFO_ID) this.rscFlag = buf[valueAt + RndisPktinfoId.offsets.flag];
   }
 }
+
+/** A transfer-page packet's ranges when it has none. */
+const NO_RANGES = new Uint32Array(0);
 
 /** The PPI list of a frame that needs none (never added to). */
 const NO_PPIS: PpiValue[] = [];
@@ -359,7 +364,7 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket() };
+    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket(), fast: { dataOffset: 0, dataLength: 0, csum: undefined, hash: undefined } };
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -725,15 +730,14 @@ export class Netvsc implements NetDeviceOps {
     }
     const mem = this.t.memory.bytes;
     const at = sb.gpa + m.section * sb.sectionSize + m.len;
-    const hl = writeRndisPacketHeaderWords(mem, this.memWords, at, frame.length, ppis);
+    // netvsc_copy_to_send_buf: while more follow, the packet's msg_len grows to the next pkt_align boundary.
+    const padded = !more ? total : align <= 0x40000000 ? (total + align - 1) & -align : Math.ceil(total / align) * align; // pkt_align is a power of two
+    const hl = writeRndisPacketHeaderWords(mem, this.memWords, at, frame.length, ppis, padded);
     setInto(mem, frame, at + hl);
     m.count++;
     m.bytes += frame.length;
     if (more) {
-      // netvsc_copy_to_send_buf: the packet's msg_len grows to the next pkt_align boundary.
-      const padded = align <= 0x40000000 ? (total + align - 1) & -align : Math.ceil(total / align) * align; // pkt_align is a power of two
       for (let i = at + total; i < at + padded; i++) mem[i] = 0; // at most pkt_align - 1 bytes
-      setRndisMessageLength(mem, at, padded);
       m.len += padded;
       c.msd = m;
       return 'ok';
@@ -928,12 +932,12 @@ export class Netvsc implements NetDeviceOps {
     }
     void TransferPageHeader; // the offset and range-count checks are parsePacket's (vmbus.md §8.5)
     let status: number = NvspStatus.SUCCESS;
-    const ranges = p.transferRanges ?? [];
+    const ranges = p.transferWords ?? NO_RANGES;
+    const count = ranges.length >>> 1;
     // Several ranges, one RNDIS message each: the host batches the frames of a burst (range_cnt).
-    for (let i = 0; i < ranges.length; i++) {
-      const r = ranges[i]!;
-      const offset = r.byteOffset;
-      const len = r.byteCount;
+    for (let i = 0; i < count; i++) {
+      const len = ranges[2 * i]!;
+      const offset = ranges[2 * i + 1]!;
       if (!rb || offset > rb.size || len > rb.size - offset) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
@@ -959,13 +963,22 @@ export class Netvsc implements NetDeviceOps {
       const mem = this.t.memory;
       const mem32 = this.memWords.of(mem.bytes).words;
       const gpa = rb.gpa + offset;
+      // The usual message, a frame with the host's checksum PPI, is read in one pass over guest
+      // memory, each field once; anything else is copied and read the general way below.
+      if ((gpa & 3) === 0 && readPacketWords(mem32, gpa >>> 2, len, c.fast)) {
+        if (c.rsc.length) c.rsc.length = 0;
+        c.rscPpi.csum = c.fast.csum;
+        c.rscPpi.hash = c.fast.hash;
+        if (this.recvCallback(c, mem.bytes, gpa + c.fast.dataOffset, c.fast.dataLength) !== NvspStatus.SUCCESS) status = NvspStatus.FAIL;
+        continue;
+      }
       const first = Math.min(len, PACKET_HEAD);
       copyIn(c.recvCopy, c.recvCopy32, mem, mem32, gpa, 0, first);
       const head = headBytes(c.recvCopy, first, len, c.rx.fields);
       if (head > first) copyIn(c.recvCopy, c.recvCopy32, mem, mem32, gpa, first, head);
       c.data = head === len ? c.recvCopy : mem.bytes;
       c.dataBase = head === len ? 0 : gpa;
-      if (this.rndisReceive(c, c.recvCopy, len, i === ranges.length - 1) !== NvspStatus.SUCCESS) {
+      if (this.rndisReceive(c, c.recvCopy, len, i === count - 1) !== NvspStatus.SUCCESS) {
         c.rsc.length = 0;
         status = NvspStatus.FAIL;
       }

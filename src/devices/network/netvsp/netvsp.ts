@@ -21,7 +21,7 @@ import type { HostContext, HostDevice } from '../../device.js';
 import { NO_NETWORK, type NetBackend, type NetEndpoint, type NetLink } from '../backend.js';
 import { be16, Eth, EtherType, ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
 import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
-import { FieldReader, PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue } from '../rndis.js';
+import { FieldReader, readPlainPacketWords, type PlainPacketWords, PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue } from '../rndis.js';
 import { rssHash } from '../toeplitz.js';
 import { CsumInfoReceive } from '../wire/ndis.js';
 import {
@@ -711,7 +711,16 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     // frames the stack hands it back to back (netvsc_send's multi-send data, drivers/net/hyperv/netvsc.c).
     const first = at;
     let status: number = NvspStatus.SUCCESS;
+    const words = data === this.mem.bytes ? this.memWords.of(data).words : undefined;
+    const plain = this.plainTx;
     while (at < end) {
+      // The usual message, a frame with no offload asked for, is read in one pass over guest
+      // memory, each field once; anything else the general way below.
+      if (words && (at & 3) === 0 && readPlainPacketWords(words, at >>> 2, end - at, plain)) {
+        if (!this.transmitPlain(data, at + plain.dataOffset, plain.dataLength)) status = NvspStatus.FAIL;
+        at += plain.msgLength;
+        continue;
+      }
       let length: number;
       try {
         length = rndisMessageLength(data, at, end, this.fields);
@@ -786,15 +795,12 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       this.violation(e.message);
       return false;
     }
-    if (this.rndisState !== 'initialized') {
-      this.stats.txDropped.badRndis++;
-      this.violation('RNDIS packet before INITIALIZE');
-      return false;
-    }
     const start = at + pkt.dataOffset;
     const length = pkt.dataLength;
     const ppis = pkt.ppis;
-    const lso = ppis.length > 0 && ppis.some((x) => !x.internal && x.type === PpiType.TCP_LARGESEND);
+    if (ppis.length === 0) return this.transmitPlain(buf, start, length);
+    if (!this.txReady()) return false;
+    const lso = ppis.some((x) => !x.internal && x.type === PpiType.TCP_LARGESEND);
     if (!lso && length > this.adapter.mtu) {
       this.stats.txDropped.tooBig++;
       return false;
@@ -802,21 +808,6 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     if (!this.adapter.linkUp) {
       this.stats.txDropped.linkDown++;
       return false;
-    }
-    if (ppis.length === 0) {
-      // No offload asked for (the usual frame): it goes out as the guest wrote it. A frame still in
-      // guest memory is copied out first: what the back end reads of it (a switch its addresses,
-      // the receiving NIC its filter, then its bytes) must be one frame, not bytes the guest, in
-      // a worker alongside, could change in between.
-      this.stats.txFrames++;
-      this.stats.txBytes += length;
-      if (buf !== this.mem.bytes) this.transmitOut(buf, start, length);
-      else {
-        if (this.txFrame.length < length) this.txFrame = new Uint8Array(Math.max(length, 2 * this.txFrame.length));
-        this.txCopier.copy(this.txFrame, 0, buf, start, length);
-        this.transmitOut(this.txFrame, 0, length);
-      }
-      return true;
     }
     const r = applyTxOffloads(subarrayOf(buf, start, start + length), ppis, this.adapter.mtu);
     if ('error' in r) {
@@ -833,6 +824,44 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
     return true;
   }
+
+  /** Whether the guest may send frames now (RNDIS initialized); a violation if not. */
+  private txReady(): boolean {
+    if (this.rndisState === 'initialized') return true;
+    this.stats.txDropped.badRndis++;
+    this.violation('RNDIS packet before INITIALIZE');
+    return false;
+  }
+
+  /**
+   * A frame with no offload asked for (the usual one), at buf[start, start + length): it goes out
+   * as the guest wrote it. A frame still in guest memory is copied out first: what the back end
+   * reads of it (a switch its addresses, the receiving NIC its filter, then its bytes) must be
+   * one frame, not bytes the guest, in a worker alongside, could change in between.
+   */
+  private transmitPlain(buf: Uint8Array, start: number, length: number): boolean {
+    if (!this.txReady()) return false;
+    if (length > this.adapter.mtu) {
+      this.stats.txDropped.tooBig++;
+      return false;
+    }
+    if (!this.adapter.linkUp) {
+      this.stats.txDropped.linkDown++;
+      return false;
+    }
+    this.stats.txFrames++;
+    this.stats.txBytes += length;
+    if (buf !== this.mem.bytes) this.transmitOut(buf, start, length);
+    else {
+      if (this.txFrame.length < length) this.txFrame = new Uint8Array(Math.max(length, 2 * this.txFrame.length));
+      this.txCopier.copy(this.txFrame, 0, buf, start, length);
+      this.transmitOut(this.txFrame, 0, length);
+    }
+    return true;
+  }
+
+  /** What the one-pass reading of a plain message found (reused for each). */
+  private readonly plainTx: PlainPacketWords = { msgLength: 0, dataOffset: 0, dataLength: 0 };
 
   /** Reads the fields of the guest's messages (in guest memory, or a copy of them). */
   private readonly fields = new FieldReader();
