@@ -36,7 +36,7 @@ export { HostChannel, type ChannelHandler, type OfferSpec, type OpenRequest } fr
 export { VmbusClient, type VmbusDriver } from './vmbus/client/client.js';
 export { GuestChannel, type OpenOptions } from './vmbus/client/channel.js';
 export type { ChannelSnapshot, DeviceSnapshot, VmbusSnapshot } from './vmbus/client/snapshot.js';
-export type { ParsedPacket } from './vmbus/wire/packets.js';
+export type { PacketHead, ParsedPacket } from './vmbus/wire/packets.js';
 export { DeviceClass } from './vmbus/wire/guids.js';
 export { DEFAULT_DEVICES, DEVICE_TYPES, type DeviceTypeName } from './devices/catalog.js';
 export type { DeviceSpec } from './devices/registry.js';

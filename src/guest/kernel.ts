@@ -159,7 +159,7 @@ export class Kernel {
    */
   readonly panicRegs = { pc: 0xffff_ffff_8100_0000n, ax: 0n, sp: 0xffff_c900_0000_0000n };
   /** sched_clock: a counter reading and its rate, or nothing before the clocksource is up. */
-  private schedClockBase: { read: () => bigint; base: bigint; nsPerUnit: number } | undefined;
+  private schedClockBase: { read: () => bigint; base: bigint; nsPerUnit: number; lastRead: bigint; lastNs: number } | undefined;
 
   constructor(
     readonly platform: GuestPlatform,
@@ -207,12 +207,19 @@ export class Kernel {
   schedClock(): number {
     const s = this.schedClockBase;
     if (!s) return 0;
-    return Math.max(0, Number(s.read() - s.base) * s.nsPerUnit);
+    // The counter's last reading gives the last answer (no BigInt difference made again).
+    const t = s.read();
+    if (t === s.lastRead) return s.lastNs;
+    const ns = Math.max(0, Number(t - s.base) * s.nsPerUnit);
+    s.lastRead = t;
+    s.lastNs = ns;
+    return ns;
   }
 
   /** Starts sched_clock from a counter read now (hv_sched_clock_offset and the like). */
   startSchedClock(read: () => bigint, nsPerUnit: number): void {
-    this.schedClockBase = { read, base: read(), nsPerUnit };
+    const base = read();
+    this.schedClockBase = { read, base, nsPerUnit, lastRead: -1n, lastNs: 0 };
   }
 
   boot(): void {

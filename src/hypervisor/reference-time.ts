@@ -56,8 +56,17 @@ export class ReferenceTime {
   }
 
   tsc(): bigint {
-    return this.tscAt(this.clock.nowNs);
+    // The last answer, while virtual time has not moved: a guest reads the TSC several times
+    // at one instant (a clock read per I/O request), and each BigInt made costs more than the read.
+    const ns = this.clock.nowNs;
+    if (ns === this.lastTscNs) return this.lastTsc;
+    const tsc = this.tscAt(ns);
+    this.lastTscNs = ns;
+    this.lastTsc = tsc;
+    return tsc;
   }
+  private lastTscNs = -1;
+  private lastTsc = 0n;
 
   /** Reference time for a TSC value, exactly as the guest computes it from the TSC page. */
   ticksAtTsc(tsc: bigint): bigint {

@@ -153,7 +153,7 @@ export const COMPLETION_PAYLOAD_AT = PacketDescriptor.size;
  * `dst` from 0: the bytes `completion()` makes, for a caller that builds the whole packet in one
  * buffer (the payload at COMPLETION_PAYLOAD_AT). Returns the packet's length.
  */
-export function putCompletionHeader(dst: Uint8Array, payloadLength: number, transId: bigint): number {
+export function putCompletionHeader(dst: Uint8Array, payloadLength: number, transId: bigint | number): number {
   const length = COMPLETION_PAYLOAD_AT + payloadLength;
   putDescriptor(dst, PacketType.COMP, COMPLETION_PAYLOAD_AT, length, 0, transId);
   return length;

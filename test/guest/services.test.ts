@@ -1,6 +1,7 @@
 // What the kernel lends its drivers: delayed work on the guest's clock, the reference counter,
 // and the wall clock from the RTC.
 import { describe, expect, it } from 'vitest';
+import { TscPage } from '../../src/tlfs/time.js';
 import { Machine } from '../../src/vm/machine.js';
 
 describe('kernel services', () => {
@@ -21,6 +22,26 @@ describe('kernel services', () => {
     expect(ran[0]).toBeGreaterThanOrEqual(30_000_000);
     expect(ran[0]).toBeLessThan(34_000_001);
     expect(cancelled.cancel()).toBe(false);
+  });
+
+  it('uptime is the reference time since sched_clock started, read again at one instant, after the clock moves, and after the TSC page changes', () => {
+    const m = new Machine({ vps: 1, memory: 64 << 20, devices: [] });
+    m.boot();
+    const s = m.kernel.services;
+    const ref = () => m.partition.referenceTime.now();
+    const base = ref() - BigInt(s.uptimeNs() / 100);
+    for (const step of [0, 1, 99, 100, 12_345, 0, 4_000_000]) {
+      m.runFor(step);
+      expect(s.uptimeNs()).toBe(Number(ref() - base) * 100);
+      expect(s.uptimeNs()).toBe(Number(ref() - base) * 100);
+    }
+    // The TSC page's offset moved (as the hypervisor moves it across a save and restore): the
+    // guest's clock reads the page again, at the same TSC.
+    const page = m.kernel.refClock.tscPage!;
+    const before = s.uptimeNs();
+    const offsetAt = page + TscPage.offsets.tsc_offset;
+    m.partition.memory.write64(offsetAt, m.partition.memory.read64(offsetAt) + 1000n);
+    expect(s.uptimeNs()).toBe(before + 1000 * 100);
   });
 
   it('the reference counter is the partition reference time; the wall clock starts at the host clock', () => {

@@ -20,4 +20,22 @@ describe('reference time', () => {
       { numRuns: 2000 },
     );
   });
+
+  it('tsc() and now() follow the clock, read again at one instant or after it moves', () => {
+    const steps = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 1e9 })), { minLength: 1, maxLength: 30 });
+    fc.assert(
+      fc.property(fc.constantFrom(2_394_567_000, 3_000_000_001, 25_000_000), steps, (tscHz, deltas) => {
+        const clock = new VirtualClock();
+        const t = new ReferenceTime(clock, tscHz);
+        for (const d of deltas) {
+          clock.advance(d);
+          const want = (BigInt(clock.nowNs) * BigInt(tscHz)) / 1_000_000_000n;
+          expect(t.tsc()).toBe(want);
+          expect(t.tsc()).toBe(want);
+          expect(t.now()).toBe(t.ticksAtTsc(want));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

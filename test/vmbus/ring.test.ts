@@ -245,3 +245,46 @@ describe('a hostile peer never causes a wild access (vmbus.md §12)', () => {
     expect(() => new RingReader(r2).batch().next()).toThrow(RingCorruptError);
   });
 });
+
+describe('nextCopy: nextBytes without the view', () => {
+  it('the same packets, the same bytes, the same errors and the same commits as nextBytes, for any packets and any index (strict and Linux readers)', () => {
+    fuzz(
+      'vmbus-ring.next-copy',
+      fc.property(fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 12 }), fc.nat(4095), fc.boolean(), fc.option(fc.tuple(fc.nat(15), fc.nat(0xffff))), (payloads, start, linux, poke) => {
+        // Two rings with the same contents: one read with nextBytes, one with nextCopy.
+        const read = (useCopy: boolean) => {
+          const { mem, r } = ring(4);
+          const at = (start * 8) % r.dataSize;
+          Atomics.store(r.control, Ctl.WRITE_INDEX, at);
+          Atomics.store(r.control, Ctl.READ_INDEX, at);
+          const w = new RingWriter(r);
+          for (const p of payloads) w.write(packet(p, BigInt(p.length)));
+          // A descriptor's len8 or offset8 overwritten: a packet that does not fit, or a corrupt ring.
+          if (poke) mem.write16(0x4000 + 4096 + ((at + 2 + (poke[0] % 2) * 2) % r.dataSize), poke[1]);
+          const reader = new RingReader(r, linux ? { kind: 'linux', maxPacketSize: 256 } : { kind: 'strict' });
+          const batch = reader.batch();
+          const got: (number[] | string)[] = [];
+          try {
+            for (;;) {
+              if (useCopy) {
+                const n = batch.nextCopy();
+                if (n < 0) break;
+                got.push([...batch.copyBytes.subarray(batch.copyAt, batch.copyAt + n)]);
+              } else {
+                const b = batch.nextBytes();
+                if (!b) break;
+                got.push([...b]);
+              }
+            }
+          } catch (e) {
+            got.push(e instanceof RingCorruptError ? e.message : 'other');
+          }
+          got.push(JSON.stringify(batch.commit()));
+          return got;
+        };
+        expect(read(true)).toEqual(read(false));
+      }),
+      300,
+    );
+  });
+});

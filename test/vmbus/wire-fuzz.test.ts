@@ -6,7 +6,7 @@ import { describe, expect } from 'vitest';
 import { completion, gpaDirect, inband, transferPages } from '../../src/vmbus/packet.js';
 import { ChannelMessageError, decodeChannelMessage, MESSAGES } from '../../src/vmbus/wire/messages.js';
 import { PacketType } from '../../src/vmbus/wire/constants.js';
-import { PacketError, parsePacket } from '../../src/vmbus/wire/packets.js';
+import { firstGpaRange, GpaRangeAt, PacketError, PacketHead, parsePacket, parsePacketHead, parsePacketHeadAt, pfnAt } from '../../src/vmbus/wire/packets.js';
 import { itFuzz } from '../fuzz/fuzz.js';
 
 const concat = (parts: readonly Uint8Array[]): Uint8Array => {
@@ -61,6 +61,49 @@ describe('VMBus wire parsers on arbitrary bytes', () => {
     2000,
   );
 
+  itFuzz(
+    'parsePacketHead(At): what parsePacket says of the same bytes, in place (the same fields and first GPA range, or the same PacketError)',
+    'vmbus-wire.packet-head',
+    () =>
+      fc.property(packetBytes, fc.nat(16), fc.nat(40), (b, spare, before) => {
+        // The packet inside a bigger buffer (a private buffer, an arena), `b.length` bytes of it
+        // from `base` (0 for parsePacketHead).
+        const base = before === 0 ? 0 : 8 * before;
+        const buffer = new Uint8Array(base + b.length + spare).fill(0xa5);
+        buffer.set(b, base);
+        const head = new PacketHead();
+        let want: ReturnType<typeof parsePacket> | Error;
+        try {
+          want = parsePacket(b);
+        } catch (e) {
+          want = e as Error;
+        }
+        let got: Error | undefined;
+        try {
+          if (base === 0) parsePacketHead(buffer, b.length, head);
+          else parsePacketHeadAt(buffer, base, b.length, head);
+        } catch (e) {
+          got = e as Error;
+        }
+        if (want instanceof Error) {
+          expect(got).toBeInstanceOf(PacketError);
+          expect(got?.message).toBe(want.message);
+          return;
+        }
+        expect(got).toBeUndefined();
+        expect([head.type, head.flags, head.transId, head.completionRequested]).toEqual([want.type, want.flags, want.transId, want.completionRequested]);
+        expect([...buffer.subarray(head.payloadAt, head.payloadEnd)]).toEqual([...want.payload]);
+        if (!want.ranges) return;
+        // A GPA-direct packet's first range, read where it lies, is parsePacket's.
+        const r = new GpaRangeAt();
+        firstGpaRange(buffer, base, r);
+        const first = want.ranges[0]!;
+        expect([r.rangeCount, r.byteCount, r.byteOffset, r.pfnCount]).toEqual([want.ranges.length, first.byteCount, first.byteOffset, first.pfns.length]);
+        expect(Array.from({ length: r.pfnCount }, (_, i) => pfnAt(buffer, r.pfnsAt + 8 * i))).toEqual(first.pfns);
+      }),
+    2000,
+  );
+
   const range = fc.record({ byteOffset: fc.nat(4095), byteCount: fc.nat(3 * 4096) }).map((r) => ({ ...r, pfns: Array.from({ length: Math.ceil((r.byteOffset + r.byteCount) / 4096) }, (_, i) => 0x100 + i) }));
   itFuzz(
     'what the packet builders write parses back to it',
@@ -71,6 +114,16 @@ describe('VMBus wire parsers on arbitrary bytes', () => {
         expect([a.type, a.transId, a.completionRequested, [...a.payload.subarray(0, payload.length)]]).toEqual([PacketType.DATA_INBAND, id, ask, [...payload]]);
         expect(parsePacket(inRing(completion(id, payload))).type).toBe(PacketType.COMP);
         expect(parsePacket(inRing(gpaDirect(ranges, payload, id))).ranges).toEqual(ranges);
+        // In place, 24 bytes into a buffer: the same descriptor, payload and first range.
+        const g = inRing(gpaDirect(ranges, payload, id));
+        const buffer = new Uint8Array(24 + g.length);
+        buffer.set(g, 24);
+        const head = new PacketHead();
+        parsePacketHeadAt(buffer, 24, g.length, head);
+        expect([head.type, head.transId, [...buffer.subarray(head.payloadAt, head.payloadAt + payload.length)]]).toEqual([PacketType.DATA_USING_GPA_DIRECT, id, [...payload]]);
+        const r = new GpaRangeAt();
+        firstGpaRange(buffer, 24, r);
+        expect([r.rangeCount, r.byteCount, r.byteOffset, Array.from({ length: r.pfnCount }, (_, i) => pfnAt(buffer, r.pfnsAt + 8 * i))]).toEqual([ranges.length, ranges[0]!.byteCount, ranges[0]!.byteOffset, ranges[0]!.pfns]);
         const t = parsePacket(inRing(transferPages(set, ranges, id, payload)));
         expect([t.transferPageSet, t.transferRanges]).toEqual([set, ranges.map((r) => ({ byteCount: r.byteCount, byteOffset: r.byteOffset }))]);
         expect([...t.transferWords!]).toEqual(ranges.flatMap((r) => [r.byteCount, r.byteOffset]));

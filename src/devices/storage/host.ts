@@ -18,7 +18,8 @@ import type { HostChannel } from '../../vmbus/server/channel.js';
 import { OfferError } from '../../vmbus/server/server.js';
 import { PacketType } from '../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
-import type { ParsedPacket, ParsedRange } from '../../vmbus/wire/packets.js';
+import { firstGpaRange, GpaRangeAt, parsePacket, pfnAt, type PacketHead, type ParsedRange } from '../../vmbus/wire/packets.js';
+import { subarrayOf } from '../../memory/typed-arrays.js';
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import type { HostContext, HostDevice } from '../device.js';
 import { ScsiController, type ScsiAddress } from './controller.js';
@@ -66,8 +67,8 @@ export interface StorvspOptions {
   readonly queueDepth?: number;
   /** A Fibre Channel adapter's port and node names (default: derived from the instance GUID). */
   readonly wwn?: { readonly port: bigint; readonly node: bigint };
-  /** Fault injection: return false to leave a request unanswered (a host that never answers). */
-  readonly answer?: (op: number, request: VmscsiRequestValue | undefined) => boolean;
+  /** Fault injection: return false to leave a request unanswered (a host that never answers); `transId` is the request's. */
+  readonly answer?: (op: number, request: VmscsiRequestValue | undefined, transId: bigint) => boolean;
 }
 
 export type StorvspState = 'begin' | 'query-version' | 'query-properties' | 'end-init' | 'ready';
@@ -78,13 +79,17 @@ export const DEFAULT_QUEUE_DEPTH = 256;
 const MAX_KEPT_VIOLATIONS = 100;
 /** Bytes a completion needs in the ring: descriptor, 64-byte packet, trailer. */
 const COMPLETION_RING_BYTES = 16 + VstorPacket.size + 8;
+/** Packet slots kept for reuse at most (a ring holds a few hundred requests). */
+const MAX_FREE_PACKETS = 1024;
+const NO_BYTES = new Uint8Array(0);
 /** Direct requests one pump defers at most before it runs them. */
 const MAX_DEFERRED = 256;
 
 /** A deferred direct request (StorvspHost.deferDirect): a slot reused from pump to pump. */
 class DeferredIo {
   sc: StorChannel | undefined;
-  transId = 0n;
+  /** The request's transaction id: a number when it is a safe integer (no BigInt made per request). */
+  transId: bigint | number = 0;
   requestSize = 0;
   target: ScsiTarget | undefined;
   /** The request's own CDB: the host's packet buffer is the next packet's by the time it runs. */
@@ -96,13 +101,49 @@ class DeferredIo {
   result: ScsiResult | undefined;
 }
 
+/**
+ * A packet read from the ring, where the reader copied it (HostChannel.receiveInPlace: the host's
+ * private copy, which the guest cannot change): its descriptor's fields, its place in `bytes`. A
+ * slot reused from packet to packet (StorvspHost.freePackets).
+ */
+class HostPacket {
+  bytes: Uint8Array = new Uint8Array(0);
+  at = 0;
+  length = 0;
+  type = 0;
+  transIdLow = 0;
+  transIdHigh = 0;
+  completionRequested = false;
+  /** The in-band part: [payloadAt, payloadEnd) of `bytes`. */
+  payloadAt = 0;
+  payloadEnd = 0;
+
+  get transId(): bigint {
+    return (BigInt(this.transIdHigh) << 32n) | BigInt(this.transIdLow);
+  }
+
+  /** transId as a number when it is a safe integer (below 2^53), else as the BigInt. */
+  get transIdValue(): bigint | number {
+    return this.transIdHigh < 2 ** 21 ? this.transIdHigh * 2 ** 32 + this.transIdLow : this.transId;
+  }
+
+  get payloadLength(): number {
+    return this.payloadEnd - this.payloadAt;
+  }
+
+  /** The GPA ranges as parsePacket gives them (undefined for a packet of another type). */
+  ranges(): ParsedRange[] | undefined {
+    return this.type === PacketType.DATA_USING_GPA_DIRECT ? parsePacket(subarrayOf(this.bytes, this.at, this.at + this.length)).ranges : undefined;
+  }
+}
+
 interface StorChannel {
   readonly index: number;
   readonly channel: HostChannel;
   /** Requests being executed (with latency, until their completion is sent). */
   outstanding: number;
   /** Packets read from the ring, not yet handled (at most a ring's worth). */
-  readonly backlog: ParsedPacket[];
+  readonly backlog: HostPacket[];
   /** Completions that did not fit the ring, in order. */
   readonly unsent: { transId: bigint; payload: Uint8Array; counted: boolean }[];
   /** Bumped at close: completions of an earlier open are dropped. */
@@ -172,6 +213,9 @@ export class StorvspHost implements HostDevice {
   private readonly request = new Uint8Array(VstorPacket.size);
   /** The request's union (its vmscsi_request or other body), a view made once. */
   private readonly union = this.request.subarray(VSTOR_PACKET_HEADER);
+  /** Packet slots handed back after handle() (hostPacket takes them again), and the range deferDirect reads. */
+  private readonly freePackets: HostPacket[] = [];
+  private readonly rangeAt = new GpaRangeAt();
   /** Deferred direct I/O (deferDirect): the first `pendingDirect` slots, all of one channel. */
   private readonly pending: DeferredIo[] = [];
   private pendingDirect = 0;
@@ -311,11 +355,17 @@ export class StorvspHost implements HostDevice {
     for (let rounds = 0; rounds < 64; rounds++) {
       if (!this.flushUnsent(sc)) return;
       if (sc.index === 0 && this.rescanPending) this.enumerateBus();
-      while (sc.backlog.length > 0 && sc.unsent.length === 0 && sc.outstanding < this.queueDepth) this.handle(sc, sc.backlog.shift()!);
+      while (sc.backlog.length > 0 && sc.unsent.length === 0 && sc.outstanding < this.queueDepth) {
+        const p = sc.backlog.shift()!;
+        this.handle(sc, p);
+        // Nothing keeps the slot (deferDirect copies what it needs): the next packet may take it.
+        p.bytes = NO_BYTES;
+        if (this.freePackets.length < MAX_FREE_PACKETS) this.freePackets.push(p);
+      }
       this.flushDirect();
       // Read more only when what was read has been taken up: the ring holds the rest.
       if (sc.backlog.length > 0 || !ch.isOpen) return;
-      if (ch.receive((p) => sc.backlog.push(p)) === 0) return;
+      if (ch.receiveInPlace((bytes, at, length, head) => sc.backlog.push(this.hostPacket(bytes, at, length, head))) === 0) return;
     }
   }
 
@@ -381,8 +431,18 @@ export class StorvspHost implements HostDevice {
    * complete() with srbResponse's body, which is written straight into the completion buffer: of
    * the whole 52-byte body only the first `requestSize` bytes go out, as complete() copies them.
    */
-  private completeSrb(sc: StorChannel, transId: bigint, status: number, result: ScsiResult, requestSize: number): void {
-    if (sc.unsent.length > 0) return this.complete(sc, transId, status, this.srbResponse(result, this.response), requestSize);
+  private completeSrb(sc: StorChannel, transId: bigint | number, status: number, result: ScsiResult, requestSize: number): void {
+    if (sc.unsent.length > 0) return this.complete(sc, BigInt(transId), status, this.srbResponse(result, this.response), requestSize);
+    if (sc.channel.send(this.srbCompletion(transId, status, result, requestSize))) {
+      this.stats.completions++;
+      return;
+    }
+    sc.unsent.push({ transId: BigInt(transId), payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
+    sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+  }
+
+  /** An SRB's whole completion (descriptor, vstor_packet, srbResponse's body) in the completion buffer, as its one part. */
+  private srbCompletion(transId: bigint | number, status: number, result: ScsiResult, requestSize: number): readonly Uint8Array[] {
     const out = this.completionBuffer;
     const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
     const at = COMPLETION_PAYLOAD_AT;
@@ -390,12 +450,7 @@ export class StorvspHost implements HostDevice {
     put32(out, at + Vstor.operation, VstorOp.COMPLETE_IO);
     put32(out, at + Vstor.status, status >>> 0);
     this.putSrbResponse(result, out, at + VSTOR_PACKET_HEADER);
-    if (sc.channel.send(this.completionParts(length))) {
-      this.stats.completions++;
-      return;
-    }
-    sc.unsent.push({ transId, payload: this.packet(VstorOp.COMPLETE_IO, status, this.srbResponse(result, this.response), requestSize), counted: false });
-    sc.channel.waitForSpace(COMPLETION_RING_BYTES);
+    return this.completionParts(length);
   }
 
   /** The first `length` bytes of the completion buffer as a packet's one part, made once per length. */
@@ -403,28 +458,45 @@ export class StorvspHost implements HostDevice {
     return (this.completionPartsByLength[length] ??= [this.completionBuffer.subarray(0, length)]);
   }
 
-  private handle(sc: StorChannel, p: ParsedPacket): void {
+  /** A slot for a packet receiveInPlace read (the head's fields copied: the head is the next packet's). */
+  private hostPacket(bytes: Uint8Array, at: number, length: number, head: PacketHead): HostPacket {
+    const p = this.freePackets.pop() ?? new HostPacket();
+    p.bytes = bytes;
+    p.at = at;
+    p.length = length;
+    p.type = head.type;
+    p.transIdLow = head.transIdLow;
+    p.transIdHigh = head.transIdHigh;
+    p.completionRequested = head.completionRequested;
+    p.payloadAt = head.payloadAt;
+    p.payloadEnd = head.payloadEnd;
+    return p;
+  }
+
+  private handle(sc: StorChannel, p: HostPacket): void {
     this.stats.packets++;
     // Anything but an EXECUTE_SRB, which may be deferred itself, runs after the deferred I/O.
     if (this.pendingDirect > 0 && !this.mayDefer(p)) this.flushDirect();
     if (p.type === PacketType.COMP) return this.violation(`channel ${sc.index}: a completion packet (trans id ${p.transId}) from the guest`);
     if (!p.completionRequested) return this.violation(`channel ${sc.index}: packet ${p.transId} asks for no completion; storvsp answers only transactions`);
-    const payload = p.payload;
-    const requestSize = Math.max(0, Math.min(payload.length - VSTOR_PACKET_HEADER, VmscsiRequest.size));
-    if (payload.length < VSTOR_PACKET_HEADER) {
-      this.violation(`channel ${sc.index}: packet ${p.transId} of ${payload.length} bytes is shorter than the 12-byte vstor_packet header`);
+    const payloadLength = p.payloadLength;
+    const requestSize = Math.max(0, Math.min(payloadLength - VSTOR_PACKET_HEADER, VmscsiRequest.size));
+    if (payloadLength < VSTOR_PACKET_HEADER) {
+      this.violation(`channel ${sc.index}: packet ${p.transId} of ${payloadLength} bytes is shorter than the 12-byte vstor_packet header`);
       return this.complete(sc, p.transId, NtStatus.INVALID_PARAMETER, undefined, 0);
     }
-    const op = le32(payload, Vstor.operation);
+    const bytes = p.bytes;
+    const at = p.payloadAt;
+    const op = le32(bytes, at + Vstor.operation);
     // The packet as the guest sent it, its union zero-extended to the largest member (OpenVMM reads
     // min(len, 52) bytes): the host's own copy, read in place while this packet is handled. Byte by
     // byte: at most 64 bytes, where a view and a bulk copy cost more than the loop.
     const request = this.request;
     const copied = VSTOR_PACKET_HEADER + requestSize;
-    for (let i = 0; i < copied; i++) request[i] = payload[i]!;
+    for (let i = 0; i < copied; i++) request[i] = bytes[at + i]!;
     for (let i = copied; i < request.length; i++) request[i] = 0;
     const union = this.union;
-    if (this.answer && !this.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined)) return;
+    if (this.answer && !this.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined, p.transId)) return;
     if (sc.index !== 0 && this.state !== 'ready') return this.complete(sc, p.transId, NtStatus.INVALID_DEVICE_STATE, undefined, requestSize);
     switch (this.state) {
       case 'begin':
@@ -457,7 +529,7 @@ export class StorvspHost implements HostDevice {
       }
       case 'end-init':
         if (op === VstorOp.FCHBA_DATA && this.kind === 'fc') return this.complete(sc, p.transId, NtStatus.SUCCESS, this.wwnPacket(), requestSize);
-        if (op === VstorOp.CREATE_SUB_CHANNELS) return this.createSubChannels(sc, p, union, requestSize);
+        if (op === VstorOp.CREATE_SUB_CHANNELS) return this.createSubChannels(sc, p.transId, union, requestSize);
         if (op !== VstorOp.END_INITIALIZATION) return this.wrongOrder(sc, p.transId, op, requestSize);
         this.state = 'ready';
         this.rescanPending = false;
@@ -474,7 +546,7 @@ export class StorvspHost implements HostDevice {
             return this.complete(sc, p.transId, NtStatus.SUCCESS, undefined, requestSize);
           case VstorOp.CREATE_SUB_CHANNELS:
             if (sc.index !== 0) return this.wrongOrder(sc, p.transId, op, requestSize);
-            return this.createSubChannels(sc, p, union, requestSize);
+            return this.createSubChannels(sc, p.transId, union, requestSize);
           case VstorOp.FCHBA_DATA:
             if (this.kind === 'fc') return this.complete(sc, p.transId, NtStatus.SUCCESS, this.wwnPacket(), requestSize);
             return this.wrongOrder(sc, p.transId, op, requestSize);
@@ -485,9 +557,8 @@ export class StorvspHost implements HostDevice {
   }
 
   /** Whether handle() takes `p` as an EXECUTE_SRB of the ready state, with no fault injection first. */
-  private mayDefer(p: ParsedPacket): boolean {
-    const payload = p.payload;
-    return this.state === 'ready' && this.answer === undefined && p.type !== PacketType.COMP && p.completionRequested && payload.length >= VSTOR_PACKET_HEADER && le32(payload, Vstor.operation) === VstorOp.EXECUTE_SRB;
+  private mayDefer(p: HostPacket): boolean {
+    return this.state === 'ready' && this.answer === undefined && p.type !== PacketType.COMP && p.completionRequested && p.payloadLength >= VSTOR_PACKET_HEADER && le32(p.bytes, p.payloadAt + Vstor.operation) === VstorOp.EXECUTE_SRB;
   }
 
   /** A packet the protocol state does not take: a violation, and STATUS_INVALID_DEVICE_STATE. */
@@ -508,11 +579,11 @@ export class StorvspHost implements HostDevice {
   }
 
   /** CREATE_SUB_CHANNELS: offers sub-channels 1..count (beyond those offered already), up to the host's maximum. */
-  private createSubChannels(sc: StorChannel, p: ParsedPacket, union: Uint8Array, requestSize: number): void {
+  private createSubChannels(sc: StorChannel, transId: bigint, union: Uint8Array, requestSize: number): void {
     const count = union[0]! | (union[1]! << 8);
     if (!multiChannel(this.version ?? 0) || count > this.maxSubChannels) {
       this.violation(`CREATE_SUB_CHANNELS: ${count} sub-channels, the host offers at most ${multiChannel(this.version ?? 0) ? this.maxSubChannels : 0}`);
-      return this.complete(sc, p.transId, NtStatus.INVALID_PARAMETER, undefined, requestSize);
+      return this.complete(sc, transId, NtStatus.INVALID_PARAMETER, undefined, requestSize);
     }
     // With the VM's channels used up (its budget), fewer are offered and the answer says so.
     for (let i = this.subChannels.length + 1; i <= count; i++) {
@@ -525,7 +596,7 @@ export class StorvspHost implements HostDevice {
       }
     }
     this.subChannelCount = Math.max(this.subChannelCount, this.subChannels.length);
-    this.complete(sc, p.transId, this.subChannels.length >= count ? NtStatus.SUCCESS : NtStatus.UNSUCCESSFUL, undefined, requestSize);
+    this.complete(sc, transId, this.subChannels.length >= count ? NtStatus.SUCCESS : NtStatus.UNSUCCESSFUL, undefined, requestSize);
   }
 
   // --- SRBs -----------------------------------------------------------------------------------
@@ -539,15 +610,19 @@ export class StorvspHost implements HostDevice {
   }
 
   /** EXECUTE_SRB: `r` is the whole vstor_packet (the host's zero-extended copy), read at the declared offsets. */
-  private executeSrb(sc: StorChannel, p: ParsedPacket, r: Uint8Array, requestSize: number): void {
+  private executeSrb(sc: StorChannel, p: HostPacket, r: Uint8Array, requestSize: number): void {
     this.stats.srbs++;
     const length = le32(r, Vstor.dataTransferLength);
     const cdbLength = r[Vstor.cdbLength]!;
     // The usual I/O waits to run with the rest of this pump's (deferDirect); anything else runs
-    // after the I/O deferred before it, in order.
-    const ranges = p.ranges;
-    if (ranges !== undefined && ranges.length === 1 && this.deferDirect(sc, p.transId, r, requestSize, cdbLength, length, ranges[0]!)) return;
+    // after the I/O deferred before it, in order. Its one range is read where the packet lies.
+    if (p.type === PacketType.DATA_USING_GPA_DIRECT) {
+      const range = this.rangeAt;
+      firstGpaRange(p.bytes, p.at, range);
+      if (range.rangeCount === 1 && this.deferDirect(sc, p, r, requestSize, cdbLength, length, range)) return;
+    }
     this.flushDirect();
+    const ranges = p.ranges();
     if (cdbLength > STORVSC_MAX_CMD_LEN) return this.refuseSrb(sc, p.transId, requestSize, `cdb_length ${cdbLength} exceeds ${STORVSC_MAX_CMD_LEN}`);
     if (length > this.maxTransferBytes) return this.refuseSrb(sc, p.transId, requestSize, `data_transfer_length ${length} exceeds the ${this.maxTransferBytes}-byte maximum transfer`);
     const rangeCount = ranges ? ranges.length : 0;
@@ -583,9 +658,9 @@ export class StorvspHost implements HostDevice {
    * every one before it, so that none waits (which would have held the packets after it back).
    * False, having done nothing, for any other request, or with a latency.
    */
-  private deferDirect(sc: StorChannel, transId: bigint, r: Uint8Array, requestSize: number, cdbLength: number, length: number, range: ParsedRange): boolean {
+  private deferDirect(sc: StorChannel, p: HostPacket, r: Uint8Array, requestSize: number, cdbLength: number, length: number, range: GpaRangeAt): boolean {
     if (this.latencyNs > 0 || cdbLength > STORVSC_MAX_CMD_LEN || length === 0 || length > this.maxTransferBytes || sc.unsent.length > 0) return false;
-    const gpa = this.directGpa(range, length);
+    const gpa = this.directGpa(p.bytes, range, length);
     if (gpa < 0) return false;
     // data_in READ_TYPE or UNKNOWN_TYPE lets the host write the buffer (OpenVMM: is_write = data_in != 0).
     const writable = r[Vstor.dataIn] !== StorvscRequestType.WRITE_TYPE;
@@ -598,7 +673,7 @@ export class StorvspHost implements HostDevice {
     this.directRoom -= COMPLETION_RING_BYTES;
     const slot = (this.pending[n] ??= new DeferredIo());
     slot.sc = sc;
-    slot.transId = transId;
+    slot.transId = p.transIdValue;
     slot.requestSize = requestSize;
     slot.target = target;
     slot.cdbLength = cdbLength;
@@ -625,27 +700,42 @@ export class StorvspHost implements HostDevice {
       if (!result) throw new Error('storvsp: a target refused the direct command it took');
       d.result = result;
     }
+    // Their completions, in order, in one batch of the ring (one write_index store, one signal
+    // decision: hv_signal_on_write of the batch); deferDirect kept room for all of them. Any that
+    // did not go (a ring gone, or corrupt) take srbDone's way, as each did on its own.
+    const sc = pending[0]!.sc!;
+    const sent = sc.unsent.length === 0 ? sc.channel.sendMany(n, this.deferredCompletion) : 0;
     for (let i = 0; i < n; i++) {
       const d = pending[i]!;
-      this.srbDone(d.sc!, d.transId, d.result!, d.writable, d.requestSize);
+      if (i < sent) {
+        this.countSrb(d.result!, d.writable);
+        this.stats.completions++;
+      } else {
+        this.srbDone(d.sc!, d.transId, d.result!, d.writable, d.requestSize);
+      }
       d.sc = undefined;
       d.target = undefined;
       d.result = undefined;
     }
   }
 
+  /** The completion of deferred request `i` (flushDirect's batch). */
+  private readonly deferredCompletion = (i: number): readonly Uint8Array[] => {
+    const d = this.pending[i]!;
+    return this.srbCompletion(d.transId, ntStatusForSrb(d.result!.srbStatus), d.result!, d.requestSize);
+  };
+
   /**
    * [gpa, gpa + length) when `range` holds `length` bytes on consecutive pages that lie in RAM with
    * no overlay page among them (GpaData would make one run of them, and hostViews one view); -1
    * for any other range, which GpaData takes (and refuses, if it must).
    */
-  private directGpa(range: ParsedRange, length: number): number {
+  private directGpa(bytes: Uint8Array, range: GpaRangeAt, length: number): number {
     if (range.byteCount < length) return -1;
-    const pfns = range.pfns;
     const pages = Math.ceil((range.byteOffset + length) / HV_HYP_PAGE_SIZE);
-    if (pfns.length < pages) return -1;
-    const first = pfns[0]!;
-    for (let i = 1; i < pages; i++) if (pfns[i] !== first + i) return -1;
+    if (range.pfnCount < pages) return -1;
+    const first = pfnAt(bytes, range.pfnsAt);
+    for (let i = 1; i < pages; i++) if (pfnAt(bytes, range.pfnsAt + 8 * i) !== first + i) return -1;
     const gpa = first * HV_HYP_PAGE_SIZE + range.byteOffset;
     const memory = this.memory;
     if (!Number.isSafeInteger(gpa) || !memory.contains(gpa, length) || memory.overlays.overlaps(gpa, length)) return -1;
@@ -653,13 +743,12 @@ export class StorvspHost implements HostDevice {
   }
 
   /** An executed SRB: counted, then completed now or after the host's latency. */
-  private srbDone(sc: StorChannel, transId: bigint, result: ScsiResult, writable: boolean, requestSize: number): void {
-    if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
-    else if (writable) this.stats.bytesRead += result.tx;
-    else this.stats.bytesWritten += result.tx;
+  private srbDone(sc: StorChannel, transId: bigint | number, result: ScsiResult, writable: boolean, requestSize: number): void {
+    this.countSrb(result, writable);
     const status = ntStatusForSrb(result.srbStatus);
     const latency = this.latencyNs;
     if (latency <= 0) return this.completeSrb(sc, transId, status, result, requestSize);
+    const id = BigInt(transId);
     const body = this.srbResponse(result, new Uint8Array(VmscsiRequest.size));
     // The request stays outstanding until its completion is sent (and counted out in complete).
     sc.outstanding++;
@@ -667,10 +756,17 @@ export class StorvspHost implements HostDevice {
     const timer = this.ctx.schedule(this.ctx.now() + latency, () => {
       sc.timers.delete(timer);
       if (sc.generation !== generation) return;
-      this.complete(sc, transId, status, body, requestSize, true);
+      this.complete(sc, id, status, body, requestSize, true);
       this.pump(sc);
     });
     sc.timers.add(timer);
+  }
+
+  /** An executed SRB in the stats: an error, or the bytes it moved. */
+  private countSrb(result: ScsiResult, writable: boolean): void {
+    if (result.scsiStatus !== ScsiStatus.GOOD) this.stats.errors++;
+    else if (writable) this.stats.bytesRead += result.tx;
+    else this.stats.bytesWritten += result.tx;
   }
 
   /** The vmscsi_request of a completion (storvsp lib.rs handle_completion), into `out` (52 bytes). */

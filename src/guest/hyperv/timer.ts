@@ -14,6 +14,10 @@ export const HZ = 250;
 export const TICK_NS = 1_000_000_000 / HZ;
 
 const SEQ = TscPage.offsets.tsc_sequence;
+/** The scale's and the offset's first u32 words in the page. */
+const SCALE_WORD = TscPage.offsets.tsc_scale / 4;
+const OFFSET_WORD = TscPage.offsets.tsc_offset / 4;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
  * hv_read_tsc_page_tsc(): a consistent read of the TSC page, retrying while the sequence moves;
@@ -35,16 +39,16 @@ export function readTscPage(mem: GuestMemory, pageGpa: number, ops: CpuOps, word
 export class ReferenceClock {
   /** GPA of the TSC page, once hv_init_tsc_clocksource() enabled it. */
   tscPage: number | undefined;
-  private sequence: { page: number; words: Uint32Array } | undefined;
+  private sequence: { page: number; words: Uint32Array; header: Uint32Array | undefined } | undefined;
 
   constructor(private readonly mem: GuestMemory) {}
 
   /** hv_read_reference_counter(): 100 ns ticks. */
   read(ops: CpuOps): bigint {
     if (this.tscPage !== undefined) {
-      // The sequence word's view, made once per page: the clock is read on every I/O.
-      if (this.sequence?.page !== this.tscPage) this.sequence = { page: this.tscPage, words: new Uint32Array(this.mem.buffer, this.tscPage + SEQ, 1) };
-      const t = this.readPage(this.tscPage, ops, this.sequence.words);
+      // The page's words, a view made once per page: the clock is read on every I/O.
+      if (this.sequence?.page !== this.tscPage) this.sequence = { page: this.tscPage, words: new Uint32Array(this.mem.buffer, this.tscPage + SEQ, 1), header: this.headerWords(this.tscPage) };
+      const t = this.readPage(this.tscPage, ops, this.sequence.words, this.sequence.header);
       if (t !== undefined) return t;
     }
     return ops.getReg('TIME_REF_COUNT');
@@ -55,16 +59,16 @@ export class ReferenceClock {
    * sequence, scale, offset and TSC give the same time, without the 128-bit product made again
    * (several requests are issued at one virtual instant).
    */
-  private readPage(page: number, ops: CpuOps, seqWord: Uint32Array): bigint | undefined {
+  private readPage(page: number, ops: CpuOps, seqWord: Uint32Array, header: Uint32Array | undefined): bigint | undefined {
     const mem = this.mem;
-    if (!mem.contains(page, TscPage.size)) return readTscPage(mem, page, ops, seqWord);
+    if (!header) return readTscPage(mem, page, ops, seqWord);
     for (let tries = 0; tries < 1000; tries++) {
       const seq = Atomics.load(seqWord, 0);
       if (seq === 0) return undefined;
-      const scaleLo = mem.read32(page + TscPage.offsets.tsc_scale);
-      const scaleHi = mem.read32(page + TscPage.offsets.tsc_scale + 4);
-      const offsetLo = mem.read32(page + TscPage.offsets.tsc_offset);
-      const offsetHi = mem.read32(page + TscPage.offsets.tsc_offset + 4);
+      const scaleLo = header[SCALE_WORD]!;
+      const scaleHi = header[SCALE_WORD + 1]!;
+      const offsetLo = header[OFFSET_WORD]!;
+      const offsetHi = header[OFFSET_WORD + 1]!;
       const tsc = ops.counter();
       if (Atomics.load(seqWord, 0) !== seq) continue;
       const last = this.last;
@@ -76,6 +80,16 @@ export class ReferenceClock {
       return time;
     }
     return undefined;
+  }
+  /**
+   * The TSC page's scale and offset as little-endian u32 words read in place (a typed array's
+   * element loads; GuestMemory.read32 checks the range on each); undefined when the page is not
+   * within RAM or the host is big-endian, where readPage reads as readTscPage does.
+   */
+  private headerWords(page: number): Uint32Array | undefined {
+    const words = (TscPage.offsets.tsc_offset + 8) / 4;
+    if (!LITTLE_ENDIAN || !this.mem.contains(page, TscPage.size)) return undefined;
+    return new Uint32Array(this.mem.buffer, page, words);
   }
   private last: { scaleLo: number; scaleHi: number; offsetLo: number; offsetHi: number; tsc: bigint; time: bigint } | undefined;
 

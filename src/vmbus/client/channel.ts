@@ -8,7 +8,7 @@ import { contiguousRing, Ctl } from '../ring/memory.js';
 import { initRing, RingCorruptError, RingReader, RingWriter } from '../ring/ring.js';
 import { ChannelMessageType as T, MAX_USER_DEFINED_BYTES, VMBUS_DEFAULT_MAX_PKT_SIZE, VMBUS_PKT_TRAILER, VmbusVersion } from '../wire/constants.js';
 import { encodeChannelMessage, type ChannelMessage } from '../wire/messages.js';
-import { MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP, type ParsedPacket } from '../wire/packets.js';
+import { MonitorPage, MonitorTriggerGroup, MONITORS_PER_GROUP, PacketError, PacketHead, parsePacketHead, type ParsedPacket } from '../wire/packets.js';
 import { VmbusError } from './errors.js';
 import { Requestor } from './requestor.js';
 import type { ChannelSnapshot, MonitorSnapshot } from './snapshot.js';
@@ -444,6 +444,44 @@ export class GuestChannel {
     }
     return n;
   }
+
+  /**
+   * receive() for a driver that is done with each packet when its callback returns, as Linux's
+   * foreach_vmbus_pkt hands each one out in the channel's one private buffer (hv_pkt_iter_first):
+   * the packet is copied there, its descriptor checked as parsePacket checks it, and `onPacket`
+   * gets the buffer and the descriptor's fields, with nothing allocated. The buffer holds the
+   * next packet once the callback returns; a packet that does not parse is counted and skipped
+   * as receive() skips it.
+   */
+  receiveInPlace(onPacket: (bytes: Uint8Array, head: PacketHead) => void): number {
+    const rings = this.rings;
+    if (!rings || this.corrupt) return 0;
+    let n = 0;
+    try {
+      const reader = rings.inbound;
+      const batch = reader.batch();
+      const buffer = reader.privateBuffer(reader.largestPacket);
+      const head = this.head;
+      for (let length = batch.readInto(buffer); length >= 0; length = batch.readInto(buffer)) {
+        n++;
+        try {
+          parsePacketHead(buffer, length, head);
+        } catch (e) {
+          if (!(e instanceof PacketError)) throw e;
+          this.badPackets++;
+          this.lastBadPacket = e.message;
+          continue;
+        }
+        onPacket(buffer, head);
+      }
+      if (batch.commit().signal) this.signal();
+    } catch (e) {
+      if (!(e instanceof RingCorruptError)) throw e;
+      this.broken(e);
+    }
+    return n;
+  }
+  private readonly head = new PacketHead();
 
   /** Bytes waiting in the inbound ring. */
   readable(): number {

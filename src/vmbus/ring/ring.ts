@@ -160,6 +160,7 @@ abstract class RingEnd {
 const SMALL_COPY = 320;
 
 const ONE_BYTE = new Uint8Array(1);
+const NO_BYTES = new Uint8Array(0);
 /** The first 8 bytes of a descriptor, read from a ring that is not one array. */
 const HEAD = new Uint8Array(8);
 const ZEROS = new Uint8Array(8);
@@ -593,6 +594,32 @@ export class ReadBatch {
     this.copyPacket(arena, to, r.arenaWords);
     return subarrayOf(arena, to, to + len);
   }
+
+  /**
+   * nextBytes() without the view made: the packet's private copy is `copyBytes` from `copyAt`
+   * (valid as nextBytes' is); returns its length, or -1 if none is complete.
+   */
+  nextCopy(): number {
+    if (!this.locate()) return -1;
+    const len = this.len;
+    const r = this.reader;
+    if (len > ARENA_BYTES / 4) {
+      const bytes = new Uint8Array(len);
+      this.copyPacket(bytes, 0, undefined);
+      this.copyBytes = bytes;
+      this.copyAt = 0;
+      return len;
+    }
+    const to = r.allocate(len);
+    const arena = r.arena;
+    this.copyPacket(arena, to, r.arenaWords);
+    this.copyBytes = arena;
+    this.copyAt = to;
+    return len;
+  }
+  /** Where nextCopy() put the packet. */
+  copyBytes: Uint8Array = NO_BYTES;
+  copyAt = 0;
 
   /**
    * The next packet into `dst` (from index 0), which must hold the largest packet this reader

@@ -9,7 +9,8 @@ import { ringSnapshot, type RingSnapshot } from '../ring/debuginfo.js';
 import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
 import { completion, inband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
-import { PacketDescriptor, type ParsedPacket } from '../wire/packets.js';
+import { PacketDescriptor, PacketError, PacketHead, parsePacketHeadAt, type ParsedPacket } from '../wire/packets.js';
+import { subarrayOf } from '../../memory/typed-arrays.js';
 import type { Gpadl } from '../gpadl.js';
 
 /** What a device offers (vmbus.md §2.3). */
@@ -191,6 +192,41 @@ export class HostChannel {
    * starve the rest. While the server polls the ring, the mask stays set and the poll comes back.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
+    return this.receiveWith((batch, trace) => readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace));
+  }
+
+  /**
+   * receive() for a device that reads each packet where the reader copied it (its private copy,
+   * which stays as it is: the host keeps what it likes of it): `onPacket` gets the bytes, the
+   * packet's offset and length there, and its descriptor as parsePacket checks it, in a head that
+   * is reused for the next packet. Nothing is made per packet. The same packets, checks,
+   * violations, commits and signals as receive().
+   */
+  receiveInPlace(onPacket: (bytes: Uint8Array, at: number, length: number, head: PacketHead) => void): number {
+    const head = this.head;
+    return this.receiveWith((batch, trace) => {
+      let n = 0;
+      for (let length = batch.nextCopy(); length >= 0; length = batch.nextCopy()) {
+        n++;
+        const bytes = batch.copyBytes;
+        const at = batch.copyAt;
+        trace?.(subarrayOf(bytes, at, at + length));
+        try {
+          parsePacketHeadAt(bytes, at, length, head);
+        } catch (e) {
+          if (!(e instanceof PacketError)) throw e;
+          this.ctx.violation(this, `packet: ${e.message}`);
+          continue;
+        }
+        onPacket(bytes, at, length, head);
+      }
+      return n;
+    });
+  }
+  private readonly head = new PacketHead();
+
+  /** receive()'s rounds, each batch read by `read` (which returns how many packets it took). */
+  private receiveWith(read: (batch: ReadBatch, trace: ((bytes: Uint8Array) => void) | undefined) => number): number {
     this.remapIfMoved();
     const reader = this.reader;
     if (!reader || this.corrupt) return 0;
@@ -201,9 +237,9 @@ export class HostChannel {
         const batch = reader.batch();
         const events = this.ctx.events;
         const trace = events?.active && events.wants?.('packet') !== false ? this.readTracer(events, reader, batch) : undefined;
-        const read = readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
-        n += read;
-        this.packetsReceived += read;
+        const taken = read(batch, trace);
+        n += taken;
+        this.packetsReceived += taken;
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (this.polling) {
@@ -275,6 +311,36 @@ export class HostChannel {
       this.corrupted(e);
       return false;
     }
+  }
+
+  /**
+   * Writes up to `count` packets, packet `i` being what `packet(i)` returns (called in order, each
+   * written before the next is asked for), in one batch: one write_index store and one signal
+   * decision for all (hv_signal_on_write for the batch: the guest had read everything before it).
+   * Stops at the first packet that does not fit; returns how many were written. While packets are
+   * traced, each is sent on its own, as send() sends it, so that each trace shows its ring.
+   */
+  sendMany(count: number, packet: (i: number) => readonly Uint8Array[]): number {
+    const events = this.ctx.events;
+    if (events?.active && events.wants?.('packet') !== false) {
+      let n = 0;
+      while (n < count && this.send(packet(n))) n++;
+      return n;
+    }
+    this.remapIfMoved();
+    const writer = this.writer;
+    if (!writer || this.corrupt || count <= 0) return 0;
+    let n = 0;
+    try {
+      const batch = writer.batch();
+      while (n < count && batch.write(packet(n))) n++;
+      this.packetsSent += n;
+      if (batch.commit().signal) this.signal();
+    } catch (e) {
+      this.corrupted(e);
+      return 0;
+    }
+    return n;
   }
 
   sendInband(payload: Uint8Array, transId = 0n, completionRequested = false): boolean {

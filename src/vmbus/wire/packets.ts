@@ -190,6 +190,88 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
   return p;
 }
 
+/**
+ * A packet's descriptor as parsePacket reads and checks it, filled in by parsePacketHead: what a
+ * receiver that reads each packet where it lies (its private copy) needs, in an object it reuses.
+ * The transaction id is kept as its two u32 halves; `transId` makes the BigInt.
+ */
+export class PacketHead {
+  type = 0;
+  flags = 0;
+  transIdLow = 0;
+  transIdHigh = 0;
+  completionRequested = false;
+  /** The in-band part: [payloadAt, payloadEnd) of the packet's bytes. */
+  payloadAt = 0;
+  payloadEnd = 0;
+
+  get transId(): bigint {
+    return (BigInt(this.transIdHigh) << 32n) | BigInt(this.transIdLow);
+  }
+}
+
+/**
+ * parsePacket for the first `length` bytes of `bytes`, into `head` rather than a new ParsedPacket:
+ * the same checks in the same order, the same PacketError for a packet that does not parse. A
+ * GPA-direct or transfer-page packet has its ranges checked by parsePacket itself (they are not
+ * kept: a receiver in place takes only the in-band part).
+ */
+export function parsePacketHead(bytes: Uint8Array, length: number, head: PacketHead): void {
+  parsePacketHeadAt(bytes, 0, length, head);
+}
+
+/**
+ * parsePacketHead of the packet at `base` of `bytes` (`length` bytes from there); the head's
+ * payloadAt and payloadEnd are offsets in `bytes`. A GPA-direct packet's ranges are checked in
+ * place (gpaDirectRanges, nothing made); a transfer-page packet's by parsePacket.
+ */
+export function parsePacketHeadAt(bytes: Uint8Array, base: number, length: number, head: PacketHead): void {
+  if (length < PacketDescriptor.size) throw new PacketError('descriptor', `needs ${PacketDescriptor.size} bytes, have ${length}`);
+  const type = u16le(bytes, base + D.type);
+  if (type === PacketType.DATA_USING_XFER_PAGES) parsePacket(subarrayOf(bytes, base, base + length));
+  const offset = u16le(bytes, base + D.offset8) * 8;
+  const len = u16le(bytes, base + D.len8) * 8;
+  const flags = u16le(bytes, base + D.flags);
+  if (!isDataType(type)) throw new PacketError('type', `0x${type.toString(16)} is not a data packet type`);
+  if (flags & ~VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) throw new PacketError('flags', `0x${flags.toString(16)} has unknown bits`);
+  if (len < PacketDescriptor.size || len > length) throw new PacketError('len8', `${len} bytes is not within [16, ${length}]`);
+  if (offset < PacketDescriptor.size || offset > len) throw new PacketError('offset8', `${offset} is not within [16, ${len}]`);
+  if (type === PacketType.DATA_USING_GPA_DIRECT) gpaDirectRanges(bytes, base, offset, false);
+  head.type = type;
+  head.flags = flags;
+  head.transIdLow = u32le(bytes, base + D.trans_id);
+  head.transIdHigh = u32le(bytes, base + D.trans_id + 4);
+  head.completionRequested = (flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
+  head.payloadAt = base + offset;
+  head.payloadEnd = base + len;
+}
+
+/**
+ * The first range of a GPA-direct packet that parsePacketHeadAt took, read from the packet at
+ * `base`: its byte count and offset, how many PFNs it lists, and where they start in `bytes`
+ * (little-endian u64s, each a frame number the parser checked). The packet's range count too.
+ */
+export function firstGpaRange(bytes: Uint8Array, base: number, out: GpaRangeAt): void {
+  const G = GpaDirectHeader.offsets;
+  out.rangeCount = u32le(bytes, base + G.range_cnt);
+  out.byteCount = u32le(bytes, base + G.range);
+  out.byteOffset = u32le(bytes, base + G.range + 4);
+  out.pfnCount = Math.ceil((out.byteOffset + out.byteCount) / 4096);
+  out.pfnsAt = base + G.range + GpaRange.size;
+}
+
+/** firstGpaRange's answer, in an object the caller reuses. */
+export class GpaRangeAt {
+  rangeCount = 0;
+  byteCount = 0;
+  byteOffset = 0;
+  pfnCount = 0;
+  pfnsAt = 0;
+}
+
+/** The frame number at `at` of a range firstGpaRange found (a u64 below 2^53, as checked). */
+export const pfnAt = (bytes: Uint8Array, at: number): number => u32le(bytes, at + 4) * 2 ** 32 + u32le(bytes, at);
+
 const u16le = (b: Uint8Array, at: number): number => b[at]! | (b[at + 1]! << 8);
 const u32le = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 const U64 = new BigUint64Array(1);
@@ -204,31 +286,39 @@ function u64le(b: Uint8Array, at: number): bigint {
 
 /** GPA-direct ranges between the 24-byte header and the in-band part (vmbus.md §8.4). */
 function parseGpaDirect(bytes: Uint8Array, end: number): ParsedRange[] {
+  return gpaDirectRanges(bytes, 0, end, true)!;
+}
+
+/**
+ * parseGpaDirect of the packet at `base` of `bytes` (`end` is relative to it): the ranges when
+ * `build`, else only the same checks, in the same order, with the same errors (nothing made).
+ */
+function gpaDirectRanges(bytes: Uint8Array, base: number, end: number, build: boolean): ParsedRange[] | undefined {
   // Read byte by byte, as the descriptor is (every field lies before `end`, within the packet).
   const G = GpaDirectHeader.offsets;
   if (end < G.range) throw new PacketError('offset8', `${end} leaves no room for the GPA-direct header`);
-  const count = u32le(bytes, G.range_cnt);
+  const count = u32le(bytes, base + G.range_cnt);
   if (count === 0) throw new PacketError('range_cnt', 'a GPA-direct packet needs at least one range');
   // Arrays of their final size (a range never fits past `end`): an empty array's first push
   // reserves room for 17 entries, on a path that parses a packet per I/O request.
-  const ranges: ParsedRange[] = new Array<ParsedRange>(Math.min(count, Math.floor((end - G.range) / GpaRange.size)));
+  const ranges: ParsedRange[] | undefined = build ? new Array<ParsedRange>(Math.min(count, Math.floor((end - G.range) / GpaRange.size))) : undefined;
   let at = G.range;
   for (let i = 0; i < count; i++) {
     if (at + GpaRange.size > end) throw new PacketError(`range[${i}]`, 'does not fit before the in-band part');
-    const byteCount = u32le(bytes, at);
-    const byteOffset = u32le(bytes, at + 4);
+    const byteCount = u32le(bytes, base + at);
+    const byteOffset = u32le(bytes, base + at + 4);
     if (byteOffset >= 4096) throw new PacketError(`range[${i}].byte_offset`, `${byteOffset} is not within a page`);
     const n = Math.ceil((byteOffset + byteCount) / 4096);
     at += GpaRange.size;
     if (at + 8 * n > end) throw new PacketError(`range[${i}].pfn_array`, `${n} PFNs do not fit before the in-band part`);
-    const pfns: number[] = new Array<number>(n);
+    const pfns: number[] | undefined = ranges ? new Array<number>(n) : undefined;
     for (let k = 0; k < n; k++, at += 8) {
       // Two halves, no BigInt: a frame number above 2^53 - 1 (high half of 21 bits or more) is refused.
-      const high = u32le(bytes, at + 4);
-      if (high >= 2 ** 21) throw new PacketError(`range[${i}].pfn_array[${k}]`, `0x${new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(at, true).toString(16)} is not a frame number`);
-      pfns[k] = high * 2 ** 32 + u32le(bytes, at);
+      const high = u32le(bytes, base + at + 4);
+      if (high >= 2 ** 21) throw new PacketError(`range[${i}].pfn_array[${k}]`, `0x${new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(base + at, true).toString(16)} is not a frame number`);
+      if (pfns) pfns[k] = high * 2 ** 32 + u32le(bytes, base + at);
     }
-    ranges[i] = { byteCount, byteOffset, pfns };
+    if (ranges) ranges[i] = { byteCount, byteOffset, pfns: pfns! };
   }
   return ranges;
 }

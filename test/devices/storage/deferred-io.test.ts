@@ -103,6 +103,31 @@ describe('storvsp: requests read together', () => {
     expect(r.received.slice(-4).map((p) => p.transId)).toEqual([20n, 21n, 22n, 23n]);
   });
 
+  it('their completions, written as one batch, are what writing each on its own gave: all in the ring, in order, the guest signalled once (hv_signal_on_write)', () => {
+    const { r } = machine();
+    const buffers = Array.from({ length: 6 }, () => r.alloc(4096));
+    const ring = () => r.host.primary.ringState()!.outgoing;
+    const before = { signals: r.host.primary.signalsSent, sent: r.host.primary.packetsSent, write: ring().writeIndex };
+    buffers.forEach((gpa, i) => queue(r, BigInt(40 + i), srb(read10(8 * i, 8), { length: 4096 }), [rangeAt(gpa, 4096)]));
+    r.m.runFor(1e6);
+    expect(r.received.slice(-6).map((p) => p.transId)).toEqual([40n, 41n, 42n, 43n, 44n, 45n]);
+    expect(r.host.primary.packetsSent - before.sent).toBe(6);
+    // Six completions of 16 + 64 bytes and a trailer each, published together.
+    expect((ring().writeIndex - before.write + ring().dataSize) % ring().dataSize).toBe(6 * (16 + 64 + 8));
+    expect(r.host.primary.signalsSent - before.signals).toBe(1);
+  });
+
+  it('their completions echo any 64-bit transaction id, small or past 2^53, exactly', () => {
+    const { r } = machine();
+    const ids = [1n, 0xffff_ffffn, 0x1_0000_0000n, (1n << 53n) - 1n, 1n << 53n, 0xffff_ffff_ffff_fff0n, 0x8000_0000_0000_0001n];
+    const buffers = ids.map(() => r.alloc(4096));
+    ids.forEach((id, i) => queue(r, id, srb(read10(8 * i, 8), { length: 4096 }), [rangeAt(buffers[i]!, 4096)]));
+    r.m.runFor(1e6);
+    const answers = r.received.slice(-ids.length);
+    expect(answers.map((p) => p.transId)).toEqual(ids);
+    for (const a of answers) expect(r.opStatus(a)).toEqual([VstorOp.COMPLETE_IO, 0]);
+  });
+
   it('a command that takes the general way (a buffer on pages apart, a TEST UNIT READY) runs after the I/O before it', () => {
     const { r, disk } = machine();
     const src = r.alloc(4096);

@@ -106,15 +106,34 @@ export class ScsiCmnd {
   callerPages = false;
   /** What submit() was given: the CPU it issues on and the callback of the final disposition. */
   submittedOn = 0;
-  whenFinal: ((d: Disposition) => void) | undefined;
+  whenFinal: ((d: Disposition, cmd: ScsiCmnd) => void) | undefined;
+  /**
+   * The upper driver's request this command carries a piece of (blk_mq_rq_from_pdu), and the
+   * piece's byte offset, first block and byte length in it: what its whenFinal reads back.
+   */
+  upper: object | undefined;
+  upperOffset = 0;
+  upperLba = 0;
+  upperLength = 0;
+
+  /**
+   * @internal A command of the pool (ScsiCore.ioCommand): its own CDB arrays by length and its
+   * own buffer record, reused each time it is taken again, as blk-mq keeps a request and its
+   * scsi_cmnd for each tag.
+   */
+  pooled = false;
+  inPool = false;
+  ownCdbs: (Uint8Array | undefined)[] | undefined;
+  ownBuffer: { pages: number[]; length: number } | undefined;
 
   constructor(
-    readonly device: ScsiDevice,
-    readonly cdb: Uint8Array,
-    readonly direction: DataDirection,
+    // What the command is: fixed while it is in flight, set again only when the pool hands it out again.
+    public device: ScsiDevice,
+    public cdb: Uint8Array,
+    public direction: DataDirection,
     /** The data buffer: `length` bytes over whole guest pages, not necessarily contiguous (a scatter list, as a bio's). */
-    readonly buffer: DataBuffer | undefined,
-    readonly allowed: number,
+    public buffer: DataBuffer | undefined,
+    public allowed: number,
   ) {}
 
   get length(): number {
@@ -129,6 +148,29 @@ export class ScsiCmnd {
   get senseHeader(): SenseHeader | undefined {
     // All-zero sense (never written) has no header.
     return this.senseBuffer && normalizeSense(this.senseBuffer);
+  }
+
+  /** @internal Every field as a new command has it (the pool hands it out again). */
+  renew(device: ScsiDevice, cdb: Uint8Array, direction: DataDirection, buffer: DataBuffer | undefined, allowed: number): void {
+    this.device = device;
+    this.cdb = cdb;
+    this.direction = direction;
+    this.buffer = buffer;
+    this.allowed = allowed;
+    this.reset();
+    this.tag = -1;
+    this.hwq = 0;
+    this.retries = 0;
+    this.issuedNs = 0;
+    this.issued = false;
+    this.onDone = undefined;
+    this.callerPages = false;
+    this.submittedOn = 0;
+    this.whenFinal = undefined;
+    this.upper = undefined;
+    this.upperOffset = 0;
+    this.upperLba = 0;
+    this.upperLength = 0;
   }
 
   /** Readies the command for another try. */
@@ -264,6 +306,10 @@ export interface ExecuteResult {
   readonly timedOut: boolean;
 }
 
+/** Commands the pool keeps at most (a storvsc host queues a few hundred at once). */
+const POOL_MAX = 1024;
+const EMPTY_CDB = new Uint8Array(0);
+
 /** How long the model waits for one synchronous command before it reports a host that never answers. */
 export const SYNC_COMMAND_BOUND_NS = 60e9;
 
@@ -332,6 +378,27 @@ export class ScsiCore {
 
   // --- Commands -------------------------------------------------------------------------------
 
+  /** A buffer of `length` bytes in single pages of the kernel's, holding `data` if given (newCommand). */
+  private kernelBuffer(length: number, direction: DataDirection, data: Uint8Array | undefined): DataBuffer {
+    const page = this.memory.pageSize;
+    const count = Math.ceil(length / page);
+    let pages: number[];
+    // A read's pages are the device's to fill: not cleared first, as a bio's pages are not. A
+    // write's pages are all written below but the tail of the last: only that is cleared, which
+    // leaves every byte as zeroed pages written over would hold.
+    if (this.transport.allocPageList) pages = this.transport.allocPageList(count, direction !== 'from-device' && !data);
+    else {
+      pages = new Array(count);
+      for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
+    }
+    if (data) {
+      forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, data.subarray(at, at + n)));
+      const tail = count * page - length;
+      if (tail > 0 && this.transport.allocPageList) this.memory.fill(pages[count - 1]! + page - tail, tail);
+    }
+    return { pages, length };
+  }
+
   /**
    * A command with a buffer of `length` bytes in single pages of the kernel's (freed when it
    * finishes): page by page, as the block layer's bio pages are, so that freed pages serve the
@@ -346,23 +413,7 @@ export class ScsiCore {
       buffer = { pages: callerPages, length };
       if (o.data) forEachRun(callerPages, this.memory.pageSize, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
     } else if (length > 0) {
-      const page = this.memory.pageSize;
-      const count = Math.ceil(length / page);
-      let pages: number[];
-      // A read's pages are the device's to fill: not cleared first, as a bio's pages are not. A
-      // write's pages are all written below but the tail of the last: only that is cleared, which
-      // leaves every byte as zeroed pages written over would hold.
-      if (this.transport.allocPageList) pages = this.transport.allocPageList(count, o.direction !== 'from-device' && !o.data);
-      else {
-        pages = new Array(count);
-        for (let i = 0; i < count; i++) pages[i] = this.transport.allocPages(page);
-      }
-      buffer = { pages, length };
-      if (o.data) {
-        forEachRun(pages, page, length, (gpa, at, n) => this.memory.write(gpa, o.data!.subarray(at, at + n)));
-        const tail = count * page - length;
-        if (tail > 0 && this.transport.allocPageList) this.memory.fill(pages[count - 1]! + page - tail, tail);
-      }
+      buffer = this.kernelBuffer(length, o.direction, o.data);
     }
     // The command's own CDB: a copy, unless the caller made it for this command alone (`ownCdb`).
     const cdb = ownCdb ? o.cdb : new Uint8Array(o.cdb);
@@ -370,6 +421,67 @@ export class ScsiCore {
     if (buffer && callerPages) cmd.callerPages = true;
     return cmd;
   }
+
+  /**
+   * newCommand for an upper driver's data path (sd's reads and writes): the command comes from
+   * the pool when it has one (a command the driver gave back, recycle) and takes a zeroed
+   * `cdbLength`-byte CDB of its own for the caller to fill. `direct` is the GPA of the caller's
+   * own pages (callerPages, contiguous) or -1 for pages of the kernel's. Throws as newCommand does
+   * when there are no pages (the command goes back to the pool first).
+   */
+  ioCommand(sdev: ScsiDevice, cdbLength: number, direction: DataDirection, length: number, data: Uint8Array | undefined, direct: number, retries: number): ScsiCmnd {
+    const cmd = this.pool.pop() ?? this.newPooled();
+    cmd.inPool = false;
+    const cdbs = cmd.ownCdbs!;
+    const cdb = (cdbs[cdbLength] ??= new Uint8Array(cdbLength));
+    for (let i = 0; i < cdbLength; i++) cdb[i] = 0;
+    let buffer: DataBuffer | undefined;
+    if (length > 0 && direct >= 0) {
+      // The caller's own pages, as newCommand takes callerPages: the record and its list are the command's.
+      const own = cmd.ownBuffer!;
+      const page = this.memory.pageSize;
+      const count = Math.ceil(length / page);
+      own.pages.length = count;
+      for (let i = 0; i < count; i++) own.pages[i] = direct + i * page;
+      own.length = length;
+      buffer = own;
+      if (data) forEachRun(own.pages, page, length, (gpa, at, n) => this.memory.write(gpa, data.subarray(at, at + n)));
+    } else if (length > 0) {
+      try {
+        buffer = this.kernelBuffer(length, direction, data);
+      } catch (e) {
+        this.recycle(cmd);
+        throw e;
+      }
+    }
+    cmd.renew(sdev, cdb, direction, buffer, retries);
+    if (buffer && direct >= 0) cmd.callerPages = true;
+    return cmd;
+  }
+
+  private newPooled(): ScsiCmnd {
+    const cmd = new ScsiCmnd(undefined as unknown as ScsiDevice, EMPTY_CDB, 'none', undefined, 0);
+    cmd.pooled = true;
+    cmd.ownCdbs = [];
+    cmd.ownBuffer = { pages: [], length: 0 };
+    return cmd;
+  }
+
+  /**
+   * Gives a command of ioCommand back once its upper driver is done with it (its disposition
+   * handled, its buffer freed): the next ioCommand may hand it out again. Commands not of the pool
+   * are left alone.
+   */
+  recycle(cmd: ScsiCmnd): void {
+    if (!cmd.pooled || cmd.inPool || this.pool.length >= POOL_MAX) return;
+    cmd.inPool = true;
+    cmd.buffer = undefined;
+    cmd.onDone = undefined;
+    cmd.whenFinal = undefined;
+    cmd.upper = undefined;
+    this.pool.push(cmd);
+  }
+  private readonly pool: ScsiCmnd[] = [];
 
   freeBuffer(cmd: ScsiCmnd): void {
     if (!cmd.buffer || cmd.callerPages) return;
@@ -416,19 +528,19 @@ export class ScsiCore {
   }
 
   /** Sends a command and calls `done` with its disposition once it is final (retries included). */
-  submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition) => void, pm = false): void {
+  submit(cmd: ScsiCmnd, cpu: number, done: (d: Disposition, cmd: ScsiCmnd) => void, pm = false): void {
     const host = cmd.device.host;
     // scsi_device_state_check: SDEV_CANCEL passes only PM requests (as BLK_STS_OFFLINE otherwise).
     if (cmd.device.state === 'cancel' && !pm) {
       cmd.done = true;
-      done({ ok: false, errno: 'EIO' });
+      done({ ok: false, errno: 'EIO' }, cmd);
       return;
     }
     if (cmd.device.state === 'del' || host.removed) {
       // scsi_device_state_check: SDEV_DEL refuses everything.
       this.log('err', `${cmd.device.prefix(cmd.device.diskName?.startsWith('sr') ? 'sr' : cmd.device.diskName ? 'sd' : 'scsi')}rejecting I/O to dead device`);
       cmd.done = true;
-      done({ ok: false, errno: 'EIO' });
+      done({ ok: false, errno: 'EIO' }, cmd);
       return;
     }
     // The command carries its CPU and callback (no closure per command): finish() decides.
@@ -438,7 +550,7 @@ export class ScsiCore {
   }
 
   /** A submitted command came back: retried, requeued, or final with its disposition. */
-  private settleSubmitted(c: ScsiCmnd, done: (d: Disposition) => void): void {
+  private settleSubmitted(c: ScsiCmnd, done: (d: Disposition, cmd: ScsiCmnd) => void): void {
     const d = this.decide(c);
     if (d === 'retry' && c.retries < c.allowed) {
       c.retries++;
@@ -452,7 +564,7 @@ export class ScsiCore {
       return;
     }
     c.done = true;
-    done(this.result(c));
+    done(this.result(c), c);
   }
 
   /** scsi_execute: one command, waited for; the buffer is freed before it returns. */

@@ -42,8 +42,8 @@ function putBe32(c: Uint8Array, at: number, v: number): void {
   c[at + 3] = x & 0xff;
 }
 
-function cdb10(op: number, lba: number, blocks: number): Uint8Array {
-  const c = new Uint8Array(10);
+/** A 10-byte CDB of `op` for `blocks` blocks from `lba`, into the zeroed `c`. */
+function putCdb10(c: Uint8Array, op: number, lba: number, blocks: number): Uint8Array {
   c[0] = op;
   putBe32(c, 2, lba);
   c[7] = (blocks >>> 8) & 0xff;
@@ -51,14 +51,17 @@ function cdb10(op: number, lba: number, blocks: number): Uint8Array {
   return c;
 }
 
-function cdb16(op: number, lba: number, blocks: number): Uint8Array {
-  const c = new Uint8Array(16);
+/** A 16-byte CDB of `op` for `blocks` blocks from `lba`, into the zeroed `c`. */
+function putCdb16(c: Uint8Array, op: number, lba: number, blocks: number): Uint8Array {
   c[0] = op;
   putBe32(c, 2, Math.floor(lba / 2 ** 32));
   putBe32(c, 6, lba >>> 0);
   putBe32(c, 10, blocks);
   return c;
 }
+
+const cdb10 = (op: number, lba: number, blocks: number): Uint8Array => putCdb10(new Uint8Array(10), op, lba, blocks);
+const cdb16 = (op: number, lba: number, blocks: number): Uint8Array => putCdb16(new Uint8Array(16), op, lba, blocks);
 
 export class SdDisk implements BlockDevice {
   readonly name: string;
@@ -501,10 +504,11 @@ export class SdDisk implements BlockDevice {
     for (let done = 0, i = 0; done < blocks; i++) {
       const n = Math.min(max, blocks - done);
       const at = lba + done;
-      // sd_setup_read_write_cmnd: (16) for large disks or counts, else (10) (use_10_for_rw).
-      const cdb = this.use16ForRw || n > 0xffff ? cdb16(op === 'read' ? ScsiOp.READ_16 : ScsiOp.WRITE_16, at, n) : cdb10(op === 'read' ? ScsiOp.READ_10 : ScsiOp.WRITE_10, at, n);
+      // sd_setup_read_write_cmnd: (16) for large disks or counts, else (10) (use_10_for_rw). The
+      // CDB is written into the command's own when it is made (issue).
+      const rwOp = this.use16ForRw || n > 0xffff ? (op === 'read' ? ScsiOp.READ_16 : ScsiOp.WRITE_16) : op === 'read' ? ScsiOp.READ_10 : ScsiOp.WRITE_10;
       const bytes = n * this.logicalBlockSize;
-      pieces[i] = op === 'read' ? { cdb, direction: 'from-device', length: bytes, lba: at } : { cdb, direction: 'to-device', data: data!.subarray(done * this.logicalBlockSize, done * this.logicalBlockSize + bytes), lba: at };
+      pieces[i] = op === 'read' ? { rwOp, blocks: n, direction: 'from-device', length: bytes, lba: at } : { rwOp, blocks: n, direction: 'to-device', data: data!.subarray(done * this.logicalBlockSize, done * this.logicalBlockSize + bytes), lba: at };
       done += n;
     }
     this.issue(req, pieces, o);
@@ -518,53 +522,76 @@ export class SdDisk implements BlockDevice {
   private issue(req: BlockRequest, pieces: Piece[], o: BlockIoOptions): void {
     const per = this.logicalBlockSize / 512;
     let total = 0;
-    for (const p of pieces) total += p.length ?? 0;
+    for (let i = 0; i < pieces.length; i++) total += pieces[i]!.length ?? 0;
     // A read into a buffer of just its size gets that buffer back (a view of all of it).
     const out = req.op !== 'read' ? undefined : o.into ? (o.into.length === total ? o.into : o.into.subarray(0, total)) : new Uint8Array(total);
     // A read into the guest's own RAM, page by page: the device fills those pages (an O_DIRECT
     // read's bio takes the user's pages), with no pages of the kernel's between and no copy out.
     const direct = out && o.into ? this.directGpa(out, pieces) : undefined;
-    let left = pieces.length;
-    let failure: BlockResult | undefined;
+    // What the pieces share (sd's part of the struct request), read back by pieceDone through
+    // each command: no closure per piece.
+    const io = new SdIo(req, out, direct, per, pieces.length);
+    const cpu = o.cpu ?? 0;
     let at = 0;
-    for (const p of pieces) {
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!;
       const offset = at;
       at += p.length ?? 0;
       let cmd: ScsiCmnd;
       try {
-        // The options as one literal: an object spread here costs more than the rest of the request.
-        // Each piece's CDB is made for it alone: the command takes it without a copy.
-        const pages = direct === undefined ? undefined : pageRun(direct + offset, p.length ?? 0, this.core.memory.pageSize);
-        cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES }, true, pages);
+        if (p.rwOp !== undefined) {
+          // A READ or WRITE: a command of the pool (blk-mq's request of a tag, given back in
+          // pieceDone once this piece is done), its CDB written into the command's own.
+          const sixteen = p.rwOp === ScsiOp.READ_16 || p.rwOp === ScsiOp.WRITE_16;
+          cmd = this.core.ioCommand(this.sdev, sixteen ? 16 : 10, p.direction, p.data ? p.data.length : (p.length ?? 0), p.data, direct === undefined ? -1 : direct + offset, SD_MAX_RETRIES);
+          if (sixteen) putCdb16(cmd.cdb, p.rwOp, p.lba, p.blocks!);
+          else putCdb10(cmd.cdb, p.rwOp, p.lba, p.blocks!);
+        } else {
+          // The options as one literal: an object spread here costs more than the rest of the request.
+          // Each piece's CDB is made for it alone: the command takes it without a copy.
+          const pages = direct === undefined ? undefined : pageRun(direct + offset, p.length ?? 0, this.core.memory.pageSize);
+          cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb!, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb!, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES }, true, pages);
+        }
       } catch (e) {
         // No pages for the buffer (the transport's OutOfMemoryError): this piece fails with ENOMEM
         // rather than the guest falling over; the request completes once its other pieces have.
         if (!(e instanceof Error && e.name === 'OutOfMemoryError')) throw e;
-        failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
-        if (--left === 0) settle(req, failure);
+        io.failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
+        if (--io.left === 0) settle(req, io.failure);
         continue;
       }
-      this.core.submit(cmd, o.cpu ?? 0, (d: Disposition) => {
-        if (d.ok) {
-          if (p.direction === 'from-device') {
-            // A short transfer is an error for a read (the block layer's resid handling).
-            const n = this.core.receivedLength(cmd);
-            if (n < (p.length ?? 0)) failure ??= { ok: false, errno: 'EIO', message: `short read: ${n} of ${p.length} bytes` };
-            else if (out && !failure && direct === undefined) this.core.receiveInto(cmd, out, offset);
-          }
-        } else {
-          // A command the mid layer refused (a removed device) never reached the host: no report.
-          if (cmd.issued) this.core.printIoError(cmd, 'sd', p.lba * per, req.op === 'read' ? 'READ' : req.op === 'flush' ? 'FLUSH' : req.op === 'discard' ? 'DISCARD' : 'WRITE');
-          failure ??= { ok: false, errno: d.errno, message: describeFailure(cmd) };
-        }
-        this.core.freeBuffer(cmd);
-        if (--left > 0) return;
-        if (failure) return settle(req, failure);
-        if (req.op !== 'read') return settle(req, { ok: true });
-        settle(req, { ok: true, data: out! });
-      });
+      cmd.upper = io;
+      cmd.upperOffset = offset;
+      cmd.upperLba = p.lba;
+      cmd.upperLength = p.length ?? 0;
+      this.core.submit(cmd, cpu, this.pieceDone);
     }
   }
+
+  /** A piece of a request (issue) is final: its data, its failure, and the request once all are. */
+  private readonly pieceDone = (d: Disposition, cmd: ScsiCmnd): void => {
+    const io = cmd.upper as SdIo;
+    const req = io.req;
+    if (d.ok) {
+      if (cmd.direction === 'from-device') {
+        // A short transfer is an error for a read (the block layer's resid handling).
+        const n = this.core.receivedLength(cmd);
+        if (n < cmd.upperLength) io.failure ??= { ok: false, errno: 'EIO', message: `short read: ${n} of ${cmd.upperLength} bytes` };
+        else if (io.out && !io.failure && io.direct === undefined) this.core.receiveInto(cmd, io.out, cmd.upperOffset);
+      }
+    } else {
+      // A command the mid layer refused (a removed device) never reached the host: no report.
+      if (cmd.issued) this.core.printIoError(cmd, 'sd', cmd.upperLba * io.per, req.op === 'read' ? 'READ' : req.op === 'flush' ? 'FLUSH' : req.op === 'discard' ? 'DISCARD' : 'WRITE');
+      io.failure ??= { ok: false, errno: d.errno, message: describeFailure(cmd) };
+    }
+    this.core.freeBuffer(cmd);
+    // Nothing reads the command after this: it goes back to the pool (if it came from it).
+    this.core.recycle(cmd);
+    if (--io.left > 0) return;
+    if (io.failure) return settle(req, io.failure);
+    if (req.op !== 'read') return settle(req, { ok: true });
+    settle(req, { ok: true, data: io.out! });
+  };
 
   /**
    * The GPA of `out` when it is a view of the guest's RAM that starts on a page and every piece
@@ -597,8 +624,25 @@ export class SdDisk implements BlockDevice {
   }
 }
 
+/** One block request in flight: what its pieces share (the closure each piece's callback had). */
+class SdIo {
+  failure: BlockResult | undefined;
+  constructor(
+    readonly req: BlockRequest,
+    readonly out: Uint8Array | undefined,
+    readonly direct: number | undefined,
+    readonly per: number,
+    /** Pieces not final yet. */
+    public left: number,
+  ) {}
+}
+
 interface Piece {
-  readonly cdb: Uint8Array;
+  /** The CDB of a command of its own (flush, discard, write-zeroes), or for a READ or WRITE: */
+  readonly cdb?: Uint8Array;
+  /** its opcode and block count, the CDB being written when the command is made. */
+  readonly rwOp?: number;
+  readonly blocks?: number;
   readonly direction: 'none' | 'from-device' | 'to-device';
   readonly data?: Uint8Array;
   readonly length?: number;
