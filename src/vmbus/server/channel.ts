@@ -7,9 +7,9 @@ import { hostRing } from './gpa-map.js';
 import { Ctl } from '../ring/memory.js';
 import { ringSnapshot, type RingSnapshot } from '../ring/debuginfo.js';
 import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
-import { completion, inband, readPackets } from '../packet.js';
+import { completion, inband, readInband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
-import { PacketDescriptor, type ParsedPacket } from '../wire/packets.js';
+import { PacketDescriptor, type PacketError, type ParsedPacket } from '../wire/packets.js';
 import type { Gpadl } from '../gpadl.js';
 
 /** What a device offers (vmbus.md §2.3). */
@@ -191,6 +191,23 @@ export class HostChannel {
    * starve the rest. While the server polls the ring, the mask stays set and the poll comes back.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
+    return this.drain((batch, trace) => readPackets(batch, onPacket, this.badPacket, trace));
+  }
+
+  /**
+   * receive() for a device that takes in-band data where it lies (packet.ts readInband): each
+   * in-band packet without flags goes to `onInband` as its in-band part [start, end) of `bytes`,
+   * valid during the call only; any other packet, parsed, to `onPacket`. The same batches,
+   * checks, violations, signals and trace as receive(), without a copy or an object per packet.
+   */
+  receiveInband(onInband: (bytes: Uint8Array, start: number, end: number) => void, onPacket: (p: ParsedPacket) => void): number {
+    return this.drain((batch, trace) => readInband(batch, onInband, onPacket, this.badPacket, trace));
+  }
+
+  private readonly badPacket = (e: PacketError): void => this.ctx.violation(this, `packet: ${e.message}`);
+
+  /** receive()'s rounds, each batch read by `read` (given the batch's tracer, if tracing). */
+  private drain(read: (batch: ReadBatch, trace: ((bytes: Uint8Array) => void) | undefined) => number): number {
     this.remapIfMoved();
     const reader = this.reader;
     if (!reader || this.corrupt) return 0;
@@ -201,9 +218,9 @@ export class HostChannel {
         const batch = reader.batch();
         const events = this.ctx.events;
         const trace = events?.active && events.wants?.('packet') !== false ? this.readTracer(events, reader, batch) : undefined;
-        const read = readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace);
-        n += read;
-        this.packetsReceived += read;
+        const read_ = read(batch, trace);
+        n += read_;
+        this.packetsReceived += read_;
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (this.polling) {
