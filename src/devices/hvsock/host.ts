@@ -7,6 +7,7 @@
 //
 // UNVERIFIED: what a Windows host writes as the hv_sock parameters' version; hvkit follows the
 // enum's names: PRE_RS5 (0) before Windows Server 2019 (RS5), RS5 (1) from it.
+import { subarrayOf } from '../../memory/typed-arrays.js';
 import type { ReleaseId } from '../../hypervisor/release.js';
 import type { HostChannel } from '../../vmbus/server/channel.js';
 import { OfferError, STATUS_UNSUCCESSFUL } from '../../vmbus/server/server.js';
@@ -222,7 +223,7 @@ export class HostHvSocket extends HvSocket {
     let done = 0;
     while (done < bytes.length) {
       const n = Math.min(chunk, bytes.length - done);
-      if (ch.send(this.packets.packet(bytes.subarray(done, done + n)))) {
+      if (ch.send(this.packets.packet(n === bytes.length ? bytes : subarrayOf(bytes, done, done + n)))) {
         this.stats.packetsOut++;
         done += n;
         continue;
