@@ -31,15 +31,17 @@ const X2APIC_TPR = 0x808;
 const X2APIC_EOI = 0x80b;
 const X2APIC_ICR = 0x830;
 
-/** What a CALL to guest address `gpa` finds: VMCALL or VMMCALL (undefined), no instruction there (#UD), or no RAM (#GP). */
+/**
+ * What a CALL to guest address `gpa` finds: VMCALL or VMMCALL (undefined), no instruction there
+ * (#UD), or no RAM (#GP). The instruction's bytes are compared first: bytes that match lie in
+ * the backing, so `gpa` is a whole number there and only the present size is left to check.
+ * (Every trap of the doorbell comes through here, so it is kept short: see X64Port.vmcall.)
+ */
 function callAt(mem: Partition['memory'], gpa: number): Fault | undefined {
-  if (!mem.contains(gpa, 3)) return '#GP';
   const b = mem.bytes;
-  const b0 = b[gpa];
-  const b1 = b[gpa + 1];
-  const b2 = b[gpa + 2];
-  const hypercall = (b0 === VMCALL[0] && b1 === VMCALL[1] && b2 === VMCALL[2]) || (b0 === VMMCALL[0] && b1 === VMMCALL[1] && b2 === VMMCALL[2]);
-  return hypercall ? undefined : '#UD';
+  const last = b[gpa + 2];
+  if (b[gpa] === OPCODE_0 && b[gpa + 1] === OPCODE_1 && (last === VMCALL_2 || last === VMMCALL_2) && gpa + 3 <= mem.size) return undefined;
+  return mem.contains(gpa, 3) ? '#UD' : '#GP';
 }
 
 /** 64-bit values from and to 32-bit register pairs, through these views: BigInt arithmetic costs far more. */
@@ -59,9 +61,17 @@ function high32(v: bigint): number {
   PAIR[0] = v;
   return HALF[1 - LOW]!;
 }
+/** Where the halves of PAIR[0] and PAIR[1] are in HALF: a doorbell splits two registers at once. */
+const LOW0 = LOW;
+const HIGH0 = 1 - LOW;
+const LOW1 = 2 + LOW;
+const HIGH1 = 3 - LOW;
 
-const VMCALL = [0x0f, 0x01, 0xc1] as const;
-const VMMCALL = [0x0f, 0x01, 0xd9] as const;
+/** VMCALL is 0F 01 C1, VMMCALL 0F 01 D9 (Intel SDM, AMD APM): the same first two bytes. */
+const OPCODE_0 = 0x0f;
+const OPCODE_1 = 0x01;
+const VMCALL_2 = 0xc1;
+const VMMCALL_2 = 0xd9;
 const MASK32 = 0xffffffffn;
 
 
@@ -227,6 +237,11 @@ abstract class X86Port<R> extends CpuPort {
   }
 }
 
+/** XMM0..5 as the twelve halves a fast call hands back: those the guest did not give read as 0. */
+function fillXmm(xmm: bigint[]): void {
+  while (xmm.length < 12) xmm.push(0n);
+}
+
 /** x64 fast registers (tlfs.md §4.1): RDX, R8, then XMM0..5 as low and high halves, read and written in place. */
 class X64Request extends HypercallRequest {
   regs: X64Registers = { rcx: 0n, rdx: 0n, r8: 0n, rax: 0n, xmm: [] };
@@ -250,25 +265,45 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
   readonly arch = 'x64';
   protected readonly x2apic = true;
   protected readonly req = new X64Request();
-  /** Whether XMM fast input is offered (the partition's features never change): a doorbell answers in the XMM halves too. */
-  private readonly xmmIn = (this.partition.features.misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0;
+  /**
+   * The XMM halves a fast call hands back: all twelve when XMM fast input is offered, else none
+   * (the partition's features never change).
+   */
+  private readonly xmmHalves = (this.partition.features.misc & MiscX64.HYPERCALL_XMM_INPUT) !== 0 ? 12 : 0;
 
   call(gpa: number, regs: X64Registers): Fault | undefined {
     return callAt(this.partition.memory, gpa) ?? this.vmcall(regs);
   }
 
+  /**
+   * The doorbell's way in. V8 inlines the doorbell's functions (this, callAt, the dispatcher's
+   * lane, the call's body, the port table) into the guest's loop only while their bytecode,
+   * counted with what each callee's own optimized code inlined, fits its cumulative budget
+   * (920 bytes in Node 20): whatever is not the doorbell (a refusal, the general path, the XMM
+   * halves, the trace event) is a call out, so that the calls an x64 partition's memory
+   * hypercalls or a traced partition made do not push the lane out of the budget.
+   */
   vmcall(regs: X64Registers): Fault | undefined {
-    if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
+    if (!this.partition.hypercallsEnabled) return this.refuse(regs);
     // A doorbell (tlfs.md §4.1: fast input in RDX, no output) needs none of the request.
+    const half = HALF;
     PAIR[0] = regs.rcx; // one BigInt store for both halves of each
     PAIR[1] = regs.rdx;
-    const rax = hypercalls.doorbell(this.vp, HALF[LOW]!, HALF[1 - LOW]!, HALF[2 + LOW]!, HALF[3 - LOW]!);
+    const rax = hypercalls.doorbell(this.vp, half[LOW0]!, half[HIGH0]!, half[LOW1]!, half[HIGH1]!);
     if (rax === undefined) return this.request(regs);
     regs.rax = rax;
-    // A fast call hands back all twelve XMM halves it was offered.
-    if (this.xmmIn) while (regs.xmm.length < 12) regs.xmm.push(0n);
-    if (this.events.active) this.traceCall(regs.rcx, regs.rdx, regs.r8, rax);
+    if (regs.xmm.length < this.xmmHalves || this.events.active) this.answered(regs, rax);
     return undefined;
+  }
+
+  private refuse(regs: X64Registers): Fault {
+    return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
+  }
+
+  /** After a doorbell: the XMM halves a fast call hands back, and its trace event. */
+  private answered(regs: X64Registers, rax: bigint): void {
+    if (this.xmmHalves !== 0) fillXmm(regs.xmm);
+    if (this.events.active) this.traceCall(regs.rcx, regs.rdx, regs.r8, rax);
   }
 
   /** Any call but a doorbell: through the request (its own method, so that the doorbell's stays small). */
@@ -287,11 +322,11 @@ export class X64Port extends X86Port<X64Registers> implements X64Cpu {
       req.fastOutput = xmmOut;
       this.invoke();
       regs.rax = req.result;
-      if (req.fast && xmmIn) while (regs.xmm.length < 12) regs.xmm.push(0n);
+      if (req.fast && xmmIn) fillXmm(regs.xmm);
       if (req.restartControl === undefined) return undefined;
       regs.rcx = req.restartControl;
       // The re-executed VMCALL traps afresh: if an element disabled hypercalls, it is #UD.
-      if (!this.hypercallsEnabled) return this.hypercallFault(regs.rcx, regs.rdx, regs.r8, '#UD');
+      if (!this.hypercallsEnabled) return this.refuse(regs);
     }
   }
 }
@@ -396,7 +431,7 @@ export class Arm64Port extends CpuPort implements Arm64Cpu {
       const control = x[1]!;
       PAIR[0] = control;
       PAIR[1] = x[2]!;
-      const result = hypercalls.doorbell(this.vp, HALF[LOW]!, HALF[1 - LOW]!, HALF[2 + LOW]!, HALF[3 - LOW]!);
+      const result = hypercalls.doorbell(this.vp, HALF[LOW0]!, HALF[HIGH0]!, HALF[LOW1]!, HALF[HIGH1]!);
       if (result !== undefined) {
         x[0] = result;
         if (events.active) this.traceCall(control, x[2]!, x[3]!, result);

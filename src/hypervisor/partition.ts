@@ -19,7 +19,7 @@ import { HvPortType } from '../tlfs/synic.js';
 import { TscPage } from '../tlfs/time.js';
 import { VirtualClock } from './clock.js';
 import { ARCH_MAX_VPS, computeFeatures, type Arch, type FeatureOverrides, type Features, type IsolationConfig } from './features.js';
-import { PortTable, type HostMessage, type PortSpec } from './ports.js';
+import { PortTable, type HostMessage, type Port, type PortSpec } from './ports.js';
 import { ReferenceTime } from './reference-time.js';
 import { release, type Release, type ReleaseId } from './release.js';
 import type { SynicMessage, WriteFault } from './synic.js';
@@ -418,9 +418,26 @@ export class Partition {
     return target.synic.post(spec.sint, msg);
   }
 
-  /** Signals flag `flag` on a connection: HvCallSignalEvent's semantics once validated. */
+  /**
+   * Signals flag `flag` on a connection: HvCallSignalEvent's semantics once validated. This is
+   * the guest's doorbell, which the optimizer inlines into each CPU port's hypercall path while
+   * the path's bytecode fits its budget: only a host port's signal while no one traces is
+   * handled here, anything else (an error, a guest port, the trace event) by signalAny().
+   */
   signalEvent(connectionId: number, flag: number, fromVp: number): number {
     const port = this.ports.resolve(connectionId, HvPortType.EVENT);
+    if (typeof port !== 'number' && !this.events.active) {
+      const spec = port.spec;
+      if (spec.type === 'host-event' && flag < spec.flagCount) {
+        spec.handler(flag, fromVp);
+        return HvStatus.SUCCESS;
+      }
+    }
+    return this.signalAny(port, connectionId, flag, fromVp);
+  }
+
+  /** signalEvent() on any port, or none: the trace event, then the checks in their order. */
+  private signalAny(port: Port | number, connectionId: number, flag: number, fromVp: number): number {
     if (this.events.active) this.events.emit({ kind: 'signal', dir: 'to-host', vp: fromVp, connection: connectionId, flag, ...(typeof port === 'number' ? {} : { port: port.id }) });
     if (typeof port === 'number') return port;
     const spec = port.spec;

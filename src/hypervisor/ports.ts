@@ -84,16 +84,18 @@ export class PortTable {
 
   /** The port behind a connection, or the status that says why there is none. */
   resolve(connectionId: number, portType: number): Port | number {
-    let found: Port | number;
-    if (connectionId === this.lastId) found = this.last;
-    else {
-      const portId = this.connections.get(connectionId);
-      found = portId === undefined ? HvStatus.INVALID_CONNECTION_ID : (this.ports.get(portId) ?? HvStatus.INVALID_PORT_ID);
-      this.lastId = connectionId;
-      this.last = found;
-    }
+    const found = connectionId === this.lastId ? this.last : this.lookup(connectionId);
     if (typeof found === 'number') return found;
     return found.portType === portType ? found : HvStatus.INVALID_PORT_ID;
+  }
+
+  /** The table's answer for a connection other than the last one, which it then remembers. */
+  private lookup(connectionId: number): Port | number {
+    const portId = this.connections.get(connectionId);
+    const found = portId === undefined ? HvStatus.INVALID_CONNECTION_ID : (this.ports.get(portId) ?? HvStatus.INVALID_PORT_ID);
+    this.lastId = connectionId;
+    this.last = found;
+    return found;
   }
 
   clear(): void {

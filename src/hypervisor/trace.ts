@@ -346,11 +346,16 @@ interface Subscriber {
 export class EventBus implements TraceEmitter {
   /** Replaced, never changed in place: a listener may subscribe or leave during an emit. */
   private listeners: readonly Subscriber[] = [];
+  /**
+   * Whether `listeners` is non-empty, kept beside it: every trap reads it, and a boolean field
+   * reads the same whatever shape of array the listeners were last kept in.
+   */
+  private listening = false;
 
   constructor(private readonly now: () => number) {}
 
   get active(): boolean {
-    return this.listeners.length > 0;
+    return this.listening;
   }
 
   /** Whether some listener takes events of `kind`: a ring packet's bytes are hexed only then. */
@@ -363,6 +368,7 @@ export class EventBus implements TraceEmitter {
   on(l: TraceListener, sub: TraceSubscription = {}): () => void {
     const entry: Subscriber = { l, kinds: sub.kinds ? new Set(sub.kinds) : undefined };
     this.listeners = [...this.listeners, entry];
+    this.listening = true;
     let subscribed = true;
     return () => {
       if (!subscribed) return;
@@ -370,6 +376,7 @@ export class EventBus implements TraceEmitter {
       // One subscription each: a listener subscribed twice stays once.
       const i = this.listeners.indexOf(entry);
       if (i >= 0) this.listeners = [...this.listeners.slice(0, i), ...this.listeners.slice(i + 1)];
+      this.listening = this.listeners.length > 0;
     };
   }
 

@@ -76,7 +76,12 @@ export class GuestMemory {
 
   /** Bytes of RAM present now: the boot size plus what hot add brought. */
   get size(): number {
-    return this.growable ? Atomics.load(this.present, 0) * HV_HYP_PAGE_SIZE : this.initialSize;
+    // Short, so that it inlines into hot callers cheaply (the hypercall trap asks on every call).
+    return this.growable ? this.presentSize() : this.initialSize;
+  }
+
+  private presentSize(): number {
+    return Atomics.load(this.present, 0) * HV_HYP_PAGE_SIZE;
   }
 
   /**

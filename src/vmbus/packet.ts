@@ -1,6 +1,7 @@
 // Building packets to write into a ring and reading them out of one (vmbus.md §8.3–§8.5), for
 // either end.
 import type { ReadBatch } from './ring/ring.js';
+import { sliceOf, subarrayOf } from '../memory/typed-arrays.js';
 import { PacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from './wire/constants.js';
 import { WireError } from '../tlfs/struct.js';
 import { GpaDirectHeader, GpaRange, PacketDescriptor, PacketError, parsePacket, TransferPageHeader, TransferPageRange, type ParsedPacket } from './wire/packets.js';
@@ -18,6 +19,48 @@ export function readPackets(batch: ReadBatch, onPacket: (p: ParsedPacket) => voi
     let p: ParsedPacket;
     try {
       p = parsePacket(bytes);
+    } catch (e) {
+      if (!(e instanceof PacketError)) throw e;
+      onBad(e);
+      continue;
+    }
+    onPacket(p);
+  }
+  return n;
+}
+
+/**
+ * readPackets() for a device that takes in-band data where it lies: an in-band packet with no
+ * flags goes to `onInband` as its in-band part [start, end) of `bytes` (padding included, as
+ * parsePacket's payload), found through ReadBatch.view(): in the ring itself when the packet
+ * does not wrap, so valid during the call only, and the device copies what it keeps. The host's
+ * strict reader has checked len8 and offset8 (locate); type and flags are read once, here,
+ * which is all parsePacket asks of such a packet. Any other packet is copied and parsed as
+ * readPackets() does, and goes to `onPacket` or `onBad`. Returns how many were read.
+ */
+export function readInband(
+  batch: ReadBatch,
+  onInband: (bytes: Uint8Array, start: number, end: number) => void,
+  onPacket: (p: ParsedPacket) => void,
+  onBad: (e: PacketError) => void,
+  onRaw?: (bytes: Uint8Array) => void,
+): number {
+  let n = 0;
+  for (let v = batch.view(); v; v = batch.view()) {
+    n++;
+    const bytes = v.bytes;
+    const at = v.at;
+    const end = at + v.length;
+    onRaw?.(subarrayOf(bytes, at, end));
+    const type = bytes[at + D.type]! | (bytes[at + D.type + 1]! << 8);
+    const flags = bytes[at + D.flags]! | (bytes[at + D.flags + 1]! << 8);
+    if (type === PacketType.DATA_INBAND && flags === 0) {
+      onInband(bytes, at + v.offset, end);
+      continue;
+    }
+    let p: ParsedPacket;
+    try {
+      p = parsePacket(sliceOf(bytes, at, end));
     } catch (e) {
       if (!(e instanceof PacketError)) throw e;
       onBad(e);

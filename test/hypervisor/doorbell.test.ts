@@ -6,7 +6,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HypercallRequest } from '../../src/hypervisor/hypercall/dispatch.js';
 import { hypercalls, HYPERCALLS } from '../../src/hypervisor/hypercall/index.js';
+import type { X64Port } from '../../src/hypervisor/index.js';
 import type { TraceEvent } from '../../src/hypervisor/trace.js';
+import { encodeControl } from '../../src/tlfs/control.js';
 import { HvCall } from '../../src/tlfs/hypercall-codes.js';
 import { HvMsr, sintMsr } from '../../src/tlfs/msr.js';
 import { HvStatus } from '../../src/tlfs/status.js';
@@ -26,7 +28,7 @@ class ArrayRequest extends HypercallRequest {
   }
 }
 
-function setup(arch: 'x64' | 'x86' | 'arm64') {
+function setup(arch: 'x64' | 'x86' | 'arm64', traced = true) {
   const r = partition({ arch, vps: 2, release: 'ws2025' });
   if (arch !== 'arm64') {
     for (const g of r.guests) {
@@ -44,7 +46,7 @@ function setup(arch: 'x64' | 'x86' | 'arm64') {
   r.p.createPort(1, { type: 'host-message', handler: () => 0 });
   r.p.connectPort(1, 1);
   const events: TraceEvent[] = [];
-  r.p.events.on((e) => events.push(e));
+  if (traced) r.p.events.on((e) => events.push(e));
   return { ...r, host, events };
 }
 
@@ -109,5 +111,88 @@ describe('hypercall doorbell lane', () => {
     expect(g.hypercall({ code: HvCall.SIGNAL_EVENT, fast: true }, 2n | (3n << 32n)) & 0xffffn).toBe(BigInt(HvStatus.INVALID_PARAMETER));
     expect(g.hypercall({ code: HvCall.SIGNAL_EVENT, fast: true }, 2n | (1n << 24n)) & 0xffffn).toBe(BigInt(HvStatus.INVALID_HYPERCALL_INPUT));
     expect(g.hypercall({ code: HvCall.SIGNAL_EVENT, fast: true }, 9n) & 0xffffn).toBe(BigInt(HvStatus.INVALID_CONNECTION_ID));
+  });
+});
+
+/** Signal inputs on the prepared ports with flags around their counts, where the checks decide. */
+const signal = fc
+  .record({ conn: fc.constantFrom(1n, 2n, 3n, 4n, 5n), flag: fc.nat(5), reserved: fc.constantFrom(0n, 0n, 0n, 1n << 24n, 1n << 48n) })
+  .map(({ conn, flag, reserved }) => conn | (BigInt(flag) << 32n) | reserved);
+
+describe('hypercall doorbell without a listener', () => {
+  // signalEvent() handles a host port's signal itself only while no one traces, and hands
+  // everything else to the general path: the answers and effects must not depend on which.
+  for (const arch of ['x64', 'x86', 'arm64'] as const) {
+    it(`answers and rings as it does while traced (${arch})`, () => {
+      fuzz(
+        `hypercall-doorbell-untraced.${arch}`,
+        fc.property(fc.array(fc.oneof(signal, input), { minLength: 1, maxLength: 8 }), (inputs) => {
+          const traced = setup(arch);
+          const quiet = setup(arch, false);
+          for (const r0 of inputs) {
+            const ctl = encodeControl({ code: HvCall.SIGNAL_EVENT, fast: true });
+            expect(quiet.guests[0]!.hypercallRaw(ctl, r0, 0n)).toBe(traced.guests[0]!.hypercallRaw(ctl, r0, 0n));
+          }
+          expect({ ...effects(quiet), events: [] }).toEqual({ ...effects(traced), events: [] });
+        }),
+        200,
+      );
+    });
+  }
+});
+
+describe('CALL to a guest address', () => {
+  // callAt (cpu.ts) compares the instruction bytes before it checks the address: what it finds
+  // must be what the bounds-first order finds, for any address, RAM that can grow, and
+  // instruction bytes straddling the end of RAM or lying above it.
+  const INSTRUCTIONS = [
+    [0x0f, 0x01, 0xc1], // VMCALL
+    [0x0f, 0x01, 0xd9], // VMMCALL
+    [0x0f, 0x01, 0xc2],
+    [0x0f, 0x00, 0xc1],
+    [0x0e, 0x01, 0xd9],
+  ] as const;
+  const SIZE = 1 << 20;
+  const MAX = 2 << 20;
+
+  it('is a hypercall where VMCALL or VMMCALL lies in present RAM, #UD elsewhere in RAM, #GP outside it', () => {
+    fuzz(
+      'hypercall-call-at',
+      fc.property(
+        fc.constantFrom(...INSTRUCTIONS),
+        fc.oneof(
+          fc.integer({ min: -4, max: 8 }).map((d) => SIZE - 3 + d), // the end of present RAM
+          fc.integer({ min: -4, max: 8 }).map((d) => MAX - 3 + d), // the end of the backing
+          fc.integer({ min: 0, max: MAX + 16 }),
+          fc.constantFrom(-0, -1, 0.5, SIZE - 2.5, Number.NaN, Infinity, 2 ** 53, 2 ** 32),
+        ),
+        (bytes, gpa) => {
+          const { p, guests } = partition({ arch: 'x64', vps: 1, memory: SIZE, memoryMaximum: MAX, release: 'ws2025' });
+          guests[0]!.enableHypercalls();
+          const cpu = guests[0]!.cpu as X64Port;
+          // Straight into the backing: above the present size too, where the guest cannot write.
+          if (Number.isInteger(gpa)) for (let i = 0; i < 3; i++) if (gpa + i >= 0 && gpa + i < MAX) p.memory.bytes[gpa + i] = bytes[i]!;
+          const inRam = Number.isSafeInteger(gpa) && gpa >= 0 && gpa + 3 <= SIZE;
+          const isCall = bytes[0] === 0x0f && bytes[1] === 0x01 && (bytes[2] === 0xc1 || bytes[2] === 0xd9);
+          const regs = { rcx: encodeControl({ code: HvCall.SIGNAL_EVENT, fast: true }), rdx: 2n, r8: 0n, rax: 1n, xmm: [] as bigint[] };
+          const fault = cpu.call(gpa, regs);
+          expect(fault).toBe(!inRam ? '#GP' : isCall ? undefined : '#UD');
+          // Only a hypercall answers in RAX.
+          expect(regs.rax === 1n).toBe(fault !== undefined);
+        },
+      ),
+      300,
+    );
+  });
+
+  it('sees RAM that hot add brought', () => {
+    const { p, guests } = partition({ arch: 'x64', vps: 1, memory: SIZE, memoryMaximum: MAX, release: 'ws2025' });
+    guests[0]!.enableHypercalls();
+    const cpu = guests[0]!.cpu as X64Port;
+    p.memory.bytes.set([0x0f, 0x01, 0xc1], SIZE);
+    const regs = { rcx: encodeControl({ code: HvCall.SIGNAL_EVENT, fast: true }), rdx: 2n, r8: 0n, rax: 1n, xmm: [] as bigint[] };
+    expect(cpu.call(SIZE, regs)).toBe('#GP');
+    expect(p.memory.grow(MAX)).toBe(true);
+    expect(cpu.call(SIZE, regs)).toBeUndefined();
   });
 });

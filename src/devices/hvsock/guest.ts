@@ -5,6 +5,7 @@
 // HV_CALL_DIRECT mode with rings sized from the socket's buffer size (vmbus.md §11.4); data goes
 // in packets of at most 4088 bytes, always leaving room for the EOF packet; the host ends a
 // connection by rescinding its channel, which Linux releases only once the socket is closed.
+import { subarrayOf } from '../../memory/typed-arrays.js';
 import type { GuestChannel } from '../../vmbus/client/channel.js';
 import type { VmbusClient, VmbusDriver } from '../../vmbus/client/client.js';
 import { VmbusError } from '../../vmbus/client/errors.js';
@@ -243,7 +244,8 @@ export class GuestHvSocket extends HvSocket {
       const n = Math.min(bytes.length - done, room, HVS_SEND_BUF_SIZE);
       let sent: boolean;
       try {
-        sent = ch.sendPacket(this.packets.packet(bytes.subarray(done, done + n)));
+        // A write that fits one packet is sent as it is: no view made for it.
+        sent = ch.sendPacket(this.packets.packet(n === bytes.length ? bytes : subarrayOf(bytes, done, done + n)));
       } catch (e) {
         if (!(e instanceof VmbusError)) throw e;
         if (done === 0) throw new HvSocketError(e.code === 'ENODEV' ? 'EPIPE' : 'EIO', e.message);

@@ -7,6 +7,7 @@
 //
 // UNVERIFIED: what a Windows host writes as the hv_sock parameters' version; hvkit follows the
 // enum's names: PRE_RS5 (0) before Windows Server 2019 (RS5), RS5 (1) from it.
+import { subarrayOf } from '../../memory/typed-arrays.js';
 import type { ReleaseId } from '../../hypervisor/release.js';
 import type { HostChannel } from '../../vmbus/server/channel.js';
 import { OfferError, STATUS_UNSUCCESSFUL } from '../../vmbus/server/server.js';
@@ -14,7 +15,8 @@ import { PacketType, VmbusVersion, versionString } from '../../vmbus/wire/consta
 import type { ParsedPacket } from '../../vmbus/wire/packets.js';
 import type { HostContext, HostDevice } from '../device.js';
 import { HvSocket, HvSocketError } from './socket.js';
-import { HVS_MTU_SIZE, HVSOCK_OFFER_FLAGS, HvsockParamsVersion, HvsockWireError, hvsockUserDefined, HvsPacketWriter, hvsPktLen, parseHvsPayload, serviceId } from './wire.js';
+import { DataArena } from './data-arena.js';
+import { HVS_MTU_SIZE, HVSOCK_OFFER_FLAGS, HvsockParamsVersion, HvsockWireError, hvsockUserDefined, hvsDataSize, HvsPacketWriter, hvsPktLen, parseHvsPayload, serviceId, VmpipeProtoHeader } from './wire.js';
 
 const EMPTY = new Uint8Array(0);
 
@@ -75,6 +77,18 @@ export class HostHvSocket extends HvSocket {
   private need = 0;
   private readonly packets = new HvsPacketWriter();
   private bad: HvSocketError | undefined;
+  /** Whether the current pull() found a packet, and its readers (made once, not per pull). */
+  private got = false;
+  private readonly takeInband = (bytes: Uint8Array, start: number, end: number): void => {
+    this.got = true;
+    this.onInband(bytes, start, end);
+  };
+  private readonly takePacket = (p: ParsedPacket): void => {
+    this.got = true;
+    this.onPacket(p);
+  };
+  /** Where received data is kept (DataArena): the data is the socket user's to keep. */
+  private readonly kept = new DataArena();
 
   constructor(
     private readonly host: HvsockHost,
@@ -209,7 +223,7 @@ export class HostHvSocket extends HvSocket {
     let done = 0;
     while (done < bytes.length) {
       const n = Math.min(chunk, bytes.length - done);
-      if (ch.send(this.packets.packet(bytes.subarray(done, done + n)))) {
+      if (ch.send(this.packets.packet(n === bytes.length ? bytes : subarrayOf(bytes, done, done + n)))) {
         this.stats.packetsOut++;
         done += n;
         continue;
@@ -248,13 +262,27 @@ export class HostHvSocket extends HvSocket {
     // Also while the guest's CLOSECHANNEL is handled: the rings are still mapped then.
     const ch = this.channel;
     if (!ch || this.revoking || this.bad) return false;
-    let got = false;
-    ch.receive((p) => {
-      got = true;
-      this.onPacket(p);
-    });
+    this.got = false;
+    // In-band data where it lies in the ring, copied once into what the socket keeps (a small
+    // write's packet costs no object and no copy of its headers); anything else parsed as before.
+    ch.receiveInband(this.takeInband, this.takePacket);
     if (ch.corrupt && !this.bad) this.bad = new HvSocketError('EIO', `the guest broke the ring: ${ch.corrupt}`);
-    return got && !this.bad;
+    return this.got && !this.bad;
+  }
+
+  /** onPacket() for an in-band packet without flags, on its payload [start, end) of `bytes`, where it lies. */
+  private onInband(bytes: Uint8Array, start: number, end: number): void {
+    if (this.bad) return;
+    let size: number;
+    try {
+      size = hvsDataSize(bytes, start, end, true);
+    } catch (e) {
+      if (!(e instanceof HvsockWireError)) throw e;
+      this.bad = new HvSocketError('EIO', `bad packet from the guest: ${e.message}`);
+      return;
+    }
+    if (size === 0) this.receivedEof();
+    else this.received(this.kept.copy(bytes, start + VmpipeProtoHeader.size, size));
   }
 
   private onPacket(p: ParsedPacket): void {

@@ -73,7 +73,13 @@ export abstract class HvSocket {
   eofReceived = false;
   /** `end` has been delivered. */
   ended = false;
-  private readonly queue: Uint8Array[] = [];
+  /**
+   * Received data not yet delivered: queue[head..]. Delivery moves `head` instead of shifting
+   * the array (a pull queues a ring's worth of small packets, and each shift would move the
+   * rest); the array is emptied once all of it has gone.
+   */
+  private readonly queue: (Uint8Array | undefined)[] = [];
+  private head = 0;
   private flowing = true;
   private delivering = false;
   private wantWritable = false;
@@ -86,7 +92,9 @@ export abstract class HvSocket {
 
   /** Bytes received and not yet delivered (a paused reader's backlog, at most about one ring). */
   get buffered(): number {
-    return this.queue.reduce((n, b) => n + b.length, 0);
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) n += this.queue[i]!.length;
+    return n;
   }
 
   get paused(): boolean {
@@ -194,17 +202,28 @@ export abstract class HvSocket {
 
   private deliverQueued(): void {
     for (;;) {
-      while (this.flowing && this.queue.length > 0 && this.state !== 'closed') this.on.data?.(this.queue.shift()!);
+      while (this.flowing && this.head < this.queue.length && this.state !== 'closed') {
+        const data = this.queue[this.head]!;
+        // Dropped from the queue before the handler runs, which may pause, close or deliver.
+        this.queue[this.head++] = undefined;
+        this.on.data?.(data);
+      }
+      if (this.head === this.queue.length) this.clearQueue();
       if (!this.flowing || this.state === 'closed') return;
       if (this.eofReceived) break;
       // What a pull queued is delivered even when it also ran into bad input.
-      if (!this.pull() && this.queue.length === 0) break;
+      if (!this.pull() && this.head === this.queue.length) break;
     }
-    if (this.eofReceived && !this.ended && this.queue.length === 0) {
+    if (this.eofReceived && !this.ended && this.head === this.queue.length) {
       this.ended = true;
       this.on.end?.();
       this.checkFinished();
     }
+  }
+
+  private clearQueue(): void {
+    this.queue.length = 0;
+    this.head = 0;
   }
 
   protected checkFinished(): void {
@@ -215,7 +234,7 @@ export abstract class HvSocket {
   protected released(error?: HvSocketError): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.queue.length = 0;
+    this.clearQueue();
     if (error && !this.error) {
       this.error = error;
       this.on.error?.(error);

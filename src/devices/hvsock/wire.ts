@@ -190,13 +190,23 @@ export class HvsockWireError extends WireError {
  * ignores the type). Throws HvsockWireError.
  */
 export function parseHvsPayload(payload: Uint8Array, strictType = false): Uint8Array {
-  if (payload.length < VmpipeProtoHeader.size) throw new HvsockWireError('', `a ${payload.length}-byte payload has no room for the header`);
-  const type = u32le(payload, VmpipeProtoHeader.offsets.pkt_type);
-  const size = u32le(payload, VmpipeProtoHeader.offsets.data_size);
-  if (strictType && type !== VmpipePacketType.DATA) throw new HvsockWireError('pkt_type', `${type} is not DATA (1)`);
-  if (size > payload.length - VmpipeProtoHeader.size) throw new HvsockWireError('data_size', `${size} exceeds the ${payload.length - VmpipeProtoHeader.size} bytes the packet holds`);
-  if (size > HVS_MTU_SIZE) throw new HvsockWireError('data_size', `${size} exceeds HVS_MTU_SIZE (${HVS_MTU_SIZE})`);
+  const size = hvsDataSize(payload, 0, payload.length, strictType);
   return payload.subarray(VmpipeProtoHeader.size, VmpipeProtoHeader.size + size);
+}
+
+/**
+ * parseHvsPayload() on the payload [start, end) of `bytes`, where it lies: the data's size (its
+ * bytes follow the header at start + HVS_PIPE_HEADER_LEN), with the same checks and errors.
+ */
+export function hvsDataSize(bytes: Uint8Array, start: number, end: number, strictType = false): number {
+  const length = end - start;
+  if (length < VmpipeProtoHeader.size) throw new HvsockWireError('', `a ${length}-byte payload has no room for the header`);
+  const type = u32le(bytes, start + VmpipeProtoHeader.offsets.pkt_type);
+  const size = u32le(bytes, start + VmpipeProtoHeader.offsets.data_size);
+  if (strictType && type !== VmpipePacketType.DATA) throw new HvsockWireError('pkt_type', `${type} is not DATA (1)`);
+  if (size > length - VmpipeProtoHeader.size) throw new HvsockWireError('data_size', `${size} exceeds the ${length - VmpipeProtoHeader.size} bytes the packet holds`);
+  if (size > HVS_MTU_SIZE) throw new HvsockWireError('data_size', `${size} exceeds HVS_MTU_SIZE (${HVS_MTU_SIZE})`);
+  return size;
 }
 
 /** A little-endian u32 read without a DataView (one per packet costs more than the read). */

@@ -143,11 +143,12 @@ class Entry {
 
   /** Whether the call is available with `f` (no gate: always). */
   allowed(f: Features): boolean {
-    if (this.gate === undefined) return true;
-    if (f !== this.gatedFor) {
-      this.gateOpen = this.gate(f);
-      this.gatedFor = f;
-    }
+    return f === this.gatedFor ? this.gateOpen : this.ask(f);
+  }
+
+  private ask(f: Features): boolean {
+    this.gateOpen = this.gate === undefined || this.gate(f);
+    this.gatedFor = f;
     return this.gateOpen;
   }
 
@@ -178,12 +179,13 @@ function blockStatus(p: Partition, gpa: bigint, size: number): number {
   return HvStatus.SUCCESS;
 }
 
-/** Result values without reps completed are the same every time: each is made once. */
-const plain: bigint[] = [];
-const result = (status: number, reps = 0): bigint => {
-  if (reps !== 0) return encodeResult(status, reps);
-  return (plain[status & 0xffff] ??= encodeResult(status, 0));
-};
+/**
+ * Result values without reps completed are the same every time: those of the statuses a call
+ * answers (all below 0x100, status.ts) are made once, here, and looked up.
+ */
+const PLAIN_COUNT = 0x100;
+const PLAIN: readonly bigint[] = Array.from({ length: PLAIN_COUNT }, (_, status) => encodeResult(status, 0));
+const result = (status: number, reps = 0): bigint => (reps === 0 ? (PLAIN[status] ?? encodeResult(status, 0)) : encodeResult(status, reps));
 
 /** `n` rounded up to `m`, a power of two. */
 const roundUp = (n: number, m: number): number => (n + m - 1) & -m;
@@ -220,10 +222,13 @@ class Frame {
 
 /** Call codes are 16 bits: the table has a slot for each. */
 const CODES = 0x10000;
+const CODE_MASK = CODES - 1;
 
 export class HypercallDispatcher {
   /** The calls, indexed by call code. */
   private readonly table: (Entry | undefined)[] = new Array<Entry | undefined>(CODES).fill(undefined);
+  /** The calls with a doorbell body (`ring`), indexed by call code: the doorbell lane's table. */
+  private readonly rings: (Entry | undefined)[] = new Array<Entry | undefined>(CODES).fill(undefined);
   private readonly frames: Frame[] = [];
   /**
    * Calls in progress. Should host code throw through a call (it must not: its entry points
@@ -232,7 +237,11 @@ export class HypercallDispatcher {
   private depth = 0;
 
   constructor(defs: readonly HypercallDef[]) {
-    for (const d of defs) this.table[d.code & 0xffff] = new Entry(d);
+    for (const d of defs) {
+      const e = new Entry(d);
+      this.table[d.code & 0xffff] = e;
+      if (e.ring !== undefined) this.rings[d.code & 0xffff] = e;
+    }
   }
 
   has(code: number): boolean {
@@ -262,12 +271,11 @@ export class HypercallDispatcher {
    * Undefined: not such a call; take dispatch().
    */
   doorbell(vp: Vp, controlLow: number, controlHigh: number, inputLow: number, inputHigh: number): bigint | undefined {
-    if (controlLow >>> 16 !== 1 || controlHigh !== 0) return undefined;
-    const def = this.table[controlLow & 0xffff];
-    if (def === undefined || def.ring === undefined) return undefined;
+    const def = this.rings[controlLow & CODE_MASK];
+    if (def === undefined || controlLow >>> 16 !== 1 || controlHigh !== 0) return undefined;
     const p = vp.partition;
-    if (!def.allowed(p.features)) return result(HvStatus.ACCESS_DENIED);
-    return result(def.ring(p, vp, inputLow, inputHigh));
+    const status = def.allowed(p.features) ? def.ring!(p, vp, inputLow, inputHigh) : HvStatus.ACCESS_DENIED;
+    return PLAIN[status] ?? encodeResult(status, 0);
   }
 
   private run(vp: Vp, req: HypercallRequest, c: Control, frame: Frame): bigint {

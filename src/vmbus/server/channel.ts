@@ -7,7 +7,7 @@ import { hostRing } from './gpa-map.js';
 import { Ctl } from '../ring/memory.js';
 import { ringSnapshot, type RingSnapshot } from '../ring/debuginfo.js';
 import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
-import { completion, inband, readPackets } from '../packet.js';
+import { completion, inband, readInband, readPackets } from '../packet.js';
 import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
 import { PacketDescriptor, PacketError, PacketHead, parsePacketHeadAt, type ParsedPacket } from '../wire/packets.js';
 import { subarrayOf } from '../../memory/typed-arrays.js';
@@ -192,7 +192,7 @@ export class HostChannel {
    * starve the rest. While the server polls the ring, the mask stays set and the poll comes back.
    */
   receive(onPacket: (p: ParsedPacket) => void): number {
-    return this.receiveWith((batch, trace) => readPackets(batch, onPacket, (e) => this.ctx.violation(this, `packet: ${e.message}`), trace));
+    return this.receiveWith((batch, trace) => readPackets(batch, onPacket, this.badPacket, trace));
   }
 
   /**
@@ -215,7 +215,7 @@ export class HostChannel {
           parsePacketHeadAt(bytes, at, length, head);
         } catch (e) {
           if (!(e instanceof PacketError)) throw e;
-          this.ctx.violation(this, `packet: ${e.message}`);
+          this.badPacket(e);
           continue;
         }
         onPacket(bytes, at, length, head);
@@ -225,7 +225,19 @@ export class HostChannel {
   }
   private readonly head = new PacketHead();
 
-  /** receive()'s rounds, each batch read by `read` (which returns how many packets it took). */
+  /**
+   * receive() for a device that takes in-band data where it lies (packet.ts readInband): each
+   * in-band packet without flags goes to `onInband` as its in-band part [start, end) of `bytes`,
+   * valid during the call only; any other packet, parsed, to `onPacket`. The same batches,
+   * checks, violations, signals and trace as receive(), without a copy or an object per packet.
+   */
+  receiveInband(onInband: (bytes: Uint8Array, start: number, end: number) => void, onPacket: (p: ParsedPacket) => void): number {
+    return this.receiveWith((batch, trace) => readInband(batch, onInband, onPacket, this.badPacket, trace));
+  }
+
+  private readonly badPacket = (e: PacketError): void => this.ctx.violation(this, `packet: ${e.message}`);
+
+  /** receive()'s rounds, each batch read by `read` (which returns how many packets it took; given the batch's tracer, if tracing). */
   private receiveWith(read: (batch: ReadBatch, trace: ((bytes: Uint8Array) => void) | undefined) => number): number {
     this.remapIfMoved();
     const reader = this.reader;
