@@ -404,7 +404,6 @@ export function writeRndisPacketHeader(out: Uint8Array, at: number, frameLength:
   return h.length;
 }
 
-
 /**
  * writeRndisPacketHeader through `view` (out's words): one store per
  * field, every field written, when out[at] is word-aligned on a little-endian machine; otherwise

@@ -962,11 +962,12 @@ export class Netvsc implements NetDeviceOps {
         c.recvCopy32 = new Uint32Array(c.recvCopy.buffer);
       }
       const mem = this.t.memory;
-      const mem32 = this.memWords.of(mem.bytes).words;
+      const memView = this.memWords.of(mem.bytes);
+      const mem32 = memView.words;
       const gpa = rb.gpa + offset;
       // The usual message, a frame with the host's checksum PPI, is read in one pass over guest
       // memory, each field once; anything else is copied and read the general way below.
-      if ((gpa & 3) === 0 && readPacketWords(mem32, gpa >>> 2, len, c.fast)) {
+      if (((memView.base + gpa) & 3) === 0 && readPacketWords(mem32, (memView.base + gpa) >>> 2, len, c.fast)) {
         if (c.rsc.length) c.rsc.length = 0;
         c.rscPpi.csum = c.fast.csum;
         c.rscPpi.hash = c.fast.hash;

@@ -715,12 +715,12 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     // frames the stack hands it back to back (netvsc_send's multi-send data, drivers/net/hyperv/netvsc.c).
     const first = at;
     let status: number = NvspStatus.SUCCESS;
-    const words = data === this.mem.bytes ? this.memWords.of(data).words : undefined;
+    const view = data === this.mem.bytes ? this.memWords.of(data) : undefined;
     const plain = this.plainTx;
     while (at < end) {
       // The usual message, a frame with no offload asked for, is read in one pass over guest
       // memory, each field once; anything else the general way below.
-      if (words && (at & 3) === 0 && readPlainPacketWords(words, at >>> 2, end - at, plain)) {
+      if (view && ((view.base + at) & 3) === 0 && readPlainPacketWords(view.words, (view.base + at) >>> 2, end - at, plain)) {
         if (!this.transmitPlain(data, at + plain.dataOffset, plain.dataLength)) status = NvspStatus.FAIL;
         at += plain.msgLength;
         continue;
