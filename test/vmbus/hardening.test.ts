@@ -571,12 +571,20 @@ describe('§12 ring buffers (hv_pkt_iter_first and friends)', () => {
     for (const bad of [0n, 5n, 2n, 4n, 1n << 63n, (1n << 64n) - 1n]) expect(rq.take(bad)).toBeUndefined();
     expect(rq.take(id)).toBe('a');
     expect(rq.take(id)).toBeUndefined(); // no longer outstanding
+    // takeOf, the id as its two 32-bit halves, follows the same rules.
+    const id2 = rq.allocate('b')!;
+    for (const bad of [0n, 5n, 3n, 1n << 32n, (1n << 32n) | id2, (1n << 64n) - 1n]) expect(rq.takeOf(Number(bad & 0xffffffffn), Number(bad >> 32n))).toBeUndefined();
+    expect(rq.takeOf(Number(id2), 0)).toBe('b');
+    expect(rq.takeOf(Number(id2), 0)).toBeUndefined();
     // The same rules through a channel.
     const g = new Guest();
     const ch = g.open(g.offer(1));
     const rid = ch.sendRequest(text('x'), 'ctx')!;
     for (const bad of [0n, 5n, rid + 1n]) expect(ch.completeRequest(bad)).toBeUndefined();
     expect(ch.completeRequest(rid)).toBe('ctx');
+    const rid2 = ch.sendRequest(text('y'), 'ctx2')!;
+    expect(ch.completeRequestOf(Number(rid2), 1)).toBeUndefined();
+    expect(ch.completeRequestOf(Number(rid2), 0)).toBe('ctx2');
   });
 
   describe('"Not validated by Linux (gaps to be aware of)" — hvkit checks or tolerates them', () => {

@@ -48,6 +48,29 @@ describe('packet kinds end to end', () => {
     expect(host.state).toBe('open');
   });
 
+  it('a completion written in place from the trans id\'s two halves is the packet sendCompletion writes', () => {
+    const rig = new VmbusRig();
+    const ids = [1n, 0xfffffffen, 0x1_0000_0000n, 0x8000_0000_0000_0001n, (1n << 64n) - 1n];
+    const payloads = [new Uint8Array(0), text('done'), text('a payload that is not a multiple of eight'), new Uint8Array(40).fill(0xa5)];
+    let host: HostChannel | undefined;
+    rig.server.offer({ classId: ECHO_CLASS, instanceId: instanceId(1) }, { open: (ch: HostChannel) => ((host = ch), 0), packet: () => undefined });
+    const drv = new EchoDriver();
+    rig.boot();
+    rig.client.registerDriver(drv);
+    const ch = drv.channels[0]!;
+    for (const id of ids) {
+      for (const payload of payloads) {
+        expect(host!.sendCompletion(id, payload)).toBe(true);
+        expect(host!.sendCompletionOf(Number(id & 0xffffffffn), Number(id >> 32n), payload)).toBe(true);
+        rig.run();
+        const [a, b] = drv.inbox.get(ch)!.splice(0);
+        expect(a).toMatchObject({ type: PacketType.COMP, transId: id, flags: 0 });
+        expect(b).toEqual(a);
+        expect([...b!.payload]).toEqual([...a!.payload]);
+      }
+    }
+  });
+
   it('transfer pages: ranges inside a buffer the guest shared, completed by the guest', () => {
     const rig = new VmbusRig();
     const completions: bigint[] = [];

@@ -2,7 +2,8 @@
 // random sequences of batches, wraps, masks, pending_send_sz values, feature bits, corrupt
 // indices and scribbled data run on two copies of the same memory, and after every step both
 // hold the same bytes, indices and control words, and gave the same packets, signal decisions
-// and errors. Every way of writing (parts, reserve and fill) and of reading (next, readInto,
+// and errors. Every way of writing (parts, reserve and fill, the descriptor from a BigInt or from
+// two words) and of reading (next, readInto,
 // view) is held to the reference's write(parts) and next().
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +17,7 @@ import * as ref from './reference-ring.js';
 /** A packet as the test writes it: raw parts, or a descriptor's fields and a payload. */
 type PacketSpec =
   | { kind: 'raw'; parts: Uint8Array[]; fill: 'parts' | 'reserve' }
-  | { kind: 'fields'; type: number; offset8: number; flags: number; transId: bigint; payload: Uint8Array; fill: 'parts' | 'reserve' };
+  | { kind: 'fields'; type: number; offset8: number; flags: number; transId: bigint; payload: Uint8Array; fill: 'parts' | 'reserve' | 'words' };
 
 type Op =
   | { k: 'batch'; packets: PacketSpec[]; commit: boolean }
@@ -42,7 +43,7 @@ const packetSpec: fc.Arbitrary<PacketSpec> = fc.oneof(
     flags: fc.oneof(fc.constant(0), fc.constant(1), fc.integer({ min: 0, max: 0xffff })),
     transId: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
     payload: fc.uint8Array({ maxLength: 1200 }),
-    fill: fc.constantFrom('parts' as const, 'reserve' as const),
+    fill: fc.constantFrom('parts' as const, 'reserve' as const, 'words' as const),
   }),
 );
 
@@ -104,7 +105,8 @@ function writeFast(b: fast.WriteBatch, p: PacketSpec): boolean {
   if (p.kind === 'fields') {
     const s = b.reserve(16 + p.payload.length);
     if (!s) return false;
-    s.descriptor(p.type, p.offset8, p.flags, p.transId);
+    if (p.fill === 'words') s.descriptorWords(p.type, p.offset8, p.flags, Number(p.transId & 0xffffffffn), Number(p.transId >> 32n));
+    else s.descriptor(p.type, p.offset8, p.flags, p.transId);
     s.set(16, p.payload);
     return true;
   }

@@ -368,6 +368,11 @@ export class GuestChannel {
     return this.requestor?.take(transId);
   }
 
+  /** completeRequest() of the id whose low and high 32 bits these are (as PacketHead has them). */
+  completeRequestOf(transIdLow: number, transIdHigh: number): unknown {
+    return this.requestor?.takeOf(transIdLow, transIdHigh);
+  }
+
   /**
    * hv_get_avail_to_write_percent (include/linux/hyperv.h) of the outbound ring: the share of its
    * data area free to write, from the indices as they stand, in whole percent; 0 without rings.

@@ -31,7 +31,13 @@ export class Requestor<T> {
    */
   take(id: bigint): T | undefined {
     if (id < 1n || id > BigInt(this.size)) return undefined;
-    const i = Number(id) - 1;
+    return this.takeOf(Number(id), 0);
+  }
+
+  /** take() of the id whose low and high 32 bits these are (no BigInt made). */
+  takeOf(idLow: number, idHigh: number): T | undefined {
+    if (idHigh !== 0 || !(idLow >= 1 && idLow <= this.size)) return undefined;
+    const i = idLow - 1;
     if (!this.used[i]) return undefined;
     const context = this.slots[i];
     this.slots[i] = undefined;

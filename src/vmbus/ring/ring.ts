@@ -294,26 +294,31 @@ export class PacketSpace {
    * payload's offset in 8-byte units), flags and the transaction id.
    */
   descriptor(type: number, offset8: number, flags: number, transId: bigint): void {
+    U64[0] = transId;
+    this.descriptorWords(type, offset8, flags, U64_HALVES[0]!, U64_HALVES[1]!);
+  }
+
+  /** descriptor() with the transaction id as its low and high 32 bits (no BigInt made). */
+  descriptorWords(type: number, offset8: number, flags: number, transIdLow: number, transIdHigh: number): void {
     const len8 = pad8(this.length) / 8;
     if (len8 > 0xffff) throw new RangeError(`a ${this.length}-byte packet does not fit len8`);
     const at = this.at(0, DESC);
     const first = (type & 0xffff) | ((offset8 & 0xffff) << 16);
     const second = len8 | ((flags & 0xffff) << 16);
-    U64[0] = transId;
     const words = this.words;
     // The packet starts 8-byte aligned: the words are aligned, and only the halves can wrap.
     if (words !== undefined && at + DESC <= this.size) {
       const i = at >> 2;
       words[i] = first;
       words[i + 1] = second;
-      words[i + 2] = U64_HALVES[0]!;
-      words[i + 3] = U64_HALVES[1]!;
+      words[i + 2] = transIdLow;
+      words[i + 3] = transIdHigh;
       return;
     }
     this.bytes(at, 4, first);
     this.bytes(this.at(D_LEN8, 4), 4, second);
-    this.bytes(this.at(D_TRANS, 4), 4, U64_HALVES[0]!);
-    this.bytes(this.at(D_TRANS + 4, 4), 4, U64_HALVES[1]!);
+    this.bytes(this.at(D_TRANS, 4), 4, transIdLow);
+    this.bytes(this.at(D_TRANS + 4, 4), 4, transIdHigh);
   }
 
   /** `n` (≤ 4) little-endian bytes of `v` at ring offset `at`, split at the end of the data area if need be. */

@@ -8,7 +8,7 @@ import { Ctl } from '../ring/memory.js';
 import { ringSnapshot, type RingSnapshot } from '../ring/debuginfo.js';
 import { RingCorruptError, RingReader, RingWriter, type ReadBatch } from '../ring/ring.js';
 import { completion, inband, readInband, readPackets } from '../packet.js';
-import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
+import { PacketType, VMBUS_PKT_TRAILER } from '../wire/constants.js';
 import { PacketDescriptor, PacketError, PacketHead, parsePacketHeadAt, type ParsedPacket } from '../wire/packets.js';
 import { subarrayOf } from '../../memory/typed-arrays.js';
 import type { Gpadl } from '../gpadl.js';
@@ -361,6 +361,31 @@ export class HostChannel {
 
   sendCompletion(transId: bigint, payload?: Uint8Array): boolean {
     return this.send(completion(transId, payload));
+  }
+
+  /**
+   * sendCompletion() for a trans id given as its low and high 32 bits (as PacketHead has it):
+   * the same packet, written in place in the ring, with no BigInt, parts or descriptor made.
+   */
+  sendCompletionOf(transIdLow: number, transIdHigh: number, payload: Uint8Array): boolean {
+    const events = this.ctx.events;
+    if (events?.active && events.wants?.('packet') !== false) return this.sendCompletion((BigInt(transIdHigh >>> 0) << 32n) | BigInt(transIdLow >>> 0), payload);
+    this.remapIfMoved();
+    const writer = this.writer;
+    if (!writer || this.corrupt) return false;
+    try {
+      const batch = writer.batch();
+      const space = batch.reserve(PacketDescriptor.size + payload.length);
+      if (!space) return false;
+      space.descriptorWords(PacketType.COMP, PacketDescriptor.size / 8, 0, transIdLow, transIdHigh);
+      if (payload.length) space.set(PacketDescriptor.size, payload);
+      this.packetsSent++;
+      if (batch.commit().signal) this.signal();
+      return true;
+    } catch (e) {
+      this.corrupted(e);
+      return false;
+    }
   }
 
   /** Room for one packet in the host→guest ring, trailer excluded. */
