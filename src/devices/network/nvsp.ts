@@ -34,8 +34,13 @@ export function nvspBody<F extends FieldSpec>(S: Struct<F>, payload: Uint8Array)
 
 /** A little-endian u32 of a body field, for the hot paths that read one field of a checked body. */
 export function nvspU32(payload: Uint8Array, bodyOffset: number): number {
-  const at = NVSP_BODY + bodyOffset;
-  return (payload[at]! | (payload[at + 1]! << 8) | (payload[at + 2]! << 16) | (payload[at + 3]! << 24)) >>> 0;
+  return nvspU32At(payload, 0, bodyOffset);
+}
+
+/** nvspU32 of the message at `at` of `bytes` (the caller checked it holds the body); bodyOffset -NVSP_BODY reads the type. */
+export function nvspU32At(bytes: Uint8Array, at: number, bodyOffset: number): number {
+  const i = at + NVSP_BODY + bodyOffset;
+  return (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) >>> 0;
 }
 
 // The per-frame messages of both directions, written field by field at their declared offsets:

@@ -11,12 +11,12 @@ import { VmbusError } from '../../../vmbus/client/errors.js';
 import { vmbusRingSize } from '../../../vmbus/client/ring-size.js';
 import type { ClientTransport } from '../../../vmbus/client/transport.js';
 import { PacketType, VmbusVersion } from '../../../vmbus/wire/constants.js';
-import { TransferPageHeader, type ParsedPacket } from '../../../vmbus/wire/packets.js';
+import { PacketError, parsePacket, TransferPageHeader, type PacketHead, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestServices } from '../../device.js';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
-import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
+import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32, nvspU32At } from '../nvsp.js';
 import { FieldReader, ppiBytes, readPacketWords, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
@@ -68,7 +68,7 @@ import { PpiType, RndisMsg, RndisPacket, RndisStatus, RndisIndicateStatus, Rndis
 import { NetDevice, NetDeviceError, type NetDeviceOps, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
 import { CopyArena } from '../copy-arena.js';
-import { setInto } from '../../../memory/typed-arrays.js';
+import { setInto, sliceOf } from '../../../memory/typed-arrays.js';
 
 /** netvsc_ring_bytes: VMBUS_RING_SIZE(ring_size * 4096) with the module's default of 128 pages. */
 export const netvscRingBytes = (pageSize: number): number => vmbusRingSize(128 * 4096, pageSize);
@@ -106,6 +106,8 @@ interface NvChannel {
   rscPpi: { csum: number | undefined; hash: number | undefined };
   /** The multi-send data (nvchan->msd): a send section being filled with packets while more follow. */
   msd: Msd | undefined;
+  /** The channel's packet handler for receiveInPlace (made once). */
+  onPacket: (bytes: Uint8Array, head: PacketHead) => void;
   /**
    * nvchan->recv_buf: each received RNDIS message is copied here (one receive section's worth)
    * before it is read, so that the host cannot change what was checked (netvsc_receive).
@@ -257,7 +259,8 @@ export class Netvsc implements NetDeviceOps {
   readonly rxErrors = { badRange: 0, badRndis: 0, badXfer: 0 };
   rndis: RndisDevice | undefined;
   recvBuf: { gpa: number; size: number; gpadl: number; sectionSize: number; sectionCount: number } | undefined;
-  sendBuf: { gpa: number; size: number; gpadl: number; sectionSize: number; sectionCount: number; map: Uint8Array } | undefined;
+  /** `map` marks the sections in use; none below `lowFree` is free (a scan for the first free one starts there). */
+  sendBuf: { gpa: number; size: number; gpadl: number; sectionSize: number; sectionCount: number; map: Uint8Array; lowFree: number } | undefined;
   private bounce: { gpa: number; free: number[] } | undefined;
   /**
    * Guest memory of the buffers, kept from one set-up to the next (an MTU change): Linux
@@ -364,7 +367,8 @@ export class Netvsc implements NetDeviceOps {
       requestorSize: netvscRqstorSize(bytes),
       onEvent: (c) => this.poll(index, c),
     });
-    this.chans[index] = { index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket(), fast: { dataOffset: 0, dataLength: 0, csum: undefined, hash: undefined } };
+    const c: NvChannel = { onPacket: (bytes, head) => this.onPacketAt(c, bytes, head), index, ch, completions: [], rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rsc: [], rscPpi: { csum: undefined, hash: undefined }, msd: undefined, recvCopy: new Uint8Array(0), recvCopy32: new Uint32Array(0), data: new Uint8Array(0), dataBase: 0, meta: { queue: index, checksumVerified: false, hash: undefined }, rx: new RxPacket(), fast: { dataOffset: 0, dataLength: 0, csum: undefined, hash: undefined } };
+    this.chans[index] = c;
   }
 
   /** netvsc_sc_open: a sub-channel the host offered; opened like the primary. */
@@ -506,7 +510,7 @@ export class Netvsc implements NetDeviceOps {
     const ssize = Math.ceil((NETVSC_DEFAULT_TX * NETVSC_SEND_SECTION_SIZE) / page) * page;
     const sgpa = this.buffer('send', ssize);
     const sgpadl = this.primary.establishGpadl(sgpa, ssize);
-    this.sendBuf = { gpa: sgpa, size: ssize, gpadl: sgpadl, sectionSize: 0, sectionCount: 0, map: new Uint8Array(0) };
+    this.sendBuf = { gpa: sgpa, size: ssize, gpadl: sgpadl, sectionSize: 0, sectionCount: 0, map: new Uint8Array(0), lowFree: 0 };
     const sresp = this.initRequest(nvspMessage(NvspMsgType.SEND_SEND_BUF, Nvsp1SendSendBuffer, { gpadl_handle: sgpadl, id: NETVSC_SEND_BUFFER_ID }));
     if (!sresp) throw new VmbusError('EINVAL', 'no send buffer completion');
     const s = Nvsp1SendSendBufferComplete.decode(sresp, NvspMessageHeader.size);
@@ -696,12 +700,16 @@ export class Netvsc implements NetDeviceOps {
     return this.chans[q] ? q : 0;
   }
 
-  /** netvsc_get_next_send_section: the first free section, or -1. */
+  /** netvsc_get_next_send_section: the first free section (find_first_zero_bit), or -1. */
   private takeSection(): number {
     const sb = this.sendBuf!;
-    const i = sb.map.indexOf(0);
-    if (i < 0) return -1;
+    const i = sb.map.indexOf(0, sb.lowFree);
+    if (i < 0) {
+      sb.lowFree = sb.map.length;
+      return -1;
+    }
     sb.map[i] = 1;
+    sb.lowFree = i + 1;
     return i;
   }
 
@@ -804,7 +812,11 @@ export class Netvsc implements NetDeviceOps {
   }
 
   private freeTx(ctx: TxContext): void {
-    if (ctx.section >= 0 && this.sendBuf) this.sendBuf.map[ctx.section] = 0;
+    const sb = this.sendBuf;
+    if (ctx.section >= 0 && sb) {
+      sb.map[ctx.section] = 0;
+      if (ctx.section < sb.lowFree) sb.lowFree = ctx.section;
+    }
     if (ctx.bounce >= 0) this.bounce?.free.push(ctx.bounce);
   }
 
@@ -846,7 +858,7 @@ export class Netvsc implements NetDeviceOps {
       return;
     }
     this.freedTx = false;
-    ch.receive((p) => this.processPacket(c, p));
+    ch.receiveInPlace(c.onPacket);
     this.sendRecvCompletions(c);
     this.netdev.receiveDone();
     if (this.freedTx) this.netdev.txWake();
@@ -875,6 +887,27 @@ export class Netvsc implements NetDeviceOps {
     }
   }
 
+  /**
+   * A packet in the channel's private buffer (the guest's copy, as foreach_vmbus_pkt reads it): the
+   * usual completion, of a data send, is read there; any other packet is parsed whole and goes
+   * to processPacket. Same checks, same order, same outcome.
+   */
+  private onPacketAt(c: NvChannel, bytes: Uint8Array, head: PacketHead): void {
+    const at = head.payloadAt;
+    if (head.type === PacketType.COMP && head.payloadEnd - at >= NvspMessageHeader.size + Nvsp1SendRndisPacketComplete.size && nvspU32At(bytes, at, -NvspMessageHeader.size) === NvspMsgType.SEND_RNDIS_PKT_COMPLETE) {
+      return this.dataSendCompleted(c, nvspU32At(bytes, at, Nvsp1SendRndisPacketComplete.offsets.status), head.transIdLow, head.transIdHigh);
+    }
+    let p: ParsedPacket;
+    try {
+      p = parsePacket(sliceOf(bytes, 0, head.payloadEnd));
+    } catch (e) {
+      // The reader's parsePacketHead made the same checks: this is not expected.
+      if (!(e instanceof PacketError)) throw e;
+      return this.log('err', `bad packet: ${e.message}`);
+    }
+    this.processPacket(c, p);
+  }
+
   /** netvsc_send_completion. */
   private sendCompletion(c: NvChannel, p: ParsedPacket): void {
     const msg = p.payload;
@@ -890,21 +923,7 @@ export class Netvsc implements NetDeviceOps {
     if (type === NvspMsgType.SEND_RNDIS_PKT_COMPLETE) {
       if (msg.length < NvspMessageHeader.size + Nvsp1SendRndisPacketComplete.size) return this.log('err', `nvsp_rndis_pkt_complete length too small: ${msg.length}`);
       const status = nvspU32(msg, Nvsp1SendRndisPacketComplete.offsets.status);
-      if (status !== NvspStatus.SUCCESS) this.log('err', `nvsp_rndis_pkt_complete error status: ${status.toString(16)}`);
-      const ctx = c.ch.completeRequest(p.transId) as (TxContext & { control?: number }) | undefined;
-      if (ctx === undefined) return this.log('err', 'Incorrect transaction id');
-      if (ctx.control !== undefined) {
-        this.t.freePages(ctx.control, Math.ceil(ctx.bytes / this.t.memory.pageSize) * this.t.memory.pageSize);
-        return;
-      }
-      this.freeTx(ctx);
-      this.freedTx = true;
-      const q = this.chans[ctx.q];
-      if (q) {
-        q.txPackets += ctx.packets ?? 1;
-        q.txBytes += ctx.bytes;
-      }
-      return;
+      return this.dataSendCompleted(c, status, Number(p.transId & 0xffffffffn), Number(p.transId >> 32n));
     }
     const at = INIT_COMPLETIONS.findIndex(([t]) => t === type);
     if (at >= 0) {
@@ -918,6 +937,24 @@ export class Netvsc implements NetDeviceOps {
       return;
     }
     this.log('err', `Unknown send completion type ${type} received!!`);
+  }
+
+  /** The completion of a data send (NVSP_MSG1_TYPE_SEND_RNDIS_PKT_COMPLETE): its section or pages go back, and the queue may wake. */
+  private dataSendCompleted(c: NvChannel, status: number, transIdLow: number, transIdHigh: number): void {
+    if (status !== NvspStatus.SUCCESS) this.log('err', `nvsp_rndis_pkt_complete error status: ${status.toString(16)}`);
+    const ctx = c.ch.completeRequestOf(transIdLow, transIdHigh) as (TxContext & { control?: number }) | undefined;
+    if (ctx === undefined) return this.log('err', 'Incorrect transaction id');
+    if (ctx.control !== undefined) {
+      this.t.freePages(ctx.control, Math.ceil(ctx.bytes / this.t.memory.pageSize) * this.t.memory.pageSize);
+      return;
+    }
+    this.freeTx(ctx);
+    this.freedTx = true;
+    const q = this.chans[ctx.q];
+    if (q) {
+      q.txPackets += ctx.packets ?? 1;
+      q.txBytes += ctx.bytes;
+    }
   }
 
   /** netvsc_receive: a transfer-page packet, each range an RNDIS message in the receive buffer. */

@@ -16,16 +16,17 @@ import type { HostChannel } from '../../../vmbus/server/channel.js';
 import { OfferError, STATUS_UNSUCCESSFUL } from '../../../vmbus/server/server.js';
 import { PacketType } from '../../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
-import { type ParsedPacket } from '../../../vmbus/wire/packets.js';
+import { PacketError, parsePacket, type PacketHead, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { HostContext, HostDevice } from '../../device.js';
 import { NO_NETWORK, type NetBackend, type NetEndpoint, type NetLink } from '../backend.js';
 import { be16, Eth, EtherType, ETH_HLEN, flowOf, ipv4ChecksumOk, ipv4Of, isBroadcast, isMulticast, l4ChecksumOk, macEquals, macString, IpProto, type Mac } from '../ether.js';
-import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32 } from '../nvsp.js';
+import { NvspError, nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32, nvspU32At } from '../nvsp.js';
 import { FieldReader, readPlainPacketWords, type PlainPacketWords, PpiList, ppiBytes, readRndisPacketHost, rndisBody, rndisControl, rndisInfo, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PpiValue } from '../rndis.js';
 import { rssHash } from '../toeplitz.js';
 import { CsumInfoReceive } from '../wire/ndis.js';
 import {
   NETVSC_INVALID_INDEX,
+  NVSP_BODY,
   NETVSC_RECV_SECTION_SIZE,
   NETVSC_SEND_SECTION_SIZE,
   NVSP_INVALID_PROTOCOL_VERSION,
@@ -181,6 +182,8 @@ interface Queue {
   readonly completions: { transId: bigint; status: number }[];
   /** A flush of `rx` is scheduled (frames that arrive meanwhile go in the same packet). */
   flushScheduled: boolean;
+  /** The channel's packet handler for receiveInPlace (made once). */
+  onPacket: (bytes: Uint8Array, at: number, length: number, head: PacketHead) => void;
 }
 
 type Phase = 'closed' | 'init' | 'operational';
@@ -413,7 +416,8 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
   private onOpen(ch: HostChannel, index: number): number {
     if (index === 0) this.reset();
     else if (this.phase !== 'operational') return STATUS_UNSUCCESSFUL; // a sub-channel of a device not set up
-    this.queues[index] = { index, ch, batch: new RxBatch(), rx: [], completions: [], flushScheduled: false };
+    const q: Queue = { index, ch, batch: new RxBatch(), rx: [], completions: [], flushScheduled: false, onPacket: (bytes, at, length, head) => this.onPacketAt(q, bytes, at, length, head) };
+    this.queues[index] = q;
     while (this.stats.rxPerChannel.length <= index) this.stats.rxPerChannel.push(0);
     if (index === 0) this.phase = 'init';
     else if (this.openQueues === this.subchannels.length + 1) this.sendIndirectionTable();
@@ -462,7 +466,7 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     const q = this.queues[index];
     if (!q || q.ch !== ch) return;
     this.flush(q);
-    if (q.completions.length < MAX_PENDING_COMPLETIONS) ch.receive((p) => this.onPacket(q, p));
+    if (q.completions.length < MAX_PENDING_COMPLETIONS) ch.receiveInPlace(q.onPacket);
     this.flush(q);
   }
 
@@ -474,9 +478,42 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
 
   // --- Packets from the guest -----------------------------------------------------------------
 
+  /**
+   * A packet where the channel's reader copied it (the host's own copy). The usual one, an RNDIS
+   * data message in a send section, is handled there, each field read once; any other is parsed
+   * whole and goes to onPacket.
+   */
+  private onPacketAt(q: Queue, bytes: Uint8Array, at: number, length: number, head: PacketHead): void {
+    if (head.type === PacketType.COMP) return this.onCompletion(head.transIdLow, head.transIdHigh);
+    const pa = head.payloadAt;
+    if (head.type === PacketType.DATA_INBAND && head.payloadEnd - pa >= NVSP_BODY + Nvsp1SendRndisPacket.size && nvspU32At(bytes, pa, -NVSP_BODY) === NvspMsgType.SEND_RNDIS_PKT) {
+      const body = Nvsp1SendRndisPacket.offsets;
+      const index = nvspU32At(bytes, pa, body.send_buf_section_index);
+      if (index !== NETVSC_INVALID_INDEX) {
+        const status =
+          this.phase === 'operational'
+            ? this.rndisMessages(q, undefined, nvspU32At(bytes, pa, body.channel_type), index, nvspU32At(bytes, pa, body.send_buf_section_size))
+            : (this.violation('RNDIS packet before the buffers and NDIS versions are set'), NvspStatus.FAIL);
+        if (head.completionRequested && !(q.completions.length === 0 && q.ch.sendCompletionOf(head.transIdLow, head.transIdHigh, txCompletion(status)))) {
+          q.completions.push({ transId: head.transId, status });
+        }
+        return;
+      }
+    }
+    let p: ParsedPacket;
+    try {
+      p = parsePacket(sliceOf(bytes, at, at + length));
+    } catch (e) {
+      // The reader's parsePacketHeadAt made the same checks: this is not expected.
+      if (!(e instanceof PacketError)) throw e;
+      return this.violation(`packet: ${e.message}`);
+    }
+    this.onPacket(q, p);
+  }
+
   private onPacket(q: Queue, p: ParsedPacket): void {
     try {
-      if (p.type === PacketType.COMP) return this.onCompletion(q, p);
+      if (p.type === PacketType.COMP) return this.onCompletion(Number(p.transId & 0xffffffffn), Number(p.transId >> 32n));
       if (p.type !== PacketType.DATA_INBAND && p.type !== PacketType.DATA_USING_GPA_DIRECT) return this.violation(`packet type ${p.type} on channel ${q.index}`);
       const type = nvspType(p.payload);
       if (type === NvspMsgType.SEND_RNDIS_PKT) return this.onRndisPacket(q, p);
@@ -494,10 +531,9 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
    * message) or with the batch of frames that section starts. A completion naming a section
    * that was not lent, or one inside a batch, is refused.
    */
-  private onCompletion(q: Queue, p: ParsedPacket): void {
-    void q;
+  private onCompletion(transIdLow: number, transIdHigh: number): void {
     const rb = this.recvBuffer;
-    const id = p.transId <= 0xffffffffn ? Number(p.transId) : -1;
+    const id = transIdHigh === 0 ? transIdLow : -1;
     const first = rb && id >= 0 && id < rb.pool.count ? rb.batchOf[id]! : -1;
     if (rb && first === id) {
       const sections = rb.batches.get(first)!;
@@ -510,7 +546,8 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     }
     if (!rb || first !== -1 || !rb.pool.give(id)) {
       this.stats.badCompletions++;
-      return this.violation(`completion for receive section ${p.transId} that was not lent${first !== -1 ? ` on its own (it is in the batch of ${first})` : ''}`);
+      const transId = (BigInt(transIdHigh >>> 0) << 32n) | BigInt(transIdLow >>> 0);
+      return this.violation(`completion for receive section ${transId} that was not lent${first !== -1 ? ` on its own (it is in the batch of ${first})` : ''}`);
     }
   }
 
@@ -677,12 +714,12 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     const channelType = nvspU32(p.payload, body.channel_type);
     const index = nvspU32(p.payload, body.send_buf_section_index);
     const size = nvspU32(p.payload, body.send_buf_section_size);
-    const status = this.phase === 'operational' ? this.rndisMessages(q, p, channelType, index, size) : (this.violation('RNDIS packet before the buffers and NDIS versions are set'), NvspStatus.FAIL);
+    const status = this.phase === 'operational' ? this.rndisMessages(q, p.ranges, channelType, index, size) : (this.violation('RNDIS packet before the buffers and NDIS versions are set'), NvspStatus.FAIL);
     if (p.completionRequested) this.completeTx(q, p.transId, status);
   }
 
   /** Finds the message bytes (a send section or GPA-direct pages) and handles each message in them. */
-  private rndisMessages(q: Queue, p: ParsedPacket, channelType: number, index: number, size: number): number {
+  private rndisMessages(q: Queue, ranges: ParsedPacket['ranges'], channelType: number, index: number, size: number): number {
     // The messages are data[at, end): a section in place in guest memory, or a copy.
     let data: Uint8Array;
     let at = 0;
@@ -698,8 +735,8 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
       data = gpa >= 0 ? this.mem.bytes : sb.buf.read(index * sb.sectionSize, size);
       at = gpa >= 0 ? gpa : 0;
       end = at + size;
-    } else if (p.ranges) {
-      const total = this.gather(p.ranges);
+    } else if (ranges) {
+      const total = this.gather(ranges);
       if (total < 0) {
         this.stats.txDropped.badRndis++;
         return NvspStatus.FAIL;
