@@ -177,9 +177,7 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
   const payload = subarrayOf(bytes, offset, len);
   if (type === PacketType.DATA_USING_XFER_PAGES) {
     const T = TransferPageHeader.offsets;
-    if (offset < T.ranges) throw new PacketError('offset8', `${offset} leaves no room for the transfer-page header`);
-    const count = u32le(bytes, T.range_cnt);
-    if (T.ranges + 8 * count > offset) throw new PacketError('range_cnt', `${count} ranges do not fit before offset ${offset}`);
+    const count = transferPageRanges(bytes, 0, offset);
     // A copy of the ranges: the reader's copy of the packet is reused for the next one.
     const words = new Uint32Array(2 * count);
     for (let i = 0, at = T.ranges; i < 2 * count; i++, at += 4) words[i] = u32le(bytes, at);
@@ -188,6 +186,15 @@ export function parsePacket(bytes: Uint8Array): ParsedPacket {
   const p: ParsedPacket = { type, flags, transId, completionRequested, payload };
   if (type === PacketType.DATA_USING_GPA_DIRECT) p.ranges = parseGpaDirect(bytes, offset);
   return p;
+}
+
+/** The range count of the transfer-page packet at `base` whose in-band part starts at `offset`, once its header and ranges are seen to fit there. */
+function transferPageRanges(bytes: Uint8Array, base: number, offset: number): number {
+  const T = TransferPageHeader.offsets;
+  if (offset < T.ranges) throw new PacketError('offset8', `${offset} leaves no room for the transfer-page header`);
+  const count = u32le(bytes, base + T.range_cnt);
+  if (T.ranges + 8 * count > offset) throw new PacketError('range_cnt', `${count} ranges do not fit before offset ${offset}`);
+  return count;
 }
 
 /**
@@ -213,8 +220,8 @@ export class PacketHead {
 /**
  * parsePacket for the first `length` bytes of `bytes`, into `head` rather than a new ParsedPacket:
  * the same checks in the same order, the same PacketError for a packet that does not parse. A
- * GPA-direct or transfer-page packet has its ranges checked by parsePacket itself (they are not
- * kept: a receiver in place takes only the in-band part).
+ * GPA-direct or transfer-page packet has its ranges checked where they lie (they are not kept: a
+ * receiver in place takes only the in-band part).
  */
 export function parsePacketHead(bytes: Uint8Array, length: number, head: PacketHead): void {
   parsePacketHeadAt(bytes, 0, length, head);
@@ -222,13 +229,12 @@ export function parsePacketHead(bytes: Uint8Array, length: number, head: PacketH
 
 /**
  * parsePacketHead of the packet at `base` of `bytes` (`length` bytes from there); the head's
- * payloadAt and payloadEnd are offsets in `bytes`. A GPA-direct packet's ranges are checked in
- * place (gpaDirectRanges, nothing made); a transfer-page packet's by parsePacket.
+ * payloadAt and payloadEnd are offsets in `bytes`. A GPA-direct or transfer-page packet's ranges
+ * are checked in place (gpaDirectRanges, transferPageRanges: nothing made).
  */
 export function parsePacketHeadAt(bytes: Uint8Array, base: number, length: number, head: PacketHead): void {
   if (length < PacketDescriptor.size) throw new PacketError('descriptor', `needs ${PacketDescriptor.size} bytes, have ${length}`);
   const type = u16le(bytes, base + D.type);
-  if (type === PacketType.DATA_USING_XFER_PAGES) parsePacket(subarrayOf(bytes, base, base + length));
   const offset = u16le(bytes, base + D.offset8) * 8;
   const len = u16le(bytes, base + D.len8) * 8;
   const flags = u16le(bytes, base + D.flags);
@@ -237,6 +243,7 @@ export function parsePacketHeadAt(bytes: Uint8Array, base: number, length: numbe
   if (len < PacketDescriptor.size || len > length) throw new PacketError('len8', `${len} bytes is not within [16, ${length}]`);
   if (offset < PacketDescriptor.size || offset > len) throw new PacketError('offset8', `${offset} is not within [16, ${len}]`);
   if (type === PacketType.DATA_USING_GPA_DIRECT) gpaDirectRanges(bytes, base, offset, false);
+  else if (type === PacketType.DATA_USING_XFER_PAGES) transferPageRanges(bytes, base, offset);
   head.type = type;
   head.flags = flags;
   head.transIdLow = u32le(bytes, base + D.trans_id);
