@@ -3,7 +3,7 @@
 // by GPADL, and completions matched through the requestor.
 import { describe, expect, it } from 'vitest';
 import { PfnList } from '../../src/memory/pfn-list.js';
-import { transferPages } from '../../src/vmbus/packet.js';
+import { inband, transferPages } from '../../src/vmbus/packet.js';
 import type { HostChannel } from '../../src/vmbus/server/channel.js';
 import { PacketType } from '../../src/vmbus/wire/constants.js';
 import type { ParsedPacket } from '../../src/vmbus/wire/packets.js';
@@ -69,6 +69,30 @@ describe('packet kinds end to end', () => {
         expect([...b!.payload]).toEqual([...a!.payload]);
       }
     }
+  });
+
+  it('a request the guest writes in place is the packet inband() makes, its id the requestor\'s', () => {
+    const rig = new VmbusRig();
+    const seen: ParsedPacket[] = [];
+    rig.server.offer({ classId: ECHO_CLASS, instanceId: instanceId(1) }, { signal: (ch: HostChannel) => void ch.receive((p) => seen.push(p)) });
+    const drv = new EchoDriver();
+    rig.boot();
+    rig.client.registerDriver(drv);
+    const ch = drv.channels[0]!;
+    const payloads = [new Uint8Array(0), text('x'), text('eight!!!'), new Uint8Array(40).map((_, i) => i + 1), new Uint8Array(1001).fill(7)];
+    const ids = payloads.map((p, i) => ch.sendRequest(p, { i })!);
+    rig.run();
+    expect(seen).toHaveLength(payloads.length);
+    payloads.forEach((payload, i) => {
+      const [descriptor] = inband(payload, ids[i]!, true);
+      const d = new DataView(descriptor!.buffer);
+      expect(seen[i]).toMatchObject({ type: d.getUint16(0, true), flags: d.getUint16(6, true), transId: ids[i], completionRequested: true });
+      const padded = new Uint8Array(Math.ceil(payload.length / 8) * 8);
+      padded.set(payload);
+      expect([...seen[i]!.payload]).toEqual([...padded]);
+    });
+    expect(new Set(ids).size).toBe(payloads.length);
+    expect(ch.completeRequestOf(Number(ids[3]!), 0)).toEqual({ i: 3 });
   });
 
   it('transfer pages: ranges inside a buffer the guest shared, completed by the guest', () => {

@@ -56,7 +56,12 @@ function put32(out: Uint8Array, at: number, v: number): void {
 
 /** SEND_RNDIS_PKT (nvsp_1_message_send_rndis_packet). */
 export function nvspRndisPacket(channelType: number, sectionIndex: number, sectionSize: number): Uint8Array {
-  const out = new Uint8Array(NvspMessage.size);
+  return writeNvspRndisPacket(new Uint8Array(NvspMessage.size), channelType, sectionIndex, sectionSize);
+}
+
+/** nvspRndisPacket written over `out` (a whole nvsp_message, reused by a sender: the ring copies it). */
+export function writeNvspRndisPacket(out: Uint8Array, channelType: number, sectionIndex: number, sectionSize: number): Uint8Array {
+  out.fill(0);
   put32(out, NvspMessageHeader.offsets.msg_type, NvspMsgType.SEND_RNDIS_PKT);
   put32(out, NVSP_BODY + RP.channel_type, channelType);
   put32(out, NVSP_BODY + RP.send_buf_section_index, sectionIndex);

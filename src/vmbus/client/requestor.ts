@@ -18,11 +18,17 @@ export class Requestor<T> {
 
   /** A fresh id for `context`, or undefined when all are in use. */
   allocate(context: T): bigint | undefined {
+    const id = this.allocateOf(context);
+    return id === 0 ? undefined : BigInt(id);
+  }
+
+  /** allocate() as a number: the id (1..size), or 0 when all are in use (no BigInt made). */
+  allocateOf(context: T): number {
     const i = this.free.pop();
-    if (i === undefined) return undefined;
+    if (i === undefined) return 0;
     this.slots[i] = context;
     this.used[i] = true;
-    return BigInt(i + 1);
+    return i + 1;
   }
 
   /**

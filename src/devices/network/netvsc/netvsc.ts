@@ -16,7 +16,7 @@ import type { GuestServices } from '../../device.js';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
 import { WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
-import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32, nvspU32At } from '../nvsp.js';
+import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32, nvspU32At, writeNvspRndisPacket } from '../nvsp.js';
 import { FieldReader, ppiBytes, readPacketWords, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
 import { CsumInfoReceive, CsumInfoTransmit, LsoV2Transmit, NDIS_TCP_LARGE_SEND_OFFLOAD_IPV4, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE, RNDIS_AND_PPI_SIZE } from '../wire/ndis.js';
 import {
@@ -752,13 +752,13 @@ export class Netvsc implements NetDeviceOps {
     }
     m.len += total;
     c.msd = undefined;
-    return this.sendPacket(q, nvspRndisPacket(RndisChannelType.DATA, m.section, m.len), undefined, { q, section: m.section, bounce: -1, bytes: m.bytes, packets: m.count });
+    return this.sendPacket(q, writeNvspRndisPacket(this.txNvsp, RndisChannelType.DATA, m.section, m.len), undefined, { q, section: m.section, bounce: -1, bytes: m.bytes, packets: m.count });
   }
 
   /** Sends a batch a packet could not join; if the ring refuses it, its packets are dropped (netvsc frees msd_skb). */
   private sendMsd(q: number, m: Msd): void {
     this.chans[q]!.msd = undefined;
-    const r = this.sendPacket(q, nvspRndisPacket(RndisChannelType.DATA, m.section, m.len), undefined, { q, section: m.section, bounce: -1, bytes: m.bytes, packets: m.count });
+    const r = this.sendPacket(q, writeNvspRndisPacket(this.txNvsp, RndisChannelType.DATA, m.section, m.len), undefined, { q, section: m.section, bounce: -1, bytes: m.bytes, packets: m.count });
     if (r !== 'ok') this.netdev.stats.txDropped += m.count;
   }
 
@@ -790,19 +790,22 @@ export class Netvsc implements NetDeviceOps {
     return this.sendPacket(q, msg, ranges, { q, section: -1, bounce: slot, bytes: frame.length });
   }
 
+  /** The SEND_RNDIS_PKT message of a send section, written for each packet (the ring copies it). */
+  private readonly txNvsp = nvspRndisPacket(RndisChannelType.DATA, 0, 0);
+
   /** netvsc_send_pkt: in-band with a section, or page buffers; -EAGAIN frees what was taken. */
   private sendPacket(q: number, msg: Uint8Array, ranges: { byteCount: number; byteOffset: number; pfns: number[] }[] | undefined, ctx: TxContext): XmitResult {
     const ch = this.chans[q]!.ch;
-    let id: bigint | undefined;
+    let sent: boolean;
     try {
-      id = ranges ? ch.sendGpaDirect(ranges, msg, ctx) : ch.sendRequest(msg, ctx);
+      sent = ranges ? ch.sendGpaDirect(ranges, msg, ctx) !== undefined : ch.sendRequestOf(msg, ctx) !== 0;
     } catch (e) {
       if (!(e instanceof VmbusError)) throw e;
       this.freeTx(ctx);
       this.log('err', `Unable to send packet pages ${ranges?.length ?? 0} len ${ctx.bytes}, ret ${e.errno}`);
       return 'dropped';
     }
-    if (id === undefined) {
+    if (!sent) {
       this.freeTx(ctx);
       this.ethStats.stopQueue++;
       this.ethStats.txBusy++;
