@@ -752,11 +752,11 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
     // frames the stack hands it back to back (netvsc_send's multi-send data, drivers/net/hyperv/netvsc.c).
     const first = at;
     let status: number = NvspStatus.SUCCESS;
-    const view = data === this.mem.bytes ? this.memWords.of(data) : undefined;
+    const view = data === this.mem.bytes ? this.memWords.of(data) : data === this.gathered ? this.gatheredWords.of(data) : undefined;
     const plain = this.plainTx;
     while (at < end) {
       // The usual message, a frame with no offload asked for, is read in one pass over guest
-      // memory, each field once; anything else the general way below.
+      // memory (or the copy of its pages), each field once; anything else the general way below.
       if (view && ((view.base + at) & 3) === 0 && readPlainPacketWords(view.words, (view.base + at) >>> 2, end - at, plain)) {
         if (!this.transmitPlain(data, at + plain.dataOffset, plain.dataLength)) status = NvspStatus.FAIL;
         at += plain.msgLength;
@@ -1143,6 +1143,8 @@ export class NetvspDevice implements HostDevice, NetEndpoint {
 
   /** Guest memory as words, for the headers written into receive sections; the copier of frames into them. */
   private readonly memWords = new WordView();
+  /** The words of `gathered` (GPA-direct messages are read the same one-pass way). */
+  private readonly gatheredWords = new WordView();
   private readonly frameCopier = new WordCopier();
 
   /** Where a message is built when its section is not plain RAM (under an overlay page): reused. */
