@@ -92,6 +92,32 @@ describe('both directions at once', () => {
   });
 });
 
+describe('the send sections the guest takes', () => {
+  it('always the lowest free one (netvsc_get_next_send_section is find_first_zero_bit): sections freed by completions are taken again before higher ones', () => {
+    const r = nicRig({ record: true });
+    const sock = r.guest.raw('eth0', () => undefined);
+    const sections = () => r.wire.splice(0).filter((p) => p.dir === 'to-host' && p.type === PacketType.DATA_INBAND).map((p) => nvspBody(Nvsp1SendRndisPacket, payloadOf(p))).filter((m) => m.channel_type === 0).map((m) => m.send_buf_section_index);
+    r.wire.length = 0;
+    // Two bursts of 24 frames with no time between them: their completions have not been read
+    // yet, so the second burst takes the next three sections.
+    expect(sock.sendBatch(frames(24, 80, 1, 2, 1))).toBe(24);
+    expect(sock.sendBatch(frames(24, 80, 1, 2, 2))).toBe(24);
+    const allFree = () => r.m.waitUntil(() => r.nic.sendBuf!.map.every((x) => x === 0), 1e9);
+    // (The host reads, and the trace records, the sends once the machine runs.)
+    expect(allFree()).toBe(true);
+    expect(sections()).toEqual([0, 1, 2, 3, 4, 5]);
+    // All free again: the next burst starts at section 0, not after the last one taken.
+    expect(sock.sendBatch(frames(24, 80, 1, 2, 3))).toBe(24);
+    expect(allFree()).toBe(true);
+    expect(sections()).toEqual([0, 1, 2]);
+    // Section 1 held (as by a send not yet completed): the lowest free are 0, then 2 and 3.
+    r.nic.sendBuf!.map[1] = 1;
+    expect(sock.sendBatch(frames(24, 80, 1, 2, 4))).toBe(24);
+    expect(r.m.waitUntil(() => r.nic.sendBuf!.map.every((x, i) => x === 0 || i === 1), 1e9)).toBe(true);
+    expect(sections()).toEqual([0, 2, 3]);
+  });
+});
+
 describe('the host reading several RNDIS messages in one send section', () => {
   /** Writes RNDIS packets for `fs` into the guest's last send section, each padded to 8 but the last; returns the bytes used. */
   function section(r: ReturnType<typeof nicRig>, fs: readonly Uint8Array[], edit?: (msg: Uint8Array, i: number) => void): number {
