@@ -83,6 +83,10 @@ const COMPLETION_RING_BYTES = 16 + VstorPacket.size + 8;
 /** Packet slots kept for reuse at most (a ring holds a few hundred requests). */
 const MAX_FREE_PACKETS = 1024;
 const NO_BYTES = new Uint8Array(0);
+/** The word of a vstor_packet where the CDB starts (vmscsi_request.payload is word aligned). */
+const CDB_WORD = Vstor.payload / 4;
+if (!Number.isInteger(CDB_WORD) || STORVSC_MAX_CMD_LEN % 4 !== 0) throw new Error('storvsp: the CDB is not whole words of the vstor_packet');
+
 /** Direct requests one pump defers at most before it runs them. */
 const MAX_DEFERRED = 256;
 
@@ -95,6 +99,7 @@ class DeferredIo {
   target: ScsiTarget | undefined;
   /** The request's own CDB: the host's packet buffer is the next packet's by the time it runs. */
   readonly cdb = new Uint8Array(STORVSC_MAX_CMD_LEN);
+  readonly cdbWords = new Uint32Array(this.cdb.buffer);
   cdbLength = 0;
   gpa = 0;
   length = 0;
@@ -212,6 +217,8 @@ export class StorvspHost implements HostDevice {
   private disposed = false;
   /** The packet being handled (zero-extended), the SRB of its completion, and the completion being sent. */
   private readonly request = new Uint8Array(VstorPacket.size);
+  /** The request as words, for copying its CDB (deferDirect). */
+  private readonly requestWords = new Uint32Array(this.request.buffer);
   /** The request's union (its vmscsi_request or other body), a view made once. */
   private readonly union = this.request.subarray(VSTOR_PACKET_HEADER);
   /** Packet slots handed back after handle() (hostPacket takes them again), and the range deferDirect reads. */
@@ -686,7 +693,14 @@ export class StorvspHost implements HostDevice {
     slot.requestSize = requestSize;
     slot.target = target;
     slot.cdbLength = cdbLength;
-    for (let i = 0; i < STORVSC_MAX_CMD_LEN; i++) slot.cdb[i] = r[Vstor.payload + i]!;
+    if (r === this.request) {
+      // The CDB's four words from the request's copy (both word aligned: CDB_WORD).
+      const from = this.requestWords;
+      const to = slot.cdbWords;
+      for (let i = 0; i < STORVSC_MAX_CMD_LEN / 4; i++) to[i] = from[CDB_WORD + i]!;
+    } else {
+      for (let i = 0; i < STORVSC_MAX_CMD_LEN; i++) slot.cdb[i] = r[Vstor.payload + i]!;
+    }
     slot.gpa = gpa;
     slot.length = length;
     slot.writable = writable;
