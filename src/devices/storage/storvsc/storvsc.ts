@@ -119,8 +119,8 @@ export class StorvscDevice {
   /** FC port and node names (fc_host port_name, node_name). */
   portName = 0n;
   nodeName = 0n;
-  /** blk-mq tags per hardware queue (one per CPU). */
-  private readonly tags = new Map<number, TagSet>();
+  /** blk-mq tags per hardware queue (one per CPU), by CPU number: an array, looked up on every request and completion. */
+  private readonly tags: (TagSet | undefined)[] = [];
   private readonly initRequest: InitRequest = { packet: undefined };
   private readonly resetRequest: InitRequest = { packet: undefined };
   private packetBuffer = new Uint8Array(0);
@@ -398,8 +398,8 @@ export class StorvscDevice {
 
   /** blk_mq_get_tag: the lowest free tag of the hardware queue, or undefined when all canQueue are taken. */
   private allocTag(hwq: number, cmd: ScsiCmnd): number | undefined {
-    let q = this.tags.get(hwq);
-    if (!q) this.tags.set(hwq, (q = { cmds: [], lowestFree: 0 }));
+    let q = this.tags[hwq];
+    if (!q) this.tags[hwq] = q = { cmds: [], lowestFree: 0 };
     for (let t = q.lowestFree; t < this.canQueue; t++) {
       if (q.cmds[t] === undefined) {
         q.cmds[t] = cmd;
@@ -412,7 +412,7 @@ export class StorvscDevice {
 
   /** Frees the command's tag; cmd.tag keeps its number for the error report. */
   private freeTag(cmd: ScsiCmnd): void {
-    const q = this.tags.get(cmd.hwq);
+    const q = this.tags[cmd.hwq];
     if (!q || cmd.tag < 0 || q.cmds[cmd.tag] !== cmd) return;
     q.cmds[cmd.tag] = undefined;
     if (cmd.tag < q.lowestFree) q.lowestFree = cmd.tag;
@@ -427,7 +427,7 @@ export class StorvscDevice {
   /** findTag for an id of 1 to 2^32 - 1. */
   private findTagOf(id: number): ScsiCmnd | undefined {
     const unique = id - 1;
-    return this.tags.get(unique >>> 16)?.cmds[unique & 0xffff];
+    return this.tags[unique >>> 16]?.cmds[unique & 0xffff];
   }
 
   /** storvsc_queuecommand + storvsc_do_io. */
