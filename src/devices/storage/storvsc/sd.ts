@@ -536,7 +536,7 @@ export class SdDisk implements BlockDevice {
       // directGpa of a one-piece list: no piece but the last to check.
       if (into) direct = this.directGpaOf(out);
     }
-    const io = new SdIo(req, out, direct, this.logicalBlockSize / 512, 1);
+    const io = this.takeIo(req, out, direct, this.logicalBlockSize / 512, 1);
     const rwOp = this.rwOpcode(op, blocks);
     this.issueRw(io, rwOp, blocks, op === 'read' ? 'from-device' : 'to-device', op === 'read' ? undefined : data!.subarray(0, bytes), bytes, lba, 0, o.cpu ?? 0);
     return req;
@@ -567,7 +567,11 @@ export class SdDisk implements BlockDevice {
   private pieceFailed(io: SdIo, e: unknown): void {
     if (!(e instanceof Error && e.name === 'OutOfMemoryError')) throw e;
     io.failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
-    if (--io.left === 0) settle(io.req, io.failure);
+    if (--io.left > 0) return;
+    const req = io.req!;
+    const failure = io.failure;
+    this.releaseIo(io);
+    settle(req, failure);
   }
 
   private submitPiece(io: SdIo, cmd: ScsiCmnd, offset: number, lba: number, length: number, cpu: number): void {
@@ -593,7 +597,7 @@ export class SdDisk implements BlockDevice {
     const direct = out && o.into ? this.directGpa(out, pieces) : undefined;
     // What the pieces share (sd's part of the struct request), read back by pieceDone through
     // each command: no closure per piece.
-    const io = new SdIo(req, out, direct, per, pieces.length);
+    const io = this.takeIo(req, out, direct, per, pieces.length);
     const cpu = o.cpu ?? 0;
     let at = 0;
     for (let i = 0; i < pieces.length; i++) {
@@ -621,7 +625,7 @@ export class SdDisk implements BlockDevice {
   /** A piece of a request (issue) is final: its data, its failure, and the request once all are. */
   private readonly pieceDone = (d: Disposition, cmd: ScsiCmnd): void => {
     const io = cmd.upper as SdIo;
-    const req = io.req;
+    const req = io.req!;
     if (d.ok) {
       if (cmd.direction === 'from-device') {
         // A short transfer is an error for a read (the block layer's resid handling).
@@ -638,10 +642,36 @@ export class SdDisk implements BlockDevice {
     // Nothing reads the command after this: it goes back to the pool (if it came from it).
     this.core.recycle(cmd);
     if (--io.left > 0) return;
-    if (io.failure) return settle(req, io.failure);
+    // The request is final: its record goes back to the pool before the caller hears of it (and
+    // may issue the next request, which can take it).
+    const failure = io.failure;
+    const out = io.out;
+    this.releaseIo(io);
+    if (failure) return settle(req, failure);
     if (req.op !== 'read') return settle(req, { ok: true });
-    settle(req, { ok: true, data: io.out! });
+    settle(req, { ok: true, data: out! });
   };
+
+  /** A request's record (SdIo), from the pool when it has one: requests in flight are few, each gives its record back when final. */
+  private takeIo(req: BlockRequest, out: Uint8Array | undefined, direct: number | undefined, per: number, left: number): SdIo {
+    const io = this.ioPool.pop() ?? new SdIo();
+    io.req = req;
+    io.out = out;
+    io.direct = direct;
+    io.per = per;
+    io.left = left;
+    io.failure = undefined;
+    return io;
+  }
+
+  /** Gives a final request's record back (it keeps nothing of the request). */
+  private releaseIo(io: SdIo): void {
+    io.req = undefined;
+    io.out = undefined;
+    io.failure = undefined;
+    if (this.ioPool.length < IO_POOL_MAX) this.ioPool.push(io);
+  }
+  private readonly ioPool: SdIo[] = [];
 
   /**
    * The GPA of `out` when it is a view of the guest's RAM that starts on a page and every piece
@@ -681,18 +711,19 @@ export class SdDisk implements BlockDevice {
   }
 }
 
-/** One block request in flight: what its pieces share (the closure each piece's callback had). */
+/** One block request in flight: what its pieces share (the closure each piece's callback had). A record of SdDisk's pool. */
 class SdIo {
-  failure: BlockResult | undefined;
-  constructor(
-    readonly req: BlockRequest,
-    readonly out: Uint8Array | undefined,
-    readonly direct: number | undefined,
-    readonly per: number,
-    /** Pieces not final yet. */
-    public left: number,
-  ) {}
+  req: BlockRequest | undefined = undefined;
+  out: Uint8Array | undefined = undefined;
+  direct: number | undefined = undefined;
+  per = 1;
+  /** Pieces not final yet. */
+  left = 0;
+  failure: BlockResult | undefined = undefined;
 }
+
+/** SdIo records a disk keeps for reuse at most (more are in flight only with that many requests). */
+const IO_POOL_MAX = 64;
 
 interface Piece {
   /** The CDB of a command of its own (flush, discard, write-zeroes), or for a READ or WRITE: */
