@@ -538,7 +538,9 @@ export class SdDisk implements BlockDevice {
     }
     const io = this.takeIo(req, out, direct, this.logicalBlockSize / 512, 1);
     const rwOp = this.rwOpcode(op, blocks);
-    this.issueRw(io, rwOp, blocks, op === 'read' ? 'from-device' : 'to-device', op === 'read' ? undefined : data!.subarray(0, bytes), bytes, lba, 0, o.cpu ?? 0);
+    // A write's piece has its data and no length (issue() reads its length as 0), as submitRw makes it.
+    if (op === 'read') this.issueRw(io, rwOp, blocks, 'from-device', undefined, bytes, lba, 0, o.cpu ?? 0);
+    else this.issueRw(io, rwOp, blocks, 'to-device', data!.subarray(0, bytes), 0, lba, 0, o.cpu ?? 0);
     return req;
   }
 
