@@ -37,8 +37,17 @@ export class ScsiController {
 
   /** The target at (path, target, lun), without an address object (the data path's lookup). */
   private at(path: number, target: number, lun: number): ScsiTarget | undefined {
-    return this.targets.get((path << 16) | (target << 8) | lun)?.target;
+    const k = (path << 16) | (target << 8) | lun;
+    // The last address asked for, remembered until the next attach or detach: a channel's I/O
+    // goes to one disk request after request.
+    if (k === this.lastKey) return this.lastTarget;
+    const t = this.targets.get(k)?.target;
+    this.lastKey = k;
+    this.lastTarget = t;
+    return t;
   }
+  private lastKey = -1;
+  private lastTarget: ScsiTarget | undefined;
 
   /** Attaches `target`; throws RangeError if the address is taken or out of range. */
   attach(address: ScsiAddress, target: ScsiTarget): void {
@@ -47,6 +56,7 @@ export class ScsiController {
     }
     if (this.targets.has(key(address))) throw new RangeError(`SCSI address ${formatAddress(address)} is in use`);
     this.targets.set(key(address), { address, target });
+    this.lastKey = -1;
     this.onChange?.();
   }
 
@@ -55,6 +65,7 @@ export class ScsiController {
     const t = this.targets.get(key(address));
     if (!t) throw new RangeError(`no target at SCSI address ${formatAddress(address)}`);
     this.targets.delete(key(address));
+    this.lastKey = -1;
     this.onChange?.();
     return t.target;
   }

@@ -20,6 +20,7 @@ import { PacketType } from '../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import { firstGpaRange, GpaRangeAt, parsePacket, pfnAt, type PacketHead, type ParsedRange } from '../../vmbus/wire/packets.js';
 import { subarrayOf } from '../../memory/typed-arrays.js';
+import { WordCopier } from '../../memory/word-copy.js';
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
 import type { HostContext, HostDevice } from '../device.js';
 import { ScsiController, type ScsiAddress } from './controller.js';
@@ -82,6 +83,10 @@ const COMPLETION_RING_BYTES = 16 + VstorPacket.size + 8;
 /** Packet slots kept for reuse at most (a ring holds a few hundred requests). */
 const MAX_FREE_PACKETS = 1024;
 const NO_BYTES = new Uint8Array(0);
+/** The word of a vstor_packet where the CDB starts (vmscsi_request.payload is word aligned). */
+const CDB_WORD = Vstor.payload / 4;
+if (!Number.isInteger(CDB_WORD) || STORVSC_MAX_CMD_LEN % 4 !== 0) throw new Error('storvsp: the CDB is not whole words of the vstor_packet');
+
 /** Direct requests one pump defers at most before it runs them. */
 const MAX_DEFERRED = 256;
 
@@ -94,6 +99,7 @@ class DeferredIo {
   target: ScsiTarget | undefined;
   /** The request's own CDB: the host's packet buffer is the next packet's by the time it runs. */
   readonly cdb = new Uint8Array(STORVSC_MAX_CMD_LEN);
+  readonly cdbWords = new Uint32Array(this.cdb.buffer);
   cdbLength = 0;
   gpa = 0;
   length = 0;
@@ -211,6 +217,8 @@ export class StorvspHost implements HostDevice {
   private disposed = false;
   /** The packet being handled (zero-extended), the SRB of its completion, and the completion being sent. */
   private readonly request = new Uint8Array(VstorPacket.size);
+  /** The request as words, for copying its CDB (deferDirect). */
+  private readonly requestWords = new Uint32Array(this.request.buffer);
   /** The request's union (its vmscsi_request or other body), a view made once. */
   private readonly union = this.request.subarray(VSTOR_PACKET_HEADER);
   /** Packet slots handed back after handle() (hostPacket takes them again), and the range deferDirect reads. */
@@ -226,6 +234,10 @@ export class StorvspHost implements HostDevice {
   private readonly response = new Uint8Array(VmscsiRequest.size);
   private readonly completionBuffer = new Uint8Array(COMPLETION_PAYLOAD_AT + VstorPacket.size);
   private readonly completionPartsByLength: (readonly Uint8Array[])[] = [];
+  /** The completion buffer's words, for clearing it a word at a time. */
+  private readonly completionWords = new Uint32Array(this.completionBuffer.buffer);
+  /** Copies of a request out of the ring reader's copy into `request` (handle): the same two arrays, packet after packet. */
+  private readonly copier = new WordCopier();
 
   constructor(
     private readonly ctx: HostContext,
@@ -446,10 +458,13 @@ export class StorvspHost implements HostDevice {
     const out = this.completionBuffer;
     const length = putCompletionHeader(out, VSTOR_PACKET_HEADER + requestSize, transId);
     const at = COMPLETION_PAYLOAD_AT;
-    for (let i = at; i < at + VSTOR_PACKET_HEADER; i++) out[i] = 0;
+    // The vstor_packet and its vmscsi_request cleared a word at a time (both start on a word; the
+    // request's 52 bytes are whole words), then the fields written as putSrbResponse writes them.
+    const words = this.completionWords;
+    for (let i = at >>> 2; i < (at + VSTOR_PACKET_HEADER + VmscsiRequest.size) >>> 2; i++) words[i] = 0;
     put32(out, at + Vstor.operation, VstorOp.COMPLETE_IO);
     put32(out, at + Vstor.status, status >>> 0);
-    this.putSrbResponse(result, out, at + VSTOR_PACKET_HEADER);
+    this.putSrbFields(result, out, at + VSTOR_PACKET_HEADER);
     return this.completionParts(length);
   }
 
@@ -489,11 +504,12 @@ export class StorvspHost implements HostDevice {
     const at = p.payloadAt;
     const op = le32(bytes, at + Vstor.operation);
     // The packet as the guest sent it, its union zero-extended to the largest member (OpenVMM reads
-    // min(len, 52) bytes): the host's own copy, read in place while this packet is handled. Byte by
-    // byte: at most 64 bytes, where a view and a bulk copy cost more than the loop.
+    // min(len, 52) bytes): the host's own copy, read in place while this packet is handled. At most
+    // 64 bytes, a word at a time where both ends are aligned (a payload starts on 8 bytes), where a
+    // view and a bulk copy cost more than the loop.
     const request = this.request;
     const copied = VSTOR_PACKET_HEADER + requestSize;
-    for (let i = 0; i < copied; i++) request[i] = bytes[at + i]!;
+    this.copier.copy(request, 0, bytes, at, copied);
     for (let i = copied; i < request.length; i++) request[i] = 0;
     const union = this.union;
     if (this.answer && !this.answer(op, op === VstorOp.EXECUTE_SRB ? VmscsiRequest.decode(union) : undefined, p.transId)) return;
@@ -677,7 +693,14 @@ export class StorvspHost implements HostDevice {
     slot.requestSize = requestSize;
     slot.target = target;
     slot.cdbLength = cdbLength;
-    for (let i = 0; i < STORVSC_MAX_CMD_LEN; i++) slot.cdb[i] = r[Vstor.payload + i]!;
+    if (r === this.request) {
+      // The CDB's four words from the request's copy (both word aligned: CDB_WORD).
+      const from = this.requestWords;
+      const to = slot.cdbWords;
+      for (let i = 0; i < STORVSC_MAX_CMD_LEN / 4; i++) to[i] = from[CDB_WORD + i]!;
+    } else {
+      for (let i = 0; i < STORVSC_MAX_CMD_LEN; i++) slot.cdb[i] = r[Vstor.payload + i]!;
+    }
     slot.gpa = gpa;
     slot.length = length;
     slot.writable = writable;
@@ -778,8 +801,13 @@ export class StorvspHost implements HostDevice {
   /** srbResponse's 52 bytes into `out` from `base`. */
   private putSrbResponse(result: ScsiResult, out: Uint8Array, base: number): void {
     // Offsets in the request itself: the Vstor offsets less the packet header.
-    const at = base - VSTOR_PACKET_HEADER;
     for (let i = base; i < base + VmscsiRequest.size; i++) out[i] = 0;
+    this.putSrbFields(result, out, base);
+  }
+
+  /** putSrbResponse's fields, into 52 bytes at `base` of `out` that are zero. */
+  private putSrbFields(result: ScsiResult, out: Uint8Array, base: number): void {
+    const at = base - VSTOR_PACKET_HEADER;
     put16(out, at + Vstor.length, VmscsiRequest.size);
     out[at + Vstor.srbStatus] = result.srbStatus | (result.sense ? SrbStatus.AUTOSENSE_VALID : 0);
     out[at + Vstor.scsiStatus] = result.scsiStatus;

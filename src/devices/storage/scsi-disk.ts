@@ -160,8 +160,13 @@ export class ScsiDisk implements ScsiTarget {
       return r;
     }
     this.lastSense = undefined;
-    return good(bytes);
+    // A GOOD result is read-only: the last one is given again for the same length (most I/O is of
+    // one size), rather than an object made per command.
+    const last = this.directGood;
+    if (last !== undefined && last.tx === bytes) return last;
+    return (this.directGood = good(bytes));
   }
+  private directGood: ScsiResult | undefined;
 
   close(): void {
     this.backend.close?.();

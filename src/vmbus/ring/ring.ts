@@ -116,13 +116,43 @@ abstract class RingEnd {
     const first = this.size - at;
     const data = this.data;
     if (data === undefined) this.mem.write(at, src);
-    else if (n <= first) setInto(data, src, at);
+    else if (n <= SMALL_COPY && n <= first && this.copyWordsIn(at, src, n)) {
+      // Copied a word at a time.
+    } else if (n <= first) setInto(data, src, at);
     else {
       data.set(src.subarray(0, first), at);
       data.set(src.subarray(first), 0);
     }
     return n < first ? at + n : n - first;
   }
+
+  /**
+   * A small copy in as a loop of word moves, as copyWords copies out: a sender writes each packet
+   * from the same few arrays of its own (a buffer's view per length), whose words are remembered.
+   * False if either side is not word aligned.
+   */
+  private copyWordsIn(at: number, src: Uint8Array, n: number): boolean {
+    const words = this.words;
+    if (words === undefined || at % 4 !== 0) return false;
+    // An array seen for the first time goes the usual way: a sender of a new array each time (a
+    // frame's view) makes no word view it would not use again.
+    if (src !== this.lastSrc) {
+      this.lastSrc = src;
+      this.lastSrcWords = undefined;
+      return false;
+    }
+    this.lastSrcWords ??= src.byteOffset % 4 === 0 ? new Uint32Array(src.buffer, src.byteOffset, src.length >>> 2) : NO_WORDS;
+    const srcWords = this.lastSrcWords;
+    if (srcWords === NO_WORDS) return false;
+    const whole = n >>> 2;
+    const into = at >>> 2;
+    for (let i = 0; i < whole; i++) words[into + i] = srcWords[i]!;
+    const data = this.data!;
+    for (let i = whole * 4; i < n; i++) data[at + i] = src[i]!;
+    return true;
+  }
+  private lastSrc: Uint8Array | undefined;
+  private lastSrcWords: Uint32Array | undefined;
 
   /**
    * @internal Copies `n` bytes from the data area at `at` into `dst` at `to`, splitting at the
@@ -160,6 +190,8 @@ abstract class RingEnd {
 const SMALL_COPY = 320;
 
 const ONE_BYTE = new Uint8Array(1);
+/** copyWordsIn's mark for an array that is not word aligned. */
+const NO_WORDS = new Uint32Array(0);
 const NO_BYTES = new Uint8Array(0);
 /** The first 8 bytes of a descriptor, read from a ring that is not one array. */
 const HEAD = new Uint8Array(8);

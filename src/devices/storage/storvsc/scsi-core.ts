@@ -441,7 +441,8 @@ export class ScsiCore {
       const own = cmd.ownBuffer!;
       const page = this.memory.pageSize;
       const count = Math.ceil(length / page);
-      own.pages.length = count;
+      // Stored only when it changes: a store to an array's length is a runtime call, even of the same length.
+      if (own.pages.length !== count) own.pages.length = count;
       for (let i = 0; i < count; i++) own.pages[i] = direct + i * page;
       own.length = length;
       buffer = own;

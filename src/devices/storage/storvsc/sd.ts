@@ -499,6 +499,8 @@ export class SdDisk implements BlockDevice {
     }
     if (op === 'write' && this.writeProtect) this.core.log('warn', `Trying to write to read-only block-device ${this.name}`);
     const max = this.maxTransferBlocks;
+    // One piece (most requests): issued as issue() issues a one-piece list, with no list made.
+    if (blocks <= max) return this.issueSingle(req, op, lba, blocks, data, o);
     // Of its final size: an empty array's first push reserves room for 17 pieces (most requests have one).
     const pieces: Piece[] = new Array<Piece>(Math.ceil(blocks / max));
     for (let done = 0, i = 0; done < blocks; i++) {
@@ -506,13 +508,80 @@ export class SdDisk implements BlockDevice {
       const at = lba + done;
       // sd_setup_read_write_cmnd: (16) for large disks or counts, else (10) (use_10_for_rw). The
       // CDB is written into the command's own when it is made (issue).
-      const rwOp = this.use16ForRw || n > 0xffff ? (op === 'read' ? ScsiOp.READ_16 : ScsiOp.WRITE_16) : op === 'read' ? ScsiOp.READ_10 : ScsiOp.WRITE_10;
+      const rwOp = this.rwOpcode(op, n);
       const bytes = n * this.logicalBlockSize;
       pieces[i] = op === 'read' ? { rwOp, blocks: n, direction: 'from-device', length: bytes, lba: at } : { rwOp, blocks: n, direction: 'to-device', data: data!.subarray(done * this.logicalBlockSize, done * this.logicalBlockSize + bytes), lba: at };
       done += n;
     }
     this.issue(req, pieces, o);
     return req;
+  }
+
+  /** sd_setup_read_write_cmnd's opcode: (16) for large disks or counts, else (10) (use_10_for_rw). */
+  private rwOpcode(op: 'read' | 'write', blocks: number): number {
+    return this.use16ForRw || blocks > 0xffff ? (op === 'read' ? ScsiOp.READ_16 : ScsiOp.WRITE_16) : op === 'read' ? ScsiOp.READ_10 : ScsiOp.WRITE_10;
+  }
+
+  /**
+   * A READ or WRITE of one piece (at most maxTransferBlocks), `blocks` > 0: what issue() does with
+   * the one piece submitRw would make, with no piece or list made.
+   */
+  private issueSingle(req: BlockRequest, op: 'read' | 'write', lba: number, blocks: number, data: Uint8Array | undefined, o: BlockIoOptions): BlockRequest {
+    const bytes = blocks * this.logicalBlockSize;
+    const into = o.into;
+    let out: Uint8Array | undefined;
+    let direct: number | undefined;
+    if (op === 'read') {
+      out = into ? (into.length === bytes ? into : into.subarray(0, bytes)) : new Uint8Array(bytes);
+      // directGpa of a one-piece list: no piece but the last to check.
+      if (into) direct = this.directGpaOf(out);
+    }
+    const io = this.takeIo(req, out, direct, this.logicalBlockSize / 512, 1);
+    const rwOp = this.rwOpcode(op, blocks);
+    // A write's piece has its data and no length (issue() reads its length as 0), as submitRw makes it.
+    if (op === 'read') this.issueRw(io, rwOp, blocks, 'from-device', undefined, bytes, lba, 0, o.cpu ?? 0);
+    else this.issueRw(io, rwOp, blocks, 'to-device', data!.subarray(0, bytes), 0, lba, 0, o.cpu ?? 0);
+    return req;
+  }
+
+  /**
+   * Sends one READ or WRITE piece of `io` (issue): a command of the pool (blk-mq's request of a tag,
+   * given back in pieceDone once this piece is done), its CDB written into the command's own.
+   */
+  private issueRw(io: SdIo, rwOp: number, blocks: number, direction: 'from-device' | 'to-device', data: Uint8Array | undefined, length: number, lba: number, offset: number, cpu: number): void {
+    let cmd: ScsiCmnd;
+    try {
+      const sixteen = rwOp === ScsiOp.READ_16 || rwOp === ScsiOp.WRITE_16;
+      cmd = this.core.ioCommand(this.sdev, sixteen ? 16 : 10, direction, data ? data.length : length, data, io.direct === undefined ? -1 : io.direct + offset, SD_MAX_RETRIES);
+      if (sixteen) putCdb16(cmd.cdb, rwOp, lba, blocks);
+      else putCdb10(cmd.cdb, rwOp, lba, blocks);
+    } catch (e) {
+      this.pieceFailed(io, e);
+      return;
+    }
+    this.submitPiece(io, cmd, offset, lba, length, cpu);
+  }
+
+  /**
+   * No pages for the buffer (the transport's OutOfMemoryError): the piece fails with ENOMEM rather
+   * than the guest falling over; the request completes once its other pieces have.
+   */
+  private pieceFailed(io: SdIo, e: unknown): void {
+    if (!(e instanceof Error && e.name === 'OutOfMemoryError')) throw e;
+    io.failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
+    if (--io.left > 0) return;
+    const req = io.req!;
+    const failure = io.failure;
+    this.releaseIo(io);
+    settle(req, failure);
+  }
+
+  private submitPiece(io: SdIo, cmd: ScsiCmnd, offset: number, lba: number, length: number, cpu: number): void {
+    cmd.upper = io;
+    cmd.upperOffset = offset;
+    cmd.upperLba = lba;
+    cmd.upperLength = length;
+    this.core.submit(cmd, cpu, this.pieceDone);
   }
 
   /**
@@ -530,48 +599,35 @@ export class SdDisk implements BlockDevice {
     const direct = out && o.into ? this.directGpa(out, pieces) : undefined;
     // What the pieces share (sd's part of the struct request), read back by pieceDone through
     // each command: no closure per piece.
-    const io = new SdIo(req, out, direct, per, pieces.length);
+    const io = this.takeIo(req, out, direct, per, pieces.length);
     const cpu = o.cpu ?? 0;
     let at = 0;
     for (let i = 0; i < pieces.length; i++) {
       const p = pieces[i]!;
       const offset = at;
       at += p.length ?? 0;
-      let cmd: ScsiCmnd;
-      try {
-        if (p.rwOp !== undefined) {
-          // A READ or WRITE: a command of the pool (blk-mq's request of a tag, given back in
-          // pieceDone once this piece is done), its CDB written into the command's own.
-          const sixteen = p.rwOp === ScsiOp.READ_16 || p.rwOp === ScsiOp.WRITE_16;
-          cmd = this.core.ioCommand(this.sdev, sixteen ? 16 : 10, p.direction, p.data ? p.data.length : (p.length ?? 0), p.data, direct === undefined ? -1 : direct + offset, SD_MAX_RETRIES);
-          if (sixteen) putCdb16(cmd.cdb, p.rwOp, p.lba, p.blocks!);
-          else putCdb10(cmd.cdb, p.rwOp, p.lba, p.blocks!);
-        } else {
-          // The options as one literal: an object spread here costs more than the rest of the request.
-          // Each piece's CDB is made for it alone: the command takes it without a copy.
-          const pages = direct === undefined ? undefined : pageRun(direct + offset, p.length ?? 0, this.core.memory.pageSize);
-          cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb!, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb!, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES }, true, pages);
-        }
-      } catch (e) {
-        // No pages for the buffer (the transport's OutOfMemoryError): this piece fails with ENOMEM
-        // rather than the guest falling over; the request completes once its other pieces have.
-        if (!(e instanceof Error && e.name === 'OutOfMemoryError')) throw e;
-        io.failure ??= { ok: false, errno: 'ENOMEM', message: e.message };
-        if (--io.left === 0) settle(req, io.failure);
+      if (p.rwOp !== undefined) {
+        this.issueRw(io, p.rwOp, p.blocks!, p.direction as 'from-device' | 'to-device', p.data, p.length ?? 0, p.lba, offset, cpu);
         continue;
       }
-      cmd.upper = io;
-      cmd.upperOffset = offset;
-      cmd.upperLba = p.lba;
-      cmd.upperLength = p.length ?? 0;
-      this.core.submit(cmd, cpu, this.pieceDone);
+      let cmd: ScsiCmnd;
+      try {
+        // The options as one literal: an object spread here costs more than the rest of the request.
+        // Each piece's CDB is made for it alone: the command takes it without a copy.
+        const pages = direct === undefined ? undefined : pageRun(direct + offset, p.length ?? 0, this.core.memory.pageSize);
+        cmd = this.core.newCommand(this.sdev, p.data ? { cdb: p.cdb!, direction: p.direction, data: p.data, retries: SD_MAX_RETRIES } : { cdb: p.cdb!, direction: p.direction, length: p.length ?? 0, retries: SD_MAX_RETRIES }, true, pages);
+      } catch (e) {
+        this.pieceFailed(io, e);
+        continue;
+      }
+      this.submitPiece(io, cmd, offset, p.lba, p.length ?? 0, cpu);
     }
   }
 
   /** A piece of a request (issue) is final: its data, its failure, and the request once all are. */
   private readonly pieceDone = (d: Disposition, cmd: ScsiCmnd): void => {
     const io = cmd.upper as SdIo;
-    const req = io.req;
+    const req = io.req!;
     if (d.ok) {
       if (cmd.direction === 'from-device') {
         // A short transfer is an error for a read (the block layer's resid handling).
@@ -588,10 +644,36 @@ export class SdDisk implements BlockDevice {
     // Nothing reads the command after this: it goes back to the pool (if it came from it).
     this.core.recycle(cmd);
     if (--io.left > 0) return;
-    if (io.failure) return settle(req, io.failure);
+    // The request is final: its record goes back to the pool before the caller hears of it (and
+    // may issue the next request, which can take it).
+    const failure = io.failure;
+    const out = io.out;
+    this.releaseIo(io);
+    if (failure) return settle(req, failure);
     if (req.op !== 'read') return settle(req, { ok: true });
-    settle(req, { ok: true, data: io.out! });
+    settle(req, { ok: true, data: out! });
   };
+
+  /** A request's record (SdIo), from the pool when it has one: requests in flight are few, each gives its record back when final. */
+  private takeIo(req: BlockRequest, out: Uint8Array | undefined, direct: number | undefined, per: number, left: number): SdIo {
+    const io = this.ioPool.pop() ?? new SdIo();
+    io.req = req;
+    io.out = out;
+    io.direct = direct;
+    io.per = per;
+    io.left = left;
+    io.failure = undefined;
+    return io;
+  }
+
+  /** Gives a final request's record back (it keeps nothing of the request). */
+  private releaseIo(io: SdIo): void {
+    io.req = undefined;
+    io.out = undefined;
+    io.failure = undefined;
+    if (this.ioPool.length < IO_POOL_MAX) this.ioPool.push(io);
+  }
+  private readonly ioPool: SdIo[] = [];
 
   /**
    * The GPA of `out` when it is a view of the guest's RAM that starts on a page and every piece
@@ -599,14 +681,21 @@ export class SdDisk implements BlockDevice {
    * buffers. Undefined otherwise (the read goes through pages of the kernel's, then a copy).
    */
   private directGpa(out: Uint8Array, pieces: readonly Piece[]): number | undefined {
+    const gpa = this.directGpaOf(out);
+    if (gpa === undefined) return undefined;
+    const page = this.core.memory.pageSize;
+    for (let i = 0; i < pieces.length - 1; i++) if ((pieces[i]!.length ?? 0) % page !== 0) return undefined;
+    return gpa;
+  }
+
+  /** The GPA of `out` when it is a non-empty view of the guest's RAM that starts on a page. */
+  private directGpaOf(out: Uint8Array): number | undefined {
     const mem = this.core.memory;
-    const page = mem.pageSize;
     // RAM's buffer as GuestMemory keeps it: a typed array's buffer getter costs tens of nanoseconds
     // in Node 20, on a path taken per request.
     if (out.length === 0 || out.buffer !== mem.buffer) return undefined;
     const gpa = out.byteOffset - mem.bytes.byteOffset;
-    if (gpa % page !== 0 || !mem.contains(gpa, out.length)) return undefined;
-    for (let i = 0; i < pieces.length - 1; i++) if ((pieces[i]!.length ?? 0) % page !== 0) return undefined;
+    if (gpa % mem.pageSize !== 0 || !mem.contains(gpa, out.length)) return undefined;
     return gpa;
   }
 
@@ -624,18 +713,19 @@ export class SdDisk implements BlockDevice {
   }
 }
 
-/** One block request in flight: what its pieces share (the closure each piece's callback had). */
+/** One block request in flight: what its pieces share (the closure each piece's callback had). A record of SdDisk's pool. */
 class SdIo {
-  failure: BlockResult | undefined;
-  constructor(
-    readonly req: BlockRequest,
-    readonly out: Uint8Array | undefined,
-    readonly direct: number | undefined,
-    readonly per: number,
-    /** Pieces not final yet. */
-    public left: number,
-  ) {}
+  req: BlockRequest | undefined = undefined;
+  out: Uint8Array | undefined = undefined;
+  direct: number | undefined = undefined;
+  per = 1;
+  /** Pieces not final yet. */
+  left = 0;
+  failure: BlockResult | undefined = undefined;
 }
+
+/** SdIo records a disk keeps for reuse at most (more are in flight only with that many requests). */
+const IO_POOL_MAX = 64;
 
 interface Piece {
   /** The CDB of a command of its own (flush, discard, write-zeroes), or for a READ or WRITE: */

@@ -77,6 +77,17 @@ export function maxOutstandingPerChannel(ringBytes: number, pageSize: number): n
   return Math.floor((ringBytes - pageSize) / perRequest);
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * A u8, u16 or u32 field of `v` at byte `at` into zeroed little-endian words (the field within
+ * one word, as every vmscsi_request field is at its natural alignment).
+ */
+function orLe(words: Uint32Array, at: number, v: number): void {
+  const i = at >>> 2;
+  words[i] = words[i]! | (v << ((at & 3) << 3));
+}
+
 const u64be = (b: Uint8Array): bigint => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, false);
 
 interface InitRequest {
@@ -108,8 +119,8 @@ export class StorvscDevice {
   /** FC port and node names (fc_host port_name, node_name). */
   portName = 0n;
   nodeName = 0n;
-  /** blk-mq tags per hardware queue (one per CPU). */
-  private readonly tags = new Map<number, TagSet>();
+  /** blk-mq tags per hardware queue (one per CPU), by CPU number: an array, looked up on every request and completion. */
+  private readonly tags: (TagSet | undefined)[] = [];
   private readonly initRequest: InitRequest = { packet: undefined };
   private readonly resetRequest: InitRequest = { packet: undefined };
   private packetBuffer = new Uint8Array(0);
@@ -382,11 +393,13 @@ export class StorvscDevice {
     return (this.packetParts[length] ??= [this.packetBuffer.subarray(0, length)]);
   }
   private packetParts: (readonly Uint8Array[])[] = [];
+  /** The one GPA-direct range of the request being built (queuecommand): the buffer from its first byte. */
+  private readonly directRange = { byteCount: 0, byteOffset: 0, pfnCount: 0 };
 
   /** blk_mq_get_tag: the lowest free tag of the hardware queue, or undefined when all canQueue are taken. */
   private allocTag(hwq: number, cmd: ScsiCmnd): number | undefined {
-    let q = this.tags.get(hwq);
-    if (!q) this.tags.set(hwq, (q = { cmds: [], lowestFree: 0 }));
+    let q = this.tags[hwq];
+    if (!q) this.tags[hwq] = q = { cmds: [], lowestFree: 0 };
     for (let t = q.lowestFree; t < this.canQueue; t++) {
       if (q.cmds[t] === undefined) {
         q.cmds[t] = cmd;
@@ -399,7 +412,7 @@ export class StorvscDevice {
 
   /** Frees the command's tag; cmd.tag keeps its number for the error report. */
   private freeTag(cmd: ScsiCmnd): void {
-    const q = this.tags.get(cmd.hwq);
+    const q = this.tags[cmd.hwq];
     if (!q || cmd.tag < 0 || q.cmds[cmd.tag] !== cmd) return;
     q.cmds[cmd.tag] = undefined;
     if (cmd.tag < q.lowestFree) q.lowestFree = cmd.tag;
@@ -414,7 +427,7 @@ export class StorvscDevice {
   /** findTag for an id of 1 to 2^32 - 1. */
   private findTagOf(id: number): ScsiCmnd | undefined {
     const unique = id - 1;
-    return this.tags.get(unique >>> 16)?.cmds[unique & 0xffff];
+    return this.tags[unique >>> 16]?.cmds[unique & 0xffff];
   }
 
   /** storvsc_queuecommand + storvsc_do_io. */
@@ -438,43 +451,75 @@ export class StorvscDevice {
     const pfnCount = cmd.buffer && cmd.length > 0 ? Math.ceil(cmd.length / HV_HYP_PAGE_SIZE) : -1;
     const payloadAt = pfnCount >= 0 ? gpaDirectHeaderLength(pfnCount) : INBAND_PAYLOAD_AT;
     const out = this.sendBuffer(payloadAt + VstorPacket.size);
-    const length = pfnCount >= 0 ? putGpaDirectHeader(out, { byteCount: cmd.length, byteOffset: 0, pfnCount }, VstorPacket.size, transId) : putInbandHeader(out, VstorPacket.size, transId, true);
+    let length: number;
+    if (pfnCount >= 0) {
+      // The range's record is the device's own, filled in per request: no object made for each.
+      const range = this.directRange;
+      range.byteCount = cmd.length;
+      range.pfnCount = pfnCount;
+      length = putGpaDirectHeader(out, range, VstorPacket.size, transId);
+    } else {
+      length = putInbandHeader(out, VstorPacket.size, transId, true);
+    }
     if (pfnCount >= 0) putHvPfns(out, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+    let srbFlags: number = SrbFlags.DISABLE_SYNCH_TRANSFER;
+    // tagged_supported: the device said CmdQue in its INQUIRY data.
+    const tagged = ((cmd.device.inquiry[7] ?? 0) & 0x02) !== 0;
+    if (tagged) srbFlags |= SrbFlags.QUEUE_ACTION_ENABLE | SrbFlags.NO_QUEUE_FREEZE;
+    let dataIn: number = StorvscRequestType.UNKNOWN_TYPE;
+    if (cmd.direction === 'to-device') {
+      dataIn = StorvscRequestType.WRITE_TYPE;
+      srbFlags |= SrbFlags.DATA_OUT;
+    } else if (cmd.direction === 'from-device') {
+      dataIn = StorvscRequestType.READ_TYPE;
+      srbFlags |= SrbFlags.DATA_IN;
+    }
     // Word stores, not fill(): the method's lookup costs more than these 64 bytes (host.ts
     // complete), and 16 words cost less than 64 bytes. payloadAt is a multiple of 8.
     const words = this.packetWords;
     for (let i = payloadAt >>> 2; i < (payloadAt + VstorPacket.size) >>> 2; i++) words[i] = 0;
-    put32(out, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
-    put32(out, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
-    put16(out, payloadAt + Vstor.length, VmscsiRequest.size);
-    put32(out, payloadAt + Vstor.timeOutValue, 60);
-    let srbFlags: number = SrbFlags.DISABLE_SYNCH_TRANSFER;
-    // tagged_supported: the device said CmdQue in its INQUIRY data.
-    if ((cmd.device.inquiry[7] ?? 0) & 0x02) {
-      srbFlags |= SrbFlags.QUEUE_ACTION_ENABLE | SrbFlags.NO_QUEUE_FREEZE;
-      out[payloadAt + Vstor.queueTag] = SP_UNTAGGED;
-      out[payloadAt + Vstor.queueAction] = SRB_SIMPLE_TAG_REQUEST;
-    }
-    if (cmd.direction === 'to-device') {
-      out[payloadAt + Vstor.dataIn] = StorvscRequestType.WRITE_TYPE;
-      srbFlags |= SrbFlags.DATA_OUT;
-    } else if (cmd.direction === 'from-device') {
-      out[payloadAt + Vstor.dataIn] = StorvscRequestType.READ_TYPE;
-      srbFlags |= SrbFlags.DATA_IN;
-    } else {
-      out[payloadAt + Vstor.dataIn] = StorvscRequestType.UNKNOWN_TYPE;
-    }
-    put32(out, payloadAt + Vstor.srbFlags, srbFlags);
     // The u8 fields take the low byte, as C's assignments do.
-    out[payloadAt + Vstor.portNumber] = this.host!.hostNo & 0xff;
-    out[payloadAt + Vstor.pathId] = cmd.device.channel & 0xff;
-    out[payloadAt + Vstor.targetId] = cmd.device.id & 0xff;
-    out[payloadAt + Vstor.lun] = cmd.device.lun & 0xff;
     const cdbLength = Math.min(cmd.cdb.length, STORVSC_MAX_CMD_LEN);
-    out[payloadAt + Vstor.cdbLength] = cdbLength;
-    for (let i = 0; i < cdbLength; i++) out[payloadAt + Vstor.payload + i] = cmd.cdb[i]!;
-    out[payloadAt + Vstor.senseInfoLength] = STORVSC_SENSE_BUFFER_SIZE;
-    put32(out, payloadAt + Vstor.dataTransferLength, cmd.length);
+    if (LITTLE_ENDIAN) {
+      // Each field ORed into its place in the cleared words: a store a word, not a store a byte.
+      orLe(words, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
+      orLe(words, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
+      orLe(words, payloadAt + Vstor.length, VmscsiRequest.size);
+      orLe(words, payloadAt + Vstor.timeOutValue, 60);
+      if (tagged) {
+        orLe(words, payloadAt + Vstor.queueTag, SP_UNTAGGED);
+        orLe(words, payloadAt + Vstor.queueAction, SRB_SIMPLE_TAG_REQUEST);
+      }
+      orLe(words, payloadAt + Vstor.dataIn, dataIn);
+      orLe(words, payloadAt + Vstor.srbFlags, srbFlags);
+      orLe(words, payloadAt + Vstor.portNumber, this.host!.hostNo & 0xff);
+      orLe(words, payloadAt + Vstor.pathId, cmd.device.channel & 0xff);
+      orLe(words, payloadAt + Vstor.targetId, cmd.device.id & 0xff);
+      orLe(words, payloadAt + Vstor.lun, cmd.device.lun & 0xff);
+      orLe(words, payloadAt + Vstor.cdbLength, cdbLength);
+      orLe(words, payloadAt + Vstor.senseInfoLength, STORVSC_SENSE_BUFFER_SIZE);
+      orLe(words, payloadAt + Vstor.dataTransferLength, cmd.length);
+    } else {
+      put32(out, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
+      put32(out, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
+      put16(out, payloadAt + Vstor.length, VmscsiRequest.size);
+      put32(out, payloadAt + Vstor.timeOutValue, 60);
+      if (tagged) {
+        out[payloadAt + Vstor.queueTag] = SP_UNTAGGED;
+        out[payloadAt + Vstor.queueAction] = SRB_SIMPLE_TAG_REQUEST;
+      }
+      out[payloadAt + Vstor.dataIn] = dataIn;
+      put32(out, payloadAt + Vstor.srbFlags, srbFlags);
+      out[payloadAt + Vstor.portNumber] = this.host!.hostNo & 0xff;
+      out[payloadAt + Vstor.pathId] = cmd.device.channel & 0xff;
+      out[payloadAt + Vstor.targetId] = cmd.device.id & 0xff;
+      out[payloadAt + Vstor.lun] = cmd.device.lun & 0xff;
+      out[payloadAt + Vstor.cdbLength] = cdbLength;
+      out[payloadAt + Vstor.senseInfoLength] = STORVSC_SENSE_BUFFER_SIZE;
+      put32(out, payloadAt + Vstor.dataTransferLength, cmd.length);
+    }
+    const cdb = cmd.cdb;
+    for (let i = 0; i < cdbLength; i++) out[payloadAt + Vstor.payload + i] = cdb[i]!;
     const ch = this.selectChannel(cpu);
     let sent: boolean;
     try {
