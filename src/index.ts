@@ -5,7 +5,6 @@
 // A whole VM: host, guest and the deterministic scheduler; or the guest in a worker thread.
 export { Machine, type MachineConfig, type MachineExit, type PaceOptions } from './vm/machine.js';
 export { ThreadedMachine, type GuestReport, type ThreadedConfig, type ThreadedRunOptions } from './vm/threaded/machine.js';
-export type { WaitCounts } from './vm/threaded/protocol.js';
 export type { GuestContext, Workload } from './vm/threaded/guest-context.js';
 export { Host, type HostConfig } from './vm/host.js';
 export { ConfigError, DEFAULT_VM_CONFIG, loadVmConfig, parseVmConfig, parseVmConfigText, type VmConfig, type VmDevice } from './vm/config.js';

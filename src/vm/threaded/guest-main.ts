@@ -12,7 +12,7 @@ import { builtinModules } from '../../devices/registry.js';
 import { GuestInput } from '../../guest/input/index.js';
 import type { GuestFiles } from '../../devices/device.js';
 import type { Workload } from './guest-context.js';
-import { ControlBlock, W, WaitStats, type WaitCounts } from './protocol.js';
+import { ControlBlock, W } from './protocol.js';
 import { HostGoneError, remoteCpu } from './remote-cpu.js';
 
 export interface GuestThreadData {
@@ -42,7 +42,7 @@ export interface GuestThreadData {
 /** What the guest thread posts: each log and journal line as it is printed, then its report. */
 export type GuestMessage =
   | { type: 'log' | 'journal'; record: LogRecord }
-  | { type: 'report'; report: { log: LogRecord[]; journal: LogRecord[]; result: unknown; error: string | undefined; state: KernelState; waits: WaitCounts } };
+  | { type: 'report'; report: { log: LogRecord[]; journal: LogRecord[]; result: unknown; error: string | undefined; state: KernelState } };
 
 /** Wall time the guest polls for an interrupt before it sleeps. */
 const GUEST_POLL_MS = 0.5;
@@ -62,9 +62,7 @@ export async function runGuestThread(d: GuestThreadData, t: GuestTransport): Pro
   const block = new ControlBlock(d.control, d.cpus);
   const h = block.header;
   const memory = new GuestMemory({ size: d.memorySize, capacity: d.memory.byteLength, pageSize: d.pageSize, buffer: d.memory, presentCell: d.memoryPresent });
-  // Every sleep and notify of this thread, its traps' and its waits' (GuestReport.waits).
-  const waits = new WaitStats();
-  const cpus = Array.from({ length: d.cpus }, (_, i) => remoteCpu(d.arch, block, i, undefined, waits));
+  const cpus = Array.from({ length: d.cpus }, (_, i) => remoteCpu(d.arch, block, i));
   // Waiting polls the doorbell a while before it sleeps on it (protocol.ts says who notifies).
   const waitUntil = (done: () => boolean, ns: number): boolean => {
     const end = performance.now() + ns / 1e6 / d.speed;
@@ -97,7 +95,7 @@ export async function runGuestThread(d: GuestThreadData, t: GuestTransport): Pro
         continue;
       }
       Atomics.store(h, W.GUEST_SLEEPING, 1);
-      waits.wait(h, W.DOORBELL, bell, Math.min(left, 20));
+      Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
       Atomics.store(h, W.GUEST_SLEEPING, 0);
       busyAt = performance.now();
     }
@@ -118,7 +116,7 @@ export async function runGuestThread(d: GuestThreadData, t: GuestTransport): Pro
   } catch (e) {
     error = e instanceof Error ? (e.stack ?? e.message) : String(e);
   }
-  t.post({ type: 'report', report: { log: kernel.log.records, journal: kernel.journal.records, result, error, state: kernel.state(), waits: waits.counts() } });
+  t.post({ type: 'report', report: { log: kernel.log.records, journal: kernel.journal.records, result, error, state: kernel.state() } });
   Atomics.store(h, W.GUEST_DONE, error ? 2 : 1);
   Atomics.add(h, W.HOST_WAKE, 1);
   Atomics.notify(h, W.HOST_WAKE);

@@ -12,7 +12,7 @@ import type { PartitionVmbus } from '../../vmbus/server/partition-io.js';
 import { Host } from '../host.js';
 import type { MachineConfig } from '../machine.js';
 import type { GuestMessage, GuestThreadData } from './guest-thread.js';
-import { ControlBlock, controlBytes, Op, W, type WaitCounts } from './protocol.js';
+import { ControlBlock, controlBytes, Op, W } from './protocol.js';
 import { TrapServer } from './trap-server.js';
 
 export interface ThreadedConfig extends Omit<MachineConfig, 'files'> {
@@ -38,12 +38,6 @@ export interface GuestReport<R> {
   postedAccepts: number;
   /** Traps served by kind (protocol.ts Op names), those that were served at least once. */
   trapsByOp: Partial<Record<keyof typeof Op, number>>;
-  /**
-   * The guest thread's sleeps (on an answer or the doorbell), their wall time, and the host
-   * loop woken by it; the host loop's naps, and the guest woken by the host (protocol.ts WaitStats).
-   */
-  waits: WaitCounts;
-  hostWaits: WaitCounts;
 }
 
 /** How a run is bounded and observed. */
@@ -126,9 +120,9 @@ export class ThreadedMachine {
     const worker = new Worker(script, { workerData: data });
     // A guest thread that dies stops the host loop at its next slice.
     const gone = { now: false };
-    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts' | 'hostWaits'>>((resolve, reject) => {
+    const report = new Promise<Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts'>>((resolve, reject) => {
       worker.on('message', (m: GuestMessage) => {
-        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts' | 'hostWaits'>);
+        if (m.type === 'report') resolve(m.report as Omit<GuestReport<R>, 'wallMs' | 'traps' | 'idleAccepts' | 'trapsByOp' | 'postedAccepts'>);
         else if (m.type === 'log') opts.onLog?.(m.record);
         else opts.onJournal?.(m.record);
       });
@@ -149,7 +143,7 @@ export class ThreadedMachine {
       const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the guest thread did not report')), 5000)));
       try {
         const r = await Promise.race([report, late]);
-        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts, trapsByOp: this.trapsByOp(), postedAccepts: this.traps.posted, hostWaits: this.traps.waits.counts() };
+        return { ...r, wallMs: performance.now() - started, traps: this.traps.served, idleAccepts: this.traps.idleAccepts, trapsByOp: this.trapsByOp(), postedAccepts: this.traps.posted };
       } finally {
         clearTimeout(timer);
       }
@@ -239,7 +233,7 @@ export class ThreadedMachine {
         // Nap: a ring being polled is looked at again soon, a trap wakes the host at once.
         const seen = Atomics.load(h, W.HOST_WAKE);
         Atomics.store(h, W.HOST_SLEEPING, 1);
-        if (!traps.pending()) traps.waits.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
+        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
         Atomics.store(h, W.HOST_SLEEPING, 0);
         busyAt = performance.now();
       }

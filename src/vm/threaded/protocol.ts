@@ -60,42 +60,6 @@ export const COUNTER_AT = 4 * (W.COUNTER_SEQ + 2);
  */
 export const Offer = { OFFERED: 0x100, TAKEN: 0x200, VECTOR: 0xff } as const;
 
-/**
- * Where one thread's waiting went, counted by that thread in its own memory (nothing shared is
- * written for it): the times it slept (Atomics.wait), the wall time asleep, and the times it
- * woke its peer (Atomics.notify). Telling where a worker guest's time goes starts here: each
- * sleep costs the sleeper tens of microseconds to wake, each notify a system call.
- */
-export class WaitStats {
-  sleeps = 0;
-  sleptMs = 0;
-  notifies = 0;
-
-  /** Atomics.wait on `words[at]` while it holds `value`, for at most `ms`, counted. */
-  wait(words: Int32Array, at: number, value: number, ms: number): void {
-    const t0 = performance.now();
-    Atomics.wait(words, at, value, ms);
-    this.sleeps++;
-    this.sleptMs += performance.now() - t0;
-  }
-
-  /** Atomics.notify on `words[at]`, counted. */
-  notify(words: Int32Array, at: number): void {
-    Atomics.notify(words, at);
-    this.notifies++;
-  }
-
-  counts(): WaitCounts {
-    return { sleeps: this.sleeps, sleptMs: this.sleptMs, notifies: this.notifies };
-  }
-}
-
-export interface WaitCounts {
-  sleeps: number;
-  sleptMs: number;
-  notifies: number;
-}
-
 export const MAX_CPUS = 240;
 /**
  * The counter's cache line is its own: the host writes it every time virtual time moves, and

@@ -6,7 +6,7 @@
 // publishes it (protocol.ts COUNTER_SEQ), as RDTSC runs without an exit on real hardware.
 import type { Arch, Arm64Cpu, Arm64Registers, CpuidResult, Fault, MsrRead, X64Cpu, X64Registers, X86_32Cpu, X86Registers } from '../../hypervisor/cpu-interface.js';
 import type { ControlBlock} from './protocol.js';
-import { FAULTS, Offer, Op, S, State, W, WaitStats } from './protocol.js';
+import { FAULTS, Offer, Op, S, State, W } from './protocol.js';
 
 /** Polls of the answer before sleeping on it: most traps are answered within a microsecond, while a thread put to sleep takes tens of microseconds to wake. */
 const SPIN_LOOPS = 5_000;
@@ -26,8 +26,6 @@ export class RemoteCpu {
     private readonly slot: number,
     /** Answers a request in place: a test that runs both sides in one thread passes the host's serveAll. */
     private readonly serveInPlace?: () => void,
-    /** The guest thread's sleeps and notifies (its CPUs share one). */
-    private readonly waits: WaitStats = new WaitStats(),
   ) {
     this.words = block.slots[slot]!.words;
     this.args = block.slots[slot]!.args;
@@ -50,7 +48,7 @@ export class RemoteCpu {
       if (Atomics.load(h, W.HOST_STOPPED)) throw new HostGoneError('the host loop stopped');
       Atomics.store(w, S.WAITING, 1);
       // The wait itself checks STATE: an answer that came in between is not slept through.
-      this.waits.wait(w, S.STATE, State.REQUEST, 50);
+      Atomics.wait(w, S.STATE, State.REQUEST, 50);
       Atomics.store(w, S.WAITING, 0);
     }
     // STATE stays RESPONSE until the next request: the host acts only on REQUEST.
@@ -88,7 +86,7 @@ export class RemoteCpu {
     const h = this.block.header;
     if (Atomics.load(h, W.HOST_SLEEPING) !== 0) {
       Atomics.add(h, W.HOST_WAKE, 1);
-      this.waits.notify(h, W.HOST_WAKE);
+      Atomics.notify(h, W.HOST_WAKE);
     }
   }
 
@@ -212,8 +210,8 @@ export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
   readonly arch = 'arm64';
   readonly counterHz: number;
 
-  constructor(block: ControlBlock, slot: number, serveInPlace?: () => void, waits?: WaitStats) {
-    super(block, slot, serveInPlace, waits);
+  constructor(block: ControlBlock, slot: number, serveInPlace?: () => void) {
+    super(block, slot, serveInPlace);
     this.trap(Op.COUNTER_HZ);
     this.counterHz = Number(this.args[0]!);
   }
@@ -239,13 +237,13 @@ export class RemoteArm64Cpu extends RemoteCpu implements Arm64Cpu {
   }
 }
 
-export function remoteCpu(arch: Arch, block: ControlBlock, slot: number, serveInPlace?: () => void, waits?: WaitStats): X64Cpu | X86_32Cpu | Arm64Cpu {
+export function remoteCpu(arch: Arch, block: ControlBlock, slot: number, serveInPlace?: () => void): X64Cpu | X86_32Cpu | Arm64Cpu {
   switch (arch) {
     case 'x64':
-      return new RemoteX64Cpu(block, slot, serveInPlace, waits);
+      return new RemoteX64Cpu(block, slot, serveInPlace);
     case 'x86':
-      return new RemoteX86Cpu(block, slot, serveInPlace, waits);
+      return new RemoteX86Cpu(block, slot, serveInPlace);
     case 'arm64':
-      return new RemoteArm64Cpu(block, slot, serveInPlace, waits);
+      return new RemoteArm64Cpu(block, slot, serveInPlace);
   }
 }

@@ -13,7 +13,7 @@ import type { Arm64Port, X64Port, X86_32Port } from '../../hypervisor/cpu.js';
 import type { Fault, X64Registers, X86Registers } from '../../hypervisor/cpu-interface.js';
 import type { Vp } from '../../hypervisor/vp.js';
 import type { ControlBlock } from './protocol.js';
-import { FAULTS, Offer, Op, S, State, W, WaitStats } from './protocol.js';
+import { FAULTS, Offer, Op, S, State, W } from './protocol.js';
 import { SLOT_GPA } from './remote-cpu.js';
 
 type Port = X64Port | X86_32Port | Arm64Port;
@@ -45,8 +45,6 @@ export class TrapServer {
     readonly block: ControlBlock,
     /** CPU ports in the guest's CPU order, with their VPs. */
     readonly cpus: readonly { port: Port; vp: Vp }[],
-    /** The host thread's sleeps and notifies: this counts the guest woken, for an answer or an interrupt. */
-    readonly waits: WaitStats = new WaitStats(),
   ) {
     this.x64 = cpus.map(() => ({ rcx: 0n, rdx: 0n, r8: 0n, rax: 0n, xmm: new Array<bigint>(12).fill(0n) }));
     // An interrupt raised on the host (a device signalling mid-batch) is published at once, not
@@ -92,7 +90,7 @@ export class TrapServer {
       // it, and a guest reading a stale one would trap to accept an interrupt that is gone.
       this.publish(i);
       Atomics.store(w, S.STATE, State.RESPONSE);
-      if (Atomics.load(w, S.WAITING) !== 0) this.waits.notify(w, S.STATE);
+      if (Atomics.load(w, S.WAITING) !== 0) Atomics.notify(w, S.STATE);
       n++;
     }
     this.served += n;
@@ -132,7 +130,7 @@ export class TrapServer {
     if (newHint) Atomics.store(h, W.PENDING + i, pending);
     if (!(offered || (newHint && pending))) return;
     Atomics.add(h, W.DOORBELL, 1);
-    if (Atomics.load(h, W.GUEST_SLEEPING) !== 0) this.waits.notify(h, W.DOORBELL);
+    if (Atomics.load(h, W.GUEST_SLEEPING) !== 0) Atomics.notify(h, W.DOORBELL);
   }
 
   /**
