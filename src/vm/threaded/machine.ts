@@ -60,6 +60,16 @@ const TRAP_BURST = 16;
 const HOST_POLL_MS = 0.5;
 /** Wall time a channel's ring is polled after it last had packets (NAPI's budget, roughly). */
 const RING_POLL_NS = 1_000_000;
+/** Wall time the host loop keeps the thread before it lets the event loop run. */
+const SLICE_MS = 20;
+/**
+ * Host loops serving at once in this thread (several machines with their guests in workers and
+ * their hosts here, as in a lab). While there are several, each hands the thread over after
+ * SHARED_SLICE_MS, and waits in the event loop rather than napping in Atomics.wait: a nap blocks
+ * the thread, and so the other machines, whose guests then trap and signal a host that cannot run.
+ */
+let serving = 0;
+const SHARED_SLICE_MS = 0.2;
 
 export class ThreadedMachine {
   readonly host: Host;
@@ -187,57 +197,68 @@ export class ThreadedMachine {
     // The guest's beat, and when it last moved.
     let beat = Atomics.load(h, W.GUEST_BEAT);
     let beatAt = wallStart;
-    while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && !signal?.aborted && performance.now() < deadline) {
-      const slice = performance.now() + 20;
-      for (;;) {
-        if ((++rounds & 15) === 0) Atomics.add(h, W.HOST_BEAT, 1);
-        // A guest trapping back to back is answered first: the next request usually follows
-        // within a fraction of a microsecond. The rest of the loop runs every TRAP_BURST traps.
-        let busy = 0;
-        for (let spin = 0; spin < 100 && busy < TRAP_BURST; spin++) {
-          const n = traps.serveAll();
-          if (n === 0 && busy === 0) break;
-          if (n !== 0) spin = 0;
-          busy += n;
+    serving++;
+    try {
+      while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && !signal?.aborted && performance.now() < deadline) {
+        const slice = performance.now() + (serving > 1 ? SHARED_SLICE_MS : SLICE_MS);
+        let idle = false;
+        for (;;) {
+          if ((++rounds & 15) === 0) Atomics.add(h, W.HOST_BEAT, 1);
+          // A guest trapping back to back is answered first: the next request usually follows
+          // within a fraction of a microsecond. The rest of the loop runs every TRAP_BURST traps.
+          let busy = 0;
+          for (let spin = 0; spin < 100 && busy < TRAP_BURST; spin++) {
+            const n = traps.serveAll();
+            if (n === 0 && busy === 0) break;
+            if (n !== 0) spin = 0;
+            busy += n;
+          }
+          const now = performance.now();
+          if (Atomics.load(h, W.GUEST_DONE) || now >= slice) break;
+          // The counter the guest reads without a trap is withdrawn while time moves (due events
+          // run, interrupts come), then published as a trap would read it once it has moved.
+          traps.timeMoving();
+          clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
+          traps.timeMoved();
+          if (server?.polling) busy += server.poll(clock.nowNs);
+          traps.publishInterrupts();
+          if (busy) {
+            // A trap answered or a packet read: the guest has been running.
+            busyAt = beatAt = now;
+            continue;
+          }
+          // Poll a while after the last trap or packet, and on while a ring is polled, but then
+          // only while the guest runs: a guest that sleeps traps and writes nothing until it is
+          // woken, and one that is not running may need this core to run at all.
+          const next = clock.nextEventNs();
+          const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
+          const guestBeat = Atomics.load(h, W.GUEST_BEAT);
+          if (guestBeat !== beat) {
+            beat = guestBeat;
+            beatAt = now;
+          }
+          const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
+          const guestRuns = guestAwake && now - beatAt < GUEST_SILENT_MS;
+          if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS) || (guestRuns && server?.polling)) {
+            for (let spin = 0; spin < 100 && !traps.pending(); spin++);
+            continue;
+          }
+          if (serving > 1) {
+            idle = true;
+            break;
+          }
+          // Nap: a ring being polled is looked at again soon, a trap wakes the host at once.
+          const seen = Atomics.load(h, W.HOST_WAKE);
+          Atomics.store(h, W.HOST_SLEEPING, 1);
+          if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
+          Atomics.store(h, W.HOST_SLEEPING, 0);
+          busyAt = performance.now();
         }
-        const now = performance.now();
-        if (Atomics.load(h, W.GUEST_DONE) || now >= slice) break;
-        // The counter the guest reads without a trap is withdrawn while time moves (due events
-        // run, interrupts come), then published as a trap would read it once it has moved.
-        traps.timeMoving();
-        clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
-        traps.timeMoved();
-        if (server?.polling) busy += server.poll(clock.nowNs);
-        traps.publishInterrupts();
-        if (busy) {
-          // A trap answered or a packet read: the guest has been running.
-          busyAt = beatAt = now;
-          continue;
-        }
-        // Poll a while after the last trap or packet, and on while a ring is polled, but then
-        // only while the guest runs: a guest that sleeps traps and writes nothing until it is
-        // woken, and one that is not running may need this core to run at all.
-        const next = clock.nextEventNs();
-        const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
-        const guestBeat = Atomics.load(h, W.GUEST_BEAT);
-        if (guestBeat !== beat) {
-          beat = guestBeat;
-          beatAt = now;
-        }
-        const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
-        const guestRuns = guestAwake && now - beatAt < GUEST_SILENT_MS;
-        if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS) || (guestRuns && server?.polling)) {
-          for (let spin = 0; spin < 100 && !traps.pending(); spin++);
-          continue;
-        }
-        // Nap: a ring being polled is looked at again soon, a trap wakes the host at once.
-        const seen = Atomics.load(h, W.HOST_WAKE);
-        Atomics.store(h, W.HOST_SLEEPING, 1);
-        if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
-        Atomics.store(h, W.HOST_SLEEPING, 0);
-        busyAt = performance.now();
+        // An idle loop sharing the thread comes back on a timer (about a millisecond, the longest nap).
+        await new Promise<void>((r) => (idle ? setTimeout(r, 0) : setImmediate(r)));
       }
-      await new Promise<void>((r) => setImmediate(r));
+    } finally {
+      serving--;
     }
   }
 }
