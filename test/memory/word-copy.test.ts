@@ -3,7 +3,7 @@
 // arrays it is handed change from one copy to the next.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WordCopier } from '../../src/memory/word-copy.js';
+import { moveWords, WordCopier } from '../../src/memory/word-copy.js';
 
 const arrayIn = (shared: boolean, base: number, length: number, fill: number) => new Uint8Array(shared ? new SharedArrayBuffer(base + length + 3) : new ArrayBuffer(base + length + 3), base, length).fill(fill);
 
@@ -24,6 +24,21 @@ describe('WordCopier', () => {
           copier.copy(dst, dstAt, src, srcAt, length);
           expect([...dst]).toEqual([...expected]);
         }
+      }),
+    );
+  });
+});
+
+describe('moveWords', () => {
+  it('moves exactly count words, at any offsets, whatever count is modulo the four moves per turn', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 19 }), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 5 }), (count, si, di) => {
+        const src = Uint32Array.from({ length: 32 }, (_, i) => (0x9e3779b9 * (i + 1)) >>> 0);
+        const dst = new Uint32Array(new SharedArrayBuffer(4 * 32)).fill(0xdeadbeef);
+        const expected = dst.slice();
+        expected.set(src.subarray(si, si + count), di);
+        moveWords(dst, di, src, si, count);
+        expect([...dst]).toEqual([...expected]);
       }),
     );
   });

@@ -24,6 +24,7 @@ import { VMBUS_PKT_TRAILER } from '../wire/constants.js';
 import { PacketDescriptor } from '../wire/packets.js';
 import { Ctl, type RingMemory } from './memory.js';
 import { setInto, subarrayOf } from '../../memory/typed-arrays.js';
+import { moveWords } from '../../memory/word-copy.js';
 
 /** The other end broke the ring: an index out of range or unaligned, or a packet that cannot be. */
 export class RingCorruptError extends WireError {
@@ -146,7 +147,7 @@ abstract class RingEnd {
     if (srcWords === NO_WORDS) return false;
     const whole = n >>> 2;
     const into = at >>> 2;
-    for (let i = 0; i < whole; i++) words[into + i] = srcWords[i]!;
+    moveWords(words, into, srcWords, 0, whole);
     const data = this.data!;
     for (let i = whole * 4; i < n; i++) data[at + i] = src[i]!;
     return true;
@@ -180,7 +181,7 @@ abstract class RingEnd {
     const whole = n >>> 2;
     const from = at >>> 2;
     const into = to >>> 2;
-    for (let i = 0; i < whole; i++) dstWords[into + i] = words[from + i]!;
+    moveWords(dstWords, into, words, from, whole);
     for (let i = whole * 4; i < n; i++) dst[to + i] = this.data![at + i]!;
     return true;
   }
