@@ -10,7 +10,7 @@ const arrayIn = (shared: boolean, base: number, length: number, fill: number) =>
 describe('WordCopier', () => {
   it('copies what set() copies, for any lengths, offsets, buffer kinds and bases, with the arrays changing between copies', () => {
     const copier = new WordCopier();
-    const side = fc.record({ shared: fc.boolean(), base: fc.integer({ min: 0, max: 7 }), size: fc.integer({ min: 1, max: 700 }) });
+    const side = fc.record({ shared: fc.boolean(), base: fc.integer({ min: 0, max: 7 }), size: fc.integer({ min: 1, max: 1600 }) });
     fc.assert(
       fc.property(fc.array(fc.record({ src: side, dst: side, a: fc.nat(), b: fc.nat(), n: fc.nat() }), { minLength: 1, maxLength: 5 }), (copies) => {
         for (const { src: s, dst: d, a, b, n } of copies) {
@@ -41,5 +41,33 @@ describe('moveWords', () => {
         expect([...dst]).toEqual([...expected]);
       }),
     );
+  });
+});
+
+describe('WordCopier.copyFrom', () => {
+  it('copies a whole array as set() does, into shared or private memory at any offset, with a new source each time', () => {
+    const copier = new WordCopier();
+    fc.assert(
+      fc.property(fc.array(fc.record({ shared: fc.boolean(), base: fc.integer({ min: 0, max: 7 }), size: fc.integer({ min: 1, max: 3000 }), n: fc.nat(), at: fc.nat(), srcBase: fc.integer({ min: 0, max: 7 }) }), { minLength: 1, maxLength: 6 }), (copies) => {
+        const dsts = new Map<string, Uint8Array>();
+        for (const { shared, base, size, n, at, srcBase } of copies) {
+          const key = `${shared} ${base} ${size}`;
+          const dst = dsts.get(key) ?? arrayIn(shared, base, size, 0xaa);
+          dsts.set(key, dst);
+          const length = n % (size + 1);
+          const src = new Uint8Array(new ArrayBuffer(srcBase + length), srcBase, length).map((_, i) => (i * 29 + length) & 0xff);
+          const dstAt = at % (size - length + 1);
+          const expected = dst.slice();
+          expected.set(src, dstAt);
+          copier.copyFrom(dst, dstAt, src);
+          expect([...dst]).toEqual([...expected]);
+        }
+      }),
+    );
+  });
+
+  it('throws as set() does when the source does not fit', () => {
+    const dst = new Uint8Array(new SharedArrayBuffer(64), 4, 40);
+    expect(() => new WordCopier().copyFrom(dst, 4, new Uint8Array(40))).toThrow(RangeError);
   });
 });

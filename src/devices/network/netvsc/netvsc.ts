@@ -14,7 +14,7 @@ import { PacketType, VmbusVersion } from '../../../vmbus/wire/constants.js';
 import { PacketError, parsePacket, TransferPageHeader, type PacketHead, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestServices } from '../../device.js';
 import type { GuestMemory } from '../../../memory/guest-memory.js';
-import { WordView } from '../../../memory/word-copy.js';
+import { WordCopier, WordView } from '../../../memory/word-copy.js';
 import { Eth, EtherType, ETH_DATA_LEN, ETH_HLEN, Ip4, IpProto, isBroadcast, isMulticast, be16, macString } from '../ether.js';
 import { nvspBody, nvspMessage, nvspRndisPacket, nvspRndisPacketComplete, nvspType, nvspU32, nvspU32At, writeNvspRndisPacket } from '../nvsp.js';
 import { FieldReader, ppiBytes, readPacketWords, readRndisPacketGuest, rndisMessageLength, rndisMessageType, RndisError, writeRndisPacketHeader, writeRndisPacketHeaderWords, type PacketWords, type PpiValue, type RndisPacketSink } from '../rndis.js';
@@ -68,7 +68,7 @@ import { PpiType, RndisMsg, RndisPacket, RndisStatus, RndisIndicateStatus, Rndis
 import { NetDevice, NetDeviceError, type NetDeviceOps, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
 import { CopyArena } from '../copy-arena.js';
-import { setInto, sliceOf } from '../../../memory/typed-arrays.js';
+import { sliceOf } from '../../../memory/typed-arrays.js';
 
 /** netvsc_ring_bytes: VMBUS_RING_SIZE(ring_size * 4096) with the module's default of 128 pages. */
 export const netvscRingBytes = (pageSize: number): number => vmbusRingSize(128 * 4096, pageSize);
@@ -741,7 +741,7 @@ export class Netvsc implements NetDeviceOps {
     // netvsc_copy_to_send_buf: while more follow, the packet's msg_len grows to the next pkt_align boundary.
     const padded = !more ? total : align <= 0x40000000 ? (total + align - 1) & -align : Math.ceil(total / align) * align; // pkt_align is a power of two
     const hl = writeRndisPacketHeaderWords(mem, this.memWords, at, frame.length, ppis, padded);
-    setInto(mem, frame, at + hl);
+    this.txCopier.copyFrom(mem, at + hl, frame);
     m.count++;
     m.bytes += frame.length;
     if (more) {
@@ -773,7 +773,7 @@ export class Netvsc implements NetDeviceOps {
     const gpa = b.gpa + slot * TX_BOUNCE_SLOT_BYTES;
     const mem = this.t.memory.bytes;
     const hl = writeRndisPacketHeader(mem, gpa, frame.length, ppis);
-    setInto(mem, frame, gpa + hl);
+    this.txCopier.copyFrom(mem, gpa + hl, frame);
     const ranges: { byteCount: number; byteOffset: number; pfns: number[] }[] = [];
     for (let off = 0; off < total; ) {
       const a = gpa + off;
@@ -869,6 +869,8 @@ export class Netvsc implements NetDeviceOps {
 
   /** Guest memory as words: for the RNDIS headers written into send sections, and small messages copied out of the receive buffer. */
   private readonly memWords = new WordView();
+  /** Copies frames into send sections and bounce pages. */
+  private readonly txCopier = new WordCopier();
 
   /** Where received frames get their own bytes (netvsc_alloc_recv_skb). */
   private readonly skbs = new CopyArena();
