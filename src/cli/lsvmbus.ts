@@ -1,6 +1,6 @@
 // What Linux's tools/hv/lsvmbus prints (no option, -v, -vv) when /sys/bus/vmbus/devices holds
 // the tree src/cli/sysfs.ts writes for the same snapshot.
-import { DeviceClass } from '../vmbus/wire/guids.js';
+import { LSVMBUS_CLASS_DESCRIPTIONS } from '../guest/lsvmbus-classes.js';
 import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
 import { deviceDirName, guidText } from './sysfs.js';
 
@@ -10,28 +10,7 @@ export const VMBUS_SYSFS_PATH = '/sys/bus/vmbus/devices';
 /** The script's one-line complaint when the bus folder is missing (it then exits with status 255). */
 export const LSVMBUS_NO_SYSFS = `${VMBUS_SYSFS_PATH} doesn't exist: exiting...`;
 
-/** lsvmbus's vmbus_dev_dict: the description of each class GUID it knows; "Unknown" for the rest. */
-export const LSVMBUS_CLASS_DESCRIPTIONS: ReadonlyMap<string, string> = new Map([
-  [DeviceClass.SHUTDOWN, '[Operating system shutdown]'],
-  [DeviceClass.TS, '[Time Synchronization]'],
-  [DeviceClass.HEART_BEAT, '[Heartbeat]'],
-  [DeviceClass.KVP, '[Data Exchange]'],
-  [DeviceClass.VSS, '[Backup (volume checkpoint)]'],
-  [DeviceClass.FCOPY, '[Guest services]'],
-  [DeviceClass.DM, '[Dynamic Memory]'],
-  [DeviceClass.MOUSE, 'Synthetic mouse'],
-  [DeviceClass.KBD, 'Synthetic keyboard'],
-  [DeviceClass.SYNTHVID, 'Synthetic framebuffer adapter'],
-  [DeviceClass.NIC, 'Synthetic network adapter'],
-  [DeviceClass.IDE, 'Synthetic IDE Controller'],
-  [DeviceClass.SCSI, 'Synthetic SCSI Controller'],
-  [DeviceClass.SYNTHFC, 'Synthetic fiber channel adapter'],
-  [DeviceClass.ND, 'Synthetic RDMA adapter'],
-  [DeviceClass.PCIE, 'PCI Express pass-through'],
-  [DeviceClass.RDV, '[Reserved system device]'],
-  [DeviceClass.AVMA1, '[Reserved system device]'],
-  [DeviceClass.AVMA2, '[Reserved system device]'],
-]);
+export { LSVMBUS_CLASS_DESCRIPTIONS };
 
 /**
  * Whether the guest has /sys/bus/vmbus/devices at all: Linux registers the bus before connecting

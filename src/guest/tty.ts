@@ -3,7 +3,7 @@
 // a few commands. Output goes to sinks (TtySink): the tty keeps its own screen text (the last
 // SCREEN_LINES lines) and a framebuffer console can be added as another sink. Nothing here knows
 // about video or devices; what the commands report comes from TtySystem.
-import { DeviceClass } from '../vmbus/wire/guids.js';
+import { LSVMBUS_CLASS_DESCRIPTIONS } from './lsvmbus-classes.js';
 import type { VmbusSnapshot } from '../vmbus/client/snapshot.js';
 
 /** Where the tty's output goes: each call gets text as the tty writes it (with \n, \b, \r). */
@@ -26,23 +26,6 @@ export const SCREEN_COLUMNS = 80;
 /** N_TTY_BUF_SIZE: a canonical line holds at most this many characters less one; the rest are dropped. */
 export const N_TTY_BUF_SIZE = 4096;
 
-/** lsvmbus's descriptions of the classes an hvkit host offers (tools/hv/lsvmbus vmbus_dev_dict). */
-const LSVMBUS_NAMES: ReadonlyMap<string, string> = new Map([
-  [DeviceClass.SHUTDOWN, '[Operating system shutdown]'],
-  [DeviceClass.TS, '[Time Synchronization]'],
-  [DeviceClass.HEART_BEAT, '[Heartbeat]'],
-  [DeviceClass.KVP, '[Data Exchange]'],
-  [DeviceClass.VSS, '[Backup (volume checkpoint)]'],
-  [DeviceClass.FCOPY, '[Guest services]'],
-  [DeviceClass.DM, '[Dynamic Memory]'],
-  [DeviceClass.MOUSE, 'Synthetic mouse'],
-  [DeviceClass.KBD, 'Synthetic keyboard'],
-  [DeviceClass.SYNTHVID, 'Synthetic framebuffer adapter'],
-  [DeviceClass.NIC, 'Synthetic network adapter'],
-  [DeviceClass.IDE, 'Synthetic IDE Controller'],
-  [DeviceClass.SCSI, 'Synthetic SCSI Controller'],
-  [DeviceClass.SYNTHFC, 'Synthetic fiber channel adapter'],
-]);
 
 const HELP = ['commands: echo [TEXT…], free, help, lsvmbus, poweroff, uname [-a|-n|-r|-m|-s]'];
 
@@ -176,7 +159,7 @@ export class Tty {
       case 'lsvmbus': {
         const v = this.sys.vmbus();
         if (!v || v.state !== 'connected') return ["/sys/bus/vmbus/devices doesn't exist: exiting..."];
-        return [...v.devices].sort((a, b) => a.id - b.id).map((d) => `VMBUS ID ${String(d.id).padStart(2)}: Class_ID = {${d.classId}} - ${LSVMBUS_NAMES.get(d.classId) ?? 'Unknown'}`);
+        return [...v.devices].sort((a, b) => a.id - b.id).map((d) => `VMBUS ID ${String(d.id).padStart(2)}: Class_ID = {${d.classId}} - ${LSVMBUS_CLASS_DESCRIPTIONS.get(d.classId) ?? 'Unknown'}`);
       }
       case 'poweroff':
         this.halted = true;
