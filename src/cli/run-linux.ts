@@ -12,9 +12,10 @@ import { LinuxMachine } from '../vm/linux-machine.js';
 import { EXIT, RunFailure, UsageError } from './errors.js';
 import type { Io } from './main.js';
 import { outputFile } from './outputs.js';
+import { readScript } from './script-file.js';
 import { machineConfig } from './vm-options.js';
 import { formatLsvmbus, vmbusSysfsExists } from './lsvmbus.js';
-import { parseScript, runScript, type StepResult } from '../vm/script.js';
+import { runScript, type StepResult } from '../vm/script.js';
 import { LINUX_SCRIPT_STEPS, linuxScriptMachine, unsupportedLinuxStep } from '../vm/linux-script.js';
 
 import { LINUX_WASM_PATH } from './linux-wasm.js';
@@ -36,16 +37,6 @@ export interface LinuxRunOptions {
   script?: string;
   keepGoing?: boolean;
   state?: string;
-}
-
-function readScript(path: string) {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`--script: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  return parseScript(text, path);
 }
 
 /** `hvkit lsvmbus --guest linux`: Linux's own channel list, in lsvmbus's format (or as JSON). */

@@ -14,7 +14,7 @@ import { DirectoryFiles } from '../vm/dirfs.js';
 import { Machine } from '../vm/machine.js';
 import { hostNics, netInterfaces, netState, pairNetState } from '../vm/network.js';
 import { inputState } from '../vm/input.js';
-import { parseScript, runScript, SCRIPT_STEPS, STEP_LIMIT_S, type Step, type StepResult } from '../vm/script.js';
+import { runScript, SCRIPT_STEPS, STEP_LIMIT_S, type Step, type StepResult } from '../vm/script.js';
 import { ThreadedMachine } from '../vm/threaded/machine.js';
 import { MAX_CPUS } from '../vm/threaded/protocol.js';
 import type { RunArgs, RunResult } from '../vm/threaded/workloads/run.js';
@@ -25,6 +25,7 @@ import { outputDirectory, outputFile, sysfsDirectory } from './outputs.js';
 import { encodePng, SCREEN_SETTLE_NS, videoHost } from '../vm/screenshot.js';
 import type { HostDevice } from '../devices/device.js';
 import { parseUntil } from './parse.js';
+import { readScript } from './script-file.js';
 import { Progress } from './progress.js';
 import { writeSysfs } from './sysfs.js';
 import { storageSnapshot } from '../vm/storage.js';
@@ -280,16 +281,6 @@ function saveScreenshot(path: string, devices: readonly HostDevice[]): void {
   const frame = videoHost(devices)?.render();
   if (!frame) throw new RunFailure('--screenshot: the guest never set a video mode');
   writeFileSync(path, encodePng(frame));
-}
-
-function readScript(path: string): Step[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`--script: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  return parseScript(text, path);
 }
 
 /** A built workload module: workers run JavaScript, so from sources (tests) use the build. */
