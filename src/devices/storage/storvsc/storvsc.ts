@@ -209,7 +209,7 @@ export class StorvscDevice {
       maxPacketSize: STORVSC_MAX_PKT_SIZE,
       onEvent: (ch) => this.onChannelCallback(ch),
     });
-    this.storChns.set(this.channel.targetCpu, this.channel);
+    this.setStorChn(this.channel.targetCpu, this.channel);
     this.allocedCpus.add(this.channel.targetCpu);
     try {
       this.channelInit();
@@ -309,7 +309,7 @@ export class StorvscDevice {
       return;
     }
     this.subchannels.push(sc);
-    this.storChns.set(sc.targetCpu, sc);
+    this.setStorChn(sc.targetCpu, sc);
     this.allocedCpus.add(sc.targetCpu);
   }
 
@@ -330,14 +330,22 @@ export class StorvscDevice {
   /** get_og_chn: a CPU with no channel of its own gets one of the allocated CPUs', by hash. */
   private getOgChn(qNum: number): GuestChannel {
     if (this.numSc === 0 || this.allocedCpus.size === 0) {
-      this.storChns.set(qNum, this.channel);
+      this.setStorChn(qNum, this.channel);
       return this.channel;
     }
     const cpus = this.allocedSorted();
     const ch = this.storChns.get(cpus[qNum % cpus.length]!) ?? this.channel;
-    this.storChns.set(qNum, ch);
+    this.setStorChn(qNum, ch);
     return ch;
   }
+
+  /** stor_chns[cpu] = ch, in the Map and in its copy by CPU number (chnByCpu). */
+  private setStorChn(cpu: number, ch: GuestChannel): void {
+    this.storChns.set(cpu, ch);
+    this.chnByCpu[cpu] = ch;
+  }
+  /** storChns as an array indexed by CPU number: selectChannel looks it up on every request. */
+  private readonly chnByCpu: (GuestChannel | undefined)[] = [];
 
   /** alloced_cpus in ascending order (kept until a CPU joins). */
   private allocedSorted(): readonly number[] {
@@ -353,22 +361,24 @@ export class StorvscDevice {
 
   /** storvsc_do_io's choice of channel for an I/O issued on CPU `qNum`. */
   selectChannel(qNum: number): GuestChannel {
-    let out = this.storChns.get(qNum);
+    const byCpu = this.chnByCpu;
+    let out = byCpu[qNum];
     if (!out) return this.getOgChn(qNum);
     if (out.targetCpu !== qNum) return out;
     // Prefer another channel (on another CPU) with room, then this CPU's own, then any with room.
     // The others are tried from the next CPU up, wrapping around.
     const cpus = this.allocedSorted();
     for (let pass = 0; pass < 2; pass++) {
-      for (const cpu of cpus) {
+      for (let i = 0; i < cpus.length; i++) {
+        const cpu = cpus[i]!;
         if (pass === 0 ? cpu <= qNum : cpu >= qNum) continue;
-        const ch = this.storChns.get(cpu);
+        const ch = byCpu[cpu];
         if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) return ch;
       }
     }
     if (this.availPercent(out) > RING_AVAIL_PERCENT_LOWATER) return out;
-    for (const cpu of cpus) {
-      const ch = this.storChns.get(cpu);
+    for (let i = 0; i < cpus.length; i++) {
+      const ch = byCpu[cpus[i]!];
       if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) {
         out = ch;
         break;
