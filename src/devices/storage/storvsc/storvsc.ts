@@ -487,29 +487,21 @@ export class StorvscDevice {
     // Word stores, not fill(): the method's lookup costs more than these 64 bytes (host.ts
     // complete), and 16 words cost less than 64 bytes. payloadAt is a multiple of 8.
     const words = this.packetWords;
-    for (let i = payloadAt >>> 2; i < (payloadAt + VstorPacket.size) >>> 2; i++) words[i] = 0;
     // The u8 fields take the low byte, as C's assignments do.
     const cdbLength = Math.min(cmd.cdb.length, STORVSC_MAX_CMD_LEN);
     if (LITTLE_ENDIAN) {
-      // Each field ORed into its place in the cleared words: a store a word, not a store a byte.
-      orLe(words, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
-      orLe(words, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
-      orLe(words, payloadAt + Vstor.length, VmscsiRequest.size);
-      orLe(words, payloadAt + Vstor.timeOutValue, 60);
-      if (tagged) {
-        orLe(words, payloadAt + Vstor.queueTag, SP_UNTAGGED);
-        orLe(words, payloadAt + Vstor.queueAction, SRB_SIMPLE_TAG_REQUEST);
-      }
-      orLe(words, payloadAt + Vstor.dataIn, dataIn);
-      orLe(words, payloadAt + Vstor.srbFlags, srbFlags);
-      orLe(words, payloadAt + Vstor.portNumber, this.host!.hostNo & 0xff);
+      // The fields alike in every request of its tagging and direction come as the words of a
+      // template (srbTemplate); the request's own are ORed into their places: a store a word.
+      const template = this.srbTemplate(tagged, dataIn, srbFlags);
+      const first = payloadAt >>> 2;
+      for (let i = 0; i < template.length; i++) words[first + i] = template[i]!;
       orLe(words, payloadAt + Vstor.pathId, cmd.device.channel & 0xff);
       orLe(words, payloadAt + Vstor.targetId, cmd.device.id & 0xff);
       orLe(words, payloadAt + Vstor.lun, cmd.device.lun & 0xff);
       orLe(words, payloadAt + Vstor.cdbLength, cdbLength);
-      orLe(words, payloadAt + Vstor.senseInfoLength, STORVSC_SENSE_BUFFER_SIZE);
       orLe(words, payloadAt + Vstor.dataTransferLength, cmd.length);
     } else {
+      for (let i = payloadAt >>> 2; i < (payloadAt + VstorPacket.size) >>> 2; i++) words[i] = 0;
       put32(out, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
       put32(out, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
       put16(out, payloadAt + Vstor.length, VmscsiRequest.size);
@@ -548,6 +540,34 @@ export class StorvscDevice {
     this.outstanding++;
     return 'ok';
   }
+
+  /**
+   * The words of a request's vstor_packet with only the fields that a request of this tagging,
+   * data_in and srb_flags has alike with every other (little-endian hosts): operation, flags, the
+   * request's length, timeout, queue tag and action, data_in, srb_flags, port and sense length;
+   * zero elsewhere. Made once for each kind.
+   */
+  private srbTemplate(tagged: boolean, dataIn: number, srbFlags: number): Uint32Array {
+    const key = (tagged ? 1 : 0) + 2 * dataIn;
+    const cached = this.srbTemplates[key];
+    if (cached && cached.srbFlags === srbFlags) return cached.words;
+    const words = new Uint32Array(VstorPacket.size / 4);
+    orLe(words, Vstor.operation, VstorOp.EXECUTE_SRB);
+    orLe(words, Vstor.flags, REQUEST_COMPLETION_FLAG);
+    orLe(words, Vstor.length, VmscsiRequest.size);
+    orLe(words, Vstor.timeOutValue, 60);
+    if (tagged) {
+      orLe(words, Vstor.queueTag, SP_UNTAGGED);
+      orLe(words, Vstor.queueAction, SRB_SIMPLE_TAG_REQUEST);
+    }
+    orLe(words, Vstor.dataIn, dataIn);
+    orLe(words, Vstor.srbFlags, srbFlags);
+    orLe(words, Vstor.portNumber, this.host!.hostNo & 0xff);
+    orLe(words, Vstor.senseInfoLength, STORVSC_SENSE_BUFFER_SIZE);
+    this.srbTemplates[key] = { srbFlags, words };
+    return words;
+  }
+  private readonly srbTemplates: ({ readonly srbFlags: number; readonly words: Uint32Array } | undefined)[] = [];
 
   /** storvsc_on_channel_callback: every packet the host sent on `ch`. */
   private onChannelCallback(ch: GuestChannel): void {
