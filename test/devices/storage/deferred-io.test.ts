@@ -141,6 +141,31 @@ describe.each([
     expect(r.host.primary.signalsSent - before.signals).toBe(1);
   });
 
+  it('each completion carries its own trans id, status and transfer length, alike or not to the one before', () => {
+    const { r, disk } = machine(batch);
+    disk.badLba = 40;
+    // [trans id, first block, blocks]: lengths that repeat and change, a failure between.
+    const reqs: [bigint, number, number][] = [
+      [0x1_0000_0001n, 0, 8],
+      [2n, 8, 8],
+      [0xffff_fffen, 16, 16],
+      [4n, 32, 1],
+      [5n, 40, 8],
+      [6n, 48, 8],
+      [0x20_0000_0000_0007n, 56, 8],
+    ];
+    const buffers = reqs.map(() => r.alloc(8192));
+    const before = r.received.length;
+    reqs.forEach(([id, lba, n], i) => queue(r, id, srb(read10(lba, n), { length: n * 512 }), [rangeAt(buffers[i]!, n * 512)]));
+    r.m.runFor(1e6);
+    const answers = r.received.slice(before);
+    expect(answers.map((p) => p.transId)).toEqual(reqs.map(([id]) => id));
+    expect(answers.map((p) => r.opStatus(p))).toEqual(reqs.map(([, lba]) => [VstorOp.COMPLETE_IO, lba === 40 ? NtStatus.IO_DEVICE_ERROR : 0]));
+    expect(answers.map((p) => [srbOf(p).srb_status, srbOf(p).scsi_status, srbOf(p).data_transfer_length])).toEqual(
+      reqs.map(([, lba, n]) => (lba === 40 ? [SrbStatus.ERROR | SrbStatus.AUTOSENSE_VALID, 2, 0] : [SrbStatus.SUCCESS, 0, n * 512])),
+    );
+  });
+
   it('their completions echo any 64-bit transaction id, small or past 2^53, exactly', () => {
     const { r } = machine(batch);
     const ids = [1n, 0xffff_ffffn, 0x1_0000_0000n, (1n << 53n) - 1n, 1n << 53n, 0xffff_ffff_ffff_fff0n, 0x8000_0000_0000_0001n];
