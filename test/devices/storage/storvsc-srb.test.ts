@@ -83,3 +83,33 @@ describe('storvsc: the vmscsi_request of each request', () => {
     }
   });
 });
+
+describe('storvsc: the GPA-direct range of each request', () => {
+  it('reads of lengths that change and repeat, into the reader\'s pages and into the kernel\'s, each bring their own blocks; the host sees no bad packet', () => {
+    const disk = memDisk(0);
+    const pattern = Uint8Array.from({ length: MIB }, (_, i) => (i * 7 + (i >> 12)) & 0xff);
+    disk.backend.write(0, pattern);
+    const g = guestMachine({ disks: [disk] });
+    const sda = g.storage.disks[0]!;
+    const mem = g.m.partition.memory;
+    for (const [lba, blocks, direct] of [
+      [0, 8, true],
+      [64, 8, true],
+      [8, 16, true],
+      [200, 8, true],
+      [3, 1, true],
+      [512, 24, false],
+      [17, 8, true],
+      [900, 3, false],
+      [33, 8, true],
+    ] as const) {
+      const bytes = blocks * 512;
+      const into = direct ? mem.view(g.m.kernel.mm.allocContiguous(16384), bytes) : undefined;
+      const r = settleOn(g, sda.read(lba, blocks, into ? { into } : {}));
+      expect(r?.ok).toBe(true);
+      const got = r?.ok ? r.data! : new Uint8Array(0);
+      expect(got).toEqual(pattern.subarray(lba * 512, lba * 512 + bytes));
+    }
+    expect(g.host.violations).toEqual([]);
+  });
+});

@@ -15,7 +15,7 @@ import { vmbusRingSize } from '../../../vmbus/client/ring-size.js';
 import { GPA_DIRECT_PFNS_AT, gpaDirectHeaderLength, inband, INBAND_PAYLOAD_AT, putGpaDirectHeader, putInbandHeader } from '../../../vmbus/packet.js';
 import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
-import type { PacketHead, ParsedPacket } from '../../../vmbus/wire/packets.js';
+import { PacketDescriptor, type PacketHead, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestModule, GuestServices } from '../../device.js';
 import { normalizeSense, ScsiOp, ScsiStatus } from '../scsi.js';
 import {
@@ -54,7 +54,7 @@ import {
   VstorPacket,
 } from '../wire.js';
 import { le32, put16, put32, Vstor } from '../srb-fields.js';
-import { HostByte, putHvPfns, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
+import { HostByte, putHvPfns, putHvPfnWords, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
 
 /** storvsc_ringbuffer_size (128 KiB, rounded by VMBUS_RING_SIZE for the guest's pages). */
 export const STORVSC_RINGBUFFER_SIZE = 128 * 1024;
@@ -87,6 +87,10 @@ function orLe(words: Uint32Array, at: number, v: number): void {
   const i = at >>> 2;
   words[i] = words[i]! | (v << ((at & 3) << 3));
 }
+
+/** The words of a packet's descriptor holding its trans_id (a little-endian u64, word aligned). */
+const TRANS_ID_WORD = PacketDescriptor.offsets.trans_id / 4;
+if (!Number.isInteger(TRANS_ID_WORD) || GPA_DIRECT_PFNS_AT % 8 !== 0) throw new Error('storvsc: the descriptor\'s trans_id or the PFNs are not word aligned');
 
 const u64be = (b: Uint8Array): bigint => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, false);
 
@@ -403,6 +407,12 @@ export class StorvscDevice {
     return (this.packetParts[length] ??= [this.packetBuffer.subarray(0, length)]);
   }
   private packetParts: (readonly Uint8Array[])[] = [];
+  /**
+   * The GPA-direct header (descriptor, range count, the range's byte count and offset: the words
+   * before the PFNs) of the last request queuecommand sent with a buffer, for its length and page
+   * count; pfnCount -1: none yet.
+   */
+  private readonly directHeader = { words: new Uint32Array(GPA_DIRECT_PFNS_AT / 4), byteCount: -1, pfnCount: -1, length: 0 };
   /** The one GPA-direct range of the request being built (queuecommand): the buffer from its first byte. */
   private readonly directRange = { byteCount: 0, byteOffset: 0, pfnCount: 0 };
 
@@ -462,16 +472,35 @@ export class StorvscDevice {
     const payloadAt = pfnCount >= 0 ? gpaDirectHeaderLength(pfnCount) : INBAND_PAYLOAD_AT;
     const out = this.sendBuffer(payloadAt + VstorPacket.size);
     let length: number;
-    if (pfnCount >= 0) {
+    const header = this.directHeader;
+    if (pfnCount >= 0 && LITTLE_ENDIAN && header.byteCount === cmd.length && header.pfnCount === pfnCount) {
+      // The header putGpaDirectHeader wrote for the last request of this length and page count,
+      // again (its words up to the PFNs, which are the request's own), with this request's id.
+      const words = this.packetWords;
+      const from = header.words;
+      for (let i = 0; i < from.length; i++) words[i] = from[i]!;
+      words[TRANS_ID_WORD] = transId;
+      words[TRANS_ID_WORD + 1] = 0;
+      length = header.length;
+    } else if (pfnCount >= 0) {
       // The range's record is the device's own, filled in per request: no object made for each.
       const range = this.directRange;
       range.byteCount = cmd.length;
       range.pfnCount = pfnCount;
       length = putGpaDirectHeader(out, range, VstorPacket.size, transId);
+      header.words.set(this.packetWords.subarray(0, header.words.length));
+      header.byteCount = cmd.length;
+      header.pfnCount = pfnCount;
+      header.length = length;
     } else {
       length = putInbandHeader(out, VstorPacket.size, transId, true);
     }
-    if (pfnCount >= 0) putHvPfns(out, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+    // The padding between the last PFN and the payload, if any, is zero (putGpaDirectHeader).
+    if (pfnCount >= 0) {
+      if (LITTLE_ENDIAN) putHvPfnWords(this.packetWords, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+      else putHvPfns(out, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+      for (let i = GPA_DIRECT_PFNS_AT + 8 * pfnCount; i < payloadAt; i++) out[i] = 0;
+    }
     let srbFlags: number = SrbFlags.DISABLE_SYNCH_TRANSFER;
     // tagged_supported: the device said CmdQue in its INQUIRY data.
     const tagged = ((cmd.device.inquiry[7] ?? 0) & 0x02) !== 0;
