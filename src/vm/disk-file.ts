@@ -3,7 +3,7 @@
 // the image exclusively, as Hyper-V does: a second writer, in this process or another, is refused.
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, readvSync, realpathSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { checkRange, DiskIoError, type BlockBackend, type BlockFile } from '../devices/storage/backend.js';
+import { checkRange, DiskIoError, inRange, type BlockBackend, type BlockFile, type ReadList } from '../devices/storage/backend.js';
 import { VhdxDisk, VhdxFormatError, type ParentLocator } from '../devices/storage/vhdx/vhdx.js';
 import { subarrayOf } from '../memory/typed-arrays.js';
 
@@ -151,6 +151,32 @@ export class NodeFile implements BlockFile {
     }
   }
 
+  readIntoMany(dst: Uint8Array, offsets: Float64Array, ats: Float64Array, lengths: Float64Array, from: number, to: number): number {
+    // readInto's loop for each read, back to back: nothing else runs between the reads.
+    for (let i = from; i < to; i++) {
+      try {
+        const fd = this.handle;
+        const offset = offsets[i]!;
+        const at = ats[i]!;
+        const length = lengths[i]!;
+        let done = 0;
+        while (done < length) {
+          const n = readSync(fd, dst, at + done, length - done, offset + done);
+          if (n === 0) {
+            dst.fill(0, at + done, at + length);
+            break;
+          }
+          done += n;
+        }
+      } catch {
+        // The error readInto would have thrown (ioError) tells nothing more to a caller that
+        // only learns which read failed.
+        return i;
+      }
+    }
+    return to;
+  }
+
   readvAt(offset: number, outs: readonly Uint8Array[]): void {
     this.io('read', () => {
       let at = offset;
@@ -233,6 +259,37 @@ export class RawDisk implements BlockBackend {
     if (file.readInto) file.readInto(lba * this.sectorSize, dst, at, bytes);
     else file.readAt(lba * this.sectorSize, subarrayOf(dst, at, at + bytes));
   }
+
+  readIntoMany(dst: Uint8Array, reads: ReadList, from: number, to: number): number {
+    // readInto's range check of each first (it has no effect): the reads before the first that
+    // fails it are made, then that one fails.
+    let end = to;
+    for (let i = from; i < to; i++) {
+      if (!inRange(this, reads.lba[i]!, reads.bytes[i]!)) {
+        end = i;
+        break;
+      }
+    }
+    const file = this.file;
+    const offsets = (this.offsets = this.offsets.length >= to ? this.offsets : new Float64Array(Math.max(to, 2 * this.offsets.length)));
+    for (let i = from; i < end; i++) offsets[i] = reads.lba[i]! * this.sectorSize;
+    if (file.readIntoMany) {
+      const stop = file.readIntoMany(dst, offsets, reads.at, reads.bytes, from, end);
+      if (stop < end) return stop;
+    } else {
+      for (let i = from; i < end; i++) {
+        try {
+          this.readInto(reads.lba[i]!, dst, reads.at[i]!, reads.bytes[i]!);
+        } catch (e) {
+          if (e instanceof DiskIoError) return i;
+          throw e;
+        }
+      }
+    }
+    return end;
+  }
+  /** File offsets of readIntoMany's reads, reused. */
+  private offsets = new Float64Array(0);
 
   readv(lba: number, outs: readonly Uint8Array[]): void {
     let bytes = 0;

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { sysfsFiles } from '../../src/cli/sysfs.js';
 import { parseVmConfig } from '../../src/vm/config.js';
+import { ReadList } from '../../src/devices/storage/backend.js';
 import { DiskOpenError, NodeFile, openDisk, RawDisk } from '../../src/vm/disk-file.js';
 import { Machine } from '../../src/vm/machine.js';
 import { openVmDevices } from '../../src/vm/disks.js';
@@ -177,6 +178,54 @@ describe('images on the host', () => {
     expect(tail.subarray(2000, 4000).every((x) => x === 0)).toBe(true);
     expect(tail.subarray(0, 1000).every((x) => x === 1) && tail.subarray(4000).every((x) => x === 1)).toBe(true);
     file.close();
+    raw.close();
+  });
+});
+
+describe('a raw file\'s run of reads (readIntoMany)', () => {
+  it('each read lands where readInto would put it; a read past the disk stops the run at it, the reads before it made; past the end of the file is zeros', () => {
+    const d = dir();
+    const p = join(d, 'm.img');
+    const bytes = Uint8Array.from({ length: 64 * 1024 }, (_, i) => (i * 13 + (i >> 9)) & 0xff);
+    writeFileSync(p, bytes);
+    const raw = new RawDisk(new NodeFile(p, true));
+    const reads = new ReadList();
+    reads.reserve(4);
+    // Blocks 5 (8), 0 (1), 120 (8: the last ones), 127 (8: past the end).
+    [
+      [5, 0, 4096],
+      [0, 8192, 512],
+      [120, 12288, 4096],
+      [127, 16384, 4096],
+    ].forEach(([lba, at, n], i) => {
+      reads.lba[i] = lba!;
+      reads.at[i] = at!;
+      reads.bytes[i] = n!;
+    });
+    const dst = new Uint8Array(24 * 1024).fill(0xee);
+    expect(raw.readIntoMany(dst, reads, 0, 4)).toBe(3);
+    const one = new Uint8Array(24 * 1024).fill(0xee);
+    raw.readInto(5, one, 0, 4096);
+    raw.readInto(0, one, 8192, 512);
+    raw.readInto(120, one, 12288, 4096);
+    expect(dst).toEqual(one);
+    expect(dst.subarray(16384).every((x) => x === 0xee)).toBe(true);
+    // From an index on: only those.
+    const again = new Uint8Array(24 * 1024).fill(0xee);
+    expect(raw.readIntoMany(again, reads, 1, 3)).toBe(3);
+    expect(again.subarray(0, 4096).every((x) => x === 0xee)).toBe(true);
+    expect(again.subarray(8192)).toEqual(one.subarray(8192));
+    // The file itself: bytes past its end read as zeros, as readInto gives them.
+    const file = new NodeFile(p, true);
+    const tail = new Uint8Array(6000).fill(1);
+    expect(file.readIntoMany(tail, Float64Array.of(64 * 1024 - 1000, 0), Float64Array.of(1000, 5000), Float64Array.of(3000, 1000), 0, 2)).toBe(2);
+    expect(tail.subarray(1000, 2000)).toEqual(bytes.subarray(64 * 1024 - 1000));
+    expect(tail.subarray(2000, 4000).every((x) => x === 0)).toBe(true);
+    expect(tail.subarray(4000, 5000).every((x) => x === 1)).toBe(true);
+    expect(tail.subarray(5000)).toEqual(bytes.subarray(0, 1000));
+    // A closed file fails its first read.
+    file.close();
+    expect(file.readIntoMany(tail, Float64Array.of(0), Float64Array.of(0), Float64Array.of(512), 0, 1)).toBe(0);
     raw.close();
   });
 });

@@ -31,6 +31,13 @@ export interface BlockBackend {
    * in guest RAM, read straight from where it lies. Throws DiskIoError.
    */
   readInto?(lba: number, dst: Uint8Array, at: number, bytes: number): void;
+  /**
+   * readInto() of each of `reads`' entries [from, to) in turn, back to back (the deferred reads of
+   * one pump of the host: no other work between them). Stops at the first that fails as readInto
+   * would throw DiskIoError, having done what readInto would have before throwing; returns its
+   * index, or `to` when all were read.
+   */
+  readIntoMany?(dst: Uint8Array, reads: ReadList, from: number, to: number): number;
   /** Writes data (whole blocks) at `lba`; `fua` asks for it to be durable on return. Throws DiskIoError. */
   write(lba: number, data: Uint8Array, fua?: boolean): void;
   /** Makes every completed write durable. */
@@ -58,6 +65,11 @@ export interface BlockFile {
   readvAt?(offset: number, outs: readonly Uint8Array[]): void;
   /** readAt into `dst[at, at + length)`, with no view of it made. */
   readInto?(offset: number, dst: Uint8Array, at: number, length: number): void;
+  /**
+   * readInto of each i in [from, to): `lengths[i]` bytes at `offsets[i]` into `dst` at `ats[i]`, in
+   * turn. Stops at the first that fails as readInto would throw; returns its index, or `to`.
+   */
+  readIntoMany?(dst: Uint8Array, offsets: Float64Array, ats: Float64Array, lengths: Float64Array, from: number, to: number): number;
   writeAt(offset: number, data: Uint8Array): void;
   /** Grows (or shrinks) the file to `bytes`. */
   truncate(bytes: number): void;
@@ -66,11 +78,35 @@ export interface BlockFile {
   close(): void;
 }
 
+/**
+ * A list of reads by logical block (readIntoMany): the i-th reads `bytes[i]` bytes from block
+ * `lba[i]` into the destination at `at[i]`. Arrays of numbers, grown as needed and reused.
+ */
+export class ReadList {
+  lba = new Float64Array(0);
+  at = new Float64Array(0);
+  bytes = new Float64Array(0);
+
+  /** Room for `n` reads (what was stored may be lost). */
+  reserve(n: number): void {
+    if (this.lba.length >= n) return;
+    const size = Math.max(n, 2 * this.lba.length, 16);
+    this.lba = new Float64Array(size);
+    this.at = new Float64Array(size);
+    this.bytes = new Float64Array(size);
+  }
+}
+
 /** Checks that [lba, lba + bytes/sectorSize) lies on the disk and `bytes` is whole blocks. */
 export function checkRange(disk: { sectorSize: number; sectorCount: number }, lba: number, bytes: number): void {
   if (!Number.isSafeInteger(lba) || lba < 0) throw new DiskIoError(`LBA ${lba} is not a block address`);
   if (bytes % disk.sectorSize !== 0) throw new DiskIoError(`${bytes} bytes is not a whole number of ${disk.sectorSize}-byte blocks`);
   if (lba + bytes / disk.sectorSize > disk.sectorCount) throw new DiskIoError(`blocks ${lba}..${lba + bytes / disk.sectorSize - 1} pass the end of the ${disk.sectorCount}-block disk`);
+}
+
+/** Whether checkRange passes, with no error made (a check per read of a batch). */
+export function inRange(disk: { sectorSize: number; sectorCount: number }, lba: number, bytes: number): boolean {
+  return Number.isSafeInteger(lba) && lba >= 0 && bytes % disk.sectorSize === 0 && lba + bytes / disk.sectorSize <= disk.sectorCount;
 }
 
 /** Chunks of an in-memory disk are allocated on first write, so a large empty disk costs nothing. */

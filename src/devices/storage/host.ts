@@ -29,7 +29,7 @@ import { Asc, fixedSense, ScsiStatus, SenseKey } from './scsi.js';
 import { ntStatusForSrb } from './srb.js';
 import { le32, put16, put32, Vstor } from './srb-fields.js';
 import { COMPLETION_PAYLOAD_AT, putCompletionHeader } from '../../vmbus/packet.js';
-import { ByteData, type ScsiResult, type ScsiTarget } from './target.js';
+import { ByteData, type DirectCommand, type ScsiResult, type ScsiTarget } from './target.js';
 import { HOST_MAX_TRANSFER_BYTES, HOST_VMSTOR_VERSIONS, hostSubChannels, multiChannel } from './versions.js';
 import {
   ChannelProperties,
@@ -91,7 +91,7 @@ if (!Number.isInteger(CDB_WORD) || STORVSC_MAX_CMD_LEN % 4 !== 0) throw new Erro
 const MAX_DEFERRED = 256;
 
 /** A deferred direct request (StorvspHost.deferDirect): a slot reused from pump to pump. */
-class DeferredIo {
+class DeferredIo implements DirectCommand {
   sc: StorChannel | undefined;
   /** The request's transaction id: a number when it is a safe integer (no BigInt made per request). */
   transId: bigint | number = 0;
@@ -716,12 +716,20 @@ export class StorvspHost implements HostDevice {
     this.pendingDirect = 0;
     const pending = this.pending;
     const memory = this.memory.bytes;
-    for (let i = 0; i < n; i++) {
-      const d = pending[i]!;
-      const result = d.target!.executeDirect!(d.cdb, d.cdbLength, memory, d.gpa, d.length, d.writable);
+    for (let i = 0; i < n; ) {
+      const target = pending[i]!.target!;
+      // A run of requests to one target goes to it at once where it can take them so (its reads
+      // back to back), else one by one; the same order either way.
+      let end = i + 1;
+      if (target.executeDirectMany) {
+        while (end < n && pending[end]!.target === target) end++;
+        target.executeDirectMany(pending, i, end, memory);
+      } else {
+        const d = pending[i]!;
+        d.result = target.executeDirect!(d.cdb, d.cdbLength, memory, d.gpa, d.length, d.writable);
+      }
       // takesDirect said yes and nothing has run on the target since: it cannot say no now.
-      if (!result) throw new Error('storvsp: a target refused the direct command it took');
-      d.result = result;
+      for (; i < end; i++) if (!pending[i]!.result) throw new Error('storvsp: a target refused the direct command it took');
     }
     // Their completions, in order, in one batch of the ring (one write_index store, one signal
     // decision: hv_signal_on_write of the batch); deferDirect kept room for all of them. Any that

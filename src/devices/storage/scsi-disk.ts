@@ -5,10 +5,10 @@
 // Hyper-V: "Mode Sense: 0f 00 00 00", i.e. a 12-byte caching page and no DPO/FUA; an Azure one,
 // Microsoft's azacsnap documentation: the same layout with DPOFUA set). Any command not listed
 // here gets CHECK CONDITION, ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE.
-import { DiskIoError, type BlockBackend } from './backend.js';
+import { DiskIoError, ReadList, type BlockBackend } from './backend.js';
 import { cdbBytes, parseCdb, type Cdb } from './cdb.js';
 import { Asc, be16, be32, be64, DeviceType, fixedSense, putBe16, putBe32, putBe64, ScsiOp, ScsiStatus, SenseKey, type AscPair } from './scsi.js';
-import { checkCondition, DataAccessError, good, illegalRequest, type ScsiData, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
+import { checkCondition, DataAccessError, good, illegalRequest, type DirectCommand, type ScsiData, type ScsiRequest, type ScsiResult, type ScsiTarget } from './target.js';
 import { SrbStatus } from './wire.js';
 import { subarrayOf } from '../../memory/typed-arrays.js';
 
@@ -167,6 +167,70 @@ export class ScsiDisk implements ScsiTarget {
     return (this.directGood = good(bytes));
   }
   private directGood: ScsiResult | undefined;
+
+  /**
+   * executeDirect of each command in turn, but that a run of reads goes to the back end's
+   * readIntoMany in one call (no other work between its reads), where it has one. The same
+   * answers, counts and sense as the calls one by one: each read that fails is the medium error
+   * executeDirect gives, and the reads after it are still made.
+   */
+  executeDirectMany(cmds: readonly DirectCommand[], from: number, to: number, memory: Uint8Array): void {
+    const b = this.backend;
+    if (!b.readIntoMany) {
+      for (let i = from; i < to; i++) {
+        const c = cmds[i]!;
+        c.result = this.executeDirect(c.cdb, c.cdbLength, memory, c.gpa, c.length, c.writable);
+      }
+      return;
+    }
+    const reads = this.reads;
+    reads.reserve(to - from);
+    for (let i = from; i < to; ) {
+      // The run of reads from i: each decoded as executeDirect decodes it.
+      let n = 0;
+      let end = i;
+      while (end < to) {
+        const c = cmds[end]!;
+        if (this.directCommand(c.cdb, c.cdbLength, c.length, c.writable) !== 1) break;
+        reads.lba[n] = this.directLba;
+        reads.at[n] = c.gpa;
+        reads.bytes[n] = this.directBlocks * b.sectorSize;
+        n++;
+        end++;
+      }
+      if (n === 0) {
+        // Anything else (a write, a command not taken) as executeDirect does it.
+        const c = cmds[i]!;
+        c.result = this.executeDirect(c.cdb, c.cdbLength, memory, c.gpa, c.length, c.writable);
+        i++;
+        continue;
+      }
+      for (let k = 0; k < n; ) {
+        const stop = b.readIntoMany(memory, reads, k, n);
+        for (; k < stop; k++) cmds[i + k]!.result = this.directReadDone(reads.bytes[k]!);
+        if (k < n) {
+          // executeDirect's medium error for the read that failed.
+          this.commands++;
+          const r = checkCondition(SenseKey.MEDIUM_ERROR, Asc.UNRECOVERED_READ_ERROR, SrbStatus.ERROR);
+          this.failures++;
+          this.lastSense = r.sense;
+          cmds[i + k]!.result = r;
+          k++;
+        }
+      }
+      i = end;
+    }
+  }
+  private readonly reads = new ReadList();
+
+  /** executeDirect's count, sense and GOOD answer for a read of `bytes` that was made. */
+  private directReadDone(bytes: number): ScsiResult {
+    this.commands++;
+    this.lastSense = undefined;
+    const last = this.directGood;
+    if (last !== undefined && last.tx === bytes) return last;
+    return (this.directGood = good(bytes));
+  }
 
   close(): void {
     this.backend.close?.();

@@ -46,6 +46,17 @@ export interface ScsiRequest {
   readonly data: ScsiData;
 }
 
+/** One command of executeDirectMany: executeDirect's arguments, and its answer once run. */
+export interface DirectCommand {
+  readonly cdb: Uint8Array;
+  readonly cdbLength: number;
+  /** The buffer: `memory[gpa, gpa + length)`. */
+  readonly gpa: number;
+  readonly length: number;
+  readonly writable: boolean;
+  result: ScsiResult | undefined;
+}
+
 export interface ScsiTarget {
   /** Peripheral device type (INQUIRY byte 0): 0 disk, 5 CD/DVD. */
   readonly deviceType: number;
@@ -63,6 +74,12 @@ export interface ScsiTarget {
    * done nothing, for a command takesDirect does not take.
    */
   executeDirect?(cdb: Uint8Array, cdbLength: number, memory: Uint8Array, at: number, length: number, writable: boolean): ScsiResult | undefined;
+  /**
+   * executeDirect of each of `cmds[from, to)` in order, its answer into its `result` (undefined for
+   * one takesDirect does not take): the same answers and side effects as those calls one after the
+   * other, so that a back end can do a run of reads back to back (storvsp's deferred I/O of a pump).
+   */
+  executeDirectMany?(cmds: readonly DirectCommand[], from: number, to: number, memory: Uint8Array): void;
   /** The target is detached or the VM stops: release what it holds (files). */
   close?(): void;
 }

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fuzz } from '../../fuzz/fuzz.js';
-import { DiskIoError, MemoryDisk, type BlockBackend } from '../../../src/devices/storage/backend.js';
+import { DiskIoError, MemoryDisk, type BlockBackend, type ReadList } from '../../../src/devices/storage/backend.js';
 import { NtStatus, SrbStatus, StorvscRequestType, VstorOp, VstorPacket, VmstorVersion, REQUEST_COMPLETION_FLAG } from '../../../src/devices/storage/wire.js';
 import { gpaDirect, inband, type GpaDirectRange } from '../../../src/vmbus/packet.js';
 import { MIB, rangeAt, rawMachine, srb, srbOf } from './harness.js';
@@ -54,8 +54,27 @@ class RecordingDisk implements BlockBackend {
   flush(): void {}
 }
 
-function machine() {
-  const disk = new RecordingDisk();
+/**
+ * A RecordingDisk that also takes a run of reads at once (readIntoMany, as a raw file does): each
+ * read recorded as read() records it, the run's first index noted, and a read of `badLba` fails.
+ */
+class BatchRecordingDisk extends RecordingDisk {
+  /** [from, to) of each readIntoMany call. */
+  readonly batches: [number, number][] = [];
+  readIntoMany(dst: Uint8Array, reads: ReadList, from: number, to: number): number {
+    this.batches.push([from, to]);
+    for (let i = from; i < to; i++) {
+      const lba = reads.lba[i]!;
+      this.calls.push(['read', lba, this.outWriteIndex()]);
+      if (lba === this.badLba) return i;
+      this.inner.read(lba, dst.subarray(reads.at[i]!, reads.at[i]! + reads.bytes[i]!));
+    }
+    return to;
+  }
+}
+
+function machine(batch = false) {
+  const disk = batch ? new BatchRecordingDisk() : new RecordingDisk();
   const r = rawMachine({ disks: [{ lun: 0, backend: disk }] });
   r.init(VmstorVersion.WIN10);
   // Where the host stands in its ring to the guest: its completions move the write index.
@@ -63,9 +82,12 @@ function machine() {
   return { r, disk };
 }
 
-describe('storvsp: requests read together', () => {
+describe.each([
+  ['one by one', false],
+  ['a run of reads at once (readIntoMany)', true],
+])('storvsp: requests read together, the back end taking them %s', (_, batch) => {
   it('run in the order they were sent: a READ after a WRITE of the same blocks reads what it wrote; completions in order', () => {
-    const { r, disk } = machine();
+    const { r, disk } = machine(batch);
     const src = r.alloc(8192);
     const dst = r.alloc(8192);
     const data = pattern(8192, 5);
@@ -93,7 +115,7 @@ describe('storvsp: requests read together', () => {
   });
 
   it('their I/O runs back to back, before any of their completions is written', () => {
-    const { r, disk } = machine();
+    const { r, disk } = machine(batch);
     const buffers = [r.alloc(4096), r.alloc(4096), r.alloc(4096), r.alloc(4096)];
     buffers.forEach((gpa, i) => queue(r, BigInt(20 + i), srb(read10(8 * i, 8), { length: 4096 }), [rangeAt(gpa, 4096)]));
     r.m.runFor(1e6);
@@ -101,10 +123,12 @@ describe('storvsp: requests read together', () => {
     expect(at).toHaveLength(4);
     expect(new Set(at).size).toBe(1);
     expect(r.received.slice(-4).map((p) => p.transId)).toEqual([20n, 21n, 22n, 23n]);
+    // A back end that can takes the four reads in one call.
+    if (disk instanceof BatchRecordingDisk) expect(disk.batches).toEqual([[0, 4]]);
   });
 
   it('their completions, written as one batch, are what writing each on its own gave: all in the ring, in order, the guest signalled once (hv_signal_on_write)', () => {
-    const { r } = machine();
+    const { r } = machine(batch);
     const buffers = Array.from({ length: 6 }, () => r.alloc(4096));
     const ring = () => r.host.primary.ringState()!.outgoing;
     const before = { signals: r.host.primary.signalsSent, sent: r.host.primary.packetsSent, write: ring().writeIndex };
@@ -117,8 +141,33 @@ describe('storvsp: requests read together', () => {
     expect(r.host.primary.signalsSent - before.signals).toBe(1);
   });
 
+  it('each completion carries its own trans id, status and transfer length, alike or not to the one before', () => {
+    const { r, disk } = machine(batch);
+    disk.badLba = 40;
+    // [trans id, first block, blocks]: lengths that repeat and change, a failure between.
+    const reqs: [bigint, number, number][] = [
+      [0x1_0000_0001n, 0, 8],
+      [2n, 8, 8],
+      [0xffff_fffen, 16, 16],
+      [4n, 32, 1],
+      [5n, 40, 8],
+      [6n, 48, 8],
+      [0x20_0000_0000_0007n, 56, 8],
+    ];
+    const buffers = reqs.map(() => r.alloc(8192));
+    const before = r.received.length;
+    reqs.forEach(([id, lba, n], i) => queue(r, id, srb(read10(lba, n), { length: n * 512 }), [rangeAt(buffers[i]!, n * 512)]));
+    r.m.runFor(1e6);
+    const answers = r.received.slice(before);
+    expect(answers.map((p) => p.transId)).toEqual(reqs.map(([id]) => id));
+    expect(answers.map((p) => r.opStatus(p))).toEqual(reqs.map(([, lba]) => [VstorOp.COMPLETE_IO, lba === 40 ? NtStatus.IO_DEVICE_ERROR : 0]));
+    expect(answers.map((p) => [srbOf(p).srb_status, srbOf(p).scsi_status, srbOf(p).data_transfer_length])).toEqual(
+      reqs.map(([, lba, n]) => (lba === 40 ? [SrbStatus.ERROR | SrbStatus.AUTOSENSE_VALID, 2, 0] : [SrbStatus.SUCCESS, 0, n * 512])),
+    );
+  });
+
   it('their completions echo any 64-bit transaction id, small or past 2^53, exactly', () => {
-    const { r } = machine();
+    const { r } = machine(batch);
     const ids = [1n, 0xffff_ffffn, 0x1_0000_0000n, (1n << 53n) - 1n, 1n << 53n, 0xffff_ffff_ffff_fff0n, 0x8000_0000_0000_0001n];
     const buffers = ids.map(() => r.alloc(4096));
     ids.forEach((id, i) => queue(r, id, srb(read10(8 * i, 8), { length: 4096 }), [rangeAt(buffers[i]!, 4096)]));
@@ -129,7 +178,7 @@ describe('storvsp: requests read together', () => {
   });
 
   it('a command that takes the general way (a buffer on pages apart, a TEST UNIT READY) runs after the I/O before it', () => {
-    const { r, disk } = machine();
+    const { r, disk } = machine(batch);
     const src = r.alloc(4096);
     const data = pattern(4096, 9);
     r.memory.write(src, data);
@@ -159,7 +208,7 @@ describe('storvsp: requests read together', () => {
   });
 
   it('a back end that fails one read among them: that request alone gets MEDIUM ERROR (sense 3/0x11), the others succeed, in order', () => {
-    const { r, disk } = machine();
+    const { r, disk } = machine(batch);
     disk.badLba = 8;
     const buffers = [r.alloc(4096), r.alloc(4096), r.alloc(4096)];
     const before = r.received.length;
@@ -171,6 +220,37 @@ describe('storvsp: requests read together', () => {
     const bad = srbOf(answers[1]!);
     expect([bad.scsi_status, bad.srb_status, bad.payload[2], bad.payload[12], bad.data_transfer_length]).toEqual([2, SrbStatus.ERROR | SrbStatus.AUTOSENSE_VALID, 3, 0x11, 0]);
     expect(r.host.stats.errors).toBe(1);
+    // Every read was made, the failed one's neighbours into their buffers.
+    expect(disk.calls.map(([op, lba]) => [op, lba])).toEqual([
+      ['read', 0],
+      ['read', 8],
+      ['read', 16],
+    ]);
+    const want = new Uint8Array(4096);
+    disk.inner.read(16, want);
+    expect(r.memory.read(buffers[2]!, 4096)).toEqual(want);
+    if (disk instanceof BatchRecordingDisk) expect(disk.batches).toEqual([
+      [0, 3],
+      [2, 3],
+    ]);
+  });
+
+  it('the disk keeps the sense of the last of them (REQUEST SENSE): the failure\'s when it was last, none when a read after it succeeded', () => {
+    for (const last of [true, false]) {
+      const { r, disk } = machine(batch);
+      disk.badLba = last ? 16 : 8;
+      const buffers = [r.alloc(4096), r.alloc(4096), r.alloc(4096)];
+      buffers.forEach((gpa, i) => queue(r, BigInt(60 + i), srb(read10(8 * i, 8), { length: 4096 }), [rangeAt(gpa, 4096)]));
+      r.m.runFor(1e6);
+      const sense = r.alloc(4096);
+      const before = r.received.length;
+      queue(r, 70n, srb([0x03, 0, 0, 0, 18, 0], { length: 18 }), [rangeAt(sense, 18)]);
+      r.m.runFor(1e6);
+      expect(r.received.slice(before).map((p) => r.opStatus(p)![1])).toEqual([0]);
+      // Fixed sense: the key at byte 2, the ASC at byte 12 (MEDIUM ERROR 0x11, or NO SENSE 0).
+      const got = r.memory.read(sense, 18);
+      expect([got[2], got[12]]).toEqual(last ? [3, 0x11] : [0, 0]);
+    }
   });
 });
 
@@ -230,11 +310,36 @@ function cdbOf(q: { op: number; lba: number; blocks: number; reladr: boolean; cd
   return q.cdbLength < 0 ? c : c.concat(new Array<number>(16).fill(0)).slice(0, q.cdbLength);
 }
 
+/** A memory disk whose reads of a range holding `badLba` fail (DiskIoError), as a file's EIO does. */
+class FailingDisk extends MemoryDisk {
+  badLba = -1;
+  override read(lba: number, out: Uint8Array): void {
+    if (this.badLba >= lba && this.badLba < lba + out.length / 512) throw new DiskIoError(`block ${this.badLba} cannot be read`);
+    super.read(lba, out);
+  }
+}
+
+/** A FailingDisk that also takes a run of reads at once (readIntoMany), each as read() would. */
+class FailingBatchDisk extends FailingDisk {
+  readIntoMany(dst: Uint8Array, reads: ReadList, from: number, to: number): number {
+    for (let i = from; i < to; i++) {
+      try {
+        this.read(reads.lba[i]!, dst.subarray(reads.at[i]!, reads.at[i]! + reads.bytes[i]!));
+      } catch (e) {
+        if (e instanceof DiskIoError) return i;
+        throw e;
+      }
+    }
+    return to;
+  }
+}
+
 /** A machine with a 1 MiB disk of a pattern and five buffers of another: the same in every call. */
 const DISK_PATTERN = pattern(MIB, 3);
-function fuzzMachine() {
-  const disk = new MemoryDisk(MIB);
+function fuzzMachine(batch = false, badLba = -1) {
+  const disk = batch ? new FailingBatchDisk(MIB) : new FailingDisk(MIB);
   disk.write(0, DISK_PATTERN);
+  disk.badLba = badLba;
   const r = rawMachine({ disks: [{ lun: 0, backend: disk }] });
   r.init(VmstorVersion.WIN10);
   const contiguous = [0, 1, 2, 3].map(() => r.alloc(3 * 4096));
@@ -246,12 +351,15 @@ function fuzzMachine() {
 }
 
 describe('storvsp: requests sent together, fuzzed', () => {
-  it('answer, and leave disk and memory, byte for byte as the same requests sent one at a time', () => {
+  it('answer, and leave disk and memory, byte for byte as the same requests sent one at a time (a back end that fails a block, or not)', () => {
     fuzz(
       'storage.storvsp-batched',
-      fc.property(fc.array(request, { minLength: 1, maxLength: 12 }), (mix) => {
-        const together = fuzzMachine();
-        const alone = fuzzMachine();
+      fc.property(fc.array(request, { minLength: 1, maxLength: 12 }), fc.boolean(), fc.integer({ min: -1, max: 1000 }), (mix, batch, pick) => {
+        // A block that fails: none, or one among those a request of the mix names.
+        const badLba = pick < 0 ? -1 : mix[pick % mix.length]!.lba + (pick % 8);
+        // Together: to a back end that takes a run of reads at once, or not; alone: one by one.
+        const together = fuzzMachine(batch, badLba);
+        const alone = fuzzMachine(false, badLba);
         for (const [m, oneByOne] of [
           [together, false],
           [alone, true],
@@ -270,8 +378,9 @@ describe('storvsp: requests sent together, fuzzed', () => {
         // (A range whose PFNs do not fit its packet is no packet: it is skipped unanswered, in both.)
         const bytes = new Uint8Array(MIB);
         const other = new Uint8Array(MIB);
-        together.disk.read(0, bytes);
-        alone.disk.read(0, other);
+        // The disks' bytes as they lie (MemoryDisk's read: their read of a bad block fails).
+        MemoryDisk.prototype.read.call(together.disk, 0, bytes);
+        MemoryDisk.prototype.read.call(alone.disk, 0, other);
         // The first byte that differs (-1: none): toEqual walks a megabyte too slowly for a fuzz run.
         const firstDifference = (x: Uint8Array, y: Uint8Array) => x.findIndex((v, i) => v !== y[i]);
         expect(firstDifference(bytes, other)).toBe(-1);
@@ -281,6 +390,52 @@ describe('storvsp: requests sent together, fuzzed', () => {
         }
         expect(together.r.host.stats).toEqual(alone.r.host.stats);
         expect(together.r.host.violations).toEqual(alone.r.host.violations);
+      }),
+      20,
+    );
+  });
+});
+
+/** A well-formed READ(10) or WRITE(10) of a few blocks near the start of the disk, into its own buffer. */
+const directRequest = fc.record({
+  write: fc.boolean(),
+  lba: fc.integer({ min: 0, max: 48 }),
+  blocks: fc.integer({ min: 1, max: 16 }),
+  buffer: fc.integer({ min: 0, max: 3 }),
+});
+
+describe('storvsp: runs of reads to a back end that takes them at once, fuzzed', () => {
+  it('answer, and leave disk, memory and the disk\'s sense, as the same requests sent one at a time to one that does not', () => {
+    fuzz(
+      'storage.storvsp-batched-reads',
+      fc.property(fc.array(directRequest, { minLength: 1, maxLength: 10 }), fc.integer({ min: -1, max: 64 }), (mix, badLba) => {
+        const together = fuzzMachine(true, badLba);
+        const alone = fuzzMachine(false, badLba);
+        for (const [m, oneByOne] of [
+          [together, false],
+          [alone, true],
+        ] as const) {
+          mix.forEach((q, i) => {
+            const length = q.blocks * 512;
+            const cdb = (q.write ? write10 : read10)(q.lba, q.blocks);
+            queue(m.r, BigInt(700 + i), srb(cdb, { length, dataIn: q.write ? StorvscRequestType.WRITE_TYPE : StorvscRequestType.READ_TYPE }), [rangeAt(m.contiguous[q.buffer]!, length)]);
+            if (oneByOne) m.r.m.runFor(1e6);
+          });
+          m.r.m.runFor(1e6);
+          // REQUEST SENSE: the sense the disk kept from the last of them.
+          queue(m.r, 800n, srb([0x03, 0, 0, 0, 18, 0], { length: 18 }), [rangeAt(m.split[0], 18)]);
+          m.r.m.runFor(1e6);
+        }
+        const answers = (m: typeof together) => m.r.received.slice(m.before).map((p) => [p.transId, Array.from(p.payload)]);
+        expect(answers(together)).toEqual(answers(alone));
+        const bytes = new Uint8Array(64 * 512);
+        const other = new Uint8Array(64 * 512);
+        MemoryDisk.prototype.read.call(together.disk, 0, bytes);
+        MemoryDisk.prototype.read.call(alone.disk, 0, other);
+        expect(bytes).toEqual(other);
+        for (const gpa of together.contiguous) expect(together.r.memory.read(gpa, 3 * 4096)).toEqual(alone.r.memory.read(gpa, 3 * 4096));
+        expect(together.r.memory.read(together.split[0], 18)).toEqual(alone.r.memory.read(alone.split[0], 18));
+        expect(together.r.host.stats).toEqual(alone.r.host.stats);
       }),
       20,
     );

@@ -69,6 +69,24 @@ export function putHvPfns(dst: Uint8Array, at: number, buffer: DataBuffer, count
 }
 
 /**
+ * putHvPfns as little-endian words: `words` is the packet as u32s (a little-endian host's), `at`
+ * a multiple of 8. The same bytes.
+ */
+export function putHvPfnWords(words: Uint32Array, at: number, buffer: DataBuffer, count: number, pageSize: number): void {
+  const perPage = pageSize / HV_HYP_PAGE_SIZE;
+  let w = at >>> 2;
+  let n = 0;
+  for (let i = 0; i < buffer.pages.length && n < count; i++) {
+    const first = buffer.pages[i]! / HV_HYP_PAGE_SIZE;
+    for (let k = 0; k < perPage && n < count; k++, n++, w += 2) {
+      const pfn = first + k;
+      words[w] = pfn >>> 0;
+      words[w + 1] = Math.floor(pfn / 2 ** 32) >>> 0;
+    }
+  }
+}
+
+/**
  * Calls `f(gpa, offset, bytes)` for each run of physically contiguous pages holding the first
  * `length` bytes of a buffer of whole `pageSize` pages.
  */

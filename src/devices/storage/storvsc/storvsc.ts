@@ -15,7 +15,7 @@ import { vmbusRingSize } from '../../../vmbus/client/ring-size.js';
 import { GPA_DIRECT_PFNS_AT, gpaDirectHeaderLength, inband, INBAND_PAYLOAD_AT, putGpaDirectHeader, putInbandHeader } from '../../../vmbus/packet.js';
 import { HV_HYP_PAGE_SIZE } from '../../../memory/pages.js';
 import { DeviceClass } from '../../../vmbus/wire/guids.js';
-import type { PacketHead, ParsedPacket } from '../../../vmbus/wire/packets.js';
+import { PacketDescriptor, type PacketHead, type ParsedPacket } from '../../../vmbus/wire/packets.js';
 import type { GuestModule, GuestServices } from '../../device.js';
 import { normalizeSense, ScsiOp, ScsiStatus } from '../scsi.js';
 import {
@@ -54,7 +54,7 @@ import {
   VstorPacket,
 } from '../wire.js';
 import { le32, put16, put32, Vstor } from '../srb-fields.js';
-import { HostByte, putHvPfns, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
+import { HostByte, putHvPfns, putHvPfnWords, ScsiCore, type ScsiCmnd, type ScsiDevice, type ScsiHost } from './scsi-core.js';
 
 /** storvsc_ringbuffer_size (128 KiB, rounded by VMBUS_RING_SIZE for the guest's pages). */
 export const STORVSC_RINGBUFFER_SIZE = 128 * 1024;
@@ -87,6 +87,10 @@ function orLe(words: Uint32Array, at: number, v: number): void {
   const i = at >>> 2;
   words[i] = words[i]! | (v << ((at & 3) << 3));
 }
+
+/** The words of a packet's descriptor holding its trans_id (a little-endian u64, word aligned). */
+const TRANS_ID_WORD = PacketDescriptor.offsets.trans_id / 4;
+if (!Number.isInteger(TRANS_ID_WORD) || GPA_DIRECT_PFNS_AT % 8 !== 0) throw new Error('storvsc: the descriptor\'s trans_id or the PFNs are not word aligned');
 
 const u64be = (b: Uint8Array): bigint => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, false);
 
@@ -209,7 +213,7 @@ export class StorvscDevice {
       maxPacketSize: STORVSC_MAX_PKT_SIZE,
       onEvent: (ch) => this.onChannelCallback(ch),
     });
-    this.storChns.set(this.channel.targetCpu, this.channel);
+    this.setStorChn(this.channel.targetCpu, this.channel);
     this.allocedCpus.add(this.channel.targetCpu);
     try {
       this.channelInit();
@@ -309,7 +313,7 @@ export class StorvscDevice {
       return;
     }
     this.subchannels.push(sc);
-    this.storChns.set(sc.targetCpu, sc);
+    this.setStorChn(sc.targetCpu, sc);
     this.allocedCpus.add(sc.targetCpu);
   }
 
@@ -330,14 +334,22 @@ export class StorvscDevice {
   /** get_og_chn: a CPU with no channel of its own gets one of the allocated CPUs', by hash. */
   private getOgChn(qNum: number): GuestChannel {
     if (this.numSc === 0 || this.allocedCpus.size === 0) {
-      this.storChns.set(qNum, this.channel);
+      this.setStorChn(qNum, this.channel);
       return this.channel;
     }
     const cpus = this.allocedSorted();
     const ch = this.storChns.get(cpus[qNum % cpus.length]!) ?? this.channel;
-    this.storChns.set(qNum, ch);
+    this.setStorChn(qNum, ch);
     return ch;
   }
+
+  /** stor_chns[cpu] = ch, in the Map and in its copy by CPU number (chnByCpu). */
+  private setStorChn(cpu: number, ch: GuestChannel): void {
+    this.storChns.set(cpu, ch);
+    this.chnByCpu[cpu] = ch;
+  }
+  /** storChns as an array indexed by CPU number: selectChannel looks it up on every request. */
+  private readonly chnByCpu: (GuestChannel | undefined)[] = [];
 
   /** alloced_cpus in ascending order (kept until a CPU joins). */
   private allocedSorted(): readonly number[] {
@@ -353,22 +365,24 @@ export class StorvscDevice {
 
   /** storvsc_do_io's choice of channel for an I/O issued on CPU `qNum`. */
   selectChannel(qNum: number): GuestChannel {
-    let out = this.storChns.get(qNum);
+    const byCpu = this.chnByCpu;
+    let out = byCpu[qNum];
     if (!out) return this.getOgChn(qNum);
     if (out.targetCpu !== qNum) return out;
     // Prefer another channel (on another CPU) with room, then this CPU's own, then any with room.
     // The others are tried from the next CPU up, wrapping around.
     const cpus = this.allocedSorted();
     for (let pass = 0; pass < 2; pass++) {
-      for (const cpu of cpus) {
+      for (let i = 0; i < cpus.length; i++) {
+        const cpu = cpus[i]!;
         if (pass === 0 ? cpu <= qNum : cpu >= qNum) continue;
-        const ch = this.storChns.get(cpu);
+        const ch = byCpu[cpu];
         if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) return ch;
       }
     }
     if (this.availPercent(out) > RING_AVAIL_PERCENT_LOWATER) return out;
-    for (const cpu of cpus) {
-      const ch = this.storChns.get(cpu);
+    for (let i = 0; i < cpus.length; i++) {
+      const ch = byCpu[cpus[i]!];
       if (ch && this.availPercent(ch) > RING_AVAIL_PERCENT_LOWATER) {
         out = ch;
         break;
@@ -393,6 +407,12 @@ export class StorvscDevice {
     return (this.packetParts[length] ??= [this.packetBuffer.subarray(0, length)]);
   }
   private packetParts: (readonly Uint8Array[])[] = [];
+  /**
+   * The GPA-direct header (descriptor, range count, the range's byte count and offset: the words
+   * before the PFNs) of the last request queuecommand sent with a buffer, for its length and page
+   * count; pfnCount -1: none yet.
+   */
+  private readonly directHeader = { words: new Uint32Array(GPA_DIRECT_PFNS_AT / 4), byteCount: -1, pfnCount: -1, length: 0 };
   /** The one GPA-direct range of the request being built (queuecommand): the buffer from its first byte. */
   private readonly directRange = { byteCount: 0, byteOffset: 0, pfnCount: 0 };
 
@@ -452,16 +472,35 @@ export class StorvscDevice {
     const payloadAt = pfnCount >= 0 ? gpaDirectHeaderLength(pfnCount) : INBAND_PAYLOAD_AT;
     const out = this.sendBuffer(payloadAt + VstorPacket.size);
     let length: number;
-    if (pfnCount >= 0) {
+    const header = this.directHeader;
+    if (pfnCount >= 0 && LITTLE_ENDIAN && header.byteCount === cmd.length && header.pfnCount === pfnCount) {
+      // The header putGpaDirectHeader wrote for the last request of this length and page count,
+      // again (its words up to the PFNs, which are the request's own), with this request's id.
+      const words = this.packetWords;
+      const from = header.words;
+      for (let i = 0; i < from.length; i++) words[i] = from[i]!;
+      words[TRANS_ID_WORD] = transId;
+      words[TRANS_ID_WORD + 1] = 0;
+      length = header.length;
+    } else if (pfnCount >= 0) {
       // The range's record is the device's own, filled in per request: no object made for each.
       const range = this.directRange;
       range.byteCount = cmd.length;
       range.pfnCount = pfnCount;
       length = putGpaDirectHeader(out, range, VstorPacket.size, transId);
+      header.words.set(this.packetWords.subarray(0, header.words.length));
+      header.byteCount = cmd.length;
+      header.pfnCount = pfnCount;
+      header.length = length;
     } else {
       length = putInbandHeader(out, VstorPacket.size, transId, true);
     }
-    if (pfnCount >= 0) putHvPfns(out, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+    // The padding between the last PFN and the payload, if any, is zero (putGpaDirectHeader).
+    if (pfnCount >= 0) {
+      if (LITTLE_ENDIAN) putHvPfnWords(this.packetWords, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+      else putHvPfns(out, GPA_DIRECT_PFNS_AT, cmd.buffer!, pfnCount, this.vmbus.transport.memory.pageSize);
+      for (let i = GPA_DIRECT_PFNS_AT + 8 * pfnCount; i < payloadAt; i++) out[i] = 0;
+    }
     let srbFlags: number = SrbFlags.DISABLE_SYNCH_TRANSFER;
     // tagged_supported: the device said CmdQue in its INQUIRY data.
     const tagged = ((cmd.device.inquiry[7] ?? 0) & 0x02) !== 0;
@@ -477,29 +516,21 @@ export class StorvscDevice {
     // Word stores, not fill(): the method's lookup costs more than these 64 bytes (host.ts
     // complete), and 16 words cost less than 64 bytes. payloadAt is a multiple of 8.
     const words = this.packetWords;
-    for (let i = payloadAt >>> 2; i < (payloadAt + VstorPacket.size) >>> 2; i++) words[i] = 0;
     // The u8 fields take the low byte, as C's assignments do.
     const cdbLength = Math.min(cmd.cdb.length, STORVSC_MAX_CMD_LEN);
     if (LITTLE_ENDIAN) {
-      // Each field ORed into its place in the cleared words: a store a word, not a store a byte.
-      orLe(words, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
-      orLe(words, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
-      orLe(words, payloadAt + Vstor.length, VmscsiRequest.size);
-      orLe(words, payloadAt + Vstor.timeOutValue, 60);
-      if (tagged) {
-        orLe(words, payloadAt + Vstor.queueTag, SP_UNTAGGED);
-        orLe(words, payloadAt + Vstor.queueAction, SRB_SIMPLE_TAG_REQUEST);
-      }
-      orLe(words, payloadAt + Vstor.dataIn, dataIn);
-      orLe(words, payloadAt + Vstor.srbFlags, srbFlags);
-      orLe(words, payloadAt + Vstor.portNumber, this.host!.hostNo & 0xff);
+      // The fields alike in every request of its tagging and direction come as the words of a
+      // template (srbTemplate); the request's own are ORed into their places: a store a word.
+      const template = this.srbTemplate(tagged, dataIn, srbFlags);
+      const first = payloadAt >>> 2;
+      for (let i = 0; i < template.length; i++) words[first + i] = template[i]!;
       orLe(words, payloadAt + Vstor.pathId, cmd.device.channel & 0xff);
       orLe(words, payloadAt + Vstor.targetId, cmd.device.id & 0xff);
       orLe(words, payloadAt + Vstor.lun, cmd.device.lun & 0xff);
       orLe(words, payloadAt + Vstor.cdbLength, cdbLength);
-      orLe(words, payloadAt + Vstor.senseInfoLength, STORVSC_SENSE_BUFFER_SIZE);
       orLe(words, payloadAt + Vstor.dataTransferLength, cmd.length);
     } else {
+      for (let i = payloadAt >>> 2; i < (payloadAt + VstorPacket.size) >>> 2; i++) words[i] = 0;
       put32(out, payloadAt + Vstor.operation, VstorOp.EXECUTE_SRB);
       put32(out, payloadAt + Vstor.flags, REQUEST_COMPLETION_FLAG);
       put16(out, payloadAt + Vstor.length, VmscsiRequest.size);
@@ -538,6 +569,34 @@ export class StorvscDevice {
     this.outstanding++;
     return 'ok';
   }
+
+  /**
+   * The words of a request's vstor_packet with only the fields that a request of this tagging,
+   * data_in and srb_flags has alike with every other (little-endian hosts): operation, flags, the
+   * request's length, timeout, queue tag and action, data_in, srb_flags, port and sense length;
+   * zero elsewhere. Made once for each kind.
+   */
+  private srbTemplate(tagged: boolean, dataIn: number, srbFlags: number): Uint32Array {
+    const key = (tagged ? 1 : 0) + 2 * dataIn;
+    const cached = this.srbTemplates[key];
+    if (cached && cached.srbFlags === srbFlags) return cached.words;
+    const words = new Uint32Array(VstorPacket.size / 4);
+    orLe(words, Vstor.operation, VstorOp.EXECUTE_SRB);
+    orLe(words, Vstor.flags, REQUEST_COMPLETION_FLAG);
+    orLe(words, Vstor.length, VmscsiRequest.size);
+    orLe(words, Vstor.timeOutValue, 60);
+    if (tagged) {
+      orLe(words, Vstor.queueTag, SP_UNTAGGED);
+      orLe(words, Vstor.queueAction, SRB_SIMPLE_TAG_REQUEST);
+    }
+    orLe(words, Vstor.dataIn, dataIn);
+    orLe(words, Vstor.srbFlags, srbFlags);
+    orLe(words, Vstor.portNumber, this.host!.hostNo & 0xff);
+    orLe(words, Vstor.senseInfoLength, STORVSC_SENSE_BUFFER_SIZE);
+    this.srbTemplates[key] = { srbFlags, words };
+    return words;
+  }
+  private readonly srbTemplates: ({ readonly srbFlags: number; readonly words: Uint32Array } | undefined)[] = [];
 
   /** storvsc_on_channel_callback: every packet the host sent on `ch`. */
   private onChannelCallback(ch: GuestChannel): void {
