@@ -7,7 +7,10 @@
 //   header (4 modulo 8) copied from an array at 0 takes 2.4 times as long at 64 bytes, and
 //   six times at 1,500.
 // So a copy whose ends are both word-aligned goes as 32-bit word moves through views of each
-// whole buffer made once, when it is small or when set() would go byte by byte; otherwise set().
+// whole buffer made once when it is small; a larger one that set() would take byte by byte goes
+// through a private buffer placed at the shared side's alignment (two set()s at full speed);
+// anything else is one set(). (An ArrayBuffer's bytes start 8-aligned, so an array's address
+// modulo 8 is its byteOffset's.)
 import { setInto, subarrayOf } from './typed-arrays.js';
 
 /**
@@ -114,9 +117,8 @@ export class WordCopier {
   private room(n: number): void {
     if (this.scratch.length >= n) return;
     this.scratch = new Uint8Array(Math.max(n + 8, 2 * this.scratch.length) & ~7);
-    this.scratchWords = new Uint32Array(this.scratch.buffer);
   }
 
+  /** The private buffer: an ArrayBuffer of its own, so its bytes start 8-aligned. */
   private scratch = new Uint8Array(2048);
-  private scratchWords = new Uint32Array(this.scratch.buffer);
 }
