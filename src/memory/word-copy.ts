@@ -74,14 +74,16 @@ export class WordCopier {
   private readonly src = new WordView();
   private readonly dst = new WordView();
 
-  /** dst[dstAt, dstAt + length) = src[srcAt, srcAt + length). Both ranges must lie inside their arrays. */
+  /** dst[dstAt, dstAt + length) = src[srcAt, srcAt + length); a range outside its array throws a RangeError, as set() does. */
   copy(dst: Uint8Array, dstAt: number, src: Uint8Array, srcAt: number, length: number): void {
     const dv = this.dst.of(dst);
     const sv = this.src.of(src);
     const d = dv.base + dstAt;
     const s = sv.base + srcAt;
     const slow = ((d ^ s) & 7) !== 0 && (dv.shared || sv.shared); // set() would go byte by byte
-    if (((d | s) & 3) === 0 && (length <= WORD_COPY_MAX || (slow && (length < BOUNCE_MIN || dv.shared === sv.shared)))) {
+    // The word views span whole buffers: a range outside its array goes to set(), which throws.
+    const inside = dstAt >= 0 && srcAt >= 0 && dstAt + length <= dst.length && srcAt + length <= src.length;
+    if (inside && ((d | s) & 3) === 0 && (length <= WORD_COPY_MAX || (slow && (length < BOUNCE_MIN || dv.shared === sv.shared)))) {
       const words = length >>> 2;
       moveWords(dv.words, d >>> 2, sv.words, s >>> 2, words);
       for (let i = words << 2; i < length; i++) dst[dstAt + i] = src[srcAt + i]!;

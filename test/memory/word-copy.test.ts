@@ -71,3 +71,17 @@ describe('WordCopier.copyFrom', () => {
     expect(() => new WordCopier().copyFrom(dst, 4, new Uint8Array(40))).toThrow(RangeError);
   });
 });
+
+describe('WordCopier.copy out of range', () => {
+  it('throws a RangeError, as set() does, and writes nothing, even where the word views could reach', () => {
+    const buffer = new SharedArrayBuffer(4096);
+    const whole = new Uint8Array(buffer).fill(0x55);
+    const dst = new Uint8Array(buffer, 8, 64); // a window of a larger shared buffer
+    const src = new Uint8Array(1024).fill(0xaa);
+    const copier = new WordCopier();
+    for (const [dstAt, length] of [[0, 128], [60, 8], [0, 600], [4, 1000]] as const) {
+      expect(() => copier.copy(dst, dstAt, src, 0, length)).toThrow(RangeError);
+      expect(whole.every((b) => b === 0x55)).toBe(true);
+    }
+  });
+});
