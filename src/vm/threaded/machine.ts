@@ -60,7 +60,7 @@ const GUEST_PROBE_MS = 0.02;
 const TRAP_BURST = 16;
 /** The host loop's nap while a ring is polled or the guest runs: it looks again soon. */
 const NAP_MS = 0.05;
-/** Its nap while the guest is awake but not seen running (off its core). */
+/** Its nap while it polls a ring and the guest is awake but not seen running (off its core). */
 const YIELD_MS = 0.25;
 /** Wall time the host loop polls with nothing to do before it sleeps. */
 const HOST_POLL_MS = 0.5;
@@ -237,8 +237,8 @@ export class ThreadedMachine {
               traps.wakeHeld();
             }
           }
-          const polling = server?.polling ? 1 : 0;
-          if (polling !== hostPolling) Atomics.store(h, W.HOST_POLLING, (hostPolling = polling));
+          const nowPolling = server?.polling ? 1 : 0;
+          if (nowPolling !== hostPolling) Atomics.store(h, W.HOST_POLLING, (hostPolling = nowPolling));
           traps.publishInterrupts();
           if (busy) {
             // A trap answered or a packet read: the guest has been running.
@@ -252,10 +252,14 @@ export class ThreadedMachine {
           const next = clock.nextEventNs();
           const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
           const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
-          // Awake is not running: a guest that is off its core (this one, shared) writes and
-          // traps nothing while the loop polls for it, and gets the core only when it naps.
           const guestRuns = guest.runs(Atomics.load(h, W.GUEST_BEAT), now) && guestAwake;
-          if (dueMs <= 0.05 || (guestRuns && (now - busyAt < HOST_POLL_MS || server?.polling))) {
+          // While a ring is polled, awake is not enough: a guest off its core (this one, shared)
+          // writes nothing while the loop polls for it, and gets the core only when it naps.
+          // Otherwise a guest that trapped lately is polled for, as ever: a trap that finds the
+          // host asleep waits for it to wake, and sleeping and waking the threads in turn lets
+          // the system put them on one core.
+          const polling = server?.polling === true;
+          if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS && (guestRuns || !polling)) || (guestRuns && polling)) {
             for (let spin = 0; spin < 100 && !traps.pending(); spin++);
             continue;
           }
@@ -268,7 +272,7 @@ export class ThreadedMachine {
           // the loop would take the core from it again and again, with nothing new to find.
           const seen = Atomics.load(h, W.HOST_WAKE);
           Atomics.store(h, W.HOST_SLEEPING, 1);
-          const napMs = guestAwake ? (guestRuns ? NAP_MS : YIELD_MS) : server?.polling ? NAP_MS : 1;
+          const napMs = guestAwake ? (polling && !guestRuns ? YIELD_MS : NAP_MS) : polling ? NAP_MS : 1;
           if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, napMs));
           Atomics.store(h, W.HOST_SLEEPING, 0);
           busyAt = performance.now();
