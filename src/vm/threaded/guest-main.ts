@@ -91,12 +91,6 @@ export async function runGuestThread(d: GuestThreadData, t: GuestTransport): Pro
         continue;
       }
       Atomics.store(h, W.GUEST_SLEEPING, 1);
-      // A host napping while it polls a ring learns of what was written there only from a look
-      // of its own: it is woken to look now, rather than when its nap ends (the two may share a core).
-      if (Atomics.load(h, W.HOST_POLLING) !== 0 && Atomics.load(h, W.HOST_SLEEPING) !== 0) {
-        Atomics.add(h, W.HOST_WAKE, 1);
-        Atomics.notify(h, W.HOST_WAKE);
-      }
       Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
       Atomics.store(h, W.GUEST_SLEEPING, 0);
       busyAt = performance.now();

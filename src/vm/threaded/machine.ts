@@ -58,10 +58,6 @@ const GUEST_SILENT_MS = 0.05;
 const GUEST_PROBE_MS = 0.02;
 /** Traps answered back to back before the host loop moves time and publishes interrupts. */
 const TRAP_BURST = 16;
-/** The host loop's nap while a ring is polled or the guest runs: it looks again soon. */
-const NAP_MS = 0.05;
-/** Its nap while it polls a ring and the guest is awake but not seen running (off its core). */
-const YIELD_MS = 0.25;
 /** Wall time the host loop polls with nothing to do before it sleeps. */
 const HOST_POLL_MS = 0.5;
 /** Wall time a channel's ring is polled after it last had packets (NAPI's budget, roughly). */
@@ -204,7 +200,6 @@ export class ThreadedMachine {
     let busyAt = wallStart;
     // Whether the guest is on its core, from its beat.
     const guest = new BeatWatch(GUEST_SILENT_MS, GUEST_PROBE_MS, Atomics.load(h, W.GUEST_BEAT), wallStart);
-    let hostPolling = Atomics.load(h, W.HOST_POLLING);
     serving++;
     try {
       while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && !signal?.aborted && performance.now() < deadline) {
@@ -237,8 +232,6 @@ export class ThreadedMachine {
               traps.wakeHeld();
             }
           }
-          const nowPolling = server?.polling ? 1 : 0;
-          if (nowPolling !== hostPolling) Atomics.store(h, W.HOST_POLLING, (hostPolling = nowPolling));
           traps.publishInterrupts();
           if (busy) {
             // A trap answered or a packet read: the guest has been running.
@@ -253,13 +246,9 @@ export class ThreadedMachine {
           const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
           const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
           const guestRuns = guest.runs(Atomics.load(h, W.GUEST_BEAT), now) && guestAwake;
-          // While a ring is polled, awake is not enough: a guest off its core (this one, shared)
-          // writes nothing while the loop polls for it, and gets the core only when it naps.
-          // Otherwise a guest that trapped lately is polled for, as ever: a trap that finds the
-          // host asleep waits for it to wake, and sleeping and waking the threads in turn lets
-          // the system put them on one core.
-          const polling = server?.polling === true;
-          if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS && (guestRuns || !polling)) || (guestRuns && polling)) {
+          // A guest awake and busy lately is polled for even when it is not seen running: napping
+          // and waking in turn with it lets the system put both threads on one core (protocol.ts).
+          if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS) || (guestRuns && server?.polling)) {
             for (let spin = 0; spin < 100 && !traps.pending(); spin++);
             continue;
           }
@@ -267,13 +256,10 @@ export class ThreadedMachine {
             idle = true;
             break;
           }
-          // Nap: a ring being polled is looked at again soon, a trap wakes the host at once. A
-          // guest awake but not running is off its core, maybe this one: woken from a short nap,
-          // the loop would take the core from it again and again, with nothing new to find.
+          // Nap: a ring being polled is looked at again soon, a trap wakes the host at once.
           const seen = Atomics.load(h, W.HOST_WAKE);
           Atomics.store(h, W.HOST_SLEEPING, 1);
-          const napMs = guestAwake ? (polling && !guestRuns ? YIELD_MS : NAP_MS) : polling ? NAP_MS : 1;
-          if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, napMs));
+          if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
           Atomics.store(h, W.HOST_SLEEPING, 0);
           busyAt = performance.now();
           guest.woke(Atomics.load(h, W.GUEST_BEAT), busyAt);

@@ -12,9 +12,11 @@
 // Polling pays only while the peer runs. On a machine with fewer free cores than threads, a
 // polling side may be keeping its peer off the core it waits for: so each side beats a counter
 // as it goes round its loops (the host also after each batch it reads from a polled ring), and a
-// side whose peer's beat has stopped naps instead of polling (BeatWatch). A guest about to sleep
-// while the host naps and polls a ring wakes the host (HOST_POLLING): a write to a polled ring
-// signals nothing, and the host would see it only when its nap ends.
+// side whose peer's beat has stopped naps instead of polling (BeatWatch). Sleeping is not free
+// on a shared machine either: a thread woken by a futex is often moved to its waker's core, and
+// two threads that sleep and wake each other in turn can end up taking turns on one core while
+// the other idles (the worker hv_sock bench's slow mode); two that poll are both runnable, and
+// the system spreads them.
 
 /** Header words (Int32). */
 export const W = {
@@ -30,12 +32,6 @@ export const W = {
   HOST_SLEEPING: 4,
   /** 1 while the guest sleeps on DOORBELL. */
   GUEST_SLEEPING: 5,
-  /**
-   * 1 while the host polls some guest→host ring (its interrupt_mask set, so writing it signals
-   * nothing): a guest about to sleep wakes a napping host, which would otherwise find what it
-   * wrote only when its nap ends.
-   */
-  HOST_POLLING: 6,
   /** Per-CPU "an interrupt is deliverable" hints start here (MAX_CPUS words). */
   PENDING: 16,
   /** Bumped by the host loop every round and after each batch read from a polled ring: on a cache line of its own, after the hints. */
