@@ -27,8 +27,8 @@ class Sink implements ChannelHandler {
   }
 }
 
-function rig(): { r: VmbusRig; dev: Sink; ch: () => GuestChannel } {
-  const r = new VmbusRig({ vmbus: { pollNs: POLL_NS } });
+function rig(onPolledBatch?: () => void): { r: VmbusRig; dev: Sink; ch: () => GuestChannel } {
+  const r = new VmbusRig({ vmbus: { pollNs: POLL_NS, ...(onPolledBatch ? { onPolledBatch } : {}) } });
   const dev = new Sink();
   r.server.offer({ classId: ECHO_CLASS, instanceId: instanceId(1) }, dev);
   let guest: GuestChannel | undefined;
@@ -129,5 +129,24 @@ describe('the host polls a streaming ring (pollNs)', () => {
     expect(dev.payloads).toEqual([1, 2]);
     r.server.poll(r.m.nowNs);
     expect(dev.payloads).toEqual([1, 2, 3]);
+  });
+
+  it('a polled ring is read 64 packets to a batch (NAPI_POLL_WEIGHT), each batch committed, and signalled to onPolledBatch, before the next is read', () => {
+    // Where the guest's read index stood at each commit the host reported.
+    const readAt: number[] = [];
+    const guest: { ch?: GuestChannel } = {};
+    const { r, dev, ch } = rig(() => readAt.push(guest.ch!.snapshot().outbound!.readIndex));
+    const g = (guest.ch = ch());
+    send(g, 0);
+    r.m.runFor(2 * DEVICE_LATENCY_NS);
+    expect(r.server.polling).toBe(true);
+    readAt.length = 0;
+    // 150 one-byte packets of 32 ring bytes each (descriptor, padded payload, trailer).
+    const start = g.snapshot().outbound!.readIndex;
+    for (let i = 1; i <= 150; i++) send(g, i);
+    expect(g.sigEvents).toBe(1);
+    expect(r.server.poll(r.m.nowNs)).toBe(1);
+    expect(dev.payloads).toEqual(Array.from({ length: 151 }, (_, i) => i));
+    expect(readAt).toEqual([64, 128, 150].map((n) => start + 32 * n));
   });
 });

@@ -38,6 +38,40 @@ describe('ring buffer layout and arithmetic', () => {
     expect(Atomics.load(r.control, Ctl.WRITE_INDEX)).toBe(0x60);
   });
 
+  it('a batch with a budget takes at most that many packets and commits just them; the next batch goes on from there', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 200 }), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 8 }), (sizes, budget) => {
+        // The same packets into two rings: one read whole, one in batches of `budget`.
+        const a = ring(4);
+        const b = ring(4);
+        const payloads = sizes.map((n, i) => new Uint8Array(n).map((_, j) => (i * 31 + j) & 0xff));
+        for (const p of payloads) {
+          expect(new RingWriter(a.r).write(packet(p)).written).toBe(true);
+          expect(new RingWriter(b.r).write(packet(p)).written).toBe(true);
+        }
+        const whole = new RingReader(a.r).batch();
+        const all = payloads.map((p) => Buffer.from(payloadOf(whole.next()!, p.length)));
+        expect(whole.next()).toBeUndefined();
+        whole.commit();
+        const rd = new RingReader(b.r);
+        const parts: Buffer[] = [];
+        for (let k = 0; parts.length < payloads.length; k++) {
+          const batch = rd.batch(budget);
+          let taken = 0;
+          for (let p = batch.next(); p; p = batch.next()) {
+            parts.push(Buffer.from(payloadOf(p, payloads[parts.length]!.length)));
+            taken++;
+          }
+          expect(taken).toBe(Math.min(budget, payloads.length - k * budget));
+          batch.commit();
+        }
+        expect(parts).toEqual(all);
+        expect(Atomics.load(b.r.control, Ctl.READ_INDEX)).toBe(Atomics.load(a.r.control, Ctl.READ_INDEX));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('never fills the ring completely: a packet that would leave it exactly full is refused', () => {
     const { r } = ring(2); // 4096 data bytes
     const w = new RingWriter(r);

@@ -12,7 +12,7 @@ import { builtinModules } from '../../devices/registry.js';
 import { GuestInput } from '../../guest/input/index.js';
 import type { GuestFiles } from '../../devices/device.js';
 import type { Workload } from './guest-context.js';
-import { ControlBlock, W } from './protocol.js';
+import { BeatWatch, ControlBlock, W } from './protocol.js';
 import { HostGoneError, remoteCpu } from './remote-cpu.js';
 
 export interface GuestThreadData {
@@ -48,6 +48,8 @@ export type GuestMessage =
 const GUEST_POLL_MS = 0.5;
 /** A host loop whose beat has not moved for this long is not running: polling for it is in its way. */
 const HOST_SILENT_MS = 0.05;
+/** After the guest looked away (its own work, or off its core), the host's time to show its beat moves. */
+const HOST_PROBE_MS = 0.02;
 
 /** What carries the guest thread's work: where its messages go, its files, and its workload. */
 export interface GuestTransport {
@@ -67,9 +69,8 @@ export async function runGuestThread(d: GuestThreadData, t: GuestTransport): Pro
   const waitUntil = (done: () => boolean, ns: number): boolean => {
     const end = performance.now() + ns / 1e6 / d.speed;
     let busyAt = performance.now();
-    // The host's beat, and when it last moved: polling waits for the host, so only while it runs.
-    let beat = Atomics.load(h, W.HOST_BEAT);
-    let beatAt = busyAt;
+    // Polling waits for the host, so only while it runs (its beat moves).
+    const host = new BeatWatch(HOST_SILENT_MS, HOST_PROBE_MS, Atomics.load(h, W.HOST_BEAT), busyAt);
     for (;;) {
       Atomics.add(h, W.GUEST_BEAT, 1);
       const bell = Atomics.load(h, W.DOORBELL);
@@ -85,12 +86,7 @@ export async function runGuestThread(d: GuestThreadData, t: GuestTransport): Pro
         busyAt = now;
         continue;
       }
-      const hostBeat = Atomics.load(h, W.HOST_BEAT);
-      if (hostBeat !== beat) {
-        beat = hostBeat;
-        beatAt = now;
-      }
-      if (now - busyAt < GUEST_POLL_MS && now - beatAt < HOST_SILENT_MS) {
+      if (host.runs(Atomics.load(h, W.HOST_BEAT), now) && now - busyAt < GUEST_POLL_MS) {
         for (let spin = 0; spin < 200 && Atomics.load(h, W.DOORBELL) === bell; spin++);
         continue;
       }
@@ -98,6 +94,7 @@ export async function runGuestThread(d: GuestThreadData, t: GuestTransport): Pro
       Atomics.wait(h, W.DOORBELL, bell, Math.min(left, 20));
       Atomics.store(h, W.GUEST_SLEEPING, 0);
       busyAt = performance.now();
+      host.woke(Atomics.load(h, W.HOST_BEAT), busyAt);
     }
   };
   const options: Partial<KernelOptions> = { ...d.kernel, modules: d.builtinModules ? builtinModules(d.pageSize, { input: new GuestInput(), ...(d.kernel.network ? { network: d.kernel.network } : {}), ...(d.kernel.balloon ? { balloon: d.kernel.balloon } : {}) }) : [] };

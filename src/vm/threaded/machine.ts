@@ -12,7 +12,7 @@ import type { PartitionVmbus } from '../../vmbus/server/partition-io.js';
 import { Host } from '../host.js';
 import type { MachineConfig } from '../machine.js';
 import type { GuestMessage, GuestThreadData } from './guest-thread.js';
-import { ControlBlock, controlBytes, Op, W } from './protocol.js';
+import { BeatWatch, ControlBlock, controlBytes, Op, W } from './protocol.js';
 import { TrapServer } from './trap-server.js';
 
 export interface ThreadedConfig extends Omit<MachineConfig, 'files'> {
@@ -54,6 +54,8 @@ export interface ThreadedRunOptions {
 
 /** A guest whose beat has not moved for this long is not running: polling for it is in its way. */
 const GUEST_SILENT_MS = 0.05;
+/** After the loop looked away (a long round, or off its core), the guest's time to show its beat moves. */
+const GUEST_PROBE_MS = 0.02;
 /** Traps answered back to back before the host loop moves time and publishes interrupts. */
 const TRAP_BURST = 16;
 /** Wall time the host loop polls with nothing to do before it sleeps. */
@@ -85,7 +87,10 @@ export class ThreadedMachine {
     const { kernel: _kernel, speed, stateDir: _stateDir, ...host } = config;
     this.speed = speed ?? 1;
     // The server polls streaming rings here: a host thread of its own can afford it.
-    const vmbus = host.vmbus === false ? false : { ...(typeof host.vmbus === 'object' ? host.vmbus : {}), pollNs: RING_POLL_NS * this.speed };
+    // Each batch read from a polled ring beats the host's counter: a guest waiting for room in
+    // that ring sees the host at work through a long drain, and polls on rather than sleeping.
+    const beat = () => void Atomics.add(this.block.header, W.HOST_BEAT, 1);
+    const vmbus = host.vmbus === false ? false : { ...(typeof host.vmbus === 'object' ? host.vmbus : {}), pollNs: RING_POLL_NS * this.speed, onPolledBatch: beat };
     this.host = new Host({ ...host, vmbus });
     this.partition = this.host.partition;
     this.vmbus = this.host.vmbus;
@@ -193,17 +198,16 @@ export class ThreadedMachine {
     const wallStart = performance.now();
     const virtualStart = clock.nowNs;
     let busyAt = wallStart;
-    let rounds = 0;
-    // The guest's beat, and when it last moved.
-    let beat = Atomics.load(h, W.GUEST_BEAT);
-    let beatAt = wallStart;
+    // Whether the guest is on its core, from its beat.
+    const guest = new BeatWatch(GUEST_SILENT_MS, GUEST_PROBE_MS, Atomics.load(h, W.GUEST_BEAT), wallStart);
     serving++;
     try {
       while (!Atomics.load(h, W.GUEST_DONE) && !gone.now && !signal?.aborted && performance.now() < deadline) {
         const slice = performance.now() + (serving > 1 ? SHARED_SLICE_MS : SLICE_MS);
         let idle = false;
         for (;;) {
-          if ((++rounds & 15) === 0) Atomics.add(h, W.HOST_BEAT, 1);
+          // Every round: a guest waiting on this loop polls only while it sees the beat move.
+          Atomics.add(h, W.HOST_BEAT, 1);
           // A guest trapping back to back is answered first: the next request usually follows
           // within a fraction of a microsecond. The rest of the loop runs every TRAP_BURST traps.
           let busy = 0;
@@ -220,11 +224,19 @@ export class ThreadedMachine {
           traps.timeMoving();
           clock.advanceTo(virtualStart + (now - wallStart) * 1e6 * this.speed);
           traps.timeMoved();
-          if (server?.polling) busy += server.poll(clock.nowNs);
+          if (server?.polling) {
+            traps.holdWakes();
+            try {
+              busy += server.poll(clock.nowNs);
+            } finally {
+              traps.wakeHeld();
+            }
+          }
           traps.publishInterrupts();
           if (busy) {
             // A trap answered or a packet read: the guest has been running.
-            busyAt = beatAt = now;
+            busyAt = now;
+            guest.seen(now);
             continue;
           }
           // Poll a while after the last trap or packet, and on while a ring is polled, but then
@@ -232,13 +244,10 @@ export class ThreadedMachine {
           // woken, and one that is not running may need this core to run at all.
           const next = clock.nextEventNs();
           const dueMs = next === undefined ? 1 : (next - clock.nowNs) / 1e6 / this.speed;
-          const guestBeat = Atomics.load(h, W.GUEST_BEAT);
-          if (guestBeat !== beat) {
-            beat = guestBeat;
-            beatAt = now;
-          }
           const guestAwake = Atomics.load(h, W.GUEST_SLEEPING) === 0;
-          const guestRuns = guestAwake && now - beatAt < GUEST_SILENT_MS;
+          const guestRuns = guest.runs(Atomics.load(h, W.GUEST_BEAT), now) && guestAwake;
+          // A guest awake and busy lately is polled for even when it is not seen running: napping
+          // and waking in turn with it lets the system put both threads on one core (protocol.ts).
           if (dueMs <= 0.05 || (guestAwake && now - busyAt < HOST_POLL_MS) || (guestRuns && server?.polling)) {
             for (let spin = 0; spin < 100 && !traps.pending(); spin++);
             continue;
@@ -253,6 +262,7 @@ export class ThreadedMachine {
           if (!traps.pending()) Atomics.wait(h, W.HOST_WAKE, seen, Math.min(dueMs, server?.polling || guestAwake ? 0.05 : 1));
           Atomics.store(h, W.HOST_SLEEPING, 0);
           busyAt = performance.now();
+          guest.woke(Atomics.load(h, W.GUEST_BEAT), busyAt);
         }
         // An idle loop sharing the thread comes back on a timer (about a millisecond, the longest nap).
         await new Promise<void>((r) => (idle ? setTimeout(r, 0) : setImmediate(r)));

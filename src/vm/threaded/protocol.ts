@@ -11,7 +11,12 @@
 //
 // Polling pays only while the peer runs. On a machine with fewer free cores than threads, a
 // polling side may be keeping its peer off the core it waits for: so each side beats a counter
-// as it goes round its loops, and a side whose peer's beat has stopped naps instead of polling.
+// as it goes round its loops (the host also after each batch it reads from a polled ring), and a
+// side whose peer's beat has stopped naps instead of polling (BeatWatch). Sleeping is not free
+// on a shared machine either: a thread woken by a futex is often moved to its waker's core, and
+// two threads that sleep and wake each other in turn can end up taking turns on one core while
+// the other idles (the worker hv_sock bench's slow mode); two that poll are both runnable, and
+// the system spreads them.
 
 /** Header words (Int32). */
 export const W = {
@@ -29,7 +34,7 @@ export const W = {
   GUEST_SLEEPING: 5,
   /** Per-CPU "an interrupt is deliverable" hints start here (MAX_CPUS words). */
   PENDING: 16,
-  /** Bumped by the host loop as it goes round: on a cache line of its own, after the hints. */
+  /** Bumped by the host loop every round and after each batch read from a polled ring: on a cache line of its own, after the hints. */
   HOST_BEAT: 256,
   /** Bumped by the guest as it waits (for interrupts, for answers): on the next cache line. */
   GUEST_BEAT: 272,
@@ -59,6 +64,57 @@ export const COUNTER_AT = 4 * (W.COUNTER_SEQ + 2);
  * Only the host writes a word that is 0 or TAKEN; the guest only turns OFFERED into TAKEN.
  */
 export const Offer = { OFFERED: 0x100, TAKEN: 0x200, VECTOR: 0xff } as const;
+
+/**
+ * One side's view of whether its peer is on a core, from the peer's beat (HOST_BEAT, GUEST_BEAT),
+ * which the peer moves every few microseconds while it runs. The peer runs while its beat keeps
+ * moving between looks taken close together. A move found after a long gap between looks (this
+ * side was busy, or off its core) says only that the peer ran at some point, which on a core the
+ * two share is always so: the peer then has `probeMs` to show a move, not the full `silentMs`;
+ * no move across a gap, and it has none. Moves made while this side slept are not counted at all
+ * (woke): the peer ran then because this side did not.
+ */
+export class BeatWatch {
+  private beat: number;
+  private lookAt: number;
+  private movedAt: number;
+
+  constructor(
+    /** Without a move for this long, the peer is not running. */
+    private readonly silentMs: number,
+    /** After a gap in looking, the time the peer gets to show a move. */
+    private readonly probeMs: number,
+    beat: number,
+    now: number,
+  ) {
+    this.beat = beat;
+    this.lookAt = now;
+    this.movedAt = now - silentMs + probeMs;
+  }
+
+  /** Looks at the peer's beat at `now` (ms): whether the peer is to be taken as running. */
+  runs(beat: number, now: number): boolean {
+    if (beat !== this.beat) this.movedAt = now - this.lookAt < this.probeMs ? now : Math.max(this.movedAt, now - this.silentMs + this.probeMs);
+    this.beat = beat;
+    this.lookAt = now;
+    return now - this.movedAt < this.silentMs;
+  }
+
+  /**
+   * This side has just woken from a sleep: the peer ran meanwhile, as it had to (it may have
+   * woken this side, and on a shared core it ran because this side slept). Its beat as it is
+   * now is where the next look starts, with no move counted for the sleep.
+   */
+  woke(beat: number, now: number): void {
+    this.beat = beat;
+    this.lookAt = now;
+  }
+
+  /** This side has just seen the peer at work (an answered trap, a packet read). */
+  seen(now: number): void {
+    this.movedAt = now;
+  }
+}
 
 export const MAX_CPUS = 240;
 /**

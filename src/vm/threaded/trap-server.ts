@@ -130,8 +130,31 @@ export class TrapServer {
     if (newHint) Atomics.store(h, W.PENDING + i, pending);
     if (!(offered || (newHint && pending))) return;
     Atomics.add(h, W.DOORBELL, 1);
+    if (Atomics.load(h, W.GUEST_SLEEPING) === 0) return;
+    if (this.holding) this.held = true;
+    else Atomics.notify(h, W.DOORBELL);
+  }
+
+  /**
+   * While the host drains a polled ring, the interrupts its reads raise ring the doorbell (a
+   * guest polling it goes on writing at once) but a sleeping guest is woken only when the drain
+   * is over (wakeHeld): woken mid-drain, it would take the core a host sharing it still needs,
+   * for a ring that is then only partly free.
+   */
+  holdWakes(): void {
+    this.holding = true;
+  }
+
+  /** Ends holdWakes(): a guest that slept through it and has something new is woken now. */
+  wakeHeld(): void {
+    this.holding = false;
+    if (!this.held) return;
+    this.held = false;
+    const h = this.block.header;
     if (Atomics.load(h, W.GUEST_SLEEPING) !== 0) Atomics.notify(h, W.DOORBELL);
   }
+  private holding = false;
+  private held = false;
 
   /**
    * Whether accepting `v` is only IRR → ISR (or retirement), which may then wait until the host

@@ -39,6 +39,8 @@ const ARENA_BYTES = 64 * 1024;
 // Layout, read once from the declarations.
 const DESC = PacketDescriptor.size;
 const TRAILER = VMBUS_PKT_TRAILER;
+/** A read batch's default budget: every complete packet (a small integer, as the count stays). */
+const ALL_PACKETS = 0x3fffffff;
 const D_TYPE = PacketDescriptor.offsets.type;
 const D_OFF8 = PacketDescriptor.offsets.offset8;
 const D_LEN8 = PacketDescriptor.offsets.len8;
@@ -547,6 +549,8 @@ export class ReadBatch {
     readonly start: number,
     /** The writer's index, loaded once: the packets this batch may see. */
     private readonly writeIndex: number,
+    /** Packets this batch takes at most (RingReader.batch's budget). */
+    private left: number,
   ) {
     this.at = start;
   }
@@ -561,6 +565,7 @@ export class ReadBatch {
    * descriptor and checked (strict: RingCorruptError) or clamped (Linux's hv_pkt_iter_first).
    */
   private locate(): boolean {
+    if (this.left === 0) return false;
     const r = this.reader;
     const available = this.available;
     if (available < DESC) {
@@ -583,6 +588,7 @@ export class ReadBatch {
     }
     this.len = len;
     this.offset = offset;
+    this.left--;
     return true;
   }
 
@@ -810,10 +816,13 @@ export class RingReader extends RingEnd {
   }
   private readonly found = { len8: 0, offset8: 0 };
 
-  /** Starts a batch. Throws RingCorruptError if an index is bad. */
-  batch(): ReadBatch {
+  /**
+   * Starts a batch of at most `budget` packets (all that are complete by default); the next
+   * batch goes on where it stopped. Throws RingCorruptError if an index is bad.
+   */
+  batch(budget = ALL_PACKETS): ReadBatch {
     const r = checkIndex(this.load(READ_INDEX), this.size, 'read_index');
-    return new ReadBatch(this, r, this.peerIndex(WRITE_INDEX, 'write_index'));
+    return new ReadBatch(this, r, this.peerIndex(WRITE_INDEX, 'write_index'), budget);
   }
 
   /** Bytes waiting. */

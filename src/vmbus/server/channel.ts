@@ -61,12 +61,19 @@ export interface HostChannelContext {
   gpadl(channel: HostChannel, handle: number): Gpadl | undefined;
   /** Runs the device's signal handler again soon, as if the guest had signalled. */
   kick(channel: HostChannel): void;
+  /** A polled ring's batch was committed (ServerOptions.onPolledBatch). */
+  readonly polledBatch?: (() => void) | undefined;
   /** The event stream the channel's packets go to (ServerIo.events). */
   readonly events?: TraceEmitter | undefined;
 }
 
 /** Batches one receive() reads before it yields to other channels. */
 const RECEIVE_ROUNDS = 16;
+/**
+ * Packets a polled ring's batch takes before it commits: NAPI's default poll weight
+ * (NAPI_POLL_WEIGHT, include/linux/netdevice.h), which netvsc_poll reads before hv_pkt_iter_close.
+ */
+const POLL_BUDGET = 64;
 
 /** The host's end of one channel. */
 export class HostChannel {
@@ -246,7 +253,9 @@ export class HostChannel {
     this.guard(() => {
       reader.mask();
       for (let round = 0; round < RECEIVE_ROUNDS; round++) {
-        const batch = reader.batch();
+        // Polled, a batch takes a NAPI budget of packets: the read index (and the writer's
+        // pending_send_sz signal) moves while the rest is read, as each netvsc_poll commits.
+        const batch = this.polling ? reader.batch(POLL_BUDGET) : reader.batch();
         const events = this.ctx.events;
         const trace = events?.active && events.wants?.('packet') !== false ? this.readTracer(events, reader, batch) : undefined;
         const taken = read(batch, trace);
@@ -255,6 +264,7 @@ export class HostChannel {
         if (batch.commit().signal) this.signal();
         if (this.reader !== reader) return;
         if (this.polling) {
+          this.ctx.polledBatch?.();
           if (reader.readable() === 0) return;
           continue;
         }

@@ -65,6 +65,11 @@ export interface ServerOptions {
    * read only when signalled, as a deterministic machine does.
    */
   pollNs?: number;
+  /**
+   * Called each time a polled ring's reader commits a batch (at most a NAPI budget of packets):
+   * whoever polls can show its guest it is still at work on the ring mid-drain.
+   */
+  onPolledBatch?: () => void;
 }
 
 /** The host cannot offer a channel: every relid it may use is taken (OpenVMM OfferError::TooManyChannels). */
@@ -204,6 +209,7 @@ export class VmbusServer {
       violation: (c, what) => this.violation(`channel ${c.relid}`, what),
       gpadl: (c, handle) => this.gpadls.get(key(c.relid, handle)),
       kick: (c) => this.guestSignalled(c, false),
+      polledBatch: this.options.onPolledBatch,
       events: this.io.events,
     });
     if (offer.monitor) ch.monitorId = this.freeMonitorId();
