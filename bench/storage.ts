@@ -14,6 +14,7 @@ import { openDisk } from '../src/vm/disk-file.js';
 import { Machine } from '../src/vm/machine.js';
 import { guestStorage } from '../src/vm/storage.js';
 import type { Measurement, MeasurementGroup } from './index.js';
+import { medianPair } from './stats.js';
 import { sharedCopyBaseline } from './vmbus.js';
 
 const RING_CASE = 'ring write+read, 4 KiB packets';
@@ -183,19 +184,15 @@ function storageMeasurements(perOpNs: ReadonlyMap<string, number>, wanted: (name
         readSyncMs(path, w);
         w.run(raw.m, raw.sda);
       }
-      // The guest's runs and the baseline's alternate, so that a change in the machine's load
-      // touches both alike; each figure is the fastest of its seven, as for the other transfers
-      // (other work on the machine can only slow a run down, and it does so by up to 20% here).
-      const runs: number[] = [];
-      const bases: number[] = [];
+      // The guest's runs and the baseline's alternate, in pairs: the figure is the median pair's
+      // (medianPair), so that a change in the machine's load or state touches both sides of it.
+      const pairs: { figure: number; baseline: number }[] = [];
       for (let i = 0; i < RAW_RUNS; i++) {
-        runs.push(w.run(raw.m, raw.sda));
-        bases.push(readSyncMs(path, w));
+        const figure = (w.bytes * 1e3) / w.run(raw.m, raw.sda);
+        pairs.push({ figure, baseline: (w.bytes * 1e3) / readSyncMs(path, w) });
       }
-      const ms = Math.min(...runs);
-      const baseMs = Math.min(...bases);
-      const bytesPerSec = (w.bytes * 1e3) / ms;
-      out.push({ name: RAW(w.name), value: bytesPerSec, unit: 'bytes/s', ratio: baseMs / ms, baseline: 'fs.readSync of the same blocks', goal: RAW_GOAL });
+      const { figure: bytesPerSec, ratio } = medianPair(pairs);
+      out.push({ name: RAW(w.name), value: bytesPerSec, unit: 'bytes/s', ratio, baseline: 'fs.readSync of the same blocks', goal: RAW_GOAL });
     }
     raw.m.host.dispose();
   } finally {
