@@ -194,4 +194,22 @@ describe('hv_sock with the guest in a worker', () => {
     // 1,024 writes of 4,096 bytes: Linux splits each into 4,088 + 8.
     expect(r.result!.packets).toBeGreaterThanOrEqual(2 * 1024 + 1);
   }, 90_000);
+
+  it('untimed connections go first for warmupMs, each a whole transfer the host reads to its EOF', async () => {
+    const tm = new ThreadedMachine({ release: 'ws2022', vps: 2, memory: 64 << 20, devices: [], kernel: { modules: [] } });
+    const perConnection: number[] = [];
+    hostHvsock(tm).listen(5000, (s) => {
+      const i = perConnection.push(0) - 1;
+      s.on.data = (b) => void (perConnection[i]! += b.length);
+      s.on.end = () => s.end();
+    });
+    const bytes = 256 << 10;
+    const r = await tm.run<HvsockResult>(HVSOCK_WORKLOAD, { port: 5000, bytes, writeBytes: 1000, warmupMs: 1 } satisfies HvsockArgs, 60_000);
+    expect(r.error).toBeUndefined();
+    expect(r.result).toMatchObject({ connected: true, finished: true, written: bytes });
+    // At least one warm-up connection, then the timed one; each carried the whole transfer, its last write cut short.
+    expect(perConnection.length).toBeGreaterThanOrEqual(2);
+    expect(perConnection.every((n) => n === bytes)).toBe(true);
+    expect(r.result!.warmedUp).toBe(bytes * (perConnection.length - 1));
+  }, 90_000);
 });
