@@ -18,7 +18,7 @@ import type { HostChannel } from '../../vmbus/server/channel.js';
 import { OfferError } from '../../vmbus/server/server.js';
 import { PacketType } from '../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
-import { firstGpaRange, GpaRangeAt, parsePacket, pfnAt, type PacketHead, type ParsedRange } from '../../vmbus/wire/packets.js';
+import { firstGpaRange, GpaRangeAt, parsePacket, pfnAt, PacketHead, type ParsedRange } from '../../vmbus/wire/packets.js';
 import { subarrayOf } from '../../memory/typed-arrays.js';
 import { WordCopier } from '../../memory/word-copy.js';
 import { HV_HYP_PAGE_SIZE } from '../../memory/pages.js';
@@ -112,21 +112,10 @@ class DeferredIo implements DirectCommand {
  * private copy, which the guest cannot change): its descriptor's fields, its place in `bytes`. A
  * slot reused from packet to packet (StorvspHost.freePackets).
  */
-class HostPacket {
+class HostPacket extends PacketHead {
   bytes: Uint8Array = new Uint8Array(0);
   at = 0;
   length = 0;
-  type = 0;
-  transIdLow = 0;
-  transIdHigh = 0;
-  completionRequested = false;
-  /** The in-band part: [payloadAt, payloadEnd) of `bytes`. */
-  payloadAt = 0;
-  payloadEnd = 0;
-
-  get transId(): bigint {
-    return (BigInt(this.transIdHigh) << 32n) | BigInt(this.transIdLow);
-  }
 
   /** transId as a number when it is a safe integer (below 2^53), else as the BigInt. */
   get transIdValue(): bigint | number {
@@ -479,13 +468,7 @@ export class StorvspHost implements HostDevice {
     p.bytes = bytes;
     p.at = at;
     p.length = length;
-    p.type = head.type;
-    p.transIdLow = head.transIdLow;
-    p.transIdHigh = head.transIdHigh;
-    p.completionRequested = head.completionRequested;
-    p.payloadAt = head.payloadAt;
-    p.payloadEnd = head.payloadEnd;
-    return p;
+    return p.copyOf(head);
   }
 
   private handle(sc: StorChannel, p: HostPacket): void {

@@ -215,6 +215,18 @@ export class PacketHead {
   get transId(): bigint {
     return (BigInt(this.transIdHigh) << 32n) | BigInt(this.transIdLow);
   }
+
+  /** This head made a copy of `head` (a reader reuses its own head for the next packet). */
+  copyOf(head: PacketHead): this {
+    this.type = head.type;
+    this.flags = head.flags;
+    this.transIdLow = head.transIdLow;
+    this.transIdHigh = head.transIdHigh;
+    this.completionRequested = head.completionRequested;
+    this.payloadAt = head.payloadAt;
+    this.payloadEnd = head.payloadEnd;
+    return this;
+  }
 }
 
 /**
