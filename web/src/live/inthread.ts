@@ -8,13 +8,13 @@ import type { KvpHost } from '../../../src/devices/kvp/host.js';
 import type { KeyboardHost } from '../../../src/devices/keyboard/host.js';
 import type { MouseHost } from '../../../src/devices/mouse/host.js';
 import type { SynthvidHost } from '../../../src/devices/video/host.js';
-import type { LogRecord } from '../../../src/guest/klog.js';
 import { Machine, type MachineConfig } from '../../../src/vm/machine.js';
-import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
+import { CONTROL_KINDS } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import { guestHvsock, hostHvsock } from '../../../src/vm/hvsock-sides.js';
 import { listenEcho, sendEcho } from './hvsock-echo.js';
-import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import { afterNextFrame, NO_FRAMES_MS, PacedSession } from './paced.js';
+import type { EchoResult, LiveChannel, LiveSession, StreamStatus } from './session.js';
 import type { ScreenDevices } from '../views/screen.js';
 import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
 
@@ -22,41 +22,16 @@ import { offerStream, STREAM_MAX_DATA, streamRingBytes } from './stream.js';
 const SLICE_MS = 8;
 /**
  * VM work stops this long after a frame began, so that the page's drawing of the next frame
- * finds the thread free: slices run after each frame, up to here, then wait for the next frame.
+ * finds the thread free: slices run after each frame, up to here, then wait for the next frame
+ * (in a hidden page, with no frames, slices run back to back).
  */
 const FRAME_WORK_MS = 7;
-/** Frames this far apart mean the page is hidden (no frames): slices then run back to back. */
-const NO_FRAMES_MS = 100;
-/** Virtual time one slice may cover at most (speed "as fast as it goes"). */
-const MAX_SLICE_NS = 50e6;
-/** A machine this far behind its schedule (wall ms) lets its clock slip instead of catching up. */
-const MAX_LAG_MS = 250;
 
 /** Wall time one slice of the boot may take; a slice runs just after each frame. */
 const BOOT_SLICE_MS = 10;
 
-/**
- * Resolves just after the page's next frame (or after NO_FRAMES_MS when no frame comes: a hidden
- * page), so that each slice of work leaves the rest of the frame to the page.
- */
-function afterNextFrame(): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, NO_FRAMES_MS);
-    requestAnimationFrame(() => {
-      clearTimeout(timer);
-      setTimeout(resolve, 0);
-    });
-  });
-}
-
-export class InThreadSession implements LiveSession {
+export class InThreadSession extends PacedSession implements LiveSession {
   readonly mode = 'in-thread';
-  readonly plane = new ControlPlane();
-  readonly log: LogRecord[] = [];
-  state: SessionState = 'booting';
-  reason = '';
-  speed: number;
-  onChange: () => void = () => {};
   readonly machine: Machine;
   readonly kvp: KvpHost | undefined;
   readonly heartbeat: HeartbeatHost | undefined;
@@ -65,9 +40,6 @@ export class InThreadSession implements LiveSession {
   /** How many slices ran, and the wall time they took (the page's share of the thread). */
   slices = 0;
   busyMs = 0;
-  private origin = { wallMs: 0, ns: 0 };
-  private readonly wake = new MessageChannel();
-  private timer: ReturnType<typeof setTimeout> | undefined;
   /** When the last animation frame began, and whether a slice waits for the next one. */
   private frameAt = 0;
   private waitingForFrame = false;
@@ -77,7 +49,7 @@ export class InThreadSession implements LiveSession {
   private readonly booting = new AbortController();
 
   constructor(config: MachineConfig, opts: { speed: number; stream: boolean }) {
-    this.speed = opts.speed;
+    super(opts.speed);
     this.machine = new Machine(config);
     const m = this.machine;
     this.kvp = m.host.device<KvpHost>('kvp');
@@ -91,7 +63,6 @@ export class InThreadSession implements LiveSession {
     });
     const dev = opts.stream && m.vmbus ? offerStream(m.vmbus.server) : undefined;
     this.stream = dev ? this.streamControl(dev, m.partition.memory.pageSize) : undefined;
-    this.wake.port1.onmessage = () => this.tick();
     const onFrame = (): void => {
       this.frameAt = performance.now();
       if (this.waitingForFrame) {
@@ -118,10 +89,7 @@ export class InThreadSession implements LiveSession {
     // Disposed while it booted.
     if (this.state !== 'booting') return;
     if (this.checkExit()) return;
-    this.state = 'running';
-    this.rebase();
-    this.onChange();
-    this.schedule(true);
+    this.run();
   }
 
   nowNs(): number {
@@ -136,28 +104,7 @@ export class InThreadSession implements LiveSession {
     return liveChannels(this.machine.vmbus?.server, this.machine.kernel.vmbus?.snapshot());
   }
 
-  pause(): void {
-    if (this.state !== 'running') return;
-    this.state = 'paused';
-    this.onChange();
-  }
-
-  resume(): void {
-    if (this.state !== 'paused') return;
-    this.state = 'running';
-    this.rebase();
-    this.onChange();
-    this.schedule(true);
-  }
-
-  setSpeed(speed: number): void {
-    this.speed = speed;
-    this.rebase();
-    this.onChange();
-  }
-
-  shutdown(kind: 'shutdown' | 'restart'): boolean {
-    if (this.state !== 'running' && this.state !== 'paused') return false;
+  protected shutdownGuest(kind: 'shutdown' | 'restart'): boolean {
     return this.machine.host.shutdownGuest(kind);
   }
 
@@ -177,31 +124,19 @@ export class InThreadSession implements LiveSession {
   }
 
   dispose(): void {
-    this.state = this.state === 'failed' ? 'failed' : 'off';
+    this.stopPacing();
     this.booting.abort();
-    clearTimeout(this.timer);
     cancelAnimationFrame(this.frameRequest);
-    this.wake.port1.close();
     this.unsubscribe();
     this.machine.host.dispose();
   }
 
-  private rebase(): void {
-    this.origin = { wallMs: performance.now(), ns: this.machine.nowNs };
-  }
-
-  private schedule(busy: boolean): void {
-    // A message runs after the page's pending work (a frame, input) but without the 4 ms clamp of nested timeouts.
-    if (busy) this.wake.port2.postMessage(0);
-    else this.timer = setTimeout(() => this.tick(), 2);
-  }
-
-  private tick(): void {
+  protected tick(): void {
     if (this.state !== 'running') return;
     const m = this.machine;
     const start = performance.now();
-    const target = this.speed === Infinity ? m.nowNs + MAX_SLICE_NS : this.origin.ns + (start - this.origin.wallMs) * 1e6 * this.speed;
-    const want = Math.min(target - m.nowNs, MAX_SLICE_NS);
+    const target = this.paceTarget(start);
+    const want = this.sliceNs(target);
     if (want <= 0) return this.schedule(false);
     const framesRun = start - this.frameAt < NO_FRAMES_MS;
     const frameEnd = this.frameAt + FRAME_WORK_MS;
@@ -219,7 +154,7 @@ export class InThreadSession implements LiveSession {
     this.slices++;
     this.busyMs += now - start;
     if (this.checkExit()) return;
-    if (this.speed !== Infinity && (target - m.nowNs) / 1e6 / this.speed > MAX_LAG_MS) this.rebase();
+    this.slipIfLate(target);
     this.onChange();
     this.schedule(m.nowNs < target);
   }
@@ -228,16 +163,8 @@ export class InThreadSession implements LiveSession {
   private checkExit(): boolean {
     const exit = this.machine.exit;
     if (!exit) return false;
-    this.state = 'off';
-    this.reason = exit.kind === 'poweroff' ? 'the guest powered off' : 'the guest restarts';
-    this.onChange();
+    this.ended(exit.kind === 'poweroff' ? 'the guest powered off' : 'the guest restarts');
     return true;
-  }
-
-  private fail(e: unknown): void {
-    this.state = 'failed';
-    this.reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    this.onChange();
   }
 
   private streamControl(dev: StreamDevice, pageSize: number): NonNullable<LiveSession['stream']> {

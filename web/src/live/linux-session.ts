@@ -5,24 +5,18 @@
 // channel list (vmbus_connection.chn_list, read through the shim) beside the host's counters.
 import type { HeartbeatHost } from '../../../src/devices/heartbeat/host.js';
 import type { KvpHost } from '../../../src/devices/kvp/host.js';
-import type { LogRecord } from '../../../src/guest/klog.js';
 import { LOG_LEVELS } from '../../../src/guest/klog.js';
 import type { VmbusServer } from '../../../src/vmbus/server/server.js';
 import type { VmbusSnapshot } from '../../../src/vmbus/client/snapshot.js';
 import { LinuxMachine, type LinuxMachineConfig } from '../../../src/vm/linux-machine.js';
 import type { MachineConfig } from '../../../src/vm/machine.js';
-import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
+import { CONTROL_KINDS } from '../model/control-plane.js';
 import { className } from '../model/classes.js';
-import type { EchoResult, LiveChannel, LiveSession, SessionState } from './session.js';
+import { afterNextFrame, PacedSession } from './paced.js';
+import type { EchoResult, LiveChannel, LiveSession } from './session.js';
 
 /** Wall time one slice of VM work may take: the page draws between slices. */
 const SLICE_MS = 8;
-/** Virtual time one slice may cover at most (speed "as fast as it goes"). */
-const MAX_SLICE_NS = 50e6;
-/** A machine this far behind its schedule (wall ms) lets its clock slip instead of catching up. */
-const MAX_LAG_MS = 250;
-/** Frames this far apart mean the page is hidden (no frames): the boot then goes on without them. */
-const NO_FRAMES_MS = 100;
 
 /** What the page's panels cannot do with this guest, and why (shown beside each). */
 export const LINUX_UNSUPPORTED = {
@@ -31,17 +25,6 @@ export const LINUX_UNSUPPORTED = {
   screen: 'the real Linux guest has no framebuffer or input drivers (only VMBus and hv_utils)',
   stream: 'the stream device is hvkit\'s own test device: Linux has no driver for it',
 } as const;
-
-/** Resolves just after the page's next frame (or after NO_FRAMES_MS in a hidden page). */
-function afterNextFrame(): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, NO_FRAMES_MS);
-    requestAnimationFrame(() => {
-      clearTimeout(timer);
-      setTimeout(resolve, 0);
-    });
-  });
-}
 
 /** The Machine configuration the form gives, as far as the Linux guest takes it: one x86 VP, the module's RAM. */
 export function linuxConfig(config: MachineConfig): LinuxMachineConfig {
@@ -80,29 +63,20 @@ export function linuxChannels(server: VmbusServer | undefined, linux: VmbusSnaps
   return rows.sort((a, b) => a.relid - b.relid);
 }
 
-export class LinuxSession implements LiveSession {
+export class LinuxSession extends PacedSession implements LiveSession {
   readonly mode = 'in-thread';
   readonly guest = 'linux';
-  readonly plane = new ControlPlane();
-  readonly log: LogRecord[] = [];
-  state: SessionState = 'booting';
-  reason = '';
-  speed: number;
-  onChange: () => void = () => {};
   readonly machine: LinuxMachine;
   readonly kvp: KvpHost | undefined;
   readonly heartbeat: HeartbeatHost | undefined;
   readonly screen = { video: undefined, keyboard: undefined, mouse: undefined };
   readonly stream = undefined;
-  private origin = { wallMs: 0, ns: 0 };
-  private readonly wake = new MessageChannel();
-  private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly unsubscribe: () => void;
   /** Aborted by dispose: a boot in progress stops before its next step. */
   private readonly booting = new AbortController();
 
   constructor(module: WebAssembly.Module, config: MachineConfig, opts: { speed: number }) {
-    this.speed = opts.speed;
+    super(opts.speed);
     this.machine = new LinuxMachine(module, linuxConfig(config));
     const m = this.machine;
     this.kvp = m.host.device<KvpHost>('kvp');
@@ -118,7 +92,6 @@ export class LinuxSession implements LiveSession {
       this.log.push({ ...r, text: `journal: ${r.text}` });
       this.onChange();
     });
-    this.wake.port1.onmessage = () => this.tick();
   }
 
   /** Boots step by step (LinuxMachine.bootAsync, the page drawing in between), then runs. */
@@ -132,10 +105,7 @@ export class LinuxSession implements LiveSession {
     }
     if (this.state !== 'booting') return;
     if (r !== 0) return this.fail(new Error(`vmbus_bus_init or hv_utils returned ${String(r)}`));
-    this.state = 'running';
-    this.rebase();
-    this.onChange();
-    this.schedule(true);
+    this.run();
   }
 
   nowNs(): number {
@@ -150,29 +120,8 @@ export class LinuxSession implements LiveSession {
     return linuxChannels(this.machine.vmbus?.server, this.machine.guest.vmbusSnapshot());
   }
 
-  pause(): void {
-    if (this.state !== 'running') return;
-    this.state = 'paused';
-    this.onChange();
-  }
-
-  resume(): void {
-    if (this.state !== 'paused') return;
-    this.state = 'running';
-    this.rebase();
-    this.onChange();
-    this.schedule(true);
-  }
-
-  setSpeed(speed: number): void {
-    this.speed = speed;
-    this.rebase();
-    this.onChange();
-  }
-
-  /** Asks Linux through the shutdown IC; hv_utils' shutdown_onchannelcallback then runs orderly_poweroff (or _reboot). */
-  shutdown(kind: 'shutdown' | 'restart'): boolean {
-    if (this.state !== 'running' && this.state !== 'paused') return false;
+  /** Linux's shutdown_onchannelcallback then runs orderly_poweroff (or _reboot). */
+  protected shutdownGuest(kind: 'shutdown' | 'restart'): boolean {
     return this.machine.host.shutdownGuest(kind);
   }
 
@@ -181,30 +130,18 @@ export class LinuxSession implements LiveSession {
   }
 
   dispose(): void {
-    this.state = this.state === 'failed' ? 'failed' : 'off';
+    this.stopPacing();
     this.booting.abort();
-    clearTimeout(this.timer);
-    this.wake.port1.close();
     this.unsubscribe();
     this.machine.host.dispose();
   }
 
-  private rebase(): void {
-    this.origin = { wallMs: performance.now(), ns: this.machine.nowNs };
-  }
-
-  private schedule(busy: boolean): void {
-    // A message runs after the page's pending work (a frame, input) without nested timeouts' 4 ms clamp.
-    if (busy) this.wake.port2.postMessage(0);
-    else this.timer = setTimeout(() => this.tick(), 2);
-  }
-
-  private tick(): void {
+  protected tick(): void {
     if (this.state !== 'running') return;
     const m = this.machine;
     const start = performance.now();
-    const target = this.speed === Infinity ? m.nowNs + MAX_SLICE_NS : this.origin.ns + (start - this.origin.wallMs) * 1e6 * this.speed;
-    const want = Math.min(target - m.nowNs, MAX_SLICE_NS);
+    const target = this.paceTarget(start);
+    const want = this.sliceNs(target);
     if (want <= 0) return this.schedule(false);
     const end = start + SLICE_MS;
     try {
@@ -213,25 +150,16 @@ export class LinuxSession implements LiveSession {
       return this.fail(e);
     }
     if (this.checkExit()) return;
-    if (this.speed !== Infinity && (target - m.nowNs) / 1e6 / this.speed > MAX_LAG_MS) this.rebase();
+    this.slipIfLate(target);
     this.onChange();
-    // Between slices the page gets a turn: a timeout, so that frames and input come first.
-    this.timer = setTimeout(() => this.tick(), 0);
+    this.scheduleAfterPage();
   }
 
   /** Whether Linux powered off or asked for a restart (user space stopped after orderly_poweroff/_reboot). */
   private checkExit(): boolean {
     const how = this.machine.haltedBy;
     if (!how) return false;
-    this.state = 'off';
-    this.reason = how === 'poweroff' ? 'the guest powered off' : 'the guest restarts';
-    this.onChange();
+    this.ended(how === 'poweroff' ? 'the guest powered off' : 'the guest restarts');
     return true;
-  }
-
-  private fail(e: unknown): void {
-    this.state = 'failed';
-    this.reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    this.onChange();
   }
 }

@@ -10,19 +10,19 @@ import type { KvpHost } from '../../../src/devices/kvp/host.js';
 import type { KeyboardHost } from '../../../src/devices/keyboard/host.js';
 import type { MouseHost } from '../../../src/devices/mouse/host.js';
 import type { SynthvidHost } from '../../../src/devices/video/host.js';
-import type { LogRecord } from '../../../src/guest/klog.js';
 import { Host } from '../../../src/vm/host.js';
 import type { MachineConfig } from '../../../src/vm/machine.js';
 import type { GuestThreadData } from '../../../src/vm/threaded/guest-main.js';
 import { ControlBlock, controlBytes, W } from '../../../src/vm/threaded/protocol.js';
 import { TrapServer } from '../../../src/vm/threaded/trap-server.js';
-import { CONTROL_KINDS, ControlPlane } from '../model/control-plane.js';
+import { CONTROL_KINDS } from '../model/control-plane.js';
 import { liveChannels } from './channels.js';
 import { CMD_WORDS, Cmd, StreamCmd, type GuestWorkerArgs, type WorkerMessage } from './worker-protocol.js';
 import { ECHO_TIMEOUT_MS, sendEcho } from './hvsock-echo.js';
 import { hostHvsock } from '../../../src/vm/hvsock-sides.js';
 import type { VmbusSnapshot } from '../../../src/vmbus/client/snapshot.js';
-import type { EchoResult, LiveChannel, LiveSession, SessionState, StreamStatus } from './session.js';
+import { PacedSession } from './paced.js';
+import type { EchoResult, LiveChannel, LiveSession, StreamStatus } from './session.js';
 import type { ScreenDevices } from '../views/screen.js';
 import { offerStream } from './stream.js';
 
@@ -33,14 +33,8 @@ const RING_POLL_NS = 1_000_000;
 /** "As fast as it goes" for a guest in a worker: virtual time still follows the wall clock. */
 const FASTEST = 100;
 
-export class WorkerSession implements LiveSession {
+export class WorkerSession extends PacedSession implements LiveSession {
   readonly mode = 'worker';
-  readonly plane = new ControlPlane();
-  readonly log: LogRecord[] = [];
-  state: SessionState = 'booting';
-  reason = '';
-  speed: number;
-  onChange: () => void = () => {};
   readonly host: Host;
   readonly kvp: KvpHost | undefined;
   readonly heartbeat: HeartbeatHost | undefined;
@@ -56,15 +50,13 @@ export class WorkerSession implements LiveSession {
   private readonly echoWaits = new Map<number, (error: string | undefined) => void>();
   private echoReq = 0;
   private worker: Worker | undefined;
-  private origin = { wallMs: 0, ns: 0 };
-  private readonly wake = new MessageChannel();
   private readonly unsubscribe: () => void;
 
   constructor(
     private readonly config: MachineConfig,
     opts: { speed: number; stream: boolean },
   ) {
-    this.speed = Math.min(opts.speed, FASTEST);
+    super(opts.speed);
     this.host = new Host({ ...config, vmbus: { pollNs: RING_POLL_NS * this.speed } });
     this.kvp = this.host.device<KvpHost>('kvp');
     this.heartbeat = this.host.device<HeartbeatHost>('heartbeat');
@@ -86,7 +78,6 @@ export class WorkerSession implements LiveSession {
           status: (): StreamStatus => ({ running: Atomics.load(this.commands, Cmd.STREAM) === StreamCmd.START, framesOut: dev.stats.framesOut, framesIn: dev.stats.framesIn, errors: dev.stats.errors.length }),
         }
       : undefined;
-    this.wake.port1.onmessage = () => this.tick();
   }
 
   boot(): void {
@@ -113,10 +104,7 @@ export class WorkerSession implements LiveSession {
     this.worker.onmessage = (ev: MessageEvent<WorkerMessage>) => this.onGuest(ev.data);
     this.worker.onerror = (ev) => this.fail(`the guest worker failed: ${ev.message}`);
     this.worker.postMessage(data);
-    this.state = 'running';
-    this.rebase();
-    this.onChange();
-    this.wake.port2.postMessage(0);
+    this.run();
   }
 
   nowNs(): number {
@@ -132,35 +120,17 @@ export class WorkerSession implements LiveSession {
     return liveChannels(this.host.vmbus?.server, this.guestChannels);
   }
 
-  pause(): void {
-    if (this.state !== 'running') return;
-    this.state = 'paused';
-    this.onChange();
+  protected override clampSpeed(speed: number): number {
+    return Math.min(speed, FASTEST);
   }
 
-  resume(): void {
-    if (this.state !== 'paused') return;
-    this.state = 'running';
-    this.rebase();
-    this.onChange();
-    this.wake.port2.postMessage(0);
-  }
-
-  setSpeed(speed: number): void {
-    this.speed = Math.min(speed, FASTEST);
-    this.rebase();
-    this.onChange();
-  }
-
-  shutdown(kind: 'shutdown' | 'restart'): boolean {
-    if (this.state !== 'running' && this.state !== 'paused') return false;
+  protected shutdownGuest(kind: 'shutdown' | 'restart'): boolean {
     return this.host.shutdownGuest(kind);
   }
 
   dispose(): void {
-    if (this.state !== 'failed') this.state = 'off';
+    this.stopPacing();
     this.stopServing();
-    this.wake.port1.close();
     this.unsubscribe();
     this.worker?.terminate();
     this.host.dispose();
@@ -216,16 +186,10 @@ export class WorkerSession implements LiveSession {
       const halted = m.report.result;
       if (this.state === 'running' || this.state === 'paused') {
         if (m.report.error && halted === undefined) return this.fail(m.report.error.split('\n')[0]!);
-        this.state = 'off';
-        this.reason = halted === 'reboot' ? 'the guest restarts' : halted === 'poweroff' ? 'the guest powered off' : `the guest stopped (${String(halted)})`;
         this.stopServing();
-        this.onChange();
+        this.ended(halted === 'reboot' ? 'the guest restarts' : halted === 'poweroff' ? 'the guest powered off' : `the guest stopped (${String(halted)})`);
       }
     }
-  }
-
-  private rebase(): void {
-    this.origin = { wallMs: performance.now(), ns: this.host.partition.clock.nowNs };
   }
 
   private stopServing(): void {
@@ -236,15 +200,13 @@ export class WorkerSession implements LiveSession {
     Atomics.notify(h, W.DOORBELL);
   }
 
-  private fail(reason: string): void {
-    this.state = 'failed';
-    this.reason = reason;
+  protected override fail(e: unknown): void {
     this.stopServing();
-    this.onChange();
+    super.fail(e);
   }
 
   /** One slice of the host loop: answer traps, move virtual time, poll rings, publish interrupts. */
-  private tick(): void {
+  protected tick(): void {
     if (this.state !== 'running') return;
     const clock = this.host.partition.clock;
     const server = this.host.vmbus?.server;
@@ -255,7 +217,7 @@ export class WorkerSession implements LiveSession {
       for (let now = performance.now(); now < end; now = performance.now()) {
         Atomics.add(h, W.HOST_BEAT, 1);
         let n = this.traps.serveAll();
-        clock.advanceTo(this.origin.ns + (now - this.origin.wallMs) * 1e6 * this.speed);
+        clock.advanceTo(this.paceTarget(now));
         if (server?.polling) n += server.poll(clock.nowNs);
         this.traps.publishInterrupts();
         served += n;
@@ -263,9 +225,9 @@ export class WorkerSession implements LiveSession {
         if (n === 0) for (let spin = 0; spin < 200 && !this.traps.pending(); spin++);
       }
     } catch (e) {
-      return this.fail(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+      return this.fail(e);
     }
     if (served) this.onChange();
-    this.wake.port2.postMessage(0);
+    this.schedule(true);
   }
 }
