@@ -2,8 +2,8 @@
 // of the kernel's input layer: register a device, report events on it, unregister it. The layer
 // itself (the input core, the console and the tty) is the guest kernel's (src/guest/input/); the
 // drivers see only this interface, as Linux's drivers see only input.h.
-import type { VmbusClient } from '../../vmbus/client/client.js';
-import type { GuestServices } from '../device.js';
+import type { VmbusClient, VmbusDriver } from '../../vmbus/client/client.js';
+import type { GuestModule, GuestServices } from '../device.js';
 
 export interface InputId {
   readonly bustype: number;
@@ -48,4 +48,28 @@ export interface InputLayer {
   /** input_register_device; undefined when the layer refuses (too many devices). */
   register(spec: InputDeviceSpec): InputDeviceHandle | undefined;
   unregister(dev: InputDeviceHandle): void;
+}
+
+/** A VMBus input driver's module (hyperv_keyboard, hid_hyperv), with the driver once init made it. */
+export interface InputDriverModule<D extends VmbusDriver> extends GuestModule {
+  readonly driver: D | undefined;
+  readonly input: InputLayer;
+}
+
+/** The module named `name`: its init starts the input layer `input`, then registers the driver `make` builds. */
+export function inputDriverModule<D extends VmbusDriver>(name: string, input: InputLayer, make: (services: GuestServices, vmbus: VmbusClient) => D): InputDriverModule<D> {
+  let driver: D | undefined;
+  return {
+    name,
+    input,
+    get driver() {
+      return driver;
+    },
+    init(services, register, vmbus) {
+      if (!vmbus) return;
+      input.start(services, vmbus);
+      driver = make(services, vmbus);
+      register(driver);
+    },
+  };
 }

@@ -13,9 +13,9 @@ import { PacketType } from '../../vmbus/wire/constants.js';
 import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { ParsedPacket } from '../../vmbus/wire/packets.js';
 import { WireError } from '../../tlfs/struct.js';
-import { VMBUS_SYSFS, type InputLayer } from '../input/layer.js';
+import { inputDriverModule, VMBUS_SYSFS, type InputDriverModule, type InputLayer } from '../input/layer.js';
 import { Atkbd } from './atkbd.js';
-import type { GuestModule, GuestServices } from '../device.js';
+import type { GuestServices } from '../device.js';
 import { SynthKbdMsgHdr, encodeProtocolRequest, formatKbdVersion, parseHostMessage, SYNTH_KBD_VERSION, XTKBD_EMUL0, XTKBD_EMUL1, XTKBD_RELEASE } from './wire.js';
 
 export const KEYBOARD_DRIVER = 'hyperv_keyboard';
@@ -126,25 +126,9 @@ export class HvKeyboardDriver implements VmbusDriver {
   }
 }
 
-export interface KeyboardModule extends GuestModule {
-  readonly driver: HvKeyboardDriver | undefined;
-  readonly input: InputLayer;
-}
+export type KeyboardModule = InputDriverModule<HvKeyboardDriver>;
 
 /** hyperv_keyboard, feeding the guest's input layer `input`. */
 export function keyboardModule(input: InputLayer, pageSize: number): KeyboardModule {
-  let driver: HvKeyboardDriver | undefined;
-  return {
-    name: KEYBOARD_DRIVER,
-    input,
-    get driver() {
-      return driver;
-    },
-    init(services, register, vmbus) {
-      if (!vmbus) return;
-      input.start(services, vmbus);
-      driver = new HvKeyboardDriver(services, vmbus, input, pageSize);
-      register(driver);
-    },
-  };
+  return inputDriverModule(KEYBOARD_DRIVER, input, (services, vmbus) => new HvKeyboardDriver(services, vmbus, input, pageSize));
 }

@@ -16,9 +16,9 @@ import { DeviceClass } from '../../vmbus/wire/guids.js';
 import type { ParsedPacket } from '../../vmbus/wire/packets.js';
 import { WireError } from '../../tlfs/struct.js';
 import { ABS_X, ABS_Y, BTN_MOUSE, EV, REL_HWHEEL, REL_WHEEL, REL_X, REL_Y } from '../input/codes.js';
-import { BUS_VIRTUAL, type InputDeviceHandle, type InputLayer } from '../input/layer.js';
+import { BUS_VIRTUAL, inputDriverModule, type InputDeviceHandle, type InputDriverModule, type InputLayer } from '../input/layer.js';
 import { fieldValue, HID_MAIN_ITEM_RELATIVE, HID_MAIN_ITEM_VARIABLE, HidParseError, parseReportDescriptor, type HidDescriptorParsed, type HidField } from './hid-parser.js';
-import type { GuestModule, GuestServices } from '../device.js';
+import type { GuestServices } from '../device.js';
 import { encodeDeviceInfoAck, encodeProtocolRequest, parseHostMessage, SYNTHHID_INPUT_VERSION } from './wire.js';
 
 export const MOUSE_DRIVER = 'hid_hyperv';
@@ -227,25 +227,9 @@ export class MousevscDriver implements VmbusDriver {
   }
 }
 
-export interface MouseModule extends GuestModule {
-  readonly driver: MousevscDriver | undefined;
-  readonly input: InputLayer;
-}
+export type MouseModule = InputDriverModule<MousevscDriver>;
 
 /** hid_hyperv, feeding the guest's input layer `input`. */
 export function mouseModule(input: InputLayer, pageSize: number): MouseModule {
-  let driver: MousevscDriver | undefined;
-  return {
-    name: MOUSE_DRIVER,
-    input,
-    get driver() {
-      return driver;
-    },
-    init(services, register, vmbus) {
-      if (!vmbus) return;
-      input.start(services, vmbus);
-      driver = new MousevscDriver(services, vmbus, input, pageSize);
-      register(driver);
-    },
-  };
+  return inputDriverModule(MOUSE_DRIVER, input, (services, vmbus) => new MousevscDriver(services, vmbus, input, pageSize));
 }
