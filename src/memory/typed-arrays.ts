@@ -20,3 +20,14 @@ export function setInto(dst: Uint8Array, src: ArrayLike<number>, at: number): vo
 export function sliceOf(bytes: Uint8Array, begin: number, end: number): Uint8Array {
   return sliceMethod.call(bytes, begin, end);
 }
+
+/** The bytes of `parts`, one after another, in a new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

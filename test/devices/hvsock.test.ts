@@ -21,6 +21,7 @@ import { Ctl } from '../../src/vmbus/ring/memory.js';
 import { runs } from '../vmbus/fuzz-runs.js';
 import { hostContext, stubServices } from './services.js';
 import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
+import { concatBytes } from '../../src/memory/typed-arrays.js';
 
 const VM_ID = '5e3d7c21-8a4b-4c6d-9e0f-112233445566';
 const hex = (s: string) => s.replace(/\s+/g, '');
@@ -104,15 +105,7 @@ function receiver(sock: HvSocket) {
   return { st, bytes };
 }
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
+const concat = concatBytes;
 
 /**
  * What hvs_update_recv_data makes of an in-band payload as the ring hands it over (zero-padded to

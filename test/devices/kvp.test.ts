@@ -25,6 +25,7 @@ import { Machine } from '../../src/vm/machine.js';
 import { RUNS, runs } from '../vmbus/fuzz-runs.js';
 import { hostContext, HV_E_FAIL, recordingServices, utilHarness, v } from './services.js';
 import { fuzz, itFuzzEachRelease } from '../fuzz/fuzz.js';
+import { concatBytes } from '../../src/memory/typed-arrays.js';
 
 const INSTANCE = '242ff919-07db-4180-9c2e-b86cb68c8c55';
 const HV_S_OK = 0;
@@ -127,15 +128,7 @@ function record(key: Uint8Array | string, value: Uint8Array | string): Uint8Arra
   r.set(typeof value === 'string' ? utf8(value) : value, 512);
   return r;
 }
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 // --- Harnesses -----------------------------------------------------------------------------------
 

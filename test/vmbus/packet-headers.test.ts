@@ -4,16 +4,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { completion, GPA_DIRECT_PFNS_AT, gpaDirect, gpaDirectHeaderLength, inband, INBAND_PAYLOAD_AT, COMPLETION_PAYLOAD_AT, putCompletionHeader, putGpaDirectHeader, putInbandHeader, putU64 } from '../../src/vmbus/packet.js';
+import { concatBytes } from '../../src/memory/typed-arrays.js';
 
-const concat = (parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = concatBytes;
 
 /** A reused buffer full of garbage: every byte of the packet must be written. */
 const dirty = (n: number) => new Uint8Array(n).fill(0xa5);

@@ -8,16 +8,9 @@ import { ChannelMessageError, decodeChannelMessage, MESSAGES } from '../../src/v
 import { PacketType } from '../../src/vmbus/wire/constants.js';
 import { firstGpaRange, GpaRangeAt, PacketError, PacketHead, parsePacket, parsePacketHead, parsePacketHeadAt, pfnAt } from '../../src/vmbus/wire/packets.js';
 import { itFuzz } from '../fuzz/fuzz.js';
+import { concatBytes } from '../../src/memory/typed-arrays.js';
 
-const concat = (parts: readonly Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const concat = concatBytes;
 /** Packet bytes as they sit in a ring: the parts, zero-padded to 8 bytes. */
 const inRing = (parts: readonly Uint8Array[]): Uint8Array => {
   const b = concat(parts);

@@ -68,7 +68,7 @@ import { PpiType, RndisMsg, RndisPacket, RndisStatus, RndisIndicateStatus, Rndis
 import { NetDevice, NetDeviceError, type NetDeviceOps, type TxMeta, type XmitResult } from './netdev.js';
 import { NETVSC_HASH_KEY, RndisDevice } from './rndis-filter.js';
 import { CopyArena } from '../copy-arena.js';
-import { sliceOf } from '../../../memory/typed-arrays.js';
+import { concatBytes, sliceOf } from '../../../memory/typed-arrays.js';
 
 /** netvsc_ring_bytes: VMBUS_RING_SIZE(ring_size * 4096) with the module's default of 128 pages. */
 export const netvscRingBytes = (pageSize: number): number => vmbusRingSize(128 * 4096, pageSize);
@@ -1096,7 +1096,7 @@ export class Netvsc implements NetDeviceOps {
     c.rsc.push(frame);
     if (more) return NvspStatus.SUCCESS;
     const parts = c.rsc.splice(0);
-    const whole = parts.length === 1 ? parts[0]! : concat(parts);
+    const whole = parts.length === 1 ? parts[0]! : concatBytes(parts);
     return this.recvCallback(c, whole, 0, whole.length);
   }
 
@@ -1245,12 +1245,3 @@ export class Netvsc implements NetDeviceOps {
 /** VMBUS_RQST_ID_NO_RESPONSE (include/linux/hyperv.h): the trans id of a message that wants no completion. */
 export const VMBUS_RQST_ID_NO_RESPONSE = 0xfffffffffffffffdn;
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
