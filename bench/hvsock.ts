@@ -107,9 +107,10 @@ const WORKER_WARMUP_MS = 500;
 
 /**
  * Bytes moved per case: enough for the timing to be well above the noise (and the EOF handshake,
- * about 0.5 ms in a worker, a small part of it), small writes cost more per byte. The same in both modes, as is the number of timed transfers: the pair compares one
- * stream, and a shorter transfer more often fits between the scheduler's interruptions of a
- * shared machine (in-thread moved 16 MiB in 3 transfers against the worker's 32 MiB in 2).
+ * about 0.5 ms in a worker, a small part of it), small writes cost more per byte. The same in
+ * both modes, as is the number of timed transfers: the pair compares one stream, and a shorter
+ * transfer more often fits between the scheduler's interruptions of a shared machine (in-thread
+ * moved 16 MiB in 3 transfers against the worker's 32 MiB in 2).
  */
 const totalFor = (writeBytes: number) => (writeBytes < 1024 ? 8 : 32) << 20;
 /** Timed transfers per case, the fastest taken (fastest() says why). */
