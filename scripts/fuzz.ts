@@ -43,7 +43,8 @@ const started = Date.now();
 const vitest = spawnSync('npx', ['vitest', 'run', '--pool=threads', `--maxWorkers=${threads}`, '--testTimeout=0', '--reporter=dot', ...files, ...args], {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, HVKIT_FUZZ: '1', HVKIT_FUZZ_RUNS: runs, HVKIT_FUZZ_REPORT: report, ...(only.length ? { HVKIT_FUZZ_ONLY: only.join('|') } : {}) },
+  // gc() in the workers: test/fuzz/fuzz.ts collects between rounds when memory runs high.
+  env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc`.trim(), HVKIT_FUZZ: '1', HVKIT_FUZZ_RUNS: runs, HVKIT_FUZZ_REPORT: report, ...(only.length ? { HVKIT_FUZZ_ONLY: only.join('|') } : {}) },
 });
 
 interface Row {
