@@ -35,6 +35,33 @@ describe('DataArena', () => {
     );
   });
 
+  it('lending: after rewind() the next copies reuse the block; one outgrown is replaced by one that holds a whole round', () => {
+    const arena = new DataArena();
+    const src = new Uint8Array(8192).map((_, i) => i * 3);
+    const given = arena.copy(src, 0, 100);
+    arena.lends = true;
+    // Lending starts in a block of its own: what was given before is never overwritten.
+    const a = arena.copy(src, 1, 100);
+    expect(a.buffer).not.toBe(given.buffer);
+    arena.rewind();
+    const b = arena.copy(src, 2, 100);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(a.byteOffset);
+    expect(a[0]).toBe(src[2]);
+    expect(given[0]).toBe(src[0]);
+    // A round of 100 KiB (large copies go in the block too) outgrows a 64 KiB block.
+    arena.rewind();
+    const round = () => Array.from({ length: 25 }, (_, k) => arena.copy(src, k, 4096));
+    expect(new Set(round().map((c) => c.buffer)).size).toBe(2);
+    arena.rewind();
+    const next = round();
+    expect(new Set(next.map((c) => c.buffer)).size).toBe(1);
+    expect(next[0]!.buffer.byteLength).toBe(128 * 1024);
+    next.forEach((c, k) => expect(c[0]).toBe(src[k]));
+    arena.rewind();
+    expect(round()[0]!.buffer).toBe(next[0]!.buffer);
+  });
+
   it('gives each copy its own bytes across blocks', () => {
     const arena = new DataArena();
     const src = new Uint8Array(256).map((_, i) => i);

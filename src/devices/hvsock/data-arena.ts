@@ -4,6 +4,12 @@
 // when both sides are word aligned, as packets in a ring are (a word copy keeps the bytes in
 // their order on any host): cheaper than the view a TypedArray.set of part of a
 // SharedArrayBuffer needs.
+//
+// A receiver that only looks at its data while a handler runs lets the arena rewind() once all
+// of it has been handed out: the same block then takes the next copies. Fresh memory is the
+// dearest part of a streaming read: with the guest running in a worker, one 64 KiB block in
+// five took 40-170 µs to allocate, and host reads of 64 KiB hv_sock writes ran at 0.7-1.2 GB/s
+// against 2.8-3.9 GB/s into a reused block (measured on a 2-CPU VM).
 import { sliceOf, subarrayOf } from '../../memory/typed-arrays.js';
 
 /** Bytes per block; a copy of more than a quarter of it gets an array of its own. */
@@ -18,18 +24,30 @@ export class DataArena {
   /** The last source and it as words (undefined: not word aligned): a reader copies from its ring again and again. */
   private src: Uint8Array | undefined;
   private srcWords: Uint32Array | undefined;
+  /** Bytes carved since the last rewind, across blocks: what the block must hold to be reused whole. */
+  private carved = 0;
+  private lending = false;
 
-  /** A copy of `bytes` [from, from + n) of its own. */
+  /** Copies are lent (rewind() is used): a large one then goes in the block too, which is reused. */
+  get lends(): boolean {
+    return this.lending;
+  }
+  set lends(on: boolean) {
+    // Copies given before are their receiver's: lending starts in a block of its own.
+    if (on && !this.lending) this.newBlock(0);
+    this.lending = on;
+    this.carved = 0;
+  }
+
+  /** A copy of `bytes` [from, from + n): the caller's to keep, or until rewind() when lending. */
   copy(bytes: Uint8Array, from: number, n: number): Uint8Array {
-    if (n > BLOCK_BYTES / 4) return sliceOf(bytes, from, from + n);
-    if (this.at + n > this.block.length) {
-      this.block = new Uint8Array(BLOCK_BYTES);
-      this.blockWords = new Uint32Array(this.block.buffer);
-      this.at = 0;
-    }
+    if (!this.lending && n > BLOCK_BYTES / 4) return sliceOf(bytes, from, from + n);
+    if (this.at + n > this.block.length) this.newBlock(Math.max(BLOCK_BYTES, n));
     const to = this.at;
     // Each copy starts word aligned, for the word loop.
-    this.at = to + ((n + 3) & ~3);
+    const step = (n + 3) & ~3;
+    this.at = to + step;
+    if (this.lending) this.carved += step;
     const block = this.block;
     if (n > SMALL_COPY) {
       block.set(subarrayOf(bytes, from, from + n), to);
@@ -47,6 +65,23 @@ export class DataArena {
       for (; i < n; i++) block[to + i] = bytes[from + i]!;
     }
     return subarrayOf(block, to, to + n);
+  }
+
+  /**
+   * Every copy made so far has been handed out and is no longer looked at: the next copies reuse
+   * the block from its start. A block outgrown since the last rewind is replaced by one that
+   * holds as much, so that a steady stream settles on one block.
+   */
+  rewind(): void {
+    if (this.carved > this.block.length) this.newBlock(2 ** Math.ceil(Math.log2(this.carved)));
+    this.at = 0;
+    this.carved = 0;
+  }
+
+  private newBlock(bytes: number): void {
+    this.block = new Uint8Array(bytes);
+    this.blockWords = new Uint32Array(this.block.buffer);
+    this.at = 0;
   }
 
   private wordsOf(bytes: Uint8Array): Uint32Array | undefined {

@@ -35,7 +35,7 @@ export class HvSocketError extends Error {
 export interface HvSocketEvents {
   /** The connection is up (for a socket that connected; an accepted one is up when handed out). */
   connect?(): void;
-  /** Received bytes, in order. The array is the socket's to keep. */
+  /** Received bytes, in order. The array is the handler's to keep, unless a host socket lends it (HostHvSocket.lend). */
   data?(bytes: Uint8Array): void;
   /** The peer's EOF, after all its data. */
   end?(): void;
@@ -224,7 +224,11 @@ export abstract class HvSocket {
   private clearQueue(): void {
     this.queue.length = 0;
     this.head = 0;
+    this.drained();
   }
+
+  /** Everything received has been delivered (or dropped): no handler looks at it any more. */
+  protected drained(): void {}
 
   protected checkFinished(): void {
     if (this.finSent && this.ended && this.state === 'open') this.finished();
