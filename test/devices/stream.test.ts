@@ -32,4 +32,26 @@ describe('stream device, in-thread', () => {
     const host = [...m.vmbus!.server.channels.values()][0]!;
     expect(host.signalsSent + host.signalsReceived).toBeLessThan((drv.stats.framesOut + dev.stats.framesOut) / 2);
   });
+
+  it('the host checks each packet where it lies: a short frame, a frame asking for a completion and a completion are errors, named', () => {
+    const m = new Machine({ vps: 1, memory: 64 << 20, devices: [] });
+    const dev = new StreamDevice({ seed: 7, maxData: 3000, toGuest: false });
+    m.vmbus!.server.offer({ classId: STREAM_CLASS_ID, instanceId: '00000001-0000-4000-8000-000000000000' }, dev);
+    m.boot();
+    const drv = new StreamDriver({ seed: 7, maxData: 3000, ringBytes: 24576 });
+    m.kernel.vmbus!.registerDriver(drv);
+    m.runFor(50_000);
+    drv.stop();
+    expect(m.waitUntil(() => drv.finished(), 1e9)).toBe(true);
+    expect(dev.stats.errors).toEqual([]);
+    const frames = dev.stats.framesIn;
+    const ch = drv.channel!;
+    // In-band without flags (read where it lies), then the two that take the parsed path; a
+    // packet's in-band part is padded to 8 bytes.
+    ch.sendInband(new Uint8Array([1, 2, 3]));
+    ch.sendInband(new Uint8Array(3), 5n, true);
+    ch.sendCompletion(9n);
+    m.runFor(1_000_000);
+    expect(dev.stats.errors).toEqual([`frame ${frames}: 8 bytes, no header`, `frame ${frames}: 8 bytes, no header`, 'packet type 11']);
+  });
 });
