@@ -10,7 +10,9 @@ export { Host, type HostConfig } from './vm/host.js';
 export { ConfigError, DEFAULT_VM_CONFIG, loadVmConfig, parseVmConfig, parseVmConfigText, type VmConfig, type VmDevice } from './vm/config.js';
 export { parseScript, runScript, SCRIPT_GRAMMAR, ScriptError, type ScriptOptions, type Step, type StepResult } from './vm/script.js';
 export { DirectoryFiles } from './vm/dirfs.js';
-export { connectToVm, guestConnect, guestListen, HvsockDuplex, listen, runUntilClosed, runWhile } from './vm/hvsock-stream.js';
+export { connectToVm, guestConnect, guestListen, HvsockDuplex, hostHvsock, listen, runUntilClosed, runWhile, type HostSide } from './vm/hvsock-stream.js';
+export type { HostHvListener, HostHvSocket, HvsockHost, HvsockHostOptions } from './devices/hvsock/host.js';
+export { HvSocketError, type HvSocketEvents, type HvSocketStats } from './devices/hvsock/socket.js';
 
 // Networking: the NICs of a machine, switches, labs of several VMs, captures, QEMU-framed sockets.
 export { guestNetwork, hostNics } from './vm/network.js';
