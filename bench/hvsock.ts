@@ -80,12 +80,22 @@ function inThread(total: number, writeBytes: number, ringBytes: number, keep = f
 async function inWorker(total: number, writeBytes: number, ringBytes: number, keep = false): Promise<number> {
   const tm = new ThreadedMachine({ release: 'ws2022', vps: 2, memory: 64 << 20, devices: [], kernel: { modules: [] } });
   const counter = sink(keep);
-  hostHvsock(tm).listen(PORT, counter.accept);
+  let last: HostHvSocket | undefined;
+  hostHvsock(tm).listen(PORT, (s) => {
+    last = s;
+    counter.accept(s);
+  });
   // The worker's code is compiled afresh: an untimed warm-up goes first (WARMUP says why).
   const args: HvsockArgs = { port: PORT, bytes: total, writeBytes, ringBytes, warmupMs: WORKER_WARMUP_MS };
   const r = await tm.run<HvsockResult>(new URL('../src/vm/threaded/workloads/hvsock.js', import.meta.url), args, 120_000);
   const expected = total + (r.result?.warmedUp ?? 0);
-  if (r.error || !r.result?.finished || counter.st.bytes !== expected) throw new Error(`hv_sock worker bench failed: ${r.error ?? r.result?.error ?? `${counter.st.bytes} of ${expected} bytes`}`);
+  if (r.error || !r.result?.finished || counter.st.bytes !== expected) {
+    // Where the last connection stood on both sides: what a stall needs to be told apart.
+    const host = last && { state: last.state, eofReceived: last.eofReceived, ended: last.ended, finSent: last.finSent, stats: last.stats, rings: last.channel?.ringState(), polling: last.channel?.polling };
+    const guest = r.state.vmbus?.devices.at(-1)?.channels;
+    const where = JSON.stringify({ case: { writeBytes, ringBytes, keep }, host, guest, hostFaults: tm.partition.hostFaults.items });
+    throw new Error(`hv_sock worker bench failed: ${r.error?.split('\n')[0] ?? r.result?.error ?? `${counter.st.bytes} of ${expected} bytes`}; ${where}`);
+  }
   return r.result.ms;
 }
 

@@ -7,9 +7,9 @@
 //
 // A receiver that only looks at its data while a handler runs lets the arena rewind() once all
 // of it has been handed out: the same block then takes the next copies. Fresh memory is the
-// dearest part of a streaming read: with the guest running in a worker, one 64 KiB block in
-// five took 40-170 µs to allocate, and host reads of 64 KiB hv_sock writes ran at 0.7-1.2 GB/s
-// against 2.8-3.9 GB/s into a reused block (measured on a 2-CPU VM).
+// dearest part of a streaming read: with the guest running in a worker, one fresh 64 KiB block
+// in five to nine took over 20 µs to allocate (160-170 µs on average), and host reads of 64 KiB
+// hv_sock writes ran at 0.7-1.2 GB/s against 2.8-3.9 GB/s into a reused block (a 2-CPU VM).
 import { sliceOf, subarrayOf } from '../../memory/typed-arrays.js';
 
 /** Bytes per block; a copy of more than a quarter of it gets an array of its own. */
