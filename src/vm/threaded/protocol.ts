@@ -15,8 +15,7 @@
 // side whose peer's beat has stopped naps instead of polling (BeatWatch). Sleeping is not free
 // on a shared machine either: a thread woken by a futex is often moved to its waker's core, and
 // two threads that sleep and wake each other in turn can end up taking turns on one core while
-// the other idles; two that poll are both runnable, and
-// the system spreads them.
+// the other idles; two that poll are both runnable, and the system spreads them.
 
 /** Header words (Int32). */
 export const W = {
