@@ -20,6 +20,8 @@ import { HVS_MTU_SIZE, HVSOCK_OFFER_FLAGS, HvsockParamsVersion, HvsockWireError,
 
 const EMPTY = new Uint8Array(0);
 
+/** Ring reads when the guest closes the channel, after which what is left in the ring is dropped. */
+const CLOSE_PULLS = 4;
 /** OpenVMM's byte pipe writes at most this much per packet, so the reader can free room as it reads. */
 export const HOST_CHUNK_BYTES = 2048;
 /** OpenVMM gives a guest that asked for a connection this long to open the offered channel. */
@@ -87,6 +89,11 @@ export class HostHvSocket extends HvSocket {
     this.got = true;
     this.onPacket(p);
   };
+  /**
+   * The host thread serves the whole VM: a guest in a worker streaming without end must not keep
+   * it in one delivery (a pull reads what the ring holds, up to a ring's worth).
+   */
+  protected override readonly pullsPerDelivery = 16;
   /** Where received data is copied (DataArena): the socket user's to keep, unless lent. */
   private readonly kept = new DataArena();
 
@@ -171,7 +178,9 @@ export class HostHvSocket extends HvSocket {
     if (this.revoking || this.state !== 'open') return;
     this.inGuestClose = true;
     try {
-      while (this.pull());
+      // What the ring holds now takes one pull; a guest in a worker that goes on writing while
+      // its close is handled gets a few more, not a host thread that reads for as long as it writes.
+      for (let i = 0; i < CLOSE_PULLS && this.pull(); i++);
       this.deliver();
     } finally {
       this.inGuestClose = false;

@@ -200,8 +200,15 @@ export abstract class HvSocket {
     if (e) this.fail(e);
   }
 
+  /**
+   * Ring reads one delivery makes at most before it returns: a peer that writes as fast as this
+   * end reads (a guest in a worker, concurrently) would otherwise keep it inside one delivery for
+   * as long as it writes. What is left is read at the next signal or poll.
+   */
+  protected readonly pullsPerDelivery: number = Infinity;
+
   private deliverQueued(): void {
-    for (;;) {
+    for (let pulls = 0; ; pulls++) {
       while (this.flowing && this.head < this.queue.length && this.state !== 'closed') {
         const data = this.queue[this.head]!;
         // Dropped from the queue before the handler runs, which may pause, close or deliver.
@@ -210,7 +217,7 @@ export abstract class HvSocket {
       }
       if (this.head === this.queue.length) this.clearQueue();
       if (!this.flowing || this.state === 'closed') return;
-      if (this.eofReceived) break;
+      if (this.eofReceived || pulls === this.pullsPerDelivery) break;
       // What a pull queued is delivered even when it also ran into bad input.
       if (!this.pull() && this.head === this.queue.length) break;
     }
